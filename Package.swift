@@ -1,0 +1,34 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// Settings shared by every Swift target: Swift 6 language mode plus the upcoming features we rely on.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "aeschat",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "aeschat", targets: ["aeschat"])
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CGcrypt",
+            pkgConfig: "libgcrypt",
+            providers: [.apt(["libgcrypt20-dev"]), .brew(["libgcrypt"])]
+        ),
+        .target(name: "CGcryptShims", dependencies: ["CGcrypt"]),
+        .target(name: "AESChatCrypto", dependencies: ["CGcrypt", "CGcryptShims"], swiftSettings: swiftSettings),
+        .target(name: "AESChatCLI", swiftSettings: swiftSettings),
+        .systemLibrary(name: "CLinux"),
+        .target(name: "AESChatCore", dependencies: ["AESChatCrypto", "AESChatCLI", "CLinux"], swiftSettings: swiftSettings),
+        .executableTarget(name: "aeschat", dependencies: ["AESChatCore", "AESChatCLI"], swiftSettings: swiftSettings),
+        .testTarget(name: "AESChatCryptoTests", dependencies: ["AESChatCrypto"], swiftSettings: swiftSettings),
+        .testTarget(name: "AESChatCLITests", dependencies: ["AESChatCLI"], swiftSettings: swiftSettings),
+        .testTarget(name: "AESChatCoreTests", dependencies: ["AESChatCore", "AESChatCrypto"], swiftSettings: swiftSettings),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,32 @@
+import Dispatch
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Turns SIGINT, SIGTERM and SIGHUP into messages on the event loop, so the loop can shut down in
+/// order instead of dying mid-write. Also ignores SIGPIPE for the process.
+public final class SignalWatcher {
+    private var sources: [any DispatchSourceSignal] = []
+
+    /// The signals that end a relay or a client in order.
+    public static var terminating: [Int32] { [SIGINT, SIGTERM, SIGHUP] }
+
+    /// Starts watching; each signal is posted to `inbox` by its number.
+    public init(signals: [Int32], inbox: LoopInbox<Int32>) {
+        System.ignoreSIGPIPE()
+        for number in signals {
+            _ = signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { inbox.post(number) }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    deinit {
+        for source in sources { source.cancel() }
+    }
+}

@@ -1,0 +1,164 @@
+/// An event loop for unit tests: tasks run when the test calls ``runUntilIdle()``, and time moves
+/// only when the test calls ``advance(by:)``. Deterministic; single-threaded.
+public final class MemoryEventLoop: EventLoop {
+    private var tasks: [() -> Void] = []
+    private var timers: [(deadline: Duration, id: UInt64, body: () -> Void)] = []
+    private var nextTimerID: UInt64 = 0
+    /// Virtual time since the loop was created.
+    public private(set) var now: Duration = .zero
+    /// Whether ``stop()`` was called.
+    public private(set) var isStopped = false
+
+    /// Creates a loop at virtual time zero.
+    public init() {}
+
+    /// Queues a task for the next ``runUntilIdle()``.
+    public func enqueue(_ task: @escaping () -> Void) {
+        tasks.append(task)
+    }
+
+    /// Runs queued tasks, and the tasks they queue, until none is left.
+    public func runUntilIdle() {
+        var rounds = 0
+        while !tasks.isEmpty {
+            rounds += 1
+            precondition(rounds < 1_000_000, "memory loop did not settle")
+            let batch = tasks
+            tasks.removeAll()
+            for task in batch { task() }
+        }
+    }
+
+    /// Moves virtual time forward, firing due timers in order, and runs until idle.
+    public func advance(by delay: Duration) {
+        let target = now + delay
+        runUntilIdle()
+        while let next = timers.min(by: { ($0.deadline, $0.id) < ($1.deadline, $1.id) }), next.deadline <= target {
+            timers.removeAll { $0.id == next.id }
+            now = next.deadline
+            next.body()
+            runUntilIdle()
+        }
+        now = target
+    }
+
+    @discardableResult
+    public func schedule(after delay: Duration, _ body: @escaping () -> Void) -> TimerID {
+        nextTimerID += 1
+        timers.append((now + delay, nextTimerID, body))
+        return TimerID(value: nextTimerID)
+    }
+
+    public func cancel(_ timer: TimerID) {
+        timers.removeAll { $0.id == timer.value }
+    }
+
+    public func stop() {
+        isStopped = true
+    }
+}
+
+/// One end of an in-memory byte stream. Bytes written at one end arrive at the other on the next
+/// ``MemoryEventLoop/runUntilIdle()``, in chunks of at most `chunkSize` bytes (so tests see
+/// frames split across reads). Loop thread only.
+public final class MemoryConnection: Connection {
+    public var handler: (any ConnectionHandler)?
+    public let peerDescription: String
+    public var pendingOutputByteCount: Int { 0 }
+    public var isOpen: Bool { !isClosed && !isClosing }
+
+    /// Every byte this end has written, for tests that inspect the wire.
+    public private(set) var writtenBytes: [UInt8] = []
+    /// Whether the test wants to record written bytes.
+    public var recordsWrites = false
+
+    private let loop: MemoryEventLoop
+    private weak var peer: MemoryConnection?
+    private var isClosed = false
+    private var isClosing = false
+    private let chunkSize: Int
+
+    private init(loop: MemoryEventLoop, description: String, chunkSize: Int) {
+        self.loop = loop
+        self.peerDescription = description
+        self.chunkSize = chunkSize
+    }
+
+    /// Makes two connected ends.
+    /// - Parameter chunkSize: the largest read the receiving handler sees.
+    public static func pair(
+        loop: MemoryEventLoop, chunkSize: Int = 4096
+    ) -> (client: MemoryConnection, server: MemoryConnection) {
+        let client = MemoryConnection(loop: loop, description: "memory-server", chunkSize: chunkSize)
+        let server = MemoryConnection(loop: loop, description: "memory-client", chunkSize: chunkSize)
+        client.peer = server
+        server.peer = client
+        return (client, server)
+    }
+
+    public func write(_ bytes: [UInt8]) {
+        guard isOpen, !bytes.isEmpty else { return }
+        if recordsWrites { writtenBytes.append(contentsOf: bytes) }
+        let chunkSize = chunkSize
+        loop.enqueue { [weak peer] in
+            guard let peer, !peer.isClosed else { return }
+            var offset = 0
+            while offset < bytes.count, !peer.isClosed {
+                let end = min(offset + chunkSize, bytes.count)
+                bytes[offset..<end].withUnsafeBytes { peer.handler?.connection(peer, didRead: $0) }
+                offset = end
+            }
+        }
+    }
+
+    public func closeAfterFlushing(timeout: Duration) {
+        guard isOpen else { return }
+        isClosing = true
+        // Writes are delivered in order, so closing after the queued deliveries flushes them.
+        loop.enqueue { [weak self] in self?.finish(error: nil, notifyPeer: true) }
+    }
+
+    public func close() {
+        finish(error: nil, notifyPeer: true)
+    }
+
+    /// Simulates the peer vanishing with an error, as a reset connection does.
+    public func failFromNetwork(_ error: TransportError) {
+        finish(error: error, notifyPeer: true)
+    }
+
+    private func finish(error: TransportError?, notifyPeer: Bool) {
+        guard !isClosed else { return }
+        isClosed = true
+        loop.enqueue { [self] in
+            let handler = self.handler
+            self.handler = nil
+            handler?.connection(self, didCloseWith: error)
+        }
+        if notifyPeer, let peer {
+            loop.enqueue { [weak peer] in peer?.finish(error: nil, notifyPeer: false) }
+        }
+    }
+}
+
+/// Hands out in-memory connections to an accept handler, like a listening socket would.
+public final class MemoryListener: Listener {
+    public var acceptHandler: ((any Connection) -> Void)?
+    public let localDescription = "memory"
+    public let localPort: UInt16 = 0
+    private let loop: MemoryEventLoop
+    private var isClosed = false
+
+    /// Creates a listener on `loop`.
+    public init(loop: MemoryEventLoop) { self.loop = loop }
+
+    /// Opens a connection; the server end goes to the accept handler.
+    /// - Returns: the client end.
+    public func connect(chunkSize: Int = 4096) -> MemoryConnection {
+        let (client, server) = MemoryConnection.pair(loop: loop, chunkSize: chunkSize)
+        if isClosed { server.close() } else { acceptHandler?(server) }
+        return client
+    }
+
+    public func close() { isClosed = true }
+}

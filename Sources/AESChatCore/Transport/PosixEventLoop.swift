@@ -1,0 +1,243 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Something the loop tells when its descriptor is ready.
+protocol ReadinessHandler: AnyObject {
+    func handle(_ readiness: Readiness)
+}
+
+/// A single-threaded readiness loop over POSIX descriptors: epoll on Linux, poll(2) elsewhere.
+///
+/// Every socket, timer and deferred task of a relay or client runs on the thread that calls
+/// ``run()``; no thread per client. Other threads talk to it only through ``LoopInbox``.
+/// Not thread-safe otherwise.
+public final class PosixEventLoop: EventLoop {
+    private var selector: Selector
+    private var sources: [Int32: any ReadinessHandler] = [:]
+    private var timers = TimerQueue()
+    private var deferred: [() -> Void] = []
+    private var connectionsToFlush: [TCPConnection] = []
+    private var stopped = false
+    private let waker: Waker
+    private var inboxes: [any InboxDraining] = []
+
+    /// One read buffer shared by every connection of the loop: reads land here and are handed to
+    /// the connection's handler, which copies only what it must keep.
+    let readBuffer: UnsafeMutableRawBufferPointer
+
+    /// Creates a loop.
+    /// - Throws: ``TransportError`` if the kernel refuses an epoll instance or a pipe.
+    public init() throws(TransportError) {
+        selector = try Selector()
+        waker = try Waker()
+        readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
+        try selector.register(waker.readDescriptor, interest: .read)
+        sources[waker.readDescriptor] = WakeHandler(loop: self)
+    }
+
+    deinit {
+        readBuffer.deallocate()
+    }
+
+    // MARK: Registration (used by sockets)
+
+    func register(_ descriptor: Int32, interest: Interest, handler: any ReadinessHandler) throws(TransportError) {
+        try selector.register(descriptor, interest: interest)
+        sources[descriptor] = handler
+    }
+
+    func modify(_ descriptor: Int32, interest: Interest) {
+        do {
+            try selector.modify(descriptor, interest: interest)
+        } catch {
+            // Only possible for a descriptor we no longer own: a bug, but not worth a crash.
+            assertionFailure("\(error)")
+        }
+    }
+
+    func deregister(_ descriptor: Int32) {
+        selector.deregister(descriptor)
+        sources[descriptor] = nil
+    }
+
+    /// Runs `task` after the current handler returns, before the loop waits again.
+    func runLater(_ task: @escaping () -> Void) {
+        deferred.append(task)
+    }
+
+    /// Queues a connection to have its output flushed at the end of this iteration, so that many
+    /// writes to one connection go out in one system call.
+    func scheduleFlush(_ connection: TCPConnection) {
+        connectionsToFlush.append(connection)
+    }
+
+    /// Adds an inbox whose messages the loop hands to its handler.
+    func add(inbox: any InboxDraining) {
+        inboxes.append(inbox)
+    }
+
+    var wakeHandle: Waker { waker }
+
+    // MARK: EventLoop
+
+    @discardableResult
+    public func schedule(after delay: Duration, _ body: @escaping () -> Void) -> TimerID {
+        timers.schedule(at: ContinuousClock.now + delay, body)
+    }
+
+    public func cancel(_ timer: TimerID) {
+        timers.cancel(timer)
+    }
+
+    public func stop() {
+        stopped = true
+    }
+
+    /// Runs until ``stop()`` is called.
+    /// - Throws: ``TransportError`` when waiting itself fails, which does not happen in practice.
+    public func run() throws(TransportError) {
+        stopped = false
+        while !stopped {
+            runDeferredAndFlush()
+            if stopped { break }
+            var timeout: Int32 = -1
+            if let next = timers.nextDeadline {
+                let remaining = next - ContinuousClock.now
+                let milliseconds = remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
+                timeout = Int32(clamping: max(0, milliseconds + 1))
+            }
+            try selector.wait(timeoutMilliseconds: timeout) { readiness in
+                sources[readiness.descriptor]?.handle(readiness)
+            }
+            for task in timers.popDue(now: ContinuousClock.now) { task() }
+        }
+        runDeferredAndFlush()
+    }
+
+    private func runDeferredAndFlush() {
+        while !deferred.isEmpty || !connectionsToFlush.isEmpty {
+            while !deferred.isEmpty {
+                let tasks = deferred
+                deferred.removeAll(keepingCapacity: true)
+                for task in tasks { task() }
+            }
+            if !connectionsToFlush.isEmpty {
+                let connections = connectionsToFlush
+                connectionsToFlush.removeAll(keepingCapacity: true)
+                for connection in connections { connection.flushScheduled() }
+            }
+        }
+    }
+
+    fileprivate func drainInboxes() {
+        waker.drain()
+        for inbox in inboxes { inbox.drain() }
+    }
+}
+
+private final class WakeHandler: ReadinessHandler {
+    unowned let loop: PosixEventLoop
+    init(loop: PosixEventLoop) { self.loop = loop }
+    func handle(_ readiness: Readiness) { loop.drainInboxes() }
+}
+
+/// A pipe whose write end any thread may poke to wake the loop.
+final class Waker: Sendable {
+    let readDescriptor: Int32
+    let writeDescriptor: Int32
+
+    init() throws(TransportError) {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw .systemCall("pipe", reason: System.lastError) }
+        readDescriptor = fds[0]
+        writeDescriptor = fds[1]
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+    }
+
+    deinit {
+        System.closeDescriptor(readDescriptor)
+        System.closeDescriptor(writeDescriptor)
+    }
+
+    /// Wakes the loop. Safe from any thread; a full pipe means a wake-up is already pending.
+    func wake() {
+        var byte: UInt8 = 1
+        _ = System.retryingInterrupts { write(writeDescriptor, &byte, 1) }
+    }
+
+    func drain() {
+        var scratch = [UInt8](repeating: 0, count: 256)
+        while System.retryingInterrupts({ read(readDescriptor, &scratch, scratch.count) }) > 0 {}
+    }
+}
+
+/// Timers ordered by deadline in a binary heap; cancelled ones are dropped when they surface.
+struct TimerQueue {
+    private struct Entry {
+        var deadline: ContinuousClock.Instant
+        var id: UInt64
+    }
+    private var heap: [Entry] = []
+    private var bodies: [UInt64: () -> Void] = [:]
+    private var nextID: UInt64 = 0
+
+    var nextDeadline: ContinuousClock.Instant? {
+        mutating get {
+            while let top = heap.first, bodies[top.id] == nil { removeTop() }
+            return heap.first?.deadline
+        }
+    }
+
+    mutating func schedule(at deadline: ContinuousClock.Instant, _ body: @escaping () -> Void) -> TimerID {
+        nextID += 1
+        bodies[nextID] = body
+        heap.append(Entry(deadline: deadline, id: nextID))
+        var child = heap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard precedes(heap[child], heap[parent]) else { break }
+            heap.swapAt(child, parent)
+            child = parent
+        }
+        return TimerID(value: nextID)
+    }
+
+    mutating func cancel(_ timer: TimerID) {
+        bodies[timer.value] = nil
+    }
+
+    mutating func popDue(now: ContinuousClock.Instant) -> [() -> Void] {
+        var due: [() -> Void] = []
+        while let top = heap.first, top.deadline <= now {
+            removeTop()
+            if let body = bodies.removeValue(forKey: top.id) { due.append(body) }
+        }
+        return due
+    }
+
+    private func precedes(_ a: Entry, _ b: Entry) -> Bool {
+        a.deadline < b.deadline || (a.deadline == b.deadline && a.id < b.id)
+    }
+
+    private mutating func removeTop() {
+        heap.swapAt(0, heap.count - 1)
+        heap.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1
+            let right = left + 1
+            var smallest = parent
+            if left < heap.count && precedes(heap[left], heap[smallest]) { smallest = left }
+            if right < heap.count && precedes(heap[right], heap[smallest]) { smallest = right }
+            if smallest == parent { return }
+            heap.swapAt(parent, smallest)
+            parent = smallest
+        }
+    }
+}

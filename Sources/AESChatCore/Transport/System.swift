@@ -1,0 +1,137 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Thin helpers over the C library: errno text, retries on EINTR, and the few calls whose names or
+/// constants differ between Linux and Darwin.
+enum System {
+    /// The text for an errno value, such as "Connection refused".
+    static func describe(errno code: Int32) -> String {
+        guard let text = strerror(code) else { return "error \(code)" }
+        return String(cString: text)
+    }
+
+    /// The text for the current errno.
+    static var lastError: String { describe(errno: errno) }
+
+    /// Calls `body` until it does not fail with EINTR; returns its result (-1 with errno set on
+    /// failure).
+    @inline(__always)
+    static func retryingInterrupts<T: BinaryInteger>(_ body: () -> T) -> T {
+        while true {
+            let result = body()
+            if result == -1 && errno == EINTR { continue }
+            return result
+        }
+    }
+
+    /// Flag that stops `send` from raising SIGPIPE (Linux); Darwin uses SO_NOSIGPIPE instead.
+    static var noSignalFlag: Int32 {
+        #if os(Linux)
+            Int32(MSG_NOSIGNAL)
+        #else
+            0
+        #endif
+    }
+
+    /// Closes a descriptor, ignoring the result (the descriptor is gone either way).
+    static func closeDescriptor(_ descriptor: Int32) {
+        _ = close(descriptor)
+    }
+
+    /// Makes a descriptor non-blocking and close-on-exec.
+    static func configure(descriptor: Int32) throws(TransportError) {
+        let flags = fcntl(descriptor, F_GETFL)
+        guard flags >= 0, fcntl(descriptor, F_SETFL, flags | O_NONBLOCK) == 0 else {
+            throw .systemCall("fcntl(O_NONBLOCK)", reason: lastError)
+        }
+        _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+        #if canImport(Darwin)
+            var one: Int32 = 1
+            _ = setsockopt(descriptor, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
+        #endif
+    }
+
+    /// Sets an integer socket option, ignoring failure (used for best-effort tuning).
+    static func setOption(_ descriptor: Int32, _ level: Int32, _ name: Int32, _ value: Int32) {
+        var value = value
+        _ = setsockopt(descriptor, level, name, &value, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// Disables Nagle's algorithm so chat lines leave at once.
+    static func setNoDelay(_ descriptor: Int32) {
+        setOption(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+    }
+
+    /// Ignores SIGPIPE for the whole process: a peer that vanishes while we write must give EPIPE,
+    /// never kill us.
+    static func ignoreSIGPIPE() {
+        _ = signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// The stream socket type constant, whose Swift type differs between the C libraries.
+    static var streamType: Int32 {
+        #if os(Linux)
+            Int32(SOCK_STREAM.rawValue)
+        #else
+            SOCK_STREAM
+        #endif
+    }
+
+    /// Formats a socket address as `host:port` (IPv6 in brackets).
+    static func describe(address: UnsafePointer<sockaddr>, length: socklen_t) -> (text: String, port: UInt16) {
+        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        var service = [CChar](repeating: 0, count: Int(NI_MAXSERV))
+        let flags = NI_NUMERICHOST | NI_NUMERICSERV
+        guard
+            getnameinfo(address, length, &host, socklen_t(host.count), &service, socklen_t(service.count), flags) == 0
+        else { return ("?", 0) }
+        let hostText = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let serviceText = String(decoding: service.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let port = UInt16(serviceText) ?? 0
+        let shown = address.pointee.sa_family == sa_family_t(AF_INET6) ? "[\(hostText)]" : hostText
+        return ("\(shown):\(serviceText)", port)
+    }
+
+    /// Resolves `host` and `port` into socket addresses.
+    static func resolve(host: String, port: UInt16, passive: Bool) throws(TransportError) -> [ResolvedAddress] {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = streamType
+        hints.ai_flags = passive ? AI_PASSIVE : 0
+        var list: UnsafeMutablePointer<addrinfo>?
+        let unbracketed = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        let status = getaddrinfo(unbracketed, String(port), &hints, &list)
+        guard status == 0, let first = list else {
+            let reason = status == EAI_SYSTEM ? lastError : String(cString: gai_strerror(status))
+            throw .resolveFailed(host: host, reason: reason)
+        }
+        defer { freeaddrinfo(first) }
+        var result: [ResolvedAddress] = []
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let entry = cursor {
+            if let address = entry.pointee.ai_addr {
+                let bytes = Array(UnsafeRawBufferPointer(start: address, count: Int(entry.pointee.ai_addrlen)))
+                result.append(ResolvedAddress(family: entry.pointee.ai_family, storage: bytes))
+            }
+            cursor = entry.pointee.ai_next
+        }
+        return result
+    }
+}
+
+/// A socket address copied out of `getaddrinfo`.
+struct ResolvedAddress {
+    var family: Int32
+    var storage: [UInt8]
+
+    func withSocketAddress<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        storage.withUnsafeBytes { raw in
+            body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+        }
+    }
+
+    var description: String { withSocketAddress { System.describe(address: $0, length: $1).text } }
+}

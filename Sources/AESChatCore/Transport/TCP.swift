@@ -1,0 +1,374 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A non-blocking TCP connection driven by a ``PosixEventLoop``.
+///
+/// Owns its descriptor: closes it exactly once, in ``close()``. Writes are queued as the arrays
+/// given (shared, not copied) and sent with one `sendmsg` per loop iteration, gathering up to 64
+/// queued buffers. Loop thread only.
+public final class TCPConnection: Connection, ReadinessHandler {
+    private enum State {
+        case open
+        /// Sending what is queued, then half-closing.
+        case draining
+        /// Our FIN is sent; reading (and discarding) until the peer's end of stream.
+        case halfClosed
+        case closed
+    }
+
+    public var handler: (any ConnectionHandler)?
+    public let peerDescription: String
+    public private(set) var pendingOutputByteCount = 0
+    public var isOpen: Bool { state == .open }
+
+    private let descriptor: Int32
+    private unowned let loop: PosixEventLoop
+    private var state = State.open
+    private var queue: [[UInt8]] = []
+    private var queueHead = 0
+    private var headOffset = 0
+    private var flushPending = false
+    private var waitingForWritable = false
+    private var lingerTimer: TimerID?
+
+    /// The most buffers gathered into one `sendmsg`.
+    private static let maximumIOVectors = 64
+
+    init(descriptor: Int32, peer: String, loop: PosixEventLoop) throws(TransportError) {
+        self.descriptor = descriptor
+        self.peerDescription = peer
+        self.loop = loop
+        try System.configure(descriptor: descriptor)
+        System.setNoDelay(descriptor)
+        try loop.register(descriptor, interest: .read, handler: self)
+    }
+
+    /// Connects to `host:port`, trying each resolved address in turn, waiting at most `timeout`
+    /// for each.
+    /// - Throws: ``TransportError/resolveFailed(host:reason:)`` or
+    ///   ``TransportError/connectFailed(address:reason:)`` with the last address's reason.
+    public static func connect(
+        host: String, port: UInt16, loop: PosixEventLoop, timeout: Duration = .seconds(10)
+    ) throws(TransportError) -> TCPConnection {
+        let addresses = try System.resolve(host: host, port: port, passive: false)
+        let shownHost = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        var lastReason = "no address found"
+        for address in addresses {
+            let descriptor = socket(address.family, System.streamType, 0)
+            guard descriptor >= 0 else {
+                lastReason = System.lastError
+                continue
+            }
+            do {
+                try System.configure(descriptor: descriptor)
+            } catch {
+                System.closeDescriptor(descriptor)
+                lastReason = error.description
+                continue
+            }
+            let result = address.withSocketAddress { Glibc_connect(descriptor, $0, $1) }
+            if result == 0 || errno == EINPROGRESS {
+                if let reason = waitForConnect(descriptor, timeout: timeout) {
+                    lastReason = reason
+                    System.closeDescriptor(descriptor)
+                    continue
+                }
+                do {
+                    return try TCPConnection(descriptor: descriptor, peer: address.description, loop: loop)
+                } catch {
+                    System.closeDescriptor(descriptor)
+                    throw error
+                }
+            }
+            lastReason = System.lastError
+            System.closeDescriptor(descriptor)
+        }
+        throw .connectFailed(address: "\(shownHost):\(port)", reason: lastReason)
+    }
+
+    /// Waits for a non-blocking connect; returns nil on success or the reason it failed.
+    private static func waitForConnect(_ descriptor: Int32, timeout: Duration) -> String? {
+        var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+        let milliseconds = Int32(clamping: timeout.components.seconds * 1000)
+        let ready = System.retryingInterrupts { poll(&entry, 1, milliseconds) }
+        if ready == 0 { return "connection timed out" }
+        if ready < 0 { return System.lastError }
+        var socketError: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &socketError, &length) == 0 else { return System.lastError }
+        return socketError == 0 ? nil : System.describe(errno: socketError)
+    }
+
+    // MARK: Connection
+
+    public func write(_ bytes: [UInt8]) {
+        guard state == .open, !bytes.isEmpty else { return }
+        queue.append(bytes)
+        pendingOutputByteCount += bytes.count
+        requestFlush()
+    }
+
+    public func closeAfterFlushing(timeout: Duration) {
+        guard state == .open else { return }
+        state = .draining
+        lingerTimer = loop.schedule(after: timeout) { [weak self] in self?.finish(error: nil) }
+        if pendingOutputByteCount == 0 { halfClose() } else { requestFlush() }
+    }
+
+    public func close() {
+        finish(error: nil)
+    }
+
+    // MARK: Loop callbacks
+
+    func handle(_ readiness: Readiness) {
+        if readiness.readable || readiness.failed { readAvailable() }
+        if readiness.writable && state != .closed { flush() }
+    }
+
+    /// Called by the loop at the end of the iteration in which bytes were queued.
+    func flushScheduled() {
+        flushPending = false
+        if !waitingForWritable { flush() }
+    }
+
+    private func requestFlush() {
+        guard !flushPending, !waitingForWritable else { return }
+        flushPending = true
+        loop.scheduleFlush(self)
+    }
+
+    private func readAvailable() {
+        let buffer = loop.readBuffer
+        for _ in 0..<4 {
+            guard state != .closed else { return }
+            let count = System.retryingInterrupts { read(descriptor, buffer.baseAddress, buffer.count) }
+            if count > 0 {
+                if state == .open || state == .draining {
+                    handler?.connection(self, didRead: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+                }
+                if count < buffer.count { return }
+            } else if count == 0 {
+                finish(error: nil)
+                return
+            } else {
+                if errno == EAGAIN || errno == EWOULDBLOCK { return }
+                finish(error: .readFailed(reason: System.lastError))
+                return
+            }
+        }
+    }
+
+    private func flush() {
+        guard state == .open || state == .draining else { return }
+        while queueHead < queue.count {
+            let sent = sendQueued()
+            if sent < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK {
+                    if !waitingForWritable {
+                        waitingForWritable = true
+                        loop.modify(descriptor, interest: [.read, .write])
+                    }
+                    return
+                }
+                finish(error: .writeFailed(reason: System.lastError))
+                return
+            }
+            consume(sent)
+        }
+        queue.removeAll(keepingCapacity: queue.capacity <= 16)
+        queueHead = 0
+        if waitingForWritable {
+            waitingForWritable = false
+            loop.modify(descriptor, interest: .read)
+        }
+        if state == .draining {
+            halfClose()
+        } else {
+            handler?.connectionDidDrainOutput(self)
+        }
+    }
+
+    /// Sends as much of the queue as the kernel takes in one call; returns the byte count or -1.
+    private func sendQueued() -> Int {
+        let count = min(queue.count - queueHead, Self.maximumIOVectors)
+        return withUnsafeTemporaryAllocation(of: iovec.self, capacity: count) { vectors in
+            // The arrays stay alive in `queue` for the duration of the call, so their base
+            // addresses stay valid; the pointers do not escape the closure.
+            for index in 0..<count {
+                let buffer = queue[queueHead + index]
+                let offset = index == 0 ? headOffset : 0
+                buffer.withUnsafeBytes { raw in
+                    vectors[index] = iovec(
+                        iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress! + offset),
+                        iov_len: raw.count - offset)
+                }
+            }
+            var message = msghdr()
+            message.msg_iov = vectors.baseAddress
+            message.msg_iovlen = numericCast(count)
+            return System.retryingInterrupts { sendmsg(descriptor, &message, System.noSignalFlag) }
+        }
+    }
+
+    private func consume(_ sent: Int) {
+        var remaining = sent
+        pendingOutputByteCount -= sent
+        while remaining > 0 {
+            let available = queue[queueHead].count - headOffset
+            if remaining >= available {
+                remaining -= available
+                queue[queueHead] = []
+                queueHead += 1
+                headOffset = 0
+            } else {
+                headOffset += remaining
+                remaining = 0
+            }
+        }
+        if queueHead > 32 && queueHead * 2 > queue.count {
+            queue.removeSubrange(0..<queueHead)
+            queueHead = 0
+        }
+    }
+
+    private func halfClose() {
+        state = .halfClosed
+        _ = shutdown(descriptor, Int32(SHUT_WR))
+    }
+
+    private func finish(error: TransportError?) {
+        guard state != .closed else { return }
+        state = .closed
+        if let lingerTimer { loop.cancel(lingerTimer) }
+        loop.deregister(descriptor)
+        System.closeDescriptor(descriptor)
+        queue.removeAll()
+        queueHead = 0
+        headOffset = 0
+        pendingOutputByteCount = 0
+        loop.runLater { [self] in
+            let handler = self.handler
+            self.handler = nil
+            handler?.connection(self, didCloseWith: error)
+        }
+    }
+}
+
+/// Calls connect(2) without clashing with ``TCPConnection/connect(host:port:loop:timeout:)``.
+private func Glibc_connect(_ descriptor: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 {
+    connect(descriptor, address, length)
+}
+
+/// A listening TCP socket on a ``PosixEventLoop``. Owns its descriptor. Loop thread only.
+public final class TCPListener: Listener, ReadinessHandler {
+    public var acceptHandler: ((any Connection) -> Void)?
+    public let localDescription: String
+    public let localPort: UInt16
+
+    private let descriptor: Int32
+    private unowned let loop: PosixEventLoop
+    private var isClosed = false
+    private var isPausedForDescriptors = false
+
+    /// Binds and listens on `host:port`; `::` also accepts IPv4 where the system allows.
+    /// - Throws: ``TransportError/listenFailed(address:reason:)``.
+    public init(host: String, port: UInt16, loop: PosixEventLoop, backlog: Int32 = 1024) throws(TransportError) {
+        let shownHost = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        let shown = "\(shownHost):\(port)"
+        let addresses: [ResolvedAddress]
+        do {
+            addresses = try System.resolve(host: host, port: port, passive: true)
+        } catch {
+            throw .listenFailed(address: shown, reason: error.description)
+        }
+        guard let address = addresses.first else { throw .listenFailed(address: shown, reason: "no address") }
+        let descriptor = socket(address.family, System.streamType, 0)
+        guard descriptor >= 0 else { throw .listenFailed(address: shown, reason: System.lastError) }
+        System.setOption(descriptor, SOL_SOCKET, SO_REUSEADDR, 1)
+        if address.family == AF_INET6 { System.setOption(descriptor, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 0) }
+        let bound = address.withSocketAddress { bind(descriptor, $0, $1) }
+        guard bound == 0, listen(descriptor, backlog) == 0 else {
+            let reason = System.lastError
+            System.closeDescriptor(descriptor)
+            throw .listenFailed(address: shown, reason: reason)
+        }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let described: (text: String, port: UInt16) = withUnsafeMutablePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                getsockname(descriptor, address, &length) == 0
+                    ? System.describe(address: address, length: length) : (text: shown, port: port)
+            }
+        }
+        self.descriptor = descriptor
+        self.localDescription = described.text
+        self.localPort = described.port
+        self.loop = loop
+        do {
+            try System.configure(descriptor: descriptor)
+            try loop.register(descriptor, interest: .read, handler: self)
+        } catch {
+            System.closeDescriptor(descriptor)
+            throw .listenFailed(address: shown, reason: error.description)
+        }
+    }
+
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        if !isPausedForDescriptors { loop.deregister(descriptor) }
+        System.closeDescriptor(descriptor)
+    }
+
+    func handle(_ readiness: Readiness) {
+        for _ in 0..<64 {
+            guard !isClosed else { return }
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let accepted = withUnsafeMutablePointer(to: &storage) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                    System.retryingInterrupts { accept(descriptor, address, &length) }
+                }
+            }
+            if accepted < 0 {
+                switch errno {
+                case EAGAIN, EWOULDBLOCK, ECONNABORTED, EPROTO:
+                    return
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    pauseAccepting()
+                    return
+                default:
+                    return
+                }
+            }
+            let peer = withUnsafePointer(to: &storage) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    System.describe(address: $0, length: length).text
+                }
+            }
+            do {
+                let connection = try TCPConnection(descriptor: accepted, peer: peer, loop: loop)
+                acceptHandler?(connection)
+            } catch {
+                System.closeDescriptor(accepted)
+            }
+        }
+    }
+
+    /// Out of descriptors: stop polling the listening socket for a moment instead of spinning on a
+    /// readiness that accept cannot clear, then try again.
+    private func pauseAccepting() {
+        guard !isPausedForDescriptors else { return }
+        isPausedForDescriptors = true
+        loop.deregister(descriptor)
+        loop.schedule(after: .milliseconds(100)) { [weak self] in
+            guard let self, !self.isClosed else { return }
+            self.isPausedForDescriptors = false
+            try? self.loop.register(self.descriptor, interest: .read, handler: self)
+        }
+    }
+}

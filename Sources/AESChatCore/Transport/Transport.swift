@@ -1,0 +1,93 @@
+/// The seam between the chat logic and the bytes: a listener hands out connections, each
+/// connection reads and writes byte streams, and an event loop drives them all on one thread.
+///
+/// Two implementations exist: POSIX sockets driven by epoll (Linux) or poll (elsewhere), and an
+/// in-memory one for unit tests. Everything here is confined to the loop's thread; the only
+/// thread-safe entry point is ``LoopInbox``.
+
+/// A byte stream to one peer. Confined to its event loop's thread.
+public protocol Connection: AnyObject {
+    /// Receives what happens on this connection. Held strongly; cleared after close.
+    var handler: (any ConnectionHandler)? { get set }
+    /// A printable description of the peer, such as `127.0.0.1:53422`.
+    var peerDescription: String { get }
+    /// Bytes queued for sending and not yet accepted by the kernel (or the peer, in memory).
+    var pendingOutputByteCount: Int { get }
+    /// Whether the connection can still send.
+    var isOpen: Bool { get }
+    /// Queues bytes for sending. The array is kept as it is (no copy), so one encoded frame can be
+    /// queued on many connections and shared by them. Does nothing once closed.
+    func write(_ bytes: [UInt8])
+    /// Sends what is queued, then closes; gives up and closes after `timeout` if the peer does
+    /// not take the bytes.
+    func closeAfterFlushing(timeout: Duration)
+    /// Closes at once, dropping anything queued.
+    func close()
+}
+
+/// Receives a connection's events on the loop's thread.
+public protocol ConnectionHandler: AnyObject {
+    /// Bytes arrived. The buffer is only valid during the call.
+    func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer)
+    /// Everything queued has been handed to the kernel.
+    func connectionDidDrainOutput(_ connection: any Connection)
+    /// The connection is closed: by the peer (`error` nil on an orderly end of stream), by a
+    /// failure, or by this side. Called exactly once, never from inside `write` or `close`.
+    func connection(_ connection: any Connection, didCloseWith error: TransportError?)
+}
+
+extension ConnectionHandler {
+    /// Default: nothing to do when output drains.
+    public func connectionDidDrainOutput(_ connection: any Connection) {}
+}
+
+/// Accepts connections. Confined to its event loop's thread.
+public protocol Listener: AnyObject {
+    /// Called for each accepted connection.
+    var acceptHandler: ((any Connection) -> Void)? { get set }
+    /// The bound address, such as `127.0.0.1:7777` or `[::]:7777`.
+    var localDescription: String { get }
+    /// The bound port.
+    var localPort: UInt16 { get }
+    /// Stops accepting and releases the socket.
+    func close()
+}
+
+/// A handle for a scheduled timer, used to cancel it.
+public struct TimerID: Hashable, Sendable {
+    let value: UInt64
+}
+
+/// Runs timers and deferred work on the loop's thread.
+public protocol EventLoop: AnyObject {
+    /// Runs `body` on the loop thread after `delay`.
+    @discardableResult
+    func schedule(after delay: Duration, _ body: @escaping () -> Void) -> TimerID
+    /// Cancels a timer that has not fired yet; does nothing otherwise.
+    func cancel(_ timer: TimerID)
+    /// Ends `run()` after the current iteration.
+    func stop()
+}
+
+/// Transport failures, each naming the operation and the reason.
+public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible {
+    case resolveFailed(host: String, reason: String)
+    case listenFailed(address: String, reason: String)
+    case connectFailed(address: String, reason: String)
+    case readFailed(reason: String)
+    case writeFailed(reason: String)
+    case timedOut(String)
+    case systemCall(String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .resolveFailed(let host, let reason): "cannot resolve host '\(host)': \(reason)"
+        case .listenFailed(let address, let reason): "cannot listen on \(address): \(reason)"
+        case .connectFailed(let address, let reason): "cannot reach relay at \(address): \(reason)"
+        case .readFailed(let reason): "connection lost while reading: \(reason)"
+        case .writeFailed(let reason): "connection lost while writing: \(reason)"
+        case .timedOut(let what): "\(what) timed out"
+        case .systemCall(let call, let reason): "\(call) failed: \(reason)"
+        }
+    }
+}

@@ -1,0 +1,153 @@
+/// Builds a byte array in network byte order (big-endian).
+///
+/// A plain value type: each writer owns its array; `bytes` hands it over without copying.
+public struct ByteWriter: Sendable {
+    /// The bytes written so far.
+    public private(set) var bytes: [UInt8]
+
+    /// Creates an empty writer.
+    /// - Parameter capacity: bytes to reserve up front, to avoid regrowth.
+    public init(capacity: Int = 64) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    /// Appends one byte.
+    public mutating func write(_ value: UInt8) { bytes.append(value) }
+
+    /// Appends a 16-bit big-endian integer.
+    public mutating func write(_ value: UInt16) {
+        bytes.append(UInt8(truncatingIfNeeded: value >> 8))
+        bytes.append(UInt8(truncatingIfNeeded: value))
+    }
+
+    /// Appends a 32-bit big-endian integer.
+    public mutating func write(_ value: UInt32) {
+        for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: value >> shift)) }
+    }
+
+    /// Appends a 64-bit big-endian integer.
+    public mutating func write(_ value: UInt64) {
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: value >> shift)) }
+    }
+
+    /// Appends raw bytes with no length prefix.
+    public mutating func write<C: Collection<UInt8>>(contentsOf data: C) { bytes.append(contentsOf: data) }
+
+    /// Appends a string as a one-byte length followed by its UTF-8 bytes.
+    /// - Precondition: the UTF-8 form is at most 255 bytes (callers validate names before encoding).
+    public mutating func writeShortString(_ text: String) {
+        let utf8 = Array(text.utf8)
+        precondition(utf8.count <= 255, "short string longer than 255 bytes")
+        write(UInt8(utf8.count))
+        bytes.append(contentsOf: utf8)
+    }
+
+    /// Appends a string as a two-byte length followed by its UTF-8 bytes, cut at a character boundary
+    /// so that it fits in 65,535 bytes.
+    public mutating func writeLongString(_ text: String) {
+        var utf8 = Array(text.utf8)
+        if utf8.count > 65_535 {
+            var cut = 65_535
+            while cut > 0 && (utf8[cut] & 0xC0) == 0x80 { cut -= 1 }
+            utf8 = Array(utf8[..<cut])
+        }
+        write(UInt16(utf8.count))
+        bytes.append(contentsOf: utf8)
+    }
+
+    /// Overwrites four bytes at `offset` with a big-endian integer (used to patch a length prefix).
+    public mutating func patch(_ value: UInt32, at offset: Int) {
+        bytes[offset] = UInt8(truncatingIfNeeded: value >> 24)
+        bytes[offset + 1] = UInt8(truncatingIfNeeded: value >> 16)
+        bytes[offset + 2] = UInt8(truncatingIfNeeded: value >> 8)
+        bytes[offset + 3] = UInt8(truncatingIfNeeded: value)
+    }
+}
+
+/// Reads big-endian fields from a slice of bytes, refusing to read past its end.
+///
+/// Every read checks the remaining length first, so a hostile length field can never cause an
+/// allocation or a read larger than the bytes actually present.
+public struct ByteReader: Sendable {
+    private let bytes: ArraySlice<UInt8>
+    private var position: Int
+
+    /// Creates a reader over `bytes`.
+    public init(_ bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+        position = bytes.startIndex
+    }
+
+    /// Creates a reader over a whole array.
+    public init(_ bytes: [UInt8]) { self.init(bytes[...]) }
+
+    /// Bytes not yet read.
+    public var remainingCount: Int { bytes.endIndex - position }
+
+    /// Whether every byte has been read.
+    public var isAtEnd: Bool { position == bytes.endIndex }
+
+    private mutating func take(_ count: Int, _ field: String) throws(WireError) -> ArraySlice<UInt8> {
+        guard count >= 0, remainingCount >= count else {
+            throw .malformed("\(field) needs \(count) bytes but only \(remainingCount) remain")
+        }
+        defer { position += count }
+        return bytes[position..<position + count]
+    }
+
+    /// Reads one byte.
+    public mutating func readUInt8(_ field: String) throws(WireError) -> UInt8 {
+        try take(1, field).first!
+    }
+
+    /// Reads a 16-bit big-endian integer.
+    public mutating func readUInt16(_ field: String) throws(WireError) -> UInt16 {
+        try take(2, field).reduce(0) { $0 << 8 | UInt16($1) }
+    }
+
+    /// Reads a 32-bit big-endian integer.
+    public mutating func readUInt32(_ field: String) throws(WireError) -> UInt32 {
+        try take(4, field).reduce(0) { $0 << 8 | UInt32($1) }
+    }
+
+    /// Reads a 64-bit big-endian integer.
+    public mutating func readUInt64(_ field: String) throws(WireError) -> UInt64 {
+        try take(8, field).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    /// Reads exactly `count` bytes.
+    public mutating func readBytes(_ count: Int, _ field: String) throws(WireError) -> ArraySlice<UInt8> {
+        try take(count, field)
+    }
+
+    /// Reads everything that is left.
+    public mutating func readRemaining() -> ArraySlice<UInt8> {
+        defer { position = bytes.endIndex }
+        return bytes[position...]
+    }
+
+    /// Reads a one-byte-length-prefixed UTF-8 string; invalid UTF-8 is refused.
+    public mutating func readShortString(_ field: String) throws(WireError) -> String {
+        let count = Int(try readUInt8(field))
+        return try decodeUTF8(try take(count, field), field)
+    }
+
+    /// Reads a two-byte-length-prefixed UTF-8 string; invalid UTF-8 is refused.
+    public mutating func readLongString(_ field: String) throws(WireError) -> String {
+        let count = Int(try readUInt16(field))
+        return try decodeUTF8(try take(count, field), field)
+    }
+
+    /// Fails unless every byte has been consumed.
+    public func expectEnd(_ what: String) throws(WireError) {
+        guard isAtEnd else { throw .malformed("\(remainingCount) unexpected trailing bytes after \(what)") }
+    }
+
+    private func decodeUTF8(_ slice: ArraySlice<UInt8>, _ field: String) throws(WireError) -> String {
+        guard let text = String(validating: slice, as: UTF8.self) else {
+            throw .malformed("\(field) is not valid UTF-8")
+        }
+        return text
+    }
+}

@@ -1,0 +1,220 @@
+/// Frame type bytes. Client-to-relay types are below 0x80, relay-to-client types at or above it.
+/// See docs/PROTOCOL.md for each layout.
+public enum FrameType {
+    /// Client → relay: `version u16 | name str8 | room str8`.
+    public static let hello: UInt8 = 0x01
+    /// Client → relay: opaque payload for every other member of the room.
+    public static let publish: UInt8 = 0x02
+    /// Client → relay: `to str8 | payload` for one member of the room.
+    public static let direct: UInt8 = 0x03
+    /// Client → relay: leaving; the relay closes after everything before it is handled.
+    public static let bye: UInt8 = 0x04
+    /// Either way: `token u64`; answered with ``pong``.
+    public static let ping: UInt8 = 0x05
+    /// Either way: `token u64`, echoing a ``ping``.
+    public static let pong: UInt8 = 0x06
+
+    /// Relay → client: `version u16 | name str8 | room str8 | count u16 | count × name str8`.
+    public static let welcome: UInt8 = 0x81
+    /// Relay → client: `name str8`.
+    public static let joined: UInt8 = 0x82
+    /// Relay → client: `name str8`.
+    public static let left: UInt8 = 0x83
+    /// Relay → client: `from str8 | flags u8 | payload`.
+    public static let deliver: UInt8 = 0x84
+    /// Relay → client: `code u16 | message str16`.
+    public static let error: UInt8 = 0x85
+}
+
+/// The relay protocol version this build speaks.
+public let relayProtocolVersion: UInt16 = 1
+
+/// Error codes carried by an `error` frame.
+public enum RelayErrorCode: UInt16, Sendable, CaseIterable {
+    case malformedFrame = 1
+    case invalidName = 2
+    case nameTaken = 3
+    case invalidRoom = 4
+    case unsupportedVersion = 5
+    case notRegistered = 6
+    case shuttingDown = 7
+    case frameTooLarge = 8
+    case unknownRecipient = 9
+    case alreadyRegistered = 10
+    case tooSlow = 11
+    case unknown = 0xFFFF
+
+    /// Whether the relay closes the connection after sending this error.
+    public var isFatal: Bool { self != .unknownRecipient }
+}
+
+/// A frame sent by a client to the relay.
+public enum ClientFrame: Equatable, Sendable {
+    case hello(version: UInt16, name: String, room: String)
+    case publish(payload: ArraySlice<UInt8>)
+    case direct(to: String, payload: ArraySlice<UInt8>)
+    case bye
+    case ping(token: UInt64)
+    case pong(token: UInt64)
+
+    /// Encodes this frame with its length prefix.
+    public func encoded() -> [UInt8] {
+        switch self {
+        case .hello(let version, let name, let room):
+            Frame.encode(type: FrameType.hello) {
+                $0.write(version)
+                $0.writeShortString(name)
+                $0.writeShortString(room)
+            }
+        case .publish(let payload):
+            Frame.encode(type: FrameType.publish, capacity: payload.count) { $0.write(contentsOf: payload) }
+        case .direct(let to, let payload):
+            Frame.encode(type: FrameType.direct, capacity: payload.count + to.utf8.count + 1) {
+                $0.writeShortString(to)
+                $0.write(contentsOf: payload)
+            }
+        case .bye:
+            Frame.encode(type: FrameType.bye) { _ in }
+        case .ping(let token):
+            Frame.encode(type: FrameType.ping) { $0.write(token) }
+        case .pong(let token):
+            Frame.encode(type: FrameType.pong) { $0.write(token) }
+        }
+    }
+
+    /// Decodes a frame received by the relay.
+    /// - Throws: ``WireError`` for an unknown type or a malformed body.
+    public init(_ frame: Frame) throws(WireError) {
+        var reader = ByteReader(frame.body)
+        switch frame.type {
+        case FrameType.hello:
+            let version = try reader.readUInt16("hello version")
+            let name = try reader.readShortString("hello name")
+            let room = try reader.readShortString("hello room")
+            try reader.expectEnd("hello")
+            self = .hello(version: version, name: name, room: room)
+        case FrameType.publish:
+            self = .publish(payload: frame.body)
+        case FrameType.direct:
+            let to = try reader.readShortString("direct recipient")
+            self = .direct(to: to, payload: reader.readRemaining())
+        case FrameType.bye:
+            try reader.expectEnd("bye")
+            self = .bye
+        case FrameType.ping:
+            let token = try reader.readUInt64("ping token")
+            try reader.expectEnd("ping")
+            self = .ping(token: token)
+        case FrameType.pong:
+            let token = try reader.readUInt64("pong token")
+            try reader.expectEnd("pong")
+            self = .pong(token: token)
+        default:
+            throw .unknownFrameType(frame.type)
+        }
+    }
+}
+
+/// A frame sent by the relay to a client.
+public enum RelayFrame: Equatable, Sendable {
+    case welcome(version: UInt16, name: String, room: String, members: [String])
+    case joined(name: String)
+    case left(name: String)
+    case deliver(from: String, isDirect: Bool, payload: ArraySlice<UInt8>)
+    case error(code: UInt16, message: String)
+    case ping(token: UInt64)
+    case pong(token: UInt64)
+
+    /// The most members a welcome frame lists (the count field is 16 bits).
+    public static let maximumWelcomeMembers = 65_535
+
+    /// Encodes this frame with its length prefix.
+    public func encoded() -> [UInt8] {
+        switch self {
+        case .welcome(let version, let name, let room, let members):
+            Frame.encode(type: FrameType.welcome, capacity: 8 + members.count * 12) {
+                $0.write(version)
+                $0.writeShortString(name)
+                $0.writeShortString(room)
+                $0.write(UInt16(members.count))
+                for member in members { $0.writeShortString(member) }
+            }
+        case .joined(let name):
+            Frame.encode(type: FrameType.joined) { $0.writeShortString(name) }
+        case .left(let name):
+            Frame.encode(type: FrameType.left) { $0.writeShortString(name) }
+        case .deliver(let from, let isDirect, let payload):
+            Self.encodeDeliver(from: from, isDirect: isDirect, payload: payload)
+        case .error(let code, let message):
+            Frame.encode(type: FrameType.error) {
+                $0.write(code)
+                $0.writeLongString(message)
+            }
+        case .ping(let token):
+            Frame.encode(type: FrameType.ping) { $0.write(token) }
+        case .pong(let token):
+            Frame.encode(type: FrameType.pong) { $0.write(token) }
+        }
+    }
+
+    /// Encodes a deliver frame straight from a payload slice: one copy of the payload, shared by
+    /// every recipient.
+    public static func encodeDeliver(from: String, isDirect: Bool, payload: ArraySlice<UInt8>) -> [UInt8] {
+        Frame.encode(type: FrameType.deliver, capacity: payload.count + from.utf8.count + 2) {
+            $0.writeShortString(from)
+            $0.write(isDirect ? UInt8(1) : UInt8(0))
+            $0.write(contentsOf: payload)
+        }
+    }
+
+    /// Decodes a frame received by a client.
+    /// - Throws: ``WireError`` for an unknown type or a malformed body.
+    public init(_ frame: Frame) throws(WireError) {
+        var reader = ByteReader(frame.body)
+        switch frame.type {
+        case FrameType.welcome:
+            let version = try reader.readUInt16("welcome version")
+            let name = try reader.readShortString("welcome name")
+            let room = try reader.readShortString("welcome room")
+            let count = Int(try reader.readUInt16("welcome member count"))
+            // Each member takes at least two bytes, so a count larger than that is a lie we can
+            // spot before reserving anything.
+            guard count * 2 <= reader.remainingCount else {
+                throw .malformed("welcome announces \(count) members but carries \(reader.remainingCount) bytes")
+            }
+            var members: [String] = []
+            members.reserveCapacity(count)
+            for _ in 0..<count { members.append(try reader.readShortString("welcome member")) }
+            try reader.expectEnd("welcome")
+            self = .welcome(version: version, name: name, room: room, members: members)
+        case FrameType.joined:
+            let name = try reader.readShortString("joined name")
+            try reader.expectEnd("joined")
+            self = .joined(name: name)
+        case FrameType.left:
+            let name = try reader.readShortString("left name")
+            try reader.expectEnd("left")
+            self = .left(name: name)
+        case FrameType.deliver:
+            let from = try reader.readShortString("deliver sender")
+            let flags = try reader.readUInt8("deliver flags")
+            guard flags <= 1 else { throw .malformed("deliver flags 0x\(String(flags, radix: 16)) unknown") }
+            self = .deliver(from: from, isDirect: flags == 1, payload: reader.readRemaining())
+        case FrameType.error:
+            let code = try reader.readUInt16("error code")
+            let message = try reader.readLongString("error message")
+            try reader.expectEnd("error")
+            self = .error(code: code, message: message)
+        case FrameType.ping:
+            let token = try reader.readUInt64("ping token")
+            try reader.expectEnd("ping")
+            self = .ping(token: token)
+        case FrameType.pong:
+            let token = try reader.readUInt64("pong token")
+            try reader.expectEnd("pong")
+            self = .pong(token: token)
+        default:
+            throw .unknownFrameType(frame.type)
+        }
+    }
+}

@@ -1,0 +1,28 @@
+import AESChatCLI
+import AESChatCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Parses the command line, runs the mode, and exits with its code.
+let code: ExitCode
+do {
+    switch try CommandLineParser.parse(Array(CommandLine.arguments.dropFirst())) {
+    case .serve(let options): code = ServeMode.run(options)
+    case .join(let options): code = JoinMode.run(options)
+    case .keygen(let options): code = KeygenMode.run(options)
+    case .help(let mode):
+        print(mode.map(HelpText.help(for:)) ?? HelpText.general())
+        code = .success
+    case .version:
+        print("aeschat \(aeschatVersion)")
+        code = .success
+    }
+} catch {
+    StandardError.write(error.description)
+    code = .usage
+}
+exit(code.rawValue)
