@@ -24,11 +24,13 @@ let package = Package(
         .target(name: "AESChatCrypto", dependencies: ["CGcrypt", "CGcryptShims"], swiftSettings: swiftSettings),
         .target(name: "AESChatCLI", swiftSettings: swiftSettings),
         .systemLibrary(name: "CLinux"),
-        .target(name: "AESChatCore", dependencies: ["AESChatCrypto", "AESChatCLI", "CLinux"], swiftSettings: swiftSettings),
+        .target(
+            name: "AESChatCore", dependencies: ["AESChatCrypto", "AESChatCLI", "CLinux"], swiftSettings: swiftSettings),
         .executableTarget(name: "aeschat", dependencies: ["AESChatCore", "AESChatCLI"], swiftSettings: swiftSettings),
         .testTarget(name: "AESChatCryptoTests", dependencies: ["AESChatCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "AESChatCLITests", dependencies: ["AESChatCLI"], swiftSettings: swiftSettings),
-        .testTarget(name: "AESChatCoreTests", dependencies: ["AESChatCore", "AESChatCrypto"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "AESChatCoreTests", dependencies: ["AESChatCore", "AESChatCrypto"], swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]
 )

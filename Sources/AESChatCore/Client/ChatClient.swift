@@ -81,7 +81,10 @@ public final class ChatClient: ConnectionHandler {
     public func submit(line: String) {
         guard !line.isEmpty, state == .registering || state == .ready else { return }
         guard line.utf8.count <= Self.maximumMessageBytes else {
-            output.emit(.error(message: "message of \(line.utf8.count) bytes not sent: the limit is \(Self.maximumMessageBytes) bytes"))
+            output.emit(
+                .error(
+                    message:
+                        "message of \(line.utf8.count) bytes not sent: the limit is \(Self.maximumMessageBytes) bytes"))
             return
         }
         if state == .registering {
@@ -211,7 +214,8 @@ public final class ChatClient: ConnectionHandler {
         switch opener.open(payload, from: sender) {
         case .content(.text(let text), let missing):
             if missing > 0 {
-                output.emit(.warning(kind: "missing", name: sender, message: "\(missing) messages from \(sender) missing"))
+                output.emit(
+                    .warning(kind: "missing", name: sender, message: "\(missing) messages from \(sender) missing"))
             }
             output.emit(.message(from: sender, text: text, isPrivate: isDirect))
         case .tampered(let reason):

@@ -21,17 +21,26 @@ public enum ClientEvent: Equatable, Sendable {
     public var json: String {
         switch self {
         case .ready(let name, let room, let members):
-            JSONLine.encode([("event", .string("ready")), ("name", .string(name)), ("room", .string(room)), ("members", .strings(members))])
+            JSONLine.encode([
+                ("event", .string("ready")), ("name", .string(name)), ("room", .string(room)),
+                ("members", .strings(members)),
+            ])
         case .joined(let name):
             JSONLine.encode([("event", .string("joined")), ("name", .string(name))])
         case .left(let name):
             JSONLine.encode([("event", .string("left")), ("name", .string(name))])
         case .message(let from, let text, let isPrivate):
             isPrivate
-                ? JSONLine.encode([("event", .string("message")), ("from", .string(from)), ("text", .string(text)), ("private", .bool(true))])
+                ? JSONLine.encode([
+                    ("event", .string("message")), ("from", .string(from)), ("text", .string(text)),
+                    ("private", .bool(true)),
+                ])
                 : JSONLine.encode([("event", .string("message")), ("from", .string(from)), ("text", .string(text))])
         case .warning(let kind, let name, let message):
-            JSONLine.encode([("event", .string("warning")), ("kind", .string(kind)), ("name", .string(name)), ("message", .string(message))])
+            JSONLine.encode([
+                ("event", .string("warning")), ("kind", .string(kind)), ("name", .string(name)),
+                ("message", .string(message)),
+            ])
         case .error(let message):
             JSONLine.encode([("event", .string("error")), ("message", .string(message))])
         }
@@ -43,7 +52,8 @@ public enum ClientEvent: Equatable, Sendable {
         let clean = TerminalText.escapeControls
         switch self {
         case .ready(let name, let room, let members):
-            let present = members.isEmpty ? "nobody else is here yet" : "here: " + members.map(clean).joined(separator: ", ")
+            let present =
+                members.isEmpty ? "nobody else is here yet" : "here: " + members.map(clean).joined(separator: ", ")
             return "* you are \(clean(name)) in \(clean(room)); \(present)"
         case .joined(let name):
             return "* \(clean(name)) joined"
@@ -83,7 +93,9 @@ public final class LineOutput: ClientOutput {
     ///   - style: human lines or JSON.
     ///   - descriptor: where to write; standard output by default.
     ///   - clock: the local time for timestamps (a seam for tests).
-    public init(style: Style, descriptor: Int32 = 1, clock: @escaping () -> (hour: Int, minute: Int) = LineOutput.localTime) {
+    public init(
+        style: Style, descriptor: Int32 = 1, clock: @escaping () -> (hour: Int, minute: Int) = LineOutput.localTime
+    ) {
         self.style = style
         self.descriptor = descriptor
         self.clock = clock

@@ -9,7 +9,9 @@ public enum JoinMode {
     ///   130 when interrupted.
     public static func run(_ options: JoinOptions) -> ExitCode {
         guard let keyPath = options.keyFile else {
-            StandardError.write("Error: a room key is required: make one with 'aeschat keygen --out room.key', share it with the room, and pass --key room.key")
+            StandardError.write(
+                "Error: a room key is required: make one with 'aeschat keygen --out room.key', share it with the room, and pass --key room.key"
+            )
             StandardError.write("Usage: \(HelpText.usage(for: .join))")
             return .usage
         }
@@ -33,7 +35,8 @@ public enum JoinMode {
             let connection = try TCPConnection.connect(host: options.host, port: options.port, loop: loop)
             var outcome = ClientOutcome.finished
             let client = ChatClient(
-                name: options.name, room: options.room, roomKey: roomKey, connection: connection, output: output, loop: loop
+                name: options.name, room: options.room, roomKey: roomKey, connection: connection, output: output,
+                loop: loop
             ) { ended in
                 outcome = ended
                 loop.stop()

@@ -13,7 +13,8 @@ public enum KeygenMode {
         }
         do {
             try key.write(toNewFile: path)
-            StandardError.write("wrote a new room key to '\(path)' (mode 0600); share it only with the people in the room")
+            StandardError.write(
+                "wrote a new room key to '\(path)' (mode 0600); share it only with the people in the room")
             return .success
         } catch {
             StandardError.write("Error: \(error.description)")

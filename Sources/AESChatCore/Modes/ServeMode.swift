@@ -18,7 +18,9 @@ public enum ServeMode {
             relay.attach(to: listener)
             let signals = LoopInbox<Int32>(loop: loop, capacity: 8)
             signals.setHandler { number in
-                log("received \(number == SIGINT ? "SIGINT" : number == SIGTERM ? "SIGTERM" : "signal \(number)"); telling clients and stopping")
+                log(
+                    "received \(number == SIGINT ? "SIGINT" : number == SIGTERM ? "SIGTERM" : "signal \(number)"); telling clients and stopping"
+                )
                 listener.close()
                 relay.shutdown { loop.stop() }
             }

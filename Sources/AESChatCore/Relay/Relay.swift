@@ -1,4 +1,4 @@
-public import AESChatCLI
+import AESChatCLI
 
 /// Limits and timings of a relay.
 public struct RelayConfiguration: Sendable {
@@ -35,7 +35,9 @@ public final class Relay {
     ///   - configuration: limits.
     ///   - loop: the loop that drives its connections (for timers).
     ///   - log: receives one line per join, leave and refusal.
-    public init(configuration: RelayConfiguration = RelayConfiguration(), loop: any EventLoop, log: @escaping (String) -> Void) {
+    public init(
+        configuration: RelayConfiguration = RelayConfiguration(), loop: any EventLoop, log: @escaping (String) -> Void
+    ) {
         self.configuration = configuration
         self.loop = loop
         self.log = log
@@ -54,11 +56,14 @@ public final class Relay {
     /// Takes charge of a new connection.
     public func accept(_ connection: any Connection) {
         guard !isShuttingDown else {
-            connection.write(RelayFrame.error(code: RelayErrorCode.shuttingDown.rawValue, message: "relay is shutting down").encoded())
+            connection.write(
+                RelayFrame.error(code: RelayErrorCode.shuttingDown.rawValue, message: "relay is shutting down")
+                    .encoded())
             connection.closeAfterFlushing(timeout: .seconds(1))
             return
         }
-        let client = RelayClient(relay: self, connection: connection, maximumFrameLength: configuration.maximumFrameLength)
+        let client = RelayClient(
+            relay: self, connection: connection, maximumFrameLength: configuration.maximumFrameLength)
         clientObjects[ObjectIdentifier(client)] = client
         connection.handler = client
     }
@@ -69,7 +74,8 @@ public final class Relay {
         guard !isShuttingDown else { return }
         isShuttingDown = true
         shutdownCompletion = completion
-        let farewell = RelayFrame.error(code: RelayErrorCode.shuttingDown.rawValue, message: "relay is shutting down").encoded()
+        let farewell = RelayFrame.error(code: RelayErrorCode.shuttingDown.rawValue, message: "relay is shutting down")
+            .encoded()
         for client in clientObjects.values {
             client.connection.write(farewell)
             client.connection.closeAfterFlushing(timeout: .seconds(1))
@@ -88,15 +94,21 @@ public final class Relay {
 
     fileprivate func register(_ client: RelayClient, version: UInt16, name: String, room roomName: String) {
         guard version == relayProtocolVersion else {
-            refuse(client, .unsupportedVersion, "protocol version \(version) is not supported; this relay speaks version \(relayProtocolVersion)")
+            refuse(
+                client, .unsupportedVersion,
+                "protocol version \(version) is not supported; this relay speaks version \(relayProtocolVersion)")
             return
         }
         guard Names.isValidMemberName(name) else {
-            refuse(client, .invalidName, "invalid name '\(Self.printable(name))': use 1 to 32 letters, digits, '-', '_' or '.'")
+            refuse(
+                client, .invalidName,
+                "invalid name '\(Self.printable(name))': use 1 to 32 letters, digits, '-', '_' or '.'")
             return
         }
         guard Names.isValidRoomName(roomName) else {
-            refuse(client, .invalidRoom, "invalid room '\(Self.printable(roomName))': use 1 to 64 letters, digits, '-', '_' or '.'")
+            refuse(
+                client, .invalidRoom,
+                "invalid room '\(Self.printable(roomName))': use 1 to 64 letters, digits, '-', '_' or '.'")
             return
         }
         guard membersByName[name] == nil else {
@@ -109,7 +121,9 @@ public final class Relay {
         client.name = name
         client.room = room
         membersByName[name] = client
-        let welcome = RelayFrame.welcome(version: relayProtocolVersion, name: name, room: roomName, members: Array(present.prefix(RelayFrame.maximumWelcomeMembers)))
+        let welcome = RelayFrame.welcome(
+            version: relayProtocolVersion, name: name, room: roomName,
+            members: Array(present.prefix(RelayFrame.maximumWelcomeMembers)))
         client.connection.write(welcome.encoded())
         broadcast(RelayFrame.joined(name: name).encoded(), in: room, except: nil)
         room.add(client)
@@ -126,7 +140,10 @@ public final class Relay {
         guard let room = client.room, let name = client.name else { return }
         guard let recipient = membersByName[recipientName], recipient.room === room, recipient !== client else {
             client.connection.write(
-                RelayFrame.error(code: RelayErrorCode.unknownRecipient.rawValue, message: "no member named '\(Self.printable(recipientName))' in \(room.name)").encoded())
+                RelayFrame.error(
+                    code: RelayErrorCode.unknownRecipient.rawValue,
+                    message: "no member named '\(Self.printable(recipientName))' in \(room.name)"
+                ).encoded())
             return
         }
         send(RelayFrame.encodeDeliver(from: name, isDirect: true, payload: payload), to: recipient)

@@ -1,4 +1,4 @@
-public import AESChatCrypto
+import AESChatCrypto
 
 #if canImport(Glibc)
     import Glibc
@@ -64,7 +64,8 @@ public struct RoomKey: Sendable {
     public static func parse(_ text: String, path: String) throws(KeyFileError) -> RoomKey {
         let trimmed = text.trimmingASCIIWhitespace()
         guard trimmed.utf8.count == byteCount * 2 else {
-            throw .malformed(path: path, reason: "expected 64 hexadecimal characters, found \(trimmed.utf8.count) characters")
+            throw .malformed(
+                path: path, reason: "expected 64 hexadecimal characters, found \(trimmed.utf8.count) characters")
         }
         guard let bytes = Hex.decode(trimmed) else {
             throw .malformed(path: path, reason: "it contains characters other than 0-9 and a-f")
@@ -101,7 +102,7 @@ public struct RoomKey: Sendable {
             if count == 0 { break }
             total += count
         }
-        defer { bytes.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+        defer { for index in bytes.indices { bytes[index] = 0 } }
         guard let text = String(validating: bytes[..<total], as: UTF8.self) else {
             throw .malformed(path: path, reason: "it is not text")
         }

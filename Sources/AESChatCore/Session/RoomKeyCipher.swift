@@ -34,14 +34,17 @@ public enum RoomKeyEnvelope {
 
     /// Derives the message key of one sender session.
     /// - Throws: ``CryptoError`` only if libgcrypt fails.
-    static func messageKey(roomKey: RoomKey, sessionID: ArraySlice<UInt8>, room: String, sender: String) throws(CryptoError) -> [UInt8] {
+    static func messageKey(roomKey: RoomKey, sessionID: ArraySlice<UInt8>, room: String, sender: String)
+        throws(CryptoError) -> [UInt8]
+    {
         var info = ByteWriter(capacity: 128)
         info.write(contentsOf: keyLabel)
         info.write(UInt8(0))
         info.writeShortString(room)
         info.writeShortString(sender)
         let ikm = roomKey.secret.withUnsafeBytes { Array($0) }
-        return try HKDFSHA256.deriveKey(inputKeyMaterial: ikm, salt: Array(sessionID), info: info.bytes, outputByteCount: 32)
+        return try HKDFSHA256.deriveKey(
+            inputKeyMaterial: ikm, salt: Array(sessionID), info: info.bytes, outputByteCount: 32)
     }
 
     static func nonce(counter: UInt64) -> [UInt8] {
@@ -119,7 +122,8 @@ public final class RoomKeySealer {
         header.write(contentsOf: sessionID)
         header.write(counter)
         let aad = RoomKeyEnvelope.associatedData(header: header.bytes[...], room: room, sender: sender)
-        let sealed = try cipher.seal(content.encoded(), nonce: RoomKeyEnvelope.nonce(counter: counter), authenticating: aad)
+        let sealed = try cipher.seal(
+            content.encoded(), nonce: RoomKeyEnvelope.nonce(counter: counter), authenticating: aad)
         counter += 1
         return header.bytes + sealed
     }
@@ -127,7 +131,8 @@ public final class RoomKeySealer {
     private func startSession() throws(CryptoError) {
         sessionID = SecureRandom.bytes(count: RoomKeyEnvelope.sessionIDSize)
         counter = 0
-        cipher = try AESGCM(key: RoomKeyEnvelope.messageKey(roomKey: roomKey, sessionID: sessionID[...], room: room, sender: sender))
+        cipher = try AESGCM(
+            key: RoomKeyEnvelope.messageKey(roomKey: roomKey, sessionID: sessionID[...], room: room, sender: sender))
     }
 }
 
@@ -173,7 +178,8 @@ public final class RoomKeyOpener {
         do {
             let kind = try reader.readUInt8("kind")
             guard kind == RoomKeyEnvelope.kind else {
-                return .tampered("unknown envelope kind 0x\(String(kind, radix: 16)) (is the sender using a different key mode?)")
+                return .tampered(
+                    "unknown envelope kind 0x\(String(kind, radix: 16)) (is the sender using a different key mode?)")
             }
             let sessionID = Array(try reader.readBytes(RoomKeyEnvelope.sessionIDSize, "session id"))
             let counter = try reader.readUInt64("counter")
@@ -189,26 +195,31 @@ public final class RoomKeyOpener {
                     return .replayed("message \(counter) from \(sender) was already received")
                 }
             } else {
-                let key = try RoomKeyEnvelope.messageKey(roomKey: roomKey, sessionID: sessionID[...], room: room, sender: sender)
-                let fresh = SenderState(sessionID: sessionID, cipher: try AESGCM(key: key), nextCounter: counter, retiredSessions: [])
+                let key = try RoomKeyEnvelope.messageKey(
+                    roomKey: roomKey, sessionID: sessionID[...], room: room, sender: sender)
+                let fresh = SenderState(
+                    sessionID: sessionID, cipher: try AESGCM(key: key), nextCounter: counter, retiredSessions: [])
                 // Authenticate before adopting a new session, so forged ids cannot evict the real one.
                 let plaintext: [UInt8]
                 do {
-                    plaintext = try fresh.cipher.open(sealed, nonce: RoomKeyEnvelope.nonce(counter: counter), authenticating: aad)
+                    plaintext = try fresh.cipher.open(
+                        sealed, nonce: RoomKeyEnvelope.nonce(counter: counter), authenticating: aad)
                 } catch {
                     return .tampered("message from \(sender) failed authentication")
                 }
                 var adopted = fresh
                 adopted.nextCounter = counter &+ 1
                 if let previous = state {
-                    adopted.retiredSessions = (previous.retiredSessions + [previous.sessionID]).suffix(Self.retiredSessionLimit)
+                    adopted.retiredSessions = (previous.retiredSessions + [previous.sessionID]).suffix(
+                        Self.retiredSessionLimit)
                 }
                 senders[sender] = adopted
                 return decode(plaintext, missing: 0)
             }
             let plaintext: [UInt8]
             do {
-                plaintext = try state!.cipher.open(sealed, nonce: RoomKeyEnvelope.nonce(counter: counter), authenticating: aad)
+                plaintext = try state!.cipher.open(
+                    sealed, nonce: RoomKeyEnvelope.nonce(counter: counter), authenticating: aad)
             } catch {
                 return .tampered("message from \(sender) failed authentication")
             }

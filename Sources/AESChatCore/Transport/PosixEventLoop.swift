@@ -106,7 +106,8 @@ public final class PosixEventLoop: EventLoop {
             var timeout: Int32 = -1
             if let next = timers.nextDeadline {
                 let remaining = next - ContinuousClock.now
-                let milliseconds = remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
+                let milliseconds =
+                    remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
                 timeout = Int32(clamping: max(0, milliseconds + 1))
             }
             try selector.wait(timeoutMilliseconds: timeout) { readiness in

@@ -1,0 +1,90 @@
+/// What a command line asks `aeschat` to do: the result of ``CommandLineParser/parse(_:)``.
+public enum Command: Equatable, Sendable {
+    /// `aeschat serve …`: run the relay with these options.
+    case serve(ServeOptions)
+    /// `aeschat join …`: join a room with these options.
+    case join(JoinOptions)
+    /// `aeschat keygen …`: generate a key file with these options.
+    case keygen(KeygenOptions)
+    /// Print ``HelpText/help(for:)`` for the mode, or ``HelpText/general()`` for `nil`, to standard output and exit 0.
+    case help(Mode?)
+    /// Print ``aeschatVersion`` to standard output and exit 0.
+    case version
+}
+
+/// The options of `aeschat serve`. Values are already validated when they come from the parser.
+public struct ServeOptions: Equatable, Sendable {
+    /// The address to listen on: an IPv4 or IPv6 literal (without brackets) or a hostname.
+    public var host = "127.0.0.1"
+    /// The TCP port to listen on, 1 to 65535.
+    public var port: UInt16 = 7777
+
+    /// Creates serve options.
+    ///
+    /// - Parameters:
+    ///   - host: The address to listen on; `0.0.0.0` or `::` serves a network.
+    ///   - port: The TCP port to listen on.
+    public init(host: String = "127.0.0.1", port: UInt16 = 7777) {
+        self.host = host
+        self.port = port
+    }
+}
+
+/// The options of `aeschat join`. Values are already validated when they come from the parser.
+public struct JoinOptions: Equatable, Sendable {
+    /// The member name, valid by ``Names/isValidMemberName(_:)``.
+    public var name: String
+    /// The inbox directory path (never empty).
+    public var inbox: String
+    /// The room to join, valid by ``Names/isValidRoomName(_:)``.
+    public var room = "lobby"
+    /// The relay's address: an IPv4 or IPv6 literal (without brackets) or a hostname.
+    public var host = "127.0.0.1"
+    /// The relay's TCP port, 1 to 65535.
+    public var port: UInt16 = 7777
+    /// The key file path, if one was given (never empty).
+    public var keyFile: String? = nil
+    /// Whether to write JSON output instead of text.
+    public var json = false
+
+    /// Creates join options.
+    ///
+    /// - Parameters:
+    ///   - name: The member name.
+    ///   - inbox: The inbox directory path.
+    ///   - room: The room to join.
+    ///   - host: The relay's address.
+    ///   - port: The relay's TCP port.
+    ///   - keyFile: The key file path, if any.
+    ///   - json: Whether to write JSON output.
+    public init(
+        name: String,
+        inbox: String,
+        room: String = "lobby",
+        host: String = "127.0.0.1",
+        port: UInt16 = 7777,
+        keyFile: String? = nil,
+        json: Bool = false
+    ) {
+        self.name = name
+        self.inbox = inbox
+        self.room = room
+        self.host = host
+        self.port = port
+        self.keyFile = keyFile
+        self.json = json
+    }
+}
+
+/// The options of `aeschat keygen`. Values are already validated when they come from the parser.
+public struct KeygenOptions: Equatable, Sendable {
+    /// The file to write the key to, or `nil` for standard output (never empty).
+    public var out: String? = nil
+
+    /// Creates keygen options.
+    ///
+    /// - Parameter out: The file to write the key to, or `nil` for standard output.
+    public init(out: String? = nil) {
+        self.out = out
+    }
+}

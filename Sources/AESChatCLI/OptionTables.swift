@@ -1,0 +1,96 @@
+/// The option tables of every mode. To add an option, add one line to its mode's table; the parser, usage line and
+/// help pick it up.
+enum OptionTables {
+    /// `aeschat serve`.
+    static let serve = ModeSpec<ServeOptions>(
+        mode: .serve,
+        abstract: "Run the relay that members connect to.",
+        overview: "Run the relay that members connect to. It forwards the members' end-to-end encrypted messages "
+            + "within each room. It listens on 127.0.0.1 unless --host says otherwise; use --host 0.0.0.0 or "
+            + "--host :: to serve a network.",
+        initial: ServeOptions(),
+        options: [
+            .value(
+                "--host", "addr", default: "127.0.0.1",
+                help: "Address to listen on: an IPv4 or IPv6 address or a hostname.",
+                parse: Values.host, into: \.host),
+            .value(
+                "--port", "n", default: "7777", help: "TCP port to listen on, 1 to 65535.", parse: Values.port,
+                into: \.port),
+        ],
+        command: { .serve($0) }
+    )
+
+    /// `aeschat join`.
+    static let join = ModeSpec<JoinOptions>(
+        mode: .join,
+        abstract: "Join a room on a relay and chat.",
+        overview: "Join a room on a relay as a member and chat. Messages are encrypted end to end; the relay "
+            + "cannot read them.",
+        initial: JoinOptions(name: "", inbox: ""),
+        options: [
+            .value(
+                "--name", "name", required: true, help: "Your member name (1-32 chars: A-Z a-z 0-9 - _ .).",
+                parse: Values.memberName, into: \.name),
+            .value(
+                "--inbox", "dir", required: true, help: "Inbox folder for received files; created if missing.",
+                parse: Values.path, into: \.inbox),
+            .value(
+                "--room", "room", default: "lobby", help: "Room to join (1-64 chars: A-Z a-z 0-9 - _ .).",
+                parse: Values.roomName, into: \.room),
+            .value(
+                "--host", "addr", default: "127.0.0.1", help: "Relay address: an IPv4 or IPv6 address or a hostname.",
+                parse: Values.host, into: \.host),
+            .value(
+                "--port", "n", default: "7777", help: "Relay TCP port, 1 to 65535.", parse: Values.port, into: \.port),
+            .value(
+                "--key", "file", help: "Room key file made by 'aeschat keygen --out <file>'.", parse: Values.path,
+                into: \.keyFile),
+            .flag("--json", help: "Write JSON output, one object per line, instead of text.", into: \.json),
+        ],
+        command: { .join($0) }
+    )
+
+    /// `aeschat keygen`.
+    static let keygen = ModeSpec<KeygenOptions>(
+        mode: .keygen,
+        abstract: "Generate a random room key.",
+        overview: "Generate a random 256-bit room key and print it, or write it to a new file with --out. "
+            + "Share it only with the members of the room, who pass it to join with --key.",
+        initial: KeygenOptions(),
+        options: [
+            .value(
+                "--out", "file", help: "Write the key to this new file (mode 0600) instead of printing it.",
+                parse: Values.path,
+                into: \.out)
+        ],
+        command: { .keygen($0) }
+    )
+
+    /// The help-facing view of a mode's table.
+    static func options(of mode: Mode) -> [OptionInfo] {
+        switch mode {
+        case .serve: serve.options.map(\.info)
+        case .join: join.options.map(\.info)
+        case .keygen: keygen.options.map(\.info)
+        }
+    }
+
+    /// The one-sentence summary of a mode.
+    static func abstract(of mode: Mode) -> String {
+        switch mode {
+        case .serve: serve.abstract
+        case .join: join.abstract
+        case .keygen: keygen.abstract
+        }
+    }
+
+    /// The OVERVIEW paragraph of a mode.
+    static func overview(of mode: Mode) -> String {
+        switch mode {
+        case .serve: serve.overview
+        case .join: join.overview
+        case .keygen: keygen.overview
+        }
+    }
+}

@@ -1,0 +1,177 @@
+/// Validators that turn an option's raw text into a value, or throw a ``UsageError`` quoting the text.
+///
+/// Each is one line in an option table (see `OptionTables.swift`). Pure functions, safe from any thread.
+enum Values {
+    /// What a port must look like, for messages.
+    static let portExpectation = "expected a number from 1 to 65535"
+    /// What a host must look like, for messages.
+    static let hostExpectation = "expected an IPv4 address, an IPv6 address or a hostname"
+    /// The alphabet of names, for messages.
+    static let nameAlphabet = "letters, digits, '-', '_' and '.'"
+
+    /// Parses a TCP port: ASCII decimal digits only (no sign, no spaces), value 1 to 65535.
+    static func port(_ text: String, _ context: OptionContext) throws(UsageError) -> UInt16 {
+        var value: UInt32 = 0
+        for byte in text.utf8 {
+            guard ASCII.isDigit(byte) else { throw invalid("port", text, portExpectation, context.mode) }
+            value = value * 10 + UInt32(byte - UInt8(ascii: "0"))
+            guard value <= UInt32(UInt16.max) else { throw invalid("port", text, portExpectation, context.mode) }
+        }
+        guard !text.isEmpty, value >= 1 else { throw invalid("port", text, portExpectation, context.mode) }
+        return UInt16(value)
+    }
+
+    /// Parses a host: an IPv4 literal, an IPv6 literal (optionally in brackets, which are removed) or a hostname.
+    static func host(_ text: String, _ context: OptionContext) throws(UsageError) -> String {
+        guard let host = Host.normalized(text) else { throw invalid("host", text, hostExpectation, context.mode) }
+        return host
+    }
+
+    /// Checks a member name with ``Names/isValidMemberName(_:)``.
+    static func memberName(_ text: String, _ context: OptionContext) throws(UsageError) -> String {
+        guard Names.isValidMemberName(text) else {
+            throw invalid(
+                "name", text, "expected 1 to \(Names.maxMemberNameLength) characters: \(nameAlphabet)", context.mode)
+        }
+        return text
+    }
+
+    /// Checks a room name with ``Names/isValidRoomName(_:)``.
+    static func roomName(_ text: String, _ context: OptionContext) throws(UsageError) -> String {
+        guard Names.isValidRoomName(text) else {
+            throw invalid(
+                "room", text, "expected 1 to \(Names.maxRoomNameLength) characters: \(nameAlphabet)", context.mode)
+        }
+        return text
+    }
+
+    /// Checks a file or directory path: any non-empty text. Whether it exists is the mode's business.
+    static func path(_ text: String, _ context: OptionContext) throws(UsageError) -> String {
+        guard !text.isEmpty else {
+            throw UsageError(
+                "invalid path \(Quote.quoted(text)) for '\(context.option)': expected a non-empty path",
+                mode: context.mode)
+        }
+        return text
+    }
+
+    private static func invalid(_ what: String, _ text: String, _ expectation: String, _ mode: Mode) -> UsageError {
+        UsageError("invalid \(what) \(Quote.quoted(text)): \(expectation)", mode: mode)
+    }
+}
+
+/// Host syntax: IPv4 and IPv6 literals and DNS hostnames, checked byte by byte.
+enum Host {
+    /// The longest hostname, in characters (RFC 1035 without the trailing dot).
+    static let maxHostnameLength = 253
+    /// The longest hostname label, in characters.
+    static let maxLabelLength = 63
+
+    /// Returns the host as the program should use it (brackets removed from IPv6), or `nil` when it is invalid.
+    static func normalized(_ text: String) -> String? {
+        let bytes = Array(text.utf8)
+        if bytes.first == UInt8(ascii: "[") {
+            guard bytes.count >= 2, bytes.last == UInt8(ascii: "]") else { return nil }
+            let inner = Array(bytes[1..<(bytes.count - 1)])
+            return isIPv6(inner) ? String(decoding: inner, as: UTF8.self) : nil
+        }
+        if bytes.contains(ASCII.colon) {
+            return isIPv6(bytes) ? text : nil
+        }
+        if bytes.allSatisfy({ ASCII.isDigit($0) || $0 == ASCII.dot }) {
+            return isIPv4(bytes[...]) ? text : nil
+        }
+        return isHostname(bytes) ? text : nil
+    }
+
+    /// Dotted-quad IPv4: exactly four decimal parts 0 to 255, no leading zeros.
+    static func isIPv4(_ bytes: ArraySlice<UInt8>) -> Bool {
+        let parts = bytes.split(separator: ASCII.dot, omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return false }
+        return parts.allSatisfy { part in
+            guard (1...3).contains(part.count), part.allSatisfy(ASCII.isDigit) else { return false }
+            guard part.count == 1 || part.first != UInt8(ascii: "0") else { return false }
+            return part.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) } <= 255
+        }
+    }
+
+    /// RFC 4291 text form: eight groups of 1 to 4 hex digits, one `::` at most, an IPv4 tail allowed.
+    /// Zone identifiers (`%eth0`) are not accepted.
+    static func isIPv6(_ bytes: [UInt8]) -> Bool {
+        guard let gap = firstDoubleColon(bytes) else {
+            return groupCount(bytes[...], ipv4TailAllowed: true) == 8
+        }
+        let left = bytes[..<gap]
+        let right = bytes[(gap + 2)...]
+        guard firstDoubleColon(Array(right)) == nil,
+            let leftCount = groupCount(left, ipv4TailAllowed: false),
+            let rightCount = groupCount(right, ipv4TailAllowed: true)
+        else { return false }
+        return leftCount + rightCount <= 7
+    }
+
+    /// Hostname: labels of 1 to 63 letters, digits and hyphens, not starting or ending with a hyphen, joined by
+    /// single dots, 253 characters at most.
+    static func isHostname(_ bytes: [UInt8]) -> Bool {
+        guard (1...maxHostnameLength).contains(bytes.count) else { return false }
+        let labels = bytes.split(separator: ASCII.dot, omittingEmptySubsequences: false)
+        return labels.allSatisfy { label in
+            (1...maxLabelLength).contains(label.count)
+                && label.allSatisfy { ASCII.isLetterOrDigit($0) || $0 == ASCII.hyphen }
+                && label.first != ASCII.hyphen && label.last != ASCII.hyphen
+        }
+    }
+
+    private static func firstDoubleColon(_ bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 2 else { return nil }
+        return (0..<(bytes.count - 1)).first { bytes[$0] == ASCII.colon && bytes[$0 + 1] == ASCII.colon }
+    }
+
+    /// Counts the 16-bit groups in colon-separated text (empty text has none), or returns `nil` if it is malformed.
+    private static func groupCount(_ bytes: ArraySlice<UInt8>, ipv4TailAllowed: Bool) -> Int? {
+        guard !bytes.isEmpty else { return 0 }
+        let groups = bytes.split(separator: ASCII.colon, omittingEmptySubsequences: false)
+        var count = 0
+        for (index, group) in groups.enumerated() {
+            if ipv4TailAllowed, index == groups.count - 1, group.contains(ASCII.dot) {
+                guard isIPv4(group) else { return nil }
+                count += 2
+            } else {
+                guard (1...4).contains(group.count), group.allSatisfy(ASCII.isHexDigit) else { return nil }
+                count += 1
+            }
+        }
+        return count
+    }
+}
+
+/// Quoting of user input inside one-line messages.
+enum Quote {
+    /// Wraps text in single quotes, escaping `\`, `'` and anything that could break the line or the terminal
+    /// (control characters, line and paragraph separators, bidirectional overrides) as `\n`, `\t`, `\r` or `\u{…}`.
+    static func quoted(_ text: String) -> String {
+        var result = "'"
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\\": result += "\\\\"
+            case "'": result += "\\'"
+            case "\n": result += "\\n"
+            case "\t": result += "\\t"
+            case "\r": result += "\\r"
+            default:
+                if needsEscape(scalar.value) {
+                    result += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+                } else {
+                    result.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return result + "'"
+    }
+
+    private static func needsEscape(_ value: UInt32) -> Bool {
+        value < 0x20 || (0x7F...0x9F).contains(value) || value == 0x2028 || value == 0x2029
+            || (0x202A...0x202E).contains(value) || (0x2066...0x2069).contains(value) || value == 0x200E
+            || value == 0x200F || value == 0xFEFF
+    }
+}

@@ -1,0 +1,282 @@
+internal import CGcrypt
+internal import CGcryptShims
+
+/// AES in Galois/Counter Mode (NIST SP 800-38D) with a 12-byte nonce and a 16-byte tag appended to the ciphertext.
+///
+/// Ownership: owns one libgcrypt cipher handle with the key set, opened in `init` and closed in `deinit`
+/// (`gcry_cipher_close` wipes the key schedule). The handle is reused for every message: `gcry_cipher_setiv`
+/// resets it before each one.
+///
+/// Threading: not thread-safe; one owner at a time (for example one per connection direction). It is deliberately
+/// not `Sendable`.
+///
+/// Never seal two messages with the same nonce under one key: GCM then leaks the XOR of the plaintexts and lets an
+/// attacker forge tags.
+public final class AESGCM {
+    /// The nonce size in bytes.
+    public static let nonceSize = 12
+    /// The tag size in bytes; ``open(_:nonce:authenticating:)`` always expects exactly this many.
+    public static let tagSize = 16
+
+    private let handle: gcry_cipher_hd_t
+
+    private init(handle: gcry_cipher_hd_t) {
+        self.handle = handle
+    }
+
+    /// Creates a cipher for `key`: AES-128, AES-192 or AES-256 by the key's length.
+    ///
+    /// The corresponding libgcrypt call is `gcry_cipher_setkey` (after `gcry_cipher_open` with
+    /// `GCRY_CIPHER_MODE_GCM`).
+    ///
+    /// - Parameter key: 16, 24 or 32 bytes.
+    /// - Throws: ``CryptoError/invalidKeySize(expected:actual:)`` (with `expected` 32) for any other length;
+    ///   ``CryptoError/library(operation:code:message:)`` if libgcrypt fails.
+    public convenience init(key: [UInt8]) throws(CryptoError) {
+        let opened = key.withUnsafeBytes { Self.openHandle(key: $0) }
+        self.init(handle: try opened.get())
+    }
+
+    /// Creates a cipher for a secret key without copying it out of its zero-on-release storage.
+    ///
+    /// The corresponding libgcrypt call is `gcry_cipher_setkey` (after `gcry_cipher_open` with
+    /// `GCRY_CIPHER_MODE_GCM`).
+    ///
+    /// - Parameter key: 16, 24 or 32 bytes.
+    /// - Throws: ``CryptoError/invalidKeySize(expected:actual:)`` (with `expected` 32) for any other length;
+    ///   ``CryptoError/library(operation:code:message:)`` if libgcrypt fails.
+    public convenience init(key: SecretBytes) throws(CryptoError) {
+        let opened = key.withUnsafeBytes { Self.openHandle(key: $0) }
+        self.init(handle: try opened.get())
+    }
+
+    deinit {
+        gcry_cipher_close(handle)
+    }
+
+    private static func openHandle(key: UnsafeRawBufferPointer) -> Result<gcry_cipher_hd_t, CryptoError> {
+        let algorithm: gcry_cipher_algos
+        switch key.count {
+        case 16: algorithm = GCRY_CIPHER_AES  // GCRY_CIPHER_AES128 is a macro alias of this.
+        case 24: algorithm = GCRY_CIPHER_AES192
+        case 32: algorithm = GCRY_CIPHER_AES256
+        default: return .failure(.invalidKeySize(expected: 32, actual: key.count))
+        }
+        Gcrypt.ensureInitialised()
+        var opened: gcry_cipher_hd_t?
+        let openError = gcry_cipher_open(
+            &opened, Int32(algorithm.rawValue), Int32(GCRY_CIPHER_MODE_GCM.rawValue), 0)
+        if let failure = Gcrypt.check(openError, "gcry_cipher_open") {
+            return .failure(failure)
+        }
+        guard let handle = opened else {
+            return .failure(.library(operation: "gcry_cipher_open", code: 0, message: "no handle returned"))
+        }
+        if let failure = Gcrypt.check(gcry_cipher_setkey(handle, key.baseAddress, key.count), "gcry_cipher_setkey") {
+            gcry_cipher_close(handle)
+            return .failure(failure)
+        }
+        return .success(handle)
+    }
+
+    // MARK: - Public API (12-byte nonces)
+
+    /// Encrypts and authenticates `plaintext`, and authenticates `aad` without encrypting it.
+    ///
+    /// The corresponding libgcrypt call is `gcry_cipher_encrypt` (between `gcry_cipher_setiv` plus
+    /// `gcry_cipher_authenticate`, and `gcry_cipher_gettag`).
+    ///
+    /// - Parameters:
+    ///   - plaintext: The message; may be empty.
+    ///   - nonce: 12 bytes, never reused with this key.
+    ///   - aad: Associated data to authenticate but send in the clear (for example a header); may be empty.
+    /// - Returns: The ciphertext (as long as `plaintext`) followed by the 16-byte tag.
+    /// - Throws: ``CryptoError/invalidNonceSize(expected:actual:)`` unless `nonce` is 12 bytes;
+    ///   ``CryptoError/library(operation:code:message:)`` if libgcrypt fails.
+    public func seal(_ plaintext: [UInt8], nonce: [UInt8], authenticating aad: [UInt8]) throws(CryptoError) -> [UInt8] {
+        guard nonce.count == Self.nonceSize else {
+            throw .invalidNonceSize(expected: Self.nonceSize, actual: nonce.count)
+        }
+        return try seal(plaintext, iv: nonce, authenticating: aad)
+    }
+
+    /// Checks the tag of a sealed message and, only if it is authentic, returns the decrypted plaintext.
+    ///
+    /// The plaintext is decrypted into a private buffer; if the tag does not match, that buffer is zeroed and never
+    /// returned, so no unauthenticated byte escapes.
+    ///
+    /// The corresponding libgcrypt call is `gcry_cipher_decrypt` (between `gcry_cipher_setiv` plus
+    /// `gcry_cipher_authenticate`, and `gcry_cipher_checktag`).
+    ///
+    /// - Parameters:
+    ///   - sealed: Ciphertext followed by its 16-byte tag, as returned by ``seal(_:nonce:authenticating:)``.
+    ///   - nonce: The 12-byte nonce used to seal it.
+    ///   - aad: The associated data used to seal it.
+    /// - Returns: The plaintext.
+    /// - Throws: ``CryptoError/invalidNonceSize(expected:actual:)`` unless `nonce` is 12 bytes;
+    ///   ``CryptoError/ciphertextTooShort`` if `sealed` is shorter than 16 bytes;
+    ///   ``CryptoError/authenticationFailed`` if the tag does not match;
+    ///   ``CryptoError/library(operation:code:message:)`` if libgcrypt fails.
+    public func open(_ sealed: [UInt8], nonce: [UInt8], authenticating aad: [UInt8]) throws(CryptoError) -> [UInt8] {
+        guard nonce.count == Self.nonceSize else {
+            throw .invalidNonceSize(expected: Self.nonceSize, actual: nonce.count)
+        }
+        return try open(sealed, iv: nonce, authenticating: aad)
+    }
+
+    // MARK: - Internal API (any IV length, for test vectors)
+
+    /// ``seal(_:nonce:authenticating:)`` for an IV of any length of at least one byte (GCM hashes IVs that are not
+    /// 12 bytes long). For test vectors only; the protocol uses 12-byte nonces.
+    func seal(_ plaintext: [UInt8], iv: [UInt8], authenticating aad: [UInt8]) throws(CryptoError) -> [UInt8] {
+        let sealedCount = plaintext.count + Self.tagSize
+        var failure: CryptoError?
+        let sealed = [UInt8](unsafeUninitializedCapacity: sealedCount) { buffer, initialised in
+            let output = buffer.rawPrefix(sealedCount)
+            failure = plaintext.withUnsafeBytes { input in
+                iv.withUnsafeBytes { ivBytes in
+                    aad.withUnsafeBytes { aadBytes in
+                        seal(input, iv: ivBytes, aad: aadBytes, into: output)
+                    }
+                }
+            }
+            initialised = failure == nil ? sealedCount : 0
+        }
+        if let failure {
+            throw failure
+        }
+        return sealed
+    }
+
+    /// ``open(_:nonce:authenticating:)`` for an IV of any length of at least one byte. For test vectors only.
+    func open(_ sealed: [UInt8], iv: [UInt8], authenticating aad: [UInt8]) throws(CryptoError) -> [UInt8] {
+        guard sealed.count >= Self.tagSize else { throw .ciphertextTooShort }
+        let plaintextCount = sealed.count - Self.tagSize
+        var failure: CryptoError?
+        let plaintext = [UInt8](unsafeUninitializedCapacity: plaintextCount) { buffer, initialised in
+            let output = buffer.rawPrefix(plaintextCount)
+            failure = sealed.withUnsafeBytes { input in
+                iv.withUnsafeBytes { ivBytes in
+                    aad.withUnsafeBytes { aadBytes in
+                        open(
+                            ciphertext: UnsafeRawBufferPointer(rebasing: input[0..<plaintextCount]),
+                            tag: UnsafeRawBufferPointer(rebasing: input[plaintextCount...]),
+                            iv: ivBytes, aad: aadBytes, into: output)
+                    }
+                }
+            }
+            // On failure the buffer has already been zeroed; it is freed without being handed out.
+            initialised = failure == nil ? plaintextCount : 0
+        }
+        if let failure {
+            throw failure
+        }
+        return plaintext
+    }
+
+    /// Opens a message whose tag travels separately; the tag must be exactly 16 bytes. For test vectors only.
+    func open(
+        ciphertext: [UInt8],
+        tag: [UInt8],
+        iv: [UInt8],
+        authenticating aad: [UInt8]
+    ) throws(CryptoError) -> [UInt8] {
+        guard tag.count == Self.tagSize else {
+            throw .invalidTagSize(expected: Self.tagSize, actual: tag.count)
+        }
+        return try open(ciphertext + tag, iv: iv, authenticating: aad)
+    }
+
+    // MARK: - Buffer-level core
+
+    /// Resets the handle for a new message: sets the IV, then feeds the associated data.
+    private func start(iv: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer) -> CryptoError? {
+        // An empty IV must be refused here: libgcrypt would reject it in setiv, but then treat the handle as having
+        // no IV and silently use a zero IV on the next encrypt.
+        guard let ivBase = iv.baseAddress, iv.count > 0 else {
+            return .invalidNonceSize(expected: Self.nonceSize, actual: 0)
+        }
+        if let failure = Gcrypt.check(gcry_cipher_setiv(handle, ivBase, iv.count), "gcry_cipher_setiv") {
+            return failure
+        }
+        if let aadBase = aad.baseAddress, aad.count > 0 {
+            let error = gcry_cipher_authenticate(handle, aadBase, aad.count)
+            if let failure = Gcrypt.check(error, "gcry_cipher_authenticate") {
+                return failure
+            }
+        }
+        return nil
+    }
+
+    /// Seals `plaintext` into `output`, which must be exactly `plaintext.count + tagSize` bytes.
+    private func seal(
+        _ plaintext: UnsafeRawBufferPointer,
+        iv: UnsafeRawBufferPointer,
+        aad: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) -> CryptoError? {
+        precondition(output.count == plaintext.count + Self.tagSize, "AES-GCM seal output has the wrong size")
+        if let failure = start(iv: iv, aad: aad) {
+            return failure
+        }
+        let outputBase = output.baseAddress!
+        if let plaintextBase = plaintext.baseAddress, plaintext.count > 0 {
+            let error = gcry_cipher_encrypt(handle, outputBase, plaintext.count, plaintextBase, plaintext.count)
+            if let failure = Gcrypt.check(error, "gcry_cipher_encrypt") {
+                return failure
+            }
+        }
+        let error = gcry_cipher_gettag(handle, outputBase + plaintext.count, Self.tagSize)
+        return Gcrypt.check(error, "gcry_cipher_gettag")
+    }
+
+    /// Decrypts `ciphertext` into `output` (exactly `ciphertext.count` bytes) and checks `tag`; zeroes `output` on
+    /// any failure.
+    private func open(
+        ciphertext: UnsafeRawBufferPointer,
+        tag: UnsafeRawBufferPointer,
+        iv: UnsafeRawBufferPointer,
+        aad: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) -> CryptoError? {
+        precondition(output.count == ciphertext.count, "AES-GCM open output has the wrong size")
+        // libgcrypt's checktag also accepts truncated tags (4, 8, 12 to 15 bytes); only full tags are allowed here.
+        guard tag.count == Self.tagSize, let tagBase = tag.baseAddress else {
+            return .invalidTagSize(expected: Self.tagSize, actual: tag.count)
+        }
+        let failure = decryptAndCheck(ciphertext: ciphertext, tag: tagBase, iv: iv, aad: aad, into: output)
+        if failure != nil {
+            secureZero(output)
+        }
+        return failure
+    }
+
+    private func decryptAndCheck(
+        ciphertext: UnsafeRawBufferPointer,
+        tag: UnsafeRawPointer,
+        iv: UnsafeRawBufferPointer,
+        aad: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) -> CryptoError? {
+        if let failure = start(iv: iv, aad: aad) {
+            return failure
+        }
+        if let ciphertextBase = ciphertext.baseAddress, let outputBase = output.baseAddress, ciphertext.count > 0 {
+            let error = gcry_cipher_decrypt(handle, outputBase, output.count, ciphertextBase, ciphertext.count)
+            if let failure = Gcrypt.check(error, "gcry_cipher_decrypt") {
+                return failure
+            }
+        }
+        let error = gcry_cipher_checktag(handle, tag, Self.tagSize)
+        if error == 0 {
+            return nil
+        }
+        if Gcrypt.code(error) == GPG_ERR_CHECKSUM.rawValue {
+            return .authenticationFailed
+        }
+        return Gcrypt.error("gcry_cipher_checktag", error)
+    }
+}
+
+@available(*, unavailable, message: "AESGCM has one owner at a time; create one per connection direction.")
+extension AESGCM: Sendable {}

@@ -1,0 +1,46 @@
+/// Why a cryptographic operation failed.
+///
+/// Descriptions are one sentence a person can act on; they never contain key material, plaintext or tags.
+public enum CryptoError: Error, Equatable, CustomStringConvertible {
+    /// The tag did not match: the data was corrupted or forged, or the key, nonce or associated data differ.
+    case authenticationFailed
+    /// A key had the wrong length.
+    ///
+    /// For AES-GCM, which accepts 16, 24 or 32 bytes, `expected` is 32 (AES-256, what aeschat uses).
+    case invalidKeySize(expected: Int, actual: Int)
+    /// A nonce (initialisation vector) had the wrong length.
+    case invalidNonceSize(expected: Int, actual: Int)
+    /// An authentication tag had the wrong length.
+    case invalidTagSize(expected: Int, actual: Int)
+    /// A sealed message was shorter than its authentication tag.
+    case ciphertextTooShort
+    /// More output was requested than the function can produce (HKDF-SHA-256: at most 255 × 32 bytes).
+    case outputTooLong(requested: Int, maximum: Int)
+    /// A libgcrypt call failed; `operation` names it (for example `"gcry_cipher_setkey"`), `code` is libgcrypt's
+    /// error code and `message` its text for the code.
+    case library(operation: String, code: UInt32, message: String)
+
+    /// One sentence describing the failure and what to do about it.
+    public var description: String {
+        switch self {
+        case .authenticationFailed:
+            return "Authentication failed: the data was corrupted or forged, or was sealed with a different key, "
+                + "nonce or associated data; discard it."
+        case .invalidKeySize(let expected, let actual):
+            return "The key is \(actual) bytes long but \(expected) bytes are required; check where the key comes from."
+        case .invalidNonceSize(let expected, let actual):
+            return "The nonce is \(actual) bytes long but \(expected) bytes are required; pass a nonce of that size."
+        case .invalidTagSize(let expected, let actual):
+            return "The authentication tag is \(actual) bytes long but \(expected) bytes are required; "
+                + "the message was truncated or is malformed."
+        case .ciphertextTooShort:
+            return "The sealed message is shorter than its 16-byte authentication tag; it was truncated, discard it."
+        case .outputTooLong(let requested, let maximum):
+            return "\(requested) bytes of output were requested but at most \(maximum) can be derived; "
+                + "request fewer bytes."
+        case .library(let operation, let code, let message):
+            return "libgcrypt call '\(operation)' failed with error \(code) ('\(message)'); "
+                + "check that libgcrypt 1.10 or newer is installed and working."
+        }
+    }
+}

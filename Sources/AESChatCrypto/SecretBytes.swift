@@ -1,0 +1,69 @@
+internal import CGcrypt
+
+/// Secret key material that is zeroed when the last reference goes away.
+///
+/// Ownership: the bytes live in memory this object allocates in `init` and frees in `deinit`, after overwriting it
+/// with zeros. Bytes passed to ``init(_:)`` are copied; wiping the caller's copy is the caller's business.
+///
+/// Threading: safe to share between threads. It is immutable after `init`.
+public final class SecretBytes: @unchecked Sendable {
+    // Guard for `@unchecked Sendable`: `storage` is allocated and written only inside `init`, before `self` can be
+    // shared. Afterwards it is only read, through the read-only view `withUnsafeBytes` lends. `deinit` zeroes and
+    // frees it, and runs only when no other reference (and so no other thread) can reach it.
+    private let storage: UnsafeMutableRawBufferPointer
+
+    /// Copies `bytes` into new zero-on-release storage.
+    ///
+    /// - Parameter bytes: The secret bytes to keep.
+    public init(_ bytes: [UInt8]) {
+        storage = .allocate(byteCount: bytes.count, alignment: 1)
+        bytes.withUnsafeBytes { source in
+            if !source.isEmpty {
+                storage.copyMemory(from: source)
+            }
+        }
+    }
+
+    /// Creates `count` fresh random bytes, for example a new symmetric key.
+    ///
+    /// The bytes come from libgcrypt's `GCRY_VERY_STRONG_RANDOM` level.
+    /// The corresponding libgcrypt call is `gcry_randomize`.
+    ///
+    /// - Parameter count: How many random bytes to create; must not be negative.
+    public init(count: Int) {
+        precondition(count >= 0, "SecretBytes(count:) needs a count of 0 or more, not \(count)")
+        Gcrypt.ensureInitialised()
+        storage = .allocate(byteCount: count, alignment: 1)
+        if let base = storage.baseAddress, count > 0 {
+            gcry_randomize(base, count, GCRY_VERY_STRONG_RANDOM)
+        }
+    }
+
+    deinit {
+        secureZero(storage)
+        storage.deallocate()
+    }
+
+    /// The number of secret bytes.
+    public var count: Int {
+        storage.count
+    }
+
+    /// Lends the secret bytes to `body` without copying them.
+    ///
+    /// The pointer is valid only during `body`; do not keep it or copy the bytes into memory that is never wiped.
+    ///
+    /// - Parameter body: A closure that reads the bytes.
+    /// - Returns: Whatever `body` returns.
+    /// - Throws: Whatever `body` throws.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(storage))
+    }
+}
+
+extension SecretBytes: CustomStringConvertible {
+    /// A description that shows only the length, never the bytes.
+    public var description: String {
+        "SecretBytes(\(count) bytes, redacted)"
+    }
+}

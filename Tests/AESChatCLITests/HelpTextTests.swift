@@ -1,0 +1,123 @@
+import AESChatCLI
+import Testing
+
+@Suite struct HelpTextTests {
+    static let flags: [Mode: [String]] = [
+        .serve: ["--host <addr>", "--port <n>", "-h, --help"],
+        .join: [
+            "--name <name>", "--inbox <dir>", "--room <room>", "--host <addr>", "--port <n>", "--key <file>", "--json",
+            "-h, --help",
+        ],
+        .keygen: ["--out <file>", "-h, --help"],
+    ]
+
+    @Test(arguments: Mode.allCases)
+    func help_listsEveryFlag_forMode(mode: Mode) {
+        let help = HelpText.help(for: mode)
+        for flag in Self.flags[mode, default: []] {
+            #expect(help.contains("\n  \(flag) "), "\(mode) help lacks \(flag)")
+        }
+        #expect(help.hasPrefix("OVERVIEW: "))
+        #expect(help.contains("\n\nUSAGE: aeschat \(mode.rawValue)"))
+        #expect(help.contains("\n\nOPTIONS:\n"))
+    }
+
+    @Test(arguments: Mode.allCases.map(Optional.some) + [nil])
+    func help_fitsEightyColumns_withoutTrailingNewline(mode: Mode?) {
+        let help = mode.map(HelpText.help(for:)) ?? HelpText.general()
+        for line in help.split(separator: "\n") {
+            #expect(line.count <= 80, "too long: \(line)")
+            #expect(!line.hasSuffix(" "), "trailing space: \(line)")
+        }
+        #expect(!help.hasSuffix("\n"))
+    }
+
+    @Test func serveHelp_matchesGolden() {
+        #expect(
+            HelpText.help(for: .serve) == """
+                OVERVIEW: Run the relay that members connect to. It forwards the members'
+                end-to-end encrypted messages within each room. It listens on 127.0.0.1 unless
+                --host says otherwise; use --host 0.0.0.0 or --host :: to serve a network.
+
+                USAGE: aeschat serve [--host <addr>] [--port <n>]
+
+                OPTIONS:
+                  --host <addr>           Address to listen on: an IPv4 or IPv6 address or a
+                                          hostname. (default: 127.0.0.1)
+                  --port <n>              TCP port to listen on, 1 to 65535. (default: 7777)
+                  -h, --help              Show help information.
+
+                See 'aeschat --help' for all commands and exit codes.
+                """
+        )
+    }
+
+    @Test func joinHelp_showsDefaultsAndWrapsUsage() {
+        let help = HelpText.help(for: .join)
+        #expect(
+            help.contains(
+                """
+                USAGE: aeschat join --name <name> --inbox <dir> [--room <room>] [--host <addr>]
+                       [--port <n>] [--key <file>] [--json]
+                """
+            )
+        )
+        #expect(help.contains("(default: lobby)"))
+        #expect(help.contains("(default: 127.0.0.1)"))
+        #expect(help.contains("(default: 7777)"))
+    }
+
+    @Test func keygenHelp_matchesGolden() {
+        #expect(
+            HelpText.help(for: .keygen) == """
+                OVERVIEW: Generate a random 256-bit room key and print it, or write it to a new
+                file with --out. Share it only with the members of the room, who pass it to join
+                with --key.
+
+                USAGE: aeschat keygen [--out <file>]
+
+                OPTIONS:
+                  --out <file>            Write the key to this new file (mode 0600) instead of
+                                          printing it.
+                  -h, --help              Show help information.
+
+                See 'aeschat --help' for all commands and exit codes.
+                """
+        )
+    }
+
+    @Test func generalHelp_listsModesOptionsAndExitCodes() {
+        let help = HelpText.general()
+        #expect(help.hasPrefix("OVERVIEW: "))
+        #expect(help.contains("\n\nUSAGE: aeschat <command> [<options>]\n\n"))
+        for line in ["  --version ", "  -h, --help ", "  serve ", "  join ", "  keygen "] {
+            #expect(help.contains("\n" + line), "general help lacks \(line)")
+        }
+        #expect(help.contains("See 'aeschat help <command>' for detailed help."))
+        #expect(
+            help.hasSuffix(
+                """
+                EXIT CODES:
+                  0                       Success.
+                  1                       Unexpected failure.
+                  64                      Usage error: the command line was wrong.
+                  65                      Bad data or key file.
+                  69                      Relay unreachable or registration refused.
+                  74                      I/O error.
+                  130                     Interrupted.
+                """
+            )
+        )
+    }
+
+    @Test func usage_isOneLine_forEveryMode() {
+        #expect(HelpText.usage(for: nil) == "aeschat <command> [<options>]")
+        #expect(HelpText.usage(for: .serve) == "aeschat serve [--host <addr>] [--port <n>]")
+        #expect(
+            HelpText.usage(for: .join)
+                == "aeschat join --name <name> --inbox <dir> [--room <room>] [--host <addr>] [--port <n>] "
+                + "[--key <file>] [--json]"
+        )
+        #expect(HelpText.usage(for: .keygen) == "aeschat keygen [--out <file>]")
+    }
+}

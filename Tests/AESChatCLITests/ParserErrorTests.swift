@@ -1,0 +1,223 @@
+import AESChatCLI
+import Testing
+
+@Suite struct ParserErrorTests {
+    static let portExpectation = "expected a number from 1 to 65535"
+    static let hostExpectation = "expected an IPv4 address, an IPv6 address or a hostname"
+    static let nameExpectation = "expected 1 to 32 characters: letters, digits, '-', '_' and '.'"
+    static let roomExpectation = "expected 1 to 64 characters: letters, digits, '-', '_' and '.'"
+    static let join = ["join", "--name", "alice", "--inbox", "in"]
+
+    static let commandCases: [ErrorCase] = [
+        ErrorCase([], "no command given: expected serve, join or keygen", mode: nil),
+        ErrorCase(["jion"], "unknown command 'jion': expected serve, join or keygen. Did you mean 'join'?", mode: nil),
+        ErrorCase(["srve"], "unknown command 'srve': expected serve, join or keygen. Did you mean 'serve'?", mode: nil),
+        ErrorCase(
+            ["Serve"], "unknown command 'Serve': expected serve, join or keygen. Did you mean 'serve'?", mode: nil),
+        ErrorCase(
+            ["keygn"], "unknown command 'keygn': expected serve, join or keygen. Did you mean 'keygen'?", mode: nil),
+        ErrorCase(["ser"], "unknown command 'ser': expected serve, join or keygen. Did you mean 'serve'?", mode: nil),
+        ErrorCase(["hlep"], "unknown command 'hlep': expected serve, join or keygen. Did you mean 'help'?", mode: nil),
+        ErrorCase(["frobnicate"], "unknown command 'frobnicate': expected serve, join or keygen", mode: nil),
+        ErrorCase([""], "unknown command '': expected serve, join or keygen", mode: nil),
+        ErrorCase(["-"], "unknown command '-': expected serve, join or keygen", mode: nil),
+        ErrorCase(
+            ["help", "jion"], "unknown command 'jion': expected serve, join or keygen. Did you mean 'join'?",
+            mode: nil),
+        ErrorCase(["help", "join", "extra"], "unexpected argument 'extra' after 'help join'", mode: nil),
+        ErrorCase(["--help", "serve", "--port"], "unexpected argument '--port' after '--help serve'", mode: nil),
+        ErrorCase(["-h", "join", "-h"], "unexpected argument '-h' after '-h join'", mode: nil),
+        ErrorCase(["--version", "serve"], "unexpected argument 'serve' after '--version'", mode: nil),
+        ErrorCase(["--version=1"], "'--version' does not take a value: got '--version=1'", mode: nil),
+        ErrorCase(["--help=join"], "'--help' does not take a value: got '--help=join'", mode: nil),
+        ErrorCase(["-h=x"], "'-h' does not take a value: got '-h=x'", mode: nil),
+        ErrorCase(["--verison"], "unknown option '--verison'. Did you mean '--version'?", mode: nil),
+        ErrorCase(["--hlp"], "unknown option '--hlp'. Did you mean '--help'?", mode: nil),
+        ErrorCase(["-x"], "unknown option '-x'", mode: nil),
+        ErrorCase(["--port", "7777"], "expected a command before '--port' (an option of serve and join)", mode: nil),
+        ErrorCase(["--name=a"], "expected a command before '--name' (an option of join)", mode: nil),
+        ErrorCase(["--", "serve"], "expected a command before '--'", mode: nil),
+    ]
+
+    static let optionCases: [ErrorCase] = [
+        ErrorCase(["serve", "--prot", "1"], "unknown option '--prot'. Did you mean '--port'?", mode: .serve),
+        ErrorCase(["serve", "--hots=::"], "unknown option '--hots'. Did you mean '--host'?", mode: .serve),
+        ErrorCase(["join", "--nmae", "a"], "unknown option '--nmae'. Did you mean '--name'?", mode: .join),
+        ErrorCase(["join", "--inbx", "d"], "unknown option '--inbx'. Did you mean '--inbox'?", mode: .join),
+        ErrorCase(["join", "--jsn"], "unknown option '--jsn'. Did you mean '--json'?", mode: .join),
+        ErrorCase(["join", "--JSON"], "unknown option '--JSON'. Did you mean '--json'?", mode: .join),
+        ErrorCase(["serve", "-p", "1"], "unknown option '-p'. Did you mean '--port'?", mode: .serve),
+        ErrorCase(["join", "-r", "x"], "unknown option '-r'. Did you mean '--room'?", mode: .join),
+        ErrorCase(["keygen", "--otu", "f"], "unknown option '--otu'. Did you mean '--out'?", mode: .keygen),
+        ErrorCase(["keygen", "--hepl"], "unknown option '--hepl'. Did you mean '--help'?", mode: .keygen),
+        ErrorCase(["serve", "--frobnicate"], "unknown option '--frobnicate'", mode: .serve),
+        ErrorCase(
+            ["serve", "--name", "x"], "'--name' is not an option of serve (it is an option of join)", mode: .serve),
+        ErrorCase(
+            ["keygen", "--port=1"], "'--port' is not an option of keygen (it is an option of serve and join)",
+            mode: .keygen),
+        ErrorCase(["join", "--out", "f"], "'--out' is not an option of join (it is an option of keygen)", mode: .join),
+        ErrorCase(["serve", "--json"], "'--json' is not an option of serve (it is an option of join)", mode: .serve),
+        ErrorCase(
+            ["serve", "--version"], "'--version' is not an option of serve: use 'aeschat --version'", mode: .serve),
+        ErrorCase(["serve", "--help=x"], "'--help' does not take a value: got '--help=x'", mode: .serve),
+        ErrorCase(["serve", "--port"], "missing value for '--port <n>'", mode: .serve),
+        ErrorCase(["serve", "--host"], "missing value for '--host <addr>'", mode: .serve),
+        ErrorCase(["serve", "--port", "--host", "::"], "missing value for '--port <n>' before '--host'", mode: .serve),
+        ErrorCase(
+            ["join", "--name", "--inbox", "d"], "missing value for '--name <name>' before '--inbox'", mode: .join),
+        ErrorCase(["join", "--name", "--", "x"], "missing value for '--name <name>' before '--'", mode: .join),
+        ErrorCase(["keygen", "--out"], "missing value for '--out <file>'", mode: .keygen),
+        ErrorCase(join + ["--json=x"], "'--json' does not take a value: got '--json=x'", mode: .join),
+        ErrorCase(join + ["--json="], "'--json' does not take a value: got '--json='", mode: .join),
+        ErrorCase(["serve", "--port", "1", "--port", "2"], "option '--port' given more than once", mode: .serve),
+        ErrorCase(["serve", "--port=1", "--port=1"], "option '--port' given more than once", mode: .serve),
+        ErrorCase(join + ["--json", "--json"], "option '--json' given more than once", mode: .join),
+        ErrorCase(join + ["--name", "bob"], "option '--name' given more than once", mode: .join),
+        ErrorCase(["keygen", "--out", "a", "--out", "b"], "option '--out' given more than once", mode: .keygen),
+        ErrorCase(
+            ["serve", "extra"], "unexpected argument 'extra': serve takes no positional arguments", mode: .serve),
+        ErrorCase(["serve", "-"], "unexpected argument '-': serve takes no positional arguments", mode: .serve),
+        ErrorCase(
+            ["keygen", "key.out"], "unexpected argument 'key.out': keygen takes no positional arguments",
+            mode: .keygen),
+        ErrorCase(
+            ["serve", "--", "--port"], "unexpected argument '--port' after '--': serve takes no positional arguments",
+            mode: .serve),
+        ErrorCase(
+            join + ["--", "-h"], "unexpected argument '-h' after '--': join takes no positional arguments",
+            mode: .join),
+        ErrorCase(
+            ["serve", "--", "--"], "unexpected argument '--' after '--': serve takes no positional arguments",
+            mode: .serve),
+        ErrorCase(["join"], "missing required options '--name <name>' and '--inbox <dir>'", mode: .join),
+        ErrorCase(["join", "--inbox", "d"], "missing required option '--name <name>'", mode: .join),
+        ErrorCase(["join", "--name", "a", "--json"], "missing required option '--inbox <dir>'", mode: .join),
+        ErrorCase(["join", "--port", "0"], "invalid port '0': \(portExpectation)", mode: .join),
+    ]
+
+    static let valueCases: [ErrorCase] =
+        ["0", "70000", "65536", "99999999999999999999", "abc", "-1", "+5", " 7", "7 ", "", "1e3", "0x10", "\u{0663}"]
+        .map { ErrorCase(["serve", "--port", $0], "invalid port '\($0)': \(portExpectation)", mode: .serve) }
+        + [
+            ErrorCase(["serve", "--port="], "invalid port '': \(portExpectation)", mode: .serve),
+            ErrorCase(join + ["--port", "70000"], "invalid port '70000': \(portExpectation)", mode: .join),
+            ErrorCase(["join", "--name", "", "--inbox", "d"], "invalid name '': \(nameExpectation)", mode: .join),
+            ErrorCase(["join", "--name=", "--inbox", "d"], "invalid name '': \(nameExpectation)", mode: .join),
+            ErrorCase(
+                ["join", "--name", "a b", "--inbox", "d"], "invalid name 'a b': \(nameExpectation)", mode: .join),
+            ErrorCase(
+                ["join", "--name", String(repeating: "n", count: 33)],
+                "invalid name '\(String(repeating: "n", count: 33))': \(nameExpectation)", mode: .join),
+            ErrorCase(["join", "--name", "zoë"], "invalid name 'zoë': \(nameExpectation)", mode: .join),
+            ErrorCase(["join", "--name", "a\nb"], "invalid name 'a\\nb': \(nameExpectation)", mode: .join),
+            ErrorCase(["join", "--name", "it's"], "invalid name 'it\\'s': \(nameExpectation)", mode: .join),
+            ErrorCase(
+                ["join", "--name", "a\u{1B}[31m"], "invalid name 'a\\u{1B}[31m': \(nameExpectation)", mode: .join),
+            ErrorCase(["join", "--name", "a\\b"], "invalid name 'a\\\\b': \(nameExpectation)", mode: .join),
+            ErrorCase(["join", "--name", "a\u{202E}b"], "invalid name 'a\\u{202E}b': \(nameExpectation)", mode: .join),
+            ErrorCase(join + ["--room", ""], "invalid room '': \(roomExpectation)", mode: .join),
+            ErrorCase(join + ["--room=a/b"], "invalid room 'a/b': \(roomExpectation)", mode: .join),
+            ErrorCase(
+                join + ["--room", String(repeating: "r", count: 65)],
+                "invalid room '\(String(repeating: "r", count: 65))': \(roomExpectation)", mode: .join),
+            ErrorCase(
+                ["join", "--name", "a", "--inbox", ""], "invalid path '' for '--inbox': expected a non-empty path",
+                mode: .join),
+            ErrorCase(join + ["--key="], "invalid path '' for '--key': expected a non-empty path", mode: .join),
+            ErrorCase(
+                ["keygen", "--out", ""], "invalid path '' for '--out': expected a non-empty path", mode: .keygen),
+            ErrorCase(join + ["--host", ""], "invalid host '': \(hostExpectation)", mode: .join),
+        ]
+
+    static let invalidHosts = [
+        "", " ", "a b", "256.1.1.1", "1.2.3", "127.1", "1.2.3.4.5", "01.2.3.4", "1.2.3.", "[::1", "::1]", "[]",
+        "[1.2.3.4]", "[localhost]", ":::", "1::2::3", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7", "1:2:3:4:5:6:7:8::",
+        "12345::", "g::1",
+        "fe80::1%eth0", "::1.2.3.4:1", "1.2.3.4::", "::1.2.3", ":1", "1:", "-a.com", "a-.com", "a..b", ".a", "a.",
+        "under_score.com", String(repeating: "l", count: 64) + ".com", "bücher.example", "host:80",
+        ([String](repeating: String(repeating: "a", count: 63), count: 3) + [String(repeating: "b", count: 62)])
+            .joined(separator: "."),
+    ]
+
+    @Test(arguments: commandCases)
+    func parse_throwsExactMessage_forCommandErrors(_ errorCase: ErrorCase) {
+        #expect(parseError(errorCase.arguments) == UsageError(errorCase.message, mode: errorCase.mode))
+    }
+
+    @Test(arguments: optionCases)
+    func parse_throwsExactMessage_forOptionErrors(_ errorCase: ErrorCase) {
+        #expect(parseError(errorCase.arguments) == UsageError(errorCase.message, mode: errorCase.mode))
+    }
+
+    @Test(arguments: valueCases)
+    func parse_throwsExactMessage_forInvalidValues(_ errorCase: ErrorCase) {
+        #expect(parseError(errorCase.arguments) == UsageError(errorCase.message, mode: errorCase.mode))
+    }
+
+    @Test(arguments: invalidHosts)
+    func parse_rejectsHost_whenInvalid(_ host: String) {
+        let expected = UsageError("invalid host '\(host)': \(Self.hostExpectation)", mode: .serve)
+        #expect(parseError(["serve", "--host", host]) == expected)
+        #expect(parseError(["serve", "--host=\(host)"]) == expected)
+    }
+
+    @Test(arguments: commandCases + optionCases + valueCases)
+    func message_isOneLine_always(_ errorCase: ErrorCase) throws {
+        let error = try #require(parseError(errorCase.arguments))
+        #expect(!error.message.contains("\n"))
+        #expect(error.description.split(separator: "\n", omittingEmptySubsequences: false).count == 3)
+    }
+
+    @Test func description_hasErrorUsageAndSeeLines_forMode() throws {
+        let error = try #require(parseError(["serve", "--port", "0"]))
+        #expect(
+            error.description == """
+                Error: invalid port '0': expected a number from 1 to 65535
+                Usage: aeschat serve [--host <addr>] [--port <n>]
+                See 'aeschat serve --help'.
+                """
+        )
+    }
+
+    @Test func description_hasErrorUsageAndSeeLines_forJoin() throws {
+        let error = try #require(parseError(["join", "--name", "a"]))
+        #expect(
+            error.description == """
+                Error: missing required option '--inbox <dir>'
+                Usage: aeschat join --name <name> --inbox <dir> [--room <room>] [--host <addr>] [--port <n>] \
+                [--key <file>] [--json]
+                See 'aeschat join --help'.
+                """
+        )
+    }
+
+    @Test func description_hasErrorUsageAndSeeLines_forKeygen() throws {
+        let error = try #require(parseError(["keygen", "x"]))
+        #expect(
+            error.description == """
+                Error: unexpected argument 'x': keygen takes no positional arguments
+                Usage: aeschat keygen [--out <file>]
+                See 'aeschat keygen --help'.
+                """
+        )
+    }
+
+    @Test func description_pointsToGeneralHelp_withoutMode() throws {
+        let error = try #require(parseError(["jion"]))
+        #expect(
+            error.description == """
+                Error: unknown command 'jion': expected serve, join or keygen. Did you mean 'join'?
+                Usage: aeschat <command> [<options>]
+                See 'aeschat --help'.
+                """
+        )
+    }
+
+    @Test func usageError_isEqual_byMessageAndMode() {
+        #expect(UsageError("x", mode: .join) == UsageError("x", mode: .join))
+        #expect(UsageError("x", mode: .join) != UsageError("x", mode: nil))
+        #expect(UsageError("x", mode: nil).mode == nil)
+        #expect(UsageError("x", mode: .serve).message == "x")
+    }
+}

@@ -1,0 +1,148 @@
+import AESChatCLI
+import Testing
+
+@Suite struct ParserSuccessTests {
+    @Test func serve_usesDefaults_whenNoOptions() throws {
+        #expect(try CommandLineParser.parse(["serve"]) == .serve(ServeOptions(host: "127.0.0.1", port: 7777)))
+    }
+
+    @Test func serve_acceptsHostAndPort_inBothForms() throws {
+        let expected = Command.serve(ServeOptions(host: "0.0.0.0", port: 9000))
+        #expect(try CommandLineParser.parse(["serve", "--host", "0.0.0.0", "--port", "9000"]) == expected)
+        #expect(try CommandLineParser.parse(["serve", "--host=0.0.0.0", "--port=9000"]) == expected)
+        #expect(try CommandLineParser.parse(["serve", "--port", "9000", "--host=0.0.0.0"]) == expected)
+    }
+
+    @Test(arguments: [
+        ("::", "::"), ("[::]", "::"), ("[::1]", "::1"), ("::1", "::1"), ("fe80::1:2", "fe80::1:2"),
+        ("2001:db8:0:0:0:0:2:1", "2001:db8:0:0:0:0:2:1"), ("::ffff:192.0.2.1", "::ffff:192.0.2.1"),
+        ("1::", "1::"), ("1:2:3:4:5:6:7::", "1:2:3:4:5:6:7::"), ("[1:2:3:4:5:6:1.2.3.4]", "1:2:3:4:5:6:1.2.3.4"),
+        ("192.168.1.20", "192.168.1.20"), ("0.0.0.0", "0.0.0.0"), ("255.255.255.255", "255.255.255.255"),
+        ("localhost", "localhost"), ("relay.example.org", "relay.example.org"), ("a-b.c1", "a-b.c1"),
+        ("host.123", "host.123"), ("XN--BCHER-KVA.example", "XN--BCHER-KVA.example"),
+    ])
+    func serve_acceptsHost_whenValid(input: String, stored: String) throws {
+        #expect(try CommandLineParser.parse(["serve", "--host", input]) == .serve(ServeOptions(host: stored)))
+    }
+
+    @Test func serve_acceptsLongestHostname() throws {
+        let label = String(repeating: "a", count: 63)
+        let host = [label, label, label, String(repeating: "b", count: 61)].joined(separator: ".")
+        #expect(host.count == 253)
+        #expect(try CommandLineParser.parse(["serve", "--host", host]) == .serve(ServeOptions(host: host)))
+    }
+
+    @Test(arguments: [("1", 1), ("65535", 65_535), ("7777", 7777), ("0080", 80)] as [(String, UInt16)])
+    func serve_acceptsPort_inRange(text: String, port: UInt16) throws {
+        #expect(try CommandLineParser.parse(["serve", "--port", text]) == .serve(ServeOptions(port: port)))
+    }
+
+    @Test func join_usesDefaults_whenOnlyRequiredOptions() throws {
+        let command = try CommandLineParser.parse(["join", "--name", "alice", "--inbox", "/tmp/in"])
+        #expect(
+            command
+                == .join(
+                    JoinOptions(
+                        name: "alice", inbox: "/tmp/in", room: "lobby", host: "127.0.0.1", port: 7777, keyFile: nil,
+                        json: false))
+        )
+    }
+
+    @Test func join_acceptsEveryOption_inBothForms() throws {
+        let expected = Command.join(
+            JoinOptions(
+                name: "bob_2", inbox: "in box", room: "team.dev", host: "::1", port: 8000, keyFile: "k.key", json: true)
+        )
+        let spaced = [
+            "join", "--name", "bob_2", "--inbox", "in box", "--room", "team.dev", "--host", "[::1]", "--port", "8000",
+            "--key", "k.key", "--json",
+        ]
+        let inline = [
+            "join", "--json", "--key=k.key", "--port=8000", "--host=::1", "--room=team.dev", "--inbox=in box",
+            "--name=bob_2",
+        ]
+        #expect(try CommandLineParser.parse(spaced) == expected)
+        #expect(try CommandLineParser.parse(inline) == expected)
+    }
+
+    @Test func join_keepsEverythingAfterFirstEquals_inInlineValue() throws {
+        let command = try CommandLineParser.parse(["join", "--name=a", "--inbox=dir=with=equals"])
+        #expect(command == .join(JoinOptions(name: "a", inbox: "dir=with=equals")))
+    }
+
+    @Test func join_acceptsValuesStartingWithOneDash() throws {
+        let command = try CommandLineParser.parse(["join", "--name", "-x", "--inbox", "-", "--key", "-k"])
+        #expect(command == .join(JoinOptions(name: "-x", inbox: "-", keyFile: "-k")))
+    }
+
+    @Test func join_acceptsValueStartingWithTwoDashes_inInlineForm() throws {
+        let command = try CommandLineParser.parse(["join", "--name=a", "--inbox=--odd"])
+        #expect(command == .join(JoinOptions(name: "a", inbox: "--odd")))
+    }
+
+    @Test func keygen_usesStandardOutput_whenNoOut() throws {
+        #expect(try CommandLineParser.parse(["keygen"]) == .keygen(KeygenOptions(out: nil)))
+    }
+
+    @Test func keygen_acceptsOut_inBothForms() throws {
+        #expect(
+            try CommandLineParser.parse(["keygen", "--out", "room.key"]) == .keygen(KeygenOptions(out: "room.key")))
+        #expect(try CommandLineParser.parse(["keygen", "--out=room.key"]) == .keygen(KeygenOptions(out: "room.key")))
+    }
+
+    @Test func doubleDash_endsOptions_whenNothingFollows() throws {
+        #expect(try CommandLineParser.parse(["serve", "--port", "1", "--"]) == .serve(ServeOptions(port: 1)))
+        #expect(try CommandLineParser.parse(["keygen", "--"]) == .keygen(KeygenOptions()))
+    }
+
+    @Test(arguments: [["--help"], ["-h"], ["help"], ["help", "help"], ["help", "--help"], ["-h", "-h"]])
+    func help_isGeneral_forTopLevelForms(arguments: [String]) throws {
+        #expect(try CommandLineParser.parse(arguments) == .help(nil))
+    }
+
+    @Test(arguments: Mode.allCases)
+    func help_isForMode_forEveryForm(mode: Mode) throws {
+        let forms: [[String]] = [
+            ["help", mode.rawValue], ["--help", mode.rawValue], ["-h", mode.rawValue], [mode.rawValue, "--help"],
+            [mode.rawValue, "-h"],
+        ]
+        for form in forms {
+            #expect(try CommandLineParser.parse(form) == .help(mode), "\(form)")
+        }
+    }
+
+    @Test(arguments: [
+        ["join", "--name", "a", "--help"], ["join", "--bogus", "--help"], ["serve", "--port", "0", "-h"],
+        ["join", "stray", "-h"], ["join", "--json=1", "--help"], ["join", "--name", "--help"],
+        ["join", "--json", "--json", "-h"],
+    ])
+    func help_wins_overOtherArgumentsEvenInvalidOnes(arguments: [String]) throws {
+        #expect(try CommandLineParser.parse(arguments) == .help(Mode(rawValue: arguments[0])))
+    }
+
+    @Test func version_isRecognised_whenAlone() throws {
+        #expect(try CommandLineParser.parse(["--version"]) == .version)
+        #expect(aeschatVersion == "0.1.0")
+    }
+
+    @Test func exitCodes_haveDocumentedValues() {
+        let values: [(ExitCode, Int32)] = [
+            (.success, 0), (.failure, 1), (.usage, 64), (.dataError, 65), (.unavailable, 69), (.ioError, 74),
+            (.interrupted, 130),
+        ]
+        for (code, value) in values {
+            #expect(code.rawValue == value)
+        }
+    }
+
+    @Test func defaults_matchBetweenInitialisersAndHelp() {
+        #expect(ServeOptions() == ServeOptions(host: "127.0.0.1", port: 7777))
+        #expect(JoinOptions(name: "n", inbox: "i").room == "lobby")
+        #expect(JoinOptions(name: "n", inbox: "i").host == ServeOptions().host)
+        #expect(JoinOptions(name: "n", inbox: "i").port == ServeOptions().port)
+        #expect(KeygenOptions().out == nil)
+        #expect(HelpText.help(for: .serve).contains("(default: \(ServeOptions().host))"))
+        #expect(HelpText.help(for: .serve).contains("(default: \(ServeOptions().port))"))
+        #expect(HelpText.help(for: .join).contains("(default: \(JoinOptions(name: "n", inbox: "i").room))"))
+    }
+}

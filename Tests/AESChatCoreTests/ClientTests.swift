@@ -1,0 +1,296 @@
+import AESChatCrypto
+import Testing
+
+@testable import AESChatCore
+
+final class EventCollector: ClientOutput {
+    var events: [ClientEvent] = []
+    func emit(_ event: ClientEvent) { events.append(event) }
+
+    var messages: [String] {
+        events.compactMap {
+            if case .message(let from, let text, _) = $0 { return "\(from): \(text)" }
+            return nil
+        }
+    }
+
+    var warnings: [String] {
+        events.compactMap {
+            if case .warning(let kind, _, _) = $0 { return kind }
+            return nil
+        }
+    }
+}
+
+/// Sits between a client and the relay on two in-memory connections and lets a test rewrite or
+/// drop the frames the client publishes.
+final class TamperingLink: ConnectionHandler {
+    let towardRelay: RawPeer
+    var decoder = FrameDecoder()
+    var rewrite: (ClientFrame) -> [ClientFrame] = { [$0] }
+    var published: [[UInt8]] = []
+
+    init(relayEnd: MemoryConnection) { towardRelay = RawPeer(relayEnd) }
+
+    func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
+        decoder.append(bytes)
+        while let frame = try? decoder.nextFrame(), let decoded = try? ClientFrame(frame) {
+            if case .publish(let payload) = decoded { published.append(Array(payload)) }
+            for out in rewrite(decoded) { towardRelay.send(out) }
+        }
+    }
+
+    func connection(_ connection: any Connection, didCloseWith error: TransportError?) {
+        towardRelay.connection.close()
+    }
+}
+
+final class ChatHarness {
+    let relayHarness = RelayHarness()
+    var loop: MemoryEventLoop { relayHarness.loop }
+    let key = RoomKey(bytes: Array(0..<32))
+
+    func client(_ name: String, room: String = "lobby", key: RoomKey? = nil) -> (
+        ChatClient, EventCollector, Box<ClientOutcome?>
+    ) {
+        let output = EventCollector()
+        let outcome = Box<ClientOutcome?>(nil)
+        let connection = relayHarness.listener.connect(chunkSize: 999)
+        let client = ChatClient(
+            name: name, room: room, roomKey: key ?? self.key, connection: connection, output: output, loop: loop
+        ) { outcome.value = $0 }
+        client.start()
+        loop.runUntilIdle()
+        return (client, output, outcome)
+    }
+
+    /// A client whose published frames pass through a ``TamperingLink``.
+    func tamperedClient(_ name: String) -> (ChatClient, EventCollector, TamperingLink) {
+        let output = EventCollector()
+        let (clientEnd, linkEnd) = MemoryConnection.pair(loop: loop)
+        let link = TamperingLink(relayEnd: relayHarness.listener.connect())
+        linkEnd.handler = link
+        link.towardRelay.connection.handler = ForwardToClient(clientSide: linkEnd)
+        let client = ChatClient(
+            name: name, room: "lobby", roomKey: key, connection: clientEnd, output: output, loop: loop
+        ) { _ in }
+        client.start()
+        loop.runUntilIdle()
+        return (client, output, link)
+    }
+}
+
+/// Passes relay bytes straight back to the client end of a link.
+final class ForwardToClient: ConnectionHandler {
+    let clientSide: MemoryConnection
+    init(clientSide: MemoryConnection) { self.clientSide = clientSide }
+    func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
+        clientSide.write(Array(bytes))
+    }
+    func connection(_ connection: any Connection, didCloseWith error: TransportError?) { clientSide.close() }
+}
+
+final class Box<T> {
+    var value: T
+    init(_ value: T) { self.value = value }
+}
+
+@Suite struct ChatClientTests {
+    @Test func threeClients_receiveEachOthersMessages_onceAndInOrder() {
+        let harness = ChatHarness()
+        let clients = ["alice", "bob", "carol"].map { harness.client($0) }
+        for round in 0..<30 {
+            for (client, _, _) in clients { client.submit(line: "m\(round)") }
+        }
+        harness.loop.runUntilIdle()
+        for (index, (_, output, _)) in clients.enumerated() {
+            let others = ["alice", "bob", "carol"].enumerated().filter { $0.offset != index }.map(\.element)
+            for other in others {
+                #expect(output.messages.filter { $0.hasPrefix(other + ":") } == (0..<30).map { "\(other): m\($0)" })
+            }
+            #expect(output.messages.count == 60)
+            #expect(output.warnings.isEmpty)
+        }
+    }
+
+    @Test func linesTypedBeforeWelcome_areHeld_thenSent() {
+        let harness = ChatHarness()
+        let (_, bobOutput, _) = harness.client("bob")
+        let output = EventCollector()
+        let connection = harness.relayHarness.listener.connect()
+        let alice = ChatClient(
+            name: "alice", room: "lobby", roomKey: harness.key, connection: connection, output: output,
+            loop: harness.loop
+        ) { _ in }
+        alice.start()
+        alice.submit(line: "early one")
+        alice.submit(line: "early two")
+        alice.endOfInput()
+        harness.loop.runUntilIdle()
+        #expect(bobOutput.messages == ["alice: early one", "alice: early two"])
+        #expect(bobOutput.events.last == .left(name: "alice"))
+    }
+
+    @Test func endOfInput_leavesCleanly_afterEverythingWasSent() {
+        let harness = ChatHarness()
+        let (_, bobOutput, _) = harness.client("bob")
+        let (alice, _, aliceOutcome) = harness.client("alice")
+        for n in 0..<200 { alice.submit(line: "line \(n)") }
+        alice.endOfInput()
+        harness.loop.runUntilIdle()
+        #expect(bobOutput.messages.count == 200)
+        #expect(aliceOutcome.value == .finished)
+    }
+
+    @Test func flippedBit_isReportedAsTampered_neverShown() {
+        let harness = ChatHarness()
+        let (_, bobOutput, _) = harness.client("bob")
+        let (alice, _, link) = harness.tamperedClient("alice")
+        link.rewrite = { frame in
+            guard case .publish(let payload) = frame else { return [frame] }
+            var bytes = Array(payload)
+            bytes[bytes.count - 5] ^= 0x80
+            return [.publish(payload: bytes[...])]
+        }
+        alice.submit(line: "top secret")
+        harness.loop.runUntilIdle()
+        #expect(bobOutput.warnings == ["tampered"])
+        #expect(bobOutput.messages.isEmpty)
+    }
+
+    @Test func replayedFrame_isRefused_andDroppedFrame_showsAsMissing() {
+        let harness = ChatHarness()
+        let (_, bobOutput, _) = harness.client("bob")
+        let (alice, _, link) = harness.tamperedClient("alice")
+        var count = 0
+        link.rewrite = { frame in
+            guard case .publish = frame else { return [frame] }
+            count += 1
+            switch count {
+            case 1: return [frame, frame]  // replay of message 0
+            case 2: return []  // message 1 dropped
+            default: return [frame]
+            }
+        }
+        for text in ["zero", "one", "two"] { alice.submit(line: text) }
+        harness.loop.runUntilIdle()
+        #expect(bobOutput.messages == ["alice: zero", "alice: two"])
+        #expect(bobOutput.warnings == ["replay", "missing"])
+        let missing = bobOutput.events.first { if case .warning("missing", _, _) = $0 { true } else { false } }
+        #expect(missing == .warning(kind: "missing", name: "alice", message: "1 messages from alice missing"))
+    }
+
+    @Test func relayRelabellingTheSender_failsAuthentication() {
+        // Carol's envelope replayed by a malicious relay as if bob had sent it.
+        let harness = ChatHarness()
+        let (_, aliceOutput, _) = harness.client("alice")
+        let (_, _, link) = harness.tamperedClient("carol")
+        let sealer = RoomKeySealer(roomKey: harness.key, room: "lobby", sender: "carol")
+        let envelope = try! sealer.seal(.text("from carol"))
+        let opener = RoomKeyOpener(roomKey: harness.key, room: "lobby")
+        #expect(opener.open(envelope[...], from: "bob") == .tampered("message from bob failed authentication"))
+        let otherRoom = RoomKeyOpener(roomKey: harness.key, room: "elsewhere")
+        #expect(otherRoom.open(envelope[...], from: "carol") == .tampered("message from carol failed authentication"))
+        if case .content(.text("from carol"), 0) = opener.open(envelope[...], from: "carol") {
+        } else {
+            Issue.record("genuine message refused")
+        }
+        _ = (aliceOutput, link)
+    }
+
+    @Test func registrationRefused_endsWithRefusedOutcome() {
+        let harness = ChatHarness()
+        _ = harness.client("alice")
+        let (_, output, outcome) = harness.client("alice")
+        #expect(
+            outcome.value == .refused("the name 'alice' is already in use on this relay; choose another with --name"))
+        #expect(output.events.count == 1)
+    }
+
+    @Test func relayVanishing_endsWithRelayLost() {
+        let harness = ChatHarness()
+        let (_, output, outcome) = harness.client("alice")
+        harness.relayHarness.relay.shutdown {}
+        harness.loop.runUntilIdle()
+        #expect(outcome.value == .relayLost("relay is shutting down"))
+        #expect(output.events.last == .error(message: "relay is shutting down"))
+    }
+
+    @Test func oversizedLine_isRefusedWithAnError_notSent() {
+        let harness = ChatHarness()
+        let (_, bobOutput, _) = harness.client("bob")
+        let (alice, aliceOutput, _) = harness.client("alice")
+        alice.submit(line: String(repeating: "x", count: ChatClient.maximumMessageBytes + 1))
+        harness.loop.runUntilIdle()
+        #expect(bobOutput.messages.isEmpty)
+        if case .error(let message) = aliceOutput.events.last {
+            #expect(message.contains("limit"))
+        } else {
+            Issue.record("no error shown")
+        }
+    }
+}
+
+@Suite struct RoomKeyEnvelopeTests {
+    let key = RoomKey(bytes: Array(repeating: 0x42, count: 32))
+
+    @Test func sealer_neverRepeatsANonce_andSessionsDiffer() throws {
+        let first = RoomKeySealer(roomKey: key, room: "lobby", sender: "alice")
+        let second = RoomKeySealer(roomKey: key, room: "lobby", sender: "alice")
+        let a = try first.seal(.text("same"))
+        let b = try first.seal(.text("same"))
+        let c = try second.seal(.text("same"))
+        #expect(a[1..<17] == b[1..<17])  // one session
+        #expect(a[17..<25] != b[17..<25])  // counters differ
+        #expect(a[1..<17] != c[1..<17])  // a restart draws a new session id
+        #expect(a[25...] != b[25...] && a[25...] != c[25...])
+    }
+
+    @Test func envelope_layout_and_size() throws {
+        let sealer = RoomKeySealer(roomKey: key, room: "lobby", sender: "alice")
+        let envelope = try sealer.seal(.text("hi"))
+        #expect(envelope.count == RoomKeyEnvelope.headerSize + 3 + 16)
+        #expect(envelope[0] == RoomKeyEnvelope.kind)
+        #expect(Array(envelope[17..<25]) == [0, 0, 0, 0, 0, 0, 0, 0])
+    }
+
+    @Test func derivedKey_matchesHKDFDefinition() throws {
+        // Key derivation as docs/PROTOCOL.md states it, computed independently of the sealer.
+        let sessionID = [UInt8](repeating: 0xA5, count: 16)
+        var info = Array("aeschat/1 room-key message".utf8) + [0]
+        info += [5] + Array("lobby".utf8) + [5] + Array("alice".utf8)
+        let expected = try HKDFSHA256.deriveKey(
+            inputKeyMaterial: Array(repeating: 0x42, count: 32), salt: sessionID, info: info, outputByteCount: 32)
+        #expect(
+            try RoomKeyEnvelope.messageKey(roomKey: key, sessionID: sessionID[...], room: "lobby", sender: "alice")
+                == expected)
+    }
+
+    @Test func opener_refusesTruncatedAndUnknownEnvelopes() throws {
+        let opener = RoomKeyOpener(roomKey: key, room: "lobby")
+        let sealer = RoomKeySealer(roomKey: key, room: "lobby", sender: "alice")
+        let envelope = try sealer.seal(.text("hello"))
+        for cut in [0, 1, 24, 25, 41, envelope.count - 1] {
+            if case .tampered = opener.open(envelope.prefix(cut), from: "alice") {
+            } else {
+                Issue.record("cut \(cut) accepted")
+            }
+        }
+        var wrongKind = envelope
+        wrongKind[0] = 0x02
+        if case .tampered = opener.open(wrongKind[...], from: "alice") {} else { Issue.record("unknown kind accepted") }
+        if case .content(.text("hello"), 0) = opener.open(envelope[...], from: "alice") {
+        } else {
+            Issue.record("refused")
+        }
+    }
+
+    @Test func opener_refusesMessagesFromARetiredSession() throws {
+        let opener = RoomKeyOpener(roomKey: key, room: "lobby")
+        let old = try RoomKeySealer(roomKey: key, room: "lobby", sender: "alice").seal(.text("old"))
+        let newer = RoomKeySealer(roomKey: key, room: "lobby", sender: "alice")
+        _ = opener.open(old[...], from: "alice")
+        _ = opener.open(try newer.seal(.text("new"))[...], from: "alice")
+        if case .replayed = opener.open(old[...], from: "alice") {} else { Issue.record("old session accepted") }
+    }
+}

@@ -1,0 +1,239 @@
+"""Shared fixtures for the end-to-end tests: they run the real `aeschat` binary on loopback.
+
+The binary comes from $AESCHAT_BIN, or from the debug build folder (`scripts/test` builds it).
+Every process started here is killed at the end of its test; every wait is bounded.
+"""
+
+import json
+import os
+import queue
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def binary_path():
+    explicit = os.environ.get("AESCHAT_BIN")
+    if explicit:
+        return explicit
+    return str(ROOT / ".build" / "debug" / "aeschat")
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LineReader:
+    """Collects a stream's lines on a thread so tests can wait for them with a deadline."""
+
+    def __init__(self, stream):
+        self.lines = queue.Queue()
+        self.seen = []
+        self.thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _pump(self, stream):
+        for raw in iter(stream.readline, b""):
+            self.lines.put(raw.decode("utf-8", "replace").rstrip("\n"))
+        self.lines.put(None)
+
+    def next(self, timeout):
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if line is not None:
+            self.seen.append(line)
+        return line
+
+    def wait_for(self, predicate, timeout=10.0, what="line"):
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out waiting for {what}; seen: {self.seen[-20:]}")
+            line = self.next(remaining)
+            if line is None:
+                if self.thread.is_alive() or not self.lines.empty():
+                    continue
+                raise AssertionError(f"stream ended while waiting for {what}; seen: {self.seen[-20:]}")
+            if predicate(line):
+                return line
+
+
+class Relay:
+    def __init__(self, port, extra=()):
+        self.port = port
+        self.process = subprocess.Popen(
+            [binary_path(), "serve", "--port", str(port), *extra],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.log = LineReader(self.process.stderr)
+        self.log.wait_for(lambda line: "listening on" in line, timeout=15, what="relay to listen")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Client:
+    """A `join --json` client fed through a pipe."""
+
+    def __init__(self, name, port, key_file, inbox, room=None, extra=()):
+        self.name = name
+        command = [binary_path(), "join", "--name", name, "--inbox", str(inbox), "--port", str(port), "--json"]
+        if key_file is not None:
+            command += ["--key", str(key_file)]
+        if room is not None:
+            command += ["--room", room]
+        command += list(extra)
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.out = LineReader(self.process.stdout)
+        self.err = LineReader(self.process.stderr)
+
+    def events(self, timeout=10.0, what="event", **match):
+        def matches(line):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                return False
+            return all(event.get(key) == value for key, value in match.items())
+
+        return json.loads(self.out.wait_for(matches, timeout=timeout, what=f"{what} {match} at {self.name}"))
+
+    def ready(self, timeout=10.0):
+        return self.events(timeout=timeout, event="ready")
+
+    def say(self, text):
+        self.process.stdin.write(text.encode("utf-8") + b"\n")
+        self.process.stdin.flush()
+
+    def close_input(self):
+        self.process.stdin.close()
+
+    def wait(self, timeout=15):
+        return self.process.wait(timeout=timeout)
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+class Proxy:
+    """A TCP proxy that records every byte in both directions and can corrupt chosen frames.
+
+    `tamper(frame_type, body)` returns the body to forward for client-to-relay frames.
+    """
+
+    def __init__(self, target_port, tamper=None):
+        self.target_port = target_port
+        self.tamper = tamper
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.recorded = bytearray()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        self.listener.settimeout(0.2)
+        while not self.stopping:
+            try:
+                downstream, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            threading.Thread(target=self._pipe, args=(downstream, upstream), daemon=True).start()
+
+    def _pipe(self, client, relay):
+        pending = bytearray()
+        sockets = [client, relay]
+        deadline = time.monotonic() + 120
+        while not self.stopping and time.monotonic() < deadline:
+            readable, _, _ = select.select(sockets, [], [], 0.2)
+            for sock in readable:
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    for other in sockets:
+                        try:
+                            other.close()
+                        except OSError:
+                            pass
+                    return
+                self.recorded += data
+                if sock is client:
+                    if self.tamper is None:
+                        relay.sendall(data)
+                        continue
+                    pending += data
+                    while len(pending) >= 4:
+                        length = int.from_bytes(pending[:4], "big")
+                        if len(pending) < 4 + length:
+                            break
+                        frame_type = pending[4]
+                        body = bytes(pending[5 : 4 + length])
+                        del pending[: 4 + length]
+                        body = self.tamper(frame_type, body)
+                        relay.sendall(len(body + b"x").to_bytes(4, "big") + bytes([frame_type]) + body)
+                else:
+                    client.sendall(data)
+
+    def close(self):
+        self.stopping = True
+        self.listener.close()
+
+
+@pytest.fixture
+def key_file(tmp_path):
+    path = tmp_path / "room.key"
+    result = subprocess.run([binary_path(), "keygen", "--out", str(path)], capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+@pytest.fixture
+def relay():
+    started = Relay(free_port())
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def clients(tmp_path, key_file, relay):
+    made = []
+
+    def make(name, room=None, key=key_file, port=None, extra=()):
+        inbox = tmp_path / f"inbox-{name}"
+        client = Client(name, port or relay.port, key, inbox, room=room, extra=extra)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.kill()

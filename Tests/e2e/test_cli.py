@@ -1,0 +1,155 @@
+"""The command line of the real binary: exit codes, where text goes, key files."""
+
+import os
+import stat
+import subprocess
+
+import pytest
+
+from conftest import binary_path, free_port
+
+
+def run(*args, stdin=b""):
+    return subprocess.run([binary_path(), *args], input=stdin, capture_output=True, timeout=30)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["-h"], ["help"], ["help", "join"], ["join", "--help"], ["serve", "-h"], ["keygen", "--help"]],
+)
+def test_help_goes_to_stdout_with_status_0(args):
+    result = run(*args)
+    assert result.returncode == 0
+    assert b"USAGE" in result.stdout.upper()
+    assert result.stderr == b""
+
+
+def test_version():
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith(b"aeschat ")
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        ([], b"command"),
+        (["chat"], b"chat"),
+        (["serve", "--port", "0"], b"port"),
+        (["serve", "--port=70000"], b"70000"),
+        (["serve", "--prot", "1"], b"--port"),
+        (["join", "--name", "", "--inbox", "x"], b"name"),
+        (["join", "--inbox", "x"], b"--name"),
+        (["join", "--name", "alice"], b"--inbox"),
+        (["keygen", "--out"], b"--out"),
+    ],
+)
+def test_usage_errors_exit_64_with_the_problem_first_on_stderr(args, fragment):
+    result = run(*args)
+    assert result.returncode == 64
+    assert result.stdout == b""
+    first = result.stderr.decode().splitlines()[0]
+    assert first.startswith("Error: ")
+    assert fragment.decode() in first
+    assert b"Usage:" in result.stderr
+
+
+def test_join_without_a_key_says_how_to_make_one_and_exits_64(tmp_path):
+    result = run("join", "--name", "alice", "--inbox", str(tmp_path / "in"))
+    assert result.returncode == 64
+    assert b"aeschat keygen" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "content",
+    [None, b"", b"abc", b"zz" * 32, b"00" * 31, b"00" * 33, b"\xff\xfe" * 32, b"00" * 3000],
+)
+def test_bad_key_files_exit_65(tmp_path, content):
+    key = tmp_path / "room.key"
+    if content is not None:
+        key.write_bytes(content)
+        key.chmod(0o600)
+    result = run("join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--key", str(key), "--port", str(free_port()))
+    assert result.returncode == 65, result.stderr
+    assert len(result.stderr.decode().strip().splitlines()) == 1
+    assert str(key) in result.stderr.decode()
+
+
+def test_key_file_that_is_a_directory_exits_65(tmp_path):
+    result = run("join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--key", str(tmp_path))
+    assert result.returncode == 65
+
+
+def test_keygen_prints_a_fresh_key_each_time():
+    first, second = run("keygen"), run("keygen")
+    assert first.returncode == 0 and second.returncode == 0
+    a, b = first.stdout.decode().strip(), second.stdout.decode().strip()
+    assert len(a) == 64 and int(a, 16) >= 0
+    assert a != b
+
+
+def test_keygen_out_writes_mode_0600_and_never_overwrites(tmp_path):
+    path = tmp_path / "room.key"
+    old_umask = os.umask(0)
+    try:
+        result = run("keygen", "--out", str(path))
+    finally:
+        os.umask(old_umask)
+    assert result.returncode == 0
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    original = path.read_text()
+    assert len(original.strip()) == 64
+    again = run("keygen", "--out", str(path))
+    assert again.returncode == 74
+    assert b"already exists" in again.stderr
+    assert path.read_text() == original
+
+
+def test_keygen_out_refuses_to_follow_a_symlink(tmp_path):
+    target = tmp_path / "target"
+    link = tmp_path / "link.key"
+    link.symlink_to(target)
+    result = run("keygen", "--out", str(link))
+    assert result.returncode == 74
+    assert not target.exists()
+
+
+def test_group_readable_key_file_is_warned_about(tmp_path, key_file):
+    key_file.chmod(0o644)
+    result = run("join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--key", str(key_file), "--port", str(free_port()))
+    assert b"chmod 600" in result.stderr
+    assert result.returncode == 69
+
+
+def test_unreachable_relay_exits_69_with_one_clear_line(tmp_path, key_file):
+    result = run("join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--key", str(key_file), "--port", str(free_port()))
+    assert result.returncode == 69
+    assert b"cannot reach relay" in result.stderr
+    assert b"Connection refused" in result.stderr
+
+
+def test_join_creates_the_inbox_folder(tmp_path, key_file, relay):
+    inbox = tmp_path / "deep" / "inbox"
+    result = run("join", "--name", "alice", "--inbox", str(inbox), "--key", str(key_file), "--port", str(relay.port))
+    assert result.returncode == 0, result.stderr
+    assert inbox.is_dir()
+
+
+def test_serve_on_a_port_in_use_exits_69(relay):
+    result = run("serve", "--port", str(relay.port))
+    assert result.returncode == 69
+    assert b"Address already in use" in result.stderr
+
+
+def test_serve_on_ipv6_loopback_and_join_over_it(tmp_path, key_file):
+    port = free_port()
+    server = subprocess.Popen([binary_path(), "serve", "--host", "::1", "--port", str(port)], stderr=subprocess.PIPE)
+    try:
+        line = server.stderr.readline().decode()
+        assert "[::1]" in line
+        result = run("join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--key", str(key_file), "--host", "::1", "--port", str(port), "--json")
+        assert result.returncode == 0, result.stderr
+        assert b'"event":"ready"' in result.stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

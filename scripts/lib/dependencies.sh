@@ -1,0 +1,31 @@
+# Sourced by the scripts: installs what building and testing aeschat needs, when it is missing.
+# libgcrypt comes from apt (Debian, Ubuntu) or Homebrew (macOS); pytest from pip.
+
+ensure_libgcrypt() {
+    if pkg-config --exists libgcrypt 2>/dev/null || [ -f /usr/include/gcrypt.h ]; then
+        return 0
+    fi
+    echo "libgcrypt development files are missing; installing them" >&2
+    if command -v apt-get >/dev/null 2>&1; then
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libgcrypt20-dev pkg-config
+    elif command -v brew >/dev/null 2>&1; then
+        brew install libgcrypt pkg-config
+    else
+        echo "Error: install libgcrypt (Debian: libgcrypt20-dev, Homebrew: libgcrypt) and try again" >&2
+        return 69
+    fi
+}
+
+ensure_pytest() {
+    if python3 -c "import pytest" 2>/dev/null; then
+        return 0
+    fi
+    echo "pytest is missing; installing it" >&2
+    python3 -m pip install --quiet pytest || {
+        echo "Error: cannot install pytest; install it with 'python3 -m pip install pytest'" >&2
+        return 69
+    }
+}
