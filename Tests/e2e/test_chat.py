@@ -314,3 +314,21 @@ def test_frame_cut_in_the_middle_and_abrupt_close_do_not_disturb_others(clients,
     alice.events(event="left", name="eve")
     alice.say("fine")
     assert bob.events(event="message")["text"] == "fine"
+
+
+def test_ctrl_c_leaves_cleanly_with_status_130(clients):
+    bob = clients("bob")
+    bob.ready()
+    alice = clients("alice")
+    alice.ready()
+    alice.say("last words")
+    assert bob.events(event="message")["text"] == "last words"
+    alice.process.send_signal(signal.SIGINT)
+    assert alice.wait() == 130
+    bob.events(event="left", name="alice")
+
+
+def test_relay_stops_cleanly_on_sigint(relay):
+    relay.process.send_signal(signal.SIGINT)
+    assert relay.process.wait(timeout=10) == 0
+    relay.log.wait_for(lambda line: "relay stopped" in line, what="stop line")

@@ -152,19 +152,25 @@ public final class Relay {
     fileprivate func refuse(_ client: RelayClient, _ code: RelayErrorCode, _ message: String) {
         log("refused \(client.name ?? "unregistered client") from \(client.connection.peerDescription): \(message)")
         client.connection.write(RelayFrame.error(code: code.rawValue, message: message).encoded())
+        leave(client, reason: message)
         client.connection.closeAfterFlushing(timeout: configuration.closeTimeout)
     }
 
-    fileprivate func leave(_ client: RelayClient, reason: String?) {
+    /// Takes a member out of its room and tells the others; does nothing if it is not in one.
+    /// Called on bye (before the connection has finished closing) and when a connection closes.
+    fileprivate func leave(_ client: RelayClient, reason: String) {
+        guard let name = client.name, let room = client.room else { return }
+        membersByName[name] = nil
+        room.remove(client)
+        client.room = nil
+        if room.members.isEmpty { rooms[room.name] = nil }
+        broadcast(RelayFrame.left(name: name).encoded(), in: room, except: nil)
+        log("\(name) left \(room.name) (\(reason)) (\(room.members.count) in room)")
+    }
+
+    fileprivate func connectionClosed(_ client: RelayClient, reason: String) {
+        leave(client, reason: reason)
         clientObjects[ObjectIdentifier(client)] = nil
-        if let name = client.name, let room = client.room {
-            membersByName[name] = nil
-            room.remove(client)
-            client.room = nil
-            if room.members.isEmpty { rooms[room.name] = nil }
-            broadcast(RelayFrame.left(name: name).encoded(), in: room, except: nil)
-            log("\(name) left \(room.name)\(reason.map { " (\($0))" } ?? "") (\(room.members.count) in room)")
-        }
         if isShuttingDown && clientObjects.isEmpty { finishShutdown() }
     }
 
@@ -257,7 +263,7 @@ final class RelayClient: ConnectionHandler {
         case (.direct(let to, let payload), _?):
             relay.direct(payload, to: to, from: self)
         case (.bye, _):
-            closeReason = "said goodbye"
+            relay.leave(self, reason: "said goodbye")
             connection.closeAfterFlushing(timeout: relay.configuration.closeTimeout)
         case (.ping(let token), _):
             connection.write(RelayFrame.pong(token: token).encoded())
@@ -269,6 +275,6 @@ final class RelayClient: ConnectionHandler {
     }
 
     func connection(_ connection: any Connection, didCloseWith error: TransportError?) {
-        relay.leave(self, reason: closeReason ?? error?.description ?? "disconnected")
+        relay.connectionClosed(self, reason: closeReason ?? error?.description ?? "disconnected")
     }
 }

@@ -108,6 +108,19 @@ public final class RoomKeySealer {
         self.sender = sender
     }
 
+    /// Starts at a given session id and counter: only for the fixed test vectors of
+    /// docs/PROTOCOL.md. Real sessions always draw their id at random.
+    init(roomKey: RoomKey, room: String, sender: String, fixedSessionID: [UInt8], counter: UInt64) throws(CryptoError) {
+        self.roomKey = roomKey
+        self.room = room
+        self.sender = sender
+        sessionID = fixedSessionID
+        self.counter = counter
+        cipher = try AESGCM(
+            key: RoomKeyEnvelope.messageKey(
+                roomKey: roomKey, sessionID: fixedSessionID[...], room: room, sender: sender))
+    }
+
     /// The current session id (random; fresh for each sealer and every 2^32 messages).
     public var currentSessionID: [UInt8] { sessionID }
 

@@ -1,0 +1,161 @@
+import Testing
+
+@testable import AESChatCore
+
+/// Collects what a TCP connection reads, decoding frames, and stops the loop when told.
+final class FrameSink: ConnectionHandler {
+    var decoder = FrameDecoder(maximumLength: 64 * 1024 * 1024)
+    var frames: [Frame] = []
+    var reads = 0
+    var closedWith: TransportError?? = .none
+    var onFrame: (Frame) -> Void = { _ in }
+
+    func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
+        reads += 1
+        decoder.append(bytes)
+        while let frame = try? decoder.nextFrame() {
+            frames.append(frame)
+            onFrame(frame)
+        }
+    }
+
+    func connection(_ connection: any Connection, didCloseWith error: TransportError?) { closedWith = .some(error) }
+}
+
+@Suite(.serialized) struct TCPTransportTests {
+    /// Runs `loop` with a watchdog so a broken test cannot hang the suite.
+    func run(_ loop: PosixEventLoop, seconds: Int = 20) throws {
+        var timedOut = false
+        loop.schedule(after: .seconds(seconds)) {
+            timedOut = true
+            loop.stop()
+        }
+        try loop.run()
+        #expect(!timedOut, "event loop watchdog fired")
+    }
+
+    @Test(arguments: ["127.0.0.1", "::1"])
+    func tcp_carriesLargeFramesWhole_inBothDirections(host: String) throws {
+        let loop = try PosixEventLoop()
+        let listener = try TCPListener(host: host, port: 0, loop: loop)
+        #expect(listener.localPort != 0)
+        let serverSink = FrameSink()
+        var serverConnection: (any Connection)?
+        listener.acceptHandler = { connection in
+            connection.handler = serverSink
+            serverConnection = connection
+        }
+        let client = try TCPConnection.connect(host: host, port: listener.localPort, loop: loop)
+        let clientSink = FrameSink()
+        client.handler = clientSink
+        let big = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ ($0 >> 12)) }
+        let frames = [
+            ClientFrame.publish(payload: big[...]).encoded(), ClientFrame.ping(token: 1).encoded(),
+            ClientFrame.publish(payload: big[..<(1 << 20)]).encoded(),
+        ]
+        for frame in frames { client.write(frame) }
+        serverSink.onFrame = { frame in
+            // Echo every frame back; the client stops the loop after the third.
+            serverConnection?.write(
+                Frame.encode(type: frame.type, capacity: frame.body.count) { $0.write(contentsOf: frame.body) })
+        }
+        clientSink.onFrame = { _ in if clientSink.frames.count == 3 { loop.stop() } }
+        try run(loop)
+        #expect(serverSink.frames.count == 3)
+        #expect(Array(serverSink.frames[0].body) == big)
+        #expect(Array(clientSink.frames[2].body) == Array(big[..<(1 << 20)]))
+        #expect(serverSink.reads > 3, "a 3 MiB frame must have arrived in several reads")
+        #expect(client.pendingOutputByteCount == 0)
+        client.close()
+        listener.close()
+    }
+
+    @Test func tcp_peerClosing_isReportedOnce_andWritesAfterCloseAreIgnored() throws {
+        let loop = try PosixEventLoop()
+        let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
+        let serverSink = FrameSink()
+        listener.acceptHandler = { connection in
+            connection.handler = serverSink
+            connection.write(ClientFrame.bye.encoded())
+            connection.closeAfterFlushing(timeout: .seconds(5))
+        }
+        let client = try TCPConnection.connect(host: "127.0.0.1", port: listener.localPort, loop: loop)
+        let clientSink = FrameSink()
+        client.handler = clientSink
+        var closes = 0
+        final class CloseCounter: ConnectionHandler {
+            let inner: FrameSink
+            let onClose: () -> Void
+            init(inner: FrameSink, onClose: @escaping () -> Void) {
+                self.inner = inner
+                self.onClose = onClose
+            }
+            func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
+                inner.connection(connection, didRead: bytes)
+            }
+            func connection(_ connection: any Connection, didCloseWith error: TransportError?) { onClose() }
+        }
+        client.handler = CloseCounter(inner: clientSink) {
+            closes += 1
+            client.write([1, 2, 3])
+            loop.schedule(after: .milliseconds(50)) { loop.stop() }
+        }
+        try run(loop)
+        #expect(closes == 1)
+        #expect(clientSink.frames.map(\.type) == [FrameType.bye])
+        #expect(!client.isOpen)
+        listener.close()
+    }
+
+    @Test func tcp_connectToAClosedPort_failsWithAClearError() throws {
+        let loop = try PosixEventLoop()
+        let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
+        let port = listener.localPort
+        listener.close()
+        #expect(throws: TransportError.connectFailed(address: "127.0.0.1:\(port)", reason: "Connection refused")) {
+            try TCPConnection.connect(host: "127.0.0.1", port: port, loop: loop)
+        }
+    }
+
+    @Test func tcp_listeningTwiceOnOnePort_failsWithAClearError() throws {
+        let loop = try PosixEventLoop()
+        let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
+        #expect(
+            throws: TransportError.listenFailed(
+                address: "127.0.0.1:\(listener.localPort)", reason: "Address already in use")
+        ) {
+            try TCPListener(host: "127.0.0.1", port: listener.localPort, loop: loop)
+        }
+        listener.close()
+    }
+
+    @Test func relayAndClients_overRealSockets_deliverInOrder() throws {
+        let loop = try PosixEventLoop()
+        let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
+        let relay = Relay(loop: loop) { _ in }
+        relay.attach(to: listener)
+        let key = RoomKey.generate()
+        let outputs = [EventCollector(), EventCollector()]
+        var finished = 0
+        let clients = try ["alice", "bob"].enumerated().map { index, name in
+            let connection = try TCPConnection.connect(host: "127.0.0.1", port: listener.localPort, loop: loop)
+            let client = ChatClient(
+                name: name, room: "lobby", roomKey: key, connection: connection, output: outputs[index], loop: loop
+            ) { _ in
+                finished += 1
+                if finished == 2 { loop.schedule(after: .milliseconds(200)) { loop.stop() } }
+            }
+            client.start()
+            return client
+        }
+        loop.schedule(after: .milliseconds(100)) {
+            for n in 0..<300 { clients[0].submit(line: "line \(n) " + String(repeating: "x", count: n * 10)) }
+            clients[0].endOfInput()
+        }
+        loop.schedule(after: .milliseconds(1500)) { clients[1].endOfInput() }
+        try run(loop)
+        #expect(outputs[1].messages == (0..<300).map { "alice: line \($0) " + String(repeating: "x", count: $0 * 10) })
+        #expect(relay.connectionCount == 0)
+        listener.close()
+    }
+}

@@ -1,0 +1,106 @@
+"""A second client, written from docs/PROTOCOL.md alone with Python's `cryptography` package, talks to the real
+relay and the real aeschat client. If the document and the code ever disagree, this fails."""
+
+import os
+import socket
+import struct
+
+import pytest
+
+cryptography = pytest.importorskip("cryptography")
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # noqa: E402
+
+
+def str8(text):
+    data = text.encode()
+    return bytes([len(data)]) + data
+
+
+def frame(frame_type, body):
+    return struct.pack(">I", len(body) + 1) + bytes([frame_type]) + body
+
+
+def message_key(room_key, session, room, sender):
+    info = b"aeschat/1 room-key message" + b"\x00" + str8(room) + str8(sender)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=session, info=info).derive(room_key)
+
+
+def seal(room_key, session, counter, room, sender, text):
+    header = b"\x01" + session + struct.pack(">Q", counter)
+    nonce = b"\x00" * 4 + struct.pack(">Q", counter)
+    aad = b"aeschat/1" + header + str8(room) + str8(sender)
+    return header + AESGCM(message_key(room_key, session, room, sender)).encrypt(nonce, b"\x01" + text.encode(), aad)
+
+
+def open_envelope(room_key, room, sender, envelope):
+    header, sealed = envelope[:25], envelope[25:]
+    session, counter = header[1:17], struct.unpack(">Q", header[17:25])[0]
+    nonce = b"\x00" * 4 + struct.pack(">Q", counter)
+    aad = b"aeschat/1" + header + str8(room) + str8(sender)
+    plaintext = AESGCM(message_key(room_key, session, room, sender)).decrypt(nonce, sealed, aad)
+    assert plaintext[0] == 0x01
+    return plaintext[1:].decode()
+
+
+class FrameSocket:
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buffer = b""
+
+    def send(self, frame_type, body):
+        self.sock.sendall(frame(frame_type, body))
+
+    def receive(self):
+        while True:
+            if len(self.buffer) >= 4:
+                length = struct.unpack(">I", self.buffer[:4])[0]
+                if len(self.buffer) >= 4 + length:
+                    frame_type, body = self.buffer[4], self.buffer[5 : 4 + length]
+                    self.buffer = self.buffer[4 + length :]
+                    return frame_type, body
+            chunk = self.sock.recv(65536)
+            assert chunk, "relay closed the connection"
+            self.buffer += chunk
+
+
+def test_independent_client_interoperates_with_aeschat(clients, relay, key_file):
+    room_key = bytes.fromhex(key_file.read_text().strip())
+    alice = clients("alice")
+    alice.ready()
+
+    py = FrameSocket(relay.port)
+    py.send(0x01, struct.pack(">H", 1) + str8("pyclient") + str8("lobby"))
+    frame_type, body = py.receive()
+    assert frame_type == 0x81
+    version = struct.unpack(">H", body[:2])[0]
+    assert version == 1
+    alice.events(event="joined", name="pyclient")
+
+    session = os.urandom(16)
+    for counter, text in enumerate(["hello from python", "zweite Nachricht ✓"]):
+        py.send(0x02, seal(room_key, session, counter, "lobby", "pyclient", text))
+        event = alice.events(event="message")
+        assert event == {"event": "message", "from": "pyclient", "text": text}
+
+    alice.say("hello back from swift")
+    while True:
+        frame_type, body = py.receive()
+        if frame_type == 0x84:
+            break
+    sender_length = body[0]
+    sender = body[1 : 1 + sender_length].decode()
+    flags = body[1 + sender_length]
+    envelope = body[2 + sender_length :]
+    assert (sender, flags) == ("alice", 0)
+    assert open_envelope(room_key, "lobby", "alice", envelope) == "hello back from swift"
+
+    # A replay of the Python client's first message is refused by aeschat.
+    py.send(0x02, seal(room_key, session, 0, "lobby", "pyclient", "hello from python"))
+    assert alice.events(event="warning")["kind"] == "replay"
+
+    py.send(0x04, b"")
+    # The relay announces the leave at once, without waiting for this socket to close.
+    alice.events(event="left", name="pyclient", timeout=2)
+    py.sock.close()
