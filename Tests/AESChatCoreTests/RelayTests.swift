@@ -62,7 +62,7 @@ final class RelayHarness {
 
     func member(_ name: String, room: String = "lobby") -> RawPeer {
         let peer = peer()
-        peer.send(.hello(version: 1, name: name, room: room))
+        peer.send(.hello(version: 1, name: name, room: room, profile: []))
         loop.runUntilIdle()
         return peer
     }
@@ -74,8 +74,8 @@ final class RelayHarness {
         let alice = harness.member("alice")
         #expect(alice.frames == [.welcome(version: 1, name: "alice", room: "lobby", members: [])])
         let bob = harness.member("bob")
-        #expect(bob.frames == [.welcome(version: 1, name: "bob", room: "lobby", members: ["alice"])])
-        #expect(alice.frames.last == .joined(name: "bob"))
+        #expect(bob.frames == [.welcome(version: 1, name: "bob", room: "lobby", members: [MemberEntry(name: "alice")])])
+        #expect(alice.frames.last == .joined(MemberEntry(name: "bob")))
         bob.connection.close()
         harness.loop.runUntilIdle()
         #expect(alice.frames.last == .left(name: "bob"))
@@ -114,7 +114,7 @@ final class RelayHarness {
         harness.loop.runUntilIdle()
         #expect(carol.delivered == ["alice:a"])
         #expect(bob.delivered.isEmpty)
-        #expect(!bob.frames.contains(.joined(name: "carol")))
+        #expect(!bob.frames.contains(.joined(MemberEntry(name: "carol"))))
         #expect(bob.frames == [.welcome(version: 1, name: "bob", room: "two", members: [])])
     }
 
@@ -136,7 +136,7 @@ final class RelayHarness {
         harness.loop.runUntilIdle()
         #expect(early.errors == [RelayErrorCode.notRegistered.rawValue])
         let old = harness.peer()
-        old.send(.hello(version: 9, name: "erin", room: "lobby"))
+        old.send(.hello(version: 9, name: "erin", room: "lobby", profile: []))
         harness.loop.runUntilIdle()
         #expect(old.errors == [RelayErrorCode.unsupportedVersion.rawValue])
         #expect(harness.relay.memberCount == 1)

@@ -35,7 +35,12 @@ import Testing
         let events: [ClientEvent] = [
             .message(from: evil, text: evil, isPrivate: false), .joined(name: evil), .left(name: evil),
             .warning(kind: "tampered", name: evil, message: evil), .error(message: evil),
-            .ready(name: "a", room: "b", members: [evil]),
+            .ready(name: "a", room: "b", members: [evil], fingerprint: evil),
+            .action(from: evil, text: evil, isPrivate: true),
+            .member(MemberStatus(name: evil, fingerprint: evil, trust: .new)),
+            .who(members: [MemberStatus(name: evil, fingerprint: nil, trust: .changed)]),
+            .verify(name: evil, fingerprint: "f", safetyNumber: "s"), .trusted(name: evil, fingerprint: "f"),
+            .info(evil),
         ]
         for event in events {
             let line = LineOutput(style: .human, clock: { (9, 5) }).line(for: event)
@@ -54,7 +59,7 @@ import Testing
 @Suite struct JSONLineTests {
     @Test func events_haveTheDocumentedForm() {
         #expect(
-            ClientEvent.ready(name: "alice", room: "lobby", members: ["bob"]).json
+            ClientEvent.ready(name: "alice", room: "lobby", members: ["bob"], fingerprint: nil).json
                 == #"{"event":"ready","name":"alice","room":"lobby","members":["bob"]}"#)
         #expect(ClientEvent.joined(name: "carol").json == #"{"event":"joined","name":"carol"}"#)
         #expect(ClientEvent.left(name: "carol").json == #"{"event":"left","name":"carol"}"#)

@@ -4,7 +4,7 @@ import Testing
 
 @Suite struct FrameDecoderTests {
     static let frames: [[UInt8]] = [
-        ClientFrame.hello(version: 1, name: "alice", room: "lobby").encoded(),
+        ClientFrame.hello(version: 1, name: "alice", room: "lobby", profile: []).encoded(),
         ClientFrame.publish(payload: Array(repeating: 7, count: 3000)[...]).encoded(),
         ClientFrame.bye.encoded(),
         RelayFrame.deliver(from: "bob", isDirect: false, payload: [1, 2, 3][...]).encoded(),
@@ -89,7 +89,7 @@ import Testing
 
     @Test func clientFrames_roundTrip() throws {
         let frames: [ClientFrame] = [
-            .hello(version: 1, name: "alice", room: "lobby"), .publish(payload: [9, 8, 7][...]),
+            .hello(version: 1, name: "alice", room: "lobby", profile: []), .publish(payload: [9, 8, 7][...]),
             .direct(to: "bob", payload: [1][...]), .bye, .ping(token: 0xDEAD_BEEF_0102_0304), .pong(token: 5),
         ]
         for frame in frames { #expect(try roundTrip(frame) == frame) }
@@ -97,8 +97,11 @@ import Testing
 
     @Test func relayFrames_roundTrip() throws {
         let frames: [RelayFrame] = [
-            .welcome(version: 1, name: "alice", room: "lobby", members: ["bob", "carol"]),
-            .welcome(version: 1, name: "alice", room: "lobby", members: []), .joined(name: "bob"), .left(name: "bob"),
+            .welcome(
+                version: 1, name: "alice", room: "lobby",
+                members: [MemberEntry(name: "bob", profile: [1, 2, 3]), MemberEntry(name: "carol")]),
+            .welcome(version: 1, name: "alice", room: "lobby", members: []), .joined(MemberEntry(name: "bob")),
+            .left(name: "bob"),
             .deliver(from: "bob", isDirect: true, payload: [1, 2][...]), .error(code: 3, message: "name taken — ü"),
             .ping(token: 1), .pong(token: 2),
         ]
@@ -106,9 +109,9 @@ import Testing
     }
 
     @Test func helloLayout_matchesProtocolDocument() {
-        // docs/PROTOCOL.md: 0000000f 01 0001 05 "alice" 05 "lobby"
-        let expected: [UInt8] = [0, 0, 0, 15, 1, 0, 1, 5] + Array("alice".utf8) + [5] + Array("lobby".utf8)
-        #expect(ClientFrame.hello(version: 1, name: "alice", room: "lobby").encoded() == expected)
+        // docs/PROTOCOL.md: 00000011 01 0001 05 "alice" 05 "lobby" 0000
+        let expected: [UInt8] = [0, 0, 0, 17, 1, 0, 1, 5] + Array("alice".utf8) + [5] + Array("lobby".utf8) + [0, 0]
+        #expect(ClientFrame.hello(version: 1, name: "alice", room: "lobby", profile: []).encoded() == expected)
     }
 
     @Test func welcome_withInflatedMemberCount_isRefusedBeforeReserving() {

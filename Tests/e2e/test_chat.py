@@ -274,7 +274,7 @@ def read_frames_until_close(sock, limit=1 << 20):
 
 
 def hello(name, room="lobby", version=1):
-    body = struct.pack(">H", version) + bytes([len(name)]) + name.encode() + bytes([len(room)]) + room.encode()
+    body = struct.pack(">H", version) + bytes([len(name)]) + name.encode() + bytes([len(room)]) + room.encode() + b"\x00\x00"
     return struct.pack(">I", len(body) + 1) + b"\x01" + body
 
 

@@ -71,7 +71,7 @@ def test_independent_client_interoperates_with_aeschat(clients, relay, key_file)
     alice.ready()
 
     py = FrameSocket(relay.port)
-    py.send(0x01, struct.pack(">H", 1) + str8("pyclient") + str8("lobby"))
+    py.send(0x01, struct.pack(">H", 1) + str8("pyclient") + str8("lobby") + struct.pack(">H", 0))
     frame_type, body = py.receive()
     assert frame_type == 0x81
     version = struct.unpack(">H", body[:2])[0]

@@ -12,12 +12,12 @@ public enum ClientOutcome: Equatable, Sendable {
     case protocolViolation(String)
 }
 
-/// The client side of a chat session in pre-shared-key mode: registers, seals each line of
-/// input, publishes it, and opens what the relay delivers.
+/// The client side of a chat session: registers, turns each line of input into a message or a
+/// command, hands messages to its ``MessageSecurity`` to seal, and shows what arrives.
 ///
 /// Works on any ``Connection``; confined to the event loop's thread. Lines submitted before
-/// registration completes are held and sent right after it, in order.
-public final class ChatClient: ConnectionHandler {
+/// registration completes are held and handled right after it, in order.
+public final class ChatClient: ConnectionHandler, SecurityOutbox {
     private enum State {
         case registering
         case ready
@@ -29,20 +29,22 @@ public final class ChatClient: ConnectionHandler {
     public static let maximumMessageBytes = 8 * 1024 * 1024
     /// Queued output above which input is paused until the connection drains.
     public static let outputHighWater = 1024 * 1024
+    /// How long registration may take before the client gives up.
+    public static let registrationTimeout: Duration = .seconds(15)
 
     private let name: String
     private let room: String
     private let connection: any Connection
     private let output: any ClientOutput
     private let loop: any EventLoop
-    private let sealer: RoomKeySealer
-    private let opener: RoomKeyOpener
+    private let security: any MessageSecurity
     private var decoder = FrameDecoder()
     private var state = State.registering
     private var heldLines: [String] = []
     private var inputEnded = false
     private var pendingOutcome: ClientOutcome = .finished
     private let onFinish: (ClientOutcome) -> Void
+    private var registrationTimer: TimerID?
 
     /// Called with `true` when input should pause (too much queued) and `false` to resume.
     public var onBackpressure: ((Bool) -> Void)?
@@ -51,37 +53,54 @@ public final class ChatClient: ConnectionHandler {
     /// - Parameters:
     ///   - name: the member name to register.
     ///   - room: the room to join.
-    ///   - roomKey: the pre-shared room key.
+    ///   - security: the end-to-end layer (room key or automatic keys).
     ///   - connection: a connection to the relay.
     ///   - output: receives events.
-    ///   - loop: the loop driving `connection` (for the leave timeout).
+    ///   - loop: the loop driving `connection` (for timeouts).
     ///   - onFinish: called once when the session is over.
     public init(
-        name: String, room: String, roomKey: RoomKey, connection: any Connection, output: any ClientOutput,
-        loop: any EventLoop, onFinish: @escaping (ClientOutcome) -> Void
+        name: String, room: String, security: any MessageSecurity, connection: any Connection,
+        output: any ClientOutput, loop: any EventLoop, onFinish: @escaping (ClientOutcome) -> Void
     ) {
         self.name = name
         self.room = room
+        self.security = security
         self.connection = connection
         self.output = output
         self.loop = loop
         self.onFinish = onFinish
-        sealer = RoomKeySealer(roomKey: roomKey, room: room, sender: name)
-        opener = RoomKeyOpener(roomKey: roomKey, room: room)
     }
 
-    /// Sends the registration.
+    /// Creates a client in pre-shared-key mode.
+    public convenience init(
+        name: String, room: String, roomKey: RoomKey, connection: any Connection, output: any ClientOutput,
+        loop: any EventLoop, onFinish: @escaping (ClientOutcome) -> Void
+    ) {
+        self.init(
+            name: name, room: room, security: RoomKeySecurity(roomKey: roomKey, room: room, name: name),
+            connection: connection, output: output, loop: loop, onFinish: onFinish)
+    }
+
+    /// Sends the registration and starts the registration timeout.
     public func start() {
         connection.handler = self
-        connection.write(ClientFrame.hello(version: relayProtocolVersion, name: name, room: room).encoded())
+        connection.write(
+            ClientFrame.hello(version: relayProtocolVersion, name: name, room: room, profile: security.profile)
+                .encoded())
+        registrationTimer = loop.schedule(after: Self.registrationTimeout) { [weak self] in
+            guard let self, self.state == .registering else { return }
+            let reason = "the relay did not answer the registration within 15 seconds"
+            self.output.emit(.error(message: reason))
+            self.finish(.relayLost(reason))
+        }
     }
 
-    /// Sends one line of input as a message (held until registration completes). Empty lines are
-    /// skipped.
+    /// Handles one line of input: a command (`/who`, `/msg bob hi`, …) or a message. Held until
+    /// registration completes. Empty lines are skipped.
     public func submit(line: String) {
         guard !line.isEmpty, state == .registering || state == .ready else { return }
         guard line.utf8.count <= Self.maximumMessageBytes else {
-            output.emit(
+            emit(
                 .error(
                     message:
                         "message of \(line.utf8.count) bytes not sent: the limit is \(Self.maximumMessageBytes) bytes"))
@@ -90,7 +109,7 @@ public final class ChatClient: ConnectionHandler {
         if state == .registering {
             heldLines.append(line)
         } else {
-            send(line)
+            perform(line)
         }
     }
 
@@ -114,14 +133,31 @@ public final class ChatClient: ConnectionHandler {
         }
     }
 
-    private func send(_ line: String) {
-        do {
-            let envelope = try sealer.seal(.text(line))
-            connection.write(ClientFrame.publish(payload: envelope[...]).encoded())
-            if connection.pendingOutputByteCount > Self.outputHighWater { onBackpressure?(true) }
-        } catch {
-            output.emit(.error(message: "message not sent: \(error)"))
+    private func perform(_ line: String) {
+        switch ChatCommand(parsing: line) {
+        case .message(let text):
+            security.sendToRoom(.text(text), outbox: self)
+        case .action(let text):
+            security.sendToRoom(.action(text), outbox: self)
+        case .privateMessage(let recipient, let text):
+            guard recipient != name else {
+                emit(.error(message: "/msg needs another member's name, not your own"))
+                return
+            }
+            security.sendPrivately(.text(text), to: recipient, outbox: self)
+        case .security(let command):
+            security.handle(command, outbox: self)
+        case .help:
+            emit(.info(ChatCommand.helpText))
+        case .quit:
+            inputEnded = true
+            leave(outcome: .finished)
+        case .notYetAvailable(let command, let reason):
+            emit(.error(message: "\(command) is not available yet: \(reason)"))
+        case .invalid(let message):
+            emit(.error(message: message))
         }
+        if connection.pendingOutputByteCount > Self.outputHighWater { onBackpressure?(true) }
     }
 
     /// Says goodbye; the relay handles everything sent before it, then closes, which ends the
@@ -140,8 +176,23 @@ public final class ChatClient: ConnectionHandler {
     private func finish(_ outcome: ClientOutcome) {
         guard state != .finished else { return }
         state = .finished
+        if let registrationTimer { loop.cancel(registrationTimer) }
         connection.close()
         onFinish(outcome)
+    }
+
+    // MARK: SecurityOutbox
+
+    public func publish(_ envelope: [UInt8]) {
+        connection.write(ClientFrame.publish(payload: envelope[...]).encoded())
+    }
+
+    public func direct(_ envelope: [UInt8], to name: String) {
+        connection.write(ClientFrame.direct(to: name, payload: envelope[...]).encoded())
+    }
+
+    public func emit(_ event: ClientEvent) {
+        output.emit(event)
     }
 
     // MARK: ConnectionHandler
@@ -153,7 +204,7 @@ public final class ChatClient: ConnectionHandler {
                 try handle(RelayFrame(frame))
             }
         } catch {
-            output.emit(.error(message: "the relay sent invalid data: \(error.description)"))
+            emit(.error(message: "the relay sent invalid data: \(error.description)"))
             finish(.protocolViolation(error.description))
         }
     }
@@ -168,7 +219,7 @@ public final class ChatClient: ConnectionHandler {
             finish(pendingOutcome)
         case .registering, .ready:
             let reason = error?.description ?? "the relay closed the connection"
-            output.emit(.error(message: reason))
+            emit(.error(message: reason))
             finish(.relayLost(reason))
         case .finished:
             break
@@ -182,22 +233,31 @@ public final class ChatClient: ConnectionHandler {
             guard name == self.name, room == self.room else {
                 throw .malformed("welcome names '\(name)' in '\(room)', not the registration sent")
             }
+            guard !members.contains(where: { $0.name == self.name }),
+                Set(members.map(\.name)).count == members.count
+            else { throw .malformed("welcome lists a member twice or lists this client") }
             state = .ready
-            output.emit(.ready(name: name, room: room, members: members))
+            if let registrationTimer { loop.cancel(registrationTimer) }
+            emit(.ready(name: name, room: room, members: members.map(\.name), fingerprint: security.ownFingerprint))
+            security.didRegister(members: members, outbox: self)
             let held = heldLines
             heldLines.removeAll()
-            for line in held { send(line) }
+            for line in held where state == .ready { perform(line) }
             if inputEnded { leave(outcome: .finished) }
-        case .joined(let name):
-            output.emit(.joined(name: name))
+        case .joined(let member):
+            guard state != .registering else { throw .malformed("joined before welcome") }
+            emit(.joined(name: member.name))
+            security.memberJoined(member, outbox: self)
         case .left(let name):
-            output.emit(.left(name: name))
+            guard state != .registering else { throw .malformed("left before welcome") }
+            emit(.left(name: name))
+            security.memberLeft(name, outbox: self)
         case .deliver(let from, let isDirect, let payload):
             guard state == .ready || state == .leaving else { throw .malformed("message before welcome") }
-            receive(payload, from: from, isDirect: isDirect)
+            security.receive(payload, from: from, isDirect: isDirect, outbox: self)
         case .error(let code, let message):
             let known = RelayErrorCode(rawValue: code) ?? .unknown
-            output.emit(.error(message: message))
+            emit(.error(message: message))
             if state == .registering {
                 finish(.refused(message))
             } else if known.isFatal {
@@ -207,21 +267,6 @@ public final class ChatClient: ConnectionHandler {
             connection.write(ClientFrame.pong(token: token).encoded())
         case .pong:
             break
-        }
-    }
-
-    private func receive(_ payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool) {
-        switch opener.open(payload, from: sender) {
-        case .content(.text(let text), let missing):
-            if missing > 0 {
-                output.emit(
-                    .warning(kind: "missing", name: sender, message: "\(missing) messages from \(sender) missing"))
-            }
-            output.emit(.message(from: sender, text: text, isPrivate: isDirect))
-        case .tampered(let reason):
-            output.emit(.warning(kind: "tampered", name: sender, message: "tampered message refused: \(reason)"))
-        case .replayed(let reason):
-            output.emit(.warning(kind: "replay", name: sender, message: "replayed message refused: \(reason)"))
         }
     }
 }

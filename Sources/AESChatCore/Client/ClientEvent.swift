@@ -4,45 +4,141 @@
     import Darwin
 #endif
 
+/// How far a member's identity is trusted (automatic keys), or that the room shares one key.
+public enum MemberTrust: String, Equatable, Sendable {
+    /// Pre-shared-key mode: no identities; everyone with the room key is a member.
+    case sharedKey = "shared-key"
+    /// First seen now: pinned on first use, not verified.
+    case new
+    /// Seen before with the same identity key, not verified.
+    case known
+    /// Verified by the user (`/trust` after comparing safety numbers).
+    case verified
+    /// The identity key differs from the pinned one: unverified until `/trust`.
+    case changed
+    /// The profile's signature does not verify: no key is ever sent to it.
+    case invalid
+}
+
+/// A member as shown by `/who` and the `member` event.
+public struct MemberStatus: Equatable, Sendable {
+    public var name: String
+    public var fingerprint: String?
+    public var trust: MemberTrust
+
+    /// Creates a status.
+    public init(name: String, fingerprint: String?, trust: MemberTrust) {
+        self.name = name
+        self.fingerprint = fingerprint
+        self.trust = trust
+    }
+
+    var jsonFields: [(String, JSONValue)] {
+        var fields: [(String, JSONValue)] = [("name", .string(name))]
+        if let fingerprint { fields.append(("fingerprint", .string(fingerprint))) }
+        fields.append(("status", .string(trust.rawValue)))
+        fields.append(("verified", .bool(trust == .verified)))
+        return fields
+    }
+
+    var humanText: String {
+        let clean = TerminalText.escapeControls(name)
+        let mark: String =
+            switch trust {
+            case .sharedKey: ""
+            case .verified: " [verified]"
+            case .known: " [unverified]"
+            case .new: " [new, unverified]"
+            case .changed: " [KEY CHANGED, unverified]"
+            case .invalid: " [INVALID SIGNATURE]"
+            }
+        return clean + mark + (fingerprint.map { " " + TerminalText.escapeControls($0) } ?? "")
+    }
+}
+
 /// Something the client shows its user. The JSON form of each is specified in docs/CLI.md and
 /// kept stable: later versions add events and fields, never remove these.
 public enum ClientEvent: Equatable, Sendable {
-    /// Registration is done; `members` are the others already present.
-    case ready(name: String, room: String, members: [String])
+    /// Registration is done; `members` are the others already present; `fingerprint` is the
+    /// user's own identity fingerprint (automatic keys only).
+    case ready(name: String, room: String, members: [String], fingerprint: String?)
     case joined(name: String)
     case left(name: String)
     case message(from: String, text: String, isPrivate: Bool)
-    /// Something the user must notice: `kind` is `tampered`, `replay`, `missing` or, later,
-    /// `key-changed`.
+    /// A `/me` action.
+    case action(from: String, text: String, isPrivate: Bool)
+    /// Something the user must notice: `kind` is `tampered`, `replay`, `missing`,
+    /// `undecryptable` or `key-changed`.
     case warning(kind: String, name: String, message: String)
     case error(message: String)
+    /// A member's identity as this client sees it, announced when it arrives (automatic keys).
+    case member(MemberStatus)
+    /// The answer to `/who`.
+    case who(members: [MemberStatus])
+    /// The answer to `/verify NAME`: what both people compare out of band.
+    case verify(name: String, fingerprint: String, safetyNumber: String)
+    /// The room code over everyone present; sent at ready and whenever it changes.
+    case roomCode(code: String, members: Int)
+    /// `/trust NAME` took effect.
+    case trusted(name: String, fingerprint: String)
+    /// A notice for the user (help text, a held message, …).
+    case info(String)
+
+    /// The event for decrypted content from `sender`.
+    public init(content: MessageContent, from sender: String, isPrivate: Bool) {
+        switch content {
+        case .text(let text): self = .message(from: sender, text: text, isPrivate: isPrivate)
+        case .action(let text): self = .action(from: sender, text: text, isPrivate: isPrivate)
+        }
+    }
 
     /// The one-line JSON form.
     public var json: String {
         switch self {
-        case .ready(let name, let room, let members):
-            JSONLine.encode([
+        case .ready(let name, let room, let members, let fingerprint):
+            var fields: [(String, JSONValue)] = [
                 ("event", .string("ready")), ("name", .string(name)), ("room", .string(room)),
                 ("members", .strings(members)),
-            ])
+            ]
+            if let fingerprint { fields.append(("fingerprint", .string(fingerprint))) }
+            return JSONLine.encode(fields)
         case .joined(let name):
-            JSONLine.encode([("event", .string("joined")), ("name", .string(name))])
+            return JSONLine.encode([("event", .string("joined")), ("name", .string(name))])
         case .left(let name):
-            JSONLine.encode([("event", .string("left")), ("name", .string(name))])
-        case .message(let from, let text, let isPrivate):
-            isPrivate
-                ? JSONLine.encode([
-                    ("event", .string("message")), ("from", .string(from)), ("text", .string(text)),
-                    ("private", .bool(true)),
-                ])
-                : JSONLine.encode([("event", .string("message")), ("from", .string(from)), ("text", .string(text))])
+            return JSONLine.encode([("event", .string("left")), ("name", .string(name))])
+        case .message(let from, let text, let isPrivate), .action(let from, let text, let isPrivate):
+            var fields: [(String, JSONValue)] = [
+                ("event", .string("message")), ("from", .string(from)), ("text", .string(text)),
+            ]
+            if isPrivate { fields.append(("private", .bool(true))) }
+            if case .action = self { fields.append(("action", .bool(true))) }
+            return JSONLine.encode(fields)
         case .warning(let kind, let name, let message):
-            JSONLine.encode([
+            return JSONLine.encode([
                 ("event", .string("warning")), ("kind", .string(kind)), ("name", .string(name)),
                 ("message", .string(message)),
             ])
         case .error(let message):
-            JSONLine.encode([("event", .string("error")), ("message", .string(message))])
+            return JSONLine.encode([("event", .string("error")), ("message", .string(message))])
+        case .member(let status):
+            return JSONLine.encode([("event", .string("member"))] + status.jsonFields)
+        case .who(let members):
+            return JSONLine.encode([("event", .string("who")), ("members", .objects(members.map(\.jsonFields)))])
+        case .verify(let name, let fingerprint, let safetyNumber):
+            return JSONLine.encode([
+                ("event", .string("verify")), ("name", .string(name)), ("fingerprint", .string(fingerprint)),
+                ("safety-number", .string(safetyNumber)),
+            ])
+        case .roomCode(let code, let members):
+            return JSONLine.encode([
+                ("event", .string("room-code")), ("code", .string(code)), ("members", .integer(Int64(members))),
+            ])
+        case .trusted(let name, let fingerprint):
+            return JSONLine.encode([
+                ("event", .string("trusted")), ("name", .string(name)), ("fingerprint", .string(fingerprint)),
+            ])
+        case .info(let text):
+            return JSONLine.encode([("event", .string("info")), ("message", .string(text))])
         }
     }
 
@@ -51,20 +147,45 @@ public enum ClientEvent: Equatable, Sendable {
     public var humanText: String {
         let clean = TerminalText.escapeControls
         switch self {
-        case .ready(let name, let room, let members):
+        case .ready(let name, let room, let members, let fingerprint):
             let present =
                 members.isEmpty ? "nobody else is here yet" : "here: " + members.map(clean).joined(separator: ", ")
-            return "* you are \(clean(name)) in \(clean(room)); \(present)"
+            let identity = fingerprint.map { "; your fingerprint is \(clean($0))" } ?? ""
+            return "* you are \(clean(name)) in \(clean(room)); \(present)\(identity)"
         case .joined(let name):
             return "* \(clean(name)) joined"
         case .left(let name):
             return "* \(clean(name)) left"
         case .message(let from, let text, let isPrivate):
             return isPrivate ? "*\(clean(from))* \(clean(text))" : "<\(clean(from))> \(clean(text))"
+        case .action(let from, let text, let isPrivate):
+            return (isPrivate ? "(private) " : "") + "* \(clean(from)) \(clean(text))"
         case .warning(let kind, let name, let message):
             return "! \(kind) from \(clean(name)): \(clean(message))"
         case .error(let message):
             return "! error: \(clean(message))"
+        case .member(let status):
+            switch status.trust {
+            case .new:
+                return
+                    "* \(status.humanText): never seen before; compare fingerprints with /verify \(clean(status.name))"
+            case .changed: return "! \(status.humanText)"
+            default: return "* \(status.humanText)"
+            }
+        case .who(let members):
+            return members.isEmpty
+                ? "* nobody else is here" : "* here: " + members.map(\.humanText).joined(separator: ", ")
+        case .verify(let name, let fingerprint, let safetyNumber):
+            return
+                "* safety number with \(clean(name)): \(clean(safetyNumber)) (their fingerprint \(clean(fingerprint))); "
+                + "compare it with them in person or by phone, then /trust \(clean(name))"
+        case .roomCode(let code, let members):
+            return
+                "* room code is now \(clean(code)) (\(members) members); compare it with the others to rule out ghosts"
+        case .trusted(let name, let fingerprint):
+            return "* \(clean(name)) is now verified (\(clean(fingerprint)))"
+        case .info(let text):
+            return "* " + clean(text)
         }
     }
 }
@@ -115,12 +236,14 @@ public final class LineOutput: ClientOutput {
         case .json:
             return event.json
         case .human:
-            if case .message = event {
+            switch event {
+            case .message, .action:
                 let (hour, minute) = clock()
                 let stamp = (hour < 10 ? "0" : "") + String(hour) + ":" + (minute < 10 ? "0" : "") + String(minute)
                 return "[\(stamp)] " + event.humanText
+            default:
+                return event.humanText
             }
-            return event.humanText
         }
     }
 

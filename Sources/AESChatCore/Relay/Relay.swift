@@ -92,7 +92,9 @@ public final class Relay {
 
     // MARK: Called by RelayClient
 
-    fileprivate func register(_ client: RelayClient, version: UInt16, name: String, room roomName: String) {
+    fileprivate func register(
+        _ client: RelayClient, version: UInt16, name: String, room roomName: String, profile: [UInt8]
+    ) {
         guard version == relayProtocolVersion else {
             refuse(
                 client, .unsupportedVersion,
@@ -117,15 +119,16 @@ public final class Relay {
         }
         let room = rooms[roomName] ?? Room(name: roomName)
         rooms[roomName] = room
-        let present = room.members.map(\.name!).sorted()
+        let present = room.members.map { MemberEntry(name: $0.name!, profile: $0.profile) }.sorted { $0.name < $1.name }
         client.name = name
+        client.profile = profile
         client.room = room
         membersByName[name] = client
         let welcome = RelayFrame.welcome(
             version: relayProtocolVersion, name: name, room: roomName,
             members: Array(present.prefix(RelayFrame.maximumWelcomeMembers)))
         client.connection.write(welcome.encoded())
-        broadcast(RelayFrame.joined(name: name).encoded(), in: room, except: nil)
+        broadcast(RelayFrame.joined(MemberEntry(name: name, profile: profile)).encoded(), in: room, except: nil)
         room.add(client)
         log("\(name) joined \(roomName) from \(client.connection.peerDescription) (\(room.members.count) in room)")
     }
@@ -225,6 +228,7 @@ final class RelayClient: ConnectionHandler {
     let connection: any Connection
     var decoder: FrameDecoder
     var name: String?
+    var profile: [UInt8] = []
     var room: Room?
     var roomIndex = 0
     var closeReason: String?
@@ -254,8 +258,8 @@ final class RelayClient: ConnectionHandler {
 
     private func handle(_ frame: ClientFrame) throws(WireError) {
         switch (frame, name) {
-        case (.hello(let version, let name, let room), nil):
-            relay.register(self, version: version, name: name, room: room)
+        case (.hello(let version, let name, let room, let profile), nil):
+            relay.register(self, version: version, name: name, room: room, profile: profile)
         case (.hello, _?):
             relay.refuse(self, .alreadyRegistered, "already registered; hello may be sent only once")
         case (.publish(let payload), _?):

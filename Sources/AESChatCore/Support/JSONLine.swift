@@ -4,6 +4,12 @@ public enum JSONValue: Equatable, Sendable {
     case integer(Int64)
     case bool(Bool)
     case strings([String])
+    /// An array of objects, each with its keys in order.
+    case objects([[(String, JSONValue)]])
+
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        JSONLine.encode([("v", lhs)]) == JSONLine.encode([("v", rhs)])
+    }
 }
 
 /// Writes one JSON object per line with its keys in the order given, so that output is stable and
@@ -27,6 +33,13 @@ public enum JSONLine {
                 for (position, item) in list.enumerated() {
                     if position > 0 { out += "," }
                     appendString(item, to: &out)
+                }
+                out += "]"
+            case .objects(let list):
+                out += "["
+                for (position, object) in list.enumerated() {
+                    if position > 0 { out += "," }
+                    out += encode(object)
                 }
                 out += "]"
             }

@@ -56,6 +56,14 @@ public struct ByteWriter: Sendable {
         bytes.append(contentsOf: utf8)
     }
 
+    /// Appends bytes as a two-byte length followed by the bytes.
+    /// - Precondition: at most 65,535 bytes (profiles are far smaller).
+    public mutating func writeBytes16(_ data: [UInt8]) {
+        precondition(data.count <= 65_535, "bytes16 field longer than 65,535 bytes")
+        write(UInt16(data.count))
+        bytes.append(contentsOf: data)
+    }
+
     /// Overwrites four bytes at `offset` with a big-endian integer (used to patch a length prefix).
     public mutating func patch(_ value: UInt32, at offset: Int) {
         bytes[offset] = UInt8(truncatingIfNeeded: value >> 24)
@@ -137,6 +145,13 @@ public struct ByteReader: Sendable {
     public mutating func readLongString(_ field: String) throws(WireError) -> String {
         let count = Int(try readUInt16(field))
         return try decodeUTF8(try take(count, field), field)
+    }
+
+    /// Reads a two-byte-length-prefixed byte string of at most `maximum` bytes.
+    public mutating func readBytes16(_ field: String, maximum: Int) throws(WireError) -> [UInt8] {
+        let count = Int(try readUInt16(field))
+        guard count <= maximum else { throw .malformed("\(field) of \(count) bytes exceeds \(maximum)") }
+        return Array(try take(count, field))
     }
 
     /// Fails unless every byte has been consumed.

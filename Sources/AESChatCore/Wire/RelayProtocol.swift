@@ -1,7 +1,7 @@
 /// Frame type bytes. Client-to-relay types are below 0x80, relay-to-client types at or above it.
 /// See docs/PROTOCOL.md for each layout.
 public enum FrameType {
-    /// Client → relay: `version u16 | name str8 | room str8`.
+    /// Client → relay: `version u16 | name str8 | room str8 | profile bytes16`.
     public static let hello: UInt8 = 0x01
     /// Client → relay: opaque payload for every other member of the room.
     public static let publish: UInt8 = 0x02
@@ -14,9 +14,9 @@ public enum FrameType {
     /// Either way: `token u64`, echoing a ``ping``.
     public static let pong: UInt8 = 0x06
 
-    /// Relay → client: `version u16 | name str8 | room str8 | count u16 | count × name str8`.
+    /// Relay → client: `version u16 | name str8 | room str8 | count u16 | count × (name str8 | profile bytes16)`.
     public static let welcome: UInt8 = 0x81
-    /// Relay → client: `name str8`.
+    /// Relay → client: `name str8 | profile bytes16`.
     public static let joined: UInt8 = 0x82
     /// Relay → client: `name str8`.
     public static let left: UInt8 = 0x83
@@ -48,9 +48,25 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable {
     public var isFatal: Bool { self != .unknownRecipient }
 }
 
+/// A member as the relay announces it: its name and the profile it registered with (opaque to
+/// the relay; empty in pre-shared-key mode, signed session keys with automatic keys).
+public struct MemberEntry: Equatable, Sendable {
+    public var name: String
+    public var profile: [UInt8]
+
+    /// Creates an entry.
+    public init(name: String, profile: [UInt8] = []) {
+        self.name = name
+        self.profile = profile
+    }
+
+    /// The largest profile a relay accepts.
+    public static let maximumProfileSize = 1024
+}
+
 /// A frame sent by a client to the relay.
 public enum ClientFrame: Equatable, Sendable {
-    case hello(version: UInt16, name: String, room: String)
+    case hello(version: UInt16, name: String, room: String, profile: [UInt8])
     case publish(payload: ArraySlice<UInt8>)
     case direct(to: String, payload: ArraySlice<UInt8>)
     case bye
@@ -60,11 +76,12 @@ public enum ClientFrame: Equatable, Sendable {
     /// Encodes this frame with its length prefix.
     public func encoded() -> [UInt8] {
         switch self {
-        case .hello(let version, let name, let room):
-            Frame.encode(type: FrameType.hello) {
+        case .hello(let version, let name, let room, let profile):
+            Frame.encode(type: FrameType.hello, capacity: 8 + profile.count + name.utf8.count + room.utf8.count) {
                 $0.write(version)
                 $0.writeShortString(name)
                 $0.writeShortString(room)
+                $0.writeBytes16(profile)
             }
         case .publish(let payload):
             Frame.encode(type: FrameType.publish, capacity: payload.count) { $0.write(contentsOf: payload) }
@@ -91,8 +108,9 @@ public enum ClientFrame: Equatable, Sendable {
             let version = try reader.readUInt16("hello version")
             let name = try reader.readShortString("hello name")
             let room = try reader.readShortString("hello room")
+            let profile = try reader.readBytes16("hello profile", maximum: MemberEntry.maximumProfileSize)
             try reader.expectEnd("hello")
-            self = .hello(version: version, name: name, room: room)
+            self = .hello(version: version, name: name, room: room, profile: profile)
         case FrameType.publish:
             self = .publish(payload: frame.body)
         case FrameType.direct:
@@ -117,8 +135,8 @@ public enum ClientFrame: Equatable, Sendable {
 
 /// A frame sent by the relay to a client.
 public enum RelayFrame: Equatable, Sendable {
-    case welcome(version: UInt16, name: String, room: String, members: [String])
-    case joined(name: String)
+    case welcome(version: UInt16, name: String, room: String, members: [MemberEntry])
+    case joined(MemberEntry)
     case left(name: String)
     case deliver(from: String, isDirect: Bool, payload: ArraySlice<UInt8>)
     case error(code: UInt16, message: String)
@@ -132,15 +150,21 @@ public enum RelayFrame: Equatable, Sendable {
     public func encoded() -> [UInt8] {
         switch self {
         case .welcome(let version, let name, let room, let members):
-            Frame.encode(type: FrameType.welcome, capacity: 8 + members.count * 12) {
+            Frame.encode(type: FrameType.welcome, capacity: 8 + members.reduce(0) { $0 + 16 + $1.profile.count }) {
                 $0.write(version)
                 $0.writeShortString(name)
                 $0.writeShortString(room)
                 $0.write(UInt16(members.count))
-                for member in members { $0.writeShortString(member) }
+                for member in members {
+                    $0.writeShortString(member.name)
+                    $0.writeBytes16(member.profile)
+                }
             }
-        case .joined(let name):
-            Frame.encode(type: FrameType.joined) { $0.writeShortString(name) }
+        case .joined(let member):
+            Frame.encode(type: FrameType.joined, capacity: 16 + member.profile.count) {
+                $0.writeShortString(member.name)
+                $0.writeBytes16(member.profile)
+            }
         case .left(let name):
             Frame.encode(type: FrameType.left) { $0.writeShortString(name) }
         case .deliver(let from, let isDirect, let payload):
@@ -177,20 +201,25 @@ public enum RelayFrame: Equatable, Sendable {
             let name = try reader.readShortString("welcome name")
             let room = try reader.readShortString("welcome room")
             let count = Int(try reader.readUInt16("welcome member count"))
-            // Each member takes at least two bytes, so a count larger than that is a lie we can
+            // Each member takes at least four bytes, so a count larger than that is a lie we can
             // spot before reserving anything.
-            guard count * 2 <= reader.remainingCount else {
+            guard count * 4 <= reader.remainingCount else {
                 throw .malformed("welcome announces \(count) members but carries \(reader.remainingCount) bytes")
             }
-            var members: [String] = []
+            var members: [MemberEntry] = []
             members.reserveCapacity(count)
-            for _ in 0..<count { members.append(try reader.readShortString("welcome member")) }
+            for _ in 0..<count {
+                let member = try reader.readShortString("welcome member")
+                let profile = try reader.readBytes16("welcome profile", maximum: MemberEntry.maximumProfileSize)
+                members.append(MemberEntry(name: member, profile: profile))
+            }
             try reader.expectEnd("welcome")
             self = .welcome(version: version, name: name, room: room, members: members)
         case FrameType.joined:
             let name = try reader.readShortString("joined name")
+            let profile = try reader.readBytes16("joined profile", maximum: MemberEntry.maximumProfileSize)
             try reader.expectEnd("joined")
-            self = .joined(name: name)
+            self = .joined(MemberEntry(name: name, profile: profile))
         case FrameType.left:
             let name = try reader.readShortString("left name")
             try reader.expectEnd("left")

@@ -1,0 +1,76 @@
+import AESChatCLI
+
+/// One line of input, understood: a message, or a slash command. A line starting with `//` sends
+/// the rest, starting with `/`, as a message.
+public enum ChatCommand: Equatable, Sendable {
+    case message(String)
+    case action(String)
+    case privateMessage(to: String, text: String)
+    case security(SecurityCommand)
+    case help
+    case quit
+    case notYetAvailable(command: String, reason: String)
+    case invalid(String)
+
+    /// The commands, for `/help` and for completion.
+    public static let names = ["/help", "/who", "/msg", "/me", "/verify", "/trust", "/send", "/quit"]
+
+    /// What `/help` shows.
+    public static let helpText = """
+        commands: /who (members and their verification), /msg NAME TEXT (private message), /me ACTION, \
+        /verify NAME (safety number to compare), /verify room (room code), /trust NAME (mark verified, accept a \
+        changed key), /send PATH [NAME] (file transfer: not available yet), /quit; start a line with // to send \
+        a message that begins with /
+        """
+
+    /// Parses a line of input.
+    public init(parsing line: String) {
+        guard line.hasPrefix("/") else {
+            self = .message(line)
+            return
+        }
+        if line.hasPrefix("//") {
+            self = .message(String(line.dropFirst()))
+            return
+        }
+        let parts = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true).map(String.init)
+        let command = parts[0]
+        let argument = parts.count > 1 ? parts[1] : nil
+        let rest = parts.count > 2 ? parts[2] : nil
+        switch command {
+        case "/help":
+            self = .help
+        case "/quit":
+            self = .quit
+        case "/who":
+            self = argument == nil ? .security(.who) : .invalid("/who takes no arguments")
+        case "/me":
+            let text = line.dropFirst(3).drop { $0 == " " }
+            self = text.isEmpty ? .invalid("/me needs an action, for example: /me waves") : .action(String(text))
+        case "/msg":
+            guard let recipient = argument, let text = rest, !text.isEmpty else {
+                self = .invalid("/msg needs a name and a message, for example: /msg bob hello")
+                return
+            }
+            self =
+                Names.isValidMemberName(recipient)
+                ? .privateMessage(to: recipient, text: text) : .invalid("'\(recipient)' is not a valid member name")
+        case "/verify":
+            guard let target = argument, rest == nil else {
+                self = .invalid("/verify needs one member name, or 'room' for the room code")
+                return
+            }
+            self = target == "room" ? .security(.verifyRoom) : .security(.verifyMember(target))
+        case "/trust":
+            guard let target = argument, rest == nil else {
+                self = .invalid("/trust needs one member name, for example: /trust bob")
+                return
+            }
+            self = .security(.trust(target))
+        case "/send":
+            self = .notYetAvailable(command: "/send", reason: "file transfer comes in a later release")
+        default:
+            self = .invalid("unknown command '\(command)'; /help lists the commands, and // starts a message with /")
+        }
+    }
+}

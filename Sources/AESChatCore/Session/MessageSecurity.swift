@@ -1,0 +1,115 @@
+/// Where a security mode sends what it produces: envelopes for the relay, events for the user.
+/// Implemented by ``ChatClient``; loop thread only.
+public protocol SecurityOutbox: AnyObject {
+    /// Publishes an envelope to every other member of the room.
+    func publish(_ envelope: [UInt8])
+    /// Sends an envelope to one member.
+    func direct(_ envelope: [UInt8], to name: String)
+    /// Shows an event.
+    func emit(_ event: ClientEvent)
+}
+
+/// The end-to-end layer of a client: what it presents at registration, how it seals what the
+/// user sends, and how it opens what arrives. Two modes exist: a pre-shared room key
+/// (``RoomKeySecurity``) and automatic keys (``AutomaticKeySecurity``). Loop thread only.
+public protocol MessageSecurity: AnyObject {
+    /// The opaque profile sent in hello (empty for the room-key mode).
+    var profile: [UInt8] { get }
+    /// The user's own fingerprint, shown in `ready`, when the mode has identities.
+    var ownFingerprint: String? { get }
+    /// Registration completed; `members` are the others already present.
+    func didRegister(members: [MemberEntry], outbox: any SecurityOutbox)
+    /// Someone joined.
+    func memberJoined(_ member: MemberEntry, outbox: any SecurityOutbox)
+    /// Someone left.
+    func memberLeft(_ name: String, outbox: any SecurityOutbox)
+    /// Seals and publishes a message to the room (or holds it, saying why).
+    func sendToRoom(_ content: MessageContent, outbox: any SecurityOutbox)
+    /// Seals and sends a private message to one member.
+    func sendPrivately(_ content: MessageContent, to name: String, outbox: any SecurityOutbox)
+    /// Authenticates and opens a payload the relay delivered.
+    func receive(_ payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool, outbox: any SecurityOutbox)
+    /// Handles `/who`, `/verify NAME`, `/verify room` and `/trust NAME`.
+    func handle(_ command: SecurityCommand, outbox: any SecurityOutbox)
+}
+
+/// The commands a security mode answers.
+public enum SecurityCommand: Equatable, Sendable {
+    case who
+    case verifyMember(String)
+    case verifyRoom
+    case trust(String)
+}
+
+/// Pre-shared-key mode: everyone holds the same room key (see ``RoomKeyEnvelope``).
+public final class RoomKeySecurity: MessageSecurity {
+    private let sealer: RoomKeySealer
+    private let opener: RoomKeyOpener
+    private var members: Set<String> = []
+
+    /// Creates the mode for one member of one room.
+    public init(roomKey: RoomKey, room: String, name: String) {
+        sealer = RoomKeySealer(roomKey: roomKey, room: room, sender: name)
+        opener = RoomKeyOpener(roomKey: roomKey, room: room)
+    }
+
+    public var profile: [UInt8] { [] }
+    public var ownFingerprint: String? { nil }
+
+    public func didRegister(members: [MemberEntry], outbox: any SecurityOutbox) {
+        self.members = Set(members.map(\.name))
+    }
+
+    public func memberJoined(_ member: MemberEntry, outbox: any SecurityOutbox) {
+        members.insert(member.name)
+    }
+
+    public func memberLeft(_ name: String, outbox: any SecurityOutbox) {
+        members.remove(name)
+    }
+
+    public func sendToRoom(_ content: MessageContent, outbox: any SecurityOutbox) {
+        do {
+            outbox.publish(try sealer.seal(content))
+        } catch {
+            outbox.emit(.error(message: "message not sent: \(error)"))
+        }
+    }
+
+    public func sendPrivately(_ content: MessageContent, to name: String, outbox: any SecurityOutbox) {
+        outbox.emit(.error(message: Self.needsAutomaticKeys("/msg")))
+    }
+
+    public func receive(_ payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool, outbox: any SecurityOutbox) {
+        switch opener.open(payload, from: sender) {
+        case .content(let content, let missing):
+            if missing > 0 {
+                outbox.emit(
+                    .warning(kind: "missing", name: sender, message: "\(missing) messages from \(sender) missing"))
+            }
+            outbox.emit(ClientEvent(content: content, from: sender, isPrivate: isDirect))
+        case .tampered(let reason):
+            outbox.emit(.warning(kind: "tampered", name: sender, message: "tampered message refused: \(reason)"))
+        case .replayed(let reason):
+            outbox.emit(.warning(kind: "replay", name: sender, message: "replayed message refused: \(reason)"))
+        }
+    }
+
+    public func handle(_ command: SecurityCommand, outbox: any SecurityOutbox) {
+        switch command {
+        case .who:
+            outbox.emit(
+                .who(members: members.sorted().map { MemberStatus(name: $0, fingerprint: nil, trust: .sharedKey) }))
+        case .verifyMember:
+            outbox.emit(.error(message: Self.needsAutomaticKeys("/verify")))
+        case .verifyRoom:
+            outbox.emit(.error(message: Self.needsAutomaticKeys("/verify room")))
+        case .trust:
+            outbox.emit(.error(message: Self.needsAutomaticKeys("/trust")))
+        }
+    }
+
+    static func needsAutomaticKeys(_ command: String) -> String {
+        "\(command) needs automatic keys: you joined with --key, where everyone shares one room key; join without --key to use it"
+    }
+}
