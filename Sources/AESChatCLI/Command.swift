@@ -46,6 +46,8 @@ public struct JoinOptions: Equatable, Sendable {
     public var keyFile: String? = nil
     /// Whether to write JSON output instead of text.
     public var json = false
+    /// The identity file, if one was given (never empty); the default lives in the configuration folder.
+    public var identityFile: String? = nil
 
     /// Creates join options.
     ///
@@ -64,8 +66,10 @@ public struct JoinOptions: Equatable, Sendable {
         host: String = "127.0.0.1",
         port: UInt16 = 7777,
         keyFile: String? = nil,
-        json: Bool = false
+        json: Bool = false,
+        identityFile: String? = nil
     ) {
+        self.identityFile = identityFile
         self.name = name
         self.inbox = inbox
         self.room = room
@@ -80,11 +84,16 @@ public struct JoinOptions: Equatable, Sendable {
 public struct KeygenOptions: Equatable, Sendable {
     /// The file to write the key to, or `nil` for standard output (never empty).
     public var out: String? = nil
+    /// A new identity file to make instead of a room key (never empty).
+    public var identity: String? = nil
 
     /// Creates keygen options.
     ///
-    /// - Parameter out: The file to write the key to, or `nil` for standard output.
-    public init(out: String? = nil) {
+    /// - Parameters:
+    ///   - out: The file to write the key to, or `nil` for standard output.
+    ///   - identity: A new identity file to make instead of a room key.
+    public init(out: String? = nil, identity: String? = nil) {
         self.out = out
+        self.identity = identity
     }
 }

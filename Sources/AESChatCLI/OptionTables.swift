@@ -47,6 +47,11 @@ enum OptionTables {
                 "--key", "file", help: "Room key file made by 'aeschat keygen --out <file>'.", parse: Values.path,
                 into: \.keyFile),
             .flag("--json", help: "Write JSON output, one object per line, instead of text.", into: \.json),
+            .value(
+                "--identity", "file",
+                help: "Your identity key file (made on first use; default: $XDG_CONFIG_HOME/aeschat/identity, "
+                    + "else ~/.config/aeschat/identity). Not used with --key.",
+                parse: Values.path, into: \.identityFile),
         ],
         command: { .join($0) }
     )
@@ -54,15 +59,19 @@ enum OptionTables {
     /// `aeschat keygen`.
     static let keygen = ModeSpec<KeygenOptions>(
         mode: .keygen,
-        abstract: "Generate a random room key.",
+        abstract: "Generate a random room key or an identity key.",
         overview: "Generate a random 256-bit room key and print it, or write it to a new file with --out. "
-            + "Share it only with the members of the room, who pass it to join with --key.",
+            + "Share it only with the members of the room, who pass it to join with --key. With --identity, make "
+            + "a new Ed25519 identity key file instead (join makes one on first use anyway).",
         initial: KeygenOptions(),
         options: [
             .value(
                 "--out", "file", help: "Write the key to this new file (mode 0600) instead of printing it.",
                 parse: Values.path,
-                into: \.out)
+                into: \.out),
+            .value(
+                "--identity", "file", help: "Make a new identity key file (mode 0600) instead of a room key.",
+                parse: Values.path, into: \.identity),
         ],
         command: { .keygen($0) }
     )

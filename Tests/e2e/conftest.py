@@ -96,15 +96,20 @@ class Relay:
 class Client:
     """A `join --json` client fed through a pipe."""
 
-    def __init__(self, name, port, key_file, inbox, room=None, extra=()):
+    def __init__(self, name, port, key_file, inbox, room=None, extra=(), config=None):
         self.name = name
+        # Each member gets its own configuration folder (identity, known peers) unless told otherwise.
+        environment = dict(os.environ)
+        environment["XDG_CONFIG_HOME"] = str(config or Path(str(inbox) + "-config"))
         command = [binary_path(), "join", "--name", name, "--inbox", str(inbox), "--port", str(port), "--json"]
         if key_file is not None:
             command += ["--key", str(key_file)]
         if room is not None:
             command += ["--room", room]
         command += list(extra)
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment
+        )
         self.out = LineReader(self.process.stdout)
         self.err = LineReader(self.process.stderr)
 
@@ -140,7 +145,8 @@ class Client:
 class Proxy:
     """A TCP proxy that records every byte in both directions and can corrupt chosen frames.
 
-    `tamper(frame_type, body)` returns the body to forward for client-to-relay frames.
+    `tamper(frame_type, body)` returns the body to forward for client-to-relay frames, or a list of bodies (empty to
+    drop the frame, two to duplicate it).
     """
 
     def __init__(self, target_port, tamper=None):
@@ -199,8 +205,9 @@ class Proxy:
                         frame_type = pending[4]
                         body = bytes(pending[5 : 4 + length])
                         del pending[: 4 + length]
-                        body = self.tamper(frame_type, body)
-                        relay.sendall(len(body + b"x").to_bytes(4, "big") + bytes([frame_type]) + body)
+                        result = self.tamper(frame_type, body)
+                        for out in result if isinstance(result, list) else [result]:
+                            relay.sendall(len(out + b"x").to_bytes(4, "big") + bytes([frame_type]) + out)
                 else:
                     client.sendall(data)
 
@@ -224,13 +231,24 @@ def relay():
     started.stop()
 
 
+@pytest.fixture(params=["room-key", "automatic"])
+def mode(request):
+    """Runs a test in both key modes: with a pre-shared room key, and with automatic keys."""
+    return request.param
+
+
 @pytest.fixture
-def clients(tmp_path, key_file, relay):
+def mode_key(mode, key_file):
+    return key_file if mode == "room-key" else None
+
+
+@pytest.fixture
+def clients(tmp_path, mode_key, relay):
     made = []
 
-    def make(name, room=None, key=key_file, port=None, extra=()):
+    def make(name, room=None, key="mode", port=None, extra=(), config=None):
         inbox = tmp_path / f"inbox-{name}"
-        client = Client(name, port or relay.port, key, inbox, room=room, extra=extra)
+        client = Client(name, port or relay.port, mode_key if key == "mode" else key, inbox, room=room, extra=extra, config=config)
         made.append(client)
         return client
 

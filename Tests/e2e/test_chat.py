@@ -112,12 +112,12 @@ def test_two_rooms_never_see_each_other(clients):
     assert not any("room one" in line or '"alice"' in line or '"bob"' in line for line in carol.out.seen + dave.out.seen)
 
 
-def test_wire_carries_no_plaintext_and_no_key(tmp_path, key_file, relay):
+def test_wire_carries_no_plaintext_and_no_key(tmp_path, key_file, mode_key, relay):
     proxy = Proxy(relay.port)
     try:
-        alice = Client("alice", proxy.port, key_file, tmp_path / "a")
+        alice = Client("alice", proxy.port, mode_key, tmp_path / "a")
         alice.ready()
-        bob = Client("bob", relay.port, key_file, tmp_path / "b")
+        bob = Client("bob", relay.port, mode_key, tmp_path / "b")
         bob.ready()
         alice.events(event="joined", name="bob")
         secrets = ["the eagle lands at midnight", "zxcv-unique-secret-" * 10, "Grüße 你好 🎉 secret"]
@@ -137,14 +137,18 @@ def test_wire_carries_no_plaintext_and_no_key(tmp_path, key_file, relay):
             assert encoded not in wire
             assert encoded[:12] not in wire
             assert ("reply to " + text).encode() not in wire
-        key = bytes.fromhex(key_file.read_text().strip())
-        for form in [key, key.hex().encode(), key.hex().upper().encode(), base64.b64encode(key), key[:8], key[-8:]]:
-            assert form not in wire
+        keys = [bytes.fromhex(key_file.read_text().strip())]
+        for identity in [tmp_path / "a-config" / "aeschat" / "identity", tmp_path / "b-config" / "aeschat" / "identity"]:
+            if mode_key is None:
+                keys.append(bytes.fromhex(identity.read_text().split()[1]))
+        for key in keys:
+            for form in [key, key.hex().encode(), key.hex().upper().encode(), base64.b64encode(key), key[:8], key[-8:]]:
+                assert form not in wire
     finally:
         proxy.close()
 
 
-def test_flipped_ciphertext_bit_is_reported_as_tampered(tmp_path, key_file, relay):
+def test_flipped_ciphertext_bit_is_reported_as_tampered(tmp_path, mode_key, relay):
     publish = 0x02
 
     def flip_last_byte(frame_type, body):
@@ -154,9 +158,9 @@ def test_flipped_ciphertext_bit_is_reported_as_tampered(tmp_path, key_file, rela
 
     proxy = Proxy(relay.port, tamper=flip_last_byte)
     try:
-        alice = Client("alice", proxy.port, key_file, tmp_path / "a")
+        alice = Client("alice", proxy.port, mode_key, tmp_path / "a")
         alice.ready()
-        bob = Client("bob", relay.port, key_file, tmp_path / "b")
+        bob = Client("bob", relay.port, mode_key, tmp_path / "b")
         bob.ready()
         alice.events(event="joined", name="bob")
         alice.say("this will be corrupted")
@@ -175,7 +179,7 @@ def test_wrong_room_key_is_reported_as_tampered_never_shown(tmp_path, key_file, 
     subprocess.run([binary_path(), "keygen", "--out", str(other_key)], check=True, timeout=30)
     alice = clients("alice", key=other_key)
     alice.ready()
-    bob = clients("bob")
+    bob = clients("bob", key=key_file)
     bob.ready()
     alice.say("secret under another key")
     assert bob.events(event="warning")["kind"] == "tampered"
@@ -219,7 +223,7 @@ def test_end_of_input_sends_everything_before_leaving(clients):
 
 
 def test_terminal_output_shows_escape_sequences_visibly(tmp_path, key_file, relay, clients):
-    bob = clients("bob")
+    bob = clients("bob", key=key_file)
     bob.ready()
     human = subprocess.Popen(
         [binary_path(), "join", "--name", "carol", "--inbox", str(tmp_path / "c"), "--port", str(relay.port), "--key", str(key_file)],

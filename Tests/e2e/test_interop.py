@@ -67,7 +67,7 @@ class FrameSocket:
 
 def test_independent_client_interoperates_with_aeschat(clients, relay, key_file):
     room_key = bytes.fromhex(key_file.read_text().strip())
-    alice = clients("alice")
+    alice = clients("alice", key=key_file)
     alice.ready()
 
     py = FrameSocket(relay.port)

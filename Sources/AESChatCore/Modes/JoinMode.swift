@@ -8,19 +8,12 @@ public enum JoinMode {
     ///   key file, 69 when the relay is unreachable or refuses, 74 when the inbox cannot be made,
     ///   130 when interrupted.
     public static func run(_ options: JoinOptions) -> ExitCode {
-        guard let keyPath = options.keyFile else {
-            StandardError.write(
-                "Error: a room key is required: make one with 'aeschat keygen --out room.key', share it with the room, and pass --key room.key"
-            )
-            StandardError.write("Usage: \(HelpText.usage(for: .join))")
-            return .usage
-        }
-        let roomKey: RoomKey
-        do {
-            roomKey = try RoomKey.load(path: keyPath) { StandardError.write("warning: \($0)") }
-        } catch {
-            StandardError.write("Error: \(error.description)")
-            return .dataError
+        let security: any MessageSecurity
+        switch makeSecurity(options) {
+        case .success(let made): security = made
+        case .failure(let failure):
+            StandardError.write("Error: \(failure.message)")
+            return failure.code
         }
         do {
             try FileManager.default.createDirectory(atPath: options.inbox, withIntermediateDirectories: true)
@@ -35,7 +28,7 @@ public enum JoinMode {
             let connection = try TCPConnection.connect(host: options.host, port: options.port, loop: loop)
             var outcome = ClientOutcome.finished
             let client = ChatClient(
-                name: options.name, room: options.room, roomKey: roomKey, connection: connection, output: output,
+                name: options.name, room: options.room, security: security, connection: connection, output: output,
                 loop: loop
             ) { ended in
                 outcome = ended
@@ -61,6 +54,47 @@ public enum JoinMode {
             if options.json { output.emit(.error(message: error.description)) }
             StandardError.write("Error: \(error.description)")
             return .unavailable
+        }
+    }
+
+    struct SetupFailure: Error {
+        var message: String
+        var code: ExitCode
+    }
+
+    /// The room-key mode with `--key`, automatic keys (identity made on first use) otherwise.
+    static func makeSecurity(_ options: JoinOptions) -> Result<any MessageSecurity, SetupFailure> {
+        if let keyPath = options.keyFile {
+            if options.identityFile != nil {
+                return .failure(SetupFailure(message: "--identity is not used with --key: a room key replaces identities", code: .usage))
+            }
+            do {
+                let roomKey = try RoomKey.load(path: keyPath) { StandardError.write("warning: \($0)") }
+                return .success(RoomKeySecurity(roomKey: roomKey, room: options.room, name: options.name))
+            } catch {
+                return .failure(SetupFailure(message: error.description, code: .dataError))
+            }
+        }
+        let folder = ConfigurationFolder.path()
+        let identityPath = options.identityFile ?? Identity.defaultPath()
+        do {
+            let identity = try Identity.loadOrCreate(path: identityPath) { path in
+                StandardError.write("made a new identity key in '\(path)' (mode 0600); keep it to stay recognisable")
+            }
+            let knownPeers = KnownPeers(path: KnownPeers.defaultPath(configurationFolder: folder)) {
+                StandardError.write("warning: \($0)")
+            }
+            let relay = (options.host.contains(":") ? "[\(options.host)]" : options.host) + ":\(options.port)"
+            let security = try AutomaticKeySecurity(
+                identity: identity.key, name: options.name, room: options.room, relay: relay, knownPeers: knownPeers)
+            return .success(security)
+        } catch let error as IdentityError {
+            switch error {
+            case .unwritable: return .failure(SetupFailure(message: error.description, code: .ioError))
+            default: return .failure(SetupFailure(message: error.description, code: .dataError))
+            }
+        } catch {
+            return .failure(SetupFailure(message: "cannot start the session keys: \(error)", code: .failure))
         }
     }
 

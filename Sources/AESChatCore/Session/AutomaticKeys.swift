@@ -1,0 +1,249 @@
+import AESChatCrypto
+
+/// The wire constructions of automatic-key mode (docs/PROTOCOL.md, section 6). Pure functions
+/// over libgcrypt primitives; the stateful parts live in ``AutomaticKeySecurity``.
+enum AutomaticKeys {
+    /// Profile layout version byte.
+    static let profileVersion: UInt8 = 0x01
+    /// Profile size: version, identity key, session key, signature.
+    static let profileSize = 1 + 32 + 32 + 64
+    /// Envelope kind of a pairwise-channel message.
+    static let channelKind: UInt8 = 0x02
+    /// Envelope kind of a group message.
+    static let groupKind: UInt8 = 0x03
+    /// Channel plaintext kind carrying a sender chain.
+    static let senderKeyKind: UInt8 = 0x10
+    /// Bytes of a chain id.
+    static let chainIDSize = 16
+    /// Group header: kind, chain id, index.
+    static let groupHeaderSize = 1 + chainIDSize + 4
+    /// The furthest a group message index may jump ahead of the next expected one.
+    static let maximumSkip: UInt32 = 2000
+
+    static let label = Array("aeschat/1".utf8)
+
+    // MARK: Profiles
+
+    static func profileSignedBytes(room: String, name: String, identityKey: [UInt8], sessionKey: [UInt8]) -> [UInt8] {
+        var writer = ByteWriter(capacity: 128)
+        writer.write(contentsOf: Array("aeschat/1 session key".utf8))
+        writer.writeShortString(room)
+        writer.writeShortString(name)
+        writer.write(contentsOf: identityKey)
+        writer.write(contentsOf: sessionKey)
+        return writer.bytes
+    }
+
+    static func makeProfile(identity: Ed25519PrivateKey, sessionKey: [UInt8], room: String, name: String) throws(CryptoError) -> [UInt8] {
+        let signed = profileSignedBytes(room: room, name: name, identityKey: identity.publicKey, sessionKey: sessionKey)
+        return [profileVersion] + identity.publicKey + sessionKey + (try identity.signature(for: signed))
+    }
+
+    /// A member's verified keys, or why its profile is refused.
+    enum ProfileCheck: Equatable {
+        case valid(identityKey: [UInt8], sessionKey: [UInt8])
+        case missing
+        case invalid(String)
+    }
+
+    static func checkProfile(_ profile: [UInt8], room: String, name: String) -> ProfileCheck {
+        guard !profile.isEmpty else { return .missing }
+        guard profile.count == profileSize, profile[0] == profileVersion else {
+            return .invalid("its profile is \(profile.count) bytes, not a version-1 profile of \(profileSize)")
+        }
+        let identityKey = Array(profile[1..<33])
+        let sessionKey = Array(profile[33..<65])
+        let signature = Array(profile[65...])
+        let signed = profileSignedBytes(room: room, name: name, identityKey: identityKey, sessionKey: sessionKey)
+        guard Ed25519.isValidSignature(signature, for: signed, publicKey: identityKey) else {
+            return .invalid("the signature on its session key does not verify")
+        }
+        return .valid(identityKey: identityKey, sessionKey: sessionKey)
+    }
+
+    // MARK: Pairwise channels
+
+    /// The two directional keys of a channel between two members: `(send, receive)` from the
+    /// point of view of `me`.
+    static func channelKeys(
+        sharedSecret: SecretBytes, room: String, me: (name: String, sessionKey: [UInt8]),
+        peer: (name: String, sessionKey: [UInt8])
+    ) throws(CryptoError) -> (send: [UInt8], receive: [UInt8]) {
+        let meFirst = Array(me.name.utf8).lexicographicallyPrecedes(Array(peer.name.utf8))
+        let (low, high) = meFirst ? (me, peer) : (peer, me)
+        var info = ByteWriter(capacity: 160)
+        info.write(contentsOf: Array("aeschat/1 pairwise".utf8))
+        info.writeShortString(room)
+        info.writeShortString(low.name)
+        info.write(contentsOf: low.sessionKey)
+        info.writeShortString(high.name)
+        info.write(contentsOf: high.sessionKey)
+        let ikm = sharedSecret.withUnsafeBytes { Array($0) }
+        let okm = try HKDFSHA256.deriveKey(inputKeyMaterial: ikm, salt: [], info: info.bytes, outputByteCount: 64)
+        let lowToHigh = Array(okm[0..<32])
+        let highToLow = Array(okm[32..<64])
+        return meFirst ? (lowToHigh, highToLow) : (highToLow, lowToHigh)
+    }
+
+    static func channelAssociatedData(counter: UInt64, room: String, from: String, to: String) -> [UInt8] {
+        var writer = ByteWriter(capacity: 96)
+        writer.write(contentsOf: label)
+        writer.write(channelKind)
+        writer.write(counter)
+        writer.writeShortString(room)
+        writer.writeShortString(from)
+        writer.writeShortString(to)
+        return writer.bytes
+    }
+
+    static func counterNonce(_ counter: UInt64) -> [UInt8] {
+        [0, 0, 0, 0] + withUnsafeBytes(of: counter.bigEndian, Array.init)
+    }
+
+    // MARK: Sender chains
+
+    /// One step of a chain: the message key for this index and the next chain key.
+    static func ratchet(_ chainKey: [UInt8]) -> (messageKey: [UInt8], next: [UInt8]) {
+        (HMACSHA256.authenticationCode(for: [0x01], key: chainKey), HMACSHA256.authenticationCode(for: [0x02], key: chainKey))
+    }
+
+    /// The AES key and nonce used with one message key (each message key seals one message).
+    static func groupCipherInputs(messageKey: [UInt8]) throws(CryptoError) -> (key: [UInt8], nonce: [UInt8]) {
+        let okm = try HKDFSHA256.deriveKey(
+            inputKeyMaterial: messageKey, salt: [], info: Array("aeschat/1 group message key".utf8), outputByteCount: 44)
+        return (Array(okm[0..<32]), Array(okm[32..<44]))
+    }
+
+    static func groupHeader(chainID: [UInt8], index: UInt32) -> [UInt8] {
+        var writer = ByteWriter(capacity: groupHeaderSize)
+        writer.write(groupKind)
+        writer.write(contentsOf: chainID)
+        writer.write(index)
+        return writer.bytes
+    }
+
+    static func groupAssociatedData(header: ArraySlice<UInt8>, room: String, sender: String) -> [UInt8] {
+        var writer = ByteWriter(capacity: 96)
+        writer.write(contentsOf: label)
+        writer.write(contentsOf: header)
+        writer.writeShortString(room)
+        writer.writeShortString(sender)
+        return writer.bytes
+    }
+
+    static func groupSignedBytes(room: String, sender: String, headerAndSealed: ArraySlice<UInt8>) -> [UInt8] {
+        var writer = ByteWriter(capacity: headerAndSealed.count + 96)
+        writer.write(contentsOf: Array("aeschat/1 group message".utf8))
+        writer.writeShortString(room)
+        writer.writeShortString(sender)
+        writer.write(contentsOf: headerAndSealed)
+        return writer.bytes
+    }
+
+    /// Seals one group message at `index` with the message key of that index.
+    static func sealGroupMessage(
+        _ plaintext: [UInt8], chainID: [UInt8], index: UInt32, messageKey: [UInt8], room: String, sender: String,
+        identity: Ed25519PrivateKey
+    ) throws(CryptoError) -> [UInt8] {
+        let header = groupHeader(chainID: chainID, index: index)
+        let (key, nonce) = try groupCipherInputs(messageKey: messageKey)
+        let sealed = try AESGCM(key: key).seal(
+            plaintext, nonce: nonce, authenticating: groupAssociatedData(header: header[...], room: room, sender: sender))
+        let body = header + sealed
+        let signature = try identity.signature(for: groupSignedBytes(room: room, sender: sender, headerAndSealed: body[...]))
+        return body + signature
+    }
+}
+
+/// One direction-pair of a pairwise channel: counter nonces per direction, strictly increasing.
+final class PairwiseChannel {
+    private let sender: AESGCM
+    private let receiver: AESGCM
+    private var sendCounter: UInt64 = 0
+    private var nextReceiveCounter: UInt64 = 0
+
+    init(sendKey: [UInt8], receiveKey: [UInt8]) throws(CryptoError) {
+        sender = try AESGCM(key: sendKey)
+        receiver = try AESGCM(key: receiveKey)
+    }
+
+    func seal(_ plaintext: [UInt8], room: String, from: String, to: String) throws(CryptoError) -> [UInt8] {
+        let counter = sendCounter
+        sendCounter += 1
+        var writer = ByteWriter(capacity: plaintext.count + 32)
+        writer.write(AutomaticKeys.channelKind)
+        writer.write(counter)
+        let aad = AutomaticKeys.channelAssociatedData(counter: counter, room: room, from: from, to: to)
+        writer.write(contentsOf: try sender.seal(plaintext, nonce: AutomaticKeys.counterNonce(counter), authenticating: aad))
+        return writer.bytes
+    }
+
+    enum Opened: Equatable {
+        case plaintext([UInt8], missing: UInt64)
+        case tampered
+        case replayed(UInt64)
+    }
+
+    func open(_ envelope: ArraySlice<UInt8>, room: String, from: String, to: String) -> Opened {
+        var reader = ByteReader(envelope)
+        guard (try? reader.readUInt8("kind")) == AutomaticKeys.channelKind, let counter = try? reader.readUInt64("counter")
+        else { return .tampered }
+        guard counter >= nextReceiveCounter else { return .replayed(counter) }
+        let aad = AutomaticKeys.channelAssociatedData(counter: counter, room: room, from: from, to: to)
+        guard
+            let plaintext = try? receiver.open(
+                Array(reader.readRemaining()), nonce: AutomaticKeys.counterNonce(counter), authenticating: aad)
+        else { return .tampered }
+        let missing = counter - nextReceiveCounter
+        nextReceiveCounter = counter &+ 1
+        return .plaintext(plaintext, missing: missing)
+    }
+}
+
+/// The user's own sending chain: a random id and chain key, ratcheted once per message.
+final class OutgoingChain {
+    let chainID: [UInt8]
+    private(set) var index: UInt32 = 0
+    private var chainKey: SecretBytes
+    let createdAt: ContinuousClock.Instant
+
+    init(now: ContinuousClock.Instant) {
+        chainID = SecureRandom.bytes(count: AutomaticKeys.chainIDSize)
+        chainKey = SecretBytes(count: 32)
+        createdAt = now
+    }
+
+    /// For the fixed test vectors only.
+    init(chainID: [UInt8], chainKey: [UInt8], index: UInt32, now: ContinuousClock.Instant) {
+        self.chainID = chainID
+        self.chainKey = SecretBytes(chainKey)
+        self.index = index
+        createdAt = now
+    }
+
+    /// The sender-key plaintext that lets a member read this chain from the current index on.
+    var distribution: [UInt8] {
+        var writer = ByteWriter(capacity: 64)
+        writer.write(AutomaticKeys.senderKeyKind)
+        writer.write(contentsOf: chainID)
+        writer.write(index)
+        chainKey.withUnsafeBytes { writer.write(contentsOf: $0) }
+        return writer.bytes
+    }
+
+    /// The message key for the current index; the chain moves on and the old chain key is erased.
+    func nextMessageKey() -> (index: UInt32, messageKey: [UInt8]) {
+        let (messageKey, next) = chainKey.withUnsafeBytes { AutomaticKeys.ratchet(Array($0)) }
+        let used = index
+        chainKey = SecretBytes(next)
+        index += 1
+        return (used, messageKey)
+    }
+}
+
+/// A member's chain as this client received it.
+struct IncomingChain {
+    var chainID: [UInt8]
+    var nextIndex: UInt32
+    var chainKey: SecretBytes
+}

@@ -1,0 +1,226 @@
+public import AESChatCrypto
+import Foundation
+
+/// Problems with an identity file or the known-peers file, each naming the path.
+public enum IdentityError: Error, Equatable, Sendable, CustomStringConvertible {
+    case unreadable(path: String, reason: String)
+    case malformed(path: String, reason: String)
+    case alreadyExists(path: String)
+    case unwritable(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path, let reason): "cannot read identity file '\(path)': \(reason)"
+        case .malformed(let path, let reason): "identity file '\(path)' is not an aeschat identity: \(reason)"
+        case .alreadyExists(let path):
+            "'\(path)' already exists; aeschat never overwrites an identity file: choose another path or remove it first"
+        case .unwritable(let path, let reason): "cannot write '\(path)': \(reason)"
+        }
+    }
+}
+
+/// Where aeschat keeps its long-term files: `$XDG_CONFIG_HOME/aeschat`, else `~/.config/aeschat`.
+public enum ConfigurationFolder {
+    /// The folder path for an environment.
+    public static func path(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let xdg = environment["XDG_CONFIG_HOME"], xdg.hasPrefix("/") { return xdg + "/aeschat" }
+        let home = environment["HOME"] ?? NSHomeDirectory()
+        return home + "/.config/aeschat"
+    }
+
+    /// Creates the folder (mode 0700) if it is missing.
+    static func create(_ path: String) throws(IdentityError) {
+        do {
+            try FileManager.default.createDirectory(
+                atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw .unwritable(path: path, reason: error.localizedDescription)
+        }
+    }
+}
+
+/// A user's long-term Ed25519 identity key.
+///
+/// File format: one line `aeschat-identity-v1 <64 hex digits of the RFC 8032 seed>`, mode 0600.
+/// Made on first use; never overwritten.
+public struct Identity: Sendable {
+    /// The signing key.
+    public let key: Ed25519PrivateKey
+
+    static let header = "aeschat-identity-v1"
+
+    /// Wraps a key.
+    public init(key: Ed25519PrivateKey) { self.key = key }
+
+    /// The public key, 32 bytes.
+    public var publicKey: [UInt8] { key.publicKey }
+
+    /// The default identity file, inside the configuration folder.
+    public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        ConfigurationFolder.path(environment: environment) + "/identity"
+    }
+
+    /// Loads the identity at `path`, creating it (and its folder) if it does not exist yet.
+    /// - Parameter created: told when a new identity was made.
+    public static func loadOrCreate(path: String, created: (String) -> Void = { _ in }) throws(IdentityError) -> Identity {
+        if FileManager.default.fileExists(atPath: path) || (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil {
+            return try load(path: path)
+        }
+        try ConfigurationFolder.create((path as NSString).deletingLastPathComponent)
+        let identity = Identity(key: Ed25519PrivateKey())
+        try identity.write(toNewFile: path)
+        created(path)
+        return identity
+    }
+
+    /// Reads an identity file.
+    public static func load(path: String) throws(IdentityError) -> Identity {
+        let text: String
+        do {
+            text = try SecretFile.read(path: path, limit: 4096)
+        } catch let error as SecretFile.Failure {
+            throw .unreadable(path: path, reason: error.reason)
+        } catch {
+            throw .unreadable(path: path, reason: "\(error)")
+        }
+        let fields = text.trimmingASCIIWhitespace().split(separator: " ")
+        guard fields.count == 2, fields[0] == Substring(header) else {
+            throw .malformed(path: path, reason: "expected '\(header)' followed by 64 hexadecimal digits")
+        }
+        guard let seed = Hex.decode(String(fields[1])), seed.count == Ed25519.seedSize else {
+            throw .malformed(path: path, reason: "the key is not 64 hexadecimal digits")
+        }
+        do {
+            return Identity(key: try Ed25519PrivateKey(seed: seed))
+        } catch {
+            throw .malformed(path: path, reason: error.description)
+        }
+    }
+
+    /// Writes the identity to a new file with mode 0600; never replaces a file or follows a link.
+    public func write(toNewFile path: String) throws(IdentityError) {
+        let line = key.seed.withUnsafeBytes { "\(Self.header) \(Hex.encode(Array($0)))\n" }
+        do {
+            try SecretFile.createExclusively(path: path, contents: Array(line.utf8))
+        } catch let error as SecretFile.Failure {
+            if error.exists { throw .alreadyExists(path: path) }
+            throw .unwritable(path: path, reason: error.reason)
+        } catch {
+            throw .unwritable(path: path, reason: "\(error)")
+        }
+    }
+
+    /// A short, readable fingerprint of a public identity key: the first 16 bytes of its SHA-256
+    /// as 8 groups of 4 hex digits.
+    public static func fingerprint(of publicKey: [UInt8]) -> String {
+        let digest = SHA256.hash(Array("aeschat/1 fingerprint".utf8) + publicKey)
+        return stride(from: 0, to: 16, by: 2).map { Hex.encode(Array(digest[$0..<$0 + 2])) }.joined(separator: " ")
+    }
+
+    /// The safety number of two identity keys: the same for both people, whoever computes it;
+    /// 30 digits in 6 groups of 5.
+    public static func safetyNumber(_ a: [UInt8], _ b: [UInt8]) -> String {
+        let (low, high) = a.lexicographicallyPrecedes(b) ? (a, b) : (b, a)
+        let digest = SHA256.hash(Array("aeschat/1 safety number".utf8) + low + high)
+        return (0..<6).map { group in
+            let value = digest[group * 5..<group * 5 + 5].reduce(UInt64(0)) { $0 << 8 | UInt64($1) } % 100_000
+            let digits = String(value)
+            return String(repeating: "0", count: 5 - digits.count) + digits
+        }.joined(separator: " ")
+    }
+
+    /// The room code over a room name and the identity keys of everyone present (the user
+    /// included): 12 hex digits in 3 groups. Everyone who sees the same members computes the
+    /// same code.
+    public static func roomCode(room: String, identityKeys: [[UInt8]]) -> String {
+        var writer = ByteWriter(capacity: 64 + identityKeys.count * 32)
+        writer.write(contentsOf: Array("aeschat/1 room code".utf8))
+        writer.writeShortString(room)
+        let sorted = identityKeys.sorted { $0.lexicographicallyPrecedes($1) }
+        writer.write(UInt32(sorted.count))
+        for key in sorted { writer.write(contentsOf: key) }
+        let digest = SHA256.hash(writer.bytes)
+        return stride(from: 0, to: 6, by: 2).map { Hex.encode(Array(digest[$0..<$0 + 2])).uppercased() }
+            .joined(separator: "-")
+    }
+}
+
+/// Reads and writes small secret files: exclusive creation with mode 0600, no link following, a
+/// size limit on reading.
+enum SecretFile {
+    struct Failure: Error {
+        var reason: String
+        var exists = false
+    }
+
+    static func read(path: String, limit: Int) throws -> String {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard descriptor >= 0 else { throw Failure(reason: System.lastError) }
+        defer { System.closeDescriptor(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { throw Failure(reason: System.lastError) }
+        guard (status.st_mode & S_IFMT) == S_IFREG else { throw Failure(reason: "not a regular file") }
+        guard status.st_size <= limit else { throw Failure(reason: "larger than \(limit) bytes") }
+        var bytes = [UInt8](repeating: 0, count: limit + 1)
+        var total = 0
+        while total < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { raw in
+                System.retryingInterrupts { Foundation.read(descriptor, raw.baseAddress! + total, raw.count - total) }
+            }
+            if count < 0 { throw Failure(reason: System.lastError) }
+            if count == 0 { break }
+            total += count
+        }
+        defer { for index in bytes.indices { bytes[index] = 0 } }
+        guard let text = String(validating: bytes[..<total], as: UTF8.self) else { throw Failure(reason: "not text") }
+        return text
+    }
+
+    static func createExclusively(path: String, contents: [UInt8]) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw Failure(reason: System.lastError, exists: errno == EEXIST) }
+        defer { System.closeDescriptor(descriptor) }
+        _ = fchmod(descriptor, 0o600)
+        try writeAll(descriptor, contents, path: path)
+    }
+
+    /// Replaces a file atomically: writes a temporary file (0600) beside it, then renames it.
+    static func replace(path: String, contents: [UInt8]) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        unlink(temporary)
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw Failure(reason: System.lastError) }
+        do {
+            try writeAll(descriptor, contents, path: temporary)
+            System.closeDescriptor(descriptor)
+        } catch {
+            System.closeDescriptor(descriptor)
+            throw error
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = System.lastError
+            unlink(temporary)
+            throw Failure(reason: reason)
+        }
+    }
+
+    private static func writeAll(_ descriptor: Int32, _ contents: [UInt8], path: String) throws {
+        var written = 0
+        while written < contents.count {
+            let count = contents.withUnsafeBytes { raw in
+                System.retryingInterrupts { Glibc_write(descriptor, raw.baseAddress! + written, raw.count - written) }
+            }
+            guard count > 0 else {
+                let reason = System.lastError
+                unlink(path)
+                throw Failure(reason: reason)
+            }
+            written += count
+        }
+        guard fsync(descriptor) == 0 else {
+            let reason = System.lastError
+            unlink(path)
+            throw Failure(reason: reason)
+        }
+    }
+}

@@ -1,0 +1,552 @@
+import AESChatCrypto
+import Testing
+
+@testable import AESChatCore
+
+/// A malicious network or relay between one client and the relay: sees and rewrites every frame in
+/// both directions.
+final class InterceptingLink {
+    final class Side: ConnectionHandler {
+        var decoder = FrameDecoder()
+        let onFrame: (Frame) -> Void
+        let onClose: () -> Void
+        init(onFrame: @escaping (Frame) -> Void, onClose: @escaping () -> Void) {
+            self.onFrame = onFrame
+            self.onClose = onClose
+        }
+        func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
+            decoder.append(bytes)
+            while let frame = try? decoder.nextFrame() { onFrame(frame) }
+        }
+        func connection(_ connection: any Connection, didCloseWith error: TransportError?) { onClose() }
+    }
+
+    let clientEnd: MemoryConnection
+    let linkClientSide: MemoryConnection
+    let linkRelaySide: MemoryConnection
+    var toRelay: (ClientFrame) -> [ClientFrame] = { [$0] }
+    var toClient: (RelayFrame) -> [RelayFrame] = { [$0] }
+    var published: [[UInt8]] = []
+    var delivered: [RelayFrame] = []
+    private var sides: [Side] = []
+
+    init(harness: RelayHarness) {
+        let (client, linkSide) = MemoryConnection.pair(loop: harness.loop)
+        clientEnd = client
+        linkClientSide = linkSide
+        linkRelaySide = harness.listener.connect()
+        let fromClient = Side(
+            onFrame: { [unowned self] frame in
+                guard let decoded = try? ClientFrame(frame) else { return }
+                if case .publish(let payload) = decoded { self.published.append(Array(payload)) }
+                for out in self.toRelay(decoded) { self.linkRelaySide.write(out.encoded()) }
+            }, onClose: { [unowned self] in self.linkRelaySide.close() })
+        let fromRelay = Side(
+            onFrame: { [unowned self] frame in
+                guard let decoded = try? RelayFrame(frame) else { return }
+                self.delivered.append(decoded)
+                for out in self.toClient(decoded) { self.linkClientSide.write(out.encoded()) }
+            }, onClose: { [unowned self] in self.linkClientSide.close() })
+        sides = [fromClient, fromRelay]
+        linkClientSide.handler = fromClient
+        linkRelaySide.handler = fromRelay
+    }
+}
+
+/// Records what a security mode sends and shows, in order.
+final class RecordingOutbox: SecurityOutbox {
+    enum Item: Equatable {
+        case publish([UInt8])
+        case direct([UInt8], to: String)
+        case event(ClientEvent)
+    }
+    var items: [Item] = []
+    func publish(_ envelope: [UInt8]) { items.append(.publish(envelope)) }
+    func direct(_ envelope: [UInt8], to name: String) { items.append(.direct(envelope, to: name)) }
+    func emit(_ event: ClientEvent) { items.append(.event(event)) }
+    var events: [ClientEvent] {
+        items.compactMap {
+            if case .event(let event) = $0 { return event }
+            return nil
+        }
+    }
+}
+
+final class AutomaticHarness {
+    let relayHarness = RelayHarness()
+    var loop: MemoryEventLoop { relayHarness.loop }
+    var identities: [String: Ed25519PrivateKey] = [:]
+    var pins: [String: KnownPeers] = [:]
+    var securities: [String: AutomaticKeySecurity] = [:]
+
+    struct Member {
+        let client: ChatClient
+        let output: EventCollector
+        let security: AutomaticKeySecurity
+        let link: InterceptingLink?
+        let outcome: Box<ClientOutcome?>
+    }
+
+    func identity(_ name: String) -> Ed25519PrivateKey {
+        if let known = identities[name] { return known }
+        let made = Ed25519PrivateKey()
+        identities[name] = made
+        return made
+    }
+
+    func join(
+        _ name: String, identity override: Ed25519PrivateKey? = nil, intercepted: Bool = false,
+        now: @escaping () -> ContinuousClock.Instant = { .now }
+    ) throws -> Member {
+        let store = pins[name] ?? KnownPeers(path: nil)
+        pins[name] = store
+        let security = try AutomaticKeySecurity(
+            identity: override ?? identity(name), name: name, room: "lobby", relay: "memory:1", knownPeers: store, now: now)
+        securities[name] = security
+        let output = EventCollector()
+        let outcome = Box<ClientOutcome?>(nil)
+        var link: InterceptingLink?
+        let connection: MemoryConnection
+        if intercepted {
+            link = InterceptingLink(harness: relayHarness)
+            connection = link!.clientEnd
+        } else {
+            connection = relayHarness.listener.connect(chunkSize: 777)
+        }
+        let client = ChatClient(name: name, room: "lobby", security: security, connection: connection, output: output, loop: loop) {
+            outcome.value = $0
+        }
+        client.start()
+        loop.runUntilIdle()
+        return Member(client: client, output: output, security: security, link: link, outcome: outcome)
+    }
+}
+
+extension EventCollector {
+    func warnings(_ kind: String) -> [String] {
+        events.compactMap {
+            if case .warning(kind, _, let message) = $0 { return message }
+            return nil
+        }
+    }
+
+    var roomCodes: [String] {
+        events.compactMap {
+            if case .roomCode(let code, _) = $0 { return code }
+            return nil
+        }
+    }
+
+    var memberStatuses: [MemberStatus] {
+        events.compactMap {
+            if case .member(let status) = $0 { return status }
+            return nil
+        }
+    }
+}
+
+@Suite struct AutomaticKeysTests {
+    @Test func threeMembers_exchangeMessages_onceAndInOrder_withoutAnySharedSecret() throws {
+        let harness = AutomaticHarness()
+        let members = try ["alice", "bob", "carol"].map { try harness.join($0) }
+        for round in 0..<40 {
+            for member in members { member.client.submit(line: "m\(round)") }
+        }
+        harness.loop.runUntilIdle()
+        let names = ["alice", "bob", "carol"]
+        for (index, member) in members.enumerated() {
+            for (other, otherName) in names.enumerated() where other != index {
+                #expect(member.output.messages.filter { $0.hasPrefix(otherName + ":") } == (0..<40).map { "\(otherName): m\($0)" })
+            }
+            #expect(member.output.warnings.isEmpty, "\(member.output.events)")
+        }
+    }
+
+    @Test func messageRightAfterReady_andRightAfterJoined_reachesEveryone() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice")
+        let bob = try harness.join("bob")
+        // carol types before her welcome even arrives; alice sends the moment she sees carol.
+        let carolSecurity = try AutomaticKeySecurity(
+            identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "memory:1", knownPeers: KnownPeers(path: nil))
+        let carolOutput = EventCollector()
+        let carol = ChatClient(
+            name: "carol", room: "lobby", security: carolSecurity, connection: harness.relayHarness.listener.connect(),
+            output: carolOutput, loop: harness.loop
+        ) { _ in }
+        carol.start()
+        carol.submit(line: "first words")
+        harness.loop.runUntilIdle()
+        alice.client.submit(line: "welcome carol")
+        harness.loop.runUntilIdle()
+        #expect(alice.output.messages == ["carol: first words"])
+        #expect(bob.output.messages == ["carol: first words", "alice: welcome carol"])
+        #expect(carolOutput.messages == ["alice: welcome carol"])
+        #expect(carolOutput.warnings.isEmpty && alice.output.warnings.isEmpty && bob.output.warnings.isEmpty)
+    }
+
+    @Test func newMember_isAnnouncedUnverified_withFingerprint_beforeAnyKeyIsSent() throws {
+        let harness = AutomaticHarness()
+        let security = try AutomaticKeySecurity(
+            identity: Ed25519PrivateKey(), name: "alice", room: "lobby", relay: "r", knownPeers: KnownPeers(path: nil))
+        let outbox = RecordingOutbox()
+        let bobIdentity = harness.identity("bob")
+        let bobProfile = try AutomaticKeys.makeProfile(
+            identity: bobIdentity, sessionKey: X25519PrivateKey().publicKey, room: "lobby", name: "bob")
+        security.memberJoined(MemberEntry(name: "bob", profile: bobProfile), outbox: outbox)
+        let announce = outbox.items.firstIndex {
+            if case .event(.member(let status)) = $0 { return status.trust == .new && status.name == "bob" }
+            return false
+        }
+        let firstKey = outbox.items.firstIndex {
+            if case .direct(_, "bob") = $0 { return true }
+            return false
+        }
+        #expect(announce != nil && firstKey != nil)
+        #expect(announce! < firstKey!)
+        guard case .event(.member(let status)) = outbox.items[announce!] else { return }
+        #expect(status.fingerprint == Identity.fingerprint(of: bobIdentity.publicKey))
+    }
+
+    @Test func privateMessage_reachesOnlyItsRecipient() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice")
+        let bob = try harness.join("bob")
+        let carol = try harness.join("carol", intercepted: true)
+        alice.client.submit(line: "/msg bob for your eyes only")
+        harness.loop.runUntilIdle()
+        #expect(bob.output.events.contains(.message(from: "alice", text: "for your eyes only", isPrivate: true)))
+        #expect(!carol.output.events.contains { $0.json.contains("for your eyes only") })
+        let toCarol = carol.link!.delivered.filter {
+            if case .deliver(_, _, let payload) = $0 { return String(decoding: payload, as: UTF8.self).contains("eyes") }
+            return false
+        }
+        #expect(toCarol.isEmpty)
+    }
+
+    @Test func substitutedSessionKey_isDetected_andGetsNoKeys() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice", intercepted: true)
+        alice.link!.toClient = { frame in
+            guard case .joined(var member) = frame, member.name == "bob" else { return [frame] }
+            // The relay swaps bob's session key for one of its own; the signature no longer matches.
+            member.profile.replaceSubrange(33..<65, with: X25519PrivateKey().publicKey)
+            return [.joined(member)]
+        }
+        let bob = try harness.join("bob")
+        bob.client.submit(line: "hello")
+        harness.loop.runUntilIdle()
+        #expect(alice.output.warnings("tampered").count >= 1)
+        #expect(alice.output.messages.isEmpty)
+        alice.client.submit(line: "/who")
+        harness.loop.runUntilIdle()
+        #expect(alice.output.events.last == .who(members: [MemberStatus(name: "bob", fingerprint: nil, trust: .invalid)]))
+    }
+
+    @Test func substitutedIdentityKey_forAPinnedName_raisesKeyChanged() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice", intercepted: true)
+        let bob = try harness.join("bob")
+        bob.client.endOfInput()
+        harness.loop.runUntilIdle()
+        // bob comes back, but the relay presents a profile signed by an identity of its own.
+        let forger = Ed25519PrivateKey()
+        alice.link!.toClient = { frame in
+            guard case .joined(let member) = frame, member.name == "bob" else { return [frame] }
+            let forged = try! AutomaticKeys.makeProfile(
+                identity: forger, sessionKey: X25519PrivateKey().publicKey, room: "lobby", name: "bob")
+            return [.joined(MemberEntry(name: "bob", profile: forged))]
+        }
+        _ = try harness.join("bob")
+        #expect(alice.output.warnings("key-changed").count == 1)
+        #expect(alice.output.memberStatuses.last?.trust == .changed)
+    }
+
+    @Test func rejoiningWithAnotherIdentityFile_raisesKeyChanged_atTheOthers() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice")
+        let carol = try harness.join("carol")
+        let bob = try harness.join("bob")
+        bob.client.endOfInput()
+        harness.loop.runUntilIdle()
+        _ = try harness.join("bob", identity: Ed25519PrivateKey())
+        #expect(alice.output.warnings("key-changed").count == 1)
+        #expect(carol.output.warnings("key-changed").count == 1)
+        #expect(alice.output.warnings("key-changed")[0].contains("CHANGED"))
+    }
+
+    @Test func verifiedPeerWithChangedKey_holdsSending_untilTrust() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice")
+        var bob = try harness.join("bob")
+        alice.client.submit(line: "/trust bob")
+        harness.loop.runUntilIdle()
+        #expect(alice.output.events.contains { if case .trusted("bob", _) = $0 { true } else { false } })
+        bob.client.endOfInput()
+        harness.loop.runUntilIdle()
+        bob = try harness.join("bob", identity: Ed25519PrivateKey())
+        alice.client.submit(line: "are you really bob?")
+        harness.loop.runUntilIdle()
+        #expect(bob.output.messages.isEmpty)
+        #expect(alice.output.events.contains { if case .info(let text) = $0 { text.contains("held") } else { false } })
+        alice.client.submit(line: "/trust bob")
+        harness.loop.runUntilIdle()
+        #expect(bob.output.messages == ["alice: are you really bob?"])
+    }
+
+    @Test func replay_isRefused_dropped_showsMissing_farAheadIndex_isRefusedAtOnce() throws {
+        let harness = AutomaticHarness()
+        let bob = try harness.join("bob")
+        let alice = try harness.join("alice", intercepted: true)
+        var count = 0
+        alice.link!.toRelay = { frame in
+            guard case .publish = frame else { return [frame] }
+            count += 1
+            switch count {
+            case 1: return [frame, frame]
+            case 2: return []
+            default: return [frame]
+            }
+        }
+        for text in ["zero", "one", "two"] { alice.client.submit(line: text) }
+        harness.loop.runUntilIdle()
+        #expect(bob.output.messages == ["alice: zero", "alice: two"])
+        #expect(bob.output.warnings("replay").count == 1)
+        #expect(bob.output.warnings("missing") == ["1 messages from alice missing"])
+
+        // An index of 2^32 - 1, properly signed by alice: refused without ratcheting 4 billion times.
+        let chainID = Array(alice.link!.published[0][1..<17])
+        let forged = try AutomaticKeys.sealGroupMessage(
+            MessageContent.text("far").encoded(), chainID: chainID, index: UInt32.max, messageKey: Array(repeating: 7, count: 32),
+            room: "lobby", sender: "alice", identity: harness.identity("alice"))
+        let clock = ContinuousClock()
+        let elapsed = clock.measure {
+            bob.security.receive(forged[...], from: "alice", isDirect: false, outbox: RecordingOutbox())
+        }
+        let outbox = RecordingOutbox()
+        bob.security.receive(forged[...], from: "alice", isDirect: false, outbox: outbox)
+        #expect(outbox.events.count == 1)
+        #expect(outbox.events.first.map { if case .warning("tampered", _, let m) = $0 { m.contains("too far ahead") } else { false } } == true)
+        #expect(elapsed < .seconds(1))
+    }
+
+    @Test func memberForgingAnotherMembersMessage_isRefused() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice")
+        let bob = try harness.join("bob", intercepted: true)
+        _ = try harness.join("carol")
+        bob.client.submit(line: "genuine")
+        harness.loop.runUntilIdle()
+        // carol knows bob's chain key (she is a member) and builds the next message as bob,
+        // but she can only sign it with her own identity.
+        let chainID = Array(bob.link!.published[0][1..<17])
+        let forged = try AutomaticKeys.sealGroupMessage(
+            MessageContent.text("forged").encoded(), chainID: chainID, index: 1, messageKey: Array(repeating: 1, count: 32),
+            room: "lobby", sender: "bob", identity: harness.identity("carol"))
+        alice.security.receive(forged[...], from: "bob", isDirect: false, outbox: alice.client)
+        #expect(alice.output.messages == ["bob: genuine"])
+        #expect(alice.output.warnings("tampered").count == 1)
+    }
+
+    @Test func memberWhoLeft_cannotDecryptLaterTraffic_withTheStateItHad() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice", intercepted: true)
+        let bob = try harness.join("bob")
+        let carol = try harness.join("carol")
+        alice.client.submit(line: "before")
+        harness.loop.runUntilIdle()
+        #expect(carol.output.messages == ["alice: before"])
+        let carolState = carol.security
+        carol.client.endOfInput()
+        harness.loop.runUntilIdle()
+        alice.client.submit(line: "after carol left")
+        harness.loop.runUntilIdle()
+        #expect(bob.output.messages == ["alice: before", "alice: after carol left"])
+        let captured = try #require(alice.link!.published.last)
+        let outbox = RecordingOutbox()
+        carolState.receive(captured[...], from: "alice", isDirect: false, outbox: outbox)
+        #expect(!outbox.events.contains { if case .message = $0 { true } else { false } })
+        #expect(outbox.events.contains { if case .warning("undecryptable", _, _) = $0 { true } else { false } })
+    }
+
+    @Test func lateJoiner_cannotReadEarlierMessages() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice", intercepted: true)
+        _ = try harness.join("bob")
+        alice.client.submit(line: "early")
+        harness.loop.runUntilIdle()
+        let early = try #require(alice.link!.published.last)
+        let dave = try harness.join("dave")
+        alice.client.submit(line: "late")
+        harness.loop.runUntilIdle()
+        #expect(dave.output.messages == ["alice: late"])
+        let outbox = RecordingOutbox()
+        dave.security.receive(early[...], from: "alice", isDirect: false, outbox: outbox)
+        #expect(!outbox.events.contains { if case .message = $0 { true } else { false } })
+    }
+
+    @Test func replayAfterReceiverReconnects_isRefused() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice", intercepted: true)
+        var bob = try harness.join("bob")
+        alice.client.submit(line: "once")
+        harness.loop.runUntilIdle()
+        let captured = try #require(alice.link!.published.last)
+        bob.client.endOfInput()
+        harness.loop.runUntilIdle()
+        bob = try harness.join("bob")
+        alice.link!.linkRelaySide.write(ClientFrame.publish(payload: captured[...]).encoded())
+        harness.loop.runUntilIdle()
+        #expect(bob.output.messages.isEmpty)
+        #expect(!bob.output.warnings("undecryptable").isEmpty || !bob.output.warnings("replay").isEmpty)
+    }
+
+    @Test func roomCode_isTheSameEverywhere_andChangesOnJoinAndLeave() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice")
+        let bob = try harness.join("bob")
+        let carol = try harness.join("carol")
+        let codeWithThree = try #require(alice.output.roomCodes.last)
+        #expect(bob.output.roomCodes.last == codeWithThree)
+        #expect(carol.output.roomCodes.last == codeWithThree)
+        #expect(Set(alice.output.roomCodes).count == 3)
+        carol.client.endOfInput()
+        harness.loop.runUntilIdle()
+        #expect(alice.output.roomCodes.last == bob.output.roomCodes.last)
+        #expect(alice.output.roomCodes.last != codeWithThree)
+        #expect(alice.output.roomCodes.last == alice.output.roomCodes[1])
+    }
+
+    @Test func relayHidingAMember_orAddingAGhost_changesTheRoomCode_atTheAffectedClient() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice", intercepted: true)
+        alice.link!.toClient = { frame in
+            if case .joined(let member) = frame, member.name == "carol" { return [] }
+            return [frame]
+        }
+        let bob = try harness.join("bob")
+        _ = try harness.join("carol")
+        #expect(alice.output.roomCodes.last != bob.output.roomCodes.last)
+
+        let other = AutomaticHarness()
+        let dave = try other.join("dave", intercepted: true)
+        let erin = try other.join("erin")
+        #expect(dave.output.roomCodes.last == erin.output.roomCodes.last)
+        let ghost = Ed25519PrivateKey()
+        let ghostProfile = try AutomaticKeys.makeProfile(
+            identity: ghost, sessionKey: X25519PrivateKey().publicKey, room: "lobby", name: "ghost")
+        dave.link!.linkClientSide.write(RelayFrame.joined(MemberEntry(name: "ghost", profile: ghostProfile)).encoded())
+        other.loop.runUntilIdle()
+        #expect(dave.output.roomCodes.last != erin.output.roomCodes.last)
+    }
+
+    @Test func chains_rotateEvery100Messages_andAfter24Hours() throws {
+        let harness = AutomaticHarness()
+        var clockOffset: Duration = .zero
+        let start = ContinuousClock.now
+        let bob = try harness.join("bob")
+        let alice = try harness.join("alice", intercepted: true, now: { start + clockOffset })
+        for n in 0..<150 { alice.client.submit(line: "n\(n)") }
+        harness.loop.runUntilIdle()
+        clockOffset = .seconds(25 * 3600)
+        alice.client.submit(line: "next day")
+        harness.loop.runUntilIdle()
+        let chainIDs = alice.link!.published.map { Array($0[1..<17]) }
+        #expect(Set(chainIDs).count == 3)
+        #expect(chainIDs.prefix(100).allSatisfy { $0 == chainIDs[0] })
+        #expect(bob.output.messages.count == 151)
+        #expect(bob.output.warnings.isEmpty)
+    }
+
+    @Test func verify_givesTheSameSafetyNumberOnBothSides() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice")
+        let bob = try harness.join("bob")
+        alice.client.submit(line: "/verify bob")
+        bob.client.submit(line: "/verify alice")
+        harness.loop.runUntilIdle()
+        guard case .verify("bob", _, let fromAlice) = alice.output.events.last,
+            case .verify("alice", _, let fromBob) = bob.output.events.last
+        else {
+            Issue.record("no verify events")
+            return
+        }
+        #expect(fromAlice == fromBob)
+        #expect(fromAlice.count == 35)
+    }
+}
+
+@Suite struct HandshakeFailsClosedTests {
+    @Test func droppedWelcome_endsRegistration_afterTheTimeout() throws {
+        let dropping = AutomaticHarness()
+        _ = try dropping.join("bob")
+        let link = InterceptingLink(harness: dropping.relayHarness)
+        link.toClient = { frame in if case .welcome = frame { return [] } else { return [frame] } }
+        let output = EventCollector()
+        let outcome = Box<ClientOutcome?>(nil)
+        let security = try AutomaticKeySecurity(
+            identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "m", knownPeers: KnownPeers(path: nil))
+        let client = ChatClient(name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output, loop: dropping.loop) {
+            outcome.value = $0
+        }
+        client.start()
+        client.submit(line: "never sent")
+        dropping.loop.runUntilIdle()
+        #expect(outcome.value == nil)
+        dropping.loop.advance(by: .seconds(16))
+        #expect(outcome.value == .relayLost("the relay did not answer the registration within 15 seconds"))
+        #expect(link.published.isEmpty)
+    }
+
+    @Test(arguments: ["duplicate", "truncate", "wrong name"])
+    func corruptedWelcome_failsRegistration_withAClearError(corruption: String) throws {
+        let harness = AutomaticHarness()
+        let link = InterceptingLink(harness: harness.relayHarness)
+        link.toClient = { frame in
+            guard case .welcome(let version, let name, let room, let members) = frame else { return [frame] }
+            switch corruption {
+            case "duplicate": return [frame, frame]
+            case "wrong name": return [.welcome(version: version, name: "mallory", room: room, members: members)]
+            default: return []
+            }
+        }
+        if corruption == "truncate" {
+            // Deliver a welcome cut short by hand.
+            link.toClient = { frame in
+                if case .welcome = frame {
+                    var bytes = frame.encoded()
+                    bytes.removeLast(3)
+                    bytes.replaceSubrange(0..<4, with: [0, 0, 0, UInt8(bytes.count - 4)])
+                    link.linkClientSide.write(bytes)
+                    return []
+                }
+                return [frame]
+            }
+        }
+        let output = EventCollector()
+        let outcome = Box<ClientOutcome?>(nil)
+        let security = try AutomaticKeySecurity(
+            identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "m", knownPeers: KnownPeers(path: nil))
+        let client = ChatClient(name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output, loop: harness.loop) {
+            outcome.value = $0
+        }
+        client.start()
+        harness.loop.runUntilIdle()
+        guard case .protocolViolation = outcome.value else {
+            Issue.record("expected a protocol violation, got \(String(describing: outcome.value))")
+            return
+        }
+        #expect(output.events.contains { if case .error(let message) = $0 { message.contains("invalid data") } else { false } })
+    }
+
+    @Test func duplicatedJoined_isIgnoredWithAWarning() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice", intercepted: true)
+        alice.link!.toClient = { frame in if case .joined = frame { return [frame, frame] } else { return [frame] } }
+        let bob = try harness.join("bob")
+        bob.client.submit(line: "hi")
+        harness.loop.runUntilIdle()
+        #expect(alice.output.messages == ["bob: hi"])
+        #expect(alice.output.warnings("tampered").count == 1)
+    }
+}
