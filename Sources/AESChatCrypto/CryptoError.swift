@@ -19,6 +19,11 @@ public enum CryptoError: Error, Equatable, CustomStringConvertible {
     /// A libgcrypt call failed; `operation` names it (for example `"gcry_cipher_setkey"`), `code` is libgcrypt's
     /// error code and `message` its text for the code.
     case library(operation: String, code: UInt32, message: String)
+    /// A peer's public key cannot be used; the text says why (for example its length).
+    case invalidPublicKey(String)
+    /// An X25519 key agreement produced the all-zero shared secret, which happens only when the peer's public key is
+    /// a point of low order (RFC 7748 section 6.1); the result would be known to anyone, so it is refused.
+    case weakSharedSecret
 
     /// One sentence describing the failure and what to do about it.
     public var description: String {
@@ -41,6 +46,11 @@ public enum CryptoError: Error, Equatable, CustomStringConvertible {
         case .library(let operation, let code, let message):
             return "libgcrypt call '\(operation)' failed with error \(code) ('\(message)'); "
                 + "check that libgcrypt 1.10 or newer is installed and working."
+        case .invalidPublicKey(let reason):
+            return "The peer's public key is unusable (\(reason)); ask the peer to send its public key again."
+        case .weakSharedSecret:
+            return "The key agreement gave an all-zero shared secret because the peer's public key is a low-order "
+                + "point; refuse this peer's key."
         }
     }
 }

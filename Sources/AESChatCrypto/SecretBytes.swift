@@ -39,6 +39,19 @@ public final class SecretBytes: @unchecked Sendable {
         }
     }
 
+    /// Allocates `count` zero bytes and lets `body` write the secret into them, so that a secret produced by a C call
+    /// (an X25519 shared secret, for example) never passes through an array that is not wiped.
+    ///
+    /// - Parameters:
+    ///   - count: How many bytes to allocate; must not be negative.
+    ///   - body: Writes the secret; the pointer is valid only during the call.
+    init(count: Int, initializingWith body: (UnsafeMutableRawBufferPointer) -> Void) {
+        precondition(count >= 0, "SecretBytes(count:initializingWith:) needs a count of 0 or more, not \(count)")
+        storage = .allocate(byteCount: count, alignment: 1)
+        storage.initializeMemory(as: UInt8.self, repeating: 0)
+        body(storage)
+    }
+
     deinit {
         secureZero(storage)
         storage.deallocate()

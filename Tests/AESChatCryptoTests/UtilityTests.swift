@@ -72,6 +72,19 @@ struct SecretTests {
         #expect(SecretBytes(count: 0).count == 0)
     }
 
+    @Test func secretBytes_initializingWith_keepsWrittenBytes() {
+        let secret = SecretBytes(count: 4) { buffer in
+            #expect(Array(buffer) == [0, 0, 0, 0])
+            buffer[1] = 7
+            buffer[3] = 9
+        }
+        #expect(secret.withUnsafeBytes { Array($0) } == [0, 7, 0, 9])
+        let empty = SecretBytes(count: 0) { buffer in
+            #expect(buffer.isEmpty)
+        }
+        #expect(empty.count == 0)
+    }
+
     @Test func secretBytes_description_hidesBytes() {
         let secret = SecretBytes([0xde, 0xad, 0xbe, 0xef])
         #expect(secret.description == "SecretBytes(4 bytes, redacted)")
@@ -134,6 +147,8 @@ struct CryptoErrorTests {
         .ciphertextTooShort,
         .outputTooLong(requested: 9000, maximum: 8160),
         .library(operation: "gcry_cipher_setkey", code: 44, message: "Invalid key length"),
+        .invalidPublicKey("it is 31 bytes long, but an X25519 public key is 32 bytes"),
+        .weakSharedSecret,
     ]
 
     @Test func cryptoError_description_isOneActionableSentence() {
@@ -145,5 +160,6 @@ struct CryptoErrorTests {
         }
         #expect(CryptoError.invalidKeySize(expected: 32, actual: 7).description.contains("7 bytes"))
         #expect(Self.errors[6].description.contains("gcry_cipher_setkey"))
+        #expect(Self.errors[7].description.contains("31 bytes long"))
     }
 }

@@ -161,3 +161,39 @@ func wycheproofBytes(
     }
     return bytes
 }
+
+/// A group of `x25519_test.json` (schema `xdh_comp_schema_v1.json`).
+struct XDHTestGroup: Decodable {
+    let curve: String
+    let tests: [XDHTestCase]
+}
+
+struct XDHTestCase: Decodable {
+    let tcId: Int
+    let comment: String
+    let flags: [String]
+    let `public`: String
+    let `private`: String
+    let shared: String
+    let result: WycheproofResult
+}
+
+/// A group of `ed25519_test.json` (schema `eddsa_verify_schema_v1.json`).
+struct EdDSATestGroup: Decodable {
+    struct PublicKey: Decodable {
+        let curve: String
+        let pk: String
+    }
+
+    let publicKey: PublicKey
+    let tests: [EdDSATestCase]
+}
+
+struct EdDSATestCase: Decodable {
+    let tcId: Int
+    let comment: String
+    let flags: [String]
+    let msg: String
+    let sig: String
+    let result: WycheproofResult
+}

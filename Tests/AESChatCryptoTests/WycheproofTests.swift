@@ -2,12 +2,15 @@ import Testing
 
 @testable import AESChatCrypto
 
-/// Every case of the Wycheproof AES-GCM, HMAC-SHA-256 and HKDF-SHA-256 files. Each failure names its tcId.
+/// Every case of the Wycheproof AES-GCM, HMAC-SHA-256, HKDF-SHA-256, X25519 and Ed25519 files. Each failure names
+/// its tcId.
 @Suite("Wycheproof")
 struct WycheproofTests {
     private static let aesGCMFile = "aes_gcm_test.json"
     private static let hmacFile = "hmac_sha256_test.json"
     private static let hkdfFile = "hkdf_sha256_test.json"
+    private static let x25519File = "x25519_test.json"
+    private static let ed25519File = "ed25519_test.json"
 
     // Skipped, with the reason printed, when the vectors are absent and AESCHAT_REQUIRE_WYCHEPROOF is not 1.
     @Test(.enabled(if: Wycheproof.shouldRun(aesGCMFile), Wycheproof.skipComment(aesGCMFile)))
@@ -53,6 +56,56 @@ struct WycheproofTests {
         }
         #expect(checked == file.numberOfTests, "checked \(checked) HKDF cases of \(file.numberOfTests)")
         print("Wycheproof \(Self.hkdfFile): checked \(checked) of \(file.numberOfTests) cases")
+    }
+
+    /// X25519: `valid` cases must give exactly the expected secret. Of the `acceptable` cases, those whose expected
+    /// secret is all zero (flag `ZeroSharedSecret`, with `LowOrderPublic`) must be refused with
+    /// ``CryptoError/weakSharedSecret``; all others (`Twist`, `NonCanonicalPublic`, `SmallPublicKey` with a non-zero
+    /// result, edge cases) are accepted and must give exactly the expected secret, as RFC 7748 defines it.
+    @Test(.enabled(if: Wycheproof.shouldRun(x25519File), Wycheproof.skipComment(x25519File)))
+    func x25519_wycheproof_passesEveryCase() {
+        guard let file = Wycheproof.load(WycheproofFile<XDHTestGroup>.self, from: Self.x25519File) else { return }
+        #expect(file.algorithm == "XDH")
+        var checked = 0
+        var refusedAsWeak = 0
+        for group in file.testGroups {
+            #expect(group.curve == "curve25519")
+            for test in group.tests {
+                if checkX25519(test) {
+                    refusedAsWeak += 1
+                }
+                checked += 1
+            }
+        }
+        #expect(checked == file.numberOfTests, "checked \(checked) X25519 cases of \(file.numberOfTests)")
+        print(
+            "Wycheproof \(Self.x25519File): checked \(checked) of \(file.numberOfTests) cases, "
+                + "\(refusedAsWeak) all-zero results refused as weak")
+    }
+
+    /// Ed25519: `valid` cases must verify and `invalid` ones must be refused; the file has no `acceptable` case (one
+    /// would be reported, and must at least not crash).
+    @Test(.enabled(if: Wycheproof.shouldRun(ed25519File), Wycheproof.skipComment(ed25519File)))
+    func ed25519_wycheproof_passesEveryCase() {
+        guard let file = Wycheproof.load(WycheproofFile<EdDSATestGroup>.self, from: Self.ed25519File) else { return }
+        #expect(file.algorithm == "EDDSA")
+        var checked = 0
+        var counts: [WycheproofResult: Int] = [:]
+        for group in file.testGroups {
+            #expect(group.publicKey.curve == "edwards25519")
+            guard let publicKey = wycheproofBytes(group.publicKey.pk, field: "pk", tcId: group.tests.first?.tcId ?? 0)
+            else { continue }
+            for test in group.tests {
+                checkEd25519(test, publicKey: publicKey)
+                counts[test.result, default: 0] += 1
+                checked += 1
+            }
+        }
+        #expect(checked == file.numberOfTests, "checked \(checked) Ed25519 cases of \(file.numberOfTests)")
+        print(
+            "Wycheproof \(Self.ed25519File): checked \(checked) of \(file.numberOfTests) cases "
+                + "(\(counts[.valid, default: 0]) valid, \(counts[.invalid, default: 0]) invalid, "
+                + "\(counts[.acceptable, default: 0]) acceptable)")
     }
 
     // MARK: - Runners
@@ -141,6 +194,64 @@ struct WycheproofTests {
                 try HKDFSHA256.deriveKey(
                     inputKeyMaterial: inputKeyMaterial, salt: salt, info: info, outputByteCount: test.size)
             }
+        }
+    }
+
+    /// Checks one X25519 case; returns whether it was (rightly) refused as a weak, all-zero secret.
+    private func checkX25519(_ test: XDHTestCase) -> Bool {
+        let id = test.tcId
+        guard let publicKey = wycheproofBytes(test.public, field: "public", tcId: id),
+            let privateKey = wycheproofBytes(test.private, field: "private", tcId: id),
+            let expected = wycheproofBytes(test.shared, field: "shared", tcId: id)
+        else { return false }
+        let expectsZero = expected == [UInt8](repeating: 0, count: expected.count)
+        #expect(
+            expectsZero == test.flags.contains("ZeroSharedSecret"),
+            "tcId \(id): the ZeroSharedSecret flag and the expected secret disagree")
+        let key: X25519PrivateKey
+        do {
+            key = try X25519PrivateKey(rawRepresentation: privateKey)
+        } catch {
+            Issue.record("tcId \(id) (\(test.comment)): the private key was refused: \(error)")
+            return false
+        }
+        switch (test.result, expectsZero) {
+        case (.valid, _), (.acceptable, false):
+            do {
+                let secret = try key.sharedSecret(with: publicKey)
+                #expect(
+                    secret.withUnsafeBytes { Array($0) } == expected,
+                    "tcId \(id) (\(test.comment)): wrong shared secret")
+            } catch {
+                Issue.record("tcId \(id) (\(test.comment)): \(test.result) case was refused: \(error)")
+            }
+            return false
+        case (.acceptable, true):
+            #expect(throws: CryptoError.weakSharedSecret, "tcId \(id) (\(test.comment)): zero secret accepted") {
+                try key.sharedSecret(with: publicKey)
+            }
+            return true
+        case (.invalid, _):
+            #expect(throws: CryptoError.self, "tcId \(id) (\(test.comment)): invalid case was accepted") {
+                try key.sharedSecret(with: publicKey)
+            }
+            return false
+        }
+    }
+
+    private func checkEd25519(_ test: EdDSATestCase, publicKey: [UInt8]) {
+        let id = test.tcId
+        guard let message = wycheproofBytes(test.msg, field: "msg", tcId: id),
+            let signature = wycheproofBytes(test.sig, field: "sig", tcId: id)
+        else { return }
+        let verified = Ed25519.isValidSignature(signature, for: message, publicKey: publicKey)
+        switch test.result {
+        case .valid:
+            #expect(verified, "tcId \(id) (\(test.comment)): a valid signature was refused")
+        case .acceptable:
+            print("Wycheproof Ed25519 tcId \(id) is acceptable (\(test.flags)); isValidSignature said \(verified)")
+        case .invalid:
+            #expect(!verified, "tcId \(id) (\(test.comment)): an invalid signature was accepted")
         }
     }
 }

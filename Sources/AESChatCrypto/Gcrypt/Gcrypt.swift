@@ -20,6 +20,8 @@ private let libgcryptInitialisation: Void = {
     // Secure memory is disabled on purpose, before INITIALIZATION_FINISHED as libgcrypt requires: we zero our own
     // secrets (SecretBytes, wiped buffers; gcry_cipher_close wipes key schedules), and libgcrypt's small, fixed
     // secure-memory pool would be exhausted by many concurrent cipher and MAC handles, breaking ordinary calls.
+    // The price: libgcrypt wipes S-expressions and its own temporary buffers only when they are in secure memory, so
+    // the internal copies it makes of an Ed25519 seed or an X25519 scalar during one operation are freed unwiped.
     Gcrypt.require(cgcrypt_control_disable_secmem(), "gcry_control(GCRYCTL_DISABLE_SECMEM)")
     Gcrypt.require(cgcrypt_control_initialization_finished(), "gcry_control(GCRYCTL_INITIALIZATION_FINISHED)")
 }()

@@ -2,15 +2,18 @@ internal import CGcrypt
 internal import CGcryptShims
 
 /// A libgcrypt S-expression, the form in which `gcry_pk_sign`, `gcry_pk_verify` and friends take keys, data and
-/// signatures. Groundwork for Ed25519 and X25519; nothing public uses it yet.
+/// signatures. ``Ed25519PrivateKey`` and ``Ed25519`` build theirs with it.
 ///
-/// Ownership: owns one `gcry_sexp_t`, released (and wiped by libgcrypt) in `deinit`.
+/// Ownership: owns one `gcry_sexp_t`, released in `deinit`. libgcrypt wipes an S-expression on release only when it
+/// lives in secure memory, which aeschat turns off (see `Gcrypt.swift`); so an S-expression that holds a private key
+/// is freed without being wiped. Build those per operation and release them at once.
 ///
 /// Threading: not thread-safe; one owner at a time.
 final class GcryptSExpression {
     let handle: gcry_sexp_t
 
-    private init(handle: gcry_sexp_t) {
+    /// Takes ownership of `handle`, for example the result of `gcry_pk_sign`; `deinit` releases it.
+    init(adopting handle: gcry_sexp_t) {
         self.handle = handle
     }
 
@@ -55,7 +58,7 @@ final class GcryptSExpression {
         guard let built else {
             return .failure(.library(operation: "gcry_sexp_build", code: 0, message: "no S-expression returned"))
         }
-        return .success(GcryptSExpression(handle: built))
+        return .success(GcryptSExpression(adopting: built))
     }
 
     /// The data after `token` in the first sub-list that starts with `token`, for example the bytes of `q` in
