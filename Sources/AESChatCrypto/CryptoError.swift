@@ -24,6 +24,8 @@ public enum CryptoError: Error, Equatable, CustomStringConvertible {
     /// An X25519 key agreement produced the all-zero shared secret, which happens only when the peer's public key is
     /// a point of low order (RFC 7748 section 6.1); the result would be known to anyone, so it is refused.
     case weakSharedSecret
+    /// A message was longer than the operation accepts (Ed25519 through libgcrypt: 65,535 bytes).
+    case messageTooLong(actual: Int, maximum: Int)
 
     /// One sentence describing the failure and what to do about it.
     public var description: String {
@@ -48,6 +50,9 @@ public enum CryptoError: Error, Equatable, CustomStringConvertible {
                 + "check that libgcrypt 1.10 or newer is installed and working."
         case .invalidPublicKey(let reason):
             return "The peer's public key is unusable (\(reason)); ask the peer to send its public key again."
+        case .messageTooLong(let actual, let maximum):
+            return
+                "a message of \(actual) bytes is longer than the \(maximum) bytes this operation accepts; sign a digest of it instead"
         case .weakSharedSecret:
             return "The key agreement gave an all-zero shared secret because the peer's public key is a low-order "
                 + "point; refuse this peer's key."

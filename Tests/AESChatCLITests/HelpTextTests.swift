@@ -72,13 +72,16 @@ import Testing
             HelpText.help(for: .keygen) == """
                 OVERVIEW: Generate a random 256-bit room key and print it, or write it to a new
                 file with --out. Share it only with the members of the room, who pass it to join
-                with --key.
+                with --key. With --identity, make a new Ed25519 identity key file instead (join
+                makes one on first use anyway).
 
-                USAGE: aeschat keygen [--out <file>]
+                USAGE: aeschat keygen [--out <file>] [--identity <file>]
 
                 OPTIONS:
                   --out <file>            Write the key to this new file (mode 0600) instead of
                                           printing it.
+                  --identity <file>       Make a new identity key file (mode 0600) instead of a
+                                          room key.
                   -h, --help              Show help information.
 
                 See 'aeschat --help' for all commands and exit codes.
@@ -116,8 +119,8 @@ import Testing
         #expect(
             HelpText.usage(for: .join)
                 == "aeschat join --name <name> --inbox <dir> [--room <room>] [--host <addr>] [--port <n>] "
-                + "[--key <file>] [--json]"
+                + "[--key <file>] [--json] [--identity <file>]"
         )
-        #expect(HelpText.usage(for: .keygen) == "aeschat keygen [--out <file>]")
+        #expect(HelpText.usage(for: .keygen) == "aeschat keygen [--out <file>] [--identity <file>]")
     }
 }

@@ -186,7 +186,7 @@ import Testing
             error.description == """
                 Error: missing required option '--inbox <dir>'
                 Usage: aeschat join --name <name> --inbox <dir> [--room <room>] [--host <addr>] [--port <n>] \
-                [--key <file>] [--json]
+                [--key <file>] [--json] [--identity <file>]
                 See 'aeschat join --help'.
                 """
         )
@@ -197,7 +197,7 @@ import Testing
         #expect(
             error.description == """
                 Error: unexpected argument 'x': keygen takes no positional arguments
-                Usage: aeschat keygen [--out <file>]
+                Usage: aeschat keygen [--out <file>] [--identity <file>]
                 See 'aeschat keygen --help'.
                 """
         )

@@ -101,7 +101,8 @@ final class AutomaticHarness {
         let store = pins[name] ?? KnownPeers(path: nil)
         pins[name] = store
         let security = try AutomaticKeySecurity(
-            identity: override ?? identity(name), name: name, room: "lobby", relay: "memory:1", knownPeers: store, now: now)
+            identity: override ?? identity(name), name: name, room: "lobby", relay: "memory:1", knownPeers: store,
+            now: now)
         securities[name] = security
         let output = EventCollector()
         let outcome = Box<ClientOutcome?>(nil)
@@ -113,7 +114,9 @@ final class AutomaticHarness {
         } else {
             connection = relayHarness.listener.connect(chunkSize: 777)
         }
-        let client = ChatClient(name: name, room: "lobby", security: security, connection: connection, output: output, loop: loop) {
+        let client = ChatClient(
+            name: name, room: "lobby", security: security, connection: connection, output: output, loop: loop
+        ) {
             outcome.value = $0
         }
         client.start()
@@ -156,7 +159,9 @@ extension EventCollector {
         let names = ["alice", "bob", "carol"]
         for (index, member) in members.enumerated() {
             for (other, otherName) in names.enumerated() where other != index {
-                #expect(member.output.messages.filter { $0.hasPrefix(otherName + ":") } == (0..<40).map { "\(otherName): m\($0)" })
+                #expect(
+                    member.output.messages.filter { $0.hasPrefix(otherName + ":") }
+                        == (0..<40).map { "\(otherName): m\($0)" })
             }
             #expect(member.output.warnings.isEmpty, "\(member.output.events)")
         }
@@ -168,7 +173,8 @@ extension EventCollector {
         let bob = try harness.join("bob")
         // carol types before her welcome even arrives; alice sends the moment she sees carol.
         let carolSecurity = try AutomaticKeySecurity(
-            identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "memory:1", knownPeers: KnownPeers(path: nil))
+            identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "memory:1",
+            knownPeers: KnownPeers(path: nil))
         let carolOutput = EventCollector()
         let carol = ChatClient(
             name: "carol", room: "lobby", security: carolSecurity, connection: harness.relayHarness.listener.connect(),
@@ -218,7 +224,9 @@ extension EventCollector {
         #expect(bob.output.events.contains(.message(from: "alice", text: "for your eyes only", isPrivate: true)))
         #expect(!carol.output.events.contains { $0.json.contains("for your eyes only") })
         let toCarol = carol.link!.delivered.filter {
-            if case .deliver(_, _, let payload) = $0 { return String(decoding: payload, as: UTF8.self).contains("eyes") }
+            if case .deliver(_, _, let payload) = $0 {
+                return String(decoding: payload, as: UTF8.self).contains("eyes")
+            }
             return false
         }
         #expect(toCarol.isEmpty)
@@ -240,7 +248,8 @@ extension EventCollector {
         #expect(alice.output.messages.isEmpty)
         alice.client.submit(line: "/who")
         harness.loop.runUntilIdle()
-        #expect(alice.output.events.last == .who(members: [MemberStatus(name: "bob", fingerprint: nil, trust: .invalid)]))
+        #expect(
+            alice.output.events.last == .who(members: [MemberStatus(name: "bob", fingerprint: nil, trust: .invalid)]))
     }
 
     @Test func substitutedIdentityKey_forAPinnedName_raisesKeyChanged() throws {
@@ -317,7 +326,8 @@ extension EventCollector {
         // An index of 2^32 - 1, properly signed by alice: refused without ratcheting 4 billion times.
         let chainID = Array(alice.link!.published[0][1..<17])
         let forged = try AutomaticKeys.sealGroupMessage(
-            MessageContent.text("far").encoded(), chainID: chainID, index: UInt32.max, messageKey: Array(repeating: 7, count: 32),
+            MessageContent.text("far").encoded(), chainID: chainID, index: UInt32.max,
+            messageKey: Array(repeating: 7, count: 32),
             room: "lobby", sender: "alice", identity: harness.identity("alice"))
         let clock = ContinuousClock()
         let elapsed = clock.measure {
@@ -326,7 +336,10 @@ extension EventCollector {
         let outbox = RecordingOutbox()
         bob.security.receive(forged[...], from: "alice", isDirect: false, outbox: outbox)
         #expect(outbox.events.count == 1)
-        #expect(outbox.events.first.map { if case .warning("tampered", _, let m) = $0 { m.contains("too far ahead") } else { false } } == true)
+        #expect(
+            outbox.events.first.map {
+                if case .warning("tampered", _, let m) = $0 { m.contains("too far ahead") } else { false }
+            } == true)
         #expect(elapsed < .seconds(1))
     }
 
@@ -341,7 +354,8 @@ extension EventCollector {
         // but she can only sign it with her own identity.
         let chainID = Array(bob.link!.published[0][1..<17])
         let forged = try AutomaticKeys.sealGroupMessage(
-            MessageContent.text("forged").encoded(), chainID: chainID, index: 1, messageKey: Array(repeating: 1, count: 32),
+            MessageContent.text("forged").encoded(), chainID: chainID, index: 1,
+            messageKey: Array(repeating: 1, count: 32),
             room: "lobby", sender: "bob", identity: harness.identity("carol"))
         alice.security.receive(forged[...], from: "bob", isDirect: false, outbox: alice.client)
         #expect(alice.output.messages == ["bob: genuine"])
@@ -479,14 +493,16 @@ extension EventCollector {
 @Suite struct HandshakeFailsClosedTests {
     @Test func droppedWelcome_endsRegistration_afterTheTimeout() throws {
         let dropping = AutomaticHarness()
-        _ = try dropping.join("bob")
         let link = InterceptingLink(harness: dropping.relayHarness)
         link.toClient = { frame in if case .welcome = frame { return [] } else { return [frame] } }
         let output = EventCollector()
         let outcome = Box<ClientOutcome?>(nil)
         let security = try AutomaticKeySecurity(
             identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "m", knownPeers: KnownPeers(path: nil))
-        let client = ChatClient(name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output, loop: dropping.loop) {
+        let client = ChatClient(
+            name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output,
+            loop: dropping.loop
+        ) {
             outcome.value = $0
         }
         client.start()
@@ -503,7 +519,7 @@ extension EventCollector {
         let harness = AutomaticHarness()
         let link = InterceptingLink(harness: harness.relayHarness)
         link.toClient = { frame in
-            guard case .welcome(let version, let name, let room, let members) = frame else { return [frame] }
+            guard case .welcome(let version, _, let room, let members) = frame else { return [frame] }
             switch corruption {
             case "duplicate": return [frame, frame]
             case "wrong name": return [.welcome(version: version, name: "mallory", room: room, members: members)]
@@ -527,7 +543,10 @@ extension EventCollector {
         let outcome = Box<ClientOutcome?>(nil)
         let security = try AutomaticKeySecurity(
             identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "m", knownPeers: KnownPeers(path: nil))
-        let client = ChatClient(name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output, loop: harness.loop) {
+        let client = ChatClient(
+            name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output,
+            loop: harness.loop
+        ) {
             outcome.value = $0
         }
         client.start()
@@ -536,7 +555,10 @@ extension EventCollector {
             Issue.record("expected a protocol violation, got \(String(describing: outcome.value))")
             return
         }
-        #expect(output.events.contains { if case .error(let message) = $0 { message.contains("invalid data") } else { false } })
+        #expect(
+            output.events.contains {
+                if case .error(let message) = $0 { message.contains("invalid data") } else { false }
+            })
     }
 
     @Test func duplicatedJoined_isIgnoredWithAWarning() throws {

@@ -7,7 +7,7 @@ import Testing
 /// The expected values were computed with an independent implementation (Python's
 /// `cryptography` package) following the document, not from this code.
 @Suite struct AutomaticKeysVectorTests {
-    func hex(_ text: String) -> [UInt8] { Hex.decode(text.replacingOccurrences(of: " ", with: ""))! }
+    func hex(_ text: String) -> [UInt8] { Hex.decode(String(text.filter { $0 != " " }))! }
 
     let aliceIdentity = try! Ed25519PrivateKey(seed: Array(0x10...0x2F))
     let bobIdentity = try! Ed25519PrivateKey(seed: Array(0x30...0x4F))
@@ -21,21 +21,33 @@ import Testing
         #expect(bobSession.publicKey == hex("23b7bb8c91ae008711fb12846780bcdf1e065f821bdfec49f57e7c7dcd4c4823"))
         let aliceProfile = try AutomaticKeys.makeProfile(
             identity: aliceIdentity, sessionKey: aliceSession.publicKey, room: "lobby", name: "alice")
-        #expect(aliceProfile == hex("017776e870b93354f2a0b24c23f2a36cc4e80e223218c1b97926fdd018396a2b9b392d174a38b3b1beafaf1fe824870841c5fa531bc6eafdb6402c124664488c1cb8aeec828a7bab792edee976796da705c30584542c9b513efd1b855fa75afd56c121328b4348c3bd91c7dd7316060dc46099ed27e0d272bd1657cf8731cdf80d"))
         #expect(
-            try AutomaticKeys.makeProfile(identity: bobIdentity, sessionKey: bobSession.publicKey, room: "lobby", name: "bob")
-                == hex("018bb04e1c1b83dddf311f5bcddf7c50ede3c0802f47ec796e2a131cf41298d9f323b7bb8c91ae008711fb12846780bcdf1e065f821bdfec49f57e7c7dcd4c4823e8ca575499366c2aec255192ebade6f416badc63b555fe6b6cf31e69ba9754060ac21ca970c51f13c256d593b7a7ee04ffdef0b772732f044abf27f21641e80c"))
+            aliceProfile
+                == hex(
+                    "017776e870b93354f2a0b24c23f2a36cc4e80e223218c1b97926fdd018396a2b9b392d174a38b3b1beafaf1fe824870841c5fa531bc6eafdb6402c124664488c1cb8aeec828a7bab792edee976796da705c30584542c9b513efd1b855fa75afd56c121328b4348c3bd91c7dd7316060dc46099ed27e0d272bd1657cf8731cdf80d"
+                ))
+        #expect(
+            try AutomaticKeys.makeProfile(
+                identity: bobIdentity, sessionKey: bobSession.publicKey, room: "lobby", name: "bob")
+                == hex(
+                    "018bb04e1c1b83dddf311f5bcddf7c50ede3c0802f47ec796e2a131cf41298d9f323b7bb8c91ae008711fb12846780bcdf1e065f821bdfec49f57e7c7dcd4c4823e8ca575499366c2aec255192ebade6f416badc63b555fe6b6cf31e69ba9754060ac21ca970c51f13c256d593b7a7ee04ffdef0b772732f044abf27f21641e80c"
+                ))
         #expect(
             AutomaticKeys.checkProfile(aliceProfile, room: "lobby", name: "alice")
                 == .valid(identityKey: aliceIdentity.publicKey, sessionKey: aliceSession.publicKey))
-        #expect(AutomaticKeys.checkProfile(aliceProfile, room: "lobby", name: "mallory") != .valid(identityKey: aliceIdentity.publicKey, sessionKey: aliceSession.publicKey))
+        #expect(
+            AutomaticKeys.checkProfile(aliceProfile, room: "lobby", name: "mallory")
+                != .valid(identityKey: aliceIdentity.publicKey, sessionKey: aliceSession.publicKey))
     }
 
     @Test func pairwiseChannel_keysAndEnvelopes() throws {
         let shared = try aliceSession.sharedSecret(with: bobSession.publicKey)
-        #expect(shared.withUnsafeBytes { Array($0) } == hex("006c14a7f1faeb7d6a36a8bfa03008a8e09a98639dea63b71b325b11fe38cb0f"))
+        #expect(
+            shared.withUnsafeBytes { Array($0) }
+                == hex("006c14a7f1faeb7d6a36a8bfa03008a8e09a98639dea63b71b325b11fe38cb0f"))
         let keys = try AutomaticKeys.channelKeys(
-            sharedSecret: shared, room: "lobby", me: ("alice", aliceSession.publicKey), peer: ("bob", bobSession.publicKey))
+            sharedSecret: shared, room: "lobby", me: ("alice", aliceSession.publicKey),
+            peer: ("bob", bobSession.publicKey))
         #expect(keys.send == hex("955d34cfe96b1a0dd8dad919c7538bdc6c1b5373049c68abe02903ede03034ab"))
         #expect(keys.receive == hex("23c6e0274db4a27ffa54a885489298c24ad6ecf0c1253e93ee8c0c9b1fbcb98c"))
         let bobKeys = try AutomaticKeys.channelKeys(
@@ -44,15 +56,26 @@ import Testing
         #expect(bobKeys.send == keys.receive && bobKeys.receive == keys.send)
 
         let chain = OutgoingChain(chainID: Array(0xC0...0xCF), chainKey: Array(0xD0...0xEF), index: 0, now: .now)
-        #expect(chain.distribution == hex("10c0c1c2c3c4c5c6c7c8c9cacbcccdcecf00000000d0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeef"))
+        #expect(
+            chain.distribution
+                == hex(
+                    "10c0c1c2c3c4c5c6c7c8c9cacbcccdcecf00000000d0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeef"
+                ))
         let channel = try PairwiseChannel(sendKey: keys.send, receiveKey: keys.receive)
         let distribution = try channel.seal(chain.distribution, room: "lobby", from: "alice", to: "bob")
-        #expect(distribution == hex("020000000000000000338e2d10142e73cebb5b4396ec8a0800043ed88702e86081598e09335574343007ebb284d01be950e118a317762a5f2c852343b963b35b13de5bf00023395ac005311ef86b"))
-        let privateMessage = try channel.seal(MessageContent.text("just us").encoded(), room: "lobby", from: "alice", to: "bob")
+        #expect(
+            distribution
+                == hex(
+                    "020000000000000000338e2d10142e73cebb5b4396ec8a0800043ed88702e86081598e09335574343007ebb284d01be950e118a317762a5f2c852343b963b35b13de5bf00023395ac005311ef86b"
+                ))
+        let privateMessage = try channel.seal(
+            MessageContent.text("just us").encoded(), room: "lobby", from: "alice", to: "bob")
         #expect(privateMessage == hex("020000000000000001375b1cdc86469ac419b54b8e9c0c78ece383245e8db2cddf"))
 
         let bobChannel = try PairwiseChannel(sendKey: bobKeys.send, receiveKey: bobKeys.receive)
-        #expect(bobChannel.open(distribution[...], room: "lobby", from: "alice", to: "bob") == .plaintext(chain.distribution, missing: 0))
+        #expect(
+            bobChannel.open(distribution[...], room: "lobby", from: "alice", to: "bob")
+                == .plaintext(chain.distribution, missing: 0))
     }
 
     @Test func groupMessage_ratchetAndEnvelope() throws {
@@ -60,20 +83,34 @@ import Testing
         let (index, messageKey) = chain.nextMessageKey()
         #expect(index == 0)
         #expect(messageKey == hex("9ece6bb5460ab1cbac37925b4a5e49e32d004dbcd5b3e2535bb969da1496bdde"))
-        #expect(AutomaticKeys.ratchet(Array(0xD0...0xEF)).next == hex("5e6ce626227c67c01305d4cd814c6b5c692e093e49e6a64c45e02e797fc4770d"))
+        #expect(
+            AutomaticKeys.ratchet(Array(0xD0...0xEF)).next
+                == hex("5e6ce626227c67c01305d4cd814c6b5c692e093e49e6a64c45e02e797fc4770d"))
         let inputs = try AutomaticKeys.groupCipherInputs(messageKey: messageKey)
-        #expect(inputs.key == hex("3b93a4221a36b2abf0d4ab6953110e36dc9a05bf64767403f52899c749322351") && inputs.nonce == hex("c60d933c0af84c3090a5ee36"))
+        #expect(
+            inputs.key == hex("3b93a4221a36b2abf0d4ab6953110e36dc9a05bf64767403f52899c749322351")
+                && inputs.nonce == hex("c60d933c0af84c3090a5ee36"))
         let envelope = try AutomaticKeys.sealGroupMessage(
             MessageContent.text("hi bob").encoded(), chainID: Array(0xC0...0xCF), index: 0, messageKey: messageKey,
             room: "lobby", sender: "alice", identity: aliceIdentity)
-        #expect(envelope == hex("03c0c1c2c3c4c5c6c7c8c9cacbcccdcecf00000000e249b5d899b4468718ab8506cc89cd471cf737cf341939968e10cc7a8817ca379cd2984e5932c7e272f7a25d449ca37bc6a8f9c75609cff1d1c38438343ff12a01b45db9d9307980aa9f5977b95391b2af19d83f4c6c06"))
+        #expect(
+            envelope
+                == hex(
+                    "03c0c1c2c3c4c5c6c7c8c9cacbcccdcecf00000000e249b5d899b4468718ab8506cc89cd471cf737cf3419390e16652ed3085bbfcdaaaabef3313a56e2fddf49c1cbf04290f1abb2fd700f985285ace5c0c87126d3c068630e07b465d450367e2f310c2bcaafbeccccc6e200"
+                ))
     }
 
     @Test func fingerprint_safetyNumber_roomCode() {
         #expect(Identity.fingerprint(of: aliceIdentity.publicKey) == "033b 07a2 b874 5df9 99a8 de3b 6822 2264")
-        #expect(Identity.safetyNumber(aliceIdentity.publicKey, bobIdentity.publicKey) == "09847 83976 00782 09106 14750 60530")
-        #expect(Identity.safetyNumber(bobIdentity.publicKey, aliceIdentity.publicKey) == "09847 83976 00782 09106 14750 60530")
-        #expect(Identity.roomCode(room: "lobby", identityKeys: [bobIdentity.publicKey, aliceIdentity.publicKey]) == "00CF-6BD2-24E2")
+        #expect(
+            Identity.safetyNumber(aliceIdentity.publicKey, bobIdentity.publicKey)
+                == "09847 83976 00782 09106 14750 60530")
+        #expect(
+            Identity.safetyNumber(bobIdentity.publicKey, aliceIdentity.publicKey)
+                == "09847 83976 00782 09106 14750 60530")
+        #expect(
+            Identity.roomCode(room: "lobby", identityKeys: [bobIdentity.publicKey, aliceIdentity.publicKey])
+                == "00CF-6BD2-24E2")
     }
 
     @Test func wholeExchange_bobReadsAlicesMessage() throws {
@@ -81,10 +118,25 @@ import Testing
             identity: bobIdentity, name: "bob", room: "lobby", relay: "r", knownPeers: KnownPeers(path: nil),
             sessionKey: bobSession)
         let outbox = RecordingOutbox()
-        bob.didRegister(members: [MemberEntry(name: "alice", profile: hex("017776e870b93354f2a0b24c23f2a36cc4e80e223218c1b97926fdd018396a2b9b392d174a38b3b1beafaf1fe824870841c5fa531bc6eafdb6402c124664488c1cb8aeec828a7bab792edee976796da705c30584542c9b513efd1b855fa75afd56c121328b4348c3bd91c7dd7316060dc46099ed27e0d272bd1657cf8731cdf80d"))], outbox: outbox)
-        bob.receive(hex("020000000000000000338e2d10142e73cebb5b4396ec8a0800043ed88702e86081598e09335574343007ebb284d01be950e118a317762a5f2c852343b963b35b13de5bf00023395ac005311ef86b")[...], from: "alice", isDirect: true, outbox: outbox)
-        bob.receive(hex("03c0c1c2c3c4c5c6c7c8c9cacbcccdcecf00000000e249b5d899b4468718ab8506cc89cd471cf737cf341939968e10cc7a8817ca379cd2984e5932c7e272f7a25d449ca37bc6a8f9c75609cff1d1c38438343ff12a01b45db9d9307980aa9f5977b95391b2af19d83f4c6c06")[...], from: "alice", isDirect: false, outbox: outbox)
-        bob.receive(hex("020000000000000001375b1cdc86469ac419b54b8e9c0c78ece383245e8db2cddf")[...], from: "alice", isDirect: true, outbox: outbox)
+        bob.didRegister(
+            members: [
+                MemberEntry(
+                    name: "alice",
+                    profile: hex(
+                        "017776e870b93354f2a0b24c23f2a36cc4e80e223218c1b97926fdd018396a2b9b392d174a38b3b1beafaf1fe824870841c5fa531bc6eafdb6402c124664488c1cb8aeec828a7bab792edee976796da705c30584542c9b513efd1b855fa75afd56c121328b4348c3bd91c7dd7316060dc46099ed27e0d272bd1657cf8731cdf80d"
+                    ))
+            ], outbox: outbox)
+        bob.receive(
+            hex(
+                "020000000000000000338e2d10142e73cebb5b4396ec8a0800043ed88702e86081598e09335574343007ebb284d01be950e118a317762a5f2c852343b963b35b13de5bf00023395ac005311ef86b"
+            )[...], from: "alice", isDirect: true, outbox: outbox)
+        bob.receive(
+            hex(
+                "03c0c1c2c3c4c5c6c7c8c9cacbcccdcecf00000000e249b5d899b4468718ab8506cc89cd471cf737cf3419390e16652ed3085bbfcdaaaabef3313a56e2fddf49c1cbf04290f1abb2fd700f985285ace5c0c87126d3c068630e07b465d450367e2f310c2bcaafbeccccc6e200"
+            )[...], from: "alice", isDirect: false, outbox: outbox)
+        bob.receive(
+            hex("020000000000000001375b1cdc86469ac419b54b8e9c0c78ece383245e8db2cddf")[...], from: "alice",
+            isDirect: true, outbox: outbox)
         #expect(outbox.events.contains(.message(from: "alice", text: "hi bob", isPrivate: false)))
         #expect(outbox.events.contains(.message(from: "alice", text: "just us", isPrivate: true)))
         #expect(!outbox.events.contains { if case .warning = $0 { true } else { false } })

@@ -397,3 +397,19 @@ private func subtractingOne(_ a: [UInt8]) -> [UInt8] {
     }
     return result
 }
+
+@Suite struct Ed25519MessageSizeTests {
+    @Test func longMessages_areRefused_insteadOfAbortingInLibgcrypt() throws {
+        let key = Ed25519PrivateKey()
+        let limit = [UInt8](repeating: 0x61, count: Ed25519.maximumMessageSize)
+        let signature = try key.signature(for: limit)
+        #expect(Ed25519.isValidSignature(signature, for: limit, publicKey: key.publicKey))
+        let tooLong = limit + [0x61]
+        #expect(throws: CryptoError.messageTooLong(actual: tooLong.count, maximum: Ed25519.maximumMessageSize)) {
+            try key.signature(for: tooLong)
+        }
+        #expect(!Ed25519.isValidSignature(signature, for: tooLong, publicKey: key.publicKey))
+        #expect(
+            !Ed25519.isValidSignature(signature, for: [UInt8](repeating: 0, count: 300_000), publicKey: key.publicKey))
+    }
+}

@@ -54,10 +54,17 @@ def test_usage_errors_exit_64_with_the_problem_first_on_stderr(args, fragment):
     assert b"Usage:" in result.stderr
 
 
-def test_join_without_a_key_says_how_to_make_one_and_exits_64(tmp_path):
-    result = run("join", "--name", "alice", "--inbox", str(tmp_path / "in"))
-    assert result.returncode == 64
-    assert b"aeschat keygen" in result.stderr
+def test_join_without_a_key_uses_automatic_keys_and_makes_an_identity(tmp_path):
+    environment = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"))
+    result = subprocess.run(
+        [binary_path(), "join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--port", str(free_port())],
+        capture_output=True, timeout=30, env=environment,
+    )
+    assert result.returncode == 69
+    identity = tmp_path / "config" / "aeschat" / "identity"
+    assert b"made a new identity key" in result.stderr
+    assert stat.S_IMODE(identity.stat().st_mode) == 0o600
+    assert stat.S_IMODE(identity.parent.stat().st_mode) == 0o700
 
 
 @pytest.mark.parametrize(

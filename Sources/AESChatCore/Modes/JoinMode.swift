@@ -66,7 +66,9 @@ public enum JoinMode {
     static func makeSecurity(_ options: JoinOptions) -> Result<any MessageSecurity, SetupFailure> {
         if let keyPath = options.keyFile {
             if options.identityFile != nil {
-                return .failure(SetupFailure(message: "--identity is not used with --key: a room key replaces identities", code: .usage))
+                return .failure(
+                    SetupFailure(
+                        message: "--identity is not used with --key: a room key replaces identities", code: .usage))
             }
             do {
                 let roomKey = try RoomKey.load(path: keyPath) { StandardError.write("warning: \($0)") }

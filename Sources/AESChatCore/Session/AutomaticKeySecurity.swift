@@ -1,4 +1,4 @@
-import AESChatCrypto
+public import AESChatCrypto
 
 /// Automatic end-to-end keys: a long-term Ed25519 identity, a fresh X25519 session key per
 /// connection (signed by the identity), pairwise channels to every member, and a per-sender chain
@@ -65,7 +65,8 @@ public final class AutomaticKeySecurity: MessageSecurity {
         self.relay = relay
         self.knownPeers = knownPeers
         self.now = now
-        profile = try AutomaticKeys.makeProfile(identity: identity, sessionKey: sessionKey.publicKey, room: room, name: name)
+        profile = try AutomaticKeys.makeProfile(
+            identity: identity, sessionKey: sessionKey.publicKey, room: room, name: name)
         chain = OutgoingChain(now: now())
     }
 
@@ -81,7 +82,8 @@ public final class AutomaticKeySecurity: MessageSecurity {
     public func memberJoined(_ member: MemberEntry, outbox: any SecurityOutbox) {
         if peers[member.name] != nil {
             outbox.emit(
-                .warning(kind: "tampered", name: member.name, message: "the relay announced \(member.name) twice; ignored"))
+                .warning(
+                    kind: "tampered", name: member.name, message: "the relay announced \(member.name) twice; ignored"))
             return
         }
         admit(member, outbox: outbox)
@@ -105,11 +107,15 @@ public final class AutomaticKeySecurity: MessageSecurity {
             outbox.emit(
                 .warning(
                     kind: "tampered", name: member.name,
-                    message: "\(member.name) presented no session key (a room-key client?); nothing can be exchanged with them"))
+                    message:
+                        "\(member.name) presented no session key (a room-key client?); nothing can be exchanged with them"
+                ))
         case .invalid(let reason):
             peers[member.name] = Peer(name: member.name, trust: .invalid)
             outbox.emit(
-                .warning(kind: "tampered", name: member.name, message: "\(member.name) refused: \(reason); no keys are sent to them"))
+                .warning(
+                    kind: "tampered", name: member.name,
+                    message: "\(member.name) refused: \(reason); no keys are sent to them"))
         case .valid(let identityKey, let sessionKey):
             let peer = Peer(name: member.name, trust: .new)
             peer.identityKey = identityKey
@@ -131,7 +137,8 @@ public final class AutomaticKeySecurity: MessageSecurity {
                             message: "\(member.name)'s identity key CHANGED (now \(fingerprint)); \(consequence)"))
                 }
             } else {
-                knownPeers.setPin(PeerPin(identityKey: identityKey, isVerified: false), relay: relay, room: room, name: member.name)
+                knownPeers.setPin(
+                    PeerPin(identityKey: identityKey, isVerified: false), relay: relay, room: room, name: member.name)
             }
             outbox.emit(.member(MemberStatus(name: member.name, fingerprint: fingerprint, trust: peer.trust)))
             do {
@@ -142,7 +149,9 @@ public final class AutomaticKeySecurity: MessageSecurity {
             } catch {
                 peer.trust = .invalid
                 outbox.emit(
-                    .warning(kind: "tampered", name: member.name, message: "no channel to \(member.name): \(error.description)"))
+                    .warning(
+                        kind: "tampered", name: member.name,
+                        message: "no channel to \(member.name): \(error.description)"))
                 return
             }
             if peer.canReceiveKeys { sendChain(to: peer, outbox: outbox) }
@@ -212,7 +221,8 @@ public final class AutomaticKeySecurity: MessageSecurity {
             return
         }
         guard !peer.blocksSending else {
-            outbox.emit(.error(message: "\(recipient)'s identity key changed since you verified it; /trust \(recipient) first"))
+            outbox.emit(
+                .error(message: "\(recipient)'s identity key changed since you verified it; /trust \(recipient) first"))
             return
         }
         sendOverChannel(content.encoded(), to: peer, outbox: outbox)
@@ -229,11 +239,15 @@ public final class AutomaticKeySecurity: MessageSecurity {
 
     public func receive(_ payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool, outbox: any SecurityOutbox) {
         guard let peer = peers[sender] else {
-            outbox.emit(.warning(kind: "tampered", name: sender, message: "message from \(sender), who is not in the room, refused"))
+            outbox.emit(
+                .warning(
+                    kind: "tampered", name: sender, message: "message from \(sender), who is not in the room, refused"))
             return
         }
         guard peer.trust != .invalid, let identityKey = peer.identityKey else {
-            outbox.emit(.warning(kind: "tampered", name: sender, message: "message from \(sender) refused: they have no valid keys"))
+            outbox.emit(
+                .warning(
+                    kind: "tampered", name: sender, message: "message from \(sender) refused: they have no valid keys"))
             return
         }
         switch (payload.first, isDirect) {
@@ -243,7 +257,8 @@ public final class AutomaticKeySecurity: MessageSecurity {
             receiveGroupMessage(payload, from: peer, identityKey: identityKey, outbox: outbox)
         default:
             outbox.emit(
-                .warning(kind: "tampered", name: sender, message: "message from \(sender) of an unexpected kind refused"))
+                .warning(
+                    kind: "tampered", name: sender, message: "message from \(sender) of an unexpected kind refused"))
         }
     }
 
@@ -251,20 +266,32 @@ public final class AutomaticKeySecurity: MessageSecurity {
         guard let channel = peer.channel else { return }
         switch channel.open(payload, room: room, from: peer.name, to: name) {
         case .tampered:
-            outbox.emit(.warning(kind: "tampered", name: peer.name, message: "private data from \(peer.name) failed authentication"))
+            outbox.emit(
+                .warning(
+                    kind: "tampered", name: peer.name, message: "private data from \(peer.name) failed authentication"))
         case .replayed(let counter):
-            outbox.emit(.warning(kind: "replay", name: peer.name, message: "private message \(counter) from \(peer.name) was already received"))
+            outbox.emit(
+                .warning(
+                    kind: "replay", name: peer.name,
+                    message: "private message \(counter) from \(peer.name) was already received"))
         case .plaintext(let plaintext, let missing):
             if missing > 0 {
-                outbox.emit(.warning(kind: "missing", name: peer.name, message: "\(missing) private messages from \(peer.name) missing"))
+                outbox.emit(
+                    .warning(
+                        kind: "missing", name: peer.name,
+                        message: "\(missing) private messages from \(peer.name) missing"))
             }
             if plaintext.first == AutomaticKeys.senderKeyKind {
                 adoptChain(plaintext, from: peer, outbox: outbox)
             } else {
                 do {
-                    outbox.emit(ClientEvent(content: try MessageContent(decoding: plaintext), from: peer.name, isPrivate: true))
+                    outbox.emit(
+                        ClientEvent(content: try MessageContent(decoding: plaintext), from: peer.name, isPrivate: true))
                 } catch {
-                    outbox.emit(.warning(kind: "tampered", name: peer.name, message: "unreadable private message: \(error.description)"))
+                    outbox.emit(
+                        .warning(
+                            kind: "tampered", name: peer.name,
+                            message: "unreadable private message: \(error.description)"))
                 }
             }
         }
@@ -274,14 +301,17 @@ public final class AutomaticKeySecurity: MessageSecurity {
         var reader = ByteReader(plaintext)
         guard (try? reader.readUInt8("kind")) != nil,
             let chainID = try? reader.readBytes(AutomaticKeys.chainIDSize, "chain id"),
-            let index = try? reader.readUInt32("index"), let key = try? reader.readBytes(32, "chain key"), reader.isAtEnd
+            let index = try? reader.readUInt32("index"), let key = try? reader.readBytes(32, "chain key"),
+            reader.isAtEnd
         else {
             outbox.emit(.warning(kind: "tampered", name: peer.name, message: "malformed sender key from \(peer.name)"))
             return
         }
         if let old = peer.chain {
             guard !constantTimeEquals(old.chainID, Array(chainID)) else {
-                outbox.emit(.warning(kind: "replay", name: peer.name, message: "sender key from \(peer.name) sent again; ignored"))
+                outbox.emit(
+                    .warning(
+                        kind: "replay", name: peer.name, message: "sender key from \(peer.name) sent again; ignored"))
                 return
             }
             peer.retiredChains = (peer.retiredChains + [old.chainID]).suffix(Self.retiredChainLimit)
@@ -294,7 +324,9 @@ public final class AutomaticKeySecurity: MessageSecurity {
     ) {
         let minimum = AutomaticKeys.groupHeaderSize + 1 + AESGCM.tagSize + Ed25519.signatureSize
         guard payload.count >= minimum else {
-            outbox.emit(.warning(kind: "tampered", name: peer.name, message: "message from \(peer.name) is too short to be genuine"))
+            outbox.emit(
+                .warning(
+                    kind: "tampered", name: peer.name, message: "message from \(peer.name) is too short to be genuine"))
             return
         }
         // 1. The sender's signature, before anything else is used.
@@ -303,7 +335,9 @@ public final class AutomaticKeySecurity: MessageSecurity {
         let signed = AutomaticKeys.groupSignedBytes(room: room, sender: peer.name, headerAndSealed: body)
         guard Ed25519.isValidSignature(signature, for: signed, publicKey: identityKey) else {
             outbox.emit(
-                .warning(kind: "tampered", name: peer.name, message: "message signed by someone other than \(peer.name) refused"))
+                .warning(
+                    kind: "tampered", name: peer.name,
+                    message: "message signed by someone other than \(peer.name) refused"))
             return
         }
         var reader = ByteReader(body)
@@ -315,18 +349,26 @@ public final class AutomaticKeySecurity: MessageSecurity {
         // 2. The chain and the index.
         guard var incoming = peer.chain, constantTimeEquals(incoming.chainID, chainID) else {
             if peer.retiredChains.contains(where: { constantTimeEquals($0, chainID) }) {
-                outbox.emit(.warning(kind: "replay", name: peer.name, message: "message from a replaced key of \(peer.name) refused"))
+                outbox.emit(
+                    .warning(
+                        kind: "replay", name: peer.name, message: "message from a replaced key of \(peer.name) refused")
+                )
             } else {
                 peer.undecryptable += 1
                 outbox.emit(
                     .warning(
                         kind: "undecryptable", name: peer.name,
-                        message: "message from \(peer.name) cannot be decrypted: its key never arrived (\(peer.undecryptable) so far)"))
+                        message:
+                            "message from \(peer.name) cannot be decrypted: its key never arrived (\(peer.undecryptable) so far)"
+                    ))
             }
             return
         }
         guard index >= incoming.nextIndex else {
-            outbox.emit(.warning(kind: "replay", name: peer.name, message: "message \(index) from \(peer.name) was already received"))
+            outbox.emit(
+                .warning(
+                    kind: "replay", name: peer.name, message: "message \(index) from \(peer.name) was already received")
+            )
             return
         }
         guard index - incoming.nextIndex <= AutomaticKeys.maximumSkip else {
@@ -347,7 +389,8 @@ public final class AutomaticKeySecurity: MessageSecurity {
                 header: body.prefix(AutomaticKeys.groupHeaderSize), room: room, sender: peer.name)
             plaintext = try AESGCM(key: key).open(sealed, nonce: nonce, authenticating: aad)
         } catch {
-            outbox.emit(.warning(kind: "tampered", name: peer.name, message: "message from \(peer.name) failed authentication"))
+            outbox.emit(
+                .warning(kind: "tampered", name: peer.name, message: "message from \(peer.name) failed authentication"))
             return
         }
         let missing = index - incoming.nextIndex
@@ -355,12 +398,15 @@ public final class AutomaticKeySecurity: MessageSecurity {
         incoming.chainKey = SecretBytes(next)
         peer.chain = incoming
         if missing > 0 {
-            outbox.emit(.warning(kind: "missing", name: peer.name, message: "\(missing) messages from \(peer.name) missing"))
+            outbox.emit(
+                .warning(kind: "missing", name: peer.name, message: "\(missing) messages from \(peer.name) missing"))
         }
         do {
-            outbox.emit(ClientEvent(content: try MessageContent(decoding: plaintext), from: peer.name, isPrivate: false))
+            outbox.emit(
+                ClientEvent(content: try MessageContent(decoding: plaintext), from: peer.name, isPrivate: false))
         } catch {
-            outbox.emit(.warning(kind: "tampered", name: peer.name, message: "unreadable message: \(error.description)"))
+            outbox.emit(
+                .warning(kind: "tampered", name: peer.name, message: "unreadable message: \(error.description)"))
         }
     }
 
@@ -372,14 +418,16 @@ public final class AutomaticKeySecurity: MessageSecurity {
             outbox.emit(
                 .who(
                     members: peers.values.sorted { $0.name < $1.name }.map {
-                        MemberStatus(name: $0.name, fingerprint: $0.identityKey.map(Identity.fingerprint), trust: $0.trust)
+                        MemberStatus(
+                            name: $0.name, fingerprint: $0.identityKey.map(Identity.fingerprint), trust: $0.trust)
                     }))
         case .verifyRoom:
             let keys = [identity.publicKey] + peers.values.compactMap(\.identityKey)
             outbox.emit(.roomCode(code: Identity.roomCode(room: room, identityKeys: keys), members: keys.count))
         case .verifyMember(let target):
             guard let peer = peers[target], let key = peer.identityKey else {
-                outbox.emit(.error(message: "no member named '\(target)' with a valid identity here; /who lists the members"))
+                outbox.emit(
+                    .error(message: "no member named '\(target)' with a valid identity here; /who lists the members"))
                 return
             }
             outbox.emit(
@@ -388,7 +436,8 @@ public final class AutomaticKeySecurity: MessageSecurity {
                     safetyNumber: Identity.safetyNumber(identity.publicKey, key)))
         case .trust(let target):
             guard let peer = peers[target], let key = peer.identityKey, peer.channel != nil else {
-                outbox.emit(.error(message: "no member named '\(target)' with a valid identity here; /who lists the members"))
+                outbox.emit(
+                    .error(message: "no member named '\(target)' with a valid identity here; /who lists the members"))
                 return
             }
             knownPeers.setPin(PeerPin(identityKey: key, isVerified: true), relay: relay, room: room, name: target)

@@ -34,7 +34,9 @@ enum AutomaticKeys {
         return writer.bytes
     }
 
-    static func makeProfile(identity: Ed25519PrivateKey, sessionKey: [UInt8], room: String, name: String) throws(CryptoError) -> [UInt8] {
+    static func makeProfile(identity: Ed25519PrivateKey, sessionKey: [UInt8], room: String, name: String)
+        throws(CryptoError) -> [UInt8]
+    {
         let signed = profileSignedBytes(room: room, name: name, identityKey: identity.publicKey, sessionKey: sessionKey)
         return [profileVersion] + identity.publicKey + sessionKey + (try identity.signature(for: signed))
     }
@@ -104,13 +106,17 @@ enum AutomaticKeys {
 
     /// One step of a chain: the message key for this index and the next chain key.
     static func ratchet(_ chainKey: [UInt8]) -> (messageKey: [UInt8], next: [UInt8]) {
-        (HMACSHA256.authenticationCode(for: [0x01], key: chainKey), HMACSHA256.authenticationCode(for: [0x02], key: chainKey))
+        (
+            HMACSHA256.authenticationCode(for: [0x01], key: chainKey),
+            HMACSHA256.authenticationCode(for: [0x02], key: chainKey)
+        )
     }
 
     /// The AES key and nonce used with one message key (each message key seals one message).
     static func groupCipherInputs(messageKey: [UInt8]) throws(CryptoError) -> (key: [UInt8], nonce: [UInt8]) {
         let okm = try HKDFSHA256.deriveKey(
-            inputKeyMaterial: messageKey, salt: [], info: Array("aeschat/1 group message key".utf8), outputByteCount: 44)
+            inputKeyMaterial: messageKey, salt: [], info: Array("aeschat/1 group message key".utf8), outputByteCount: 44
+        )
         return (Array(okm[0..<32]), Array(okm[32..<44]))
     }
 
@@ -131,12 +137,14 @@ enum AutomaticKeys {
         return writer.bytes
     }
 
+    /// What the sender signs: the label, room, sender and the SHA-256 of header and ciphertext (a
+    /// digest, because messages reach megabytes and libgcrypt signs at most 64 KiB).
     static func groupSignedBytes(room: String, sender: String, headerAndSealed: ArraySlice<UInt8>) -> [UInt8] {
-        var writer = ByteWriter(capacity: headerAndSealed.count + 96)
+        var writer = ByteWriter(capacity: 128)
         writer.write(contentsOf: Array("aeschat/1 group message".utf8))
         writer.writeShortString(room)
         writer.writeShortString(sender)
-        writer.write(contentsOf: headerAndSealed)
+        headerAndSealed.withUnsafeBytes { writer.write(contentsOf: SHA256.hash($0)) }
         return writer.bytes
     }
 
@@ -148,9 +156,11 @@ enum AutomaticKeys {
         let header = groupHeader(chainID: chainID, index: index)
         let (key, nonce) = try groupCipherInputs(messageKey: messageKey)
         let sealed = try AESGCM(key: key).seal(
-            plaintext, nonce: nonce, authenticating: groupAssociatedData(header: header[...], room: room, sender: sender))
+            plaintext, nonce: nonce,
+            authenticating: groupAssociatedData(header: header[...], room: room, sender: sender))
         let body = header + sealed
-        let signature = try identity.signature(for: groupSignedBytes(room: room, sender: sender, headerAndSealed: body[...]))
+        let signature = try identity.signature(
+            for: groupSignedBytes(room: room, sender: sender, headerAndSealed: body[...]))
         return body + signature
     }
 }
@@ -174,7 +184,8 @@ final class PairwiseChannel {
         writer.write(AutomaticKeys.channelKind)
         writer.write(counter)
         let aad = AutomaticKeys.channelAssociatedData(counter: counter, room: room, from: from, to: to)
-        writer.write(contentsOf: try sender.seal(plaintext, nonce: AutomaticKeys.counterNonce(counter), authenticating: aad))
+        writer.write(
+            contentsOf: try sender.seal(plaintext, nonce: AutomaticKeys.counterNonce(counter), authenticating: aad))
         return writer.bytes
     }
 
@@ -186,7 +197,8 @@ final class PairwiseChannel {
 
     func open(_ envelope: ArraySlice<UInt8>, room: String, from: String, to: String) -> Opened {
         var reader = ByteReader(envelope)
-        guard (try? reader.readUInt8("kind")) == AutomaticKeys.channelKind, let counter = try? reader.readUInt64("counter")
+        guard (try? reader.readUInt8("kind")) == AutomaticKeys.channelKind,
+            let counter = try? reader.readUInt64("counter")
         else { return .tampered }
         guard counter >= nextReceiveCounter else { return .replayed(counter) }
         let aad = AutomaticKeys.channelAssociatedData(counter: counter, room: room, from: from, to: to)

@@ -1,5 +1,5 @@
 public import AESChatCrypto
-import Foundation
+public import Foundation
 
 /// Problems with an identity file or the known-peers file, each naming the path.
 public enum IdentityError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -62,8 +62,12 @@ public struct Identity: Sendable {
 
     /// Loads the identity at `path`, creating it (and its folder) if it does not exist yet.
     /// - Parameter created: told when a new identity was made.
-    public static func loadOrCreate(path: String, created: (String) -> Void = { _ in }) throws(IdentityError) -> Identity {
-        if FileManager.default.fileExists(atPath: path) || (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil {
+    public static func loadOrCreate(path: String, created: (String) -> Void = { _ in }) throws(IdentityError)
+        -> Identity
+    {
+        if FileManager.default.fileExists(atPath: path)
+            || (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil
+        {
             return try load(path: path)
         }
         try ConfigurationFolder.create((path as NSString).deletingLastPathComponent)
