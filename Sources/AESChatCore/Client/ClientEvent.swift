@@ -181,7 +181,7 @@ public enum ClientEvent: Equatable, Sendable {
                 + "compare it with them in person or by phone, then /trust \(clean(name))"
         case .roomCode(let code, let members):
             return
-                "* room code is now \(clean(code)) (\(members) members); compare it with the others to rule out ghosts"
+                "* room code is now \(clean(code)) (\(members) \(members == 1 ? "member" : "members")); compare it with the others to rule out ghosts"
         case .trusted(let name, let fingerprint):
             return "* \(clean(name)) is now verified (\(clean(fingerprint)))"
         case .info(let text):
