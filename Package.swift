@@ -12,7 +12,8 @@ let package = Package(
     name: "aeschat",
     platforms: [.macOS(.v13)],
     products: [
-        .executable(name: "aeschat", targets: ["aeschat"])
+        .executable(name: "aeschat", targets: ["aeschat"]),
+        .executable(name: "aeschat-load", targets: ["aeschat-load"]),
     ],
     targets: [
         .systemLibrary(
@@ -27,6 +28,8 @@ let package = Package(
         .target(
             name: "AESChatCore", dependencies: ["AESChatCrypto", "AESChatCLI", "CLinux"], swiftSettings: swiftSettings),
         .executableTarget(name: "aeschat", dependencies: ["AESChatCore", "AESChatCLI"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "aeschat-load", dependencies: ["AESChatCore", "AESChatCrypto", "CLinux"], swiftSettings: swiftSettings),
         .testTarget(name: "AESChatCryptoTests", dependencies: ["AESChatCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "AESChatCLITests", dependencies: ["AESChatCLI"], swiftSettings: swiftSettings),
         .testTarget(

@@ -1,0 +1,491 @@
+#if os(Linux)
+    import CLinux
+    import Glibc
+
+    /// Opens many real connections to a relay and drives the benchmark workloads over them.
+    ///
+    /// One thread, one epoll instance, no per-message allocation: reads land in one shared buffer and
+    /// are parsed in place; only a frame cut across two reads is copied, into that member's carry
+    /// buffer. Members are kept in flat arrays indexed by member number, which is also the epoll
+    /// token. Not thread-safe.
+    final class LoadEngine {
+        struct Configuration {
+            var host = "127.0.0.1"
+            var port: UInt16 = 7777
+            var members = 1000
+            var room = "bench"
+            var profileBytes = 0
+            var payloadBytes = 202
+            /// Connections that may be waiting for their welcome at once.
+            var joinConcurrency = 256
+            /// Give up on any phase after this many seconds.
+            var phaseTimeout: Double = 300
+        }
+
+        /// What went wrong, counted and shown in the results.
+        struct Faults {
+            var outOfOrder = 0
+            var duplicates = 0
+            var relayErrors: [UInt16: Int] = [:]
+            var unexpectedCloses = 0
+            var total: Int { outOfOrder + duplicates + relayErrors.values.reduce(0, +) + unexpectedCloses }
+        }
+
+        private enum Phase {
+            case joining
+            case idle
+            case fanOut
+            case paced
+        }
+
+        let configuration: Configuration
+        private let epoll: Int32
+        private var descriptors: [Int32]
+        private var welcomed: [Bool]
+        private var others: [Int32]
+        private var carry: [[UInt8]]
+        private var outbox: [[UInt8]]
+        private var wantsWritable: [Bool]
+        private var connecting: [Bool]
+        private var expected: [UInt32]
+        private let senderSlots = 16
+        private let readBuffer: UnsafeMutableRawBufferPointer
+        private let events: UnsafeMutableBufferPointer<epoll_event>
+        private var phase = Phase.joining
+        private(set) var faults = Faults()
+        private var address = sockaddr_in()
+
+        // Join accounting.
+        private var fullyJoined = 0
+        private var waitingForWelcome = 0
+
+        // Fan-out accounting.
+        private var remaining: [Int32] = []
+        private var completed = 0
+        private var lastCompletion: UInt64 = 0
+
+        // Paced accounting.
+        private(set) var latencies = LatencyHistogram()
+        private var pacedDelivered = 0
+
+        private var frameScratch: [UInt8] = []
+
+        init(_ configuration: Configuration) throws(LoadError) {
+            self.configuration = configuration
+            epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+            guard epoll >= 0 else { throw .system("epoll_create1") }
+            let n = configuration.members
+            descriptors = [Int32](repeating: -1, count: n)
+            welcomed = [Bool](repeating: false, count: n)
+            others = [Int32](repeating: 0, count: n)
+            carry = [[UInt8]](repeating: [], count: n)
+            outbox = [[UInt8]](repeating: [], count: n)
+            wantsWritable = [Bool](repeating: false, count: n)
+            connecting = [Bool](repeating: false, count: n)
+            expected = [UInt32](repeating: 0, count: n * senderSlots)
+            readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
+            events = .allocate(capacity: 4096)
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = configuration.port.bigEndian
+            guard inet_pton(AF_INET, configuration.host, &address.sin_addr) == 1 else {
+                throw .usage("--host must be an IPv4 address such as 127.0.0.1")
+            }
+        }
+
+        deinit {
+            for descriptor in descriptors where descriptor >= 0 { close(descriptor) }
+            close(epoll)
+            readBuffer.deallocate()
+            events.deallocate()
+        }
+
+        static func memberName(_ index: Int) -> String { "m\(index)" }
+
+        // MARK: Join
+
+        /// Connects every member and registers it in the room; returns when each member has seen all
+        /// the others (its welcome plus a joined for each later member).
+        /// - Returns: seconds from the first connect to the last member's full view.
+        func joinAll() throws(LoadError) -> Double {
+            phase = .joining
+            let start = Measure.nanoseconds()
+            let deadline = start + UInt64(configuration.phaseTimeout * 1e9)
+            var next = 0
+            let n = configuration.members
+            while fullyJoined < n {
+                while next < n && waitingForWelcome < configuration.joinConcurrency {
+                    try open(member: next)
+                    next += 1
+                }
+                pump(timeoutMilliseconds: 10)
+                if Measure.nanoseconds() > deadline {
+                    throw .timedOut("join: \(fullyJoined) of \(n) members complete after \(configuration.phaseTimeout) s")
+                }
+            }
+            return Double(Measure.nanoseconds() - start) / 1e9
+        }
+
+        private func open(member index: Int) throws(LoadError) {
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            guard descriptor >= 0 else { throw .system("socket (raise ulimit -n?)") }
+            var one: Int32 = 1
+            _ = setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            let result = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard result == 0 || errno == EINPROGRESS else {
+                close(descriptor)
+                throw .system("connect to \(configuration.host):\(configuration.port)")
+            }
+            descriptors[index] = descriptor
+            waitingForWelcome += 1
+            connecting[index] = result != 0
+            var event = epoll_event()
+            event.events = EPOLLIN.rawValue | (result != 0 ? EPOLLOUT.rawValue : 0)
+            event.data.u64 = UInt64(index)
+            guard epoll_ctl(epoll, EPOLL_CTL_ADD, descriptor, &event) == 0 else { throw .system("epoll_ctl") }
+            wantsWritable[index] = result != 0
+            if result == 0 { sendHello(index) }
+        }
+
+        private func sendHello(_ index: Int) {
+            let name = Array(Self.memberName(index).utf8)
+            let room = Array(configuration.room.utf8)
+            let profile = configuration.profileBytes
+            var frame: [UInt8] = []
+            let length = 1 + 2 + 1 + name.count + 1 + room.count + 2 + profile
+            appendUInt32(&frame, UInt32(length))
+            frame.append(0x01)
+            frame.append(0x00)
+            frame.append(0x01)
+            frame.append(UInt8(name.count))
+            frame.append(contentsOf: name)
+            frame.append(UInt8(room.count))
+            frame.append(contentsOf: room)
+            frame.append(UInt8(profile >> 8))
+            frame.append(UInt8(profile & 0xFF))
+            if profile > 0 {
+                frame.append(0x01)
+                for i in 1..<profile { frame.append(UInt8(truncatingIfNeeded: i &* 31 &+ index)) }
+            }
+            send(frame, from: index)
+        }
+
+        // MARK: Idle
+
+        /// Keeps every connection open and serviced for `seconds`.
+        func idle(seconds: Double) {
+            phase = .idle
+            let end = Measure.nanoseconds() + UInt64(seconds * 1e9)
+            while Measure.nanoseconds() < end { pump(timeoutMilliseconds: 20) }
+        }
+
+        // MARK: W1 fan-out
+
+        /// Member 0 publishes `messages` payloads with at most `window` not yet delivered to everyone.
+        /// - Returns: seconds from the first publish to the last delivery.
+        func fanOut(messages: Int, window: Int) throws(LoadError) -> Double {
+            phase = .fanOut
+            resetExpectations()
+            let receivers = Int32(configuration.members - 1)
+            remaining = [Int32](repeating: receivers, count: messages)
+            completed = 0
+            var sent = 0
+            let start = Measure.nanoseconds()
+            lastCompletion = start
+            let deadline = start + UInt64(configuration.phaseTimeout * 1e9)
+            if receivers == 0 { return 0 }
+            while completed < messages {
+                var batch: [UInt8] = []
+                while sent < messages && sent - completed < window {
+                    appendPublish(&batch, sender: 0, sequence: UInt32(sent))
+                    sent += 1
+                }
+                if !batch.isEmpty { send(batch, from: 0) }
+                pump(timeoutMilliseconds: 100)
+                if Measure.nanoseconds() > deadline {
+                    throw .timedOut("fan-out: \(completed) of \(messages) messages complete")
+                }
+            }
+            return Double(lastCompletion - start) / 1e9
+        }
+
+        // MARK: W1-paced
+
+        /// `senders` members each publish `rate` messages a second for `seconds`; every delivery's
+        /// latency goes into ``latencies``.
+        /// - Returns: deliveries counted (expected: messages × (members − 1)).
+        func paced(senders: Int, rate: Int, seconds: Double) throws(LoadError) -> Int {
+            phase = .paced
+            resetExpectations()
+            latencies = LatencyHistogram()
+            pacedDelivered = 0
+            let senders = min(senders, configuration.members, senderSlots)
+            let interval = UInt64(1e9) / UInt64(rate)
+            let stagger = interval / UInt64(senders)
+            let perSender = Int(Double(rate) * seconds)
+            let start = Measure.nanoseconds() + 50_000_000
+            var sentBy = [Int](repeating: 0, count: senders)
+            var totalSent = 0
+            while totalSent < perSender * senders {
+                var nextDue = UInt64.max
+                let now = Measure.nanoseconds()
+                for s in 0..<senders where sentBy[s] < perSender {
+                    let due = start + UInt64(s) * stagger + UInt64(sentBy[s]) * interval
+                    if due <= now {
+                        var frame: [UInt8] = []
+                        appendPublish(&frame, sender: s, sequence: UInt32(sentBy[s]))
+                        send(frame, from: s)
+                        sentBy[s] += 1
+                        totalSent += 1
+                    } else {
+                        nextDue = min(nextDue, due)
+                    }
+                }
+                if nextDue != .max {
+                    let wait = nextDue > now ? (nextDue - now) / 1_000_000 : 0
+                    pump(timeoutMilliseconds: Int32(min(wait, 100)))
+                }
+            }
+            let expectedDeliveries = totalSent * (configuration.members - 1)
+            let deadline = Measure.nanoseconds() + 10_000_000_000
+            while pacedDelivered < expectedDeliveries && Measure.nanoseconds() < deadline {
+                pump(timeoutMilliseconds: 10)
+            }
+            return pacedDelivered
+        }
+
+        /// Closes every connection (members leave by disconnecting).
+        func closeAll() {
+            for index in descriptors.indices where descriptors[index] >= 0 {
+                close(descriptors[index])
+                descriptors[index] = -1
+            }
+        }
+
+        private func resetExpectations() {
+            for index in expected.indices { expected[index] = 0 }
+        }
+
+        /// Appends a publish frame whose payload is `payloadBytes` long, shaped like a group envelope:
+        /// kind 0x03, then (in place of the chain id) the sequence number, the send time and the
+        /// sender's number, then filler.
+        private func appendPublish(_ frame: inout [UInt8], sender: Int, sequence: UInt32) {
+            let payload = max(configuration.payloadBytes, 15)
+            appendUInt32(&frame, UInt32(1 + payload))
+            frame.append(0x02)
+            frame.append(0x03)
+            appendUInt32(&frame, sequence)
+            let now = Measure.nanoseconds()
+            for shift in stride(from: 56, through: 0, by: -8) { frame.append(UInt8(truncatingIfNeeded: now >> shift)) }
+            frame.append(UInt8(sender >> 8))
+            frame.append(UInt8(sender & 0xFF))
+            for i in 15..<payload { frame.append(UInt8(truncatingIfNeeded: i)) }
+        }
+
+        // MARK: Sockets
+
+        private func send(_ bytes: [UInt8], from index: Int) {
+            if !outbox[index].isEmpty || connecting[index] {
+                outbox[index].append(contentsOf: bytes)
+                return
+            }
+            let written = bytes.withUnsafeBytes { raw in
+                Glibc.send(descriptors[index], raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL))
+            }
+            if written == bytes.count { return }
+            let kept = written > 0 ? Array(bytes[written...]) : bytes
+            if written < 0 && errno != EAGAIN && errno != EINTR {
+                faults.unexpectedCloses += 1
+                return
+            }
+            outbox[index] = kept
+            setWritable(index, true)
+        }
+
+        private func setWritable(_ index: Int, _ on: Bool) {
+            guard wantsWritable[index] != on else { return }
+            wantsWritable[index] = on
+            var event = epoll_event()
+            event.events = EPOLLIN.rawValue | (on ? EPOLLOUT.rawValue : 0)
+            event.data.u64 = UInt64(index)
+            _ = epoll_ctl(epoll, EPOLL_CTL_MOD, descriptors[index], &event)
+        }
+
+        private func flushOutbox(_ index: Int) {
+            if connecting[index] {
+                var error: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                _ = getsockopt(descriptors[index], SOL_SOCKET, SO_ERROR, &error, &length)
+                connecting[index] = false
+                if error != 0 {
+                    faults.unexpectedCloses += 1
+                    return
+                }
+                setWritable(index, false)
+                sendHello(index)
+                return
+            }
+            let pending = outbox[index]
+            outbox[index] = []
+            setWritable(index, false)
+            if !pending.isEmpty { send(pending, from: index) }
+        }
+
+        /// Waits for readiness once and handles everything ready.
+        func pump(timeoutMilliseconds: Int32) {
+            let count = epoll_wait(epoll, events.baseAddress, Int32(events.count), timeoutMilliseconds)
+            guard count > 0 else { return }
+            for slot in 0..<Int(count) {
+                let event = events[slot]
+                let index = Int(event.data.u64)
+                if event.events & EPOLLOUT.rawValue != 0 { flushOutbox(index) }
+                if event.events & (EPOLLIN.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 {
+                    readMember(index)
+                }
+            }
+        }
+
+        private func readMember(_ index: Int) {
+            let descriptor = descriptors[index]
+            guard descriptor >= 0 else { return }
+            while true {
+                let count = read(descriptor, readBuffer.baseAddress, readBuffer.count)
+                if count > 0 {
+                    let now = Measure.nanoseconds()
+                    consume(index, UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]), now: now)
+                    if count < readBuffer.count { return }
+                } else if count == 0 || (errno != EAGAIN && errno != EINTR) {
+                    faults.unexpectedCloses += 1
+                    _ = epoll_ctl(epoll, EPOLL_CTL_DEL, descriptor, nil)
+                    close(descriptor)
+                    descriptors[index] = -1
+                    return
+                } else {
+                    return
+                }
+            }
+        }
+
+        private func consume(_ index: Int, _ bytes: UnsafeRawBufferPointer, now: UInt64) {
+            if carry[index].isEmpty {
+                let used = parseFrames(index, bytes, now: now)
+                if used < bytes.count { carry[index] = Array(bytes[used...]) }
+            } else {
+                var joined = carry[index]
+                carry[index] = []
+                joined.append(contentsOf: bytes)
+                joined.withUnsafeBytes { raw in
+                    let used = parseFrames(index, raw, now: now)
+                    if used < raw.count { carry[index] = Array(raw[used...]) }
+                }
+            }
+        }
+
+        /// Handles every whole frame in `bytes`; returns the bytes used.
+        private func parseFrames(_ index: Int, _ bytes: UnsafeRawBufferPointer, now: UInt64) -> Int {
+            var offset = 0
+            while bytes.count - offset >= 5 {
+                let length = Int(readUInt32(bytes, offset))
+                guard bytes.count - offset >= 4 + length else { break }
+                handleFrame(index, type: bytes[offset + 4], body: offset + 5, end: offset + 4 + length, bytes, now: now)
+                offset += 4 + length
+            }
+            return offset
+        }
+
+        private func handleFrame(
+            _ index: Int, type: UInt8, body: Int, end: Int, _ bytes: UnsafeRawBufferPointer, now: UInt64
+        ) {
+            switch type {
+            case 0x84:
+                let nameLength = Int(bytes[body])
+                let payload = body + 1 + nameLength + 1
+                guard end - payload >= 15 else { return }
+                let sequence = readUInt32(bytes, payload + 1)
+                var sentAt: UInt64 = 0
+                for i in 0..<8 { sentAt = sentAt << 8 | UInt64(bytes[payload + 5 + i]) }
+                let sender = Int(bytes[payload + 13]) << 8 | Int(bytes[payload + 14])
+                guard sender < senderSlots else { return }
+                let slot = index * senderSlots + sender
+                if sequence != expected[slot] {
+                    if sequence < expected[slot] { faults.duplicates += 1 } else { faults.outOfOrder += 1 }
+                }
+                expected[slot] = sequence &+ 1
+                switch phase {
+                case .fanOut:
+                    let s = Int(sequence)
+                    if s < remaining.count {
+                        remaining[s] -= 1
+                        if remaining[s] == 0 {
+                            completed += 1
+                            lastCompletion = now
+                        }
+                    }
+                case .paced:
+                    pacedDelivered += 1
+                    latencies.record(nanoseconds: now > sentAt ? now - sentAt : 0)
+                default:
+                    break
+                }
+            case 0x81:
+                // version u16, name str8, room str8, count u16
+                var cursor = body + 2
+                cursor += 1 + Int(bytes[cursor])
+                cursor += 1 + Int(bytes[cursor])
+                let count = Int32(bytes[cursor]) << 8 | Int32(bytes[cursor + 1])
+                welcomed[index] = true
+                waitingForWelcome -= 1
+                others[index] += count
+                noteJoinProgress(index)
+            case 0x82:
+                others[index] += 1
+                noteJoinProgress(index)
+            case 0x83:
+                others[index] -= 1
+            case 0x85:
+                let code = UInt16(bytes[body]) << 8 | UInt16(bytes[body + 1])
+                faults.relayErrors[code, default: 0] += 1
+            case 0x05:
+                var pong: [UInt8] = [0, 0, 0, 9, 0x06]
+                for i in 0..<8 { pong.append(bytes[body + i]) }
+                send(pong, from: index)
+            default:
+                break
+            }
+        }
+
+        private func noteJoinProgress(_ index: Int) {
+            if welcomed[index] && Int(others[index]) == configuration.members - 1 { fullyJoined += 1 }
+        }
+
+        private func readUInt32(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UInt32 {
+            UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16 | UInt32(bytes[offset + 2]) << 8
+                | UInt32(bytes[offset + 3])
+        }
+
+        private func appendUInt32(_ bytes: inout [UInt8], _ value: UInt32) {
+            bytes.append(UInt8(truncatingIfNeeded: value >> 24))
+            bytes.append(UInt8(truncatingIfNeeded: value >> 16))
+            bytes.append(UInt8(truncatingIfNeeded: value >> 8))
+            bytes.append(UInt8(truncatingIfNeeded: value))
+        }
+    }
+#endif
+
+/// Why a load run stopped.
+enum LoadError: Error, CustomStringConvertible {
+    case usage(String)
+    case system(String)
+    case timedOut(String)
+
+    var description: String {
+        switch self {
+        case .usage(let text): text
+        case .system(let call): "\(call) failed: errno \(errno)"
+        case .timedOut(let what): "timed out: \(what)"
+        }
+    }
+}

@@ -1,0 +1,170 @@
+// aeschat-load: the relay benchmark's load generator (see docs/BENCHMARKS.md). Not part of the aeschat CLI.
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+let usage = """
+    Usage: aeschat-load run --members N [--port N] [--host ADDR] [--pid PID] [--messages M] [--window W]
+                            [--paced-seconds S] [--senders K] [--rate R] [--idle-seconds S]
+                            [--payload-bytes B] [--profile-bytes B] [--room ROOM]
+           aeschat-load member-cost [--messages M]
+
+    run: N members join one room (timed), stay idle (relay RSS measured), then W1: member m0 publishes M
+    payloads with at most W not yet delivered to everyone; then W1-paced: K members each publish R
+    messages a second for S seconds, and every delivery's latency is recorded. --pid is the relay's
+    process id, for its CPU (/proc/PID/stat) and memory (/proc/PID/status). Prints one JSON object.
+    member-cost: CPU per received group message in one client (verify, ratchet, decrypt, JSON line).
+    """
+
+func fail(_ message: String) -> Never {
+    var line = "aeschat-load: \(message)\n"
+    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    exit(64)
+}
+
+func note(_ message: String) {
+    var line = "aeschat-load: \(message)\n"
+    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+guard let mode = arguments.first, mode == "run" || mode == "member-cost" else { fail(usage) }
+arguments.removeFirst()
+var values: [String: String] = [:]
+while !arguments.isEmpty {
+    let flag = arguments.removeFirst()
+    guard flag.hasPrefix("--"), !arguments.isEmpty else { fail("expected '--option value', got '\(flag)'\n\(usage)") }
+    values[String(flag.dropFirst(2))] = arguments.removeFirst()
+}
+@MainActor func integer(_ name: String, _ fallback: Int) -> Int {
+    guard let text = values.removeValue(forKey: name) else { return fallback }
+    guard let value = Int(text), value >= 0 else { fail("--\(name) needs a non-negative integer, got '\(text)'") }
+    return value
+}
+@MainActor func number(_ name: String, _ fallback: Double) -> Double {
+    guard let text = values.removeValue(forKey: name) else { return fallback }
+    guard let value = Double(text), value >= 0 else { fail("--\(name) needs a non-negative number, got '\(text)'") }
+    return value
+}
+func json(_ fields: [(String, String)]) -> String {
+    "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
+}
+func fixed(_ value: Double, _ digits: Int = 3) -> String {
+    guard value.isFinite else { return "null" }
+    var scaled = (value * pow(10, Double(digits))).rounded() / pow(10, Double(digits))
+    if scaled == 0 { scaled = 0 }
+    return "\(scaled)"
+}
+
+if mode == "member-cost" {
+    let messages = integer("messages", 1000)
+    guard values.isEmpty else { fail("unknown option --\(values.keys.sorted()[0])\n\(usage)") }
+    do {
+        let result = try MemberCost.measure(messages: messages)
+        print(
+            json([
+                ("workload", "\"member-cost\""), ("messages", "\(result.messages)"),
+                ("envelope_bytes", "\(result.envelopeBytes)"),
+                ("us_per_message", fixed(result.microsecondsPerMessage, 1)),
+                ("us_signature_check", fixed(result.signatureMicroseconds, 1)),
+                ("messages_per_second", fixed(1e6 / result.microsecondsPerMessage, 0)),
+            ]))
+        exit(0)
+    } catch {
+        fail("\(error)")
+    }
+}
+
+#if os(Linux)
+    var configuration = LoadEngine.Configuration()
+    configuration.members = integer("members", 1000)
+    configuration.port = UInt16(clamping: integer("port", 7777))
+    configuration.host = values.removeValue(forKey: "host") ?? "127.0.0.1"
+    configuration.room = values.removeValue(forKey: "room") ?? "bench"
+    configuration.payloadBytes = integer("payload-bytes", 202)
+    configuration.profileBytes = integer("profile-bytes", 0)
+    let pid = Int32(integer("pid", 0))
+    let messages = integer("messages", 0)
+    let window = integer("window", 100)
+    let pacedSeconds = number("paced-seconds", 0)
+    let senders = integer("senders", 10)
+    let rate = integer("rate", 10)
+    let idleSeconds = number("idle-seconds", 1)
+    guard values.isEmpty else { fail("unknown option --\(values.keys.sorted()[0])\n\(usage)") }
+    guard configuration.members >= 2 else { fail("--members must be at least 2") }
+    let limit = Measure.raiseDescriptorLimit()
+    guard limit > configuration.members + 16 else {
+        fail("descriptor limit \(limit) is too low for \(configuration.members) members; raise ulimit -n")
+    }
+    var fields: [(String, String)] = [
+        ("members", "\(configuration.members)"), ("payload_bytes", "\(configuration.payloadBytes)"),
+        ("profile_bytes", "\(configuration.profileBytes)"),
+    ]
+    do {
+        let engine = try LoadEngine(configuration)
+        let rssBefore = pid > 0 ? Measure.residentBytes(pid: pid) : nil
+        let relayCPUBefore = pid > 0 ? Measure.cpuSeconds(pid: pid) : nil
+        note("joining \(configuration.members) members")
+        let joinSeconds = try engine.joinAll()
+        fields.append(("join_seconds", fixed(joinSeconds)))
+        if let before = relayCPUBefore, let after = Measure.cpuSeconds(pid: pid) {
+            fields.append(("join_relay_cpu_seconds", fixed(after - before)))
+        }
+        engine.idle(seconds: idleSeconds)
+        if let before = rssBefore, let after = Measure.residentBytes(pid: pid) {
+            fields.append(("relay_rss_before", "\(before)"))
+            fields.append(("relay_rss_idle", "\(after)"))
+            fields.append(("bytes_per_connection", fixed(Double(after - before) / Double(configuration.members), 0)))
+        }
+        if messages > 0 {
+            note("W1: \(messages) messages to \(configuration.members - 1) receivers, window \(window)")
+            let relayBefore = pid > 0 ? Measure.cpuSeconds(pid: pid) : nil
+            let ownBefore = Measure.ownCPUSeconds()
+            let start = Measure.nanoseconds()
+            let seconds = try engine.fanOut(messages: messages, window: window)
+            let wall = Double(Measure.nanoseconds() - start) / 1e9
+            let ownCPU = Measure.ownCPUSeconds() - ownBefore
+            let deliveries = Double(messages) * Double(configuration.members - 1)
+            fields.append(("w1_messages", "\(messages)"))
+            fields.append(("w1_seconds", fixed(seconds, 4)))
+            fields.append(("w1_deliveries_per_second", fixed(deliveries / seconds, 0)))
+            fields.append(("w1_load_cpu_share", fixed(ownCPU / wall)))
+            fields.append(("w1_load_cpu_us_per_delivery", fixed(ownCPU / deliveries * 1e6, 4)))
+            if let before = relayBefore, let after = Measure.cpuSeconds(pid: pid) {
+                fields.append(("w1_relay_cpu_seconds", fixed(after - before)))
+                fields.append(("w1_relay_cpu_share", fixed((after - before) / wall)))
+                fields.append(("w1_relay_cpu_us_per_delivery", fixed((after - before) / deliveries * 1e6, 4)))
+            }
+            if let peak = Measure.residentBytes(pid: pid), pid > 0 { fields.append(("relay_rss_after_w1", "\(peak)")) }
+        }
+        if pacedSeconds > 0 {
+            note("W1-paced: \(senders) senders x \(rate) msg/s for \(pacedSeconds) s")
+            let relayBefore = pid > 0 ? Measure.cpuSeconds(pid: pid) : nil
+            let delivered = try engine.paced(senders: senders, rate: rate, seconds: pacedSeconds)
+            let latencies = engine.latencies
+            fields.append(("paced_deliveries", "\(delivered)"))
+            fields.append(("paced_p50_ms", fixed(latencies.percentile(0.50))))
+            fields.append(("paced_p99_ms", fixed(latencies.percentile(0.99))))
+            fields.append(("paced_p999_ms", fixed(latencies.percentile(0.999))))
+            fields.append(("paced_max_ms", fixed(latencies.maximumMilliseconds)))
+            if let before = relayBefore, let after = Measure.cpuSeconds(pid: pid) {
+                fields.append(("paced_relay_cpu_share", fixed((after - before) / pacedSeconds)))
+            }
+        }
+        let faults = engine.faults
+        fields.append(("out_of_order", "\(faults.outOfOrder)"))
+        fields.append(("duplicates", "\(faults.duplicates)"))
+        fields.append(("relay_errors", "\(faults.relayErrors.values.reduce(0, +))"))
+        fields.append(("unexpected_closes", "\(faults.unexpectedCloses)"))
+        engine.closeAll()
+        print(json(fields))
+        exit(faults.total == 0 ? 0 : 1)
+    } catch {
+        fields.append(("error", "\"\(error)\""))
+        print(json(fields))
+        note("\(error)")
+        exit(1)
+    }
+#else
+    fail("the load tool needs Linux (epoll and /proc)")
+#endif
