@@ -4,11 +4,19 @@ import AESChatCLI
 public struct RelayConfiguration: Sendable {
     /// The largest frame accepted from a client (type byte plus body).
     public var maximumFrameLength = Frame.defaultMaximumLength
-    /// Output queued for one member beyond which that member is disconnected as too slow. Must
-    /// exceed the largest frame so that one big message never trips it by itself.
-    public var maximumPendingOutput = 64 * 1024 * 1024
+    /// Output queued for one member beyond which that member is disconnected as too slow (error
+    /// `too-slow`). Must exceed the largest frame so that one big message never trips it by itself.
+    /// Bounds the relay's memory: what the members of a room are owed is shared between them, so a
+    /// room costs at most about this much plus each member's private frames, however many lag.
+    public var maximumPendingOutput = RelayConfiguration.defaultMaximumPendingOutput
     /// How long a closing connection may take to flush before it is cut.
     public var closeTimeout: Duration = .seconds(5)
+    /// Size of the shared buffers that fanned-out frames are written into (larger frames get a
+    /// buffer of their own).
+    public var fanOutBufferSize = 64 * 1024
+
+    /// The default of ``maximumPendingOutput``: 64 MiB.
+    public static let defaultMaximumPendingOutput = 64 * 1024 * 1024
 
     /// The defaults documented in docs/CLI.md.
     public init() {}
@@ -18,33 +26,51 @@ public struct RelayConfiguration: Sendable {
 /// to the other members of its room, in order. It never holds a key and never looks inside a
 /// payload.
 ///
+/// Fan-out is batched per loop iteration: every frame for a room (deliver, joined, left) is
+/// encoded once into the room's shared buffer, and at the end of the iteration each member gets
+/// one range of that buffer queued on its connection, covering everything it is owed. A frame
+/// meant for one member (welcome, direct, pong, error) first hands that member what the room owes
+/// it, so each member's stream stays in order. Publishing allocates nothing in steady state: the
+/// payload is copied once from the read buffer into a shared buffer, and buffers are reused once
+/// no connection holds them.
+///
 /// Works on any ``Connection``; confined to the event loop's thread.
 public final class Relay {
     public let configuration: RelayConfiguration
     private let loop: any EventLoop
     private let log: (String) -> Void
-    private var clients: Set<ObjectIdentifier> = []
-    private var clientObjects: [ObjectIdentifier: RelayClient] = [:]
+    private var clients: [RelayClient] = []
     private var membersByName: [String: RelayClient] = [:]
     private var rooms: [String: Room] = [:]
+    private var dirtyRooms: [Room] = []
+    private var roomsBeingFlushed: [Room] = []
+    private var tooSlow: [RelayClient] = []
+    private var spareBuffers: [SharedBuffer] = []
     private var isShuttingDown = false
     private var shutdownCompletion: (() -> Void)?
+
+    /// Buffers kept for reuse between iterations.
+    private static let maximumSpareBuffers = 32
 
     /// Creates a relay.
     /// - Parameters:
     ///   - configuration: limits.
-    ///   - loop: the loop that drives its connections (for timers).
+    ///   - loop: the loop that drives its connections (for timers and the end-of-iteration fan-out).
     ///   - log: receives one line per join, leave and refusal.
     public init(
         configuration: RelayConfiguration = RelayConfiguration(), loop: any EventLoop, log: @escaping (String) -> Void
     ) {
+        precondition(
+            configuration.maximumPendingOutput > configuration.maximumFrameLength,
+            "the pending-output cap must exceed the largest frame")
         self.configuration = configuration
         self.loop = loop
         self.log = log
+        loop.addIterationEndHandler { [weak self] in self?.endIteration() }
     }
 
     /// Connections open, registered or not.
-    public var connectionCount: Int { clientObjects.count }
+    public var connectionCount: Int { clients.count }
     /// Registered members across all rooms.
     public var memberCount: Int { membersByName.count }
 
@@ -64,7 +90,8 @@ public final class Relay {
         }
         let client = RelayClient(
             relay: self, connection: connection, maximumFrameLength: configuration.maximumFrameLength)
-        clientObjects[ObjectIdentifier(client)] = client
+        client.clientIndex = clients.count
+        clients.append(client)
         connection.handler = client
     }
 
@@ -76,12 +103,12 @@ public final class Relay {
         shutdownCompletion = completion
         let farewell = RelayFrame.error(code: RelayErrorCode.shuttingDown.rawValue, message: "relay is shutting down")
             .encoded()
-        for client in clientObjects.values {
-            client.connection.write(farewell)
+        for client in clients {
+            sendPrivately(farewell, to: client)
             client.connection.closeAfterFlushing(timeout: .seconds(1))
         }
         loop.schedule(after: .seconds(2)) { [weak self] in self?.finishShutdown() }
-        if clientObjects.isEmpty { finishShutdown() }
+        if clients.isEmpty { finishShutdown() }
     }
 
     private func finishShutdown() {
@@ -119,78 +146,209 @@ public final class Relay {
         }
         let room = rooms[roomName] ?? Room(name: roomName)
         rooms[roomName] = room
-        let present = room.members.map { MemberEntry(name: $0.name!, profile: $0.profile) }.sorted { $0.name < $1.name }
         client.name = name
-        client.profile = profile
+        client.profileLength = UInt16(profile.count)
         client.room = room
+        // The newcomer is owed nothing the room was sent before its welcome.
+        client.batchEpoch = room.epoch
+        client.batchCursor = room.batchLength
         membersByName[name] = client
-        let welcome = RelayFrame.welcome(
-            version: relayProtocolVersion, name: name, room: roomName,
-            members: Array(present.prefix(RelayFrame.maximumWelcomeMembers)))
-        client.connection.write(welcome.encoded())
-        broadcast(RelayFrame.joined(MemberEntry(name: name, profile: profile)).encoded(), in: room, except: nil)
-        room.add(client)
+        let (listed, rosterBytes) = room.rosterPrefix(maximumMembers: RelayFrame.maximumWelcomeMembers)
+        let welcome = Frame.encode(
+            type: FrameType.welcome, capacity: 6 + name.utf8.count + roomName.utf8.count + rosterBytes
+        ) {
+            $0.write(relayProtocolVersion)
+            $0.writeShortString(name)
+            $0.writeShortString(roomName)
+            $0.write(UInt16(listed))
+            $0.write(contentsOf: room.roster(prefixBytes: rosterBytes))
+        }
+        sendPrivately(welcome, to: client)
+        let joinedLength = 1 + 1 + name.utf8.count + 2 + profile.count
+        appendToBatch(of: room, frameLength: joinedLength) { buffer in
+            buffer.append(FrameType.joined)
+            buffer.appendShortString(name)
+            buffer.append(UInt8(profile.count >> 8))
+            buffer.append(UInt8(profile.count & 0xFF))
+            profile.withUnsafeBytes { buffer.append($0) }
+        }
+        room.add(client, profile: profile)
+        client.batchCursor = room.batchLength
         log("\(name) joined \(roomName) from \(client.connection.peerDescription) (\(room.members.count) in room)")
     }
 
-    fileprivate func publish(_ payload: ArraySlice<UInt8>, from client: RelayClient) {
+    fileprivate func publish(_ payload: UnsafeRawBufferPointer, from client: RelayClient) {
         guard let room = client.room, let name = client.name else { return }
-        let frame = RelayFrame.encodeDeliver(from: name, isDirect: false, payload: payload)
-        broadcast(frame, in: room, except: client)
+        guard room.members.count > 1 else { return }
+        // The sender is handed what it is owed so far; then its cursor skips its own frame.
+        handOver(to: client)
+        let frameLength = 1 + 1 + name.utf8.count + 1 + payload.count
+        appendToBatch(of: room, frameLength: frameLength) { buffer in
+            buffer.append(FrameType.deliver)
+            buffer.appendShortString(name)
+            buffer.append(0)
+            buffer.append(payload)
+        }
+        client.batchEpoch = room.epoch
+        client.batchCursor = room.batchLength
     }
 
     fileprivate func direct(_ payload: ArraySlice<UInt8>, to recipientName: String, from client: RelayClient) {
         guard let room = client.room, let name = client.name else { return }
         guard let recipient = membersByName[recipientName], recipient.room === room, recipient !== client else {
-            client.connection.write(
+            sendPrivately(
                 RelayFrame.error(
                     code: RelayErrorCode.unknownRecipient.rawValue,
                     message: "no member named '\(Self.printable(recipientName))' in \(room.name)"
-                ).encoded())
+                ).encoded(), to: client)
             return
         }
-        send(RelayFrame.encodeDeliver(from: name, isDirect: true, payload: payload), to: recipient)
+        sendPrivately(RelayFrame.encodeDeliver(from: name, isDirect: true, payload: payload), to: recipient)
     }
 
     fileprivate func refuse(_ client: RelayClient, _ code: RelayErrorCode, _ message: String) {
         log("refused \(client.name ?? "unregistered client") from \(client.connection.peerDescription): \(message)")
-        client.connection.write(RelayFrame.error(code: code.rawValue, message: message).encoded())
+        sendPrivately(RelayFrame.error(code: code.rawValue, message: message).encoded(), to: client)
         leave(client, reason: message)
         client.connection.closeAfterFlushing(timeout: configuration.closeTimeout)
     }
 
     /// Takes a member out of its room and tells the others; does nothing if it is not in one.
     /// Called on bye (before the connection has finished closing) and when a connection closes.
+    /// A member that leaves in order first gets what the room sent before it left.
     fileprivate func leave(_ client: RelayClient, reason: String) {
         guard let name = client.name, let room = client.room else { return }
+        if !client.isTooSlow { handOver(to: client) }
         membersByName[name] = nil
         room.remove(client)
         client.room = nil
         if room.members.isEmpty { rooms[room.name] = nil }
-        broadcast(RelayFrame.left(name: name).encoded(), in: room, except: nil)
+        appendToBatch(of: room, frameLength: 1 + 1 + name.utf8.count) { buffer in
+            buffer.append(FrameType.left)
+            buffer.appendShortString(name)
+        }
         log("\(name) left \(room.name) (\(reason)) (\(room.members.count) in room)")
     }
 
     fileprivate func connectionClosed(_ client: RelayClient, reason: String) {
         leave(client, reason: reason)
-        clientObjects[ObjectIdentifier(client)] = nil
-        if isShuttingDown && clientObjects.isEmpty { finishShutdown() }
+        let index = client.clientIndex
+        if index < clients.count, clients[index] === client {
+            let last = clients.removeLast()
+            if last !== client {
+                clients[index] = last
+                last.clientIndex = index
+            }
+        }
+        if isShuttingDown && clients.isEmpty { finishShutdown() }
     }
 
-    private func broadcast(_ frame: [UInt8], in room: Room, except sender: RelayClient?) {
-        for member in room.members where member !== sender {
-            send(frame, to: member)
+    fileprivate func sendPong(_ token: UInt64, to client: RelayClient) {
+        sendPrivately(RelayFrame.pong(token: token).encoded(), to: client)
+    }
+
+    // MARK: Fan-out
+
+    /// Queues a frame for one member, after everything its room owes it.
+    private func sendPrivately(_ frame: [UInt8], to member: RelayClient) {
+        guard member.connection.isOpen else { return }
+        handOver(to: member)
+        member.connection.write(frame)
+        checkPendingOutput(of: member)
+    }
+
+    /// Appends one frame (`frameLength` counts the type byte and body) to the room's batch of this
+    /// iteration; `body` writes the type and body.
+    private func appendToBatch(of room: Room, frameLength: Int, _ body: (SharedBuffer) -> Void) {
+        guard !room.members.isEmpty else { return }
+        let total = Frame.headerSize + frameLength
+        if room.buffers.last.map({ $0.remainingCapacity < total }) ?? true {
+            room.startBuffer(takeBuffer(minimumCapacity: total))
+        }
+        let buffer = room.buffers[room.buffers.count - 1]
+        buffer.append(bigEndian: UInt32(frameLength))
+        body(buffer)
+        room.batchLength += total
+        if !room.isDirty {
+            room.isDirty = true
+            dirtyRooms.append(room)
         }
     }
 
-    private func send(_ frame: [UInt8], to member: RelayClient) {
-        let connection = member.connection
-        guard connection.isOpen else { return }
-        connection.write(frame)
-        if connection.pendingOutputByteCount > configuration.maximumPendingOutput {
-            member.closeReason = "too slow: more than \(configuration.maximumPendingOutput) bytes waiting"
-            connection.close()
+    /// Queues on the member's connection every byte of its room's batch it has not been given yet.
+    private func handOver(to member: RelayClient) {
+        guard let room = member.room, room.batchLength > 0 else { return }
+        var cursor = member.batchEpoch == room.epoch ? member.batchCursor : 0
+        guard cursor < room.batchLength else { return }
+        member.batchEpoch = room.epoch
+        member.batchCursor = room.batchLength
+        guard member.connection.isOpen else { return }
+        for index in room.buffers.indices {
+            let start = room.bufferStarts[index]
+            let buffer = room.buffers[index]
+            let end = start + buffer.count
+            if end <= cursor { continue }
+            member.connection.write(buffer, range: (cursor - start)..<buffer.count)
+            cursor = end
         }
+    }
+
+    private func checkPendingOutput(of member: RelayClient) {
+        if !member.isTooSlow && member.connection.pendingOutputByteCount > configuration.maximumPendingOutput {
+            member.isTooSlow = true
+            tooSlow.append(member)
+        }
+    }
+
+    /// End of a loop iteration: every member of every room that got frames is handed its range,
+    /// members over the cap are dropped, and the batches start afresh.
+    private func endIteration() {
+        while !dirtyRooms.isEmpty || !tooSlow.isEmpty {
+            swap(&dirtyRooms, &roomsBeingFlushed)
+            for room in roomsBeingFlushed {
+                for member in room.members {
+                    handOver(to: member)
+                    checkPendingOutput(of: member)
+                }
+                room.isDirty = false
+                for buffer in room.buffers where buffer.capacity == configuration.fanOutBufferSize {
+                    if spareBuffers.count < Self.maximumSpareBuffers { spareBuffers.append(buffer) }
+                }
+                room.endBatch()
+            }
+            roomsBeingFlushed.removeAll(keepingCapacity: true)
+            let slow = tooSlow
+            tooSlow.removeAll()
+            for member in slow { drop(member) }
+        }
+    }
+
+    /// Disconnects a member whose queued output passed the cap: drops what it has not started to
+    /// receive, tells it why, and tells the room it left.
+    private func drop(_ member: RelayClient) {
+        let reason =
+            "too slow: more than \(configuration.maximumPendingOutput) bytes of output waiting for it; disconnected"
+        member.closeReason = reason
+        log(
+            "dropping \(member.name ?? "unregistered client") from \(member.connection.peerDescription): \(reason)")
+        member.connection.discardUnsentFrames()
+        member.connection.write(RelayFrame.error(code: RelayErrorCode.tooSlow.rawValue, message: reason).encoded())
+        leave(member, reason: "too slow")
+        member.connection.closeAfterFlushing(timeout: configuration.closeTimeout)
+    }
+
+    /// A shared buffer of at least `minimumCapacity` bytes: a spare one that no connection holds
+    /// any more, or a new one.
+    private func takeBuffer(minimumCapacity: Int) -> SharedBuffer {
+        if minimumCapacity <= configuration.fanOutBufferSize {
+            while var spare = spareBuffers.popLast() {
+                if isKnownUniquelyReferenced(&spare) {
+                    spare.reset()
+                    return spare
+                }
+            }
+        }
+        return SharedBuffer(capacity: max(minimumCapacity, configuration.fanOutBufferSize))
     }
 
     /// Makes network text safe for a log line: control characters become `\u{…}` escapes.
@@ -199,38 +357,119 @@ public final class Relay {
     }
 }
 
-/// The members of one room, in join order, with O(1) removal.
+/// The members of one room, sorted by name, with the welcome entries that list them and the
+/// frames sent to the room in the current loop iteration.
 final class Room {
     let name: String
+    /// Sorted by name (bytewise), the order a welcome lists them in.
     private(set) var members: [RelayClient] = []
+    /// The welcome entries (`name str8 | profile bytes16`) of `members`, in the same order: the
+    /// profiles live only here, and a welcome copies them in one go.
+    private var roster: [UInt8] = []
+
+    /// Counts the batches; a member's cursor is valid only for the epoch it was set in.
+    private(set) var epoch: UInt64 = 0
+    /// This iteration's frames, in order, across one or more buffers.
+    private(set) var buffers: [SharedBuffer] = []
+    /// Where each buffer starts in the batch.
+    private(set) var bufferStarts: [Int] = []
+    /// Bytes in this iteration's batch.
+    var batchLength = 0
+    /// Whether the room is on the relay's list for the end of the iteration.
+    var isDirty = false
 
     init(name: String) { self.name = name }
 
-    func add(_ client: RelayClient) {
-        client.roomIndex = members.count
-        members.append(client)
+    func startBuffer(_ buffer: SharedBuffer) {
+        bufferStarts.append(batchLength)
+        buffers.append(buffer)
+    }
+
+    func endBatch() {
+        buffers.removeAll(keepingCapacity: true)
+        bufferStarts.removeAll(keepingCapacity: true)
+        batchLength = 0
+        epoch &+= 1
+    }
+
+    func add(_ client: RelayClient, profile: [UInt8]) {
+        guard let name = client.name else { return }
+        let index = insertionIndex(of: name)
+        let offset = rosterOffset(before: index)
+        var entry: [UInt8] = []
+        entry.reserveCapacity(3 + name.utf8.count + profile.count)
+        entry.append(UInt8(name.utf8.count))
+        entry.append(contentsOf: name.utf8)
+        entry.append(UInt8(profile.count >> 8))
+        entry.append(UInt8(profile.count & 0xFF))
+        entry.append(contentsOf: profile)
+        roster.insert(contentsOf: entry, at: offset)
+        members.insert(client, at: index)
     }
 
     func remove(_ client: RelayClient) {
-        let index = client.roomIndex
+        guard let name = client.name else { return }
+        let index = insertionIndex(of: name)
         guard index < members.count, members[index] === client else { return }
-        let last = members.removeLast()
-        if last !== client {
-            members[index] = last
-            last.roomIndex = index
+        let offset = rosterOffset(before: index)
+        roster.removeSubrange(offset..<(offset + Self.entryLength(of: client)))
+        members.remove(at: index)
+        if members.isEmpty { roster = [] }
+    }
+
+    /// How many members the first welcome entries list (at most `maximumMembers`) and their bytes.
+    func rosterPrefix(maximumMembers: Int) -> (count: Int, bytes: Int) {
+        guard members.count > maximumMembers else { return (members.count, roster.count) }
+        return (maximumMembers, rosterOffset(before: maximumMembers))
+    }
+
+    /// The first `prefixBytes` bytes of the welcome entries.
+    func roster(prefixBytes: Int) -> ArraySlice<UInt8> {
+        roster[0..<prefixBytes]
+    }
+
+    private static func entryLength(of client: RelayClient) -> Int {
+        3 + (client.name?.utf8.count ?? 0) + Int(client.profileLength)
+    }
+
+    private func rosterOffset(before index: Int) -> Int {
+        var offset = 0
+        for member in members[0..<index] { offset += Self.entryLength(of: member) }
+        return offset
+    }
+
+    /// The first index whose name is not bytewise below `name`.
+    private func insertionIndex(of name: String) -> Int {
+        var low = 0
+        var high = members.count
+        while low < high {
+            let middle = (low + high) / 2
+            if members[middle].name!.utf8.lexicographicallyPrecedes(name.utf8) {
+                low = middle + 1
+            } else {
+                high = middle
+            }
         }
+        return low
     }
 }
 
-/// One connection's state at the relay: its frame decoder and, once registered, its name and room.
+/// One connection's state at the relay: its frame decoder and, once registered, its name, room
+/// and place in the room's current batch.
 final class RelayClient: ConnectionHandler {
     unowned let relay: Relay
     let connection: any Connection
     var decoder: FrameDecoder
     var name: String?
-    var profile: [UInt8] = []
+    var profileLength: UInt16 = 0
     var room: Room?
-    var roomIndex = 0
+    /// Index in the relay's list of clients.
+    var clientIndex = 0
+    /// The batch epoch `batchCursor` belongs to.
+    var batchEpoch: UInt64 = 0
+    /// Bytes of the room's current batch already handed to this member's connection.
+    var batchCursor = 0
+    var isTooSlow = false
     var closeReason: String?
 
     init(relay: Relay, connection: any Connection, maximumFrameLength: Int) {
@@ -240,10 +479,11 @@ final class RelayClient: ConnectionHandler {
     }
 
     func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
-        decoder.append(bytes)
         do {
-            while connection.isOpen, let frame = try decoder.nextFrame() {
-                try handle(ClientFrame(frame))
+            try decoder.feed(bytes) { (type: UInt8, body: UnsafeRawBufferPointer) throws(WireError) -> Bool in
+                guard connection.isOpen else { return false }
+                try self.handle(type: type, body: body)
+                return connection.isOpen
             }
         } catch {
             let code: RelayErrorCode =
@@ -256,6 +496,19 @@ final class RelayClient: ConnectionHandler {
         }
     }
 
+    private func handle(type: UInt8, body: UnsafeRawBufferPointer) throws(WireError) {
+        if type == FrameType.publish {
+            // The hot path: straight from the read buffer into the room's shared buffer.
+            if name == nil {
+                relay.refuse(self, .notRegistered, "send hello before anything else")
+            } else {
+                relay.publish(body, from: self)
+            }
+            return
+        }
+        try handle(ClientFrame(Frame(type: type, body: ArraySlice(body))))
+    }
+
     private func handle(_ frame: ClientFrame) throws(WireError) {
         switch (frame, name) {
         case (.hello(let version, let name, let room, let profile), nil):
@@ -263,14 +516,14 @@ final class RelayClient: ConnectionHandler {
         case (.hello, _?):
             relay.refuse(self, .alreadyRegistered, "already registered; hello may be sent only once")
         case (.publish(let payload), _?):
-            relay.publish(payload, from: self)
+            payload.withUnsafeBytes { relay.publish($0, from: self) }
         case (.direct(let to, let payload), _?):
             relay.direct(payload, to: to, from: self)
         case (.bye, _):
             relay.leave(self, reason: "said goodbye")
             connection.closeAfterFlushing(timeout: relay.configuration.closeTimeout)
         case (.ping(let token), _):
-            connection.write(RelayFrame.pong(token: token).encoded())
+            relay.sendPong(token, to: self)
         case (.pong, _):
             break
         case (.publish, nil), (.direct, nil):

@@ -2,6 +2,7 @@
 /// only when the test calls ``advance(by:)``. Deterministic; single-threaded.
 public final class MemoryEventLoop: EventLoop {
     private var tasks: [() -> Void] = []
+    private var iterationEndHandlers: [() -> Void] = []
     private var timers: [(deadline: Duration, id: UInt64, body: () -> Void)] = []
     private var nextTimerID: UInt64 = 0
     /// Virtual time since the loop was created.
@@ -20,13 +21,19 @@ public final class MemoryEventLoop: EventLoop {
     /// Runs queued tasks, and the tasks they queue, until none is left.
     public func runUntilIdle() {
         var rounds = 0
-        while !tasks.isEmpty {
+        while true {
+            for handler in iterationEndHandlers { handler() }
+            guard !tasks.isEmpty else { return }
             rounds += 1
             precondition(rounds < 1_000_000, "memory loop did not settle")
             let batch = tasks
             tasks.removeAll()
             for task in batch { task() }
         }
+    }
+
+    public func addIterationEndHandler(_ handler: @escaping () -> Void) {
+        iterationEndHandlers.append(handler)
     }
 
     /// Moves virtual time forward, firing due timers in order, and runs until idle.

@@ -16,13 +16,18 @@ protocol ReadinessHandler: AnyObject {
 /// Not thread-safe otherwise.
 public final class PosixEventLoop: EventLoop {
     private var selector: Selector
-    private var sources: [Int32: any ReadinessHandler] = [:]
+    /// Handlers by descriptor number: descriptors are small and dense, so an array beats a
+    /// dictionary in both lookup time and memory (16 bytes a slot).
+    private var sources: [(any ReadinessHandler)?] = []
     private var timers = TimerQueue()
     private var deferred: [() -> Void] = []
     private var connectionsToFlush: [TCPConnection] = []
+    private var flushing: [TCPConnection] = []
+    private var runningTasks: [() -> Void] = []
     private var stopped = false
     private let waker: Waker
     private var inboxes: [any InboxDraining] = []
+    private var iterationEndHandlers: [() -> Void] = []
 
     /// One read buffer shared by every connection of the loop: reads land here and are handed to
     /// the connection's handler, which copies only what it must keep.
@@ -35,7 +40,7 @@ public final class PosixEventLoop: EventLoop {
         waker = try Waker()
         readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
         try selector.register(waker.readDescriptor, interest: .read)
-        sources[waker.readDescriptor] = WakeHandler(loop: self)
+        setSource(waker.readDescriptor, WakeHandler(loop: self))
     }
 
     deinit {
@@ -46,7 +51,16 @@ public final class PosixEventLoop: EventLoop {
 
     func register(_ descriptor: Int32, interest: Interest, handler: any ReadinessHandler) throws(TransportError) {
         try selector.register(descriptor, interest: interest)
-        sources[descriptor] = handler
+        setSource(descriptor, handler)
+    }
+
+    private func setSource(_ descriptor: Int32, _ handler: (any ReadinessHandler)?) {
+        let index = Int(descriptor)
+        if index >= sources.count {
+            guard handler != nil else { return }
+            sources.append(contentsOf: repeatElement(nil, count: max(index + 1 - sources.count, sources.count / 2)))
+        }
+        sources[index] = handler
     }
 
     func modify(_ descriptor: Int32, interest: Interest) {
@@ -60,7 +74,7 @@ public final class PosixEventLoop: EventLoop {
 
     func deregister(_ descriptor: Int32) {
         selector.deregister(descriptor)
-        sources[descriptor] = nil
+        setSource(descriptor, nil)
     }
 
     /// Runs `task` after the current handler returns, before the loop waits again.
@@ -96,6 +110,10 @@ public final class PosixEventLoop: EventLoop {
         stopped = true
     }
 
+    public func addIterationEndHandler(_ handler: @escaping () -> Void) {
+        iterationEndHandlers.append(handler)
+    }
+
     /// Runs until ``stop()`` is called.
     /// - Throws: ``TransportError`` when waiting itself fails, which does not happen in practice.
     public func run() throws(TransportError) {
@@ -111,7 +129,8 @@ public final class PosixEventLoop: EventLoop {
                 timeout = Int32(clamping: max(0, milliseconds + 1))
             }
             try selector.wait(timeoutMilliseconds: timeout) { readiness in
-                sources[readiness.descriptor]?.handle(readiness)
+                let index = Int(readiness.descriptor)
+                if index < sources.count { sources[index]?.handle(readiness) }
             }
             for task in timers.popDue(now: ContinuousClock.now) { task() }
         }
@@ -119,16 +138,19 @@ public final class PosixEventLoop: EventLoop {
     }
 
     private func runDeferredAndFlush() {
-        while !deferred.isEmpty || !connectionsToFlush.isEmpty {
+        while true {
             while !deferred.isEmpty {
-                let tasks = deferred
-                deferred.removeAll(keepingCapacity: true)
-                for task in tasks { task() }
+                // Swap with a spare array rather than copy, so no iteration allocates.
+                swap(&deferred, &runningTasks)
+                for task in runningTasks { task() }
+                runningTasks.removeAll(keepingCapacity: true)
             }
+            for handler in iterationEndHandlers { handler() }
+            guard !deferred.isEmpty || !connectionsToFlush.isEmpty else { return }
             if !connectionsToFlush.isEmpty {
-                let connections = connectionsToFlush
-                connectionsToFlush.removeAll(keepingCapacity: true)
-                for connection in connections { connection.flushScheduled() }
+                swap(&connectionsToFlush, &flushing)
+                for connection in flushing { connection.flushScheduled() }
+                flushing.removeAll(keepingCapacity: true)
             }
         }
     }

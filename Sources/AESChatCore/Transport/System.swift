@@ -71,6 +71,28 @@ enum System {
         _ = signal(SIGPIPE, SIG_IGN)
     }
 
+    /// Raises the soft limit on open descriptors to the hard limit, so a relay can hold as many
+    /// connections as the system allows it; returns the soft limit now in force.
+    @discardableResult
+    static func raiseDescriptorLimit() -> Int {
+        var limit = rlimit()
+        #if os(Linux)
+            let resource = Int32(RLIMIT_NOFILE.rawValue)
+        #else
+            let resource = RLIMIT_NOFILE
+        #endif
+        guard getrlimit(resource, &limit) == 0 else { return 0 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            #if canImport(Darwin)
+                raised.rlim_cur = min(limit.rlim_max, rlim_t(OPEN_MAX))
+            #endif
+            if setrlimit(resource, &raised) == 0 { limit = raised }
+        }
+        return Int(clamping: limit.rlim_cur)
+    }
+
     /// The stream socket type constant, whose Swift type differs between the C libraries.
     static var streamType: Int32 {
         #if os(Linux)

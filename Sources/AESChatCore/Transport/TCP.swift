@@ -6,10 +6,24 @@
 
 /// A non-blocking TCP connection driven by a ``PosixEventLoop``.
 ///
-/// Owns its descriptor: closes it exactly once, in ``close()``. Writes are queued as the arrays
-/// given (shared, not copied) and sent with one `sendmsg` per loop iteration, gathering up to 64
-/// queued buffers. Loop thread only.
+/// Owns its descriptor: closes it exactly once, in ``close()``. Writes are queued as the arrays or
+/// shared-buffer ranges given (shared, not copied) and sent with one `sendmsg` per loop iteration,
+/// gathering up to 256 queued pieces. An idle connection holds no buffer: reads land in the loop's
+/// shared read buffer, and the output queue's storage is released once it has grown past a few
+/// entries and drained. Loop thread only.
 public final class TCPConnection: Connection, ReadinessHandler {
+    /// One queued piece of output: an array, or a range of a shared buffer.
+    private struct Segment {
+        enum Storage {
+            case array([UInt8])
+            case shared(SharedBuffer)
+        }
+        var storage: Storage
+        var start: Int
+        var end: Int
+        var count: Int { end - start }
+    }
+
     private enum State {
         case open
         /// Sending what is queued, then half-closing.
@@ -27,7 +41,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
     private let descriptor: Int32
     private unowned let loop: PosixEventLoop
     private var state = State.open
-    private var queue: [[UInt8]] = []
+    private var queue: [Segment] = []
     private var queueHead = 0
     private var headOffset = 0
     private var flushPending = false
@@ -35,7 +49,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
     private var lingerTimer: TimerID?
 
     /// The most buffers gathered into one `sendmsg`.
-    private static let maximumIOVectors = 64
+    private static let maximumIOVectors = 256
 
     init(descriptor: Int32, peer: String, loop: PosixEventLoop) throws(TransportError) {
         self.descriptor = descriptor
@@ -106,9 +120,65 @@ public final class TCPConnection: Connection, ReadinessHandler {
 
     public func write(_ bytes: [UInt8]) {
         guard state == .open, !bytes.isEmpty else { return }
-        queue.append(bytes)
+        queue.append(Segment(storage: .array(bytes), start: 0, end: bytes.count))
         pendingOutputByteCount += bytes.count
         requestFlush()
+    }
+
+    public func write(_ buffer: SharedBuffer, range: Range<Int>) {
+        guard state == .open, !range.isEmpty else { return }
+        precondition(range.lowerBound >= 0 && range.upperBound <= buffer.count, "range outside the written bytes")
+        // Ranges of one buffer queued back to back go out as one piece.
+        if let last = queue.indices.last, last >= queueHead, case .shared(let tail) = queue[last].storage,
+            tail === buffer, queue[last].end == range.lowerBound
+        {
+            queue[last].end = range.upperBound
+        } else {
+            queue.append(Segment(storage: .shared(buffer), start: range.lowerBound, end: range.upperBound))
+        }
+        pendingOutputByteCount += range.count
+        requestFlush()
+    }
+
+    public func discardUnsentFrames() {
+        guard queueHead < queue.count else { return }
+        // Whatever has not started to go out is dropped whole; the head piece, if partly sent, is
+        // cut after the frame it is in the middle of.
+        var kept = 0
+        if headOffset > 0 {
+            let head = queue[queueHead]
+            let frameEnd = Self.endOfFrame(containing: head.start + headOffset, in: head)
+            queue[queueHead].end = frameEnd
+            kept = frameEnd - head.start - headOffset
+            queue.removeSubrange((queueHead + 1)...)
+        } else {
+            queue.removeAll()
+            queueHead = 0
+        }
+        pendingOutputByteCount = kept
+    }
+
+    /// The end of the length-prefixed frame that covers `position` in a segment that starts at a
+    /// frame boundary.
+    private static func endOfFrame(containing position: Int, in segment: Segment) -> Int {
+        func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+            switch segment.storage {
+            case .array(let bytes): bytes.withUnsafeBytes(body)
+            case .shared(let buffer): buffer.withUnsafeBytes(in: 0..<buffer.count, body)
+            }
+        }
+        return withBytes { bytes in
+            var frameStart = segment.start
+            while frameStart < segment.end {
+                guard frameStart + 4 <= segment.end else { return segment.end }
+                var length = 0
+                for index in frameStart..<frameStart + 4 { length = length << 8 | Int(bytes[index]) }
+                let frameEnd = min(frameStart + 4 + length, segment.end)
+                if frameEnd > position { return frameEnd }
+                frameStart = frameEnd
+            }
+            return segment.end
+        }
     }
 
     public func closeAfterFlushing(timeout: Duration) {
@@ -179,7 +249,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
             }
             consume(sent)
         }
-        queue.removeAll(keepingCapacity: queue.capacity <= 16)
+        queue.removeAll(keepingCapacity: queue.capacity <= 4)
         queueHead = 0
         if waitingForWritable {
             waitingForWritable = false
@@ -199,12 +269,17 @@ public final class TCPConnection: Connection, ReadinessHandler {
             // The arrays stay alive in `queue` for the duration of the call, so their base
             // addresses stay valid; the pointers do not escape the closure.
             for index in 0..<count {
-                let buffer = queue[queueHead + index]
-                let offset = index == 0 ? headOffset : 0
-                buffer.withUnsafeBytes { raw in
-                    vectors[index] = iovec(
-                        iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress! + offset),
-                        iov_len: raw.count - offset)
+                let segment = queue[queueHead + index]
+                let start = segment.start + (index == 0 ? headOffset : 0)
+                switch segment.storage {
+                case .array(let bytes):
+                    bytes.withUnsafeBytes { raw in
+                        vectors[index] = iovec(
+                            iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress! + start),
+                            iov_len: segment.end - start)
+                    }
+                case .shared(let buffer):
+                    vectors[index] = iovec(iov_base: buffer.storage + start, iov_len: segment.end - start)
                 }
             }
             var message = msghdr()
@@ -221,7 +296,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
             let available = queue[queueHead].count - headOffset
             if remaining >= available {
                 remaining -= available
-                queue[queueHead] = []
+                queue[queueHead] = Segment(storage: .array([]), start: 0, end: 0)
                 queueHead += 1
                 headOffset = 0
             } else {
@@ -325,7 +400,7 @@ public final class TCPListener: Listener, ReadinessHandler {
     }
 
     func handle(_ readiness: Readiness) {
-        for _ in 0..<64 {
+        for _ in 0..<256 {
             guard !isClosed else { return }
             var storage = sockaddr_storage()
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)

@@ -18,6 +18,13 @@ public protocol Connection: AnyObject {
     /// Queues bytes for sending. The array is kept as it is (no copy), so one encoded frame can be
     /// queued on many connections and shared by them. Does nothing once closed.
     func write(_ bytes: [UInt8])
+    /// Queues `range` of a shared buffer, keeping the buffer alive (no copy) until those bytes
+    /// are sent, so one encoded frame can go to many connections. Does nothing once closed.
+    func write(_ buffer: SharedBuffer, range: Range<Int>)
+    /// Drops queued output that has not begun to go out, finishing only the frame already partly
+    /// sent, so that the peer still sees whole frames. Every write must have queued whole
+    /// length-prefixed frames (docs/PROTOCOL.md, section 2).
+    func discardUnsentFrames()
     /// Sends what is queued, then closes; gives up and closes after `timeout` if the peer does
     /// not take the bytes.
     func closeAfterFlushing(timeout: Duration)
@@ -34,6 +41,17 @@ public protocol ConnectionHandler: AnyObject {
     /// The connection is closed: by the peer (`error` nil on an orderly end of stream), by a
     /// failure, or by this side. Called exactly once, never from inside `write` or `close`.
     func connection(_ connection: any Connection, didCloseWith error: TransportError?)
+}
+
+extension Connection {
+    /// Default: copies the range into an array and queues that.
+    public func write(_ buffer: SharedBuffer, range: Range<Int>) {
+        guard !range.isEmpty else { return }
+        write(buffer.withUnsafeBytes(in: range) { Array($0) })
+    }
+
+    /// Default: nothing is ever held back (an in-memory connection hands bytes over at once).
+    public func discardUnsentFrames() {}
 }
 
 extension ConnectionHandler {
@@ -67,6 +85,10 @@ public protocol EventLoop: AnyObject {
     func cancel(_ timer: TimerID)
     /// Ends `run()` after the current iteration.
     func stop()
+    /// Calls `handler` at the end of every loop iteration, after the iteration's events, timers and
+    /// deferred work and before queued output is sent; it may queue more output. Used by the relay
+    /// to hand a whole iteration's fan-out to each connection at once.
+    func addIterationEndHandler(_ handler: @escaping () -> Void)
 }
 
 /// Transport failures, each naming the operation and the reason.

@@ -120,6 +120,79 @@ public struct FrameDecoder: Sendable {
         return frame
     }
 
+    /// Splits what is buffered plus `bytes` into whole frames and hands each to `body` as its type
+    /// and body bytes, valid only during the call. Nothing is copied for a frame that arrived within
+    /// one read; only an incomplete tail is kept, and the storage is released once nothing is left,
+    /// so an idle connection's decoder holds no memory. `body` returns false to stop early (the
+    /// rest is dropped: the caller is closing the connection).
+    /// - Throws: ``WireError/frameTooLarge(length:maximum:)`` or ``WireError/emptyFrame`` as soon as
+    ///   a bad length prefix is in, and whatever `body` throws; the stream is unusable after either.
+    public mutating func feed(
+        _ bytes: UnsafeRawBufferPointer, _ body: (UInt8, UnsafeRawBufferPointer) throws(WireError) -> Bool
+    ) throws(WireError) {
+        if start == buffer.count {
+            let (used, stop, error) = Self.split(bytes, maximumLength: maximumLength, body)
+            if let error { throw error }
+            buffer = []
+            start = 0
+            if !stop && used < bytes.count { keepTail(UnsafeRawBufferPointer(rebasing: bytes[used...])) }
+            return
+        }
+        buffer.append(contentsOf: bytes)
+        let (used, stop, error) = buffer.withUnsafeBytes { raw in
+            Self.split(UnsafeRawBufferPointer(rebasing: raw[start...]), maximumLength: maximumLength, body)
+        }
+        if let error { throw error }
+        start += used
+        if stop || start == buffer.count {
+            buffer = []
+            start = 0
+        } else if start > 0 {
+            buffer.removeSubrange(0..<start)
+            start = 0
+        }
+    }
+
+    /// Keeps an incomplete frame, reserving its whole length once the prefix is known.
+    private mutating func keepTail(_ tail: UnsafeRawBufferPointer) {
+        var total = tail.count
+        if tail.count >= Frame.headerSize {
+            var length = 0
+            for index in 0..<Frame.headerSize { length = length << 8 | Int(tail[index]) }
+            total = Frame.headerSize + length
+        }
+        buffer.reserveCapacity(total)
+        buffer.append(contentsOf: tail)
+    }
+
+    /// Hands every whole frame in `bytes` to `body`; returns the bytes used, whether `body` asked
+    /// to stop, and the error that ended the split, if any.
+    private static func split(
+        _ bytes: UnsafeRawBufferPointer, maximumLength: Int,
+        _ body: (UInt8, UnsafeRawBufferPointer) throws(WireError) -> Bool
+    ) -> (used: Int, stop: Bool, error: WireError?) {
+        var offset = 0
+        while bytes.count - offset >= Frame.headerSize {
+            var length = 0
+            for index in offset..<offset + Frame.headerSize { length = length << 8 | Int(bytes[index]) }
+            guard length != 0 else { return (offset, true, .emptyFrame) }
+            guard length <= maximumLength else {
+                return (offset, true, .frameTooLarge(length: UInt64(length), maximum: maximumLength))
+            }
+            let total = Frame.headerSize + length
+            guard bytes.count - offset >= total else { break }
+            let frameBody = UnsafeRawBufferPointer(rebasing: bytes[(offset + Frame.headerSize + 1)..<(offset + total)])
+            let type = bytes[offset + Frame.headerSize]
+            offset += total
+            do {
+                guard try body(type, frameBody) else { return (offset, true, nil) }
+            } catch {
+                return (offset, true, error)
+            }
+        }
+        return (offset, false, nil)
+    }
+
     private mutating func compactIfWorthwhile() {
         if start > 0 && start >= buffer.count / 2 {
             buffer.removeSubrange(0..<start)
