@@ -18,15 +18,22 @@ public struct ServeOptions: Equatable, Sendable {
     public var host = "127.0.0.1"
     /// The TCP port to listen on, 1 to 65535.
     public var port: UInt16 = 7777
+    /// Output bytes queued for one member beyond which the relay disconnects it as too slow.
+    public var maxPendingOutput = ServeOptions.defaultMaxPendingOutput
+
+    /// The default of ``maxPendingOutput``: 64 MiB.
+    public static let defaultMaxPendingOutput = 64 * 1024 * 1024
 
     /// Creates serve options.
     ///
     /// - Parameters:
     ///   - host: The address to listen on; `0.0.0.0` or `::` serves a network.
     ///   - port: The TCP port to listen on.
-    public init(host: String = "127.0.0.1", port: UInt16 = 7777) {
+    ///   - maxPendingOutput: The per-member output cap in bytes; it must exceed the 16 MiB frame limit.
+    public init(host: String = "127.0.0.1", port: UInt16 = 7777, maxPendingOutput: Int = defaultMaxPendingOutput) {
         self.host = host
         self.port = port
+        self.maxPendingOutput = maxPendingOutput
     }
 }
 

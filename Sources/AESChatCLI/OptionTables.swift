@@ -17,6 +17,11 @@ enum OptionTables {
             .value(
                 "--port", "n", default: "7777", help: "TCP port to listen on, 1 to 65535.", parse: Values.port,
                 into: \.port),
+            .value(
+                "--max-pending-output", "bytes", default: "64M",
+                help: "Output queued for one member beyond which it is disconnected as too slow; "
+                    + "a byte count above 16M, with an optional K, M or G suffix (1024-based).",
+                parse: Values.byteCount, into: \.maxPendingOutput),
         ],
         command: { .serve($0) }
     )

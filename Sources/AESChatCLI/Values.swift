@@ -21,6 +21,36 @@ enum Values {
         return UInt16(value)
     }
 
+    /// What a byte count must look like, for messages.
+    static let byteCountExpectation =
+        "expected a number of bytes above 16M (the frame limit), optionally with a K, M or G suffix, such as 64M"
+
+    /// Parses a byte count for a cap: ASCII decimal digits with an optional `K`, `M` or `G` suffix
+    /// (powers of 1024), above 16 MiB (the largest frame, which one message must never trip) and
+    /// at most 1 TiB.
+    static func byteCount(_ text: String, _ context: OptionContext) throws(UsageError) -> Int {
+        var digits = Substring(text)
+        var multiplier = 1
+        switch text.last {
+        case "K", "k": multiplier = 1 << 10
+        case "M", "m": multiplier = 1 << 20
+        case "G", "g": multiplier = 1 << 30
+        default: break
+        }
+        if multiplier > 1 { digits = digits.dropLast() }
+        var value = 0
+        for byte in digits.utf8 {
+            guard ASCII.isDigit(byte) else { throw invalid("byte count", text, byteCountExpectation, context.mode) }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            guard value <= 1 << 40 else { throw invalid("byte count", text, byteCountExpectation, context.mode) }
+        }
+        let bytes = value * multiplier
+        guard !digits.isEmpty, bytes > 16 << 20, bytes <= 1 << 40 else {
+            throw invalid("byte count", text, byteCountExpectation, context.mode)
+        }
+        return bytes
+    }
+
     /// Parses a host: an IPv4 literal, an IPv6 literal (optionally in brackets, which are removed) or a hostname.
     static func host(_ text: String, _ context: OptionContext) throws(UsageError) -> String {
         guard let host = Host.normalized(text) else { throw invalid("host", text, hostExpectation, context.mode) }

@@ -3,5 +3,6 @@
 #define AESCHAT_CLINUX_SHIM_H
 #ifdef __linux__
 #include <sys/epoll.h>
+#include <malloc.h>
 #endif
 #endif

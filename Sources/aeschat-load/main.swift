@@ -6,7 +6,7 @@
 let usage = """
     Usage: aeschat-load run --members N [--port N] [--host ADDR] [--pid PID] [--messages M] [--window W]
                             [--paced-seconds S] [--senders K] [--rate R] [--idle-seconds S]
-                            [--payload-bytes B] [--profile-bytes B] [--room ROOM]
+                            [--payload-bytes B] [--profile-bytes B] [--room ROOM] [--join-concurrency C]
            aeschat-load member-cost [--messages M]
 
     run: N members join one room (timed), stay idle (relay RSS measured), then W1: member m0 publishes M
@@ -83,6 +83,7 @@ if mode == "member-cost" {
     configuration.room = values.removeValue(forKey: "room") ?? "bench"
     configuration.payloadBytes = integer("payload-bytes", 202)
     configuration.profileBytes = integer("profile-bytes", 0)
+    configuration.joinConcurrency = max(1, integer("join-concurrency", 1000))
     let pid = Int32(integer("pid", 0))
     let messages = integer("messages", 0)
     let window = integer("window", 100)
@@ -105,8 +106,10 @@ if mode == "member-cost" {
         let rssBefore = pid > 0 ? Measure.residentBytes(pid: pid) : nil
         let relayCPUBefore = pid > 0 ? Measure.cpuSeconds(pid: pid) : nil
         note("joining \(configuration.members) members")
+        let joinOwnBefore = Measure.ownCPUSeconds()
         let joinSeconds = try engine.joinAll()
         fields.append(("join_seconds", fixed(joinSeconds)))
+        fields.append(("join_load_cpu_seconds", fixed(Measure.ownCPUSeconds() - joinOwnBefore)))
         if let before = relayCPUBefore, let after = Measure.cpuSeconds(pid: pid) {
             fields.append(("join_relay_cpu_seconds", fixed(after - before)))
         }

@@ -129,6 +129,12 @@ import Testing
                 ["keygen", "--out", ""], "invalid path '' for '--out': expected a non-empty path", mode: .keygen),
             ErrorCase(join + ["--host", ""], "invalid host '': \(hostExpectation)", mode: .join),
         ]
+        + ["", "16M", "16777216", "1K", "0", "M", "64MB", "-64M", "64 M", "2000G", "99999999999999999999"].map {
+            ErrorCase(
+                ["serve", "--max-pending-output", $0],
+                "invalid byte count '\($0)': expected a number of bytes above 16M (the frame limit), optionally "
+                    + "with a K, M or G suffix, such as 64M", mode: .serve)
+        }
 
     static let invalidHosts = [
         "", " ", "a b", "256.1.1.1", "1.2.3", "127.1", "1.2.3.4.5", "01.2.3.4", "1.2.3.", "[::1", "::1]", "[]",
@@ -174,7 +180,7 @@ import Testing
         #expect(
             error.description == """
                 Error: invalid port '0': expected a number from 1 to 65535
-                Usage: aeschat serve [--host <addr>] [--port <n>]
+                Usage: aeschat serve [--host <addr>] [--port <n>] [--max-pending-output <bytes>]
                 See 'aeschat serve --help'.
                 """
         )

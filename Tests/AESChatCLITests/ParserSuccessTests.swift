@@ -135,7 +135,19 @@ import Testing
         }
     }
 
+    @Test(arguments: [
+        ("64M", 64 << 20), ("16777217", 16_777_217), ("17m", 17 << 20), ("20000K", 20_000 << 10), ("1G", 1 << 30),
+        ("1024G", 1 << 40),
+    ])
+    func serve_acceptsMaxPendingOutput_withSuffixes(text: String, bytes: Int) throws {
+        #expect(
+            try CommandLineParser.parse(["serve", "--max-pending-output", text])
+                == .serve(ServeOptions(maxPendingOutput: bytes)))
+    }
+
     @Test func defaults_matchBetweenInitialisersAndHelp() {
+        #expect(ServeOptions().maxPendingOutput == 64 << 20)
+        #expect(HelpText.help(for: .serve).contains("(default:\n                          64M)"))
         #expect(ServeOptions() == ServeOptions(host: "127.0.0.1", port: 7777))
         #expect(JoinOptions(name: "n", inbox: "i").room == "lobby")
         #expect(JoinOptions(name: "n", inbox: "i").host == ServeOptions().host)

@@ -12,10 +12,14 @@ public enum ServeMode {
     /// - Returns: the process exit code.
     public static func run(_ options: ServeOptions, log: @escaping (String) -> Void = StandardError.write) -> ExitCode {
         do {
+            System.raiseDescriptorLimit()
             let loop = try PosixEventLoop()
             let listener = try TCPListener(host: options.host, port: options.port, loop: loop)
-            let relay = Relay(loop: loop, log: log)
+            var configuration = RelayConfiguration()
+            configuration.maximumPendingOutput = options.maxPendingOutput
+            let relay = Relay(configuration: configuration, loop: loop, log: log)
             relay.attach(to: listener)
+            giveBackMemory(relay: relay, loop: loop, seen: relay.membershipChanges)
             let signals = LoopInbox<Int32>(loop: loop, capacity: 8)
             signals.setHandler { number in
                 log(
@@ -33,6 +37,18 @@ public enum ServeMode {
         } catch {
             log("Error: \(error.description)")
             return .unavailable
+        }
+    }
+}
+
+extension ServeMode {
+    /// Every two seconds, if members came or went, lets the relay hand back the memory a burst of
+    /// joins or leaves left free (see ``Relay/releaseIdleMemory()``).
+    fileprivate static func giveBackMemory(relay: Relay, loop: PosixEventLoop, seen: Int) {
+        loop.schedule(after: .seconds(2)) { [weak relay] in
+            guard let relay else { return }
+            if relay.membershipChanges != seen { relay.releaseIdleMemory() }
+            giveBackMemory(relay: relay, loop: loop, seen: relay.membershipChanges)
         }
     }
 }

@@ -6,8 +6,10 @@ public struct RelayConfiguration: Sendable {
     public var maximumFrameLength = Frame.defaultMaximumLength
     /// Output queued for one member beyond which that member is disconnected as too slow (error
     /// `too-slow`). Must exceed the largest frame so that one big message never trips it by itself.
-    /// Bounds the relay's memory: what the members of a room are owed is shared between them, so a
-    /// room costs at most about this much plus each member's private frames, however many lag.
+    /// Checked before more output is queued, against what the kernel did not take when the member's
+    /// connection last flushed. Bounds the relay's memory: what the members of a room are owed is
+    /// shared between them, so a room costs at most about this much plus one loop iteration's
+    /// frames, plus each member's private frames, however many members lag.
     public var maximumPendingOutput = RelayConfiguration.defaultMaximumPendingOutput
     /// How long a closing connection may take to flush before it is cut.
     public var closeTimeout: Duration = .seconds(5)
@@ -73,6 +75,15 @@ public final class Relay {
     public var connectionCount: Int { clients.count }
     /// Registered members across all rooms.
     public var memberCount: Int { membersByName.count }
+    /// Joins and leaves so far; a serve loop uses it to decide when to give memory back.
+    public private(set) var membershipChanges = 0
+
+    /// Gives back what bursts left behind: spare fan-out buffers beyond a couple, and (through
+    /// the allocator) freed memory. Cheap enough to call every few seconds.
+    public func releaseIdleMemory() {
+        if spareBuffers.count > 2 { spareBuffers.removeSubrange(2...) }
+        System.releaseFreeMemory()
+    }
 
     /// Accepts every connection `listener` hands out.
     public func attach(to listener: any Listener) {
@@ -174,6 +185,7 @@ public final class Relay {
         }
         room.add(client, profile: profile)
         client.batchCursor = room.batchLength
+        membershipChanges += 1
         log("\(name) joined \(roomName) from \(client.connection.peerDescription) (\(room.members.count) in room)")
     }
 
@@ -220,6 +232,7 @@ public final class Relay {
         guard let name = client.name, let room = client.room else { return }
         if !client.isTooSlow { handOver(to: client) }
         membersByName[name] = nil
+        membershipChanges += 1
         room.remove(client)
         client.room = nil
         if room.members.isEmpty { rooms[room.name] = nil }
@@ -251,10 +264,9 @@ public final class Relay {
 
     /// Queues a frame for one member, after everything its room owes it.
     private func sendPrivately(_ frame: [UInt8], to member: RelayClient) {
-        guard member.connection.isOpen else { return }
+        guard member.connection.isOpen, !isOverCap(member) else { return }
         handOver(to: member)
         member.connection.write(frame)
-        checkPendingOutput(of: member)
     }
 
     /// Appends one frame (`frameLength` counts the type byte and body) to the room's batch of this
@@ -293,11 +305,16 @@ public final class Relay {
         }
     }
 
-    private func checkPendingOutput(of member: RelayClient) {
-        if !member.isTooSlow && member.connection.pendingOutputByteCount > configuration.maximumPendingOutput {
-            member.isTooSlow = true
-            tooSlow.append(member)
-        }
+    /// Whether the member still owes more than the cap from earlier iterations (what the kernel did
+    /// not take when its connection last flushed); if so it is marked for dropping at the end of
+    /// the iteration. Checked before more is queued, so a big batch in one iteration never trips
+    /// a member that keeps up.
+    private func isOverCap(_ member: RelayClient) -> Bool {
+        if member.isTooSlow { return true }
+        guard member.connection.pendingOutputByteCount > configuration.maximumPendingOutput else { return false }
+        member.isTooSlow = true
+        tooSlow.append(member)
+        return true
     }
 
     /// End of a loop iteration: every member of every room that got frames is handed its range,
@@ -306,9 +323,8 @@ public final class Relay {
         while !dirtyRooms.isEmpty || !tooSlow.isEmpty {
             swap(&dirtyRooms, &roomsBeingFlushed)
             for room in roomsBeingFlushed {
-                for member in room.members {
+                for member in room.members where !isOverCap(member) {
                     handOver(to: member)
-                    checkPendingOutput(of: member)
                 }
                 room.isDirty = false
                 for buffer in room.buffers where buffer.capacity == configuration.fanOutBufferSize {
