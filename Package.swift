@@ -29,7 +29,8 @@ let package = Package(
             name: "AESChatCore", dependencies: ["AESChatCrypto", "AESChatCLI", "CLinux"], swiftSettings: swiftSettings),
         .executableTarget(name: "aeschat", dependencies: ["AESChatCore", "AESChatCLI"], swiftSettings: swiftSettings),
         .executableTarget(
-            name: "aeschat-load", dependencies: ["AESChatCore", "AESChatCrypto", "CLinux"], swiftSettings: swiftSettings),
+            name: "aeschat-load", dependencies: ["AESChatCore", "AESChatCrypto", "CLinux"], swiftSettings: swiftSettings
+        ),
         .testTarget(name: "AESChatCryptoTests", dependencies: ["AESChatCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "AESChatCLITests", dependencies: ["AESChatCLI"], swiftSettings: swiftSettings),
         .testTarget(

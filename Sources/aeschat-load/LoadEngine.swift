@@ -119,7 +119,8 @@
                 }
                 pump(timeoutMilliseconds: 10)
                 if Measure.nanoseconds() > deadline {
-                    throw .timedOut("join: \(fullyJoined) of \(n) members complete after \(configuration.phaseTimeout) s")
+                    throw .timedOut(
+                        "join: \(fullyJoined) of \(n) members complete after \(configuration.phaseTimeout) s")
                 }
             }
             return Double(Measure.nanoseconds() - start) / 1e9

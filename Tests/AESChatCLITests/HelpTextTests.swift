@@ -121,7 +121,8 @@ import Testing
 
     @Test func usage_isOneLine_forEveryMode() {
         #expect(HelpText.usage(for: nil) == "aeschat <command> [<options>]")
-        #expect(HelpText.usage(for: .serve) == "aeschat serve [--host <addr>] [--port <n>] [--max-pending-output <bytes>]")
+        #expect(
+            HelpText.usage(for: .serve) == "aeschat serve [--host <addr>] [--port <n>] [--max-pending-output <bytes>]")
         #expect(
             HelpText.usage(for: .join)
                 == "aeschat join --name <name> --inbox <dir> [--room <room>] [--host <addr>] [--port <n>] "
