@@ -66,6 +66,10 @@
 
         // Paced accounting.
         private(set) var latencies = LatencyHistogram()
+        /// Per paced message (sender × 100,000 + sequence): the latency of its last delivery.
+        private(set) var lastReceipt: [UInt64] = []
+        /// Per paced message: the latency of its first delivery.
+        private(set) var firstReceipt: [UInt64] = []
         private var pacedDelivered = 0
 
         private var frameScratch: [UInt8] = []
@@ -222,6 +226,8 @@
             phase = .paced
             resetExpectations()
             latencies = LatencyHistogram()
+            lastReceipt = [UInt64](repeating: 0, count: senderSlots * 100_000)
+            firstReceipt = lastReceipt
             pacedDelivered = 0
             let senders = min(senders, configuration.members, senderSlots)
             let interval = UInt64(1e9) / UInt64(rate)
@@ -427,7 +433,13 @@
                     }
                 case .paced:
                     pacedDelivered += 1
-                    latencies.record(nanoseconds: now > sentAt ? now - sentAt : 0)
+                    let latency = now > sentAt ? now - sentAt : 0
+                    latencies.record(nanoseconds: latency)
+                    let key = sender * 100_000 + Int(sequence)
+                    if key < lastReceipt.count && latency > lastReceipt[key] { lastReceipt[key] = latency }
+                    if key < firstReceipt.count && (firstReceipt[key] == 0 || latency < firstReceipt[key]) {
+                        firstReceipt[key] = latency
+                    }
                 default:
                     break
                 }

@@ -143,8 +143,18 @@ if mode == "member-cost" {
         if pacedSeconds > 0 {
             note("W1-paced: \(senders) senders x \(rate) msg/s for \(pacedSeconds) s")
             let relayBefore = pid > 0 ? Measure.cpuSeconds(pid: pid) : nil
+            let ownBefore = Measure.ownCPUSeconds()
             let delivered = try engine.paced(senders: senders, rate: rate, seconds: pacedSeconds)
+            fields.append(("paced_load_cpu_share", fixed((Measure.ownCPUSeconds() - ownBefore) / pacedSeconds)))
             let latencies = engine.latencies
+            var lastDeliveries = LatencyHistogram()
+            for latency in engine.lastReceipt where latency > 0 { lastDeliveries.record(nanoseconds: latency) }
+            var firstDeliveries = LatencyHistogram()
+            for latency in engine.firstReceipt where latency > 0 { firstDeliveries.record(nanoseconds: latency) }
+            fields.append(("paced_first_delivery_p50_ms", fixed(firstDeliveries.percentile(0.5))))
+            fields.append(("paced_first_delivery_p99_ms", fixed(firstDeliveries.percentile(0.99))))
+            fields.append(("paced_last_delivery_p50_ms", fixed(lastDeliveries.percentile(0.5))))
+            fields.append(("paced_last_delivery_p99_ms", fixed(lastDeliveries.percentile(0.99))))
             fields.append(("paced_deliveries", "\(delivered)"))
             fields.append(("paced_p50_ms", fixed(latencies.percentile(0.50))))
             fields.append(("paced_p99_ms", fixed(latencies.percentile(0.99))))
