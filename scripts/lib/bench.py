@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Runs the relay benchmarks for scripts/bench: starts `aeschat serve` on 127.0.0.1, drives it with
+`aeschat-load`, prints a table and (full runs, or --write) records it in docs/BENCHMARKS.md between
+the bench:results markers. Every process it starts listens on or connects to 127.0.0.1 only, and
+every run is bounded in messages and seconds."""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DOC = os.path.join(ROOT, "docs", "BENCHMARKS.md")
+BEGIN = "<!-- bench:results:begin -->"
+END = "<!-- bench:results:end -->"
+SIZES = [100, 1000, 5000, 10000]
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_relay(binary, port):
+    relay = subprocess.Popen(
+        [os.path.join(binary, "aeschat"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                pass
+            time.sleep(0.2)
+            return relay
+        except OSError:
+            if relay.poll() is not None:
+                break
+            time.sleep(0.05)
+    relay.kill()
+    raise SystemExit(f"bench: the relay did not start on 127.0.0.1:{port}")
+
+
+def stop_relay(relay):
+    relay.send_signal(signal.SIGTERM)
+    try:
+        relay.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        relay.kill()
+        relay.wait()
+
+
+def load(binary, arguments, timeout):
+    result = subprocess.run(
+        [os.path.join(binary, "aeschat-load")] + arguments, capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        sys.stderr.write(result.stderr)
+        raise SystemExit(f"bench: aeschat-load {' '.join(arguments)} printed no result")
+    figures = json.loads(lines[-1])
+    figures["exit"] = result.returncode
+    return figures
+
+
+def one_size(binary, members, quick):
+    deliveries = 2_000_000 if quick else 10_000_000
+    messages = max(200, min(50_000, deliveries // (members - 1)))
+    paced = 0
+    if members <= 1000:
+        paced = (3 if quick else 10) if members == 1000 else (2 if quick else 5)
+    port = free_port()
+    relay = start_relay(binary, port)
+    try:
+        figures = load(binary, [
+            "run", "--port", str(port), "--pid", str(relay.pid), "--members", str(members),
+            "--messages", str(messages), "--paced-seconds", str(paced), "--idle-seconds", "2.5",
+        ], timeout=900)
+    finally:
+        stop_relay(relay)
+    return figures
+
+
+def median(runs, key):
+    values = [run[key] for run in runs if run.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def machine():
+    model = "unknown"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    memory = "unknown"
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    return {"cores": os.cpu_count(), "model": model, "memory": memory, "kernel": platform.release()}
+
+
+def loadavg():
+    with open("/proc/loadavg") as file:
+        return " ".join(file.read().split()[:3])
+
+
+def fmt(value, spec, scale=1.0):
+    return "—" if value is None else format(value * scale, spec)
+
+
+def millions(value):
+    return "—" if value is None else f"{value / 1e6:.2f} M"
+
+
+def render(results, member, info, command, started, load_before, load_after, quick, repeats):
+    rows = []
+    rows.append("| N | join (s) | idle memory per connection (B) | W1 deliveries/s | relay CPU per delivery (µs) "
+                "| relay CPU | load-tool CPU | paced p50 / p99 / max (ms) | faults |")
+    rows.append("|---|---|---|---|---|---|---|---|---|")
+    for members in SIZES:
+        runs = results[members]
+        faults = sum(run.get("out_of_order", 0) + run.get("duplicates", 0) + run.get("relay_errors", 0)
+                     + run.get("unexpected_closes", 0) + (1 if "error" in run else 0) for run in runs)
+        paced = "—"
+        if median(runs, "paced_p99_ms") is not None:
+            paced = (f"{median(runs, 'paced_p50_ms'):.2f} / {median(runs, 'paced_p99_ms'):.2f} / "
+                     f"{median(runs, 'paced_max_ms'):.2f}")
+        rows.append(
+            f"| {members:,} | {fmt(median(runs, 'join_seconds'), '.2f')} "
+            f"| {fmt(median(runs, 'bytes_per_connection'), ',.0f')} "
+            f"| {millions(median(runs, 'w1_deliveries_per_second'))} "
+            f"| {fmt(median(runs, 'w1_relay_cpu_us_per_delivery'), '.3f')} "
+            f"| {fmt(median(runs, 'w1_relay_cpu_share'), '.0%')} "
+            f"| {fmt(median(runs, 'w1_load_cpu_share'), '.0%')} "
+            f"| {paced} | {faults} |")
+    k = results[1000]
+    checks = [
+        ("Relay CPU per delivery at N=1000 ≤ 0.10 µs", median(k, "w1_relay_cpu_us_per_delivery"),
+         lambda v: v <= 0.10, lambda v: f"{v:.3f} µs"),
+        ("W1 deliveries/s at N=1000 above 5.29 M", median(k, "w1_deliveries_per_second"),
+         lambda v: v > 5.29e6, millions),
+        ("W1 deliveries/s at N=5000 above 2.79 M", median(results[5000], "w1_deliveries_per_second"),
+         lambda v: v > 2.79e6, millions),
+        ("Paced p99 at N=1000 ≤ 3 ms", median(k, "paced_p99_ms"), lambda v: v <= 3.0, lambda v: f"{v:.2f} ms"),
+        ("Paced maximum at N=1000 ≤ 10 ms", median(k, "paced_max_ms"), lambda v: v <= 10.0,
+         lambda v: f"{v:.2f} ms"),
+        ("10,000 members join in under 5 s", median(results[10000], "join_seconds"), lambda v: v < 5.0,
+         lambda v: f"{v:.2f} s"),
+        ("Memory per idle connection at N=10,000 ≤ 1,500 B", median(results[10000], "bytes_per_connection"),
+         lambda v: v <= 1500, lambda v: f"{v:,.0f} B"),
+    ]
+    target_rows = ["| target | measured | met |", "|---|---|---|"]
+    for label, value, test, show in checks:
+        met = "—" if value is None else ("yes" if test(value) else "**no**")
+        target_rows.append(f"| {label} | {'—' if value is None else show(value)} | {met} |")
+    lines = [
+        BEGIN,
+        "",
+        f"Recorded {started} by `{command}` ({'quick pass' if quick else 'full run'}, "
+        f"{repeats} run{'s' if repeats > 1 else ''} per size, median shown).",
+        "",
+        f"Machine: {info['cores']} cores, {info['model']}, {info['memory']} memory, Linux {info['kernel']}; "
+        f"load average {load_before} before, {load_after} after (other work on the machine makes the "
+        "figures noisy).",
+        "",
+        "\n".join(rows),
+        "",
+        "\n".join(target_rows),
+        "",
+    ]
+    if member:
+        lines.append(
+            f"Member cost (one client, release build, real `AutomaticKeySecurity`): "
+            f"**{member['us_per_message']:.0f} µs** to verify, ratchet, decrypt and format one "
+            f"{member['envelope_bytes']}-byte group envelope as a JSON line, of which "
+            f"{member['us_signature_check']:.0f} µs is the Ed25519 signature check: one member absorbs about "
+            f"**{member['messages_per_second']:,.0f} messages/s**.")
+        lines.append("")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="relay benchmarks (see docs/BENCHMARKS.md)")
+    parser.add_argument("--bin", required=True, help="folder with the release aeschat and aeschat-load")
+    parser.add_argument("--command", default="scripts/bench")
+    parser.add_argument("--quick", action="store_true", help="about one minute, one run per size")
+    parser.add_argument("--write", action="store_true", help="record a quick pass in docs/BENCHMARKS.md too")
+    parser.add_argument("--repeats", type=int, default=None, help="runs per size (default 3, quick 1)")
+    options = parser.parse_args()
+    repeats = options.repeats or (1 if options.quick else 3)
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load_before = loadavg()
+    results = {members: [] for members in SIZES}
+    for round_number in range(repeats):
+        for members in SIZES:
+            print(f"bench: N={members:,} (run {round_number + 1} of {repeats})", file=sys.stderr, flush=True)
+            figures = one_size(options.bin, members, options.quick)
+            results[members].append(figures)
+            print("bench:   " + json.dumps(figures), file=sys.stderr, flush=True)
+    print("bench: member cost", file=sys.stderr, flush=True)
+    member = load(options.bin, ["member-cost", "--messages", "100" if options.quick else "500"], timeout=600)
+    table = render(results, member, machine(), options.command, started, load_before, loadavg(),
+                   options.quick, repeats)
+    print(table.replace(BEGIN + "\n", "").replace("\n" + END, ""))
+    if not options.quick or options.write:
+        with open(DOC) as file:
+            text = file.read()
+        if BEGIN not in text or END not in text:
+            raise SystemExit(f"bench: {DOC} lacks the {BEGIN} … {END} markers")
+        before, rest = text.split(BEGIN, 1)
+        _, after = rest.split(END, 1)
+        with open(DOC, "w") as file:
+            file.write(before + table + after)
+        print(f"bench: wrote {os.path.relpath(DOC, ROOT)}", file=sys.stderr)
+    faulty = [(members, run) for members in SIZES for run in results[members]
+              if run.get("exit", 1) != 0 or "error" in run]
+    if faulty:
+        for members, run in faulty:
+            print(f"bench: N={members}: deliveries lost, duplicated or reordered, or the run failed: {run}",
+                  file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
