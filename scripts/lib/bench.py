@@ -88,6 +88,78 @@ def one_size(binary, members, quick):
     return figures
 
 
+def relay_pid_under(port, binary):
+    """The pid of `aeschat serve --port PORT` started through a wrapper such as heaptrack."""
+    target = os.path.join(binary, "aeschat")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as file:
+                arguments = file.read().split(b"\0")
+        except OSError:
+            continue
+        if arguments and arguments[0].decode(errors="replace") == target and str(port).encode() in arguments:
+            return int(entry)
+    return None
+
+
+def allocations(binary, messages, folder):
+    """Runs a relay under heaptrack for join + W1 at N=1000 and returns its count of allocation calls."""
+    port = free_port()
+    output = os.path.join(folder, f"relay-{messages}")
+    wrapper = subprocess.Popen(
+        ["heaptrack", "-o", output, os.path.join(binary, "aeschat"), "serve", "--host", "127.0.0.1", "--port",
+         str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid = None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and pid is None:
+        time.sleep(0.2)
+        pid = relay_pid_under(port, binary)
+    if pid is None:
+        wrapper.kill()
+        return None
+    try:
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        figures = load(binary, ["run", "--port", str(port), "--members", "1000", "--messages", str(messages),
+                                "--idle-seconds", "0.2"], timeout=600)
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        try:
+            wrapper.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            wrapper.kill()
+    if figures.get("exit") != 0:
+        return None
+    files = [name for name in os.listdir(folder) if name.startswith(f"relay-{messages}")]
+    if not files:
+        return None
+    report = subprocess.run(["heaptrack_print", os.path.join(folder, files[0])], capture_output=True, text=True)
+    match = re.search(r"calls to allocation functions: (\d+)", report.stdout)
+    return int(match.group(1)) if match else None
+
+
+def allocation_check(binary):
+    """Allocation calls per published message in steady state: two runs that differ only in the number of
+    W1 messages; the difference divided by the extra messages."""
+    import shutil
+    import tempfile
+    if shutil.which("heaptrack") is None or shutil.which("heaptrack_print") is None:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        small = allocations(binary, 1000, folder)
+        large = allocations(binary, 11000, folder)
+    if small is None or large is None:
+        return None
+    return {"small": small, "large": large, "extra_messages": 10000, "extra_deliveries": 10000 * 999,
+            "per_message": (large - small) / 10000}
+
+
 def median(runs, key):
     values = [run[key] for run in runs if run.get(key) is not None]
     return statistics.median(values) if values else None
@@ -122,7 +194,7 @@ def millions(value):
     return "—" if value is None else f"{value / 1e6:.2f} M"
 
 
-def render(results, member, info, command, started, load_before, load_after, quick, repeats):
+def render(results, member, info, command, started, load_before, load_after, quick, repeats, allocation=None):
     rows = []
     rows.append("| N | join (s) | idle memory per connection (B) | W1 deliveries/s | relay CPU per delivery (µs) "
                 "| relay CPU | load-tool CPU | paced p50 / p99 / max (ms) | faults |")
@@ -186,6 +258,13 @@ def render(results, member, info, command, started, load_before, load_after, qui
             f"{member['us_signature_check']:.0f} µs is the Ed25519 signature check: one member absorbs about "
             f"**{member['messages_per_second']:,.0f} messages/s**.")
         lines.append("")
+    if allocation:
+        lines.append(
+            f"Allocations (heaptrack on the relay, N=1000): {allocation['small']:,} allocation calls for join + "
+            f"1,000 W1 messages, {allocation['large']:,} for join + 11,000: "
+            f"**{allocation['per_message']:+.3f} per published message** over {allocation['extra_deliveries']:,} "
+            "extra deliveries (the difference is join-phase noise; steady-state fan-out allocates nothing).")
+        lines.append("")
     lines.append(END)
     return "\n".join(lines)
 
@@ -210,8 +289,12 @@ def main():
             print("bench:   " + json.dumps(figures), file=sys.stderr, flush=True)
     print("bench: member cost", file=sys.stderr, flush=True)
     member = load(options.bin, ["member-cost", "--messages", "100" if options.quick else "500"], timeout=600)
+    allocation = None
+    if not options.quick:
+        print("bench: allocation count (heaptrack, if installed)", file=sys.stderr, flush=True)
+        allocation = allocation_check(options.bin)
     table = render(results, member, machine(), options.command, started, load_before, loadavg(),
-                   options.quick, repeats)
+                   options.quick, repeats, allocation)
     print(table.replace(BEGIN + "\n", "").replace("\n" + END, ""))
     if not options.quick or options.write:
         with open(DOC) as file:
