@@ -1,3 +1,5 @@
+import Foundation
+
 #if os(Linux)
     import CLinux
     import Glibc
@@ -12,7 +14,11 @@
         struct Configuration {
             var host = "127.0.0.1"
             var port: UInt16 = 7777
+            /// Members in the room, across all engines.
             var members = 1000
+            /// This engine's members: `first ..< first + count` (global numbers, which name them).
+            var first = 0
+            var count = 1000
             var room = "bench"
             var profileBytes = 0
             var payloadBytes = 202
@@ -62,6 +68,7 @@
         // Fan-out accounting.
         private var remaining: [Int32] = []
         private var completed = 0
+        private var completedPrefix = 0
         private var lastCompletion: UInt64 = 0
 
         // Paced accounting.
@@ -78,7 +85,7 @@
             self.configuration = configuration
             epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
             guard epoll >= 0 else { throw .system("epoll_create1") }
-            let n = configuration.members
+            let n = configuration.count
             descriptors = [Int32](repeating: -1, count: n)
             welcomed = [Bool](repeating: false, count: n)
             others = [Int32](repeating: 0, count: n)
@@ -115,7 +122,7 @@
             let start = Measure.nanoseconds()
             let deadline = start + UInt64(configuration.phaseTimeout * 1e9)
             var next = 0
-            let n = configuration.members
+            let n = configuration.count
             while fullyJoined < n {
                 while next < n && waitingForWelcome < configuration.joinConcurrency {
                     try open(member: next)
@@ -156,7 +163,8 @@
         }
 
         private func sendHello(_ index: Int) {
-            let name = Array(Self.memberName(index).utf8)
+            let global = configuration.first + index
+            let name = Array(Self.memberName(global).utf8)
             let room = Array(configuration.room.utf8)
             let profile = configuration.profileBytes
             var frame: [UInt8] = []
@@ -173,7 +181,7 @@
             frame.append(UInt8(profile & 0xFF))
             if profile > 0 {
                 frame.append(0x01)
-                for i in 1..<profile { frame.append(UInt8(truncatingIfNeeded: i &* 31 &+ index)) }
+                for i in 1..<profile { frame.append(UInt8(truncatingIfNeeded: i &* 31 &+ global)) }
             }
             send(frame, from: index)
         }
@@ -189,39 +197,53 @@
 
         // MARK: W1 fan-out
 
-        /// Member 0 publishes `messages` payloads with at most `window` not yet delivered to everyone.
-        /// - Returns: seconds from the first publish to the last delivery.
-        func fanOut(messages: Int, window: Int) throws(LoadError) -> Double {
+        /// Member 0 publishes `messages` payloads with at most `window` not yet delivered to everyone
+        /// (in every engine: `progress` carries each engine's count of messages complete there). The
+        /// engine holding member 0 sends; every engine counts its own members' deliveries.
+        /// - Returns: the monotonic time of this engine's last completed message, in nanoseconds.
+        func fanOut(messages: Int, window: Int, progress: FanOutProgress, engine: Int) throws(LoadError) -> UInt64 {
             phase = .fanOut
             resetExpectations()
-            let receivers = Int32(configuration.members - 1)
-            remaining = [Int32](repeating: receivers, count: messages)
+            let isSender = configuration.first == 0
+            let receivers = configuration.count - (isSender ? 1 : 0)
+            remaining = [Int32](repeating: Int32(receivers), count: messages)
             completed = 0
+            completedPrefix = 0
             var sent = 0
             let start = Measure.nanoseconds()
             lastCompletion = start
             let deadline = start + UInt64(configuration.phaseTimeout * 1e9)
-            if receivers == 0 { return 0 }
-            while completed < messages {
-                var batch: [UInt8] = []
-                while sent < messages && sent - completed < window {
-                    appendPublish(&batch, sender: 0, sequence: UInt32(sent))
-                    sent += 1
+            if receivers == 0 {
+                completedPrefix = messages
+            }
+            progress.publish(engine: engine, completed: completedPrefix)
+            while completedPrefix < messages || (isSender && sent < messages) {
+                if isSender {
+                    let everywhere = progress.minimum()
+                    var batch: [UInt8] = []
+                    while sent < messages && sent - everywhere < window {
+                        appendPublish(&batch, sender: 0, sequence: UInt32(sent))
+                        sent += 1
+                    }
+                    if !batch.isEmpty { send(batch, from: 0) }
                 }
-                if !batch.isEmpty { send(batch, from: 0) }
-                pump(timeoutMilliseconds: 100)
+                let before = completedPrefix
+                pump(timeoutMilliseconds: isSender ? 1 : 100)
+                while completedPrefix < messages && remaining[completedPrefix] == 0 { completedPrefix += 1 }
+                if completedPrefix != before { progress.publish(engine: engine, completed: completedPrefix) }
                 if Measure.nanoseconds() > deadline {
                     throw .timedOut("fan-out: \(completed) of \(messages) messages complete")
                 }
             }
-            return Double(lastCompletion - start) / 1e9
+            return lastCompletion
         }
 
         // MARK: W1-paced
 
         /// `senders` members each publish `rate` messages a second for `seconds`; every delivery's
-        /// latency goes into ``latencies``.
-        /// - Returns: deliveries counted (expected: messages × (members − 1)).
+        /// latency goes into ``latencies``. Only the engine holding members 0… sends; the others
+        /// receive until they have `rate × seconds × senders` messages for each of their members.
+        /// - Returns: deliveries counted here.
         func paced(senders: Int, rate: Int, seconds: Double) throws(LoadError) -> Int {
             phase = .paced
             resetExpectations()
@@ -235,7 +257,8 @@
             let perSender = Int(Double(rate) * seconds)
             let start = Measure.nanoseconds() + 50_000_000
             var sentBy = [Int](repeating: 0, count: senders)
-            var totalSent = 0
+            let isSender = configuration.first == 0
+            var totalSent = isSender ? 0 : perSender * senders
             while totalSent < perSender * senders {
                 var nextDue = UInt64.max
                 let now = Measure.nanoseconds()
@@ -256,8 +279,11 @@
                     pump(timeoutMilliseconds: Int32(min(wait, 100)))
                 }
             }
-            let expectedDeliveries = totalSent * (configuration.members - 1)
-            let deadline = Measure.nanoseconds() + 10_000_000_000
+            let expectedDeliveries =
+                isSender
+                ? totalSent * (configuration.count - 1)
+                : totalSent * configuration.count
+            let deadline = Measure.nanoseconds() + UInt64((seconds + 10) * 1e9)
             while pacedDelivered < expectedDeliveries && Measure.nanoseconds() < deadline {
                 pump(timeoutMilliseconds: 10)
             }
@@ -424,7 +450,7 @@
                 switch phase {
                 case .fanOut:
                     let s = Int(sequence)
-                    if s < remaining.count {
+                    if s < remaining.count && remaining[s] > 0 {
                         remaining[s] -= 1
                         if remaining[s] == 0 {
                             completed += 1
@@ -487,6 +513,28 @@
         }
     }
 #endif
+
+/// Each engine's count of W1 messages delivered to all of its members (a prefix: messages 0 ..< n), so
+/// the sending engine can keep at most the window in flight across all engines.
+final class FanOutProgress: @unchecked Sendable {
+    // Guard: `lock` protects `completed`.
+    private let lock = NSLock()
+    private var completed: [Int]
+
+    init(engines: Int) { completed = [Int](repeating: 0, count: engines) }
+
+    func publish(engine: Int, completed count: Int) {
+        lock.lock()
+        completed[engine] = count
+        lock.unlock()
+    }
+
+    func minimum() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return completed.min() ?? 0
+    }
+}
 
 /// Why a load run stopped.
 enum LoadError: Error, CustomStringConvertible {

@@ -96,5 +96,13 @@ struct LatencyHistogram {
     }
 
     var maximumMilliseconds: Double { Double(maximum) / 1e6 }
+
+    /// Adds another histogram's samples.
+    mutating func merge(_ other: LatencyHistogram) {
+        for index in buckets.indices where other.buckets[index] != 0 { buckets[index] &+= other.buckets[index] }
+        count += other.count
+        total &+= other.total
+        maximum = max(maximum, other.maximum)
+    }
     var meanMilliseconds: Double { count == 0 ? 0 : Double(total) / Double(count) / 1e6 }
 }

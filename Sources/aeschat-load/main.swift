@@ -7,6 +7,7 @@ let usage = """
     Usage: aeschat-load run --members N [--port N] [--host ADDR] [--pid PID] [--messages M] [--window W]
                             [--paced-seconds S] [--senders K] [--rate R] [--idle-seconds S]
                             [--payload-bytes B] [--profile-bytes B] [--room ROOM] [--join-concurrency C]
+                            [--threads T]
            aeschat-load member-cost [--messages M]
 
     run: N members join one room (timed), stay idle (relay RSS measured), then W1: member m0 publishes M
@@ -84,6 +85,7 @@ if mode == "member-cost" {
     configuration.payloadBytes = integer("payload-bytes", 202)
     configuration.profileBytes = integer("profile-bytes", 0)
     configuration.joinConcurrency = max(1, integer("join-concurrency", 1000))
+    configuration.count = configuration.members
     let pid = Int32(integer("pid", 0))
     let messages = integer("messages", 0)
     let window = integer("window", 100)
@@ -91,6 +93,9 @@ if mode == "member-cost" {
     let senders = integer("senders", 10)
     let rate = integer("rate", 10)
     let idleSeconds = number("idle-seconds", 1)
+    // Two engine threads by default, so the generator is not held to one core; the senders (members
+    // 0 to 9) all live in the first.
+    let threads = max(1, min(integer("threads", 2), configuration.members / 20))
     guard values.isEmpty else { fail("unknown option --\(values.keys.sorted()[0])\n\(usage)") }
     guard configuration.members >= 2 else { fail("--members must be at least 2") }
     let limit = Measure.raiseDescriptorLimit()
@@ -102,18 +107,19 @@ if mode == "member-cost" {
         ("profile_bytes", "\(configuration.profileBytes)"),
     ]
     do {
-        let engine = try LoadEngine(configuration)
+        let group = try EngineGroup(configuration: configuration, threads: threads)
+        fields.append(("load_threads", "\(group.engines.count)"))
         let rssBefore = pid > 0 ? Measure.residentBytes(pid: pid) : nil
         let relayCPUBefore = pid > 0 ? Measure.cpuSeconds(pid: pid) : nil
         note("joining \(configuration.members) members")
         let joinOwnBefore = Measure.ownCPUSeconds()
-        let joinSeconds = try engine.joinAll()
+        let joinSeconds = try group.run { _, engine throws(LoadError) in try engine.joinAll() }.max() ?? 0
         fields.append(("join_seconds", fixed(joinSeconds)))
         fields.append(("join_load_cpu_seconds", fixed(Measure.ownCPUSeconds() - joinOwnBefore)))
         if let before = relayCPUBefore, let after = Measure.cpuSeconds(pid: pid) {
             fields.append(("join_relay_cpu_seconds", fixed(after - before)))
         }
-        engine.idle(seconds: idleSeconds)
+        _ = try group.run { _, engine throws(LoadError) in engine.idle(seconds: idleSeconds) }
         if let before = rssBefore, let after = Measure.residentBytes(pid: pid) {
             fields.append(("relay_rss_before", "\(before)"))
             fields.append(("relay_rss_idle", "\(after)"))
@@ -123,8 +129,12 @@ if mode == "member-cost" {
             note("W1: \(messages) messages to \(configuration.members - 1) receivers, window \(window)")
             let relayBefore = pid > 0 ? Measure.cpuSeconds(pid: pid) : nil
             let ownBefore = Measure.ownCPUSeconds()
+            let progress = FanOutProgress(engines: group.engines.count)
             let start = Measure.nanoseconds()
-            let seconds = try engine.fanOut(messages: messages, window: window)
+            let finishes = try group.run { k, engine throws(LoadError) in
+                try engine.fanOut(messages: messages, window: window, progress: progress, engine: k)
+            }
+            let seconds = Double((finishes.max() ?? start) - start) / 1e9
             let wall = Double(Measure.nanoseconds() - start) / 1e9
             let ownCPU = Measure.ownCPUSeconds() - ownBefore
             let deliveries = Double(messages) * Double(configuration.members - 1)
@@ -144,13 +154,27 @@ if mode == "member-cost" {
             note("W1-paced: \(senders) senders x \(rate) msg/s for \(pacedSeconds) s")
             let relayBefore = pid > 0 ? Measure.cpuSeconds(pid: pid) : nil
             let ownBefore = Measure.ownCPUSeconds()
-            let delivered = try engine.paced(senders: senders, rate: rate, seconds: pacedSeconds)
+            let delivered = try group.run { _, engine throws(LoadError) in
+                try engine.paced(senders: senders, rate: rate, seconds: pacedSeconds)
+            }.reduce(0, +)
             fields.append(("paced_load_cpu_share", fixed((Measure.ownCPUSeconds() - ownBefore) / pacedSeconds)))
-            let latencies = engine.latencies
+            var latencies = LatencyHistogram()
+            var lastReceipt = group.engines[0].lastReceipt
+            var firstReceipt = group.engines[0].firstReceipt
+            for engine in group.engines {
+                latencies.merge(engine.latencies)
+                for index in lastReceipt.indices {
+                    lastReceipt[index] = max(lastReceipt[index], engine.lastReceipt[index])
+                    let first = engine.firstReceipt[index]
+                    if first != 0 && (firstReceipt[index] == 0 || first < firstReceipt[index]) {
+                        firstReceipt[index] = first
+                    }
+                }
+            }
             var lastDeliveries = LatencyHistogram()
-            for latency in engine.lastReceipt where latency > 0 { lastDeliveries.record(nanoseconds: latency) }
+            for latency in lastReceipt where latency > 0 { lastDeliveries.record(nanoseconds: latency) }
             var firstDeliveries = LatencyHistogram()
-            for latency in engine.firstReceipt where latency > 0 { firstDeliveries.record(nanoseconds: latency) }
+            for latency in firstReceipt where latency > 0 { firstDeliveries.record(nanoseconds: latency) }
             fields.append(("paced_first_delivery_p50_ms", fixed(firstDeliveries.percentile(0.5))))
             fields.append(("paced_first_delivery_p99_ms", fixed(firstDeliveries.percentile(0.99))))
             fields.append(("paced_last_delivery_p50_ms", fixed(lastDeliveries.percentile(0.5))))
@@ -164,12 +188,18 @@ if mode == "member-cost" {
                 fields.append(("paced_relay_cpu_share", fixed((after - before) / pacedSeconds)))
             }
         }
-        let faults = engine.faults
+        var faults = LoadEngine.Faults()
+        for engine in group.engines {
+            faults.outOfOrder += engine.faults.outOfOrder
+            faults.duplicates += engine.faults.duplicates
+            faults.unexpectedCloses += engine.faults.unexpectedCloses
+            faults.relayErrors.merge(engine.faults.relayErrors, uniquingKeysWith: +)
+        }
         fields.append(("out_of_order", "\(faults.outOfOrder)"))
         fields.append(("duplicates", "\(faults.duplicates)"))
         fields.append(("relay_errors", "\(faults.relayErrors.values.reduce(0, +))"))
         fields.append(("unexpected_closes", "\(faults.unexpectedCloses)"))
-        engine.closeAll()
+        for engine in group.engines { engine.closeAll() }
         print(json(fields))
         exit(faults.total == 0 ? 0 : 1)
     } catch {

@@ -1,0 +1,78 @@
+#if os(Linux)
+    import Foundation
+
+    /// Several ``LoadEngine``s, one per thread, over disjoint ranges of the members, so the generator
+    /// can use more than one core. Engine 0 holds members 0…, and so every sender.
+    final class EngineGroup: @unchecked Sendable {
+        // Guard: an engine is used by one thread at a time. `run` hands engine k to thread k (engine 0
+        // to the calling thread) and returns only after every thread is done with its engine.
+        let engines: [LoadEngine]
+
+        init(configuration: LoadEngine.Configuration, threads: Int) throws(LoadError) {
+            let total = configuration.members
+            var engines: [LoadEngine] = []
+            for k in 0..<threads {
+                var part = configuration
+                part.first = total * k / threads
+                part.count = total * (k + 1) / threads - part.first
+                engines.append(try LoadEngine(part))
+            }
+            self.engines = engines
+        }
+
+        /// Runs `body` for every engine at once, each on its own thread.
+        /// - Returns: the results, by engine.
+        func run<T>(_ body: @escaping @Sendable (Int, LoadEngine) throws(LoadError) -> T) throws(LoadError) -> [T] {
+            let box = ResultBox<T>(count: engines.count)
+            let done = DispatchSemaphore(value: 0)
+            for k in 1..<max(1, engines.count) {
+                let job = EngineJob(engine: engines[k])
+                let thread = Thread {
+                    box.set(k, Result { () throws(LoadError) -> T in try body(k, job.engine) })
+                    done.signal()
+                }
+                thread.stackSize = 4 << 20
+                thread.start()
+            }
+            box.set(0, Result { () throws(LoadError) -> T in try body(0, engines[0]) })
+            for _ in 1..<max(1, engines.count) { done.wait() }
+            return try box.values()
+        }
+    }
+
+    /// An engine handed to its thread.
+    private final class EngineJob: @unchecked Sendable {
+        // Guard: only the thread it is handed to uses the engine until `EngineGroup.run` returns.
+        let engine: LoadEngine
+        init(engine: LoadEngine) { self.engine = engine }
+    }
+
+    /// Results handed back from the engine threads.
+    private final class ResultBox<T>: @unchecked Sendable {
+        // Guard: `lock` protects `results`.
+        private let lock = NSLock()
+        private var results: [Result<T, LoadError>?]
+
+        init(count: Int) { results = Array(repeating: nil, count: count) }
+
+        func set(_ index: Int, _ result: Result<T, LoadError>) {
+            lock.lock()
+            results[index] = result
+            lock.unlock()
+        }
+
+        func values() throws(LoadError) -> [T] {
+            lock.lock()
+            defer { lock.unlock() }
+            var values: [T] = []
+            for result in results {
+                switch result {
+                case .success(let value)?: values.append(value)
+                case .failure(let error)?: throw error
+                case nil: throw .system("an engine thread")
+                }
+            }
+            return values
+        }
+    }
+#endif
