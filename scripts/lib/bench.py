@@ -218,10 +218,13 @@ def millions(value):
 def render(results, member, info, command, started, load_before, load_after, quick, repeats, allocation=None):
     rows = []
     rows.append("| N | join (s) | idle memory per connection (B) | W1 deliveries/s | relay CPU per delivery (µs) "
-                "| relay CPU | load-tool CPU | paced p50 / p99 / max (ms) | faults |")
+                "| relay CPU (of a core) | load-tool CPU (of a core) | paced p50 / p99 / max (ms) | faults |")
     rows.append("|---|---|---|---|---|---|---|---|---|")
     for members in SIZES:
         runs = results[members]
+        if not runs:
+            rows.append(f"| {members:,} | skipped: too few descriptors | | | | | | | |")
+            continue
         faults = sum(run.get("out_of_order", 0) + run.get("duplicates", 0) + run.get("relay_errors", 0)
                      + run.get("unexpected_closes", 0) + (1 if "error" in run else 0) for run in runs)
         paced = "—"
@@ -302,8 +305,15 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load_before = loadavg()
     results = {members: [] for members in SIZES}
+    import resource
+    descriptors = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    sizes = [members for members in SIZES if members + 64 <= descriptors]
+    for members in SIZES:
+        if members not in sizes:
+            print(f"bench: skipping N={members:,}: the descriptor limit is {descriptors} (raise ulimit -Hn)",
+                  file=sys.stderr)
     for round_number in range(repeats):
-        for members in SIZES:
+        for members in sizes:
             print(f"bench: N={members:,} (run {round_number + 1} of {repeats})", file=sys.stderr, flush=True)
             figures = one_size(options.bin, members, options.quick)
             results[members].append(figures)
