@@ -82,7 +82,7 @@ def one_size(binary, members, quick):
     try:
         figures = load(binary, [
             "run", "--port", str(port), "--pid", str(relay.pid), "--members", str(members),
-            "--messages", str(messages), "--idle-seconds", "2.5", "--threads", "2",
+            "--messages", str(messages), "--idle-seconds", "4.5", "--threads", "2",
         ], timeout=900)
     finally:
         stop_relay(relay)

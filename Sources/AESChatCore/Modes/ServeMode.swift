@@ -42,13 +42,15 @@ public enum ServeMode {
 }
 
 extension ServeMode {
-    /// Every two seconds, if members came or went, lets the relay hand back the memory a burst of
-    /// joins or leaves left free (see ``Relay/releaseIdleMemory()``).
-    fileprivate static func giveBackMemory(relay: Relay, loop: PosixEventLoop, seen: Int) {
+    /// Every two seconds, if members came or went in the last four seconds, lets the relay hand back
+    /// the memory a burst of joins or leaves left free (see ``Relay/releaseIdleMemory()``). The
+    /// second round catches what a burst still held when the first one ran.
+    fileprivate static func giveBackMemory(relay: Relay, loop: PosixEventLoop, seen: Int, settling: Bool = false) {
         loop.schedule(after: .seconds(2)) { [weak relay] in
             guard let relay else { return }
-            if relay.membershipChanges != seen { relay.releaseIdleMemory() }
-            giveBackMemory(relay: relay, loop: loop, seen: relay.membershipChanges)
+            let changed = relay.membershipChanges != seen
+            if changed || settling { relay.releaseIdleMemory() }
+            giveBackMemory(relay: relay, loop: loop, seen: relay.membershipChanges, settling: changed)
         }
     }
 }
