@@ -7,7 +7,7 @@ let usage = """
     Usage: aeschat-load run --members N [--port N] [--host ADDR] [--pid PID] [--messages M] [--window W]
                             [--paced-seconds S] [--senders K] [--rate R] [--idle-seconds S]
                             [--payload-bytes B] [--profile-bytes B] [--room ROOM] [--join-concurrency C]
-                            [--threads T]
+                            [--threads T] [--busy-poll 0|1]
            aeschat-load member-cost [--messages M]
 
     run: N members join one room (timed), stay idle (relay RSS measured), then W1: member m0 publishes M
@@ -86,6 +86,7 @@ if mode == "member-cost" {
     configuration.profileBytes = integer("profile-bytes", 0)
     configuration.joinConcurrency = max(1, integer("join-concurrency", 1000))
     configuration.count = configuration.members
+    configuration.busyPoll = integer("busy-poll", 0) != 0
     let pid = Int32(integer("pid", 0))
     let messages = integer("messages", 0)
     let window = integer("window", 100)

@@ -282,6 +282,13 @@ public final class TCPConnection: Connection, ReadinessHandler {
                     vectors[index] = iovec(iov_base: buffer.storage + start, iov_len: segment.end - start)
                 }
             }
+            if count == 1 {
+                // One piece (the common case in a fan-out): send(2) skips sendmsg's header copying.
+                let piece = vectors[0]
+                return System.retryingInterrupts {
+                    send(descriptor, piece.iov_base, piece.iov_len, System.noSignalFlag)
+                }
+            }
             var message = msghdr()
             message.msg_iov = vectors.baseAddress
             message.msg_iovlen = numericCast(count)
