@@ -17,13 +17,19 @@ public final class SignalWatcher {
     /// Starts watching; each signal is posted to `inbox` by its number.
     public init(signals: [Int32], inbox: LoopInbox<Int32>) {
         System.ignoreSIGPIPE()
+        // A source starts watching only once Dispatch has registered it, which happens on another
+        // thread after `resume`; until then the signal, ignored, would be lost. Wait for every
+        // registration (bounded) so that a signal sent right after start-up is seen.
+        let registered = DispatchSemaphore(value: 0)
         for number in signals {
             _ = signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { inbox.post(number) }
+            source.setRegistrationHandler { registered.signal() }
             source.resume()
             sources.append(source)
         }
+        for _ in signals { _ = registered.wait(timeout: .now() + .seconds(2)) }
     }
 
     deinit {
