@@ -48,6 +48,8 @@ public struct JoinOptions: Equatable, Sendable {
     public var json = false
     /// The identity file, if one was given (never empty); the default lives in the configuration folder.
     public var identityFile: String? = nil
+    /// Files larger than this are declined; nil: unlimited.
+    public var maximumFileSize: UInt64? = nil
 
     /// Creates join options.
     ///

@@ -52,6 +52,9 @@ enum OptionTables {
                 help: "Your identity key file (made on first use; default: $XDG_CONFIG_HOME/aeschat/identity, "
                     + "else ~/.config/aeschat/identity). Not used with --key.",
                 parse: Values.path, into: \.identityFile),
+            .value(
+                "--max-file-size", "bytes", help: "Decline files larger than this (e.g. 100M, 4G). (default: unlimited)",
+                parse: Values.byteCount, into: \.maximumFileSize),
         ],
         command: { .join($0) }
     )

@@ -55,6 +55,30 @@ enum Values {
         return text
     }
 
+    /// Parses a byte count: decimal digits with an optional binary suffix `K`, `M` or `G`
+    /// (KiB, MiB, GiB), at least 1.
+    static func byteCount(_ text: String, _ context: OptionContext) throws(UsageError) -> UInt64 {
+        let expectation = "expected a number of bytes such as 1048576, 512K, 100M or 4G"
+        var digits = Substring(text)
+        var multiplier: UInt64 = 1
+        switch text.last {
+        case "K", "k": multiplier = 1 << 10
+        case "M", "m": multiplier = 1 << 20
+        case "G", "g": multiplier = 1 << 30
+        default: break
+        }
+        if multiplier > 1 { digits = digits.dropLast() }
+        var value: UInt64 = 0
+        for byte in digits.utf8 {
+            guard ASCII.isDigit(byte) else { throw invalid("size", text, expectation, context.mode) }
+            let (times, overflow) = value.multipliedReportingOverflow(by: 10)
+            guard !overflow, times <= UInt64.max / multiplier - 9 else { throw invalid("size", text, expectation, context.mode) }
+            value = times + UInt64(byte - UInt8(ascii: "0"))
+        }
+        guard !digits.isEmpty, value >= 1 else { throw invalid("size", text, expectation, context.mode) }
+        return value * multiplier
+    }
+
     private static func invalid(_ what: String, _ text: String, _ expectation: String, _ mode: Mode) -> UsageError {
         UsageError("invalid \(what) \(Quote.quoted(text)): \(expectation)", mode: mode)
     }

@@ -15,10 +15,12 @@ public enum JoinMode {
             StandardError.write("Error: \(failure.message)")
             return failure.code
         }
+        let inbox: Inbox
         do {
-            try FileManager.default.createDirectory(atPath: options.inbox, withIntermediateDirectories: true)
+            inbox = try Inbox(path: options.inbox)
+            inbox.removeStaleParts()
         } catch {
-            StandardError.write("Error: cannot create inbox folder '\(options.inbox)': \(error.localizedDescription)")
+            StandardError.write("Error: \(error.description)")
             return .ioError
         }
         let style: LineOutput.Style = options.json ? .json : .human
@@ -29,7 +31,7 @@ public enum JoinMode {
             var outcome = ClientOutcome.finished
             let client = ChatClient(
                 name: options.name, room: options.room, security: security, connection: connection, output: output,
-                loop: loop
+                loop: loop, inbox: inbox, maximumFileSize: options.maximumFileSize
             ) { ended in
                 outcome = ended
                 loop.stop()
