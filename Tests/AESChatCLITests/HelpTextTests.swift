@@ -119,7 +119,7 @@ import Testing
         #expect(
             HelpText.usage(for: .join)
                 == "aeschat join --name <name> --inbox <dir> [--room <room>] [--host <addr>] [--port <n>] "
-                + "[--key <file>] [--json] [--identity <file>]"
+                + "[--key <file>] [--json] [--identity <file>] [--max-file-size <bytes>]"
         )
         #expect(HelpText.usage(for: .keygen) == "aeschat keygen [--out <file>] [--identity <file>]")
     }

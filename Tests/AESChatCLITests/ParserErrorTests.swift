@@ -186,7 +186,7 @@ import Testing
             error.description == """
                 Error: missing required option '--inbox <dir>'
                 Usage: aeschat join --name <name> --inbox <dir> [--room <room>] [--host <addr>] [--port <n>] \
-                [--key <file>] [--json] [--identity <file>]
+                [--key <file>] [--json] [--identity <file>] [--max-file-size <bytes>]
                 See 'aeschat join --help'.
                 """
         )
