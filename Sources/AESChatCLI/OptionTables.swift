@@ -53,7 +53,8 @@ enum OptionTables {
                     + "else ~/.config/aeschat/identity). Not used with --key.",
                 parse: Values.path, into: \.identityFile),
             .value(
-                "--max-file-size", "bytes", help: "Decline files larger than this (e.g. 100M, 4G). (default: unlimited)",
+                "--max-file-size", "bytes",
+                help: "Decline files larger than this (e.g. 100M, 4G). (default: unlimited)",
                 parse: Values.byteCount, into: \.maximumFileSize),
         ],
         command: { .join($0) }

@@ -72,7 +72,9 @@ enum Values {
         for byte in digits.utf8 {
             guard ASCII.isDigit(byte) else { throw invalid("size", text, expectation, context.mode) }
             let (times, overflow) = value.multipliedReportingOverflow(by: 10)
-            guard !overflow, times <= UInt64.max / multiplier - 9 else { throw invalid("size", text, expectation, context.mode) }
+            guard !overflow, times <= UInt64.max / multiplier - 9 else {
+                throw invalid("size", text, expectation, context.mode)
+            }
             value = times + UInt64(byte - UInt8(ascii: "0"))
         }
         guard !digits.isEmpty, value >= 1 else { throw invalid("size", text, expectation, context.mode) }

@@ -63,10 +63,11 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     ///   - onFinish: called once when the session is over.
     ///   - inbox: where received files go; without one, files are neither sent nor received.
     ///   - maximumFileSize: larger offers are declined.
+    ///   - transferStallTimeout: how long a receiver may hold a transfer back before it is dropped.
     public init(
         name: String, room: String, security: any MessageSecurity, connection: any Connection,
         output: any ClientOutput, loop: any EventLoop, inbox: Inbox? = nil, maximumFileSize: UInt64? = nil,
-        onFinish: @escaping (ClientOutcome) -> Void
+        transferStallTimeout: Duration = FileTransfers.defaultStallTimeout, onFinish: @escaping (ClientOutcome) -> Void
     ) {
         self.name = name
         self.room = room
@@ -76,7 +77,8 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
         self.loop = loop
         self.onFinish = onFinish
         if let inbox {
-            transfers = FileTransfers(host: self, inbox: inbox, maximumFileSize: maximumFileSize)
+            transfers = FileTransfers(
+                host: self, inbox: inbox, maximumFileSize: maximumFileSize, stallTimeout: transferStallTimeout)
         }
     }
 
@@ -239,8 +241,8 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
         }
     }
 
-    public func sendChunk(_ envelope: [UInt8], to recipient: String?) {
-        if let recipient { direct(envelope, to: recipient) } else { publish(envelope) }
+    public func sendFrame(_ frame: [UInt8]) {
+        connection.write(frame)
     }
 
     public func show(_ event: ClientEvent) {

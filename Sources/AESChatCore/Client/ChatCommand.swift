@@ -25,7 +25,8 @@ public enum ChatCommand: Equatable, Sendable {
 
     /// `PATH [NAME]`, where a path with spaces is quoted: `"my file.pdf" bob`.
     static func parseSend(_ arguments: String) -> ChatCommand {
-        let usage = "/send needs a file and optionally a member, for example: /send report.pdf or /send \"my file.pdf\" bob"
+        let usage =
+            "/send needs a file and optionally a member, for example: /send report.pdf or /send \"my file.pdf\" bob"
         var path: String
         var rest: Substring
         if arguments.hasPrefix("\"") {

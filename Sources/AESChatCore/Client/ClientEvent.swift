@@ -239,7 +239,8 @@ public enum ClientEvent: Equatable, Sendable {
             return "* received \(clean(name)) from \(clean(from)) (\(FileTransfers.formatBytes(bytes)), sha256 "
                 + "\(sha256.prefix(16))…) in \(clean(path))"
         case .fileSent(let name, let bytes, let to):
-            return "* sent \(clean(name)) (\(FileTransfers.formatBytes(bytes))) to \(to.map(clean).joined(separator: ", "))"
+            return
+                "* sent \(clean(name)) (\(FileTransfers.formatBytes(bytes))) to \(to.map(clean).joined(separator: ", "))"
         case .fileFailed(let name, let from, let to, let reason):
             let route = to.map { "from \(clean(from)) to \(clean($0))" } ?? "from \(clean(from))"
             return "! file \(clean(name)) \(route) failed: \(clean(reason))"

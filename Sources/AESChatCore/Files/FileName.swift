@@ -11,7 +11,8 @@ public enum SafeFileName {
     /// - Parameter offered: the name as the sender gave it (already valid UTF-8).
     /// - Returns: a non-empty name that is safe to create relative to the inbox.
     public static func sanitize(_ offered: String) -> String {
-        let lastComponent = offered.split(omittingEmptySubsequences: false) { $0 == "/" || $0 == "\\" }.last.map(String.init) ?? ""
+        let lastComponent =
+            offered.split(omittingEmptySubsequences: false) { $0 == "/" || $0 == "\\" }.last.map(String.init) ?? ""
         var kept = String.UnicodeScalarView()
         for scalar in lastComponent.unicodeScalars where !TerminalText.needsEscape(scalar) {
             kept.append(scalar)

@@ -30,19 +30,49 @@ public enum FileChunk {
 
     static func nonce(_ index: UInt64) -> [UInt8] { AutomaticKeys.counterNonce(index) }
 
-    /// Seals one chunk.
-    static func seal(
-        _ plaintext: [UInt8], fileID: [UInt8], index: UInt64, isFinal: Bool, sender: String, cipher: AESGCM
+    /// Seals one chunk straight into a complete relay frame — direct to one recipient, or
+    /// multicast to several (at most 255) — encrypting the plaintext into the frame buffer, with no
+    /// other copy.
+    static func sealFrame(
+        _ plaintext: UnsafeRawBufferPointer, fileID: [UInt8], index: UInt64, isFinal: Bool, sender: String,
+        recipients: [String], cipher: AESGCM
     ) throws(CryptoError) -> [UInt8] {
+        precondition(!recipients.isEmpty && recipients.count <= 255, "a chunk goes to 1 to 255 members")
         let flags = isFinal ? finalFlag : 0
-        var writer = ByteWriter(capacity: headerSize + plaintext.count + AESGCM.tagSize)
-        writer.write(kind)
-        writer.write(contentsOf: fileID)
-        writer.write(index)
-        writer.write(flags)
+        var prefix = ByteWriter(capacity: 64 + recipients.count * 16)
+        prefix.write(UInt32(0))
+        if recipients.count == 1 {
+            prefix.write(FrameType.direct)
+            prefix.writeShortString(recipients[0])
+        } else {
+            prefix.write(FrameType.multicast)
+            prefix.write(UInt8(recipients.count))
+            for name in recipients { prefix.writeShortString(name) }
+        }
+        prefix.write(kind)
+        prefix.write(contentsOf: fileID)
+        prefix.write(index)
+        prefix.write(flags)
+        let total = prefix.bytes.count + plaintext.count + AESGCM.tagSize
+        prefix.patch(UInt32(total - Frame.headerSize), at: 0)
+        let header = prefix.bytes
         let aad = associatedData(fileID: fileID[...], index: index, flags: flags, sender: sender)
-        writer.write(contentsOf: try cipher.seal(plaintext, nonce: nonce(index), authenticating: aad))
-        return writer.bytes
+        var failure: CryptoError?
+        let frame = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            header.withUnsafeBytes { raw.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            do throws(CryptoError) {
+                try cipher.seal(
+                    plaintext, nonce: nonce(index), authenticating: aad,
+                    into: UnsafeMutableRawBufferPointer(rebasing: raw[header.count...]))
+                initialized = total
+            } catch {
+                failure = error
+                initialized = 0
+            }
+        }
+        if let failure { throw failure }
+        return frame
     }
 }
 
@@ -56,8 +86,8 @@ public protocol FileTransferHost: AnyObject {
     var outputBacklog: Int { get }
     /// Sends file control through the end-to-end layer: to the room (`nil`) or one member.
     func sendControl(_ content: MessageContent, to recipient: String?)
-    /// Sends a sealed chunk: to the room (`nil`) or one member.
-    func sendChunk(_ envelope: [UInt8], to recipient: String?)
+    /// Queues a complete frame (a sealed chunk) toward the relay.
+    func sendFrame(_ frame: [UInt8])
     /// Shows an event.
     func show(_ event: ClientEvent)
     /// Runs `body` later on the loop.
@@ -77,13 +107,15 @@ public final class FileTransfers {
     public static let outputHighWater = 4 * 1024 * 1024
     /// How long a sender waits for replies to an offer, and for results after the last chunk.
     public static let replyTimeout: Duration = .seconds(15)
-    /// A receiver that acknowledges nothing for this long while the sender waits on it is dropped.
-    public static let stallTimeout: Duration = .seconds(30)
+    /// A receiver that acknowledges nothing for this long while the sender waits on it is dropped
+    /// (the default; `AESCHAT_TRANSFER_STALL_SECONDS` changes it, for tests).
+    public static let defaultStallTimeout: Duration = .seconds(30)
 
     private unowned let host: any FileTransferHost
     private let inbox: Inbox
     private let maximumFileSize: UInt64?
     private let now: () -> ContinuousClock.Instant
+    private let stallTimeout: Duration
     private var outgoing: [OutgoingTransfer] = []
     private var incoming: [String: IncomingTransfer] = [:]
     private var watchdogRunning = false
@@ -91,11 +123,13 @@ public final class FileTransfers {
     /// Creates the transfers of one client.
     public init(
         host: any FileTransferHost, inbox: Inbox, maximumFileSize: UInt64?,
+        stallTimeout: Duration = defaultStallTimeout,
         now: @escaping () -> ContinuousClock.Instant = { .now }
     ) {
         self.host = host
         self.inbox = inbox
         self.maximumFileSize = maximumFileSize
+        self.stallTimeout = stallTimeout
         self.now = now
     }
 
@@ -144,7 +178,8 @@ public final class FileTransfers {
         identity.write(UInt64(status.st_ino))
         let fileID = Array(SHA256.hash(identity.bytes).prefix(MessageContent.fileIDSize))
         let key = SecureRandom.bytes(count: 32)
-        let offer = FileOffer(fileID: fileID, size: UInt64(status.st_size), chunkSize: FileChunk.defaultChunkSize, key: key, name: name)
+        let offer = FileOffer(
+            fileID: fileID, size: UInt64(status.st_size), chunkSize: FileChunk.defaultChunkSize, key: key, name: name)
         let cipher: AESGCM
         do {
             cipher = try AESGCM(key: key)
@@ -153,11 +188,15 @@ public final class FileTransfers {
             host.show(.error(message: "cannot send '\(path)': \(error.description)"))
             return
         }
-        let transfer = OutgoingTransfer(offer: offer, descriptor: descriptor, cipher: cipher, recipient: recipient, targets: targets)
+        let transfer = OutgoingTransfer(
+            offer: offer, descriptor: descriptor, cipher: cipher, recipient: recipient, targets: targets)
         transfer.startedAt = now()
         outgoing.append(transfer)
         host.sendControl(.fileOffer(offer), to: recipient)
-        host.show(.info("offering \(name) (\(Self.formatBytes(offer.size))) to \(recipient ?? "the room"); waiting for replies"))
+        host.show(
+            .info(
+                "offering \(name) (\(Self.formatBytes(offer.size))) to \(recipient ?? "the room"); waiting for replies")
+        )
         host.schedule(after: Self.replyTimeout) { [weak self, weak transfer] in
             guard let self, let transfer, transfer.phase == .offering else { return }
             self.startStreaming(transfer, timedOut: true)
@@ -165,22 +204,33 @@ public final class FileTransfers {
         startWatchdog()
     }
 
-    private func reply(to transfer: OutgoingTransfer, from name: String, accept: Bool, resumeFrom: UInt64, reason: String) {
-        guard transfer.phase == .offering, transfer.targets.contains(name), transfer.receivers[name] == nil else { return }
+    private func reply(
+        to transfer: OutgoingTransfer, from name: String, accept: Bool, resumeFrom: UInt64, reason: String
+    ) {
+        guard transfer.phase == .offering, transfer.targets.contains(name), transfer.receivers[name] == nil else {
+            return
+        }
         if accept {
             let start = min(resumeFrom, transfer.offer.chunkCount - 1)
             transfer.receivers[name] = ReceiverProgress(acknowledged: start, resumeFrom: start, lastProgress: now())
         } else {
             transfer.declined.insert(name)
-            host.show(.fileFailed(name: transfer.offer.name, from: host.ownName, to: name, reason: "\(name) declined: \(reason)"))
+            host.show(
+                .fileFailed(
+                    name: transfer.offer.name, from: host.ownName, to: name, reason: "\(name) declined: \(reason)"))
         }
-        if transfer.receivers.count + transfer.declined.count == transfer.targets.count { startStreaming(transfer, timedOut: false) }
+        if transfer.receivers.count + transfer.declined.count == transfer.targets.count {
+            startStreaming(transfer, timedOut: false)
+        }
     }
 
     private func startStreaming(_ transfer: OutgoingTransfer, timedOut: Bool) {
         if timedOut {
             for name in transfer.targets where transfer.receivers[name] == nil && !transfer.declined.contains(name) {
-                host.show(.fileFailed(name: transfer.offer.name, from: host.ownName, to: name, reason: "\(name) did not answer the offer"))
+                host.show(
+                    .fileFailed(
+                        name: transfer.offer.name, from: host.ownName, to: name,
+                        reason: "\(name) did not answer the offer"))
             }
         }
         guard !transfer.receivers.isEmpty else {
@@ -193,12 +243,13 @@ public final class FileTransfers {
         var offset: UInt64 = 0
         let end = start * UInt64(transfer.offer.chunkSize)
         while offset < end {
-            guard let chunk = readChunk(transfer, at: offset, length: Int(min(UInt64(transfer.offer.chunkSize), end - offset))) else {
+            let length = Int(min(UInt64(transfer.offer.chunkSize), end - offset))
+            guard readChunk(transfer, at: offset, length: length, into: &transfer.buffer) else {
                 abortOutgoing(transfer, reason: "the file changed or became unreadable while sending")
                 return
             }
-            transfer.hasher.update(chunk)
-            offset += UInt64(chunk.count)
+            transfer.buffer.withUnsafeBytes { transfer.hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+            offset += UInt64(length)
         }
         transfer.nextChunk = start
         transfer.bytesAtStart = end
@@ -228,24 +279,46 @@ public final class FileTransfers {
         let index = transfer.nextChunk
         let offset = index * UInt64(offer.chunkSize)
         let length = Int(min(UInt64(offer.chunkSize), offer.size - offset))
-        guard let plaintext = readChunk(transfer, at: offset, length: length) else {
+        guard readChunk(transfer, at: offset, length: length, into: &transfer.buffer) else {
             abortOutgoing(transfer, reason: "the file changed or became unreadable while sending")
             return
         }
-        transfer.hasher.update(plaintext)
         let isFinal = index == offer.chunkCount - 1
-        do {
-            let envelope = try FileChunk.seal(
-                plaintext, fileID: offer.fileID, index: index, isFinal: isFinal, sender: host.ownName, cipher: transfer.cipher)
-            host.sendChunk(envelope, to: transfer.recipient)
-        } catch {
+        // Chunks go only to the members that accepted (and are still receiving), 255 per frame.
+        let sender = host.ownName
+        let recipients = transfer.receivers.keys.sorted()
+        var groups: [[String]] = []
+        var start = 0
+        while start < recipients.count {
+            groups.append(Array(recipients[start..<min(start + 255, recipients.count)]))
+            start += 255
+        }
+        let sealed: Result<[[UInt8]], CryptoError> = transfer.buffer.withUnsafeBytes { raw in
+            let plaintext = UnsafeRawBufferPointer(rebasing: raw[0..<length])
+            transfer.hasher.update(plaintext)
+            return Result { () throws(CryptoError) in
+                var frames: [[UInt8]] = []
+                for group in groups {
+                    frames.append(
+                        try FileChunk.sealFrame(
+                            plaintext, fileID: offer.fileID, index: index, isFinal: isFinal, sender: sender,
+                            recipients: group, cipher: transfer.cipher))
+                }
+                return frames
+            }
+        }
+        switch sealed {
+        case .success(let frames):
+            for frame in frames { host.sendFrame(frame) }
+        case .failure(let error):
             abortOutgoing(transfer, reason: error.description)
             return
         }
         transfer.nextChunk += 1
         showProgress(
             name: offer.name, peer: transfer.recipient ?? "the room", sending: true, bytes: offset + UInt64(length),
-            total: offer.size, since: transfer.startedAt, base: transfer.bytesAtStart, throttle: &transfer.lastProgressShown,
+            total: offer.size, since: transfer.startedAt, base: transfer.bytesAtStart,
+            throttle: &transfer.lastProgressShown,
             force: isFinal)
         if isFinal {
             transfer.phase = .finishing
@@ -262,17 +335,22 @@ public final class FileTransfers {
         }
     }
 
-    private func readChunk(_ transfer: OutgoingTransfer, at offset: UInt64, length: Int) -> [UInt8]? {
-        var buffer = [UInt8](repeating: 0, count: length)
+    /// Reads `length` bytes at `offset` into the start of `buffer`; false if the file is shorter.
+    private func readChunk(_ transfer: OutgoingTransfer, at offset: UInt64, length: Int, into buffer: inout [UInt8])
+        -> Bool
+    {
+        if buffer.count < length { buffer = [UInt8](repeating: 0, count: Int(transfer.offer.chunkSize)) }
         var done = 0
         while done < length {
             let count = buffer.withUnsafeMutableBytes { raw in
-                System.retryingInterrupts { pread(transfer.descriptor, raw.baseAddress! + done, length - done, off_t(offset) + off_t(done)) }
+                System.retryingInterrupts {
+                    pread(transfer.descriptor, raw.baseAddress! + done, length - done, off_t(offset) + off_t(done))
+                }
             }
-            if count <= 0 { return nil }
+            if count <= 0 { return false }
             done += count
         }
-        return buffer
+        return true
     }
 
     private func abortOutgoing(_ transfer: OutgoingTransfer, reason: String) {
@@ -286,7 +364,8 @@ public final class FileTransfers {
         System.closeDescriptor(transfer.descriptor)
         outgoing.removeAll { $0 === transfer }
         if let reason {
-            host.show(.fileFailed(name: transfer.offer.name, from: host.ownName, to: transfer.recipient, reason: reason))
+            host.show(
+                .fileFailed(name: transfer.offer.name, from: host.ownName, to: transfer.recipient, reason: reason))
         }
         pump()
     }
@@ -294,7 +373,9 @@ public final class FileTransfers {
     private func reportResults(_ transfer: OutgoingTransfer) {
         let delivered = transfer.results.filter { $0.value == nil }.keys.sorted()
         for (name, failure) in transfer.results.sorted(by: { $0.key < $1.key }) {
-            if let failure { host.show(.fileFailed(name: transfer.offer.name, from: host.ownName, to: name, reason: failure)) }
+            if let failure {
+                host.show(.fileFailed(name: transfer.offer.name, from: host.ownName, to: name, reason: failure))
+            }
         }
         if !delivered.isEmpty {
             host.show(.fileSent(name: transfer.offer.name, bytes: transfer.offer.size, to: delivered))
@@ -315,7 +396,7 @@ public final class FileTransfers {
     private func startWatchdog() {
         guard !watchdogRunning else { return }
         watchdogRunning = true
-        host.schedule(after: .seconds(5)) { [weak self] in self?.watchdog() }
+        host.schedule(after: min(.seconds(5), stallTimeout / 2)) { [weak self] in self?.watchdog() }
     }
 
     /// Drops receivers that hold a transfer back without acknowledging anything for too long.
@@ -324,10 +405,14 @@ public final class FileTransfers {
         let current = now()
         for transfer in outgoing where transfer.phase == .streaming {
             for (name, progress) in transfer.receivers
-            where progress.acknowledged < transfer.nextChunk && current - progress.lastProgress > Self.stallTimeout {
+            where progress.acknowledged < transfer.nextChunk && current - progress.lastProgress > stallTimeout {
+                let seconds = stallTimeout.components.seconds
                 host.sendControl(
-                    .fileAbort(fileID: transfer.offer.fileID, reason: "too slow: nothing acknowledged for 30 s"), to: name)
-                dropReceiver(name, from: transfer, reason: "\(name) was too slow (nothing acknowledged for 30 s)")
+                    .fileAbort(
+                        fileID: transfer.offer.fileID, reason: "too slow: nothing acknowledged for \(seconds) s"),
+                    to: name)
+                dropReceiver(
+                    name, from: transfer, reason: "\(name) was too slow (nothing acknowledged for \(seconds) s)")
             }
         }
         pump()
@@ -353,12 +438,15 @@ public final class FileTransfers {
         case .fileResult(let fileID, let accepted, let reason):
             guard let transfer = outgoingTransfer(fileID), transfer.receivers[sender] != nil else { return }
             transfer.results[sender] = accepted ? .some(nil) : "\(sender): \(reason)"
-            if transfer.phase == .finishing, transfer.results.count == transfer.receivers.count { reportResults(transfer) }
+            if transfer.phase == .finishing, transfer.results.count == transfer.receivers.count {
+                reportResults(transfer)
+            }
         case .fileAbort(let fileID, let reason):
             if let transfer = outgoingTransfer(fileID), transfer.receivers[sender] != nil {
                 dropReceiver(sender, from: transfer, reason: "\(sender) stopped receiving: \(reason)")
             } else if let transfer = incoming[Self.key(sender, fileID)] {
-                failIncoming(transfer, reason: "\(sender) stopped sending: \(reason)", keepPart: true, tellSender: false)
+                failIncoming(
+                    transfer, reason: "\(sender) stopped sending: \(reason)", keepPart: true, tellSender: false)
             }
         case .fileDone(let fileID, let digest, let size):
             guard let transfer = incoming[Self.key(sender, fileID)] else { return }
@@ -384,14 +472,17 @@ public final class FileTransfers {
             host.show(.fileFailed(name: SafeFileName.sanitize(offer.name), from: sender, to: nil, reason: reason))
         }
         if let maximumFileSize, offer.size > maximumFileSize {
-            decline("the file is \(offer.size) bytes, more than the \(maximumFileSize) bytes this member accepts (--max-file-size)")
+            decline(
+                "the file is \(offer.size) bytes, more than the \(maximumFileSize) bytes this member accepts (--max-file-size)"
+            )
             return
         }
         guard offer.key.count == 32, let cipher = try? AESGCM(key: offer.key) else {
             decline("the offer is malformed")
             return
         }
-        let partKey = Hex.encode(Array(SHA256.hash(Array("aeschat/1 part".utf8) + Array(sender.utf8) + [0] + offer.fileID).prefix(16)))
+        let partKey = Hex.encode(
+            Array(SHA256.hash(Array("aeschat/1 part".utf8) + Array(sender.utf8) + [0] + offer.fileID).prefix(16)))
         let part: (descriptor: Int32, length: Int)
         do {
             part = try inbox.openPart(key: partKey, chunkSize: Int(offer.chunkSize))
@@ -410,7 +501,8 @@ public final class FileTransfers {
             return
         }
         let transfer = IncomingTransfer(
-            sender: sender, offer: offer, cipher: cipher, partKey: partKey, descriptor: part.descriptor, start: resumeFrom)
+            sender: sender, offer: offer, cipher: cipher, partKey: partKey, descriptor: part.descriptor,
+            start: resumeFrom)
         // Re-hash the verified prefix kept from an interrupted transfer.
         var offset: UInt64 = 0
         var buffer = [UInt8](repeating: 0, count: Int(offer.chunkSize))
@@ -425,7 +517,8 @@ public final class FileTransfers {
         transfer.startedAt = now()
         incoming[key] = transfer
         host.sendControl(.fileReply(fileID: offer.fileID, accept: true, resumeFrom: resumeFrom, reason: ""), to: sender)
-        host.show(.fileIncoming(name: SafeFileName.sanitize(offer.name), from: sender, bytes: offer.size, resumeFrom: kept))
+        host.show(
+            .fileIncoming(name: SafeFileName.sanitize(offer.name), from: sender, bytes: offer.size, resumeFrom: kept))
         startWatchdog()
     }
 
@@ -434,44 +527,70 @@ public final class FileTransfers {
         guard payload.count >= FileChunk.headerSize + AESGCM.tagSize else { return }
         var reader = ByteReader(payload)
         _ = try? reader.readUInt8("kind")
-        guard let fileID = try? reader.readBytes(MessageContent.fileIDSize, "file id"), let index = try? reader.readUInt64("index"),
+        guard let fileID = try? reader.readBytes(MessageContent.fileIDSize, "file id"),
+            let index = try? reader.readUInt64("index"),
             let flags = try? reader.readUInt8("flags"), let transfer = incoming[Self.key(sender, Array(fileID))]
         else { return }
         let offer = transfer.offer
         guard index >= transfer.start else { return }  // already held from an earlier attempt
         guard index == transfer.nextChunk else {
             failIncoming(
-                transfer, reason: index < transfer.nextChunk ? "chunk \(index) arrived twice" : "chunks \(transfer.nextChunk) to \(index - 1) are missing",
+                transfer,
+                reason: index < transfer.nextChunk
+                    ? "chunk \(index) arrived twice" : "chunks \(transfer.nextChunk) to \(index - 1) are missing",
+                keepPart: true, tellSender: true)
+            return
+        }
+        let sealed = reader.readRemaining()
+        let isLast = index == offer.chunkCount - 1
+        let offset = index * UInt64(offer.chunkSize)
+        let expected = index < offer.chunkCount ? (isLast ? offer.size - offset : UInt64(offer.chunkSize)) : 0
+        guard index < offer.chunkCount, UInt64(sealed.count - AESGCM.tagSize) == expected,
+            (flags & FileChunk.finalFlag != 0) == isLast
+        else {
+            failIncoming(
+                transfer, reason: "the sender sent more or less than the \(offer.size) bytes it declared",
                 keepPart: true, tellSender: true)
             return
         }
         let aad = FileChunk.associatedData(fileID: fileID, index: index, flags: flags, sender: sender)
-        guard let plaintext = try? transfer.cipher.open(Array(reader.readRemaining()), nonce: FileChunk.nonce(index), authenticating: aad)
-        else {
-            failIncoming(transfer, reason: "chunk \(index) failed authentication (tampered)", keepPart: true, tellSender: true)
+        let length = Int(expected)
+        if transfer.buffer.count < length { transfer.buffer = [UInt8](repeating: 0, count: Int(offer.chunkSize)) }
+        let opened = transfer.buffer.withUnsafeMutableBytes { output in
+            sealed.withUnsafeBytes { input in
+                (try? transfer.cipher.open(
+                    input, nonce: FileChunk.nonce(index), authenticating: aad,
+                    into: UnsafeMutableRawBufferPointer(rebasing: output[0..<length]))) != nil
+            }
+        }
+        guard opened else {
+            failIncoming(
+                transfer, reason: "chunk \(index) failed authentication (tampered)", keepPart: true, tellSender: true)
             return
         }
-        let isLast = index == offer.chunkCount - 1
-        let offset = index * UInt64(offer.chunkSize)
-        let expected = isLast ? offer.size - offset : UInt64(offer.chunkSize)
-        guard index < offer.chunkCount, UInt64(plaintext.count) == expected, (flags & FileChunk.finalFlag != 0) == isLast else {
-            failIncoming(transfer, reason: "the sender sent more or less than the \(offer.size) bytes it declared", keepPart: true, tellSender: true)
-            return
+        let written: InboxError? = transfer.buffer.withUnsafeBytes { raw in
+            let plaintext = UnsafeRawBufferPointer(rebasing: raw[0..<length])
+            do throws(InboxError) {
+                try Inbox.write(plaintext, to: transfer.descriptor, at: Int(offset))
+            } catch {
+                return error
+            }
+            transfer.hasher.update(plaintext)
+            return nil
         }
-        do {
-            try Inbox.write(plaintext, to: transfer.descriptor, at: Int(offset))
-        } catch {
+        if let error = written {
             failIncoming(transfer, reason: error.description, keepPart: !error.isDiskFull, tellSender: true)
             return
         }
-        transfer.hasher.update(plaintext)
         transfer.nextChunk = index + 1
         if transfer.nextChunk % Self.acknowledgeEvery == 0 || isLast {
             host.sendControl(.fileProgress(fileID: offer.fileID, nextChunk: transfer.nextChunk), to: sender)
         }
         showProgress(
-            name: SafeFileName.sanitize(offer.name), peer: sender, sending: false, bytes: offset + expected, total: offer.size,
-            since: transfer.startedAt, base: transfer.start * UInt64(offer.chunkSize), throttle: &transfer.lastProgressShown,
+            name: SafeFileName.sanitize(offer.name), peer: sender, sending: false, bytes: offset + expected,
+            total: offer.size,
+            since: transfer.startedAt, base: transfer.start * UInt64(offer.chunkSize),
+            throttle: &transfer.lastProgressShown,
             force: isLast)
     }
 
@@ -483,12 +602,15 @@ public final class FileTransfers {
         }
         let computed = transfer.hasher.finalize()
         guard constantTimeEquals(computed, digest) else {
-            failIncoming(transfer, reason: "the SHA-256 of the file does not match the sender's", keepPart: false, tellSender: true)
+            failIncoming(
+                transfer, reason: "the SHA-256 of the file does not match the sender's", keepPart: false,
+                tellSender: true)
             return
         }
         let finalName: String
         do {
-            finalName = try inbox.finalize(key: transfer.partKey, partDescriptor: transfer.descriptor, offeredName: offer.name)
+            finalName = try inbox.finalize(
+                key: transfer.partKey, partDescriptor: transfer.descriptor, offeredName: offer.name)
         } catch {
             failIncoming(transfer, reason: error.description, keepPart: true, tellSender: true)
             return
@@ -497,7 +619,9 @@ public final class FileTransfers {
         incoming[Self.key(transfer.sender, offer.fileID)] = nil
         host.sendControl(.fileResult(fileID: offer.fileID, accepted: true, reason: ""), to: transfer.sender)
         let path = inbox.path.hasSuffix("/") ? inbox.path + finalName : inbox.path + "/" + finalName
-        host.show(.fileReceived(from: transfer.sender, name: finalName, path: path, bytes: offer.size, sha256: Hex.encode(computed)))
+        host.show(
+            .fileReceived(
+                from: transfer.sender, name: finalName, path: path, bytes: offer.size, sha256: Hex.encode(computed)))
     }
 
     private func failIncoming(_ transfer: IncomingTransfer, reason: String, keepPart: Bool, tellSender: Bool) {
@@ -507,18 +631,24 @@ public final class FileTransfers {
         System.closeDescriptor(transfer.descriptor)
         if !keepPart { inbox.removePart(key: transfer.partKey) }
         if tellSender {
-            host.sendControl(.fileResult(fileID: transfer.offer.fileID, accepted: false, reason: reason), to: transfer.sender)
+            host.sendControl(
+                .fileResult(fileID: transfer.offer.fileID, accepted: false, reason: reason), to: transfer.sender)
             host.sendControl(.fileAbort(fileID: transfer.offer.fileID, reason: reason), to: transfer.sender)
         }
-        let kept = keepPart && transfer.nextChunk > 0 ? "; the part received is kept, and sending the file again resumes" : ""
-        host.show(.fileFailed(name: SafeFileName.sanitize(transfer.offer.name), from: transfer.sender, to: nil, reason: reason + kept))
+        let kept =
+            keepPart && transfer.nextChunk > 0 ? "; the part received is kept, and sending the file again resumes" : ""
+        host.show(
+            .fileFailed(
+                name: SafeFileName.sanitize(transfer.offer.name), from: transfer.sender, to: nil, reason: reason + kept)
+        )
     }
 
     /// A member left: its incoming transfers fail (keeping their part for a resume), and it is
     /// dropped from outgoing ones.
     public func memberLeft(_ name: String) {
         for transfer in incoming.values where transfer.sender == name {
-            failIncoming(transfer, reason: "\(name) left before the file was complete", keepPart: true, tellSender: false)
+            failIncoming(
+                transfer, reason: "\(name) left before the file was complete", keepPart: true, tellSender: false)
         }
         for transfer in outgoing {
             if transfer.phase == .offering, transfer.targets.contains(name), transfer.receivers[name] == nil,
@@ -555,7 +685,9 @@ public final class FileTransfers {
         let elapsed = current - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let rate = seconds > 0 ? Double(bytes - min(bytes, base)) / seconds : 0
-        host.show(.fileProgress(name: name, peer: peer, sending: sending, bytes: bytes, total: total, bytesPerSecond: UInt64(rate)))
+        host.show(
+            .fileProgress(
+                name: name, peer: peer, sending: sending, bytes: bytes, total: total, bytesPerSecond: UInt64(rate)))
     }
 
     /// `12.3 MB`-style sizes for people.
@@ -567,7 +699,8 @@ public final class FileTransfers {
             value /= 1000
             unit += 1
         }
-        return unit == 0 ? "\(bytes) B" : String(Int(value * 10) / 10) + "." + String(Int(value * 10) % 10) + " " + units[unit]
+        return unit == 0
+            ? "\(bytes) B" : String(Int(value * 10) / 10) + "." + String(Int(value * 10) % 10) + " " + units[unit]
     }
 }
 
@@ -602,6 +735,8 @@ final class OutgoingTransfer {
     var startedAt: ContinuousClock.Instant = .now
     var bytesAtStart: UInt64 = 0
     var lastProgressShown: ContinuousClock.Instant?
+    /// One chunk of plaintext, reused for every chunk.
+    var buffer: [UInt8] = []
 
     init(offer: FileOffer, descriptor: Int32, cipher: AESGCM, recipient: String?, targets: [String]) {
         self.offer = offer
@@ -624,6 +759,8 @@ final class IncomingTransfer {
     let hasher = SHA256Hasher()
     var startedAt: ContinuousClock.Instant = .now
     var lastProgressShown: ContinuousClock.Instant?
+    /// One chunk of plaintext, reused for every chunk.
+    var buffer: [UInt8] = []
 
     init(sender: String, offer: FileOffer, cipher: AESGCM, partKey: String, descriptor: Int32, start: UInt64) {
         self.sender = sender

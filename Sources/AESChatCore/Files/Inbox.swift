@@ -66,7 +66,8 @@ public final class Inbox {
             var status = stat()
             guard fstat(part, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG, status.st_nlink == 1 else {
                 System.closeDescriptor(part)
-                throw InboxError(description: "the inbox holds something other than a plain file at '\(name)'; remove it")
+                throw InboxError(
+                    description: "the inbox holds something other than a plain file at '\(name)'; remove it")
             }
             let kept = (Int(status.st_size) / chunkSize) * chunkSize
             guard ftruncate(part, off_t(kept)) == 0 else {
@@ -131,7 +132,8 @@ public final class Inbox {
             }
             guard name.hasPrefix(Self.partPrefix), name.hasSuffix(Self.partSuffix) else { continue }
             var status = stat()
-            guard fstatat(descriptor, name, &status, AT_SYMLINK_NOFOLLOW) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+            guard fstatat(descriptor, name, &status, AT_SYMLINK_NOFOLLOW) == 0, (status.st_mode & S_IFMT) == S_IFREG
+            else {
                 continue
             }
             if now - System.modificationTime(status).seconds > Self.stalePartAge { stale.append(name) }
@@ -140,16 +142,17 @@ public final class Inbox {
     }
 
     /// Writes all of `bytes` at `offset` in a part file.
-    static func write(_ bytes: [UInt8], to part: Int32, at offset: Int) throws(InboxError) {
+    static func write(_ bytes: UnsafeRawBufferPointer, to part: Int32, at offset: Int) throws(InboxError) {
         var written = 0
         while written < bytes.count {
-            let count = bytes.withUnsafeBytes { raw in
-                System.retryingInterrupts { pwrite(part, raw.baseAddress! + written, raw.count - written, off_t(offset + written)) }
+            let count = System.retryingInterrupts {
+                pwrite(part, bytes.baseAddress! + written, bytes.count - written, off_t(offset + written))
             }
             if count < 0 {
                 let full = errno == ENOSPC || errno == EDQUOT
                 throw InboxError(
-                    description: full ? "the disk holding the inbox is full" : "cannot write to the inbox: \(System.lastError)",
+                    description: full
+                        ? "the disk holding the inbox is full" : "cannot write to the inbox: \(System.lastError)",
                     isDiskFull: full)
             }
             written += count

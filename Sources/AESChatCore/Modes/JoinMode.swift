@@ -31,7 +31,8 @@ public enum JoinMode {
             var outcome = ClientOutcome.finished
             let client = ChatClient(
                 name: options.name, room: options.room, security: security, connection: connection, output: output,
-                loop: loop, inbox: inbox, maximumFileSize: options.maximumFileSize
+                loop: loop, inbox: inbox, maximumFileSize: options.maximumFileSize,
+                transferStallTimeout: stallTimeout()
             ) { ended in
                 outcome = ended
                 loop.stop()
@@ -100,6 +101,14 @@ public enum JoinMode {
         } catch {
             return .failure(SetupFailure(message: "cannot start the session keys: \(error)", code: .failure))
         }
+    }
+
+    /// `AESCHAT_TRANSFER_STALL_SECONDS` (1 to 3600), for tests; the default otherwise.
+    static func stallTimeout() -> Duration {
+        guard let text = ProcessInfo.processInfo.environment["AESCHAT_TRANSFER_STALL_SECONDS"], let seconds = Int(text),
+            (1...3600).contains(seconds)
+        else { return FileTransfers.defaultStallTimeout }
+        return .seconds(seconds)
     }
 
     static func exitCode(for outcome: ClientOutcome) -> ExitCode {

@@ -108,7 +108,8 @@ public enum MessageContent: Equatable, Sendable {
             let fileID = Array(try reader.readBytes(Self.fileIDSize, "file id"))
             let accept = try reader.readUInt8("accept") == 1
             let resumeFrom = try reader.readUInt64("resume from")
-            self = .fileReply(fileID: fileID, accept: accept, resumeFrom: resumeFrom, reason: try reader.readLongString("reason"))
+            self = .fileReply(
+                fileID: fileID, accept: accept, resumeFrom: resumeFrom, reason: try reader.readLongString("reason"))
         case 0x22:
             let fileID = Array(try reader.readBytes(Self.fileIDSize, "file id"))
             self = .fileProgress(fileID: fileID, nextChunk: try reader.readUInt64("next chunk"))
