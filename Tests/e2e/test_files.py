@@ -181,11 +181,14 @@ class CountingProxy:
                     data = sock.recv(65536)
                 except OSError:
                     data = b""
-                if not data:
+                try:
+                    if not data:
+                        raise ConnectionError("closed")
+                    (relay if sock is client else client).sendall(data)
+                except OSError:
                     client.close()
                     relay.close()
                     return
-                (relay if sock is client else client).sendall(data)
                 if sock is relay:
                     total += len(data)
                     if self.on_bytes:
@@ -308,12 +311,12 @@ def mounted_tmpfs(path, options):
 
 
 @pytest.mark.parametrize("kind", ["full", "read-only"])
-def test_full_disk_and_read_only_inbox_give_clear_messages_to_both_sides(tmp_path, clients, kind):
+def test_full_disk_and_read_only_inbox_give_clear_messages_to_both_sides(tmp_path, clients, relay, mode_key, kind):
     inbox = mounted_tmpfs(tmp_path / "small", "size=1m" if kind == "full" else "ro,size=1m")
     try:
         alice = clients("alice")
         alice.ready()
-        bob = Client("bob", alice.process.args[alice.process.args.index("--port") + 1], None, inbox)
+        bob = Client("bob", relay.port, mode_key, inbox)
         bob.ready()
         alice.events(event="joined", name="bob")
         source = make_file(tmp_path / "big.bin", 4 * 1024 * 1024)
