@@ -8,11 +8,21 @@ public enum JoinMode {
     ///   key file, 69 when the relay is unreachable or refuses, 74 when the inbox cannot be made,
     ///   130 when interrupted.
     public static func run(_ options: JoinOptions) -> ExitCode {
+        if options.inbox == nil, !InboxPrompt.canAsk {
+            let problem =
+                "missing option '--inbox <dir>': name the folder for received files (asked for only on a terminal)"
+            StandardError.write(UsageError(problem, mode: .join).description)
+            return .usage
+        }
         guard let keyPath = options.keyFile else {
             StandardError.write(
                 "Error: a room key is required: make one with 'aeschat keygen --out room.key', share it with the room, and pass --key room.key"
             )
             StandardError.write("Usage: \(HelpText.usage(for: .join))")
+            return .usage
+        }
+        guard let inbox = options.inbox ?? InboxPrompt.ask(writingTo: options.json ? 2 : 1) else {
+            StandardError.write("Error: no inbox folder given")
             return .usage
         }
         let roomKey: RoomKey
@@ -23,13 +33,19 @@ public enum JoinMode {
             return .dataError
         }
         do {
-            try FileManager.default.createDirectory(atPath: options.inbox, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: inbox, withIntermediateDirectories: true)
         } catch {
-            StandardError.write("Error: cannot create inbox folder '\(options.inbox)': \(error.localizedDescription)")
+            StandardError.write("Error: cannot create inbox folder '\(inbox)': \(error.localizedDescription)")
             return .ioError
         }
         let style: LineOutput.Style = options.json ? .json : .human
-        let output = LineOutput(style: style)
+        // On a terminal (and without --json), the interactive terminal replaces line mode.
+        let terminal =
+            !options.json && InteractiveTerminal.isAvailable()
+            ? InteractiveTerminal(name: options.name, room: options.room, relay: "\(options.host):\(options.port)")
+            : nil
+        defer { terminal?.close() }
+        let output: any ClientOutput = terminal ?? LineOutput(style: style)
         do {
             let loop = try PosixEventLoop()
             let connection = try TCPConnection.connect(host: options.host, port: options.port, loop: loop)
@@ -53,11 +69,14 @@ public enum JoinMode {
             signals.setHandler { _ in client.interrupt() }
             let watcher = SignalWatcher(signals: SignalWatcher.terminating, inbox: signals)
             client.start()
-            StandardInputReader.start(posting: input)
+            if terminal?.start(input: input, interrupt: { signals.post(SIGINT) }) != true {
+                StandardInputReader.start(posting: input)
+            }
             try loop.run()
             withExtendedLifetime(watcher) {}
             return exitCode(for: outcome)
         } catch {
+            terminal?.close()
             if options.json { output.emit(.error(message: error.description)) }
             StandardError.write("Error: \(error.description)")
             return .unavailable
