@@ -56,6 +56,7 @@ final class ChatScreen {
     private var scroll = 0
     private var cursorColumn = 1
     private var isReady = false
+    private var isStarted = false
     private var transientStatus: String?
     private var backlog: [StyledLine] = []
     private var backlogBytes = 0
@@ -122,6 +123,7 @@ final class ChatScreen {
     /// Draws the screen for the first time: makes room for the status and input rows below
     /// what the terminal shows, turns bracketed paste on and sets the scroll region.
     func start() {
+        isStarted = true
         output += "\r" + String(repeating: "\n", count: hasStatusRow ? 2 : 1)
         output += "\u{1B}[?2004h"
         repaintChrome()
@@ -138,10 +140,10 @@ final class ChatScreen {
         mode = .closed
     }
 
-    /// The window changed size: repaints everything.
+    /// The window changed size: repaints everything (once started).
     func resize(to newSize: Size) {
         size = Self.usable(newSize)
-        repaintAll()
+        if isStarted { repaintAll() }
     }
 
     /// Stops reading input (Ctrl-D, /quit, end of input): the input row is cleared.

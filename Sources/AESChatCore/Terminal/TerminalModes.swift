@@ -76,7 +76,7 @@ private nonisolated(unsafe) var safetyNetsInstalled = false
 private func restoreFromHandler() {
     guard rawModeActive != 0 else { return }
     rawModeActive = 0
-    let reset: StaticString = "\u{1B}[?2004l\u{1B}[0m\u{1B}[r\u{1B}[999;1H\r\n\u{1B}[?25h"
+    let reset: StaticString = "\u{1B}[?2004l\u{1B}[0m\u{1B}[r\u{1B}[999;1H\u{1B}[2K\u{1B}[?25h"
     _ = write(1, reset.utf8Start, reset.utf8CodeUnitCount)
     _ = tcsetattr(0, TCSANOW, savedModes)
 }
