@@ -282,7 +282,8 @@ import Testing
         #expect(TerminalCommands.interpret("/bell all") == .bell(.all))
         #expect(TerminalCommands.interpret("/ignore bob") == .ignore("bob"))
         #expect(TerminalCommands.interpret("/unignore  bob ") == .unignore("bob"))
-        #expect(TerminalCommands.interpret("/me waves  hello") == .action(line: "/me waves  hello", text: "waves  hello"))
+        #expect(
+            TerminalCommands.interpret("/me waves  hello") == .action(line: "/me waves  hello", text: "waves  hello"))
     }
 
     @Test func interpret_clientCommands_waitForTheClient_today() {

@@ -222,7 +222,9 @@ final class ScreenHarness {
             "a\u{1B}]0;pwned\u{07}b\u{1B}[2J\u{1B}[H\u{1B}[10;1Hc\u{9B}31md\rX<bob> fake\u{202E}e\u{1B}]8;;http://x\u{1B}\\"
             + "\u{1B}]52;c;aGk=\u{07}\u{1B}[6n\u{1B}P$qm\u{1B}\\\u{1B}[21t"
         harness.show(.message(from: "bob", text: hostile, isPrivate: false))
-        #expect(harness.terminal.line(10).hasPrefix("09:05 <bob> a\\x1B]0;pwned\\x07b\\x1B[2J\\x1B[H\\x1B[10;1Hc\\x9B31md\\rX<bob>"))
+        #expect(
+            harness.terminal.line(10).hasPrefix(
+                "09:05 <bob> a\\x1B]0;pwned\\x07b\\x1B[2J\\x1B[H\\x1B[10;1Hc\\x9B31md\\rX<bob>"))
         #expect(Array(harness.terminal.lines[0..<9]) == Array(before[1..<10]))
         #expect(harness.inputLine == "> draft")
         #expect(harness.statusLine == before[10])
@@ -284,7 +286,10 @@ final class ScreenHarness {
         harness.screen.resize(to: ChatScreen.Size(rows: 6, columns: 30))
         harness.terminal = VirtualTerminal(rows: 6, columns: 30)
         harness.pump()
-        #expect(harness.terminal.lines[0..<4] == ["09:05 <bob> line 16", "09:05 <bob> line 17", "09:05 <bob> line 18", "09:05 <bob> line 19"])
+        #expect(
+            harness.terminal.lines[0..<4] == [
+                "09:05 <bob> line 16", "09:05 <bob> line 17", "09:05 <bob> line 18", "09:05 <bob> line 19",
+            ])
         #expect(harness.statusLine.hasPrefix("-- alice in lobby"))
         #expect(harness.inputLine == "> typing")
         #expect(harness.terminal.cursor == (6, 9))
@@ -372,7 +377,8 @@ final class ScreenHarness {
         harness.type("\u{1B}[200~first\r\nsecond\u{1B}[201~")
         #expect(harness.inputLine == "> first\u{23CE}second")
         harness.type("\r")
-        #expect(harness.inputLine.hasPrefix("Send these 2 lines as one message? y: yes, s: as 2 messages, n: keep editing"))
+        #expect(
+            harness.inputLine.hasPrefix("Send these 2 lines as one message? y: yes, s: as 2 messages, n: keep editing"))
         #expect(harness.actions.isEmpty)
         harness.type("n")
         #expect(harness.inputLine == "> first\u{23CE}second")

@@ -418,7 +418,7 @@ final class ChatScreen {
     {
         let name = TerminalText.escapeControls(sender)
         let nameRole: TextRole = isOwn ? .ownName(sender) : .name(sender)
-        let textRole: TextRole = isMention ? .mention : isPrivate ? .privateText : isOwn ? .ownText : .plain
+        let textRole: TextRole = isPrivate ? .privateText : isMention ? .mention : isOwn ? .ownText : .plain
         let head =
             isPrivate ? [Span("*"), Span(name, nameRole), Span("* ")] : [Span("<"), Span(name, nameRole), Span("> ")]
         return lines(head: [stamp()] + head, text: text, role: textRole)
