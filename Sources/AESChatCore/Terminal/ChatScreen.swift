@@ -386,13 +386,6 @@ final class ChatScreen {
         }
     }
 
-    /// Sets or clears the transient part of the status row (a transfer's progress, say).
-    func setTransientStatus(_ text: String?) {
-        transientStatus = text.map(TerminalText.escapeControls)
-        drawStatus()
-        placeCursor()
-    }
-
     private func ring() {
         output += "\u{07}"
     }

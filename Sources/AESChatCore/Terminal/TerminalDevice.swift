@@ -28,12 +28,18 @@ enum TerminalDevice {
         return System.retryingInterrupts { poll(&descriptor, 1, milliseconds) } > 0
     }
 
-    /// Reads what standard input has, blocking until something arrives.
-    /// - Returns: the byte count; 0 at end of input; -1 on an error (a hang-up, say).
+    /// Reads what standard input has, blocking until something arrives (also when another
+    /// program left the terminal non-blocking).
+    /// - Returns: the byte count; 0 at end of input or on an error (a hang-up, say).
     static func read(into buffer: inout [UInt8]) -> Int {
         let capacity = buffer.count
-        return buffer.withUnsafeMutableBytes { raw in
-            System.retryingInterrupts { systemRead(0, raw.baseAddress!, capacity) }
+        while true {
+            let count = buffer.withUnsafeMutableBytes { raw in
+                System.retryingInterrupts { systemRead(0, raw.baseAddress!, capacity) }
+            }
+            if count >= 0 { return count }
+            guard errno == EAGAIN || errno == EWOULDBLOCK else { return 0 }
+            _ = waitForInput(milliseconds: -1)
         }
     }
 
