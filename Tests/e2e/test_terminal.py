@@ -37,6 +37,7 @@ class Pane:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.socket = "aeschat-test-" + uuid.uuid4().hex[:12]
+        self.socket_path = None
         settings = {"NO_COLOR": None, "COLORTERM": None, "HOME": str(folder)}
         settings.update(environment or {})
         lines = ["cd " + shlex.quote(str(folder))]
@@ -53,6 +54,7 @@ class Pane:
         ]
         (folder / "pane.sh").write_text("\n".join(lines) + "\n")
         self.tmux("new-session", "-d", "-x", str(width), "-y", str(height), "-s", "t", "sh " + shlex.quote(str(folder / "pane.sh")))
+        self.socket_path = self.tmux("display", "-p", "#{socket_path}").strip()
 
     def tmux(self, *arguments):
         environment = dict(os.environ, LC_ALL="C.UTF-8")
@@ -117,6 +119,8 @@ class Pane:
 
     def close(self):
         subprocess.run([TMUX, "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
+        if self.socket_path and os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)
 
 
 @pytest.fixture
