@@ -34,8 +34,9 @@ public struct ServeOptions: Equatable, Sendable {
 public struct JoinOptions: Equatable, Sendable {
     /// The member name, valid by ``Names/isValidMemberName(_:)``.
     public var name: String
-    /// The inbox directory path (never empty).
-    public var inbox: String
+    /// The inbox directory path, if one was given (never empty). Without it, `join` asks on a terminal and
+    /// refuses to start otherwise.
+    public var inbox: String?
     /// The room to join, valid by ``Names/isValidRoomName(_:)``.
     public var room = "lobby"
     /// The relay's address: an IPv4 or IPv6 literal (without brackets) or a hostname.
@@ -55,7 +56,7 @@ public struct JoinOptions: Equatable, Sendable {
     ///
     /// - Parameters:
     ///   - name: The member name.
-    ///   - inbox: The inbox directory path.
+    ///   - inbox: The inbox directory path, if any.
     ///   - room: The room to join.
     ///   - host: The relay's address.
     ///   - port: The relay's TCP port.
@@ -63,7 +64,7 @@ public struct JoinOptions: Equatable, Sendable {
     ///   - json: Whether to write JSON output.
     public init(
         name: String,
-        inbox: String,
+        inbox: String? = nil,
         room: String = "lobby",
         host: String = "127.0.0.1",
         port: UInt16 = 7777,

@@ -27,13 +27,14 @@ enum OptionTables {
         abstract: "Join a room on a relay and chat.",
         overview: "Join a room on a relay as a member and chat. Messages are encrypted end to end; the relay "
             + "cannot read them.",
-        initial: JoinOptions(name: "", inbox: ""),
+        initial: JoinOptions(name: ""),
         options: [
             .value(
                 "--name", "name", required: true, help: "Your member name (1-32 chars: A-Z a-z 0-9 - _ .).",
                 parse: Values.memberName, into: \.name),
             .value(
-                "--inbox", "dir", required: true, help: "Inbox folder for received files; created if missing.",
+                "--inbox", "dir",
+                help: "Inbox folder for received files; created if missing. Asked for on a terminal when not given.",
                 parse: Values.path, into: \.inbox),
             .value(
                 "--room", "room", default: "lobby", help: "Room to join (1-64 chars: A-Z a-z 0-9 - _ .).",

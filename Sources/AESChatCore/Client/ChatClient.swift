@@ -162,6 +162,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
                 return
             }
             security.sendPrivately(.text(text), to: recipient, outbox: self)
+            emit(.info("to \(recipient), privately: \(text)"))
         case .security(let command):
             security.handle(command, outbox: self)
         case .help:

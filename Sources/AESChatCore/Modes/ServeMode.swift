@@ -16,15 +16,13 @@ public enum ServeMode {
             let listener = try TCPListener(host: options.host, port: options.port, loop: loop)
             let relay = Relay(loop: loop, log: log)
             relay.attach(to: listener)
-            let signals = LoopInbox<Int32>(loop: loop, capacity: 8)
-            signals.setHandler { number in
+            let watcher = try SignalWatcher(loop: loop, signals: SignalWatcher.terminating) { number in
                 log(
                     "received \(number == SIGINT ? "SIGINT" : number == SIGTERM ? "SIGTERM" : "signal \(number)"); telling clients and stopping"
                 )
                 listener.close()
                 relay.shutdown { loop.stop() }
             }
-            let watcher = SignalWatcher(signals: SignalWatcher.terminating, inbox: signals)
             log("aeschat relay \(aeschatVersion) listening on \(listener.localDescription)")
             try loop.run()
             withExtendedLifetime(watcher) {}
