@@ -27,6 +27,7 @@ let package = Package(
         .target(
             name: "AESChatCore", dependencies: ["AESChatCrypto", "AESChatCLI", "CLinux"], swiftSettings: swiftSettings),
         .executableTarget(name: "aeschat", dependencies: ["AESChatCore", "AESChatCLI"], swiftSettings: swiftSettings),
+        .executableTarget(name: "aeschat-bench", dependencies: ["AESChatCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "AESChatCryptoTests", dependencies: ["AESChatCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "AESChatCLITests", dependencies: ["AESChatCLI"], swiftSettings: swiftSettings),
         .testTarget(
