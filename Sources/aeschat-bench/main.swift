@@ -44,7 +44,9 @@ let aad = [UInt8](repeating: 1, count: 13)
 measure("aes-256-gcm-seal-16KiB", blockSize: 16 * 1024) { input, output in
     counter += 1
     let nonce = [0, 0, 0, 0] + withUnsafeBytes(of: counter.bigEndian, Array.init)
-    try! gcm.seal(input, nonce: nonce, authenticating: aad, into: UnsafeMutableRawBufferPointer(rebasing: output[0..<(input.count + 16)]))
+    try! gcm.seal(
+        input, nonce: nonce, authenticating: aad,
+        into: UnsafeMutableRawBufferPointer(rebasing: output[0..<(input.count + 16)]))
 }
 let hasher = SHA256Hasher()
 measure("sha-256-256KiB", blockSize: 256 * 1024) { input, _ in hasher.update(input) }
