@@ -177,6 +177,7 @@ final class InboxFolder {
             ("cut before final", [sender.chunk(0), sender.chunk(1)], true),
             ("final flag early", [sender.chunk(0), sender.chunk(1, finalFlag: true)], false),
             ("short chunk", [sender.chunk(0, length: 100)], false),
+            ("more than declared", (0..<5).map { sender.chunk($0) } + [sender.chunk(5)], true),
         ]
         for (label, chunks, sendDone) in cases {
             let folder = InboxFolder()
