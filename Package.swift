@@ -31,6 +31,7 @@ let package = Package(
         .executableTarget(
             name: "aeschat-load", dependencies: ["AESChatCore", "AESChatCrypto", "CLinux"], swiftSettings: swiftSettings
         ),
+        .executableTarget(name: "aeschat-bench", dependencies: ["AESChatCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "AESChatCryptoTests", dependencies: ["AESChatCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "AESChatCLITests", dependencies: ["AESChatCLI"], swiftSettings: swiftSettings),
         .testTarget(

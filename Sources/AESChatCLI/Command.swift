@@ -41,8 +41,9 @@ public struct ServeOptions: Equatable, Sendable {
 public struct JoinOptions: Equatable, Sendable {
     /// The member name, valid by ``Names/isValidMemberName(_:)``.
     public var name: String
-    /// The inbox directory path (never empty).
-    public var inbox: String
+    /// The inbox directory path, if one was given (never empty). Without it, `join` asks on a terminal and
+    /// refuses to start otherwise.
+    public var inbox: String?
     /// The room to join, valid by ``Names/isValidRoomName(_:)``.
     public var room = "lobby"
     /// The relay's address: an IPv4 or IPv6 literal (without brackets) or a hostname.
@@ -55,12 +56,14 @@ public struct JoinOptions: Equatable, Sendable {
     public var json = false
     /// The identity file, if one was given (never empty); the default lives in the configuration folder.
     public var identityFile: String? = nil
+    /// Files larger than this are declined; nil: unlimited.
+    public var maximumFileSize: UInt64? = nil
 
     /// Creates join options.
     ///
     /// - Parameters:
     ///   - name: The member name.
-    ///   - inbox: The inbox directory path.
+    ///   - inbox: The inbox directory path, if any.
     ///   - room: The room to join.
     ///   - host: The relay's address.
     ///   - port: The relay's TCP port.
@@ -68,7 +71,7 @@ public struct JoinOptions: Equatable, Sendable {
     ///   - json: Whether to write JSON output.
     public init(
         name: String,
-        inbox: String,
+        inbox: String? = nil,
         room: String = "lobby",
         host: String = "127.0.0.1",
         port: UInt16 = 7777,

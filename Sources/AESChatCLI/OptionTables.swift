@@ -21,7 +21,7 @@ enum OptionTables {
                 "--max-pending-output", "bytes", default: "64M",
                 help: "Output queued for one member beyond which it is disconnected as too slow; "
                     + "a byte count above 16M, with an optional K, M or G suffix (1024-based).",
-                parse: Values.byteCount, into: \.maxPendingOutput),
+                parse: Values.outputCap, into: \.maxPendingOutput),
         ],
         command: { .serve($0) }
     )
@@ -32,13 +32,14 @@ enum OptionTables {
         abstract: "Join a room on a relay and chat.",
         overview: "Join a room on a relay as a member and chat. Messages are encrypted end to end; the relay "
             + "cannot read them.",
-        initial: JoinOptions(name: "", inbox: ""),
+        initial: JoinOptions(name: ""),
         options: [
             .value(
                 "--name", "name", required: true, help: "Your member name (1-32 chars: A-Z a-z 0-9 - _ .).",
                 parse: Values.memberName, into: \.name),
             .value(
-                "--inbox", "dir", required: true, help: "Inbox folder for received files; created if missing.",
+                "--inbox", "dir",
+                help: "Inbox folder for received files; created if missing. Asked for on a terminal when not given.",
                 parse: Values.path, into: \.inbox),
             .value(
                 "--room", "room", default: "lobby", help: "Room to join (1-64 chars: A-Z a-z 0-9 - _ .).",
@@ -57,6 +58,10 @@ enum OptionTables {
                 help: "Your identity key file (made on first use; default: $XDG_CONFIG_HOME/aeschat/identity, "
                     + "else ~/.config/aeschat/identity). Not used with --key.",
                 parse: Values.path, into: \.identityFile),
+            .value(
+                "--max-file-size", "bytes",
+                help: "Decline files larger than this (e.g. 100M, 4G). (default: unlimited)",
+                parse: Values.byteCount, into: \.maximumFileSize),
         ],
         command: { .join($0) }
     )

@@ -21,14 +21,14 @@ enum Values {
         return UInt16(value)
     }
 
-    /// What a byte count must look like, for messages.
-    static let byteCountExpectation =
+    /// What an output cap must look like, for messages.
+    static let outputCapExpectation =
         "expected a number of bytes above 16M (the frame limit), optionally with a K, M or G suffix, such as 64M"
 
     /// Parses a byte count for a cap: ASCII decimal digits with an optional `K`, `M` or `G` suffix
     /// (powers of 1024), above 16 MiB (the largest frame, which one message must never trip) and
     /// at most 1 TiB.
-    static func byteCount(_ text: String, _ context: OptionContext) throws(UsageError) -> Int {
+    static func outputCap(_ text: String, _ context: OptionContext) throws(UsageError) -> Int {
         var digits = Substring(text)
         var multiplier = 1
         switch text.last {
@@ -40,13 +40,13 @@ enum Values {
         if multiplier > 1 { digits = digits.dropLast() }
         var value = 0
         for byte in digits.utf8 {
-            guard ASCII.isDigit(byte) else { throw invalid("byte count", text, byteCountExpectation, context.mode) }
+            guard ASCII.isDigit(byte) else { throw invalid("byte count", text, outputCapExpectation, context.mode) }
             value = value * 10 + Int(byte - UInt8(ascii: "0"))
-            guard value <= 1 << 40 else { throw invalid("byte count", text, byteCountExpectation, context.mode) }
+            guard value <= 1 << 40 else { throw invalid("byte count", text, outputCapExpectation, context.mode) }
         }
         let bytes = value * multiplier
         guard !digits.isEmpty, bytes > 16 << 20, bytes <= 1 << 40 else {
-            throw invalid("byte count", text, byteCountExpectation, context.mode)
+            throw invalid("byte count", text, outputCapExpectation, context.mode)
         }
         return bytes
     }
@@ -83,6 +83,32 @@ enum Values {
                 mode: context.mode)
         }
         return text
+    }
+
+    /// Parses a byte count: decimal digits with an optional binary suffix `K`, `M` or `G`
+    /// (KiB, MiB, GiB), at least 1.
+    static func byteCount(_ text: String, _ context: OptionContext) throws(UsageError) -> UInt64 {
+        let expectation = "expected a number of bytes such as 1048576, 512K, 100M or 4G"
+        var digits = Substring(text)
+        var multiplier: UInt64 = 1
+        switch text.last {
+        case "K", "k": multiplier = 1 << 10
+        case "M", "m": multiplier = 1 << 20
+        case "G", "g": multiplier = 1 << 30
+        default: break
+        }
+        if multiplier > 1 { digits = digits.dropLast() }
+        var value: UInt64 = 0
+        for byte in digits.utf8 {
+            guard ASCII.isDigit(byte) else { throw invalid("size", text, expectation, context.mode) }
+            let (times, overflow) = value.multipliedReportingOverflow(by: 10)
+            guard !overflow, times <= UInt64.max / multiplier - 9 else {
+                throw invalid("size", text, expectation, context.mode)
+            }
+            value = times + UInt64(byte - UInt8(ascii: "0"))
+        }
+        guard !digits.isEmpty, value >= 1 else { throw invalid("size", text, expectation, context.mode) }
+        return value * multiplier
     }
 
     private static func invalid(_ what: String, _ text: String, _ expectation: String, _ mode: Mode) -> UsageError {

@@ -124,6 +124,67 @@ public final class AESGCM {
         return try open(sealed, iv: nonce, authenticating: aad)
     }
 
+    // MARK: - Public buffer API (no allocation, for streams)
+
+    /// Seals `plaintext` straight into `output` (exactly `plaintext.count + 16` bytes): the
+    /// ciphertext, then the tag. For bulk data, where the caller owns reusable buffers.
+    ///
+    /// The corresponding libgcrypt call is `gcry_cipher_encrypt` (between `gcry_cipher_setiv` plus
+    /// `gcry_cipher_authenticate`, and `gcry_cipher_gettag`).
+    ///
+    /// - Parameters:
+    ///   - plaintext: The message.
+    ///   - nonce: 12 bytes, never reused with this key.
+    ///   - aad: Associated data.
+    ///   - output: Where the ciphertext and tag go; must be exactly `plaintext.count + tagSize` bytes.
+    /// - Throws: ``CryptoError/invalidNonceSize(expected:actual:)`` unless `nonce` is 12 bytes;
+    ///   ``CryptoError/library(operation:code:message:)`` if libgcrypt fails.
+    public func seal(
+        _ plaintext: UnsafeRawBufferPointer, nonce: [UInt8], authenticating aad: [UInt8],
+        into output: UnsafeMutableRawBufferPointer
+    ) throws(CryptoError) {
+        guard nonce.count == Self.nonceSize else {
+            throw .invalidNonceSize(expected: Self.nonceSize, actual: nonce.count)
+        }
+        let failure = nonce.withUnsafeBytes { ivBytes in
+            aad.withUnsafeBytes { aadBytes in seal(plaintext, iv: ivBytes, aad: aadBytes, into: output) }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Checks the tag of `sealed` (ciphertext then 16-byte tag) and decrypts into `output`
+    /// (exactly `sealed.count - 16` bytes). On any failure `output` is zeroed, so no
+    /// unauthenticated byte is left in it.
+    ///
+    /// The corresponding libgcrypt call is `gcry_cipher_decrypt` (between `gcry_cipher_setiv` plus
+    /// `gcry_cipher_authenticate`, and `gcry_cipher_checktag`).
+    ///
+    /// - Parameters:
+    ///   - sealed: Ciphertext followed by its tag.
+    ///   - nonce: The 12-byte nonce.
+    ///   - aad: The associated data.
+    ///   - output: Receives the plaintext; must be exactly `sealed.count - tagSize` bytes.
+    /// - Throws: ``CryptoError/ciphertextTooShort``, ``CryptoError/invalidNonceSize(expected:actual:)``,
+    ///   ``CryptoError/authenticationFailed`` or ``CryptoError/library(operation:code:message:)``.
+    public func open(
+        _ sealed: UnsafeRawBufferPointer, nonce: [UInt8], authenticating aad: [UInt8],
+        into output: UnsafeMutableRawBufferPointer
+    ) throws(CryptoError) {
+        guard nonce.count == Self.nonceSize else {
+            throw .invalidNonceSize(expected: Self.nonceSize, actual: nonce.count)
+        }
+        guard sealed.count >= Self.tagSize else { throw .ciphertextTooShort }
+        let count = sealed.count - Self.tagSize
+        let failure = nonce.withUnsafeBytes { ivBytes in
+            aad.withUnsafeBytes { aadBytes in
+                open(
+                    ciphertext: UnsafeRawBufferPointer(rebasing: sealed[0..<count]),
+                    tag: UnsafeRawBufferPointer(rebasing: sealed[count...]), iv: ivBytes, aad: aadBytes, into: output)
+            }
+        }
+        if let failure { throw failure }
+    }
+
     // MARK: - Internal API (any IV length, for test vectors)
 
     /// ``seal(_:nonce:authenticating:)`` for an IV of any length of at least one byte (GCM hashes IVs that are not

@@ -25,6 +25,9 @@ enum MemberCost {
             if case .message = event { shown += 1 }
             printedBytes += event.json.utf8.count + 1
         }
+        func deliver(_ content: MessageContent, from sender: String, isPrivate: Bool) {
+            if let event = ClientEvent(content: content, from: sender, isPrivate: isPrivate) { emit(event) }
+        }
     }
 
     /// Measures `messages` receptions in this process with the real ``AutomaticKeySecurity``.

@@ -63,14 +63,15 @@ import Testing
         #expect(
             help.contains(
                 """
-                USAGE: aeschat join --name <name> --inbox <dir> [--room <room>] [--host <addr>]
-                       [--port <n>] [--key <file>] [--json]
+                USAGE: aeschat join --name <name> [--inbox <dir>] [--room <room>]
+                       [--host <addr>] [--port <n>] [--key <file>] [--json]
                 """
             )
         )
         #expect(help.contains("(default: lobby)"))
         #expect(help.contains("(default: 127.0.0.1)"))
         #expect(help.contains("(default: 7777)"))
+        #expect(help.contains("Asked for on a terminal when not given."))
     }
 
     @Test func keygenHelp_matchesGolden() {
@@ -125,8 +126,8 @@ import Testing
             HelpText.usage(for: .serve) == "aeschat serve [--host <addr>] [--port <n>] [--max-pending-output <bytes>]")
         #expect(
             HelpText.usage(for: .join)
-                == "aeschat join --name <name> --inbox <dir> [--room <room>] [--host <addr>] [--port <n>] "
-                + "[--key <file>] [--json] [--identity <file>]"
+                == "aeschat join --name <name> [--inbox <dir>] [--room <room>] [--host <addr>] [--port <n>] "
+                + "[--key <file>] [--json] [--identity <file>] [--max-file-size <bytes>]"
         )
         #expect(HelpText.usage(for: .keygen) == "aeschat keygen [--out <file>] [--identity <file>]")
     }

@@ -90,9 +90,9 @@ import Testing
         ErrorCase(
             ["serve", "--", "--"], "unexpected argument '--' after '--': serve takes no positional arguments",
             mode: .serve),
-        ErrorCase(["join"], "missing required options '--name <name>' and '--inbox <dir>'", mode: .join),
+        ErrorCase(["join"], "missing required option '--name <name>'", mode: .join),
         ErrorCase(["join", "--inbox", "d"], "missing required option '--name <name>'", mode: .join),
-        ErrorCase(["join", "--name", "a", "--json"], "missing required option '--inbox <dir>'", mode: .join),
+        ErrorCase(["join", "--json"], "missing required option '--name <name>'", mode: .join),
         ErrorCase(["join", "--port", "0"], "invalid port '0': \(portExpectation)", mode: .join),
     ]
 
@@ -187,12 +187,12 @@ import Testing
     }
 
     @Test func description_hasErrorUsageAndSeeLines_forJoin() throws {
-        let error = try #require(parseError(["join", "--name", "a"]))
+        let error = try #require(parseError(["join", "--inbox", "a"]))
         #expect(
             error.description == """
-                Error: missing required option '--inbox <dir>'
-                Usage: aeschat join --name <name> --inbox <dir> [--room <room>] [--host <addr>] [--port <n>] \
-                [--key <file>] [--json] [--identity <file>]
+                Error: missing required option '--name <name>'
+                Usage: aeschat join --name <name> [--inbox <dir>] [--room <room>] [--host <addr>] [--port <n>] \
+                [--key <file>] [--json] [--identity <file>] [--max-file-size <bytes>]
                 See 'aeschat join --help'.
                 """
         )

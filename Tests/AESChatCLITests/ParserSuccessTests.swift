@@ -37,6 +37,11 @@ import Testing
         #expect(try CommandLineParser.parse(["serve", "--port", text]) == .serve(ServeOptions(port: port)))
     }
 
+    @Test func join_leavesInboxUnset_whenNotGiven() throws {
+        let command = try CommandLineParser.parse(["join", "--name", "alice"])
+        #expect(command == .join(JoinOptions(name: "alice", inbox: nil)))
+    }
+
     @Test func join_usesDefaults_whenOnlyRequiredOptions() throws {
         let command = try CommandLineParser.parse(["join", "--name", "alice", "--inbox", "/tmp/in"])
         #expect(

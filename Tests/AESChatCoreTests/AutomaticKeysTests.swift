@@ -64,6 +64,9 @@ final class RecordingOutbox: SecurityOutbox {
     func publish(_ envelope: [UInt8]) { items.append(.publish(envelope)) }
     func direct(_ envelope: [UInt8], to name: String) { items.append(.direct(envelope, to: name)) }
     func emit(_ event: ClientEvent) { items.append(.event(event)) }
+    func deliver(_ content: MessageContent, from sender: String, isPrivate: Bool) {
+        if let event = ClientEvent(content: content, from: sender, isPrivate: isPrivate) { emit(event) }
+    }
     var events: [ClientEvent] {
         items.compactMap {
             if case .event(let event) = $0 { return event }

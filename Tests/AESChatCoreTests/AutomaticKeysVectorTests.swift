@@ -3,7 +3,7 @@ import Testing
 
 @testable import AESChatCore
 
-/// The worked exchange of docs/PROTOCOL.md section 7.2 (automatic keys), checked byte for byte.
+/// The worked exchange of docs/PROTOCOL.md section 9.2 (automatic keys), checked byte for byte.
 /// The expected values were computed with an independent implementation (Python's
 /// `cryptography` package) following the document, not from this code.
 @Suite struct AutomaticKeysVectorTests {

@@ -6,7 +6,15 @@ import stat
 import struct
 import subprocess
 
+import pytest
+
 from conftest import Client, Proxy, binary_path
+
+
+@pytest.fixture
+def mode():
+    """Every test here is about automatic keys: run each once, not once per key mode."""
+    return "automatic"
 
 
 def auto(clients, name, **kwargs):
@@ -57,9 +65,11 @@ def test_rejoining_with_a_different_identity_raises_key_changed(tmp_path, client
 
 
 def test_private_message_reaches_only_its_recipient(clients):
-    alice, bob, carol = (auto(clients, name) for name in ["alice", "bob", "carol"])
-    for client in [alice, bob, carol]:
-        client.ready()
+    alice, bob, carol = [], [], []
+    for name, holder in [("alice", alice), ("bob", bob), ("carol", carol)]:
+        holder.append(auto(clients, name))
+        holder[0].ready()
+    alice, bob, carol = alice[0], bob[0], carol[0]
     alice.events(event="joined", name="carol")
     bob.events(event="joined", name="carol")
     alice.say("/msg bob just between us")

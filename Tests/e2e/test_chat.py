@@ -196,6 +196,7 @@ def test_name_already_in_use_is_refused_with_a_clear_error(clients):
     first.say("still fine")
     third = clients("bob")
     third.ready()
+    first.events(event="joined", name="bob")
     first.say("hello bob")
     assert third.events(event="message")["text"] == "hello bob"
 

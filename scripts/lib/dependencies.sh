@@ -1,5 +1,5 @@
 # Sourced by the scripts: installs what building and testing aeschat needs, when it is missing.
-# libgcrypt comes from apt (Debian, Ubuntu) or Homebrew (macOS); pytest from pip.
+# libgcrypt and tmux come from apt (Debian, Ubuntu) or Homebrew (macOS); pytest from pip.
 
 ensure_libgcrypt() {
     if pkg-config --exists libgcrypt 2>/dev/null || [ -f /usr/include/gcrypt.h ]; then
@@ -28,4 +28,24 @@ ensure_pytest() {
         echo "Error: cannot install pytest; install it with 'python3 -m pip install pytest'" >&2
         return 69
     }
+}
+
+# tmux drives the interactive terminal in the end-to-end tests (Tests/e2e/test_terminal.py); those
+# tests fail rather than skip without it.
+ensure_tmux() {
+    if command -v tmux >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "tmux is missing; installing it" >&2
+    if command -v apt-get >/dev/null 2>&1; then
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq tmux
+    elif command -v brew >/dev/null 2>&1; then
+        brew install tmux
+    else
+        echo "Error: install tmux (Debian: apt-get install tmux, Homebrew: brew install tmux) and try again" >&2
+        return 69
+    fi
 }

@@ -17,7 +17,7 @@ public enum ClientOutcome: Equatable, Sendable {
 ///
 /// Works on any ``Connection``; confined to the event loop's thread. Lines submitted before
 /// registration completes are held and handled right after it, in order.
-public final class ChatClient: ConnectionHandler, SecurityOutbox {
+public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHost {
     private enum State {
         case registering
         case ready
@@ -27,8 +27,9 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox {
 
     /// The longest message text sent, in UTF-8 bytes; longer lines are refused with an error.
     public static let maximumMessageBytes = 8 * 1024 * 1024
-    /// Queued output above which input is paused until the connection drains.
-    public static let outputHighWater = 1024 * 1024
+    /// Queued output above which input is paused until the connection drains (above the file
+    /// transfers' own high-water mark, so that chat input keeps flowing during a transfer).
+    public static let outputHighWater = 16 * 1024 * 1024
     /// How long registration may take before the client gives up.
     public static let registrationTimeout: Duration = .seconds(15)
 
@@ -45,6 +46,8 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox {
     private var pendingOutcome: ClientOutcome = .finished
     private let onFinish: (ClientOutcome) -> Void
     private var registrationTimer: TimerID?
+    private var members: [String] = []
+    private var transfers: FileTransfers?
 
     /// Called with `true` when input should pause (too much queued) and `false` to resume.
     public var onBackpressure: ((Bool) -> Void)?
@@ -58,9 +61,13 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox {
     ///   - output: receives events.
     ///   - loop: the loop driving `connection` (for timeouts).
     ///   - onFinish: called once when the session is over.
+    ///   - inbox: where received files go; without one, files are neither sent nor received.
+    ///   - maximumFileSize: larger offers are declined.
+    ///   - transferStallTimeout: how long a receiver may hold a transfer back before it is dropped.
     public init(
         name: String, room: String, security: any MessageSecurity, connection: any Connection,
-        output: any ClientOutput, loop: any EventLoop, onFinish: @escaping (ClientOutcome) -> Void
+        output: any ClientOutput, loop: any EventLoop, inbox: Inbox? = nil, maximumFileSize: UInt64? = nil,
+        transferStallTimeout: Duration = FileTransfers.defaultStallTimeout, onFinish: @escaping (ClientOutcome) -> Void
     ) {
         self.name = name
         self.room = room
@@ -69,6 +76,10 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox {
         self.output = output
         self.loop = loop
         self.onFinish = onFinish
+        if let inbox {
+            transfers = FileTransfers(
+                host: self, inbox: inbox, maximumFileSize: maximumFileSize, stallTimeout: transferStallTimeout)
+        }
     }
 
     /// Creates a client in pre-shared-key mode.
@@ -113,10 +124,16 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox {
         }
     }
 
-    /// Input has ended: leave once everything read has been handed to the relay.
+    /// Input has ended: leave once everything read has been handed to the relay and every file
+    /// being sent is done.
     public func endOfInput() {
         inputEnded = true
-        if state == .ready { leave(outcome: .finished) }
+        leaveIfIdle()
+    }
+
+    private func leaveIfIdle() {
+        guard inputEnded, state == .ready, !(transfers?.isBusy ?? false) else { return }
+        leave(outcome: .finished)
     }
 
     /// The user asked to quit: leave at once.
@@ -145,6 +162,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox {
                 return
             }
             security.sendPrivately(.text(text), to: recipient, outbox: self)
+            emit(.info("to \(recipient), privately: \(text)"))
         case .security(let command):
             security.handle(command, outbox: self)
         case .help:
@@ -152,8 +170,12 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox {
         case .quit:
             inputEnded = true
             leave(outcome: .finished)
-        case .notYetAvailable(let command, let reason):
-            emit(.error(message: "\(command) is not available yet: \(reason)"))
+        case .sendFile(let path, let recipient):
+            if let transfers {
+                transfers.send(path: path, to: recipient)
+            } else {
+                emit(.error(message: "file transfer needs an inbox"))
+            }
         case .invalid(let message):
             emit(.error(message: message))
         }
@@ -177,6 +199,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox {
         guard state != .finished else { return }
         state = .finished
         if let registrationTimer { loop.cancel(registrationTimer) }
+        transfers?.closeAll()
         connection.close()
         onFinish(outcome)
     }
@@ -195,6 +218,46 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox {
         output.emit(event)
     }
 
+    public func deliver(_ content: MessageContent, from sender: String, isPrivate: Bool) {
+        if let event = ClientEvent(content: content, from: sender, isPrivate: isPrivate) {
+            emit(event)
+        } else if let transfers {
+            transfers.handleControl(content, from: sender, isPrivate: isPrivate)
+            leaveIfIdle()
+        }
+    }
+
+    // MARK: FileTransferHost
+
+    public var ownName: String { name }
+    public var presentMembers: [String] { members }
+    public var outputBacklog: Int { connection.pendingOutputByteCount }
+
+    public func sendControl(_ content: MessageContent, to recipient: String?) {
+        guard state == .ready || state == .leaving else { return }
+        if let recipient {
+            security.sendPrivately(content, to: recipient, outbox: self)
+        } else {
+            security.sendToRoom(content, outbox: self)
+        }
+    }
+
+    public func sendFrame(_ frame: [UInt8]) {
+        connection.write(frame)
+    }
+
+    public func show(_ event: ClientEvent) {
+        emit(event)
+    }
+
+    @discardableResult
+    public func schedule(after delay: Duration, _ body: @escaping () -> Void) -> TimerID {
+        loop.schedule(after: delay) { [weak self] in
+            body()
+            self?.leaveIfIdle()
+        }
+    }
+
     // MARK: ConnectionHandler
 
     public func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
@@ -210,6 +273,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox {
     }
 
     public func connectionDidDrainOutput(_ connection: any Connection) {
+        transfers?.pump()
         onBackpressure?(false)
     }
 
@@ -237,6 +301,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox {
                 Set(members.map(\.name)).count == members.count
             else { throw .malformed("welcome lists a member twice or lists this client") }
             state = .ready
+            self.members = members.map(\.name)
             if let registrationTimer { loop.cancel(registrationTimer) }
             emit(.ready(name: name, room: room, members: members.map(\.name), fingerprint: security.ownFingerprint))
             security.didRegister(members: members, outbox: self)
@@ -247,14 +312,22 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox {
         case .joined(let member):
             guard state != .registering else { throw .malformed("joined before welcome") }
             emit(.joined(name: member.name))
+            members.append(member.name)
             security.memberJoined(member, outbox: self)
         case .left(let name):
             guard state != .registering else { throw .malformed("left before welcome") }
             emit(.left(name: name))
+            members.removeAll { $0 == name }
             security.memberLeft(name, outbox: self)
+            transfers?.memberLeft(name)
+            leaveIfIdle()
         case .deliver(let from, let isDirect, let payload):
             guard state == .ready || state == .leaving else { throw .malformed("message before welcome") }
-            security.receive(payload, from: from, isDirect: isDirect, outbox: self)
+            if payload.first == FileChunk.kind {
+                transfers?.handleChunk(payload, from: from)
+            } else {
+                security.receive(payload, from: from, isDirect: isDirect, outbox: self)
+            }
         case .error(let code, let message):
             let known = RelayErrorCode(rawValue: code) ?? .unknown
             emit(.error(message: message))

@@ -9,7 +9,7 @@ public enum ChatCommand: Equatable, Sendable {
     case security(SecurityCommand)
     case help
     case quit
-    case notYetAvailable(command: String, reason: String)
+    case sendFile(path: String, to: String?)
     case invalid(String)
 
     /// The commands, for `/help` and for completion.
@@ -19,9 +19,32 @@ public enum ChatCommand: Equatable, Sendable {
     public static let helpText = """
         commands: /who (members and their verification), /msg NAME TEXT (private message), /me ACTION, \
         /verify NAME (safety number to compare), /verify room (room code), /trust NAME (mark verified, accept a \
-        changed key), /send PATH [NAME] (file transfer: not available yet), /quit; start a line with // to send \
+        changed key), /send PATH [NAME] (send a file to the room or one member; quote a path with spaces: /send "my file.pdf" bob), /quit; start a line with // to send \
         a message that begins with /
         """
+
+    /// `PATH [NAME]`, where a path with spaces is quoted: `"my file.pdf" bob`.
+    static func parseSend(_ arguments: String) -> ChatCommand {
+        let usage =
+            "/send needs a file and optionally a member, for example: /send report.pdf or /send \"my file.pdf\" bob"
+        var path: String
+        var rest: Substring
+        if arguments.hasPrefix("\"") {
+            guard let close = arguments.dropFirst().firstIndex(of: "\"") else { return .invalid(usage) }
+            path = String(arguments[arguments.index(after: arguments.startIndex)..<close])
+            rest = arguments[arguments.index(after: close)...]
+        } else {
+            let parts = arguments.split(separator: " ", maxSplits: 1)
+            guard let first = parts.first else { return .invalid(usage) }
+            path = String(first)
+            rest = parts.count > 1 ? parts[1] : ""
+        }
+        let recipient = rest.trimmingCharacters(in: " ")
+        guard !path.isEmpty, !recipient.contains(" ") else { return .invalid(usage) }
+        if recipient.isEmpty { return .sendFile(path: path, to: nil) }
+        guard Names.isValidMemberName(recipient) else { return .invalid("'\(recipient)' is not a valid member name") }
+        return .sendFile(path: path, to: recipient)
+    }
 
     /// Parses a line of input.
     public init(parsing line: String) {
@@ -68,9 +91,16 @@ public enum ChatCommand: Equatable, Sendable {
             }
             self = .security(.trust(target))
         case "/send":
-            self = .notYetAvailable(command: "/send", reason: "file transfer comes in a later release")
+            self = Self.parseSend(String(line.dropFirst(5).drop { $0 == " " }))
         default:
             self = .invalid("unknown command '\(command)'; /help lists the commands, and // starts a message with /")
         }
+    }
+}
+
+extension Substring {
+    /// The text without leading and trailing `character`s.
+    func trimmingCharacters(in character: Character) -> String {
+        String(drop { $0 == character }.reversed().drop { $0 == character }.reversed())
     }
 }

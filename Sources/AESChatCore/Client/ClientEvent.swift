@@ -83,12 +83,23 @@ public enum ClientEvent: Equatable, Sendable {
     case trusted(name: String, fingerprint: String)
     /// A notice for the user (help text, a held message, …).
     case info(String)
+    /// A file is coming (`resumeFrom`: bytes already held from an interrupted attempt).
+    case fileIncoming(name: String, from: String, bytes: UInt64, resumeFrom: UInt64)
+    /// Progress of a transfer; `peer` is the sender when receiving, the recipient when sending.
+    case fileProgress(name: String, peer: String, sending: Bool, bytes: UInt64, total: UInt64, bytesPerSecond: UInt64)
+    /// A file was verified and saved in the inbox.
+    case fileReceived(from: String, name: String, path: String, bytes: UInt64, sha256: String)
+    /// A file reached these members, each of whom verified it.
+    case fileSent(name: String, bytes: UInt64, to: [String])
+    /// A transfer failed: `from` is the sender, `to` the receiver concerned when known.
+    case fileFailed(name: String, from: String, to: String?, reason: String)
 
-    /// The event for decrypted content from `sender`.
-    public init(content: MessageContent, from sender: String, isPrivate: Bool) {
+    /// The event for decrypted chat content from `sender`; nil for file control.
+    public init?(content: MessageContent, from sender: String, isPrivate: Bool) {
         switch content {
         case .text(let text): self = .message(from: sender, text: text, isPrivate: isPrivate)
         case .action(let text): self = .action(from: sender, text: text, isPrivate: isPrivate)
+        default: return nil
         }
     }
 
@@ -139,6 +150,34 @@ public enum ClientEvent: Equatable, Sendable {
             ])
         case .info(let text):
             return JSONLine.encode([("event", .string("info")), ("message", .string(text))])
+        case .fileIncoming(let name, let from, let bytes, let resumeFrom):
+            return JSONLine.encode([
+                ("event", .string("file-incoming")), ("from", .string(from)), ("name", .string(name)),
+                ("bytes", .integer(Int64(bytes))), ("resume-from", .integer(Int64(resumeFrom))),
+            ])
+        case .fileProgress(let name, let peer, let sending, let bytes, let total, let rate):
+            return JSONLine.encode([
+                ("event", .string("file-progress")), ("name", .string(name)), (sending ? "to" : "from", .string(peer)),
+                ("direction", .string(sending ? "send" : "receive")), ("bytes", .integer(Int64(bytes))),
+                ("total", .integer(Int64(total))), ("rate", .integer(Int64(rate))),
+            ])
+        case .fileReceived(let from, let name, let path, let bytes, let sha256):
+            return JSONLine.encode([
+                ("event", .string("file")), ("from", .string(from)), ("name", .string(name)), ("path", .string(path)),
+                ("bytes", .integer(Int64(bytes))), ("sha256", .string(sha256)),
+            ])
+        case .fileSent(let name, let bytes, let to):
+            return JSONLine.encode([
+                ("event", .string("file-sent")), ("name", .string(name)), ("bytes", .integer(Int64(bytes))),
+                ("to", .strings(to)),
+            ])
+        case .fileFailed(let name, let from, let to, let reason):
+            var fields: [(String, JSONValue)] = [
+                ("event", .string("file-failed")), ("name", .string(name)), ("from", .string(from)),
+            ]
+            if let to { fields.append(("to", .string(to))) }
+            fields.append(("reason", .string(reason)))
+            return JSONLine.encode(fields)
         }
     }
 
@@ -186,6 +225,25 @@ public enum ClientEvent: Equatable, Sendable {
             return "* \(clean(name)) is now verified (\(clean(fingerprint)))"
         case .info(let text):
             return "* " + clean(text)
+        case .fileIncoming(let name, let from, let bytes, let resumeFrom):
+            let resuming = resumeFrom > 0 ? ", resuming at \(FileTransfers.formatBytes(resumeFrom))" : ""
+            return "* receiving \(clean(name)) (\(FileTransfers.formatBytes(bytes))) from \(clean(from))\(resuming)"
+        case .fileProgress(let name, let peer, let sending, let bytes, let total, let rate):
+            let percent = total == 0 ? 100 : Int(bytes * 100 / total)
+            let remaining = rate > 0 ? Int((total - min(bytes, total)) / rate) : 0
+            let eta = "\(remaining / 60):" + (remaining % 60 < 10 ? "0" : "") + "\(remaining % 60)"
+            return "~ \(clean(name)) \(sending ? "→" : "←") \(clean(peer)): \(percent)% "
+                + "\(FileTransfers.formatBytes(bytes))/\(FileTransfers.formatBytes(total)), "
+                + "\(FileTransfers.formatBytes(rate))/s, ETA \(eta)"
+        case .fileReceived(let from, let name, let path, let bytes, let sha256):
+            return "* received \(clean(name)) from \(clean(from)) (\(FileTransfers.formatBytes(bytes)), sha256 "
+                + "\(sha256.prefix(16))…) in \(clean(path))"
+        case .fileSent(let name, let bytes, let to):
+            return
+                "* sent \(clean(name)) (\(FileTransfers.formatBytes(bytes))) to \(to.map(clean).joined(separator: ", "))"
+        case .fileFailed(let name, let from, let to, let reason):
+            let route = to.map { "from \(clean(from)) to \(clean($0))" } ?? "from \(clean(from))"
+            return "! file \(clean(name)) \(route) failed: \(clean(reason))"
         }
     }
 }

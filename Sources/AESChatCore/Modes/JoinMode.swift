@@ -8,6 +8,12 @@ public enum JoinMode {
     ///   key file, 69 when the relay is unreachable or refuses, 74 when the inbox cannot be made,
     ///   130 when interrupted.
     public static func run(_ options: JoinOptions) -> ExitCode {
+        if options.inbox == nil, !InboxPrompt.canAsk {
+            let problem =
+                "missing option '--inbox <dir>': name the folder for received files (asked for only on a terminal)"
+            StandardError.write(UsageError(problem, mode: .join).description)
+            return .usage
+        }
         let security: any MessageSecurity
         switch makeSecurity(options) {
         case .success(let made): security = made
@@ -15,21 +21,34 @@ public enum JoinMode {
             StandardError.write("Error: \(failure.message)")
             return failure.code
         }
+        guard let inboxPath = options.inbox ?? InboxPrompt.ask(writingTo: options.json ? 2 : 1) else {
+            StandardError.write("Error: no inbox folder given")
+            return .usage
+        }
+        let inbox: Inbox
         do {
-            try FileManager.default.createDirectory(atPath: options.inbox, withIntermediateDirectories: true)
+            inbox = try Inbox(path: inboxPath)
+            inbox.removeStaleParts()
         } catch {
-            StandardError.write("Error: cannot create inbox folder '\(options.inbox)': \(error.localizedDescription)")
+            StandardError.write("Error: \(error.description)")
             return .ioError
         }
         let style: LineOutput.Style = options.json ? .json : .human
-        let output = LineOutput(style: style)
+        // On a terminal (and without --json), the interactive terminal replaces line mode.
+        let terminal =
+            !options.json && InteractiveTerminal.isAvailable()
+            ? InteractiveTerminal(name: options.name, room: options.room, relay: "\(options.host):\(options.port)")
+            : nil
+        defer { terminal?.close() }
+        let output: any ClientOutput = terminal ?? LineOutput(style: style)
         do {
             let loop = try PosixEventLoop()
             let connection = try TCPConnection.connect(host: options.host, port: options.port, loop: loop)
             var outcome = ClientOutcome.finished
             let client = ChatClient(
                 name: options.name, room: options.room, security: security, connection: connection, output: output,
-                loop: loop
+                loop: loop, inbox: inbox, maximumFileSize: options.maximumFileSize,
+                transferStallTimeout: stallTimeout()
             ) { ended in
                 outcome = ended
                 loop.stop()
@@ -42,15 +61,16 @@ public enum JoinMode {
                 }
             }
             client.onBackpressure = { paused in paused ? input.pause() : input.resume() }
-            let signals = LoopInbox<Int32>(loop: loop, capacity: 8)
-            signals.setHandler { _ in client.interrupt() }
-            let watcher = SignalWatcher(signals: SignalWatcher.terminating, inbox: signals)
+            let watcher = try SignalWatcher(loop: loop, signals: SignalWatcher.terminating) { _ in client.interrupt() }
             client.start()
-            StandardInputReader.start(posting: input)
+            if terminal?.start(input: input, interrupt: { kill(getpid(), SIGINT) }) != true {
+                StandardInputReader.start(posting: input)
+            }
             try loop.run()
             withExtendedLifetime(watcher) {}
             return exitCode(for: outcome)
         } catch {
+            terminal?.close()
             if options.json { output.emit(.error(message: error.description)) }
             StandardError.write("Error: \(error.description)")
             return .unavailable
@@ -98,6 +118,14 @@ public enum JoinMode {
         } catch {
             return .failure(SetupFailure(message: "cannot start the session keys: \(error)", code: .failure))
         }
+    }
+
+    /// `AESCHAT_TRANSFER_STALL_SECONDS` (1 to 3600), for tests; the default otherwise.
+    static func stallTimeout() -> Duration {
+        guard let text = ProcessInfo.processInfo.environment["AESCHAT_TRANSFER_STALL_SECONDS"], let seconds = Int(text),
+            (1...3600).contains(seconds)
+        else { return FileTransfers.defaultStallTimeout }
+        return .seconds(seconds)
     }
 
     static func exitCode(for outcome: ClientOutcome) -> ExitCode {

@@ -20,15 +20,13 @@ public enum ServeMode {
             let relay = Relay(configuration: configuration, loop: loop, log: log)
             relay.attach(to: listener)
             giveBackMemory(relay: relay, loop: loop, seen: relay.membershipChanges)
-            let signals = LoopInbox<Int32>(loop: loop, capacity: 8)
-            signals.setHandler { number in
+            let watcher = try SignalWatcher(loop: loop, signals: SignalWatcher.terminating) { number in
                 log(
                     "received \(number == SIGINT ? "SIGINT" : number == SIGTERM ? "SIGTERM" : "signal \(number)"); telling clients and stopping"
                 )
                 listener.close()
                 relay.shutdown { loop.stop() }
             }
-            let watcher = SignalWatcher(signals: SignalWatcher.terminating, inbox: signals)
             log("aeschat relay \(aeschatVersion) listening on \(listener.localDescription)")
             try loop.run()
             withExtendedLifetime(watcher) {}

@@ -1,38 +1,73 @@
-import Dispatch
-
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
 
-/// Turns SIGINT, SIGTERM and SIGHUP into messages on the event loop, so the loop can shut down in
-/// order instead of dying mid-write. Also ignores SIGPIPE for the process.
-public final class SignalWatcher {
-    private var sources: [any DispatchSourceSignal] = []
+/// The write end of the signal pipe, read by the handler. Written once, before any handler is
+/// installed; only read afterwards.
+nonisolated(unsafe) private var signalPipeWriteEnd: Int32 = -1
+
+/// The process-wide handler: writes the signal number to the pipe and returns. Only
+/// async-signal-safe work (one `write`).
+private let writeSignalToPipe: @convention(c) (Int32) -> Void = { number in
+    var byte = UInt8(truncatingIfNeeded: number)
+    _ = write(signalPipeWriteEnd, &byte, 1)
+}
+
+/// Turns SIGINT, SIGTERM and SIGHUP into calls on the event loop (the self-pipe trick), so the loop
+/// can shut down in order instead of dying mid-write. A signal that arrives at any moment after
+/// `init` returns is kept in the pipe until the loop reads it: none is lost. Also ignores SIGPIPE
+/// for the process. One watcher per process.
+public final class SignalWatcher: ReadinessHandler {
+    private let readEnd: Int32
+    private let writeEnd: Int32
+    private let handler: (Int32) -> Void
+    private let loop: PosixEventLoop
 
     /// The signals that end a relay or a client in order.
     public static var terminating: [Int32] { [SIGINT, SIGTERM, SIGHUP] }
 
-    /// Starts watching; each signal is posted to `inbox` by its number.
-    public init(signals: [Int32], inbox: LoopInbox<Int32>) {
+    /// Installs the handlers; `handler` is called on the loop thread with each signal's number.
+    /// - Throws: ``TransportError`` when the pipe cannot be made or registered.
+    public init(loop: PosixEventLoop, signals: [Int32], handler: @escaping (Int32) -> Void) throws(TransportError) {
         System.ignoreSIGPIPE()
-        // A source starts watching only once Dispatch has registered it, which happens on another
-        // thread after `resume`; until then the signal, ignored, would be lost. Wait for every
-        // registration (bounded) so that a signal sent right after start-up is seen.
-        let registered = DispatchSemaphore(value: 0)
-        for number in signals {
-            _ = signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { inbox.post(number) }
-            source.setRegistrationHandler { registered.signal() }
-            source.resume()
-            sources.append(source)
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw .systemCall("pipe", reason: System.lastError) }
+        readEnd = fds[0]
+        writeEnd = fds[1]
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         }
-        for _ in signals { _ = registered.wait(timeout: .now() + .seconds(2)) }
+        self.handler = handler
+        self.loop = loop
+        signalPipeWriteEnd = writeEnd
+        try loop.register(readEnd, interest: .read, handler: self)
+        for number in signals {
+            var action = sigaction()
+            #if canImport(Darwin)
+                action.__sigaction_u.__sa_handler = writeSignalToPipe
+            #else
+                action.__sigaction_handler.sa_handler = writeSignalToPipe
+            #endif
+            action.sa_flags = SA_RESTART
+            sigemptyset(&action.sa_mask)
+            _ = sigaction(number, &action, nil)
+        }
     }
 
     deinit {
-        for source in sources { source.cancel() }
+        loop.deregister(readEnd)
+        System.closeDescriptor(readEnd)
+    }
+
+    func handle(_ readiness: Readiness) {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        while true {
+            let count = System.retryingInterrupts { read(readEnd, &bytes, bytes.count) }
+            guard count > 0 else { return }
+            for byte in bytes[0..<count] { handler(Int32(byte)) }
+        }
     }
 }

@@ -218,6 +218,28 @@ public final class Relay {
         sendPrivately(RelayFrame.encodeDeliver(from: name, isDirect: true, payload: payload), to: recipient)
     }
 
+    /// Delivers one payload to several members of the sender's room, encoded once. Names not in
+    /// the room are skipped (they may have just left).
+    fileprivate func multicast(_ payload: ArraySlice<UInt8>, to recipients: [String], from client: RelayClient) {
+        guard let room = client.room, let name = client.name else { return }
+        var frame: [UInt8]?
+        for recipientName in recipients {
+            guard let recipient = membersByName[recipientName], recipient.room === room, recipient !== client else {
+                continue
+            }
+            if frame == nil { frame = Self.encodeDeliver(from: name, flags: 2, payload: payload) }
+            sendPrivately(frame!, to: recipient)
+        }
+    }
+
+    static func encodeDeliver(from: String, flags: UInt8, payload: ArraySlice<UInt8>) -> [UInt8] {
+        Frame.encode(type: FrameType.deliver, capacity: payload.count + from.utf8.count + 2) {
+            $0.writeShortString(from)
+            $0.write(flags)
+            $0.write(contentsOf: payload)
+        }
+    }
+
     fileprivate func refuse(_ client: RelayClient, _ code: RelayErrorCode, _ message: String) {
         log("refused \(client.name ?? "unregistered client") from \(client.connection.peerDescription): \(message)")
         sendPrivately(RelayFrame.error(code: code.rawValue, message: message).encoded(), to: client)
@@ -535,6 +557,8 @@ final class RelayClient: ConnectionHandler {
             payload.withUnsafeBytes { relay.publish($0, from: self) }
         case (.direct(let to, let payload), _?):
             relay.direct(payload, to: to, from: self)
+        case (.multicast(let recipients, let payload), _?):
+            relay.multicast(payload, to: recipients, from: self)
         case (.bye, _):
             relay.leave(self, reason: "said goodbye")
             connection.closeAfterFlushing(timeout: relay.configuration.closeTimeout)
@@ -542,7 +566,7 @@ final class RelayClient: ConnectionHandler {
             relay.sendPong(token, to: self)
         case (.pong, _):
             break
-        case (.publish, nil), (.direct, nil):
+        case (.publish, nil), (.direct, nil), (.multicast, nil):
             relay.refuse(self, .notRegistered, "send hello before anything else")
         }
     }

@@ -285,8 +285,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
                 adoptChain(plaintext, from: peer, outbox: outbox)
             } else {
                 do {
-                    outbox.emit(
-                        ClientEvent(content: try MessageContent(decoding: plaintext), from: peer.name, isPrivate: true))
+                    outbox.deliver(try MessageContent(decoding: plaintext), from: peer.name, isPrivate: true)
                 } catch {
                     outbox.emit(
                         .warning(
@@ -402,8 +401,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
                 .warning(kind: "missing", name: peer.name, message: "\(missing) messages from \(peer.name) missing"))
         }
         do {
-            outbox.emit(
-                ClientEvent(content: try MessageContent(decoding: plaintext), from: peer.name, isPrivate: false))
+            outbox.deliver(try MessageContent(decoding: plaintext), from: peer.name, isPrivate: false)
         } catch {
             outbox.emit(
                 .warning(kind: "tampered", name: peer.name, message: "unreadable message: \(error.description)"))

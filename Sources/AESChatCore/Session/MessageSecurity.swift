@@ -7,6 +7,8 @@ public protocol SecurityOutbox: AnyObject {
     func direct(_ envelope: [UInt8], to name: String)
     /// Shows an event.
     func emit(_ event: ClientEvent)
+    /// Hands over authenticated, decrypted content: chat for display, file control for the transfers.
+    func deliver(_ content: MessageContent, from sender: String, isPrivate: Bool)
 }
 
 /// The end-to-end layer of a client: what it presents at registration, how it seals what the
@@ -43,14 +45,25 @@ public enum SecurityCommand: Equatable, Sendable {
 
 /// Pre-shared-key mode: everyone holds the same room key (see ``RoomKeyEnvelope``).
 public final class RoomKeySecurity: MessageSecurity {
+    private let roomKey: RoomKey
+    private let room: String
+    private let name: String
     private let sealer: RoomKeySealer
     private let opener: RoomKeyOpener
+    /// Direct messages travel in streams of their own, one per recipient, so that a member does
+    /// not see gaps in the room stream for messages that were never meant for it.
+    private var directSealers: [String: RoomKeySealer] = [:]
+    private let directOpener: RoomKeyOpener
     private var members: Set<String> = []
 
     /// Creates the mode for one member of one room.
     public init(roomKey: RoomKey, room: String, name: String) {
+        self.roomKey = roomKey
+        self.room = room
+        self.name = name
         sealer = RoomKeySealer(roomKey: roomKey, room: room, sender: name)
         opener = RoomKeyOpener(roomKey: roomKey, room: room)
+        directOpener = RoomKeyOpener(roomKey: roomKey, room: room)
     }
 
     public var profile: [UInt8] { [] }
@@ -66,6 +79,7 @@ public final class RoomKeySecurity: MessageSecurity {
 
     public func memberLeft(_ name: String, outbox: any SecurityOutbox) {
         members.remove(name)
+        directSealers[name] = nil
     }
 
     public func sendToRoom(_ content: MessageContent, outbox: any SecurityOutbox) {
@@ -76,18 +90,31 @@ public final class RoomKeySecurity: MessageSecurity {
         }
     }
 
+    /// Sends to one member through the relay. With a shared room key this is not secret from the
+    /// other key holders, so chat text is refused (`/msg` needs automatic keys); file control and
+    /// chunks use it, authenticated by the room key.
     public func sendPrivately(_ content: MessageContent, to name: String, outbox: any SecurityOutbox) {
-        outbox.emit(.error(message: Self.needsAutomaticKeys("/msg")))
+        guard content.isFileControl else {
+            outbox.emit(.error(message: Self.needsAutomaticKeys("/msg")))
+            return
+        }
+        let directSealer = directSealers[name] ?? RoomKeySealer(roomKey: roomKey, room: room, sender: self.name)
+        directSealers[name] = directSealer
+        do {
+            outbox.direct(try directSealer.seal(content), to: name)
+        } catch {
+            outbox.emit(.error(message: "message not sent: \(error)"))
+        }
     }
 
     public func receive(_ payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool, outbox: any SecurityOutbox) {
-        switch opener.open(payload, from: sender) {
+        switch (isDirect ? directOpener : opener).open(payload, from: sender) {
         case .content(let content, let missing):
             if missing > 0 {
                 outbox.emit(
                     .warning(kind: "missing", name: sender, message: "\(missing) messages from \(sender) missing"))
             }
-            outbox.emit(ClientEvent(content: content, from: sender, isPrivate: isDirect))
+            outbox.deliver(content, from: sender, isPrivate: isDirect)
         case .tampered(let reason):
             outbox.emit(.warning(kind: "tampered", name: sender, message: "tampered message refused: \(reason)"))
         case .replayed(let reason):

@@ -64,37 +64,6 @@ public enum RoomKeyEnvelope {
     }
 }
 
-/// What a message carries once decrypted: `kind u8 | body`. Later issues add kinds.
-public enum MessageContent: Equatable, Sendable {
-    /// `0x01`: UTF-8 chat text.
-    case text(String)
-    /// `0x02`: a `/me` action, UTF-8.
-    case action(String)
-
-    /// Encodes the plaintext.
-    public func encoded() -> [UInt8] {
-        switch self {
-        case .text(let text): [0x01] + Array(text.utf8)
-        case .action(let text): [0x02] + Array(text.utf8)
-        }
-    }
-
-    /// Decodes a plaintext that has already been authenticated.
-    /// - Throws: ``WireError/malformed(_:)`` for an unknown kind or invalid UTF-8.
-    public init(decoding plaintext: [UInt8]) throws(WireError) {
-        guard let kind = plaintext.first else { throw .malformed("empty message content") }
-        switch kind {
-        case 0x01, 0x02:
-            guard let text = String(validating: plaintext[1...], as: UTF8.self) else {
-                throw .malformed("message text is not valid UTF-8")
-            }
-            self = kind == 0x01 ? .text(text) : .action(text)
-        default:
-            throw .malformed("unknown message content kind 0x\(String(kind, radix: 16))")
-        }
-    }
-}
-
 /// Seals one sender's messages under the room key. Not thread-safe; one per client.
 public final class RoomKeySealer {
     private let roomKey: RoomKey

@@ -44,6 +44,15 @@ enum System {
         _ = close(descriptor)
     }
 
+    /// A file's modification time from `stat`, whose field names differ between the C libraries.
+    static func modificationTime(_ status: stat) -> (seconds: Int, nanoseconds: Int) {
+        #if canImport(Darwin)
+            (Int(status.st_mtimespec.tv_sec), Int(status.st_mtimespec.tv_nsec))
+        #else
+            (Int(status.st_mtim.tv_sec), Int(status.st_mtim.tv_nsec))
+        #endif
+    }
+
     /// Makes a descriptor non-blocking and close-on-exec.
     static func configure(descriptor: Int32) throws(TransportError) {
         let flags = fcntl(descriptor, F_GETFL)

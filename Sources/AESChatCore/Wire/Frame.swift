@@ -114,7 +114,8 @@ public struct FrameDecoder: Sendable {
         let frame = Frame(type: buffer[typeIndex], body: buffer[(typeIndex + 1)..<(start + total)])
         start += total
         if start == buffer.count {
-            buffer.removeAll(keepingCapacity: buffer.capacity <= 64 * 1024)
+            // Keep the storage for the next frame unless it grew large for one big frame.
+            buffer.removeAll(keepingCapacity: buffer.capacity <= 4 * 1024 * 1024)
             start = 0
         }
         return frame

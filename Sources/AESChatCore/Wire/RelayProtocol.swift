@@ -11,6 +11,9 @@ public enum FrameType {
     public static let bye: UInt8 = 0x04
     /// Either way: `token u64`; answered with ``pong``.
     public static let ping: UInt8 = 0x05
+    /// Client → relay: `count u8 | count × to str8 | payload` for some members of the room
+    /// (file chunks for the members that accepted a file).
+    public static let multicast: UInt8 = 0x07
     /// Either way: `token u64`, echoing a ``ping``.
     public static let pong: UInt8 = 0x06
 
@@ -69,6 +72,7 @@ public enum ClientFrame: Equatable, Sendable {
     case hello(version: UInt16, name: String, room: String, profile: [UInt8])
     case publish(payload: ArraySlice<UInt8>)
     case direct(to: String, payload: ArraySlice<UInt8>)
+    case multicast(to: [String], payload: ArraySlice<UInt8>)
     case bye
     case ping(token: UInt64)
     case pong(token: UInt64)
@@ -88,6 +92,12 @@ public enum ClientFrame: Equatable, Sendable {
         case .direct(let to, let payload):
             Frame.encode(type: FrameType.direct, capacity: payload.count + to.utf8.count + 1) {
                 $0.writeShortString(to)
+                $0.write(contentsOf: payload)
+            }
+        case .multicast(let recipients, let payload):
+            Frame.encode(type: FrameType.multicast, capacity: payload.count + recipients.count * 16 + 1) {
+                $0.write(UInt8(recipients.count))
+                for name in recipients { $0.writeShortString(name) }
                 $0.write(contentsOf: payload)
             }
         case .bye:
@@ -116,6 +126,11 @@ public enum ClientFrame: Equatable, Sendable {
         case FrameType.direct:
             let to = try reader.readShortString("direct recipient")
             self = .direct(to: to, payload: reader.readRemaining())
+        case FrameType.multicast:
+            let count = Int(try reader.readUInt8("multicast count"))
+            var recipients: [String] = []
+            for _ in 0..<count { recipients.append(try reader.readShortString("multicast recipient")) }
+            self = .multicast(to: recipients, payload: reader.readRemaining())
         case FrameType.bye:
             try reader.expectEnd("bye")
             self = .bye
@@ -227,7 +242,7 @@ public enum RelayFrame: Equatable, Sendable {
         case FrameType.deliver:
             let from = try reader.readShortString("deliver sender")
             let flags = try reader.readUInt8("deliver flags")
-            guard flags <= 1 else { throw .malformed("deliver flags 0x\(String(flags, radix: 16)) unknown") }
+            guard flags <= 2 else { throw .malformed("deliver flags 0x\(String(flags, radix: 16)) unknown") }
             self = .deliver(from: from, isDirect: flags == 1, payload: reader.readRemaining())
         case FrameType.error:
             let code = try reader.readUInt16("error code")

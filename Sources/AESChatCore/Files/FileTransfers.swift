@@ -1,0 +1,774 @@
+import AESChatCrypto
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The chunk envelope (kind 0x04), the payload of publish or direct frames that carry file data:
+///
+///     kind u8 = 0x04 | file id [16] | index u64 | flags u8 (bit 0: final) | ciphertext | tag [16]
+///     nonce = 0x00000000 | index (u64);  key = the transfer's random key from the offer
+///     aad   = "aeschat/1 file chunk" | file id | index | flags | str8(sender)
+public enum FileChunk {
+    public static let kind: UInt8 = 0x04
+    public static let headerSize = 1 + 16 + 8 + 1
+    public static let finalFlag: UInt8 = 0x01
+    /// The chunk size senders use.
+    public static let defaultChunkSize: UInt32 = 256 * 1024
+
+    static func associatedData(fileID: ArraySlice<UInt8>, index: UInt64, flags: UInt8, sender: String) -> [UInt8] {
+        var writer = ByteWriter(capacity: 80)
+        writer.write(contentsOf: Array("aeschat/1 file chunk".utf8))
+        writer.write(contentsOf: fileID)
+        writer.write(index)
+        writer.write(flags)
+        writer.writeShortString(sender)
+        return writer.bytes
+    }
+
+    static func nonce(_ index: UInt64) -> [UInt8] { AutomaticKeys.counterNonce(index) }
+
+    /// Seals one chunk straight into a complete relay frame — direct to one recipient, or
+    /// multicast to several (at most 255) — encrypting the plaintext into the frame buffer, with no
+    /// other copy.
+    static func sealFrame(
+        _ plaintext: UnsafeRawBufferPointer, fileID: [UInt8], index: UInt64, isFinal: Bool, sender: String,
+        recipients: [String], cipher: AESGCM
+    ) throws(CryptoError) -> [UInt8] {
+        precondition(!recipients.isEmpty && recipients.count <= 255, "a chunk goes to 1 to 255 members")
+        let flags = isFinal ? finalFlag : 0
+        var prefix = ByteWriter(capacity: 64 + recipients.count * 16)
+        prefix.write(UInt32(0))
+        if recipients.count == 1 {
+            prefix.write(FrameType.direct)
+            prefix.writeShortString(recipients[0])
+        } else {
+            prefix.write(FrameType.multicast)
+            prefix.write(UInt8(recipients.count))
+            for name in recipients { prefix.writeShortString(name) }
+        }
+        prefix.write(kind)
+        prefix.write(contentsOf: fileID)
+        prefix.write(index)
+        prefix.write(flags)
+        let total = prefix.bytes.count + plaintext.count + AESGCM.tagSize
+        prefix.patch(UInt32(total - Frame.headerSize), at: 0)
+        let header = prefix.bytes
+        let aad = associatedData(fileID: fileID[...], index: index, flags: flags, sender: sender)
+        var failure: CryptoError?
+        let frame = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            header.withUnsafeBytes { raw.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            do throws(CryptoError) {
+                try cipher.seal(
+                    plaintext, nonce: nonce(index), authenticating: aad,
+                    into: UnsafeMutableRawBufferPointer(rebasing: raw[header.count...]))
+                initialized = total
+            } catch {
+                failure = error
+                initialized = 0
+            }
+        }
+        if let failure { throw failure }
+        return frame
+    }
+}
+
+/// What the transfers need from the client: where to send, whom, how busy the connection is.
+public protocol FileTransferHost: AnyObject {
+    /// The user's registered name.
+    var ownName: String { get }
+    /// The other members present now.
+    var presentMembers: [String] { get }
+    /// Bytes queued toward the relay.
+    var outputBacklog: Int { get }
+    /// Sends file control through the end-to-end layer: to the room (`nil`) or one member.
+    func sendControl(_ content: MessageContent, to recipient: String?)
+    /// Queues a complete frame (a sealed chunk) toward the relay.
+    func sendFrame(_ frame: [UInt8])
+    /// Shows an event.
+    func show(_ event: ClientEvent)
+    /// Runs `body` later on the loop.
+    @discardableResult func schedule(after delay: Duration, _ body: @escaping () -> Void) -> TimerID
+}
+
+/// Sends and receives files: streamed in chunks in constant memory, each chunk authenticated,
+/// the whole file's SHA-256 authenticated by the sender, confined to the inbox, resumable, and
+/// flow-controlled end to end so that no receiver makes the relay buffer without bound.
+/// Loop thread only.
+public final class FileTransfers {
+    /// Chunks a sender may be ahead of its slowest active receiver's acknowledgement.
+    public static let window: UInt64 = 32
+    /// Receivers acknowledge every this many chunks.
+    public static let acknowledgeEvery: UInt64 = 8
+    /// Output queued toward the relay above which the sender stops reading the file.
+    public static let outputHighWater = 4 * 1024 * 1024
+    /// How long a sender waits for replies to an offer, and for results after the last chunk.
+    public static let replyTimeout: Duration = .seconds(15)
+    /// A receiver that acknowledges nothing for this long while the sender waits on it is dropped
+    /// (the default; `AESCHAT_TRANSFER_STALL_SECONDS` changes it, for tests).
+    public static let defaultStallTimeout: Duration = .seconds(30)
+
+    private unowned let host: any FileTransferHost
+    private let inbox: Inbox
+    private let maximumFileSize: UInt64?
+    private let now: () -> ContinuousClock.Instant
+    private let stallTimeout: Duration
+    private var outgoing: [OutgoingTransfer] = []
+    private var incoming: [String: IncomingTransfer] = [:]
+    private var watchdogRunning = false
+
+    /// Creates the transfers of one client.
+    public init(
+        host: any FileTransferHost, inbox: Inbox, maximumFileSize: UInt64?,
+        stallTimeout: Duration = defaultStallTimeout,
+        now: @escaping () -> ContinuousClock.Instant = { .now }
+    ) {
+        self.host = host
+        self.inbox = inbox
+        self.maximumFileSize = maximumFileSize
+        self.stallTimeout = stallTimeout
+        self.now = now
+    }
+
+    /// Whether any transfer is under way (the client waits for them before leaving).
+    public var isBusy: Bool { !outgoing.isEmpty }
+
+    // MARK: Sending
+
+    /// Offers the file at `path` to the room (`recipient` nil) or to one member.
+    public func send(path: String, to recipient: String?) {
+        let home = getenv("HOME").map { String(cString: $0) } ?? ""
+        let expanded = path.hasPrefix("~/") ? home + path.dropFirst(1) : path
+        let targets: [String]
+        if let recipient {
+            guard host.presentMembers.contains(recipient) else {
+                host.show(.error(message: "no member named '\(recipient)' here; /who lists the members"))
+                return
+            }
+            targets = [recipient]
+        } else {
+            targets = host.presentMembers
+        }
+        guard !targets.isEmpty else {
+            host.show(.error(message: "nobody else is in the room to send '\(path)' to"))
+            return
+        }
+        let descriptor = open(expanded, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard descriptor >= 0 else {
+            host.show(.error(message: "cannot read '\(path)': \(System.lastError)"))
+            return
+        }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+            System.closeDescriptor(descriptor)
+            host.show(.error(message: "cannot send '\(path)': not a regular file"))
+            return
+        }
+        let name = String(expanded.split(separator: "/").last ?? "file")
+        var identity = ByteWriter(capacity: 96)
+        identity.write(contentsOf: Array("aeschat/1 file id".utf8))
+        identity.writeLongString(name)
+        identity.write(UInt64(status.st_size))
+        let modified = System.modificationTime(status)
+        identity.write(UInt64(bitPattern: Int64(modified.seconds)))
+        identity.write(UInt64(bitPattern: Int64(modified.nanoseconds)))
+        identity.write(UInt64(status.st_ino))
+        let fileID = Array(SHA256.hash(identity.bytes).prefix(MessageContent.fileIDSize))
+        let key = SecureRandom.bytes(count: 32)
+        let offer = FileOffer(
+            fileID: fileID, size: UInt64(status.st_size), chunkSize: FileChunk.defaultChunkSize, key: key, name: name)
+        let cipher: AESGCM
+        do {
+            cipher = try AESGCM(key: key)
+        } catch {
+            System.closeDescriptor(descriptor)
+            host.show(.error(message: "cannot send '\(path)': \(error.description)"))
+            return
+        }
+        let transfer = OutgoingTransfer(
+            offer: offer, descriptor: descriptor, cipher: cipher, recipient: recipient, targets: targets)
+        transfer.startedAt = now()
+        outgoing.append(transfer)
+        host.sendControl(.fileOffer(offer), to: recipient)
+        host.show(
+            .info(
+                "offering \(name) (\(Self.formatBytes(offer.size))) to \(recipient ?? "the room"); waiting for replies")
+        )
+        host.schedule(after: Self.replyTimeout) { [weak self, weak transfer] in
+            guard let self, let transfer, transfer.phase == .offering else { return }
+            self.startStreaming(transfer, timedOut: true)
+        }
+        startWatchdog()
+    }
+
+    private func reply(
+        to transfer: OutgoingTransfer, from name: String, accept: Bool, resumeFrom: UInt64, reason: String
+    ) {
+        guard transfer.phase == .offering, transfer.targets.contains(name), transfer.receivers[name] == nil else {
+            return
+        }
+        if accept {
+            let start = min(resumeFrom, transfer.offer.chunkCount - 1)
+            transfer.receivers[name] = ReceiverProgress(acknowledged: start, resumeFrom: start, lastProgress: now())
+        } else {
+            transfer.declined.insert(name)
+            host.show(
+                .fileFailed(
+                    name: transfer.offer.name, from: host.ownName, to: name, reason: "\(name) declined: \(reason)"))
+        }
+        if transfer.receivers.count + transfer.declined.count == transfer.targets.count {
+            startStreaming(transfer, timedOut: false)
+        }
+    }
+
+    private func startStreaming(_ transfer: OutgoingTransfer, timedOut: Bool) {
+        if timedOut {
+            for name in transfer.targets where transfer.receivers[name] == nil && !transfer.declined.contains(name) {
+                host.show(
+                    .fileFailed(
+                        name: transfer.offer.name, from: host.ownName, to: name,
+                        reason: "\(name) did not answer the offer"))
+            }
+        }
+        guard !transfer.receivers.isEmpty else {
+            finishOutgoing(transfer, reason: "nobody accepted the file")
+            return
+        }
+        transfer.phase = .streaming
+        let start = transfer.receivers.values.map(\.resumeFrom).min() ?? 0
+        // The digest covers the whole file: hash the part the receivers already hold.
+        var offset: UInt64 = 0
+        let end = start * UInt64(transfer.offer.chunkSize)
+        while offset < end {
+            let length = Int(min(UInt64(transfer.offer.chunkSize), end - offset))
+            guard readChunk(transfer, at: offset, length: length, into: &transfer.buffer) else {
+                abortOutgoing(transfer, reason: "the file changed or became unreadable while sending")
+                return
+            }
+            transfer.buffer.withUnsafeBytes { transfer.hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+            offset += UInt64(length)
+        }
+        transfer.nextChunk = start
+        transfer.bytesAtStart = end
+        transfer.startedAt = now()
+        pump()
+    }
+
+    /// Sends chunks while the connection, the window and the receivers allow; called whenever
+    /// one of them moves.
+    public func pump() {
+        var progressed = true
+        while progressed {
+            progressed = false
+            for transfer in outgoing where transfer.phase == .streaming {
+                guard host.outputBacklog < Self.outputHighWater else { return }
+                guard transfer.nextChunk < transfer.offer.chunkCount else { continue }
+                let slowest = transfer.receivers.values.map(\.acknowledged).min() ?? transfer.nextChunk
+                guard transfer.nextChunk < slowest + Self.window else { continue }
+                sendNextChunk(transfer)
+                progressed = true
+            }
+        }
+    }
+
+    private func sendNextChunk(_ transfer: OutgoingTransfer) {
+        let offer = transfer.offer
+        let index = transfer.nextChunk
+        let offset = index * UInt64(offer.chunkSize)
+        let length = Int(min(UInt64(offer.chunkSize), offer.size - offset))
+        guard readChunk(transfer, at: offset, length: length, into: &transfer.buffer) else {
+            abortOutgoing(transfer, reason: "the file changed or became unreadable while sending")
+            return
+        }
+        let isFinal = index == offer.chunkCount - 1
+        // Chunks go only to the members that accepted (and are still receiving), 255 per frame.
+        let sender = host.ownName
+        let recipients = transfer.receivers.keys.sorted()
+        var groups: [[String]] = []
+        var start = 0
+        while start < recipients.count {
+            groups.append(Array(recipients[start..<min(start + 255, recipients.count)]))
+            start += 255
+        }
+        let sealed: Result<[[UInt8]], CryptoError> = transfer.buffer.withUnsafeBytes { raw in
+            let plaintext = UnsafeRawBufferPointer(rebasing: raw[0..<length])
+            transfer.hasher.update(plaintext)
+            return Result { () throws(CryptoError) in
+                var frames: [[UInt8]] = []
+                for group in groups {
+                    frames.append(
+                        try FileChunk.sealFrame(
+                            plaintext, fileID: offer.fileID, index: index, isFinal: isFinal, sender: sender,
+                            recipients: group, cipher: transfer.cipher))
+                }
+                return frames
+            }
+        }
+        switch sealed {
+        case .success(let frames):
+            for frame in frames { host.sendFrame(frame) }
+        case .failure(let error):
+            abortOutgoing(transfer, reason: error.description)
+            return
+        }
+        transfer.nextChunk += 1
+        showProgress(
+            name: offer.name, peer: transfer.recipient ?? "the room", sending: true, bytes: offset + UInt64(length),
+            total: offer.size, since: transfer.startedAt, base: transfer.bytesAtStart,
+            throttle: &transfer.lastProgressShown,
+            force: isFinal)
+        if isFinal {
+            transfer.phase = .finishing
+            let digest = transfer.hasher.finalize()
+            transfer.digest = digest
+            host.sendControl(.fileDone(fileID: offer.fileID, sha256: digest, size: offer.size), to: transfer.recipient)
+            host.schedule(after: Self.replyTimeout) { [weak self, weak transfer] in
+                guard let self, let transfer, transfer.phase == .finishing else { return }
+                for name in transfer.receivers.keys.sorted() where transfer.results[name] == nil {
+                    transfer.results[name] = "\(name) did not confirm the file"
+                }
+                self.reportResults(transfer)
+            }
+        }
+    }
+
+    /// Reads `length` bytes at `offset` into the start of `buffer`; false if the file is shorter.
+    private func readChunk(_ transfer: OutgoingTransfer, at offset: UInt64, length: Int, into buffer: inout [UInt8])
+        -> Bool
+    {
+        if buffer.count < length { buffer = [UInt8](repeating: 0, count: Int(transfer.offer.chunkSize)) }
+        var done = 0
+        while done < length {
+            let count = buffer.withUnsafeMutableBytes { raw in
+                System.retryingInterrupts {
+                    pread(transfer.descriptor, raw.baseAddress! + done, length - done, off_t(offset) + off_t(done))
+                }
+            }
+            if count <= 0 { return false }
+            done += count
+        }
+        return true
+    }
+
+    private func abortOutgoing(_ transfer: OutgoingTransfer, reason: String) {
+        host.sendControl(.fileAbort(fileID: transfer.offer.fileID, reason: reason), to: transfer.recipient)
+        finishOutgoing(transfer, reason: reason)
+    }
+
+    private func finishOutgoing(_ transfer: OutgoingTransfer, reason: String?) {
+        guard transfer.phase != .done else { return }
+        transfer.phase = .done
+        System.closeDescriptor(transfer.descriptor)
+        outgoing.removeAll { $0 === transfer }
+        if let reason {
+            host.show(
+                .fileFailed(name: transfer.offer.name, from: host.ownName, to: transfer.recipient, reason: reason))
+        }
+        pump()
+    }
+
+    private func reportResults(_ transfer: OutgoingTransfer) {
+        let delivered = transfer.results.filter { $0.value == nil }.keys.sorted()
+        for (name, failure) in transfer.results.sorted(by: { $0.key < $1.key }) {
+            if let failure {
+                host.show(.fileFailed(name: transfer.offer.name, from: host.ownName, to: name, reason: failure))
+            }
+        }
+        if !delivered.isEmpty {
+            host.show(.fileSent(name: transfer.offer.name, bytes: transfer.offer.size, to: delivered))
+        }
+        finishOutgoing(transfer, reason: delivered.isEmpty ? "no receiver accepted the file" : nil)
+    }
+
+    private func dropReceiver(_ name: String, from transfer: OutgoingTransfer, reason: String) {
+        guard transfer.receivers.removeValue(forKey: name) != nil else { return }
+        host.show(.fileFailed(name: transfer.offer.name, from: host.ownName, to: name, reason: reason))
+        if transfer.receivers.isEmpty {
+            abortOutgoing(transfer, reason: "no receiver left")
+        } else if transfer.phase == .finishing, transfer.results.count == transfer.receivers.count {
+            reportResults(transfer)
+        }
+    }
+
+    private func startWatchdog() {
+        guard !watchdogRunning else { return }
+        watchdogRunning = true
+        host.schedule(after: min(.seconds(5), stallTimeout / 2)) { [weak self] in self?.watchdog() }
+    }
+
+    /// Drops receivers that hold a transfer back without acknowledging anything for too long.
+    private func watchdog() {
+        watchdogRunning = false
+        let current = now()
+        for transfer in outgoing where transfer.phase == .streaming {
+            for (name, progress) in transfer.receivers
+            where progress.acknowledged < transfer.nextChunk && current - progress.lastProgress > stallTimeout {
+                let seconds = stallTimeout.components.seconds
+                host.sendControl(
+                    .fileAbort(
+                        fileID: transfer.offer.fileID, reason: "too slow: nothing acknowledged for \(seconds) s"),
+                    to: name)
+                dropReceiver(
+                    name, from: transfer, reason: "\(name) was too slow (nothing acknowledged for \(seconds) s)")
+            }
+        }
+        pump()
+        if !outgoing.isEmpty || !incoming.isEmpty { startWatchdog() }
+    }
+
+    // MARK: Receiving
+
+    /// Handles file control that arrived through the end-to-end layer.
+    public func handleControl(_ content: MessageContent, from sender: String, isPrivate: Bool) {
+        switch content {
+        case .fileOffer(let offer):
+            receiveOffer(offer, from: sender, isPrivate: isPrivate)
+        case .fileReply(let fileID, let accept, let resumeFrom, let reason):
+            guard let transfer = outgoingTransfer(fileID) else { return }
+            reply(to: transfer, from: sender, accept: accept, resumeFrom: resumeFrom, reason: reason)
+        case .fileProgress(let fileID, let nextChunk):
+            guard let transfer = outgoingTransfer(fileID), var progress = transfer.receivers[sender] else { return }
+            progress.acknowledged = max(progress.acknowledged, min(nextChunk, transfer.nextChunk))
+            progress.lastProgress = now()
+            transfer.receivers[sender] = progress
+            pump()
+        case .fileResult(let fileID, let accepted, let reason):
+            guard let transfer = outgoingTransfer(fileID), transfer.receivers[sender] != nil else { return }
+            transfer.results[sender] = accepted ? .some(nil) : "\(sender): \(reason)"
+            if transfer.phase == .finishing, transfer.results.count == transfer.receivers.count {
+                reportResults(transfer)
+            }
+        case .fileAbort(let fileID, let reason):
+            if let transfer = outgoingTransfer(fileID), transfer.receivers[sender] != nil {
+                dropReceiver(sender, from: transfer, reason: "\(sender) stopped receiving: \(reason)")
+            } else if let transfer = incoming[Self.key(sender, fileID)] {
+                failIncoming(
+                    transfer, reason: "\(sender) stopped sending: \(reason)", keepPart: true, tellSender: false)
+            }
+        case .fileDone(let fileID, let digest, let size):
+            guard let transfer = incoming[Self.key(sender, fileID)] else { return }
+            complete(transfer, digest: digest, size: size)
+        case .text, .action:
+            break
+        }
+    }
+
+    private func outgoingTransfer(_ fileID: [UInt8]) -> OutgoingTransfer? {
+        outgoing.first { $0.offer.fileID == fileID }
+    }
+
+    static func key(_ sender: String, _ fileID: [UInt8]) -> String { sender + "/" + Hex.encode(fileID) }
+
+    private func receiveOffer(_ offer: FileOffer, from sender: String, isPrivate: Bool) {
+        let key = Self.key(sender, offer.fileID)
+        if let previous = incoming[key] {
+            failIncoming(previous, reason: "offered again", keepPart: true, tellSender: false)
+        }
+        func decline(_ reason: String) {
+            host.sendControl(.fileReply(fileID: offer.fileID, accept: false, resumeFrom: 0, reason: reason), to: sender)
+            host.show(.fileFailed(name: SafeFileName.sanitize(offer.name), from: sender, to: nil, reason: reason))
+        }
+        if let maximumFileSize, offer.size > maximumFileSize {
+            decline(
+                "the file is \(offer.size) bytes, more than the \(maximumFileSize) bytes this member accepts (--max-file-size)"
+            )
+            return
+        }
+        guard offer.key.count == 32, let cipher = try? AESGCM(key: offer.key) else {
+            decline("the offer is malformed")
+            return
+        }
+        let partKey = Hex.encode(
+            Array(SHA256.hash(Array("aeschat/1 part".utf8) + Array(sender.utf8) + [0] + offer.fileID).prefix(16)))
+        let part: (descriptor: Int32, length: Int)
+        do {
+            part = try inbox.openPart(key: partKey, chunkSize: Int(offer.chunkSize))
+        } catch {
+            decline(error.description)
+            return
+        }
+        var resumeFrom = UInt64(part.length) / UInt64(offer.chunkSize)
+        if resumeFrom >= offer.chunkCount || UInt64(part.length) > offer.size {
+            resumeFrom = 0
+        }
+        let kept = resumeFrom * UInt64(offer.chunkSize)
+        if ftruncate(part.descriptor, off_t(kept)) != 0 {
+            System.closeDescriptor(part.descriptor)
+            decline("cannot prepare the file in the inbox: \(System.lastError)")
+            return
+        }
+        let transfer = IncomingTransfer(
+            sender: sender, offer: offer, cipher: cipher, partKey: partKey, descriptor: part.descriptor,
+            start: resumeFrom)
+        // Re-hash the verified prefix kept from an interrupted transfer.
+        var offset: UInt64 = 0
+        var buffer = [UInt8](repeating: 0, count: Int(offer.chunkSize))
+        while offset < kept {
+            let count = buffer.withUnsafeMutableBytes { raw in
+                System.retryingInterrupts { pread(part.descriptor, raw.baseAddress!, raw.count, off_t(offset)) }
+            }
+            guard count > 0 else { break }
+            transfer.hasher.update(Array(buffer[0..<count]))
+            offset += UInt64(count)
+        }
+        transfer.startedAt = now()
+        incoming[key] = transfer
+        host.sendControl(.fileReply(fileID: offer.fileID, accept: true, resumeFrom: resumeFrom, reason: ""), to: sender)
+        host.show(
+            .fileIncoming(name: SafeFileName.sanitize(offer.name), from: sender, bytes: offer.size, resumeFrom: kept))
+        startWatchdog()
+    }
+
+    /// Handles a chunk envelope from `sender`.
+    public func handleChunk(_ payload: ArraySlice<UInt8>, from sender: String) {
+        guard payload.count >= FileChunk.headerSize + AESGCM.tagSize else { return }
+        var reader = ByteReader(payload)
+        _ = try? reader.readUInt8("kind")
+        guard let fileID = try? reader.readBytes(MessageContent.fileIDSize, "file id"),
+            let index = try? reader.readUInt64("index"),
+            let flags = try? reader.readUInt8("flags"), let transfer = incoming[Self.key(sender, Array(fileID))]
+        else { return }
+        let offer = transfer.offer
+        guard index >= transfer.start else { return }  // already held from an earlier attempt
+        guard index == transfer.nextChunk else {
+            failIncoming(
+                transfer,
+                reason: index < transfer.nextChunk
+                    ? "chunk \(index) arrived twice" : "chunks \(transfer.nextChunk) to \(index - 1) are missing",
+                keepPart: true, tellSender: true)
+            return
+        }
+        let sealed = reader.readRemaining()
+        let isLast = index == offer.chunkCount - 1
+        let offset = index * UInt64(offer.chunkSize)
+        let expected = index < offer.chunkCount ? (isLast ? offer.size - offset : UInt64(offer.chunkSize)) : 0
+        guard index < offer.chunkCount, UInt64(sealed.count - AESGCM.tagSize) == expected,
+            (flags & FileChunk.finalFlag != 0) == isLast
+        else {
+            failIncoming(
+                transfer, reason: "the sender sent more or less than the \(offer.size) bytes it declared",
+                keepPart: true, tellSender: true)
+            return
+        }
+        let aad = FileChunk.associatedData(fileID: fileID, index: index, flags: flags, sender: sender)
+        let length = Int(expected)
+        if transfer.buffer.count < length { transfer.buffer = [UInt8](repeating: 0, count: Int(offer.chunkSize)) }
+        let opened = transfer.buffer.withUnsafeMutableBytes { output in
+            sealed.withUnsafeBytes { input in
+                (try? transfer.cipher.open(
+                    input, nonce: FileChunk.nonce(index), authenticating: aad,
+                    into: UnsafeMutableRawBufferPointer(rebasing: output[0..<length]))) != nil
+            }
+        }
+        guard opened else {
+            failIncoming(
+                transfer, reason: "chunk \(index) failed authentication (tampered)", keepPart: true, tellSender: true)
+            return
+        }
+        let written: InboxError? = transfer.buffer.withUnsafeBytes { raw in
+            let plaintext = UnsafeRawBufferPointer(rebasing: raw[0..<length])
+            do throws(InboxError) {
+                try Inbox.write(plaintext, to: transfer.descriptor, at: Int(offset))
+            } catch {
+                return error
+            }
+            transfer.hasher.update(plaintext)
+            return nil
+        }
+        if let error = written {
+            failIncoming(transfer, reason: error.description, keepPart: !error.isDiskFull, tellSender: true)
+            return
+        }
+        transfer.nextChunk = index + 1
+        if transfer.nextChunk % Self.acknowledgeEvery == 0 || isLast {
+            host.sendControl(.fileProgress(fileID: offer.fileID, nextChunk: transfer.nextChunk), to: sender)
+        }
+        showProgress(
+            name: SafeFileName.sanitize(offer.name), peer: sender, sending: false, bytes: offset + expected,
+            total: offer.size,
+            since: transfer.startedAt, base: transfer.start * UInt64(offer.chunkSize),
+            throttle: &transfer.lastProgressShown,
+            force: isLast)
+    }
+
+    private func complete(_ transfer: IncomingTransfer, digest: [UInt8], size: UInt64) {
+        let offer = transfer.offer
+        guard transfer.nextChunk == offer.chunkCount, size == offer.size else {
+            failIncoming(transfer, reason: "the stream ended before its final chunk", keepPart: true, tellSender: true)
+            return
+        }
+        let computed = transfer.hasher.finalize()
+        guard constantTimeEquals(computed, digest) else {
+            failIncoming(
+                transfer, reason: "the SHA-256 of the file does not match the sender's", keepPart: false,
+                tellSender: true)
+            return
+        }
+        let finalName: String
+        do {
+            finalName = try inbox.finalize(
+                key: transfer.partKey, partDescriptor: transfer.descriptor, offeredName: offer.name)
+        } catch {
+            failIncoming(transfer, reason: error.description, keepPart: true, tellSender: true)
+            return
+        }
+        System.closeDescriptor(transfer.descriptor)
+        incoming[Self.key(transfer.sender, offer.fileID)] = nil
+        host.sendControl(.fileResult(fileID: offer.fileID, accepted: true, reason: ""), to: transfer.sender)
+        let path = inbox.path.hasSuffix("/") ? inbox.path + finalName : inbox.path + "/" + finalName
+        host.show(
+            .fileReceived(
+                from: transfer.sender, name: finalName, path: path, bytes: offer.size, sha256: Hex.encode(computed)))
+    }
+
+    private func failIncoming(_ transfer: IncomingTransfer, reason: String, keepPart: Bool, tellSender: Bool) {
+        let key = Self.key(transfer.sender, transfer.offer.fileID)
+        guard incoming[key] === transfer else { return }
+        incoming[key] = nil
+        System.closeDescriptor(transfer.descriptor)
+        if !keepPart { inbox.removePart(key: transfer.partKey) }
+        if tellSender {
+            host.sendControl(
+                .fileResult(fileID: transfer.offer.fileID, accepted: false, reason: reason), to: transfer.sender)
+            host.sendControl(.fileAbort(fileID: transfer.offer.fileID, reason: reason), to: transfer.sender)
+        }
+        let kept =
+            keepPart && transfer.nextChunk > 0 ? "; the part received is kept, and sending the file again resumes" : ""
+        host.show(
+            .fileFailed(
+                name: SafeFileName.sanitize(transfer.offer.name), from: transfer.sender, to: nil, reason: reason + kept)
+        )
+    }
+
+    /// A member left: its incoming transfers fail (keeping their part for a resume), and it is
+    /// dropped from outgoing ones.
+    public func memberLeft(_ name: String) {
+        for transfer in incoming.values where transfer.sender == name {
+            failIncoming(
+                transfer, reason: "\(name) left before the file was complete", keepPart: true, tellSender: false)
+        }
+        for transfer in outgoing {
+            if transfer.phase == .offering, transfer.targets.contains(name), transfer.receivers[name] == nil,
+                !transfer.declined.contains(name)
+            {
+                transfer.declined.insert(name)
+                if transfer.receivers.count + transfer.declined.count == transfer.targets.count {
+                    startStreaming(transfer, timedOut: false)
+                }
+            } else if transfer.receivers[name] != nil {
+                if transfer.phase == .finishing, transfer.results[name] != nil { continue }
+                dropReceiver(name, from: transfer, reason: "\(name) left before the file was complete")
+            }
+        }
+    }
+
+    /// Closes every open file (the session is over).
+    public func closeAll() {
+        for transfer in outgoing { System.closeDescriptor(transfer.descriptor) }
+        for transfer in incoming.values { System.closeDescriptor(transfer.descriptor) }
+        outgoing.removeAll()
+        incoming.removeAll()
+    }
+
+    // MARK: Progress
+
+    private func showProgress(
+        name: String, peer: String, sending: Bool, bytes: UInt64, total: UInt64, since start: ContinuousClock.Instant,
+        base: UInt64, throttle: inout ContinuousClock.Instant?, force: Bool
+    ) {
+        let current = now()
+        if !force, let last = throttle, current - last < .milliseconds(500) { return }
+        throttle = current
+        let elapsed = current - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let rate = seconds > 0 ? Double(bytes - min(bytes, base)) / seconds : 0
+        host.show(
+            .fileProgress(
+                name: name, peer: peer, sending: sending, bytes: bytes, total: total, bytesPerSecond: UInt64(rate)))
+    }
+
+    /// `12.3 MB`-style sizes for people.
+    public static func formatBytes(_ bytes: UInt64) -> String {
+        let units = ["B", "kB", "MB", "GB", "TB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1000 && unit < units.count - 1 {
+            value /= 1000
+            unit += 1
+        }
+        return unit == 0
+            ? "\(bytes) B" : String(Int(value * 10) / 10) + "." + String(Int(value * 10) % 10) + " " + units[unit]
+    }
+}
+
+/// A receiver's standing in an outgoing transfer.
+struct ReceiverProgress {
+    var acknowledged: UInt64
+    var resumeFrom: UInt64
+    var lastProgress: ContinuousClock.Instant
+}
+
+final class OutgoingTransfer {
+    enum Phase {
+        case offering
+        case streaming
+        case finishing
+        case done
+    }
+
+    let offer: FileOffer
+    let descriptor: Int32
+    let cipher: AESGCM
+    let recipient: String?
+    let targets: [String]
+    var phase = Phase.offering
+    var receivers: [String: ReceiverProgress] = [:]
+    var declined: Set<String> = []
+    /// Per receiver after done: nil when it accepted the file, else why not.
+    var results: [String: String?] = [:]
+    var nextChunk: UInt64 = 0
+    let hasher = SHA256Hasher()
+    var digest: [UInt8] = []
+    var startedAt: ContinuousClock.Instant = .now
+    var bytesAtStart: UInt64 = 0
+    var lastProgressShown: ContinuousClock.Instant?
+    /// One chunk of plaintext, reused for every chunk.
+    var buffer: [UInt8] = []
+
+    init(offer: FileOffer, descriptor: Int32, cipher: AESGCM, recipient: String?, targets: [String]) {
+        self.offer = offer
+        self.descriptor = descriptor
+        self.cipher = cipher
+        self.recipient = recipient
+        self.targets = targets
+    }
+}
+
+final class IncomingTransfer {
+    let sender: String
+    let offer: FileOffer
+    let cipher: AESGCM
+    let partKey: String
+    let descriptor: Int32
+    /// The first chunk this attempt receives (earlier ones were kept from an interrupted one).
+    let start: UInt64
+    var nextChunk: UInt64
+    let hasher = SHA256Hasher()
+    var startedAt: ContinuousClock.Instant = .now
+    var lastProgressShown: ContinuousClock.Instant?
+    /// One chunk of plaintext, reused for every chunk.
+    var buffer: [UInt8] = []
+
+    init(sender: String, offer: FileOffer, cipher: AESGCM, partKey: String, descriptor: Int32, start: UInt64) {
+        self.sender = sender
+        self.offer = offer
+        self.cipher = cipher
+        self.partKey = partKey
+        self.descriptor = descriptor
+        self.start = start
+        nextChunk = start
+    }
+}

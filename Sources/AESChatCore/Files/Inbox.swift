@@ -1,0 +1,161 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Why the inbox refused or lost a file, in words for the user and the sender.
+public struct InboxError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var description: String
+    /// Whether the failure was a full disk (the part file is then removed to give the space back).
+    public var isDiskFull = false
+}
+
+/// The folder received files go to, opened once as a directory descriptor: every file is created
+/// relative to it, exclusively and without following links, so nothing is ever written outside
+/// it, whatever it holds or however it changes. Loop thread only.
+public final class Inbox {
+    /// The path as the user gave it (for messages and events).
+    public let path: String
+    private let descriptor: Int32
+
+    /// Part files not touched for this long are removed when the inbox is opened.
+    public static let stalePartAge: Int = 24 * 60 * 60
+    static let partPrefix = ".aeschat-"
+    static let partSuffix = ".part"
+
+    /// Opens (and creates, if missing) the inbox folder.
+    /// - Throws: ``InboxError`` naming the path and the reason.
+    public init(path: String) throws(InboxError) {
+        self.path = path
+        var descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if descriptor < 0 && errno == ENOENT {
+            try Self.makeFolders(path)
+            descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        }
+        guard descriptor >= 0 else {
+            throw InboxError(description: "cannot open inbox folder '\(path)': \(System.lastError)")
+        }
+        self.descriptor = descriptor
+    }
+
+    deinit {
+        System.closeDescriptor(descriptor)
+    }
+
+    private static func makeFolders(_ path: String) throws(InboxError) {
+        var built = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            built += "/" + component
+            if mkdir(built, 0o700) != 0 && errno != EEXIST {
+                throw InboxError(description: "cannot create inbox folder '\(path)': \(System.lastError)")
+            }
+        }
+    }
+
+    /// The part file name for a transfer (hidden; never a final name).
+    static func partName(for key: String) -> String { partPrefix + key + partSuffix }
+
+    /// Opens the part file for a transfer: the existing one to resume (its whole chunks kept,
+    /// any partial chunk cut off), or a new empty one.
+    /// - Returns: the descriptor and the number of bytes already there.
+    func openPart(key: String, chunkSize: Int) throws(InboxError) -> (descriptor: Int32, length: Int) {
+        let name = Self.partName(for: key)
+        var part = openat(descriptor, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        if part >= 0 {
+            var status = stat()
+            guard fstat(part, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG, status.st_nlink == 1 else {
+                System.closeDescriptor(part)
+                throw InboxError(
+                    description: "the inbox holds something other than a plain file at '\(name)'; remove it")
+            }
+            let kept = (Int(status.st_size) / chunkSize) * chunkSize
+            guard ftruncate(part, off_t(kept)) == 0 else {
+                let reason = System.lastError
+                System.closeDescriptor(part)
+                throw InboxError(description: "cannot resume into '\(name)': \(reason)")
+            }
+            return (part, kept)
+        }
+        guard errno == ENOENT else {
+            throw InboxError(description: "cannot open '\(name)' in the inbox: \(System.lastError)")
+        }
+        part = openat(descriptor, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard part >= 0 else {
+            throw InboxError(description: "cannot create a file in inbox '\(path)': \(System.lastError)")
+        }
+        return (part, 0)
+    }
+
+    /// Gives a verified part file its final name: the sanitised offered name, or `name (1).ext`,
+    /// `name (2).ext`, … if taken (by anything: a file, a link, a dangling link, a folder, a
+    /// FIFO). Never replaces anything. The file ends with mode 0644 (no execute bits).
+    /// - Returns: the final name inside the inbox.
+    func finalize(key: String, partDescriptor: Int32, offeredName: String) throws(InboxError) -> String {
+        _ = fchmod(partDescriptor, 0o644)
+        let part = Self.partName(for: key)
+        let base = SafeFileName.sanitize(offeredName)
+        for number in 0..<10_000 {
+            let candidate = SafeFileName.alternative(base, number: number)
+            if candidate.hasPrefix(Self.partPrefix) && candidate.hasSuffix(Self.partSuffix) { continue }
+            if linkat(descriptor, part, descriptor, candidate, 0) == 0 {
+                unlinkat(descriptor, part, 0)
+                return candidate
+            }
+            guard errno == EEXIST else {
+                throw InboxError(description: "cannot name the received file '\(candidate)': \(System.lastError)")
+            }
+        }
+        throw InboxError(description: "no free name for '\(base)' in the inbox")
+    }
+
+    /// Removes a transfer's part file (after a failure that leaves nothing worth resuming).
+    func removePart(key: String) {
+        unlinkat(descriptor, Self.partName(for: key), 0)
+    }
+
+    /// Removes part files older than a day. Only plain files with the part naming are touched.
+    /// - Parameter now: the current time in seconds since 1970; nil for the system clock.
+    public func removeStaleParts(now: Int? = nil) {
+        let now = now ?? Int(time(nil))
+        let listing = dup(descriptor)
+        guard listing >= 0, let directory = fdopendir(listing) else {
+            if listing >= 0 { System.closeDescriptor(listing) }
+            return
+        }
+        defer { closedir(directory) }
+        rewinddir(directory)
+        var stale: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard name.hasPrefix(Self.partPrefix), name.hasSuffix(Self.partSuffix) else { continue }
+            var status = stat()
+            guard fstatat(descriptor, name, &status, AT_SYMLINK_NOFOLLOW) == 0, (status.st_mode & S_IFMT) == S_IFREG
+            else {
+                continue
+            }
+            if now - System.modificationTime(status).seconds > Self.stalePartAge { stale.append(name) }
+        }
+        for name in stale { unlinkat(descriptor, name, 0) }
+    }
+
+    /// Writes all of `bytes` at `offset` in a part file.
+    static func write(_ bytes: UnsafeRawBufferPointer, to part: Int32, at offset: Int) throws(InboxError) {
+        var written = 0
+        while written < bytes.count {
+            let count = System.retryingInterrupts {
+                pwrite(part, bytes.baseAddress! + written, bytes.count - written, off_t(offset + written))
+            }
+            if count < 0 {
+                let full = errno == ENOSPC || errno == EDQUOT
+                throw InboxError(
+                    description: full
+                        ? "the disk holding the inbox is full" : "cannot write to the inbox: \(System.lastError)",
+                    isDiskFull: full)
+            }
+            written += count
+        }
+    }
+}

@@ -1,0 +1,140 @@
+/// A file offer: what a sender announces before streaming a file.
+public struct FileOffer: Equatable, Sendable {
+    /// Identifies the file at its sender (stable while the file is unchanged, so a new offer of
+    /// the same file can resume).
+    public var fileID: [UInt8]
+    /// Exact size in bytes.
+    public var size: UInt64
+    /// Bytes per chunk (the last chunk may be shorter).
+    public var chunkSize: UInt32
+    /// The fresh random AES-256 key of this transfer's chunks.
+    public var key: [UInt8]
+    /// The name offered (the receiver sanitises it).
+    public var name: String
+
+    /// Number of chunks: at least one, so that an empty file still has a final chunk.
+    public var chunkCount: UInt64 { max(1, (size + UInt64(chunkSize) - 1) / UInt64(chunkSize)) }
+}
+
+/// What a message carries once decrypted: `kind u8 | body`. See docs/PROTOCOL.md.
+public enum MessageContent: Equatable, Sendable {
+    /// `0x01`: UTF-8 chat text.
+    case text(String)
+    /// `0x02`: a `/me` action, UTF-8.
+    case action(String)
+    /// `0x20`: `file id [16] | size u64 | chunk size u32 | key [32] | name str16`.
+    case fileOffer(FileOffer)
+    /// `0x21`: receiver → sender: `file id [16] | accept u8 | resume from chunk u64 | reason str16`.
+    case fileReply(fileID: [UInt8], accept: Bool, resumeFrom: UInt64, reason: String)
+    /// `0x22`: receiver → sender: `file id [16] | next chunk expected u64` (flow control).
+    case fileProgress(fileID: [UInt8], nextChunk: UInt64)
+    /// `0x23`: sender → receivers, after the final chunk: `file id [16] | sha256 [32] | size u64`.
+    case fileDone(fileID: [UInt8], sha256: [UInt8], size: UInt64)
+    /// `0x24`: either way: `file id [16] | reason str16` — the transfer is off.
+    case fileAbort(fileID: [UInt8], reason: String)
+    /// `0x25`: receiver → sender, after done: `file id [16] | accepted u8 | reason str16`.
+    case fileResult(fileID: [UInt8], accepted: Bool, reason: String)
+
+    static let fileIDSize = 16
+
+    /// Encodes the plaintext.
+    public func encoded() -> [UInt8] {
+        var writer = ByteWriter(capacity: 64)
+        switch self {
+        case .text(let text):
+            writer.write(UInt8(0x01))
+            writer.write(contentsOf: text.utf8)
+        case .action(let text):
+            writer.write(UInt8(0x02))
+            writer.write(contentsOf: text.utf8)
+        case .fileOffer(let offer):
+            writer.write(UInt8(0x20))
+            writer.write(contentsOf: offer.fileID)
+            writer.write(offer.size)
+            writer.write(offer.chunkSize)
+            writer.write(contentsOf: offer.key)
+            writer.writeLongString(offer.name)
+        case .fileReply(let fileID, let accept, let resumeFrom, let reason):
+            writer.write(UInt8(0x21))
+            writer.write(contentsOf: fileID)
+            writer.write(accept ? UInt8(1) : UInt8(0))
+            writer.write(resumeFrom)
+            writer.writeLongString(reason)
+        case .fileProgress(let fileID, let nextChunk):
+            writer.write(UInt8(0x22))
+            writer.write(contentsOf: fileID)
+            writer.write(nextChunk)
+        case .fileDone(let fileID, let sha256, let size):
+            writer.write(UInt8(0x23))
+            writer.write(contentsOf: fileID)
+            writer.write(contentsOf: sha256)
+            writer.write(size)
+        case .fileAbort(let fileID, let reason):
+            writer.write(UInt8(0x24))
+            writer.write(contentsOf: fileID)
+            writer.writeLongString(reason)
+        case .fileResult(let fileID, let accepted, let reason):
+            writer.write(UInt8(0x25))
+            writer.write(contentsOf: fileID)
+            writer.write(accepted ? UInt8(1) : UInt8(0))
+            writer.writeLongString(reason)
+        }
+        return writer.bytes
+    }
+
+    /// Decodes a plaintext that has already been authenticated.
+    /// - Throws: ``WireError/malformed(_:)`` for an unknown kind, a bad layout or invalid UTF-8.
+    public init(decoding plaintext: [UInt8]) throws(WireError) {
+        guard let kind = plaintext.first else { throw .malformed("empty message content") }
+        var reader = ByteReader(plaintext[1...])
+        switch kind {
+        case 0x01, 0x02:
+            guard let text = String(validating: plaintext[1...], as: UTF8.self) else {
+                throw .malformed("message text is not valid UTF-8")
+            }
+            self = kind == 0x01 ? .text(text) : .action(text)
+            return
+        case 0x20:
+            let fileID = Array(try reader.readBytes(Self.fileIDSize, "file id"))
+            let size = try reader.readUInt64("file size")
+            let chunkSize = try reader.readUInt32("chunk size")
+            let key = Array(try reader.readBytes(32, "file key"))
+            let name = try reader.readLongString("file name")
+            guard chunkSize >= 1024, chunkSize <= 4 * 1024 * 1024 else {
+                throw .malformed("chunk size \(chunkSize) outside 1 KiB to 4 MiB")
+            }
+            self = .fileOffer(FileOffer(fileID: fileID, size: size, chunkSize: chunkSize, key: key, name: name))
+        case 0x21:
+            let fileID = Array(try reader.readBytes(Self.fileIDSize, "file id"))
+            let accept = try reader.readUInt8("accept") == 1
+            let resumeFrom = try reader.readUInt64("resume from")
+            self = .fileReply(
+                fileID: fileID, accept: accept, resumeFrom: resumeFrom, reason: try reader.readLongString("reason"))
+        case 0x22:
+            let fileID = Array(try reader.readBytes(Self.fileIDSize, "file id"))
+            self = .fileProgress(fileID: fileID, nextChunk: try reader.readUInt64("next chunk"))
+        case 0x23:
+            let fileID = Array(try reader.readBytes(Self.fileIDSize, "file id"))
+            let digest = Array(try reader.readBytes(32, "sha256"))
+            self = .fileDone(fileID: fileID, sha256: digest, size: try reader.readUInt64("size"))
+        case 0x24:
+            let fileID = Array(try reader.readBytes(Self.fileIDSize, "file id"))
+            self = .fileAbort(fileID: fileID, reason: try reader.readLongString("reason"))
+        case 0x25:
+            let fileID = Array(try reader.readBytes(Self.fileIDSize, "file id"))
+            let accepted = try reader.readUInt8("accepted") == 1
+            self = .fileResult(fileID: fileID, accepted: accepted, reason: try reader.readLongString("reason"))
+        default:
+            throw .malformed("unknown message content kind 0x\(String(kind, radix: 16))")
+        }
+        try reader.expectEnd("message content")
+    }
+
+    /// Whether this content is about a file transfer rather than for display.
+    public var isFileControl: Bool {
+        switch self {
+        case .text, .action: false
+        default: true
+        }
+    }
+}

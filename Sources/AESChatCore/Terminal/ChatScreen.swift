@@ -1,0 +1,667 @@
+/// What the screen asks its owner to do besides drawing.
+enum TerminalAction: Equatable, Sendable {
+    /// Hand this line to the chat client (``InputEvent/line(_:)``).
+    case send(String)
+    /// Input is over: leave the room (``InputEvent/end``).
+    case end
+    /// Ctrl-C: quit at once, as SIGINT does.
+    case interrupt
+}
+
+/// The interactive chat screen: a message area that scrolls, a status row, and the input line at
+/// the bottom, which incoming messages never touch.
+///
+/// The message area is a scroll region (DECSTBM) over every row but the last two; a message is
+/// written at the region's bottom after a line feed, so the region scrolls and the status and
+/// input rows stay put. The input line scrolls horizontally and keeps the last column free, so it
+/// never wraps. Every piece of network text goes through ``TerminalText/escapeControls(_:)``.
+///
+/// Pure: it is fed bytes from the keyboard, client events and window sizes, and appends the bytes
+/// to write to ``output``; ``InteractiveTerminal`` does the I/O. Not thread-safe: its owner
+/// serializes every call.
+final class ChatScreen {
+    /// A terminal size in character cells.
+    struct Size: Equatable, Sendable {
+        var rows: Int
+        var columns: Int
+    }
+
+    private enum Mode: Equatable {
+        case editing
+        /// Enter was pressed on several lines (a paste): asking whether to send them as one.
+        case confirming(String)
+        /// Input is over (Ctrl-D, /quit, Ctrl-C): nothing more is read but Ctrl-C.
+        case closed
+    }
+
+    /// The prompt before the input line.
+    static let prompt = "> "
+    /// Lines kept for repainting after a resize.
+    static let backlogLimit = 1000
+    /// Text kept for repainting, in bytes, so that huge messages do not pile up.
+    static let backlogByteLimit = 4 * 1024 * 1024
+
+    let ownName: String
+    let room: String
+    let colors: ColorMode
+    private let relay: String
+    private let clock: () -> (hour: Int, minute: Int)
+
+    /// The bytes to write to the terminal, in order; the owner drains it with ``takeOutput()``.
+    private(set) var output = ""
+    private(set) var size: Size
+    private var editor = LineEditor()
+    private var decoder = KeyDecoder()
+    private var mode = Mode.editing
+    private var scroll = 0
+    private var cursorColumn = 1
+    private var isReady = false
+    private var isStarted = false
+    private var transientStatus: String?
+    private var backlog: [StyledLine] = []
+    private var backlogBytes = 0
+
+    /// The other members present, sorted.
+    private(set) var members: [String] = []
+    /// Names whose messages are hidden.
+    private(set) var ignored: Set<String> = []
+    /// When the bell rings.
+    private(set) var bell = BellMode.mentions
+
+    /// Creates a screen; nothing is drawn until ``start()``.
+    /// - Parameters:
+    ///   - ownName: the user's member name.
+    ///   - room: the room joined.
+    ///   - relay: the relay's address, shown while connecting.
+    ///   - colors: which colour codes to use.
+    ///   - size: the terminal's size.
+    ///   - clock: the local hour and minute, for timestamps.
+    init(
+        ownName: String, room: String, relay: String, colors: ColorMode, size: Size,
+        clock: @escaping () -> (hour: Int, minute: Int)
+    ) {
+        self.ownName = ownName
+        self.room = room
+        self.relay = relay
+        self.colors = colors
+        self.size = Self.usable(size)
+        self.clock = clock
+    }
+
+    /// Returns and clears ``output``.
+    func takeOutput() -> String {
+        defer { output = "" }
+        return output
+    }
+
+    /// The text being typed.
+    var inputText: String { editor.text }
+
+    /// How long to wait for more keyboard bytes before ``inputPaused()``, or `nil` to wait for
+    /// as long as it takes.
+    var inputWaitMilliseconds: Int32? { decoder.waitMilliseconds }
+
+    // MARK: Layout
+
+    private static func usable(_ size: Size) -> Size {
+        Size(rows: max(1, size.rows), columns: max(8, size.columns))
+    }
+
+    private var hasStatusRow: Bool { size.rows >= 4 }
+    private var usesScrollRegion: Bool { size.rows >= 3 }
+    private var inputRow: Int { size.rows }
+    private var statusRow: Int { size.rows - 1 }
+    private var regionBottom: Int { hasStatusRow ? size.rows - 2 : size.rows - 1 }
+
+    private static func moveTo(row: Int, column: Int) -> String { "\u{1B}[\(row);\(column)H" }
+    private static let clearLine = "\u{1B}[2K"
+    private static let hideCursor = "\u{1B}[?25l"
+    private static let showCursor = "\u{1B}[?25h"
+
+    // MARK: Lifecycle
+
+    /// Draws the screen for the first time: makes room for the status and input rows below
+    /// what the terminal shows, turns bracketed paste on and sets the scroll region.
+    func start() {
+        isStarted = true
+        output += "\r" + String(repeating: "\n", count: hasStatusRow ? 2 : 1)
+        output += "\u{1B}[?2004h"
+        repaintChrome()
+    }
+
+    /// Undoes everything ``start()`` changed: bracketed paste off, no scroll region, status and
+    /// input rows cleared, the cursor at the start of the first of them, visible.
+    func finish() {
+        output += "\u{1B}[?2004l\u{1B}[0m"
+        if usesScrollRegion { output += "\u{1B}[r" }
+        let firstRow = hasStatusRow ? statusRow : inputRow
+        for row in firstRow...inputRow { output += Self.moveTo(row: row, column: 1) + Self.clearLine }
+        output += Self.moveTo(row: firstRow, column: 1) + Self.showCursor
+        mode = .closed
+    }
+
+    /// The window changed size: repaints everything (once started).
+    func resize(to newSize: Size) {
+        size = Self.usable(newSize)
+        if isStarted { repaintAll() }
+    }
+
+    /// Stops reading input (Ctrl-D, /quit, end of input): the input row is cleared.
+    func closeInput() {
+        mode = .closed
+        drawInput()
+    }
+
+    // MARK: Keyboard
+
+    /// Handles bytes read from the keyboard.
+    /// - Parameter bytes: the bytes, in any chunking.
+    /// - Returns: what the owner must do, in order.
+    func receive(_ bytes: some Sequence<UInt8>) -> [TerminalAction] {
+        handle(decoder.decode(bytes))
+    }
+
+    /// No more bytes came after an incomplete sequence (a lone Escape, say).
+    /// - Returns: what the owner must do, in order.
+    func inputPaused() -> [TerminalAction] {
+        handle(decoder.flush())
+    }
+
+    /// Handles decoded keys.
+    func handle(_ keys: [Key]) -> [TerminalAction] {
+        guard !keys.isEmpty else { return [] }
+        var actions: [TerminalAction] = []
+        for key in keys {
+            switch mode {
+            case .closed:
+                if key == .control("c"), !actions.contains(.interrupt) { actions.append(.interrupt) }
+            case .confirming(let text):
+                confirm(text, key: key, actions: &actions)
+            case .editing:
+                edit(key, actions: &actions)
+            }
+        }
+        drawInput()
+        return actions
+    }
+
+    private func edit(_ key: Key, actions: inout [TerminalAction]) {
+        switch key {
+        case .text(let text), .paste(let text): editor.insert(text)
+        case .enter: submit(actions: &actions)
+        case .tab: complete()
+        case .backspace: editor.deleteBackward()
+        case .delete: editor.deleteForward()
+        case .left, .control("b"): editor.moveLeft()
+        case .right, .control("f"): editor.moveRight()
+        case .home, .control("a"): editor.moveHome()
+        case .end, .control("e"): editor.moveEnd()
+        case .up, .control("p"): editor.historyPrevious()
+        case .down, .control("n"): editor.historyNext()
+        case .wordLeft: editor.moveWordLeft()
+        case .wordRight: editor.moveWordRight()
+        case .deleteWordBackward: editor.killWordBackward()
+        case .deleteWordForward: editor.killWordForward()
+        case .control("u"): editor.killToStart()
+        case .control("k"): editor.killToEnd()
+        case .control("w"): editor.killWhitespaceWordBackward()
+        case .control("y"): editor.yank()
+        case .control("t"): editor.transpose()
+        case .control("l"): repaintAll()
+        case .control("c"):
+            mode = .closed
+            actions.append(.interrupt)
+        case .control("d"):
+            if editor.isEmpty {
+                mode = .closed
+                actions.append(.end)
+            } else {
+                editor.deleteForward()
+            }
+        default:
+            break
+        }
+    }
+
+    private func confirm(_ text: String, key: Key, actions: inout [TerminalAction]) {
+        mode = .editing
+        switch key {
+        case .text(let typed) where typed.lowercased().hasPrefix("y"):
+            _ = editor.submit()
+            enter(text, actions: &actions)
+        case .text(let typed) where typed.lowercased().hasPrefix("s"):
+            _ = editor.submit()
+            for line in text.split(separator: "\n") where !line.isEmpty { enter(String(line), actions: &actions) }
+        case .control("c"):
+            mode = .closed
+            actions.append(.interrupt)
+        default:
+            break
+        }
+    }
+
+    private func submit(actions: inout [TerminalAction]) {
+        let text = editor.text
+        guard !text.isEmpty else { return }
+        if text.contains("\n") {
+            mode = .confirming(text)
+            return
+        }
+        enter(editor.submit(), actions: &actions)
+    }
+
+    /// Acts on an entered line: a message or client command is handed on, a local command is
+    /// carried out here.
+    private func enter(_ line: String, actions: inout [TerminalAction]) {
+        switch TerminalCommands.interpret(line) {
+        case .message(let text):
+            actions.append(.send(text))
+            if text.utf8.count <= ChatClient.maximumMessageBytes {
+                show(messageLines(from: ownName, text: text, isPrivate: false, isOwn: true, isMention: false))
+            }
+        case .action(let line, let text):
+            actions.append(.send(line))
+            show(actionLines(from: ownName, text: text, isOwn: true))
+        case .clientCommand(let line):
+            actions.append(.send(line))
+        case .help:
+            show(TerminalCommands.helpLines(bell: bell).map { StyledLine([Span($0, .notice)]) })
+        case .clear:
+            backlog.removeAll()
+            backlogBytes = 0
+            repaintAll()
+        case .quit:
+            mode = .closed
+            actions.append(.end)
+        case .bell(nil):
+            notice("bell: \(bell.rawValue); change it with /bell off, /bell mentions or /bell all")
+        case .bell(let setting?):
+            bell = setting
+            notice("bell: \(setting.rawValue)")
+            drawStatus()
+        case .ignore(let name):
+            ignored.insert(name)
+            notice("ignoring \(name): their messages are hidden until /unignore \(name)")
+            drawStatus()
+        case .unignore(let name):
+            if ignored.remove(name) != nil {
+                notice("no longer ignoring \(name)")
+                drawStatus()
+            } else {
+                problem("you are not ignoring \(name)")
+            }
+        case .problem(let message):
+            problem(message)
+        }
+    }
+
+    private func complete() {
+        let commands = TerminalCommands.names
+        let members = self.members
+        let ignored = self.ignored
+        let shown = editor.complete { request in
+            if request.previousWords.isEmpty, request.prefix.hasPrefix("/") {
+                return .init(candidates: commands, suffix: " ")
+            }
+            switch request.previousWords.first {
+            case "/bell" where request.previousWords.count == 1:
+                return .init(candidates: BellMode.allCases.map(\.rawValue), suffix: "")
+            case "/unignore" where request.previousWords.count == 1:
+                return .init(candidates: ignored.sorted(), suffix: "")
+            case "/msg", "/verify", "/trust", "/ignore", "/send":
+                return .init(candidates: members, suffix: " ")
+            default:
+                return .init(candidates: members, suffix: request.previousWords.isEmpty ? ": " : " ")
+            }
+        }
+        if !shown.isEmpty { notice(shown.map(TerminalText.escapeControls).joined(separator: "  ")) }
+    }
+
+    // MARK: Client events
+
+    /// Shows an event from the chat client. Events this screen does not know yet are shown by
+    /// their ``ClientEvent/humanText``, except those whose JSON form is a `progress` or `status`
+    /// event, which replace the transient part of the status row.
+    func show(_ event: ClientEvent) {
+        let clean = TerminalText.escapeControls
+        if case .ready(let name, let room, let present, _) = event {
+            isReady = true
+            members = Array(Set(present.filter { $0 != ownName })).sorted()
+            var spans = [stamp(), Span("-- you are ", .notice), Span(clean(name), .ownName(name))]
+            spans.append(Span(" in \(clean(room)); ", .notice))
+            if members.isEmpty {
+                spans.append(Span("nobody else is here yet", .notice))
+            } else {
+                spans.append(Span("here: ", .notice))
+                for (index, member) in members.enumerated() {
+                    if index > 0 { spans.append(Span(", ", .notice)) }
+                    spans.append(Span(clean(member), .name(member)))
+                }
+            }
+            show([StyledLine(spans)])
+            drawStatus()
+        } else if case .joined(let name) = event {
+            if name != ownName, !members.contains(name) {
+                members.append(name)
+                members.sort()
+            }
+            show([
+                StyledLine([stamp(), Span("--> ", .joined), Span(clean(name), .name(name)), Span(" joined", .joined)])
+            ])
+            drawStatus()
+        } else if case .left(let name) = event {
+            members.removeAll { $0 == name }
+            show([StyledLine([stamp(), Span("<-- ", .left), Span(clean(name), .name(name)), Span(" left", .left)])])
+            drawStatus()
+        } else if case .message(let from, let text, let isPrivate) = event {
+            guard !ignored.contains(from) else { return }
+            let isMention = isPrivate || Self.mentions(ownName, in: text)
+            if !isPrivate, text.hasPrefix("/me ") {
+                show(actionLines(from: from, text: String(text.dropFirst(4)), isOwn: false))
+            } else {
+                show(messageLines(from: from, text: text, isPrivate: isPrivate, isOwn: false, isMention: isMention))
+            }
+            if from != ownName, bell == .all || (bell == .mentions && isMention) { ring() }
+        } else if case .action(let from, let text, _) = event {
+            guard !ignored.contains(from) else { return }
+            show(actionLines(from: from, text: text, isOwn: false))
+            if from != ownName, bell == .all || (bell == .mentions && Self.mentions(ownName, in: text)) { ring() }
+        } else if case .fileProgress = event {
+            transientStatus = event.humanText
+            drawStatus()
+            placeCursor()
+        } else if case .warning = event {
+            show([StyledLine([stamp(), Span(event.humanText, .warning)])])
+        } else if case .error = event {
+            show([StyledLine([stamp(), Span(event.humanText, .error)])])
+        } else {
+            // A kind of event added after this screen was written.
+            let json = event.json
+            if json.hasPrefix(#"{"event":"progress""#) || json.hasPrefix(#"{"event":"status""#) {
+                transientStatus = event.humanText
+                drawStatus()
+                placeCursor()
+            } else {
+                show([StyledLine([stamp(), Span(event.humanText, .notice)])])
+            }
+        }
+    }
+
+    private func ring() {
+        output += "\u{07}"
+    }
+
+    private func stamp() -> Span {
+        let (hour, minute) = clock()
+        let text = (hour < 10 ? "0" : "") + String(hour) + ":" + (minute < 10 ? "0" : "") + String(minute) + " "
+        return Span(text, .timestamp)
+    }
+
+    private func notice(_ text: String) {
+        show([StyledLine([Span("-- " + text, .notice)])])
+    }
+
+    private func problem(_ text: String) {
+        show([StyledLine([Span("-- " + text, .warning)])])
+    }
+
+    /// The lines of a message: the first with the time and the sender, the others (for a
+    /// message of several lines) indented under it.
+    private func messageLines(from sender: String, text: String, isPrivate: Bool, isOwn: Bool, isMention: Bool)
+        -> [StyledLine]
+    {
+        let name = TerminalText.escapeControls(sender)
+        let nameRole: TextRole = isOwn ? .ownName(sender) : .name(sender)
+        let textRole: TextRole = isPrivate ? .privateText : isMention ? .mention : isOwn ? .ownText : .plain
+        let head =
+            isPrivate ? [Span("*"), Span(name, nameRole), Span("* ")] : [Span("<"), Span(name, nameRole), Span("> ")]
+        return lines(head: [stamp()] + head, text: text, role: textRole)
+    }
+
+    private func actionLines(from sender: String, text: String, isOwn: Bool) -> [StyledLine] {
+        let nameRole: TextRole = isOwn ? .ownName(sender) : .name(sender)
+        let head = [stamp(), Span("* ", .action), Span(TerminalText.escapeControls(sender), nameRole), Span(" ")]
+        return lines(head: head, text: text, role: .action)
+    }
+
+    private func lines(head: [Span], text: String, role: TextRole) -> [StyledLine] {
+        let parts = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
+        let indent = String(repeating: " ", count: DisplayWidth.of(head.map(\.text).joined()))
+        return parts.enumerated().map { index, part in
+            let body = Span(TerminalText.escapeControls(String(part)), role)
+            return StyledLine(index == 0 ? head + [body] : [Span(indent), body])
+        }
+    }
+
+    /// Whether `text` names `name` as a word of its own, ignoring case.
+    static func mentions(_ name: String, in text: String) -> Bool {
+        let needle = Array(name.lowercased())
+        guard !needle.isEmpty else { return false }
+        let haystack = Array(text.lowercased())
+        guard haystack.count >= needle.count else { return false }
+        func isNameCharacter(_ character: Character) -> Bool {
+            character.isLetter || character.isNumber || character == "_" || character == "-"
+        }
+        for start in 0...(haystack.count - needle.count) where haystack[start] == needle[0] {
+            let end = start + needle.count
+            guard haystack[start..<end].elementsEqual(needle) else { continue }
+            if (start == 0 || !isNameCharacter(haystack[start - 1]))
+                && (end == haystack.count || !isNameCharacter(haystack[end]))
+            {
+                return true
+            }
+        }
+        return false
+    }
+
+    // MARK: Drawing
+
+    /// Writes lines into the message area above the status row, then puts the cursor back.
+    private func show(_ lines: [StyledLine]) {
+        guard !lines.isEmpty else { return }
+        remember(lines)
+        output += Self.hideCursor
+        if usesScrollRegion {
+            output += Self.moveTo(row: regionBottom, column: 1)
+            for line in lines { output += "\r\n" + line.rendered(colors) }
+        } else {
+            output += Self.moveTo(row: inputRow, column: 1) + Self.clearLine
+            for line in lines { output += line.rendered(colors) + "\r\n" }
+            drawInput()
+        }
+        placeCursor()
+        output += Self.showCursor
+    }
+
+    private func remember(_ lines: [StyledLine]) {
+        for line in lines {
+            backlog.append(line)
+            backlogBytes += line.plainText.utf8.count
+        }
+        var drop = 0
+        while backlog.count - drop > Self.backlogLimit || (backlogBytes > Self.backlogByteLimit && drop < backlog.count)
+        {
+            backlogBytes -= backlog[drop].plainText.utf8.count
+            drop += 1
+        }
+        backlog.removeFirst(drop)
+    }
+
+    private func placeCursor() {
+        output += Self.moveTo(row: inputRow, column: cursorColumn)
+    }
+
+    /// Clears the screen without pushing it into the scrollback, sets the scroll region, and
+    /// paints the most recent lines, the status row and the input line.
+    private func repaintAll() {
+        output += Self.hideCursor + "\u{1B}[0m"
+        if usesScrollRegion { output += "\u{1B}[r" }
+        for row in 1...size.rows { output += Self.moveTo(row: row, column: 1) + Self.clearLine }
+        if usesScrollRegion {
+            output += "\u{1B}[1;\(regionBottom)r"
+            var rows = 0
+            var first = backlog.count
+            while first > 0 {
+                let needed = max(1, (DisplayWidth.of(backlog[first - 1].plainText) + size.columns - 1) / size.columns)
+                if rows + needed > regionBottom { break }
+                rows += needed
+                first -= 1
+            }
+            output += Self.moveTo(row: regionBottom - rows + 1, column: 1)
+            for (offset, line) in backlog[first...].enumerated() {
+                output += (offset == 0 ? "" : "\r\n") + line.rendered(colors)
+            }
+        }
+        drawStatus()
+        drawInput()
+        output += Self.showCursor
+    }
+
+    private func repaintChrome() {
+        output += Self.hideCursor
+        if usesScrollRegion { output += "\u{1B}[1;\(regionBottom)r" }
+        drawStatus()
+        drawInput()
+        output += Self.showCursor
+    }
+
+    /// The status row: who and where, how many others, the bell, ignored names, progress.
+    private func drawStatus() {
+        guard hasStatusRow else { return }
+        var parts = ["\(ownName) in \(room)"]
+        if isReady {
+            parts.append(
+                members.isEmpty ? "nobody else here" : "\(members.count) other\(members.count == 1 ? "" : "s") here")
+        } else {
+            parts.append("connecting to \(relay)")
+        }
+        parts.append("bell: \(bell.rawValue)")
+        if !ignored.isEmpty { parts.append("ignoring: " + ignored.sorted().joined(separator: ", ")) }
+        if let transientStatus { parts.append(transientStatus) }
+        var text = TerminalText.escapeControls(parts.joined(separator: " | "))
+        output += Self.moveTo(row: statusRow, column: 1) + Self.clearLine
+        if colors == .none {
+            text = Self.truncate("-- " + text + " ", to: size.columns - 1)
+            text += String(repeating: "-", count: max(0, size.columns - 1 - DisplayWidth.of(text)))
+            output += text
+        } else {
+            text = Self.truncate(" " + text, to: size.columns)
+            text += String(repeating: " ", count: max(0, size.columns - DisplayWidth.of(text)))
+            output += StyledLine([Span(text, .statusBar)]).rendered(colors)
+        }
+    }
+
+    /// Text cut to at most `width` columns.
+    static func truncate(_ text: String, to width: Int) -> String {
+        var result = ""
+        var used = 0
+        for character in text {
+            let cell = DisplayWidth.of(character)
+            if used + cell > width { break }
+            result.append(character)
+            used += cell
+        }
+        return result
+    }
+
+    /// The input row: the prompt and the visible part of the line, or the paste question.
+    private func drawInput() {
+        output += Self.moveTo(row: inputRow, column: 1) + Self.clearLine
+        switch mode {
+        case .closed:
+            cursorColumn = 1
+        case .confirming(let text):
+            let count = text.split(separator: "\n", omittingEmptySubsequences: false).count
+            let question = Self.truncate(
+                "Send these \(count) lines as one message? y: yes, s: as \(count) messages, n: keep editing ",
+                to: size.columns - 1)
+            output += StyledLine([Span(question, .prompt)]).rendered(colors)
+            cursorColumn = DisplayWidth.of(question) + 1
+        case .editing:
+            let layout = inputLayout()
+            if layout.showsPrompt { output += StyledLine([Span(Self.prompt, .prompt)]).rendered(colors) }
+            output += layout.text
+            cursorColumn = layout.cursorColumn
+        }
+        placeCursor()
+    }
+
+    /// How one character of the input line is shown: control characters and lone combining
+    /// marks as visible escapes, a line break of a pasted text as ⏎.
+    static func cell(_ character: Character) -> (text: String, width: Int) {
+        if character == "\n" || character == "\r\n" { return ("\u{23CE}", 1) }
+        if character.unicodeScalars.contains(where: TerminalText.needsEscape) {
+            let escaped = TerminalText.escapeControls(String(character))
+            return (escaped, DisplayWidth.of(escaped))
+        }
+        let width = DisplayWidth.of(character)
+        if width == 0 {
+            let escaped = character.unicodeScalars.map { "\\u{" + String($0.value, radix: 16, uppercase: true) + "}" }
+                .joined()
+            return (escaped, escaped.count)
+        }
+        return (String(character), width)
+    }
+
+    /// The visible window of the input line.
+    struct InputLayout: Equatable {
+        var showsPrompt: Bool
+        var text: String
+        var cursorColumn: Int
+    }
+
+    /// Works out which part of the line to show so that the cursor is visible, moving the
+    /// horizontal scroll offset as little as possible. `<` and `>` mark hidden text.
+    func inputLayout() -> InputLayout {
+        let promptWidth = DisplayWidth.of(Self.prompt)
+        let showsPrompt = size.columns - promptWidth - 1 >= 8
+        let available = size.columns - (showsPrompt ? promptWidth : 0) - 1
+        let characters = editor.characters
+        let cursor = editor.cursor
+        var widths: [Int: (text: String, width: Int)] = [:]
+        func cellAt(_ index: Int) -> (text: String, width: Int) {
+            if let known = widths[index] { return known }
+            let computed = Self.cell(characters[index])
+            widths[index] = computed
+            return computed
+        }
+        // Room for the text before the cursor: the cursor's own cell and a '>' marker are kept free.
+        func fits(from start: Int) -> Bool {
+            var used = start > 0 ? 1 : 0
+            for index in start..<cursor {
+                used += cellAt(index).width
+                if used > available - 2 { return false }
+            }
+            return true
+        }
+        if scroll > characters.count { scroll = 0 }
+        if cursor < scroll { scroll = cursor }
+        if fits(from: 0) {
+            scroll = 0
+        } else if !fits(from: scroll) {
+            var start = cursor
+            var used = 1
+            while start > 0, used + cellAt(start - 1).width <= available - 2 {
+                used += cellAt(start - 1).width
+                start -= 1
+            }
+            scroll = start
+        }
+        var text = scroll > 0 ? "<" : ""
+        var used = scroll > 0 ? 1 : 0
+        var cursorOffset = used
+        var index = scroll
+        while index < characters.count {
+            let cell = cellAt(index)
+            let room = available - (index == characters.count - 1 ? 0 : 1)
+            if used + cell.width > room { break }
+            text += cell.text
+            used += cell.width
+            index += 1
+            if index == cursor { cursorOffset = used }
+        }
+        if index < characters.count { text += ">" }
+        return InputLayout(
+            showsPrompt: showsPrompt, text: text, cursorColumn: 1 + (showsPrompt ? promptWidth : 0) + cursorOffset)
+    }
+}

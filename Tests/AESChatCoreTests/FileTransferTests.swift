@@ -1,0 +1,269 @@
+import AESChatCrypto
+import Foundation
+import Testing
+
+@testable import AESChatCore
+
+/// A host for ``FileTransfers`` that records what they send and show, with a manual clock.
+final class RecordingTransferHost: FileTransferHost {
+    var ownName = "bob"
+    var presentMembers = ["alice"]
+    var outputBacklog = 0
+    var controls: [(MessageContent, String?)] = []
+    var frames: [[UInt8]] = []
+    var events: [ClientEvent] = []
+    var timers: [(Duration, () -> Void)] = []
+
+    func sendControl(_ content: MessageContent, to recipient: String?) { controls.append((content, recipient)) }
+    func sendFrame(_ frame: [UInt8]) { frames.append(frame) }
+    func show(_ event: ClientEvent) { events.append(event) }
+    @discardableResult func schedule(after delay: Duration, _ body: @escaping () -> Void) -> TimerID {
+        timers.append((delay, body))
+        return TimerID(value: UInt64(timers.count))
+    }
+
+    var failures: [String] {
+        events.compactMap {
+            if case .fileFailed(_, _, _, let reason) = $0 { return reason }
+            return nil
+        }
+    }
+
+    var received: [(name: String, path: String)] {
+        events.compactMap {
+            if case .fileReceived(_, let name, let path, _, _) = $0 { return (name, path) }
+            return nil
+        }
+    }
+}
+
+/// Builds what a sender sends, chunk by chunk, so tests can drop, repeat or alter any of it.
+struct FakeSender {
+    let data: [UInt8]
+    let offer: FileOffer
+    let cipher: AESGCM
+    var name = "alice"
+
+    init(
+        data: [UInt8], name: String = "report.pdf", chunkSize: UInt32 = 1024,
+        fileID: [UInt8] = SecureRandom.bytes(count: 16)
+    ) {
+        self.data = data
+        let key = SecureRandom.bytes(count: 32)
+        offer = FileOffer(fileID: fileID, size: UInt64(data.count), chunkSize: chunkSize, key: key, name: name)
+        cipher = try! AESGCM(key: key)
+    }
+
+    /// The chunk envelope (deliver payload) of chunk `index`.
+    func chunk(_ index: UInt64, finalFlag: Bool? = nil, length: Int? = nil) -> [UInt8] {
+        let start = Int(index) * Int(offer.chunkSize)
+        let end = min(data.count, start + (length ?? Int(offer.chunkSize)))
+        let plaintext = start < end ? Array(data[start..<end]) : []
+        let isFinal = finalFlag ?? (index == offer.chunkCount - 1)
+        let frame = plaintext.withUnsafeBytes {
+            try! FileChunk.sealFrame(
+                $0, fileID: offer.fileID, index: index, isFinal: isFinal, sender: name, recipients: ["bob"],
+                cipher: cipher)
+        }
+        return Array(frame[(Frame.headerSize + 1 + 4)...])
+    }
+
+    var done: MessageContent { .fileDone(fileID: offer.fileID, sha256: SHA256.hash(data), size: UInt64(data.count)) }
+}
+
+final class InboxFolder {
+    let path: String
+    init() {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("aeschat-inbox-\(UUID().uuidString)").path
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    var names: [String] { ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted() }
+    func contents(_ name: String) -> [UInt8]? {
+        FileManager.default.contents(atPath: path + "/" + name).map(Array.init)
+    }
+}
+
+@Suite struct FileTransferReceivingTests {
+    func receive(
+        _ sender: FakeSender, into folder: InboxFolder, host: RecordingTransferHost = RecordingTransferHost(),
+        chunks: [[UInt8]]? = nil, sendDone: Bool = true
+    ) throws -> RecordingTransferHost {
+        let transfers = FileTransfers(host: host, inbox: try Inbox(path: folder.path), maximumFileSize: nil)
+        transfers.handleControl(.fileOffer(sender.offer), from: "alice", isPrivate: false)
+        for chunk in chunks ?? (0..<sender.offer.chunkCount).map({ sender.chunk($0) }) {
+            transfers.handleChunk(chunk[...], from: "alice")
+        }
+        if sendDone { transfers.handleControl(sender.done, from: "alice", isPrivate: false) }
+        return host
+    }
+
+    @Test(arguments: [0, 1, 1024, 1025, 5000])
+    func sizes_arriveByteForByte(size: Int) throws {
+        let folder = InboxFolder()
+        let data = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        let host = try receive(FakeSender(data: data), into: folder)
+        #expect(host.failures == [])
+        #expect(folder.names == ["report.pdf"])
+        #expect(folder.contents("report.pdf") == data)
+        #expect(host.controls.contains { if case .fileResult(_, true, _) = $0.0 { true } else { false } })
+    }
+
+    @Test(arguments: [
+        ("../../x", "x"), ("/etc/passwd", "passwd"), (".bashrc", "bashrc"), ("..", "file"), ("a\nb", "ab"),
+        ("\u{1B}]0;pwned\u{07}evil\u{1B}[2J.txt", "]0;pwnedevil[2J.txt"), ("..\\..\\win.ini", "win.ini"),
+        ("\u{202E}fdp.exe", "fdp.exe"), ("   ", "file"), ("a/", "file"),
+    ])
+    func hostileNames_landSafelyInsideTheInbox(offered: String, expected: String) throws {
+        let folder = InboxFolder()
+        let host = try receive(FakeSender(data: [1, 2, 3], name: offered), into: folder)
+        #expect(host.failures == [])
+        #expect(folder.names == [expected])
+        #expect(host.received.first?.path == folder.path + "/" + expected)
+    }
+
+    @Test func tenKilobyteName_isCutTo255Bytes_keepingItsExtension() throws {
+        let folder = InboxFolder()
+        _ = try receive(FakeSender(data: [1], name: String(repeating: "é", count: 5000) + ".txt"), into: folder)
+        let name = try #require(folder.names.first)
+        #expect(name.utf8.count <= 255)
+        #expect(name.hasSuffix(".txt"))
+    }
+
+    @Test func existingThingsUnderTheOfferedName_areNeverFollowedOrReplaced() throws {
+        let folder = InboxFolder()
+        let outside = FileManager.default.temporaryDirectory.appendingPathComponent("outside-\(UUID().uuidString)").path
+        FileManager.default.createFile(atPath: outside, contents: Data("precious".utf8))
+        defer { try? FileManager.default.removeItem(atPath: outside) }
+        let base = folder.path + "/"
+        try FileManager.default.createSymbolicLink(atPath: base + "link.txt", withDestinationPath: outside)
+        try FileManager.default.createSymbolicLink(
+            atPath: base + "dangling.txt", withDestinationPath: outside + "-missing")
+        try FileManager.default.linkItem(atPath: outside, toPath: base + "hard.txt")
+        #expect(mkfifo(base + "fifo.txt", 0o600) == 0)
+        try FileManager.default.createDirectory(atPath: base + "dir.txt", withIntermediateDirectories: false)
+        for name in ["link.txt", "dangling.txt", "hard.txt", "fifo.txt", "dir.txt"] {
+            let host = try receive(FakeSender(data: Array(name.utf8), name: name), into: folder)
+            #expect(host.failures == [], "\(name)")
+            let stem = String(name.dropLast(4))
+            #expect(folder.contents("\(stem) (1).txt") == Array(name.utf8), "\(name)")
+        }
+        #expect(FileManager.default.contents(atPath: outside) == Data("precious".utf8))
+        #expect(!FileManager.default.fileExists(atPath: outside + "-missing"))
+    }
+
+    @Test func sameFileTwice_keepsBothCopies_withoutExecuteBits() throws {
+        let folder = InboxFolder()
+        _ = try receive(FakeSender(data: [1, 2, 3], name: "tool.sh"), into: folder)
+        _ = try receive(FakeSender(data: [4, 5, 6], name: "tool.sh"), into: folder)
+        #expect(folder.names == ["tool (1).sh", "tool.sh"])
+        for name in folder.names {
+            let mode = try #require(
+                try FileManager.default.attributesOfItem(atPath: folder.path + "/" + name)[.posixPermissions] as? Int)
+            #expect(mode & 0o111 == 0)
+        }
+    }
+
+    @Test func tamperedDroppedDuplicatedOrCutStreams_fail_andLeaveNoFinalFile() throws {
+        let data = (0..<5000).map { UInt8(truncatingIfNeeded: $0) }
+        let sender = FakeSender(data: data)
+        var tampered = sender.chunk(1)
+        tampered[tampered.count - 20] ^= 1
+        let cases: [(String, [[UInt8]], Bool)] = [
+            ("tampered", [sender.chunk(0), tampered], false),
+            ("dropped", [sender.chunk(0), sender.chunk(2)], false),
+            ("duplicated", [sender.chunk(0), sender.chunk(0)], false),
+            ("reordered", [sender.chunk(1), sender.chunk(0)], false),
+            ("cut before final", [sender.chunk(0), sender.chunk(1)], true),
+            ("final flag early", [sender.chunk(0), sender.chunk(1, finalFlag: true)], false),
+            ("short chunk", [sender.chunk(0, length: 100)], false),
+            ("more than declared", (0..<5).map { sender.chunk($0) } + [sender.chunk(5)], true),
+        ]
+        for (label, chunks, sendDone) in cases {
+            let folder = InboxFolder()
+            let host = try receive(sender, into: folder, chunks: chunks, sendDone: sendDone)
+            #expect(host.failures.count == 1, "\(label): \(host.failures)")
+            #expect(!folder.names.contains("report.pdf"), "\(label)")
+            #expect(host.received.isEmpty, "\(label)")
+        }
+    }
+
+    @Test func wrongDigest_failsAndRemovesThePart() throws {
+        let folder = InboxFolder()
+        let sender = FakeSender(data: [1, 2, 3])
+        let host = RecordingTransferHost()
+        let transfers = FileTransfers(host: host, inbox: try Inbox(path: folder.path), maximumFileSize: nil)
+        transfers.handleControl(.fileOffer(sender.offer), from: "alice", isPrivate: false)
+        transfers.handleChunk(sender.chunk(0)[...], from: "alice")
+        transfers.handleControl(
+            .fileDone(fileID: sender.offer.fileID, sha256: SHA256.hash([9]), size: 3), from: "alice", isPrivate: false)
+        #expect(host.failures.first?.contains("SHA-256") == true)
+        #expect(folder.names.isEmpty)
+    }
+
+    @Test func interruptedTransfer_resumesFromItsVerifiedPrefix() throws {
+        let folder = InboxFolder()
+        let data = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let fileID = SecureRandom.bytes(count: 16)
+        let first = FakeSender(data: data, fileID: fileID)
+        let host = RecordingTransferHost()
+        let transfers = FileTransfers(host: host, inbox: try Inbox(path: folder.path), maximumFileSize: nil)
+        transfers.handleControl(.fileOffer(first.offer), from: "alice", isPrivate: false)
+        for index in 0..<4 { transfers.handleChunk(first.chunk(UInt64(index))[...], from: "alice") }
+        transfers.memberLeft("alice")
+        #expect(folder.names.count == 1 && folder.names[0].hasSuffix(".part"))
+        // The same file offered again (new key, same file id): the reply asks to resume at chunk 4.
+        let second = FakeSender(data: data, fileID: fileID)
+        transfers.handleControl(.fileOffer(second.offer), from: "alice", isPrivate: false)
+        let reply = host.controls.last { if case .fileReply = $0.0 { true } else { false } }
+        #expect(reply.map { "\($0.0)" }?.contains("resumeFrom: 4") == true)
+        for index in 4..<second.offer.chunkCount { transfers.handleChunk(second.chunk(index)[...], from: "alice") }
+        transfers.handleControl(second.done, from: "alice", isPrivate: false)
+        #expect(folder.contents("report.pdf") == data)
+        #expect(folder.names == ["report.pdf"])
+    }
+
+    @Test func offersAboveTheMaximum_areDeclinedWithAReason() throws {
+        let folder = InboxFolder()
+        let host = RecordingTransferHost()
+        let transfers = FileTransfers(host: host, inbox: try Inbox(path: folder.path), maximumFileSize: 100)
+        transfers.handleControl(
+            .fileOffer(FakeSender(data: Array(repeating: 0, count: 101)).offer), from: "alice", isPrivate: false)
+        guard case .fileReply(_, false, _, let reason) = host.controls.last?.0 else {
+            Issue.record("no decline")
+            return
+        }
+        #expect(reason.contains("--max-file-size"))
+        #expect(folder.names.isEmpty)
+    }
+
+    @Test func fullDisk_givesAClearMessage_andTellsTheSender() throws {
+        let full = open("/dev/full", O_WRONLY)
+        try #require(full >= 0)
+        defer { close(full) }
+        #expect(throws: InboxError(description: "the disk holding the inbox is full", isDiskFull: true)) {
+            try [UInt8](repeating: 1, count: 10).withUnsafeBytes { raw in
+                do throws(InboxError) { try Inbox.write(raw, to: full, at: 0) } catch { throw error }
+            }
+        }
+    }
+
+    @Test func staleParts_areRemovedAfterADay_andNothingElse() throws {
+        let folder = InboxFolder()
+        let inbox = try Inbox(path: folder.path)
+        FileManager.default.createFile(atPath: folder.path + "/.aeschat-old.part", contents: Data([1]))
+        FileManager.default.createFile(atPath: folder.path + "/keep.txt", contents: Data([1]))
+        inbox.removeStaleParts(now: Int(time(nil)) + 3600)
+        #expect(folder.names == [".aeschat-old.part", "keep.txt"])
+        inbox.removeStaleParts(now: Int(time(nil)) + 25 * 3600)
+        #expect(folder.names == ["keep.txt"])
+    }
+}
+
+@Suite struct SafeFileNameTests {
+    @Test func alternatives_countUp_beforeTheExtension() {
+        #expect(SafeFileName.alternative("report.pdf", number: 1) == "report (1).pdf")
+        #expect(SafeFileName.alternative("archive", number: 2) == "archive (2)")
+        #expect(SafeFileName.alternative(".x", number: 1) == ".x (1)")
+    }
+}

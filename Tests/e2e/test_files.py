@@ -1,0 +1,332 @@
+"""File transfer with the real binary: sizes, resume after kills, confinement, flow control, failures."""
+
+import hashlib
+import json
+import os
+import select
+import signal
+import socket
+import stat
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Client, binary_path, free_port
+
+CHUNK = 256 * 1024
+
+
+def make_file(path, size, seed=1):
+    block = hashlib.sha256(str(seed).encode()).digest() * 2048  # 64 KiB of varied bytes
+    with open(path, "wb") as out:
+        left = size
+        counter = 0
+        while left > 0:
+            piece = hashlib.sha256(block[:64] + counter.to_bytes(8, "big")).digest() + block[32:]
+            out.write(piece[: min(left, len(piece))])
+            left -= min(left, len(piece))
+            counter += 1
+    return path
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def start(clients, *names, **kwargs):
+    made = []
+    for name in names:
+        client = clients(name, **kwargs)
+        client.ready()
+        made.append(client)
+    for index, client in enumerate(made):
+        for later in made[index + 1 :]:
+            client.events(event="joined", name=later.name)
+    return made
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK, CHUNK + 1, 100 * 1024 * 1024])
+def test_files_of_every_size_arrive_byte_for_byte(tmp_path, clients, size):
+    alice, bob = start(clients, "alice", "bob")
+    source = make_file(tmp_path / f"file-{size}.bin", size)
+    alice.say(f"/send {source}")
+    received = bob.events(event="file", timeout=120)
+    assert received["bytes"] == size and received["from"] == "alice"
+    assert received["sha256"] == sha256_of(source)
+    assert Path(received["path"]).read_bytes() == source.read_bytes()
+    assert Path(received["path"]).parent == tmp_path / "inbox-bob"
+    sent = alice.events(event="file-sent", timeout=30)
+    assert sent == {"event": "file-sent", "name": source.name, "bytes": size, "to": ["bob"]}
+
+
+def test_private_send_reaches_only_its_recipient_and_an_executable_loses_its_x_bits(tmp_path, clients):
+    alice, bob, carol = start(clients, "alice", "bob", "carol")
+    script = tmp_path / "tool.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o755)
+    alice.say(f"/send {script} bob")
+    received = bob.events(event="file", timeout=30)
+    mode = stat.S_IMODE(os.stat(received["path"]).st_mode)
+    assert mode & 0o111 == 0
+    assert alice.events(event="file-sent")["to"] == ["bob"]
+    carol.say("still here")
+    alice.events(event="message", text="still here")
+    assert not any('"file' in line for line in carol.out.seen)
+    assert not (tmp_path / "inbox-carol" / "tool.sh").exists()
+
+
+def test_same_file_twice_keeps_both_copies(tmp_path, clients):
+    alice, bob = start(clients, "alice", "bob")
+    source = make_file(tmp_path / "report.pdf", 1000)
+    alice.say(f"/send {source}")
+    assert bob.events(event="file")["name"] == "report.pdf"
+    alice.events(event="file-sent")
+    alice.say(f"/send {source}")
+    assert bob.events(event="file")["name"] == "report (1).pdf"
+    assert sorted(p.name for p in (tmp_path / "inbox-bob").iterdir()) == ["report (1).pdf", "report.pdf"]
+
+
+def test_transfers_in_both_directions_at_once_while_chat_flows(tmp_path, clients):
+    alice, bob = start(clients, "alice", "bob")
+    one = make_file(tmp_path / "one.bin", 30 * 1024 * 1024, seed=2)
+    two = make_file(tmp_path / "two.bin", 30 * 1024 * 1024, seed=3)
+    alice.say(f"/send {one}")
+    bob.say(f"/send {two}")
+    alice.say("chatting during transfers")
+    assert bob.events(event="message", timeout=60)["text"] == "chatting during transfers"
+    assert bob.events(event="file", timeout=120)["sha256"] == sha256_of(one)
+    assert alice.events(event="file", timeout=120)["sha256"] == sha256_of(two)
+
+
+def test_chat_line_during_a_large_transfer_is_delayed_less_than_100_ms(tmp_path, clients):
+    alice, bob = start(clients, "alice", "bob")
+    source = make_file(tmp_path / "big.bin", 300 * 1024 * 1024, seed=4)
+    alice.say(f"/send {source}")
+    bob.events(event="file-progress", timeout=60)
+    delays = []
+    for n in range(5):
+        sent = time.monotonic()
+        alice.say(f"ping {n}")
+        bob.events(event="message", text=f"ping {n}", timeout=30)
+        delays.append(time.monotonic() - sent)
+        time.sleep(0.05)
+    assert bob.events(event="file", timeout=300)["sha256"] == sha256_of(source)
+    # The transfer must still have been running when the last ping arrived for this to mean anything.
+    assert sorted(delays)[len(delays) // 2] < 0.1, delays
+    assert max(delays) < 0.25, delays
+
+
+def test_sender_killed_mid_transfer_leaves_no_file_and_resending_resumes(tmp_path, clients):
+    alice, bob = start(clients, "alice", "bob")
+    source = make_file(tmp_path / "movie.bin", 200 * 1024 * 1024, seed=5)
+    alice.say(f"/send {source}")
+    bob.events(event="file-incoming")
+    bob.out.wait_for(lambda line: '"file-progress"' in line and json.loads(line)["bytes"] > 40 * 1024 * 1024, timeout=120)
+    alice.process.send_signal(signal.SIGKILL)
+    alice.process.wait()
+    failed = bob.events(event="file-failed", timeout=30)
+    assert "left" in failed["reason"]
+    assert not (tmp_path / "inbox-bob" / "movie.bin").exists()
+    again = clients("alice")
+    again.ready()
+    again.say(f"/send {source}")
+    incoming = bob.events(event="file-incoming", timeout=30)
+    assert incoming["resume-from"] > 0
+    received = bob.events(event="file", timeout=300)
+    assert received["sha256"] == sha256_of(source)
+    assert Path(received["path"]).read_bytes() == source.read_bytes()
+
+
+class CountingProxy:
+    """Forwards a client's connection to the relay; calls `on_bytes(total)` as relay bytes reach the client, and can
+    stop reading from the relay altogether (a stalled receiver)."""
+
+    def __init__(self, relay_port, on_bytes=None):
+        self.relay_port = relay_port
+        self.on_bytes = on_bytes
+        self.stalled = threading.Event()
+        self.stopping = False
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        self.listener.settimeout(0.2)
+        while not self.stopping:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                continue
+            relay = socket.create_connection(("127.0.0.1", self.relay_port))
+            threading.Thread(target=self._pipe, args=(client, relay), daemon=True).start()
+
+    def _pipe(self, client, relay):
+        total = 0
+        deadline = time.monotonic() + 300
+        while not self.stopping and time.monotonic() < deadline:
+            watch = [client] if self.stalled.is_set() else [client, relay]
+            readable, _, _ = select.select(watch, [], [], 0.1)
+            for sock in readable:
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    data = b""
+                try:
+                    if not data:
+                        raise ConnectionError("closed")
+                    (relay if sock is client else client).sendall(data)
+                except OSError:
+                    client.close()
+                    relay.close()
+                    return
+                if sock is relay:
+                    total += len(data)
+                    if self.on_bytes:
+                        self.on_bytes(total)
+
+    def close(self):
+        self.stopping = True
+        self.listener.close()
+
+
+@pytest.mark.parametrize("fraction", [0.10, 0.50, 0.99])
+def test_receiver_killed_during_transfer_never_gets_a_wrong_file(tmp_path, relay, mode_key, fraction):
+    size = 64 * 1024 * 1024
+    source = make_file(tmp_path / "data.bin", size, seed=6)
+    inbox = tmp_path / "inbox-bob"
+    victim = {}
+
+    def kill_at_fraction(total):
+        if total >= size * fraction and "bob" in victim and victim["bob"].process.poll() is None:
+            victim["bob"].process.send_signal(signal.SIGKILL)
+
+    proxy = CountingProxy(relay.port, on_bytes=kill_at_fraction)
+    try:
+        alice = Client("alice", relay.port, mode_key, tmp_path / "inbox-alice")
+        alice.ready()
+        bob = Client("bob", proxy.port, mode_key, inbox)
+        victim["bob"] = bob
+        bob.ready()
+        alice.events(event="joined", name="bob")
+        alice.say(f"/send {source}")
+        bob.process.wait(timeout=120)
+        alice.events(event="left", name="bob", timeout=30)
+        finals = [p for p in inbox.iterdir() if not p.name.startswith(".aeschat-")]
+        assert all(p.read_bytes() == source.read_bytes() for p in finals)
+        alice.events(event="file-failed", timeout=30)
+        # bob comes back and the file is sent again: it completes correctly.
+        bob = Client("bob", relay.port, mode_key, inbox)
+        bob.ready()
+        alice.say(f"/send {source}")
+        received = bob.events(event="file", timeout=120)
+        assert Path(received["path"]).read_bytes() == source.read_bytes()
+        bob.kill()
+        alice.kill()
+    finally:
+        proxy.close()
+
+
+def relay_rss_kib(relay):
+    for line in Path(f"/proc/{relay.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_stalled_receiver_keeps_relay_memory_bounded_and_is_dropped_while_others_get_the_file(tmp_path, relay, mode_key):
+    source = make_file(tmp_path / "big.bin", 200 * 1024 * 1024, seed=7)
+    proxy = CountingProxy(relay.port)
+    environment_patch = {"AESCHAT_TRANSFER_STALL_SECONDS": "3"}
+    old = {key: os.environ.get(key) for key in environment_patch}
+    os.environ.update(environment_patch)
+    try:
+        alice = Client("alice", relay.port, mode_key, tmp_path / "inbox-alice")
+        alice.ready()
+        bob = Client("bob", proxy.port, mode_key, tmp_path / "inbox-bob")
+        bob.ready()
+        carol = Client("carol", relay.port, mode_key, tmp_path / "inbox-carol")
+        carol.ready()
+        alice.events(event="joined", name="carol")
+        before = relay_rss_kib(relay)
+        alice.say(f"/send {source}")
+        bob.events(event="file-incoming", timeout=30)
+        proxy.stalled.set()  # bob accepted, then stops reading
+        peak = before
+        deadline = time.monotonic() + 180
+        received = None
+        while received is None and time.monotonic() < deadline:
+            peak = max(peak, relay_rss_kib(relay))
+            line = carol.out.next(0.2)
+            if line and '"event":"file"' in line:
+                received = json.loads(line)
+        assert received is not None, f"carol never got the file: alice {alice.out.seen[-8:]} carol {carol.out.seen[-5:]}"
+        assert received["sha256"] == sha256_of(source)
+        failed = alice.events(event="file-failed", to="bob", timeout=30)
+        assert "too slow" in failed["reason"]
+        assert alice.events(event="file-sent", timeout=30)["to"] == ["carol"]
+        carol.say("chat still works")
+        alice.events(event="message", text="chat still works")
+        assert peak - before < 64 * 1024, f"relay grew by {peak - before} KiB"
+        for client in [alice, bob, carol]:
+            client.kill()
+    finally:
+        proxy.close()
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def test_max_file_size_declines_and_tells_the_sender(tmp_path, clients):
+    alice = clients("alice")
+    alice.ready()
+    bob = clients("bob", extra=["--max-file-size", "1K"])
+    bob.ready()
+    alice.events(event="joined", name="bob")
+    source = make_file(tmp_path / "big.bin", 5000)
+    alice.say(f"/send {source}")
+    failed = alice.events(event="file-failed", timeout=30)
+    assert failed["to"] == "bob" and "--max-file-size" in failed["reason"]
+    assert bob.events(event="file-failed")["name"] == "big.bin"
+    assert not (tmp_path / "inbox-bob" / "big.bin").exists()
+
+
+def mounted_tmpfs(path, options):
+    path.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.decode().strip()}); needs root")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["full", "read-only"])
+def test_full_disk_and_read_only_inbox_give_clear_messages_to_both_sides(tmp_path, clients, relay, mode_key, kind):
+    inbox = mounted_tmpfs(tmp_path / "small", "size=1m" if kind == "full" else "ro,size=1m")
+    try:
+        alice = clients("alice")
+        alice.ready()
+        bob = Client("bob", relay.port, mode_key, inbox)
+        bob.ready()
+        alice.events(event="joined", name="bob")
+        source = make_file(tmp_path / "big.bin", 4 * 1024 * 1024)
+        alice.say(f"/send {source}")
+        failed_here = bob.events(event="file-failed", timeout=60)
+        expected = "full" if kind == "full" else "Read-only"
+        assert expected in failed_here["reason"], failed_here
+        failed_there = alice.events(event="file-failed", timeout=60)
+        assert expected in failed_there["reason"], failed_there
+        assert not (inbox / "big.bin").exists()
+        bob.kill()
+    finally:
+        subprocess.run(["umount", "-l", str(inbox)], capture_output=True)
