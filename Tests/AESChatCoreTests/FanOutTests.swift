@@ -151,6 +151,33 @@ import Testing
         #expect(members.first { $0.name == "bob" }?.profile == [1, 2, 3])
     }
 
+    @Test func relay_parsesDirectAndMulticastInPlace_andRefusesBadRecipients() {
+        let harness = RelayHarness()
+        let alice = harness.member("alice")
+        let bob = harness.member("bob")
+        let carol = harness.member("carol")
+        let dave = harness.member("dave")
+        alice.send(.multicast(to: ["bob", "dave", "nobody"], payload: [7, 8][...]))
+        alice.send(.direct(to: "carol", payload: [9][...]))
+        harness.loop.runUntilIdle()
+        #expect(bob.frames.last == .deliver(from: "alice", isDirect: false, payload: [7, 8][...]))
+        #expect(dave.frames.last == .deliver(from: "alice", isDirect: false, payload: [7, 8][...]))
+        #expect(carol.frames.last == .deliver(from: "alice", isDirect: true, payload: [9][...]))
+        for bad: [UInt8] in [[0x03, 0x05, 0x62], [0x03, 0x01, 0xFF, 0x00], [0x07], [0x07, 0x02, 0x01, 0x62]] {
+            let eve = harness.member("eve")
+            var frame: [UInt8] = [0, 0, 0, UInt8(bad.count)]
+            frame += bad
+            eve.connection.write(frame)
+            harness.loop.runUntilIdle()
+            #expect(eve.errors == [RelayErrorCode.malformedFrame.rawValue], "\(bad)")
+            #expect(eve.closed)
+        }
+        let stranger = harness.peer()
+        stranger.send(.direct(to: "bob", payload: [1][...]))
+        harness.loop.runUntilIdle()
+        #expect(stranger.errors == [RelayErrorCode.notRegistered.rawValue])
+    }
+
     @Test func relay_rosterForgetsMembers_thatLeave() {
         let harness = RelayHarness()
         let peers = ["a", "b", "c", "d"].map { harness.member($0) }

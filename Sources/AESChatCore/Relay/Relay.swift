@@ -205,7 +205,7 @@ public final class Relay {
         client.batchCursor = room.batchLength
     }
 
-    fileprivate func direct(_ payload: ArraySlice<UInt8>, to recipientName: String, from client: RelayClient) {
+    fileprivate func direct(_ payload: UnsafeRawBufferPointer, to recipientName: String, from client: RelayClient) {
         guard let room = client.room, let name = client.name else { return }
         guard let recipient = membersByName[recipientName], recipient.room === room, recipient !== client else {
             sendPrivately(
@@ -215,12 +215,12 @@ public final class Relay {
                 ).encoded(), to: client)
             return
         }
-        sendPrivately(RelayFrame.encodeDeliver(from: name, isDirect: true, payload: payload), to: recipient)
+        sendPrivately(Self.encodeDeliver(from: name, flags: 1, payload: payload), to: recipient)
     }
 
     /// Delivers one payload to several members of the sender's room, encoded once. Names not in
     /// the room are skipped (they may have just left).
-    fileprivate func multicast(_ payload: ArraySlice<UInt8>, to recipients: [String], from client: RelayClient) {
+    fileprivate func multicast(_ payload: UnsafeRawBufferPointer, to recipients: [String], from client: RelayClient) {
         guard let room = client.room, let name = client.name else { return }
         var frame: [UInt8]?
         for recipientName in recipients {
@@ -232,7 +232,8 @@ public final class Relay {
         }
     }
 
-    static func encodeDeliver(from: String, flags: UInt8, payload: ArraySlice<UInt8>) -> [UInt8] {
+    /// A deliver frame for one or a few members, encoded straight from the received bytes (one copy).
+    static func encodeDeliver(from: String, flags: UInt8, payload: UnsafeRawBufferPointer) -> [UInt8] {
         Frame.encode(type: FrameType.deliver, capacity: payload.count + from.utf8.count + 2) {
             $0.writeShortString(from)
             $0.write(flags)
@@ -544,7 +545,48 @@ final class RelayClient: ConnectionHandler {
             }
             return
         }
+        if type == FrameType.direct || type == FrameType.multicast {
+            // Parsed in place, so the payload (a file chunk, say) is copied once, into the deliver frame.
+            var offset = 0
+            var recipients: [String] = []
+            if type == FrameType.direct {
+                recipients.append(try Self.shortString(body, at: &offset, "direct recipient"))
+            } else {
+                guard body.count >= 1 else { throw .malformed("multicast count needs 1 bytes but only 0 remain") }
+                offset = 1
+                for _ in 0..<Int(body[0]) {
+                    recipients.append(try Self.shortString(body, at: &offset, "multicast recipient"))
+                }
+            }
+            let payload = UnsafeRawBufferPointer(rebasing: body[offset...])
+            if name == nil {
+                relay.refuse(self, .notRegistered, "send hello before anything else")
+            } else if type == FrameType.direct {
+                relay.direct(payload, to: recipients[0], from: self)
+            } else {
+                relay.multicast(payload, to: recipients, from: self)
+            }
+            return
+        }
         try handle(ClientFrame(Frame(type: type, body: ArraySlice(body))))
+    }
+
+    /// Reads a `str8` at `offset` in place, moving `offset` past it; the same checks as ``ByteReader``.
+    private static func shortString(
+        _ body: UnsafeRawBufferPointer, at offset: inout Int, _ field: String
+    ) throws(WireError) -> String {
+        guard offset < body.count else { throw .malformed("\(field) needs 1 bytes but only 0 remain") }
+        let count = Int(body[offset])
+        let remaining = body.count - offset - 1
+        guard remaining >= count else {
+            throw .malformed("\(field) needs \(count) bytes but only \(remaining) remain")
+        }
+        let bytes = UnsafeRawBufferPointer(rebasing: body[(offset + 1)..<(offset + 1 + count)])
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw .malformed("\(field) is not valid UTF-8")
+        }
+        offset += 1 + count
+        return text
     }
 
     private func handle(_ frame: ClientFrame) throws(WireError) {
@@ -556,9 +598,9 @@ final class RelayClient: ConnectionHandler {
         case (.publish(let payload), _?):
             payload.withUnsafeBytes { relay.publish($0, from: self) }
         case (.direct(let to, let payload), _?):
-            relay.direct(payload, to: to, from: self)
+            payload.withUnsafeBytes { relay.direct($0, to: to, from: self) }
         case (.multicast(let recipients, let payload), _?):
-            relay.multicast(payload, to: recipients, from: self)
+            payload.withUnsafeBytes { relay.multicast($0, to: recipients, from: self) }
         case (.bye, _):
             relay.leave(self, reason: "said goodbye")
             connection.closeAfterFlushing(timeout: relay.configuration.closeTimeout)
