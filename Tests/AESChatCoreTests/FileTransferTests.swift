@@ -133,7 +133,7 @@ final class InboxFolder {
     @Test func existingThingsUnderTheOfferedName_areNeverFollowedOrReplaced() throws {
         let folder = InboxFolder()
         let outside = FileManager.default.temporaryDirectory.appendingPathComponent("outside-\(UUID().uuidString)").path
-        FileManager.default.createFile(atPath: outside, contents: Data("precious".utf8))
+        _ = FileManager.default.createFile(atPath: outside, contents: Data("precious".utf8))
         defer { try? FileManager.default.removeItem(atPath: outside) }
         let base = folder.path + "/"
         try FileManager.default.createSymbolicLink(atPath: base + "link.txt", withDestinationPath: outside)
@@ -251,8 +251,8 @@ final class InboxFolder {
     @Test func staleParts_areRemovedAfterADay_andNothingElse() throws {
         let folder = InboxFolder()
         let inbox = try Inbox(path: folder.path)
-        FileManager.default.createFile(atPath: folder.path + "/.aeschat-old.part", contents: Data([1]))
-        FileManager.default.createFile(atPath: folder.path + "/keep.txt", contents: Data([1]))
+        _ = FileManager.default.createFile(atPath: folder.path + "/.aeschat-old.part", contents: Data([1]))
+        _ = FileManager.default.createFile(atPath: folder.path + "/keep.txt", contents: Data([1]))
         inbox.removeStaleParts(now: Int(time(nil)) + 3600)
         #expect(folder.names == [".aeschat-old.part", "keep.txt"])
         inbox.removeStaleParts(now: Int(time(nil)) + 25 * 3600)

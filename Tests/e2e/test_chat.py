@@ -201,13 +201,61 @@ def test_name_already_in_use_is_refused_with_a_clear_error(clients):
     assert third.events(event="message")["text"] == "hello bob"
 
 
-def test_relay_shutdown_tells_clients(clients, relay):
+def test_relay_shutdown_tells_clients_who_reconnect_when_it_returns(clients, relay):
     alice = clients("alice")
     alice.ready()
+    bob = clients("bob")
+    bob.ready()
+    alice.events(event="joined", name="bob")
     relay.process.send_signal(signal.SIGTERM)
     assert relay.process.wait(timeout=10) == 0
     assert "shutting down" in alice.events(event="error")["message"]
-    assert alice.wait() == 69
+    alice.events(event="reconnecting")
+    alice.say("typed while the relay is away")
+    assert "queued" in alice.events(event="info")["message"]
+    alice.events(event="reconnecting", attempt=2)  # the relay stays away through a couple of attempts
+    returned = Relay(relay.port)
+    try:
+        # carol registers at once; alice comes back on her next backoff step, so carol is there to receive the
+        # line alice queued while the relay was away.
+        carol = clients("carol")
+        carol.ready()
+        alice.events(event="reconnected", timeout=30)
+        assert carol.events(event="message", timeout=15) == {
+            "event": "message", "from": "alice", "text": "typed while the relay is away"}
+        bob.events(event="reconnected", timeout=30)
+        bob.say("and back again")
+        assert carol.events(event="message", text="and back again")["from"] == "bob"
+    finally:
+        returned.stop()
+
+
+def test_relay_killed_and_restarted_on_the_same_port_clients_chat_again(clients, relay):
+    alice = clients("alice")
+    alice.ready()
+    bob = clients("bob")
+    bob.ready()
+    alice.events(event="joined", name="bob")
+    relay.process.send_signal(signal.SIGKILL)
+    relay.process.wait()
+    alice.events(event="reconnecting")
+    returned = Relay(relay.port)
+    try:
+        started = time.monotonic()
+        alice.events(event="reconnected", timeout=30)
+        bob.events(event="reconnected", timeout=30)
+        deadline = time.monotonic() + 15
+        while True:
+            alice.say("hello again")
+            try:
+                assert bob.events(event="message", text="hello again", timeout=2)["from"] == "alice"
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+        assert time.monotonic() - started < 15
+    finally:
+        returned.stop()
 
 
 def test_end_of_input_sends_everything_before_leaving(clients):

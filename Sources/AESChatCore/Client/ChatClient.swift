@@ -51,6 +51,8 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
 
     /// Called with `true` when input should pause (too much queued) and `false` to resume.
     public var onBackpressure: ((Bool) -> Void)?
+    /// Called once registration completes (after the `ready` event).
+    public var onReady: (() -> Void)?
 
     /// Creates a client; call ``start()`` to register.
     /// - Parameters:
@@ -305,6 +307,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
             if let registrationTimer { loop.cancel(registrationTimer) }
             emit(.ready(name: name, room: room, members: members.map(\.name), fingerprint: security.ownFingerprint))
             security.didRegister(members: members, outbox: self)
+            onReady?()
             let held = heldLines
             heldLines.removeAll()
             for line in held where state == .ready { perform(line) }

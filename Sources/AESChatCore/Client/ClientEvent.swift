@@ -93,6 +93,10 @@ public enum ClientEvent: Equatable, Sendable {
     case fileSent(name: String, bytes: UInt64, to: [String])
     /// A transfer failed: `from` is the sender, `to` the receiver concerned when known.
     case fileFailed(name: String, from: String, to: String?, reason: String)
+    /// The connection to the relay was lost; the next attempt follows after the delay.
+    case reconnecting(attempt: Int, delayMilliseconds: Int, reason: String)
+    /// Registered again after a loss, with fresh session keys; queued lines follow.
+    case reconnected
 
     /// The event for decrypted chat content from `sender`; nil for file control.
     public init?(content: MessageContent, from sender: String, isPrivate: Bool) {
@@ -171,6 +175,13 @@ public enum ClientEvent: Equatable, Sendable {
                 ("event", .string("file-sent")), ("name", .string(name)), ("bytes", .integer(Int64(bytes))),
                 ("to", .strings(to)),
             ])
+        case .reconnecting(let attempt, let delay, let reason):
+            return JSONLine.encode([
+                ("event", .string("reconnecting")), ("attempt", .integer(Int64(attempt))),
+                ("delay-ms", .integer(Int64(delay))), ("reason", .string(reason)),
+            ])
+        case .reconnected:
+            return JSONLine.encode([("event", .string("reconnected"))])
         case .fileFailed(let name, let from, let to, let reason):
             var fields: [(String, JSONValue)] = [
                 ("event", .string("file-failed")), ("name", .string(name)), ("from", .string(from)),
@@ -241,6 +252,10 @@ public enum ClientEvent: Equatable, Sendable {
         case .fileSent(let name, let bytes, let to):
             return
                 "* sent \(clean(name)) (\(FileTransfers.formatBytes(bytes))) to \(to.map(clean).joined(separator: ", "))"
+        case .reconnecting(let attempt, let delay, let reason):
+            return "! connection to the relay lost (\(clean(reason))); reconnecting in \(delay) ms (attempt \(attempt))"
+        case .reconnected:
+            return "* reconnected to the relay"
         case .fileFailed(let name, let from, let to, let reason):
             let route = to.map { "from \(clean(from)) to \(clean($0))" } ?? "from \(clean(from))"
             return "! file \(clean(name)) \(route) failed: \(clean(reason))"

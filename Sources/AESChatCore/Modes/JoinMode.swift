@@ -14,10 +14,8 @@ public enum JoinMode {
             StandardError.write(UsageError(problem, mode: .join).description)
             return .usage
         }
-        let security: any MessageSecurity
-        switch makeSecurity(options) {
-        case .success(let made): security = made
-        case .failure(let failure):
+        // Check the key or identity files now, so that a bad one is reported before connecting.
+        if case .failure(let failure) = makeSecurity(options) {
             StandardError.write("Error: \(failure.message)")
             return failure.code
         }
@@ -41,45 +39,74 @@ public enum JoinMode {
             : nil
         defer { terminal?.close() }
         let output: any ClientOutput = terminal ?? LineOutput(style: style)
+        let loop: PosixEventLoop
         do {
-            let loop = try PosixEventLoop()
-            let connection = try TCPConnection.connect(host: options.host, port: options.port, loop: loop)
-            var outcome = ClientOutcome.finished
-            let client = ChatClient(
-                name: options.name, room: options.room, security: security, connection: connection, output: output,
-                loop: loop, inbox: inbox, maximumFileSize: options.maximumFileSize,
-                transferStallTimeout: stallTimeout()
-            ) { ended in
-                outcome = ended
-                loop.stop()
-            }
-            let input = LoopInbox<InputEvent>(loop: loop, capacity: 64)
-            input.setHandler { event in
-                switch event {
-                case .line(let text): client.submit(line: text)
-                case .end: client.endOfInput()
-                }
-            }
-            client.onBackpressure = { paused in paused ? input.pause() : input.resume() }
-            let watcher = try SignalWatcher(loop: loop, signals: SignalWatcher.terminating) { _ in client.interrupt() }
-            client.start()
-            if terminal?.start(input: input, interrupt: { kill(getpid(), SIGINT) }) != true {
-                StandardInputReader.start(posting: input)
-            }
-            try loop.run()
-            withExtendedLifetime(watcher) {}
-            return exitCode(for: outcome)
+            loop = try PosixEventLoop()
         } catch {
-            terminal?.close()
-            if options.json { output.emit(.error(message: error.description)) }
             StandardError.write("Error: \(error.description)")
-            return .unavailable
+            return .failure
         }
+        var code = ExitCode.success
+        var ended = false
+        let stall = stallTimeout()
+        let session = ReconnectingSession(
+            output: output, loop: loop,
+            connect: { () throws(TransportError) in
+                try TCPConnection.connect(host: options.host, port: options.port, loop: loop, timeout: .seconds(5))
+            },
+            makeSecurity: {
+                switch makeSecurity(options) {
+                case .success(let security): return security
+                case .failure(let failure): throw failure
+                }
+            },
+            makeClient: { security, connection, ended in
+                ChatClient(
+                    name: options.name, room: options.room, security: security, connection: connection, output: output,
+                    loop: loop, inbox: inbox, maximumFileSize: options.maximumFileSize, transferStallTimeout: stall,
+                    onFinish: ended)
+            },
+            fatal: { message in
+                if options.json { output.emit(.error(message: message)) }
+                StandardError.write("Error: \(message)")
+            },
+            onFinish: { result in
+                code = result
+                ended = true
+                loop.stop()
+            })
+        let input = LoopInbox<InputEvent>(loop: loop, capacity: 64)
+        input.setHandler { event in
+            switch event {
+            case .line(let text): session.submit(line: text)
+            case .end: session.endOfInput()
+            }
+        }
+        session.onBackpressure = { paused in paused ? input.pause() : input.resume() }
+        do {
+            let watcher = try SignalWatcher(loop: loop, signals: SignalWatcher.terminating) { _ in session.interrupt() }
+            session.start()
+            if !ended {
+                if terminal?.start(input: input, interrupt: { kill(getpid(), SIGINT) }) != true {
+                    StandardInputReader.start(posting: input)
+                }
+                try loop.run()
+            }
+            withExtendedLifetime(watcher) {}
+        } catch {
+            StandardError.write("Error: \(error.description)")
+            return .failure
+        }
+        if code == .unavailable || code == .dataError {
+            terminal?.close()
+        }
+        return code
     }
 
-    struct SetupFailure: Error {
+    struct SetupFailure: Error, CustomStringConvertible {
         var message: String
         var code: ExitCode
+        var description: String { message }
     }
 
     /// The room-key mode with `--key`, automatic keys (identity made on first use) otherwise.

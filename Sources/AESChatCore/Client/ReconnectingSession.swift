@@ -1,0 +1,199 @@
+public import AESChatCLI
+
+/// A chat session that survives the relay going away: when the connection is lost after
+/// registration, it says so, reconnects with exponential backoff and jitter, registers again with
+/// fresh session keys, and sends the lines typed meanwhile. Loop thread only.
+public final class ReconnectingSession {
+    /// How reconnection waits and when it gives up.
+    public struct Policy: Sendable {
+        /// The first wait after a loss.
+        public var initialDelay: Duration = .milliseconds(500)
+        /// The longest wait between attempts.
+        public var maximumDelay: Duration = .seconds(30)
+        /// Time without a working connection after which the session ends (exit 69).
+        public var giveUpAfter: Duration = .seconds(300)
+        /// Lines typed while disconnected that are kept to be sent after reconnecting.
+        public var maximumQueuedLines = 1000
+
+        /// The documented defaults.
+        public init() {}
+    }
+
+    /// Makes a connection to the relay (blocking, bounded by its own timeout).
+    public typealias Connector = () throws(TransportError) -> any Connection
+    /// Makes the end-to-end layer for one connection (fresh session keys every time).
+    public typealias SecurityFactory = () throws -> any MessageSecurity
+    /// Makes the client of one connection.
+    public typealias ClientFactory = (
+        _ security: any MessageSecurity, _ connection: any Connection, _ onFinish: @escaping (ClientOutcome) -> Void
+    ) -> ChatClient
+
+    private let output: any ClientOutput
+    private let loop: any EventLoop
+    private let policy: Policy
+    private let connect: Connector
+    private let makeSecurity: SecurityFactory
+    private let makeClient: ClientFactory
+    private let random: () -> Double
+    private let now: () -> ContinuousClock.Instant
+    private let fatal: (String) -> Void
+    private let onFinish: (ExitCode) -> Void
+
+    private var client: ChatClient?
+    private var hasRegistered = false
+    private var reconnecting = false
+    private var attempts = 0
+    private var disconnectedSince: ContinuousClock.Instant?
+    private var queuedLines: [String] = []
+    private var inputEnded = false
+    private var finished = false
+
+    /// Called with `true` when input should pause and `false` to resume.
+    public var onBackpressure: ((Bool) -> Void)?
+
+    /// Creates a session; call ``start()``.
+    public init(
+        output: any ClientOutput, loop: any EventLoop, policy: Policy = Policy(), connect: @escaping Connector,
+        makeSecurity: @escaping SecurityFactory, makeClient: @escaping ClientFactory,
+        random: @escaping () -> Double = { Double.random(in: 0.5...1.5) },
+        now: @escaping () -> ContinuousClock.Instant = { .now }, fatal: @escaping (String) -> Void,
+        onFinish: @escaping (ExitCode) -> Void
+    ) {
+        self.fatal = fatal
+        self.output = output
+        self.loop = loop
+        self.policy = policy
+        self.connect = connect
+        self.makeSecurity = makeSecurity
+        self.makeClient = makeClient
+        self.random = random
+        self.now = now
+        self.onFinish = onFinish
+    }
+
+    /// Connects for the first time; a relay that cannot be reached now ends the session (69).
+    public func start() {
+        do {
+            try open()
+        } catch let error as TransportError {
+            fatal(error.description)
+            finish(.unavailable)
+        } catch {
+            fatal("\(error)")
+            finish(.failure)
+        }
+    }
+
+    /// A line of input: to the current client, or queued while disconnected.
+    public func submit(line: String) {
+        guard !finished else { return }
+        if let client {
+            client.submit(line: line)
+        } else if queuedLines.count < policy.maximumQueuedLines {
+            queuedLines.append(line)
+            output.emit(.info("not connected: the line is queued and will be sent after reconnecting"))
+        } else {
+            output.emit(
+                .error(
+                    message: "not connected and \(queuedLines.count) lines are already queued: this line was not sent"))
+        }
+    }
+
+    /// Input has ended.
+    public func endOfInput() {
+        inputEnded = true
+        if let client {
+            client.endOfInput()
+        } else if queuedLines.isEmpty {
+            finish(.success)
+        }
+    }
+
+    /// The user asked to quit.
+    public func interrupt() {
+        if let client { client.interrupt() } else { finish(.interrupted) }
+    }
+
+    // MARK: Connections
+
+    private func open() throws {
+        let connection = try connect()
+        let security = try makeSecurity()
+        let made = makeClient(security, connection) { [weak self] outcome in self?.clientEnded(outcome) }
+        made.onReady = { [weak self] in self?.registered() }
+        made.onBackpressure = { [weak self] paused in self?.onBackpressure?(paused) }
+        client = made
+        made.start()
+    }
+
+    private func registered() {
+        hasRegistered = true
+        disconnectedSince = nil
+        attempts = 0
+        if reconnecting {
+            reconnecting = false
+            output.emit(.reconnected)
+        }
+        let lines = queuedLines
+        queuedLines.removeAll()
+        for line in lines { client?.submit(line: line) }
+        if inputEnded { client?.endOfInput() }
+    }
+
+    private func clientEnded(_ outcome: ClientOutcome) {
+        client = nil
+        switch outcome {
+        case .finished:
+            finish(.success)
+        case .interrupted:
+            finish(.interrupted)
+        case .refused where !hasRegistered:
+            finish(.unavailable)
+        case .protocolViolation where !hasRegistered:
+            finish(.dataError)
+        case .refused(let reason), .relayLost(let reason), .protocolViolation(let reason):
+            if inputEnded && queuedLines.isEmpty {
+                finish(.success)
+            } else {
+                scheduleReconnect(reason: reason)
+            }
+        }
+    }
+
+    private func scheduleReconnect(reason: String) {
+        guard !finished else { return }
+        reconnecting = true
+        let since = disconnectedSince ?? now()
+        disconnectedSince = since
+        if now() - since >= policy.giveUpAfter {
+            let minutes = policy.giveUpAfter.components.seconds / 60
+            var message = "the relay has been unreachable for \(minutes) minutes; giving up"
+            if !queuedLines.isEmpty { message += " (\(queuedLines.count) queued lines were not sent)" }
+            fatal(message)
+            finish(.unavailable)
+            return
+        }
+        attempts += 1
+        let exponent = min(attempts - 1, 16)
+        let base = policy.initialDelay * (1 << exponent)
+        let delay = min(base, policy.maximumDelay) * random()
+        let milliseconds = Int(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)
+        output.emit(.reconnecting(attempt: attempts, delayMilliseconds: milliseconds, reason: reason))
+        loop.schedule(after: delay) { [weak self] in
+            guard let self, !self.finished, self.client == nil else { return }
+            do {
+                try self.open()
+            } catch let error as TransportError {
+                self.scheduleReconnect(reason: error.description)
+            } catch {
+                self.scheduleReconnect(reason: "\(error)")
+            }
+        }
+    }
+
+    private func finish(_ code: ExitCode) {
+        guard !finished else { return }
+        finished = true
+        onFinish(code)
+    }
+}
