@@ -21,6 +21,21 @@ public struct ServeOptions: Equatable, Sendable {
     /// Output bytes queued for one member beyond which the relay disconnects it as too slow.
     public var maxPendingOutput = ServeOptions.defaultMaxPendingOutput
 
+    /// The largest frame a client may send, in bytes (1 KiB to 16 MiB).
+    public var maxFrameSize = 16 << 20
+    /// Seconds a connection has to complete hello.
+    public var handshakeTimeout = 10
+    /// Connections open at once; 0 for no limit.
+    public var maxConnections = 10_000
+    /// Connections open at once from one address; 0 for no limit.
+    public var maxConnectionsPerAddress = 1_000
+    /// Message frames per second per member on average; 0 for no limit.
+    public var messageRate = 500
+    /// Message frames per member at once.
+    public var messageBurst = 1_000
+    /// Seconds of silence after which a member is pinged (closed after twice as long).
+    public var idleTimeout = 60
+
     /// The default of ``maxPendingOutput``: 64 MiB.
     public static let defaultMaxPendingOutput = 64 * 1024 * 1024
 

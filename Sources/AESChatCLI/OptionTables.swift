@@ -22,6 +22,34 @@ enum OptionTables {
                 help: "Output queued for one member beyond which it is disconnected as too slow; "
                     + "a byte count above 16M, with an optional K, M or G suffix (1024-based).",
                 parse: Values.outputCap, into: \.maxPendingOutput),
+            .value(
+                "--max-frame-size", "bytes", default: "16M",
+                help: "Largest frame a client may send, 1K to 16M; a longer length prefix closes the connection.",
+                parse: Values.frameSize, into: \.maxFrameSize),
+            .value(
+                "--handshake-timeout", "secs", default: "10",
+                help: "Close a connection that has not said hello within this many seconds.",
+                parse: Values.seconds, into: \.handshakeTimeout),
+            .value(
+                "--max-connections", "n", default: "10000", help: "Connections open at once; 0 for no limit.",
+                parse: Values.limit, into: \.maxConnections),
+            .value(
+                "--max-connections-per-address", "n", default: "1000",
+                help: "Connections open at once from one address; 0 for no limit.", parse: Values.limit,
+                into: \.maxConnectionsPerAddress),
+            .value(
+                "--message-rate", "n", default: "500",
+                help: "Message frames (file chunks included) per second each member may send on average; "
+                    + "0 for no limit.",
+                parse: Values.limit, into: \.messageRate),
+            .value(
+                "--message-burst", "n", default: "1000",
+                help: "Message frames a member may send at once; beyond rate and burst it is disconnected.",
+                parse: Values.limit, into: \.messageBurst),
+            .value(
+                "--idle-timeout", "secs", default: "60",
+                help: "Ping a member silent this long; close it when silent twice as long.", parse: Values.seconds,
+                into: \.idleTimeout),
         ],
         command: { .serve($0) }
     )

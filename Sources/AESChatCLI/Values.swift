@@ -85,6 +85,41 @@ enum Values {
         return text
     }
 
+    /// Parses a whole number from 0 to 1,000,000 (0 turns a limit off).
+    static func limit(_ text: String, _ context: OptionContext) throws(UsageError) -> Int {
+        let expectation = "expected a whole number from 0 (no limit) to 1000000"
+        var value = 0
+        for byte in text.utf8 {
+            guard ASCII.isDigit(byte) else { throw invalid("number", text, expectation, context.mode) }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            guard value <= 1_000_000 else { throw invalid("number", text, expectation, context.mode) }
+        }
+        guard !text.isEmpty else { throw invalid("number", text, expectation, context.mode) }
+        return value
+    }
+
+    /// Parses a duration in whole seconds, 1 to 86400.
+    static func seconds(_ text: String, _ context: OptionContext) throws(UsageError) -> Int {
+        let expectation = "expected a number of seconds from 1 to 86400"
+        var value = 0
+        for byte in text.utf8 {
+            guard ASCII.isDigit(byte) else { throw invalid("duration", text, expectation, context.mode) }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            guard value <= 86_400 else { throw invalid("duration", text, expectation, context.mode) }
+        }
+        guard !text.isEmpty, value >= 1 else { throw invalid("duration", text, expectation, context.mode) }
+        return value
+    }
+
+    /// Parses a frame size limit: a byte count (K, M suffixes allowed) from 1K to 16M.
+    static func frameSize(_ text: String, _ context: OptionContext) throws(UsageError) -> Int {
+        let expectation = "expected a number of bytes from 1K to 16M, such as 1M"
+        guard let bytes = try? byteCount(text, context), bytes >= 1 << 10, bytes <= 16 << 20 else {
+            throw invalid("frame size", text, expectation, context.mode)
+        }
+        return Int(bytes)
+    }
+
     /// Parses a byte count: decimal digits with an optional binary suffix `K`, `M` or `G`
     /// (KiB, MiB, GiB), at least 1.
     static func byteCount(_ text: String, _ context: OptionContext) throws(UsageError) -> UInt64 {

@@ -41,6 +41,9 @@ import Testing
                 --host says otherwise; use --host 0.0.0.0 or --host :: to serve a network.
 
                 USAGE: aeschat serve [--host <addr>] [--port <n>] [--max-pending-output <bytes>]
+                       [--max-frame-size <bytes>] [--handshake-timeout <secs>]
+                       [--max-connections <n>] [--max-connections-per-address <n>]
+                       [--message-rate <n>] [--message-burst <n>] [--idle-timeout <secs>]
 
                 OPTIONS:
                   --host <addr>           Address to listen on: an IPv4 or IPv6 address or a
@@ -51,6 +54,24 @@ import Testing
                                           disconnected as too slow; a byte count above 16M, with
                                           an optional K, M or G suffix (1024-based). (default:
                                           64M)
+                  --max-frame-size <bytes>
+                                          Largest frame a client may send, 1K to 16M; a longer
+                                          length prefix closes the connection. (default: 16M)
+                  --handshake-timeout <secs>
+                                          Close a connection that has not said hello within this
+                                          many seconds. (default: 10)
+                  --max-connections <n>   Connections open at once; 0 for no limit. (default:
+                                          10000)
+                  --max-connections-per-address <n>
+                                          Connections open at once from one address; 0 for no
+                                          limit. (default: 1000)
+                  --message-rate <n>      Message frames (file chunks included) per second each
+                                          member may send on average; 0 for no limit. (default:
+                                          500)
+                  --message-burst <n>     Message frames a member may send at once; beyond rate
+                                          and burst it is disconnected. (default: 1000)
+                  --idle-timeout <secs>   Ping a member silent this long; close it when silent
+                                          twice as long. (default: 60)
                   -h, --help              Show help information.
 
                 See 'aeschat --help' for all commands and exit codes.
@@ -123,7 +144,10 @@ import Testing
     @Test func usage_isOneLine_forEveryMode() {
         #expect(HelpText.usage(for: nil) == "aeschat <command> [<options>]")
         #expect(
-            HelpText.usage(for: .serve) == "aeschat serve [--host <addr>] [--port <n>] [--max-pending-output <bytes>]")
+            HelpText.usage(for: .serve)
+                == "aeschat serve [--host <addr>] [--port <n>] [--max-pending-output <bytes>] [--max-frame-size <bytes>] "
+                + "[--handshake-timeout <secs>] [--max-connections <n>] [--max-connections-per-address <n>] "
+                + "[--message-rate <n>] [--message-burst <n>] [--idle-timeout <secs>]")
         #expect(
             HelpText.usage(for: .join)
                 == "aeschat join --name <name> [--inbox <dir>] [--room <room>] [--host <addr>] [--port <n>] "

@@ -180,7 +180,7 @@ import Testing
         #expect(
             error.description == """
                 Error: invalid port '0': expected a number from 1 to 65535
-                Usage: aeschat serve [--host <addr>] [--port <n>] [--max-pending-output <bytes>]
+                Usage: \(HelpText.usage(for: .serve))
                 See 'aeschat serve --help'.
                 """
         )

@@ -17,6 +17,13 @@ public enum ServeMode {
             let listener = try TCPListener(host: options.host, port: options.port, loop: loop)
             var configuration = RelayConfiguration()
             configuration.maximumPendingOutput = options.maxPendingOutput
+            configuration.maximumFrameLength = options.maxFrameSize
+            configuration.limits.handshakeTimeout = .seconds(options.handshakeTimeout)
+            configuration.limits.maximumConnections = options.maxConnections
+            configuration.limits.maximumConnectionsPerAddress = options.maxConnectionsPerAddress
+            configuration.limits.messageRate = options.messageRate
+            configuration.limits.messageBurst = options.messageBurst
+            configuration.limits.idleTimeout = .seconds(options.idleTimeout)
             let relay = Relay(configuration: configuration, loop: loop, log: log)
             relay.attach(to: listener)
             giveBackMemory(relay: relay, loop: loop, seen: relay.membershipChanges)

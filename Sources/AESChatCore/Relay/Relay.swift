@@ -16,6 +16,8 @@ public struct RelayConfiguration: Sendable {
     /// Size of the shared buffers that fanned-out frames are written into (larger frames get a
     /// buffer of their own).
     public var fanOutBufferSize = 64 * 1024
+    /// Limits against hostile or broken clients.
+    public var limits = RelayLimits()
 
     /// The default of ``maximumPendingOutput``: 64 MiB.
     public static let defaultMaximumPendingOutput = 64 * 1024 * 1024
@@ -48,6 +50,7 @@ public final class Relay {
     private var roomsBeingFlushed: [Room] = []
     private var tooSlow: [RelayClient] = []
     private var spareBuffers: [SharedBuffer] = []
+    private var connectionsByAddress: [String: Int] = [:]
     private var isShuttingDown = false
     private var shutdownCompletion: (() -> Void)?
 
@@ -69,6 +72,7 @@ public final class Relay {
         self.loop = loop
         self.log = log
         loop.addIterationEndHandler { [weak self] in self?.endIteration() }
+        scheduleTick()
     }
 
     /// Connections open, registered or not.
@@ -99,11 +103,88 @@ public final class Relay {
             connection.closeAfterFlushing(timeout: .seconds(1))
             return
         }
+        let limits = configuration.limits
+        let address = String(RelayLimits.address(ofPeer: connection.peerDescription))
+        let fromAddress = connectionsByAddress[address, default: 0]
+        if limits.maximumConnections > 0 && clients.count >= limits.maximumConnections {
+            refuseAtAccept(connection, "too many connections: the relay holds \(limits.maximumConnections)")
+            return
+        }
+        if limits.maximumConnectionsPerAddress > 0 && fromAddress >= limits.maximumConnectionsPerAddress {
+            refuseAtAccept(
+                connection, "too many connections from \(address): at most \(limits.maximumConnectionsPerAddress)")
+            return
+        }
         let client = RelayClient(
             relay: self, connection: connection, maximumFrameLength: configuration.maximumFrameLength)
+        client.address = address
+        client.bucket = TokenBucket(capacity: max(1, limits.messageBurst))
+        connectionsByAddress[address] = fromAddress + 1
         client.clientIndex = clients.count
         clients.append(client)
         connection.handler = client
+        loop.schedule(after: limits.handshakeTimeout) { [weak self, weak client] in
+            guard let self, let client, client.name == nil, client.connection.isOpen, !self.isShuttingDown else {
+                return
+            }
+            client.closeReason = "no hello within the handshake timeout"
+            self.refuse(
+                client, .handshakeTimeout, "no hello within \(Self.seconds(limits.handshakeTimeout)) seconds")
+        }
+    }
+
+    private func refuseAtAccept(_ connection: any Connection, _ message: String) {
+        log("refused connection from \(connection.peerDescription): \(message)")
+        connection.write(RelayFrame.error(code: RelayErrorCode.tooManyConnections.rawValue, message: message).encoded())
+        connection.closeAfterFlushing(timeout: .seconds(1))
+    }
+
+    private static func seconds(_ duration: Duration) -> Int64 { duration.components.seconds }
+
+    // MARK: Limits
+
+    private func scheduleTick() {
+        loop.schedule(after: configuration.limits.tickInterval) { [weak self] in
+            guard let self, !self.isShuttingDown else { return }
+            self.tick()
+            self.scheduleTick()
+        }
+    }
+
+    /// Refills every token bucket, pings members idle for the idle timeout and closes those
+    /// silent for twice as long.
+    private func tick() {
+        let limits = configuration.limits
+        let interval = limits.tickInterval
+        let refill =
+            Double(limits.messageRate)
+            * (Double(interval.components.seconds)
+                + Double(interval.components.attoseconds) / 1e18)
+        let idleTimeout = limits.idleTimeout
+        for client in clients where client.connection.isOpen {
+            client.bucket.refill(refill)
+            guard idleTimeout > .zero, client.name != nil else { continue }
+            client.silentFor += interval
+            if client.silentFor >= idleTimeout * 2 {
+                client.closeReason = "no answer to the relay's ping"
+                refuse(client, .idleTimeout, "silent for \(Self.seconds(client.silentFor)) seconds; no answer to ping")
+            } else if client.silentFor >= idleTimeout && !client.pingOutstanding {
+                client.pingOutstanding = true
+                sendPrivately(RelayFrame.ping(token: UInt64(client.silentFor.components.seconds)).encoded(), to: client)
+            }
+        }
+    }
+
+    /// Takes one token for a message frame; refuses the member as flooding when none is left.
+    fileprivate func allowMessage(from client: RelayClient) -> Bool {
+        guard configuration.limits.messageRate > 0 else { return true }
+        if client.bucket.take() { return true }
+        client.closeReason = "flooding"
+        refuse(
+            client, .flooding,
+            "flooding: more than \(configuration.limits.messageRate) messages a second "
+                + "(burst \(configuration.limits.messageBurst))")
+        return false
     }
 
     /// Tells every client that the relay is stopping, gives them a moment to receive it, then
@@ -268,6 +349,9 @@ public final class Relay {
 
     fileprivate func connectionClosed(_ client: RelayClient, reason: String) {
         leave(client, reason: reason)
+        if let count = connectionsByAddress[client.address] {
+            connectionsByAddress[client.address] = count > 1 ? count - 1 : nil
+        }
         let index = client.clientIndex
         if index < clients.count, clients[index] === client {
             let last = clients.removeLast()
@@ -510,6 +594,12 @@ final class RelayClient: ConnectionHandler {
     var batchCursor = 0
     var isTooSlow = false
     var closeReason: String?
+    /// The peer's address, as counted by the per-address limit.
+    var address = ""
+    var bucket = TokenBucket(capacity: 0)
+    /// Time since this member last sent anything, in relay ticks.
+    var silentFor: Duration = .zero
+    var pingOutstanding = false
 
     init(relay: Relay, connection: any Connection, maximumFrameLength: Int) {
         self.relay = relay
@@ -518,6 +608,8 @@ final class RelayClient: ConnectionHandler {
     }
 
     func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
+        silentFor = .zero
+        pingOutstanding = false
         do {
             try decoder.feed(bytes) { (type: UInt8, body: UnsafeRawBufferPointer) throws(WireError) -> Bool in
                 guard connection.isOpen else { return false }
@@ -540,7 +632,7 @@ final class RelayClient: ConnectionHandler {
             // The hot path: straight from the read buffer into the room's shared buffer.
             if name == nil {
                 relay.refuse(self, .notRegistered, "send hello before anything else")
-            } else {
+            } else if relay.allowMessage(from: self) {
                 relay.publish(body, from: self)
             }
             return
@@ -561,6 +653,8 @@ final class RelayClient: ConnectionHandler {
             let payload = UnsafeRawBufferPointer(rebasing: body[offset...])
             if name == nil {
                 relay.refuse(self, .notRegistered, "send hello before anything else")
+            } else if !relay.allowMessage(from: self) {
+                return
             } else if type == FrameType.direct {
                 relay.direct(payload, to: recipients[0], from: self)
             } else {

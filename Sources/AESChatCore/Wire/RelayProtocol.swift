@@ -45,6 +45,10 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable {
     case unknownRecipient = 9
     case alreadyRegistered = 10
     case tooSlow = 11
+    case handshakeTimeout = 12
+    case tooManyConnections = 13
+    case flooding = 14
+    case idleTimeout = 15
     case unknown = 0xFFFF
 
     /// Whether the relay closes the connection after sending this error.
