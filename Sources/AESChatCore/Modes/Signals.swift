@@ -32,14 +32,7 @@ public final class SignalWatcher: ReadinessHandler {
     /// - Throws: ``TransportError`` when the pipe cannot be made or registered.
     public init(loop: PosixEventLoop, signals: [Int32], handler: @escaping (Int32) -> Void) throws(TransportError) {
         System.ignoreSIGPIPE()
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw .systemCall("pipe", reason: System.lastError) }
-        readEnd = fds[0]
-        writeEnd = fds[1]
-        for fd in fds {
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        }
+        (readEnd, writeEnd) = try System.makeNonBlockingPipe()
         self.handler = handler
         self.loop = loop
         signalPipeWriteEnd = writeEnd

@@ -47,12 +47,7 @@ public enum RoomKeyEnvelope {
             inputKeyMaterial: ikm, salt: Array(sessionID), info: info.bytes, outputByteCount: 32)
     }
 
-    static func nonce(counter: UInt64) -> [UInt8] {
-        var writer = ByteWriter(capacity: 12)
-        writer.write(UInt32(0))
-        writer.write(counter)
-        return writer.bytes
-    }
+    static func nonce(counter: UInt64) -> [UInt8] { AutomaticKeys.counterNonce(counter) }
 
     static func associatedData(header: ArraySlice<UInt8>, room: String, sender: String) -> [UInt8] {
         var writer = ByteWriter(capacity: 128)

@@ -370,6 +370,18 @@ final class ChatScreen {
             transientStatus = event.humanText
             drawStatus()
             placeCursor()
+        } else if case .fileReceived = event {
+            transientStatus = nil
+            show([StyledLine([stamp(), Span(event.humanText, .notice)])])
+            drawStatus()
+        } else if case .fileFailed = event {
+            transientStatus = nil
+            show([StyledLine([stamp(), Span(event.humanText, .warning)])])
+            drawStatus()
+        } else if case .fileSent = event {
+            transientStatus = nil
+            show([StyledLine([stamp(), Span(event.humanText, .notice)])])
+            drawStatus()
         } else if case .warning = event {
             show([StyledLine([stamp(), Span(event.humanText, .warning)])])
         } else if case .error = event {

@@ -173,14 +173,7 @@ final class Waker: Sendable {
     let writeDescriptor: Int32
 
     init() throws(TransportError) {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw .systemCall("pipe", reason: System.lastError) }
-        readDescriptor = fds[0]
-        writeDescriptor = fds[1]
-        for fd in fds {
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        }
+        (readDescriptor, writeDescriptor) = try System.makeNonBlockingPipe()
     }
 
     deinit {

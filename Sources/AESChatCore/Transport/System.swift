@@ -53,6 +53,18 @@ enum System {
         #endif
     }
 
+    /// Makes a pipe whose two ends are non-blocking and close-on-exec.
+    /// - Returns: the read end and the write end.
+    static func makeNonBlockingPipe() throws(TransportError) -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw .systemCall("pipe", reason: lastError) }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        return (fds[0], fds[1])
+    }
+
     /// Makes a descriptor non-blocking and close-on-exec.
     static func configure(descriptor: Int32) throws(TransportError) {
         let flags = fcntl(descriptor, F_GETFL)
