@@ -1,3 +1,5 @@
+import AESChatCLI
+
 /// How a client session ended.
 public enum ClientOutcome: Equatable, Sendable {
     /// Input ended and everything read was handed to the relay.
@@ -47,6 +49,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     private let onFinish: (ClientOutcome) -> Void
     private var registrationTimer: TimerID?
     private var members: [String] = []
+    private var memberSet: Set<String> = []
     private var transfers: FileTransfers?
 
     /// Called with `true` when input should pause (too much queued) and `false` to resume.
@@ -233,6 +236,10 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
 
     public var ownName: String { name }
     public var presentMembers: [String] { members }
+
+    /// The most members (this client included) a room may have before the relay's announcements
+    /// count as a protocol violation: a cap on the member table a hostile relay could grow.
+    public static let maximumMembers = 16_384
     public var outputBacklog: Int { connection.pendingOutputByteCount }
 
     public func sendControl(_ content: MessageContent, to recipient: String?) {
@@ -299,11 +306,20 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
             guard name == self.name, room == self.room else {
                 throw .malformed("welcome names '\(name)' in '\(room)', not the registration sent")
             }
+            guard members.count < Self.maximumMembers else {
+                throw .malformed(
+                    "welcome lists \(members.count) members; at most \(Self.maximumMembers - 1) are accepted")
+            }
+            if let bad = members.first(where: { !Names.isValidMemberName($0.name) }) {
+                throw .malformed(
+                    "welcome lists an invalid name '\(TerminalText.escapeControls(String(bad.name.prefix(64))))'")
+            }
             guard !members.contains(where: { $0.name == self.name }),
                 Set(members.map(\.name)).count == members.count
             else { throw .malformed("welcome lists a member twice or lists this client") }
             state = .ready
             self.members = members.map(\.name)
+            memberSet = Set(self.members)
             if let registrationTimer { loop.cancel(registrationTimer) }
             emit(.ready(name: name, room: room, members: members.map(\.name), fingerprint: security.ownFingerprint))
             security.didRegister(members: members, outbox: self)
@@ -314,13 +330,20 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
             if inputEnded { leave(outcome: .finished) }
         case .joined(let member):
             guard state != .registering else { throw .malformed("joined before welcome") }
+            guard Names.isValidMemberName(member.name) else {
+                throw .malformed(
+                    "joined for an invalid name '\(TerminalText.escapeControls(String(member.name.prefix(64))))'")
+            }
+            guard members.count + 1 < Self.maximumMembers else {
+                throw .malformed("more than \(Self.maximumMembers) members in the room")
+            }
             emit(.joined(name: member.name))
-            members.append(member.name)
+            if memberSet.insert(member.name).inserted { members.append(member.name) }
             security.memberJoined(member, outbox: self)
         case .left(let name):
             guard state != .registering else { throw .malformed("left before welcome") }
             emit(.left(name: name))
-            members.removeAll { $0 == name }
+            if memberSet.remove(name) != nil { members.removeAll { $0 == name } }
             security.memberLeft(name, outbox: self)
             transfers?.memberLeft(name)
             leaveIfIdle()
