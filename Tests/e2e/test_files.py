@@ -240,7 +240,9 @@ def test_receiver_killed_during_transfer_never_gets_a_wrong_file(tmp_path, relay
         alice.events(event="left", name="bob", timeout=30)
         finals = [p for p in inbox.iterdir() if not p.name.startswith(".aeschat-")]
         assert all(p.read_bytes() == source.read_bytes() for p in finals)
-        alice.events(event="file-failed", timeout=30)
+        # Killed at 99 %, bob may still have finished (the last chunks were already on their way): either way alice
+        # hears how it ended, and nothing wrong is under a final name (checked above).
+        alice.out.wait_for(lambda line: '"event":"file-failed"' in line or '"event":"file-sent"' in line, timeout=30)
         # bob comes back and the file is sent again: it completes correctly.
         bob = Client("bob", relay.port, mode_key, inbox)
         bob.ready()
