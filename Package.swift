@@ -1,4 +1,5 @@
 // swift-tools-version: 6.0
+import Foundation
 import PackageDescription
 
 /// Settings shared by every Swift target: Swift 6 language mode plus the upcoming features we rely on.
@@ -39,3 +40,11 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The libFuzzer target exists only for scripts/fuzz, which sets AESCHAT_FUZZ=1 and builds it with
+// -sanitize=fuzzer,address; the normal build never sees it.
+if ProcessInfo.processInfo.environment["AESCHAT_FUZZ"] == "1" {
+    package.products.append(.executable(name: "aeschat-fuzz", targets: ["aeschat-fuzz"]))
+    package.targets.append(
+        .executableTarget(name: "aeschat-fuzz", dependencies: ["AESChatCore"], swiftSettings: swiftSettings))
+}

@@ -160,3 +160,13 @@ def test_serve_on_ipv6_loopback_and_join_over_it(tmp_path, key_file):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_join_with_an_inbox_under_a_file_exits_74(tmp_path, key_file, relay):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = subprocess.run(
+        [binary_path(), "join", "--name", "eve", "--port", str(relay.port), "--key", str(key_file), "--inbox",
+         str(blocker / "inbox")], input="", capture_output=True, text=True, timeout=30)
+    assert result.returncode == 74, result.stderr
+    assert result.stderr.count("\n") <= 2, result.stderr

@@ -1,0 +1,55 @@
+// A libFuzzer target for everything that parses network or file data: the frame decoder, ClientFrame,
+// RelayFrame, MessageContent, the automatic-keys profile check and room key files. Built only by
+// scripts/fuzz (AESCHAT_FUZZ=1, -sanitize=fuzzer,address); the first input byte picks the parser.
+
+@testable import AESChatCore
+
+/// libFuzzer's entry point: parses `count` bytes at `start`; must never crash, whatever they are.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
+    guard let start, count > 0 else { return 0 }
+    let input = Array(UnsafeBufferPointer(start: start, count: count))
+    let data = Array(input.dropFirst())
+    switch input[0] % 4 {
+    case 0:
+        // Frames in chunks whose sizes come from the data, through both frame parsers.
+        var decoder = FrameDecoder(maximumLength: 1 << 16)
+        var offset = 0
+        while offset < data.count {
+            let size = Int(data[offset] % 61) + 1
+            let end = min(data.count, offset + size)
+            decoder.append(contentsOf: data[offset..<end])
+            offset = end
+            do {
+                while let frame = try decoder.nextFrame() {
+                    _ = try? ClientFrame(frame)
+                    _ = try? RelayFrame(frame)
+                }
+            } catch {
+                return 0
+            }
+        }
+    case 1:
+        _ = try? MessageContent(decoding: data)
+    case 2:
+        _ = AutomaticKeys.checkProfile(data, room: "lobby", name: "alice")
+    default:
+        _ = try? RoomKey.parse(String(decoding: data, as: UTF8.self), path: "fuzz")
+    }
+    return 0
+}
+
+@_silgen_name("LLVMFuzzerRunDriver")
+private func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+/// The executable's entry point as SwiftPM names it: hands the command line to libFuzzer's driver.
+@_cdecl("aeschat_fuzz_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var arguments = argv
+    return runFuzzerDriver(&count, &arguments) { fuzzOneInput($0, $1) }
+}
