@@ -30,9 +30,9 @@ public struct ServeOptions: Equatable, Sendable {
     /// Connections open at once from one address; 0 for no limit.
     public var maxConnectionsPerAddress = 1_000
     /// Message frames per second per member on average; 0 for no limit.
-    public var messageRate = 500
+    public var messageRate = 5_000
     /// Message frames per member at once.
-    public var messageBurst = 1_000
+    public var messageBurst = 10_000
     /// Seconds of silence after which a member is pinged (closed after twice as long).
     public var idleTimeout = 60
 

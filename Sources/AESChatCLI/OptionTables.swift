@@ -38,12 +38,12 @@ enum OptionTables {
                 help: "Connections open at once from one address; 0 for no limit.", parse: Values.limit,
                 into: \.maxConnectionsPerAddress),
             .value(
-                "--message-rate", "n", default: "500",
+                "--message-rate", "n", default: "5000",
                 help: "Message frames (file chunks included) per second each member may send on average; "
                     + "0 for no limit.",
                 parse: Values.limit, into: \.messageRate),
             .value(
-                "--message-burst", "n", default: "1000",
+                "--message-burst", "n", default: "10000",
                 help: "Message frames a member may send at once; beyond rate and burst it is disconnected.",
                 parse: Values.limit, into: \.messageBurst),
             .value(

@@ -67,9 +67,9 @@ import Testing
                                           limit. (default: 1000)
                   --message-rate <n>      Message frames (file chunks included) per second each
                                           member may send on average; 0 for no limit. (default:
-                                          500)
+                                          5000)
                   --message-burst <n>     Message frames a member may send at once; beyond rate
-                                          and burst it is disconnected. (default: 1000)
+                                          and burst it is disconnected. (default: 10000)
                   --idle-timeout <secs>   Ping a member silent this long; close it when silent
                                           twice as long. (default: 60)
                   -h, --help              Show help information.

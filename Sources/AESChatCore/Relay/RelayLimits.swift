@@ -9,9 +9,9 @@ public struct RelayLimits: Sendable, Equatable {
     public var maximumConnectionsPerAddress = 1_000
     /// Sustained publish, direct and multicast frames per second per member (file chunks count).
     /// 0: no limit.
-    public var messageRate = 500
+    public var messageRate = 5_000
     /// Frames a member may send at once above the rate before it is disconnected (`flooding`).
-    public var messageBurst = 1_000
+    public var messageBurst = 10_000
     /// A member silent for this long is pinged; one silent for twice this long is closed (`idle-timeout`).
     public var idleTimeout: Duration = .seconds(60)
     /// How often the relay refills token buckets and checks idle members.
