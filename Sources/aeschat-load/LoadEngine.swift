@@ -55,6 +55,8 @@ import Foundation
         private let epoll: Int32
         private var descriptors: [Int32]
         private var welcomed: [Bool]
+        /// Whether the member is counted in `fullyJoined`.
+        private var joinCounted: [Bool]
         private var others: [Int32]
         private var carry: [[UInt8]]
         private var outbox: [[UInt8]]
@@ -102,6 +104,7 @@ import Foundation
             let n = configuration.count
             descriptors = [Int32](repeating: -1, count: n)
             welcomed = [Bool](repeating: false, count: n)
+            joinCounted = [Bool](repeating: false, count: n)
             others = [Int32](repeating: 0, count: n)
             carry = [[UInt8]](repeating: [], count: n)
             outbox = [[UInt8]](repeating: [], count: n)
@@ -195,7 +198,8 @@ import Foundation
         }
 
         /// A member's connection failed or closed. Before its welcome, in the join phase, the member
-        /// connects again (the relay never registered it, so nobody saw it); otherwise it is lost.
+        /// connects again (if the relay had registered it, the others see it leave and join again);
+        /// otherwise it is lost.
         private func memberLost(_ index: Int) {
             let descriptor = descriptors[index]
             if descriptor >= 0 {
@@ -603,6 +607,10 @@ import Foundation
                 noteJoinProgress(index)
             case 0x83:
                 others[index] -= 1
+                if joinCounted[index] {
+                    joinCounted[index] = false
+                    fullyJoined -= 1
+                }
             case 0x85:
                 let code = UInt16(bytes[body]) << 8 | UInt16(bytes[body + 1])
                 faults.relayErrors[code, default: 0] += 1
@@ -616,7 +624,9 @@ import Foundation
         }
 
         private func noteJoinProgress(_ index: Int) {
-            if welcomed[index] && Int(others[index]) == configuration.members - 1 { fullyJoined += 1 }
+            guard !joinCounted[index], welcomed[index], Int(others[index]) == configuration.members - 1 else { return }
+            joinCounted[index] = true
+            fullyJoined += 1
         }
 
         private func readUInt32(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UInt32 {
