@@ -15,6 +15,9 @@
                 var part = configuration
                 part.first = total * k / threads
                 part.count = total * (k + 1) / threads - part.first
+                // The join concurrency is the whole generator's (docs/BENCHMARKS.md: up to 1,000 waiting
+                // for their welcome at once), shared between the engines.
+                part.joinConcurrency = max(1, configuration.joinConcurrency / threads)
                 engines.append(try LoadEngine(part))
             }
             self.engines = engines
@@ -65,13 +68,17 @@
             lock.lock()
             defer { lock.unlock() }
             var values: [T] = []
+            var failures: [LoadError] = []
             for result in results {
                 switch result {
                 case .success(let value)?: values.append(value)
-                case .failure(let error)?: throw error
-                case nil: throw .system("an engine thread")
+                case .failure(let error)?: failures.append(error)
+                case nil: failures.append(.system("an engine thread"))
                 }
             }
+            // Every engine's failure is reported: each says what its own members were waiting for.
+            if failures.count == 1 { throw failures[0] }
+            if failures.count > 1 { throw .several(failures.map(\.description).joined(separator: " | ")) }
             return values
         }
     }

@@ -27,8 +27,12 @@ import Foundation
             /// In the paced phase, poll without sleeping, so that the generator's own wake-ups are not
             /// part of the latencies it measures (it then uses a whole core).
             var busyPoll = false
-            /// Give up on any phase after this many seconds.
-            var phaseTimeout: Double = 300
+            /// Give up on any phase after this many seconds, reporting what it was still waiting for.
+            var phaseTimeout: Double = 60
+            /// Connections a member may open before its welcome: a connection the kernel refused or
+            /// reset before the relay registered the member (a listen-queue overflow, say) is
+            /// replaced by a new one, as a real client would reconnect.
+            var connectAttempts = 5
         }
 
         /// What went wrong, counted and shown in the results.
@@ -51,11 +55,20 @@ import Foundation
         private let epoll: Int32
         private var descriptors: [Int32]
         private var welcomed: [Bool]
+        /// Whether the member is counted in `fullyJoined`.
+        private var joinCounted: [Bool]
         private var others: [Int32]
         private var carry: [[UInt8]]
         private var outbox: [[UInt8]]
         private var wantsWritable: [Bool]
         private var connecting: [Bool]
+        /// Connections opened per member.
+        private var attempts: [Int]
+        /// Members whose connection was lost and who wait to be connected again (join phase).
+        private var reconnectQueue: [Int] = []
+        /// Members given up on: lost after their welcome, or out of connection attempts.
+        private var lost: [Bool]
+        private(set) var reconnects = 0
         private var expected: [UInt32]
         private let senderSlots = 16
         private let readBuffer: UnsafeMutableRawBufferPointer
@@ -91,11 +104,14 @@ import Foundation
             let n = configuration.count
             descriptors = [Int32](repeating: -1, count: n)
             welcomed = [Bool](repeating: false, count: n)
+            joinCounted = [Bool](repeating: false, count: n)
             others = [Int32](repeating: 0, count: n)
             carry = [[UInt8]](repeating: [], count: n)
             outbox = [[UInt8]](repeating: [], count: n)
             wantsWritable = [Bool](repeating: false, count: n)
             connecting = [Bool](repeating: false, count: n)
+            attempts = [Int](repeating: 0, count: n)
+            lost = [Bool](repeating: false, count: n)
             expected = [UInt32](repeating: 0, count: n * senderSlots)
             readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
             events = .allocate(capacity: 4096)
@@ -127,17 +143,83 @@ import Foundation
             var next = 0
             let n = configuration.count
             while fullyJoined < n {
+                while waitingForWelcome < configuration.joinConcurrency, let member = reconnectQueue.popLast() {
+                    try open(member: member)
+                }
                 while next < n && waitingForWelcome < configuration.joinConcurrency {
                     try open(member: next)
                     next += 1
                 }
                 pump(timeoutMilliseconds: 10)
                 if Measure.nanoseconds() > deadline {
-                    throw .timedOut(
-                        "join: \(fullyJoined) of \(n) members complete after \(configuration.phaseTimeout) s")
+                    throw .timedOut("join after \(configuration.phaseTimeout) s: " + joinReport(opened: next))
                 }
             }
             return Double(Measure.nanoseconds() - start) / 1e9
+        }
+
+        /// What the join phase is still waiting for, member by member state.
+        private func joinReport(opened: Int) -> String {
+            let n = configuration.count
+            var neverOpened = n - opened
+            var connectingCount = 0
+            var awaitingWelcome = 0
+            var incomplete = 0
+            var lostCount = 0
+            var fewestOthers = Int32.max
+            var example = -1
+            for index in 0..<n {
+                if lost[index] {
+                    lostCount += 1
+                } else if index >= opened {
+                    continue
+                } else if descriptors[index] < 0 {
+                    neverOpened += 1
+                } else if connecting[index] {
+                    connectingCount += 1
+                } else if !welcomed[index] {
+                    awaitingWelcome += 1
+                    if example < 0 { example = index }
+                } else if Int(others[index]) != configuration.members - 1 {
+                    incomplete += 1
+                    fewestOthers = min(fewestOthers, others[index])
+                    if example < 0 { example = index }
+                }
+            }
+            var text =
+                "members \(configuration.first)..<\(configuration.first + n): \(fullyJoined) of \(n) have seen all "
+                + "\(configuration.members - 1) others; \(neverOpened) not connected yet, \(connectingCount) still "
+                + "connecting, \(awaitingWelcome) connected but never welcomed, \(incomplete) welcomed but missing "
+                + "joined frames"
+            if incomplete > 0 { text += " (fewest others seen: \(fewestOthers))" }
+            text += ", \(lostCount) lost (connection closed or failed), \(reconnects) reconnects"
+            if example >= 0 { text += "; e.g. \(Self.memberName(configuration.first + example))" }
+            return text
+        }
+
+        /// A member's connection failed or closed. Before its welcome, in the join phase, the member
+        /// connects again (if the relay had registered it, the others see it leave and join again);
+        /// otherwise it is lost.
+        private func memberLost(_ index: Int) {
+            let descriptor = descriptors[index]
+            if descriptor >= 0 {
+                _ = epoll_ctl(epoll, EPOLL_CTL_DEL, descriptor, nil)
+                close(descriptor)
+                descriptors[index] = -1
+            }
+            let wasWaiting = !welcomed[index] && !lost[index]
+            if wasWaiting { waitingForWelcome -= 1 }
+            carry[index] = []
+            outbox[index] = []
+            wantsWritable[index] = false
+            connecting[index] = false
+            if wasWaiting && phase == .joining && attempts[index] < configuration.connectAttempts {
+                reconnects += 1
+                reconnectQueue.append(index)
+                return
+            }
+            lost[index] = true
+            faults.unexpectedCloses += 1
         }
 
         private func open(member index: Int) throws(LoadError) {
@@ -155,6 +237,7 @@ import Foundation
                 throw .system("connect to \(configuration.host):\(configuration.port)")
             }
             descriptors[index] = descriptor
+            attempts[index] += 1
             waitingForWelcome += 1
             connecting[index] = result != 0
             var event = epoll_event()
@@ -235,10 +318,41 @@ import Foundation
                 while completedPrefix < messages && remaining[completedPrefix] == 0 { completedPrefix += 1 }
                 if completedPrefix != before { progress.publish(engine: engine, completed: completedPrefix) }
                 if Measure.nanoseconds() > deadline {
-                    throw .timedOut("fan-out: \(completed) of \(messages) messages complete")
+                    throw .timedOut(
+                        "W1 after \(configuration.phaseTimeout) s: " + fanOutReport(messages: messages, sent: sent))
                 }
             }
             return lastCompletion
+        }
+
+        /// What the fan-out is still waiting for.
+        private func fanOutReport(messages: Int, sent: Int) -> String {
+            var missing = 0
+            for s in completedPrefix..<messages { missing += Int(remaining[s]) }
+            var behind = 0
+            var lowest = UInt32.max
+            var example = -1
+            for index in 0..<configuration.count where configuration.first + index != 0 && !lost[index] {
+                let received = expected[index * senderSlots]
+                if received < UInt32(messages) {
+                    behind += 1
+                    if received < lowest {
+                        lowest = received
+                        example = index
+                    }
+                }
+            }
+            var text =
+                "members \(configuration.first)..<\(configuration.first + configuration.count): \(completed) of "
+                + "\(messages) messages delivered to every member here, \(missing) deliveries missing"
+            if configuration.first == 0 { text += ", \(sent) of \(messages) sent" }
+            text += "; \(behind) members behind"
+            if example >= 0 {
+                text += " (\(Self.memberName(configuration.first + example)) has \(lowest), "
+                text += "\(carry[example].count) bytes of a partial frame, \(outbox[example].count) bytes unsent)"
+            }
+            text += ", \(lost.filter { $0 }.count) members lost"
+            return text
         }
 
         // MARK: W1-paced
@@ -287,7 +401,14 @@ import Foundation
                 ? totalSent * (configuration.count - 1)
                 : totalSent * configuration.count
             let deadline = Measure.nanoseconds() + UInt64((seconds + 10) * 1e9)
-            while pacedDelivered < expectedDeliveries && Measure.nanoseconds() < deadline {
+            while pacedDelivered < expectedDeliveries {
+                if Measure.nanoseconds() > deadline {
+                    throw .timedOut(
+                        "W1-paced \(Int(seconds + 10)) s after the start: members \(configuration.first)..<"
+                            + "\(configuration.first + configuration.count): \(pacedDelivered) of "
+                            + "\(expectedDeliveries) deliveries, \(expectedDeliveries - pacedDelivered) missing, "
+                            + "\(lost.filter { $0 }.count) members lost")
+                }
                 pump(timeoutMilliseconds: configuration.busyPoll ? 0 : 10)
             }
             return pacedDelivered
@@ -324,6 +445,7 @@ import Foundation
         // MARK: Sockets
 
         private func send(_ bytes: [UInt8], from index: Int) {
+            guard descriptors[index] >= 0 else { return }
             if !outbox[index].isEmpty || connecting[index] {
                 outbox[index].append(contentsOf: bytes)
                 return
@@ -334,7 +456,7 @@ import Foundation
             if written == bytes.count { return }
             let kept = written > 0 ? Array(bytes[written...]) : bytes
             if written < 0 && errno != EAGAIN && errno != EINTR {
-                faults.unexpectedCloses += 1
+                memberLost(index)
                 return
             }
             outbox[index] = kept
@@ -357,7 +479,7 @@ import Foundation
                 _ = getsockopt(descriptors[index], SOL_SOCKET, SO_ERROR, &error, &length)
                 connecting[index] = false
                 if error != 0 {
-                    faults.unexpectedCloses += 1
+                    memberLost(index)
                     return
                 }
                 setWritable(index, false)
@@ -377,6 +499,7 @@ import Foundation
             for slot in 0..<Int(count) {
                 let event = events[slot]
                 let index = Int(event.data.u64)
+                guard descriptors[index] >= 0 else { continue }
                 if event.events & EPOLLOUT.rawValue != 0 { flushOutbox(index) }
                 if event.events & (EPOLLIN.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 {
                     readMember(index)
@@ -394,10 +517,7 @@ import Foundation
                     consume(index, UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]), now: now)
                     if count < readBuffer.count { return }
                 } else if count == 0 || (errno != EAGAIN && errno != EINTR) {
-                    faults.unexpectedCloses += 1
-                    _ = epoll_ctl(epoll, EPOLL_CTL_DEL, descriptor, nil)
-                    close(descriptor)
-                    descriptors[index] = -1
+                    memberLost(index)
                     return
                 } else {
                     return
@@ -487,6 +607,10 @@ import Foundation
                 noteJoinProgress(index)
             case 0x83:
                 others[index] -= 1
+                if joinCounted[index] {
+                    joinCounted[index] = false
+                    fullyJoined -= 1
+                }
             case 0x85:
                 let code = UInt16(bytes[body]) << 8 | UInt16(bytes[body + 1])
                 faults.relayErrors[code, default: 0] += 1
@@ -500,7 +624,9 @@ import Foundation
         }
 
         private func noteJoinProgress(_ index: Int) {
-            if welcomed[index] && Int(others[index]) == configuration.members - 1 { fullyJoined += 1 }
+            guard !joinCounted[index], welcomed[index], Int(others[index]) == configuration.members - 1 else { return }
+            joinCounted[index] = true
+            fullyJoined += 1
         }
 
         private func readUInt32(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UInt32 {
@@ -544,12 +670,15 @@ enum LoadError: Error, CustomStringConvertible {
     case usage(String)
     case system(String)
     case timedOut(String)
+    /// Several engines failed; their descriptions, joined.
+    case several(String)
 
     var description: String {
         switch self {
         case .usage(let text): text
         case .system(let call): "\(call) failed: errno \(errno)"
         case .timedOut(let what): "timed out: \(what)"
+        case .several(let descriptions): descriptions
         }
     }
 }

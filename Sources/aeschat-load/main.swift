@@ -7,13 +7,15 @@ let usage = """
     Usage: aeschat-load run --members N [--port N] [--host ADDR] [--pid PID] [--messages M] [--window W]
                             [--paced-seconds S] [--senders K] [--rate R] [--idle-seconds S]
                             [--payload-bytes B] [--profile-bytes B] [--room ROOM] [--join-concurrency C]
-                            [--threads T] [--busy-poll 0|1]
+                            [--threads T] [--busy-poll 0|1] [--phase-timeout S]
            aeschat-load member-cost [--messages M]
 
     run: N members join one room (timed), stay idle (relay RSS measured), then W1: member m0 publishes M
     payloads with at most W not yet delivered to everyone; then W1-paced: K members each publish R
     messages a second for S seconds, and every delivery's latency is recorded. --pid is the relay's
     process id, for its CPU (/proc/PID/stat) and memory (/proc/PID/status). Prints one JSON object.
+    Every phase gives up after --phase-timeout seconds (default 60): the JSON object then has an "error"
+    saying what the phase was still waiting for, and the exit status is 1.
     member-cost: CPU per received group message in one client (verify, ratchet, decrypt, JSON line).
     """
 
@@ -87,6 +89,7 @@ if mode == "member-cost" {
     configuration.joinConcurrency = max(1, integer("join-concurrency", 1000))
     configuration.count = configuration.members
     configuration.busyPoll = integer("busy-poll", 0) != 0
+    configuration.phaseTimeout = number("phase-timeout", 60)
     let pid = Int32(integer("pid", 0))
     let messages = integer("messages", 0)
     let window = integer("window", 100)
@@ -116,6 +119,7 @@ if mode == "member-cost" {
         let joinOwnBefore = Measure.ownCPUSeconds()
         let joinSeconds = try group.run { _, engine throws(LoadError) in try engine.joinAll() }.max() ?? 0
         fields.append(("join_seconds", fixed(joinSeconds)))
+        fields.append(("join_reconnects", "\(group.engines.reduce(0) { $0 + $1.reconnects })"))
         fields.append(("join_load_cpu_seconds", fixed(Measure.ownCPUSeconds() - joinOwnBefore)))
         if let before = relayCPUBefore, let after = Measure.cpuSeconds(pid: pid) {
             fields.append(("join_relay_cpu_seconds", fixed(after - before)))

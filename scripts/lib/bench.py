@@ -58,15 +58,31 @@ def stop_relay(relay):
         relay.wait()
 
 
-def load(binary, arguments, timeout):
-    result = subprocess.run(
-        [os.path.join(binary, "aeschat-load")] + arguments, capture_output=True, text=True, timeout=timeout)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+# Wall-clock limit of one aeschat-load run. The tool gives up on any phase after 60 s by itself and says what
+# it was waiting for; this catches whatever that misses, so a hang is a failure, never a stuck bench.
+LOAD_TIMEOUT = 300
+
+
+def load(binary, arguments, timeout=LOAD_TIMEOUT):
+    command = [os.path.join(binary, "aeschat-load")] + arguments
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+        sys.stderr.write(stderr)
+        raise SystemExit(
+            f"bench: aeschat-load {' '.join(arguments)} was still running after {timeout} s and was killed "
+            f"(pid {process.pid}); its last output: {stdout.strip()[-2000:] or 'none'}")
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if not lines:
-        sys.stderr.write(result.stderr)
-        raise SystemExit(f"bench: aeschat-load {' '.join(arguments)} printed no result")
+        sys.stderr.write(stderr)
+        raise SystemExit(f"bench: aeschat-load {' '.join(arguments)} printed no result (exit {process.returncode})")
     figures = json.loads(lines[-1])
-    figures["exit"] = result.returncode
+    figures["exit"] = process.returncode
+    if "error" in figures:
+        print(f"bench: aeschat-load {' '.join(arguments)} failed: {figures['error']}", file=sys.stderr, flush=True)
     return figures
 
 
@@ -83,7 +99,7 @@ def one_size(binary, members, quick):
         figures = load(binary, [
             "run", "--port", str(port), "--pid", str(relay.pid), "--members", str(members),
             "--messages", str(messages), "--idle-seconds", "4.5", "--threads", "2",
-        ], timeout=900)
+        ])
     finally:
         stop_relay(relay)
     # W1-paced on a fresh relay with one generator thread: a second one competes with the relay for the
@@ -95,7 +111,7 @@ def one_size(binary, members, quick):
             latency = load(binary, [
                 "run", "--port", str(port), "--pid", str(relay.pid), "--members", str(members),
                 "--paced-seconds", str(paced), "--idle-seconds", "0.5", "--threads", "1",
-            ], timeout=900)
+            ])
         finally:
             stop_relay(relay)
         for key, value in latency.items():
@@ -148,7 +164,7 @@ def allocations(binary, messages, folder):
             except OSError:
                 time.sleep(0.1)
         figures = load(binary, ["run", "--port", str(port), "--members", "100", "--messages", str(messages),
-                                "--idle-seconds", "0.2", "--threads", "1"], timeout=600)
+                                "--idle-seconds", "0.2", "--threads", "1"])
     finally:
         os.kill(pid, signal.SIGTERM)
         try:
