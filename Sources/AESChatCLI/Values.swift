@@ -11,13 +11,9 @@ enum Values {
 
     /// Parses a TCP port: ASCII decimal digits only (no sign, no spaces), value 1 to 65535.
     static func port(_ text: String, _ context: OptionContext) throws(UsageError) -> UInt16 {
-        var value: UInt32 = 0
-        for byte in text.utf8 {
-            guard ASCII.isDigit(byte) else { throw invalid("port", text, portExpectation, context.mode) }
-            value = value * 10 + UInt32(byte - UInt8(ascii: "0"))
-            guard value <= UInt32(UInt16.max) else { throw invalid("port", text, portExpectation, context.mode) }
+        guard let value = decimal(text, maximum: Int(UInt16.max)), value >= 1 else {
+            throw invalid("port", text, portExpectation, context.mode)
         }
-        guard !text.isEmpty, value >= 1 else { throw invalid("port", text, portExpectation, context.mode) }
         return UInt16(value)
     }
 
@@ -88,26 +84,18 @@ enum Values {
     /// Parses a whole number from 0 to 1,000,000 (0 turns a limit off).
     static func limit(_ text: String, _ context: OptionContext) throws(UsageError) -> Int {
         let expectation = "expected a whole number from 0 (no limit) to 1000000"
-        var value = 0
-        for byte in text.utf8 {
-            guard ASCII.isDigit(byte) else { throw invalid("number", text, expectation, context.mode) }
-            value = value * 10 + Int(byte - UInt8(ascii: "0"))
-            guard value <= 1_000_000 else { throw invalid("number", text, expectation, context.mode) }
+        guard let value = decimal(text, maximum: 1_000_000) else {
+            throw invalid("number", text, expectation, context.mode)
         }
-        guard !text.isEmpty else { throw invalid("number", text, expectation, context.mode) }
         return value
     }
 
     /// Parses a duration in whole seconds, 1 to 86400.
     static func seconds(_ text: String, _ context: OptionContext) throws(UsageError) -> Int {
         let expectation = "expected a number of seconds from 1 to 86400"
-        var value = 0
-        for byte in text.utf8 {
-            guard ASCII.isDigit(byte) else { throw invalid("duration", text, expectation, context.mode) }
-            value = value * 10 + Int(byte - UInt8(ascii: "0"))
-            guard value <= 86_400 else { throw invalid("duration", text, expectation, context.mode) }
+        guard let value = decimal(text, maximum: 86_400), value >= 1 else {
+            throw invalid("duration", text, expectation, context.mode)
         }
-        guard !text.isEmpty, value >= 1 else { throw invalid("duration", text, expectation, context.mode) }
         return value
     }
 
@@ -144,6 +132,19 @@ enum Values {
         }
         guard !digits.isEmpty, value >= 1 else { throw invalid("size", text, expectation, context.mode) }
         return value * multiplier
+    }
+
+    /// The value of `text` read as ASCII decimal digits (leading zeros allowed), or nil when it is
+    /// empty, holds any other character, or exceeds `maximum`.
+    private static func decimal(_ text: String, maximum: Int) -> Int? {
+        guard !text.isEmpty else { return nil }
+        var value = 0
+        for byte in text.utf8 {
+            guard ASCII.isDigit(byte) else { return nil }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            guard value <= maximum else { return nil }
+        }
+        return value
     }
 
     private static func invalid(_ what: String, _ text: String, _ expectation: String, _ mode: Mode) -> UsageError {
