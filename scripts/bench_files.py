@@ -5,7 +5,7 @@ Measures end-to-end throughput of one file to 1 and to 4 receivers, the CPU-seco
 process's peak RSS, the delay of chat lines sent during the transfer, and the crypto layer against
 `openssl speed -evp aes-256-gcm` at 16 KiB. Prints a table; with --write, records it in docs/BENCHMARKS.md.
 
-Usage: scripts/bench_files.py [--size-mib N] [--quick] [--write]
+Usage: scripts/bench_files.py [--size-mib N] [--quick] [--receivers N ...] [--no-crypto] [--write]
 """
 
 import argparse
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = ROOT / ".build" / "release" / "aeschat"
+BIN = Path(os.environ.get("AESCHAT_BIN") or ROOT / ".build" / "release" / "aeschat")
 BENCH = ROOT / ".build" / "release" / "aeschat-bench"
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -168,6 +168,10 @@ def main():
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--quick", action="store_true", help="a 256 MiB file and 1 s crypto figures")
     parser.add_argument("--write", action="store_true", help="record the table in docs/BENCHMARKS.md")
+    parser.add_argument(
+        "--receivers", type=int, action="append", help="run only with this many receivers (repeatable; default 1 and 4)"
+    )
+    parser.add_argument("--no-crypto", action="store_true", help="skip the crypto-layer figures (for profiling runs)")
     options = parser.parse_args()
     size = (256 if options.quick else options.size_mib) * 1024 * 1024
     folder = Path(tempfile.mkdtemp(prefix="aeschat-files-"))
@@ -176,10 +180,11 @@ def main():
             block = os.urandom(1 << 20)
             for n in range(size >> 20):
                 out.write(block[n % 7:] + block[: n % 7])
-        results = [run_transfer(size, receivers, folder) for receivers in (1, 4)]
+        results = [run_transfer(size, receivers, folder) for receivers in (options.receivers or [1, 4])]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    figures, openssl = crypto_figures(1 if options.quick else 3)
+    if options.write and (options.no_crypto or options.receivers):
+        parser.error("--write records the full run: drop --receivers and --no-crypto")
 
     lines = [
         f"File transfer of {size >> 20} MiB (sender -> relay -> receivers, release build, inbox on tmpfs):",
@@ -194,6 +199,10 @@ def main():
             f"{r['sender_rss']:.0f} / {r['relay_rss']:.0f} / {r['receiver_rss']:.0f} | "
             f"{r['chat_delay_median_ms']:.1f} / {r['chat_delay_max_ms']:.1f} |"
         )
+    if options.no_crypto:
+        print("\n".join(lines))
+        return 0
+    figures, openssl = crypto_figures(1 if options.quick else 3)
     gcm = figures.get("aes-256-gcm-seal-16KiB", 0)
     lines += [
         "",
