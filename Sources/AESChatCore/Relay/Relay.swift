@@ -50,6 +50,7 @@ public final class Relay {
     private var roomsBeingFlushed: [Room] = []
     private var tooSlow: [RelayClient] = []
     private var spareBuffers: [SharedBuffer] = []
+    private var spareLargeFrameBuffers: [SharedBuffer] = []
     private var connectionsByAddress: [String: Int] = [:]
     private var isShuttingDown = false
     private var shutdownCompletion: (() -> Void)?
@@ -86,6 +87,7 @@ public final class Relay {
     /// the allocator) freed memory. Cheap enough to call every few seconds.
     public func releaseIdleMemory() {
         if spareBuffers.count > 2 { spareBuffers.removeSubrange(2...) }
+        spareLargeFrameBuffers.removeAll()
         System.releaseFreeMemory()
     }
 
@@ -286,7 +288,7 @@ public final class Relay {
         client.batchCursor = room.batchLength
     }
 
-    fileprivate func direct(_ payload: UnsafeRawBufferPointer, to recipientName: String, from client: RelayClient) {
+    fileprivate func direct(_ payload: ReceivedPayload, to recipientName: String, from client: RelayClient) {
         guard let room = client.room, let name = client.name else { return }
         guard let recipient = membersByName[recipientName], recipient.room === room, recipient !== client else {
             sendPrivately(
@@ -296,21 +298,41 @@ public final class Relay {
                 ).encoded(), to: client)
             return
         }
-        sendPrivately(Self.encodeDeliver(from: name, flags: 1, payload: payload), to: recipient)
+        sendPrivately(deliverFrame(from: name, flags: 1, payload: payload), to: recipient)
     }
 
     /// Delivers one payload to several members of the sender's room, encoded once. Names not in
     /// the room are skipped (they may have just left).
-    fileprivate func multicast(_ payload: UnsafeRawBufferPointer, to recipients: [String], from client: RelayClient) {
+    fileprivate func multicast(_ payload: ReceivedPayload, to recipients: [String], from client: RelayClient) {
         guard let room = client.room, let name = client.name else { return }
-        var frame: [UInt8]?
+        var frame: OutgoingFrame?
         for recipientName in recipients {
             guard let recipient = membersByName[recipientName], recipient.room === room, recipient !== client else {
                 continue
             }
-            if frame == nil { frame = Self.encodeDeliver(from: name, flags: 2, payload: payload) }
+            if frame == nil { frame = deliverFrame(from: name, flags: 2, payload: payload) }
             sendPrivately(frame!, to: recipient)
         }
+    }
+
+    /// The deliver frame for a direct or multicast payload: written in front of the payload where
+    /// it was read, when it was read into a buffer of its own (no copy), else encoded afresh.
+    private func deliverFrame(from: String, flags: UInt8, payload: ReceivedPayload) -> OutgoingFrame {
+        let headerLength = Frame.headerSize + 1 + 1 + from.utf8.count + 1
+        guard let (buffer, offset) = payload.storage, offset >= headerLength else {
+            return .array(Self.encodeDeliver(from: from, flags: flags, payload: payload.bytes))
+        }
+        // The bytes in front of the payload (the frame's own header, already parsed, and the
+        // headroom) are not queued anywhere: the deliver header replaces them.
+        var header = ByteWriter(capacity: headerLength)
+        header.write(UInt32(headerLength - Frame.headerSize + payload.bytes.count))
+        header.write(FrameType.deliver)
+        header.writeShortString(from)
+        header.write(flags)
+        header.bytes.withUnsafeBytes {
+            (buffer.storage + offset - headerLength).copyMemory(from: $0.baseAddress!, byteCount: headerLength)
+        }
+        return .shared(buffer, (offset - headerLength)..<(offset + payload.bytes.count))
     }
 
     /// A deliver frame for one or a few members, encoded straight from the received bytes (one copy).
@@ -371,9 +393,57 @@ public final class Relay {
 
     /// Queues a frame for one member, after everything its room owes it.
     private func sendPrivately(_ frame: [UInt8], to member: RelayClient) {
+        sendPrivately(.array(frame), to: member)
+    }
+
+    private func sendPrivately(_ frame: OutgoingFrame, to member: RelayClient) {
         guard member.connection.isOpen, !isOverCap(member) else { return }
         handOver(to: member)
-        member.connection.write(frame)
+        switch frame {
+        case .array(let bytes): member.connection.write(bytes)
+        case .shared(let buffer, let range): member.connection.write(buffer, range: range)
+        }
+    }
+
+    // MARK: Large frames
+
+    /// Frames at least this long (prefix included) are read into a buffer of their own, so that a
+    /// direct or multicast payload (a file chunk) goes out from where it was read.
+    static let largeFrameThreshold = 64 * 1024
+    /// Room left in front of a large frame for the deliver header that replaces its own.
+    static let largeFrameHeadroom = 64
+    /// Room after a large frame for the start of the next one, read together with its end.
+    static let largeFrameSlack = 4 * 1024
+
+    /// An empty buffer for a large frame of `frameLength` bytes (prefix included): a spare one
+    /// that no connection holds any more, or a new one. Its count starts past the headroom.
+    fileprivate func takeLargeFrameBuffer(frameLength: Int) -> SharedBuffer {
+        let capacity = Self.largeFrameHeadroom + frameLength + Self.largeFrameSlack
+        var found: SharedBuffer?
+        for index in spareLargeFrameBuffers.indices.reversed()
+        where spareLargeFrameBuffers[index].capacity >= capacity
+            && spareLargeFrameBuffers[index].capacity <= 2 * capacity
+            && isKnownUniquelyReferenced(&spareLargeFrameBuffers[index])
+        {
+            found = spareLargeFrameBuffers.remove(at: index)
+            break
+        }
+        let buffer = found ?? SharedBuffer(capacity: capacity)
+        buffer.reset()
+        buffer.commit(Self.largeFrameHeadroom)
+        return buffer
+    }
+
+    /// Keeps a large-frame buffer for reuse once the connections it was queued on have sent it.
+    fileprivate func recycleLargeFrameBuffer(_ buffer: SharedBuffer) {
+        if spareLargeFrameBuffers.count >= Self.maximumSpareBuffers {
+            // Forget one that is still queued somewhere; it is freed once sent.
+            guard let index = spareLargeFrameBuffers.indices.first(where: {
+                !isKnownUniquelyReferenced(&spareLargeFrameBuffers[$0])
+            }) else { return }
+            spareLargeFrameBuffers.remove(at: index)
+        }
+        spareLargeFrameBuffers.append(buffer)
     }
 
     /// Appends one frame (`frameLength` counts the type byte and body) to the room's batch of this
@@ -583,6 +653,11 @@ final class RelayClient: ConnectionHandler {
     unowned let relay: Relay
     let connection: any Connection
     var decoder: FrameDecoder
+    /// A large frame being read straight into a buffer of its own, at ``Relay/largeFrameHeadroom``.
+    var largeFrame: SharedBuffer?
+    /// The length of the large frame that ended the last read, as a guess for the next one's
+    /// buffer (0: the last frame was small, or more bytes followed it).
+    var expectedLargeFrameLength = 0
     var name: String?
     var profileLength: UInt16 = 0
     var room: Room?
@@ -610,24 +685,126 @@ final class RelayClient: ConnectionHandler {
     func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
         silentFor = .zero
         pingOutstanding = false
-        do {
-            try decoder.feed(bytes) { (type: UInt8, body: UnsafeRawBufferPointer) throws(WireError) -> Bool in
-                guard connection.isOpen else { return false }
-                try self.handle(type: type, body: body)
-                return connection.isOpen
+        var rest = bytes
+        while rest.count > 0 && connection.isOpen {
+            guard let frame = largeFrame else {
+                feed(rest)
+                return
             }
-        } catch {
-            let code: RelayErrorCode =
-                switch error {
-                case .frameTooLarge: .frameTooLarge
-                default: .malformedFrame
-                }
-            closeReason = error.description
-            relay.refuse(self, code, error.description)
+            // Only an in-memory connection gets here with a large frame under way: copy.
+            let taken = min(rest.count, frame.remainingCapacity)
+            guard taken > 0 else { return }
+            frame.append(UnsafeRawBufferPointer(rebasing: rest[0..<taken]))
+            rest = UnsafeRawBufferPointer(rebasing: rest[taken...])
+            assembleLargeFrame()
         }
     }
 
-    private func handle(type: UInt8, body: UnsafeRawBufferPointer) throws(WireError) {
+    func readDestination(for connection: any Connection) -> UnsafeMutableRawBufferPointer? {
+        if largeFrame == nil, expectedLargeFrameLength > 0 {
+            // The previous frame was large and ended a read: the next one probably is too.
+            largeFrame = relay.takeLargeFrameBuffer(frameLength: expectedLargeFrameLength)
+        }
+        return largeFrame?.unusedSpace
+    }
+
+    func connection(_ connection: any Connection, didReadIntoDestination count: Int) {
+        silentFor = .zero
+        pingOutstanding = false
+        largeFrame?.commit(count)
+        assembleLargeFrame()
+    }
+
+    /// Splits bytes read into the loop's buffer into frames; an incomplete large frame left at the
+    /// end moves to a buffer of its own, where the rest of it is read.
+    private func feed(_ bytes: UnsafeRawBufferPointer) {
+        expectedLargeFrameLength = 0
+        do {
+            try decoder.feed(bytes) { (type: UInt8, body: UnsafeRawBufferPointer) throws(WireError) -> Bool in
+                guard connection.isOpen else { return false }
+                try self.handle(type: type, body: body, storage: nil)
+                return connection.isOpen
+            }
+        } catch {
+            refuse(error)
+            return
+        }
+        guard connection.isOpen, let length = decoder.incompleteFrameLength, length >= Relay.largeFrameThreshold
+        else { return }
+        let frame = relay.takeLargeFrameBuffer(frameLength: length)
+        decoder.takeIncompleteFrame { frame.append($0) }
+        largeFrame = frame
+    }
+
+    /// Handles the frame in ``largeFrame`` once it is complete, then what was read after it.
+    private func assembleLargeFrame() {
+        while let frame = largeFrame {
+            let start = Relay.largeFrameHeadroom
+            guard frame.count - start >= Frame.headerSize else { return }
+            let length = frame.withUnsafeBytes(in: start..<start + Frame.headerSize) { prefix in
+                prefix.reduce(0) { $0 << 8 | Int($1) }
+            }
+            guard length != 0, length <= decoder.maximumLength else {
+                largeFrame = nil
+                refuse(length == 0 ? .emptyFrame : .frameTooLarge(length: UInt64(length), maximum: decoder.maximumLength))
+                return
+            }
+            let end = start + Frame.headerSize + length
+            if end > frame.capacity {
+                // A guess that was too small: move what is in to a buffer of the right size.
+                let bigger = relay.takeLargeFrameBuffer(frameLength: Frame.headerSize + length)
+                frame.withUnsafeBytes(in: start..<frame.count) { bigger.append($0) }
+                largeFrame = bigger
+                continue
+            }
+            guard frame.count >= end else { return }
+            largeFrame = nil
+            let bodyStart = start + Frame.headerSize + 1
+            let type = frame.storage.load(fromByteOffset: bodyStart - 1, as: UInt8.self)
+            do {
+                // `frame` holds the buffer for the whole call.
+                let body = UnsafeRawBufferPointer(start: frame.storage + bodyStart, count: end - bodyStart)
+                try handle(type: type, body: body, storage: (frame, bodyStart))
+            } catch {
+                refuse(error)
+                return
+            }
+            relay.recycleLargeFrameBuffer(frame)
+            guard connection.isOpen else { return }
+            let isLarge = Frame.headerSize + length >= Relay.largeFrameThreshold
+            if frame.count == end {
+                expectedLargeFrameLength = isLarge ? Frame.headerSize + length : 0
+                return
+            }
+            if isLarge && frame.count - end <= Relay.largeFrameSlack {
+                // What follows a large frame (the start of the next one, most likely) goes to a new
+                // buffer straight away; the rest of it is read there. More than that (a guess that
+                // was too large) is split as usual, so that nothing is copied more than twice.
+                let next = relay.takeLargeFrameBuffer(frameLength: Frame.headerSize + length)
+                frame.withUnsafeBytes(in: end..<frame.count) { next.append($0) }
+                largeFrame = next
+            } else {
+                frame.withUnsafeBytes(in: end..<frame.count) { feed($0) }
+            }
+        }
+    }
+
+    private func refuse(_ error: WireError) {
+        let code: RelayErrorCode =
+            switch error {
+            case .frameTooLarge: .frameTooLarge
+            default: .malformedFrame
+            }
+        closeReason = error.description
+        relay.refuse(self, code, error.description)
+    }
+
+    /// Handles one frame; `storage` is the shared buffer the body lies in and the body's offset in
+    /// it, when the frame was assembled in a buffer of its own (a direct or multicast payload is
+    /// then forwarded from there).
+    private func handle(
+        type: UInt8, body: UnsafeRawBufferPointer, storage: (buffer: SharedBuffer, offset: Int)?
+    ) throws(WireError) {
         if type == FrameType.publish {
             // The hot path: straight from the read buffer into the room's shared buffer.
             if name == nil {
@@ -650,7 +827,9 @@ final class RelayClient: ConnectionHandler {
                     recipients.append(try Self.shortString(body, at: &offset, "multicast recipient"))
                 }
             }
-            let payload = UnsafeRawBufferPointer(rebasing: body[offset...])
+            let payload = ReceivedPayload(
+                bytes: UnsafeRawBufferPointer(rebasing: body[offset...]),
+                storage: storage.map { ($0.buffer, $0.offset + offset) })
             if name == nil {
                 relay.refuse(self, .notRegistered, "send hello before anything else")
             } else if !relay.allowMessage(from: self) {
@@ -692,9 +871,11 @@ final class RelayClient: ConnectionHandler {
         case (.publish(let payload), _?):
             payload.withUnsafeBytes { relay.publish($0, from: self) }
         case (.direct(let to, let payload), _?):
-            payload.withUnsafeBytes { relay.direct($0, to: to, from: self) }
+            payload.withUnsafeBytes { relay.direct(ReceivedPayload(bytes: $0, storage: nil), to: to, from: self) }
         case (.multicast(let recipients, let payload), _?):
-            payload.withUnsafeBytes { relay.multicast($0, to: recipients, from: self) }
+            payload.withUnsafeBytes {
+                relay.multicast(ReceivedPayload(bytes: $0, storage: nil), to: recipients, from: self)
+            }
         case (.bye, _):
             relay.leave(self, reason: "said goodbye")
             connection.closeAfterFlushing(timeout: relay.configuration.closeTimeout)
@@ -710,4 +891,17 @@ final class RelayClient: ConnectionHandler {
     func connection(_ connection: any Connection, didCloseWith error: TransportError?) {
         relay.connectionClosed(self, reason: closeReason ?? error?.description ?? "disconnected")
     }
+}
+
+/// A direct or multicast payload as the relay received it: its bytes, valid during the call, and,
+/// when the frame was read into a buffer of its own, that buffer and the payload's offset in it.
+struct ReceivedPayload {
+    var bytes: UnsafeRawBufferPointer
+    var storage: (buffer: SharedBuffer, offset: Int)?
+}
+
+/// A frame for one or a few members: its own array, or a range of a shared buffer.
+enum OutgoingFrame {
+    case array([UInt8])
+    case shared(SharedBuffer, Range<Int>)
 }

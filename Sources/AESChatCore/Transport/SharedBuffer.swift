@@ -3,8 +3,9 @@
 /// The relay writes each frame it fans out into one of these exactly once and queues a range of it on
 /// every recipient's connection (``Connection/write(_:range:)``); the buffer lives as long as any
 /// queue holds it (reference counting), so a slow recipient keeps only the bytes it still owes.
-/// Bytes are appended, never changed once written, until the owner ``reset()``s a buffer nobody
-/// else holds. Loop thread only.
+/// Bytes are appended, never changed once queued, until the owner ``reset()``s a buffer nobody
+/// else holds. (The relay may overwrite bytes it has not queued yet: a frame header in front of a
+/// payload it forwards from where it was read.) Loop thread only.
 public final class SharedBuffer {
     /// The most bytes it holds.
     public let capacity: Int
@@ -62,6 +63,20 @@ public final class SharedBuffer {
             append(UInt8(utf8.count))
             append(UnsafeRawBufferPointer(utf8))
         }
+    }
+
+    /// The unwritten rest of the storage, to read into; ``commit(_:)`` then counts what was put
+    /// there. Valid while the buffer lives and nothing else is appended.
+    var unusedSpace: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: storage + count, count: capacity - count)
+    }
+
+    /// Counts `written` bytes put at the start of ``unusedSpace`` (or skipped, to leave room in
+    /// front of what follows) as written.
+    /// - Precondition: they fit.
+    func commit(_ written: Int) {
+        precondition(written >= 0 && written <= remainingCapacity, "shared buffer overflow")
+        count += written
     }
 
     /// Empties the buffer for reuse. Call only when no connection still queues a range of it.

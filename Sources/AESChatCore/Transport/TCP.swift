@@ -212,23 +212,41 @@ public final class TCPConnection: Connection, ReadinessHandler {
     }
 
     private func readAvailable() {
-        let buffer = loop.readBuffer
         for _ in 0..<4 {
             guard state != .closed else { return }
+            let delivering = state == .open || state == .draining
+            // A handler assembling a large frame has the bytes land in its own storage.
+            if delivering, let handler, let destination = handler.readDestination(for: self), destination.count > 0 {
+                let count = System.retryingInterrupts { read(descriptor, destination.baseAddress, destination.count) }
+                if count > 0 {
+                    handler.connection(self, didReadIntoDestination: count)
+                    if count < destination.count { return }
+                    continue
+                }
+                readGotNothing(count)
+                return
+            }
+            let buffer = loop.readBuffer
             let count = System.retryingInterrupts { read(descriptor, buffer.baseAddress, buffer.count) }
             if count > 0 {
-                if state == .open || state == .draining {
+                if delivering {
                     handler?.connection(self, didRead: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
                 }
                 if count < buffer.count { return }
-            } else if count == 0 {
-                finish(error: nil)
-                return
             } else {
-                if errno == EAGAIN || errno == EWOULDBLOCK { return }
-                finish(error: .readFailed(reason: System.lastError))
+                readGotNothing(count)
                 return
             }
+        }
+    }
+
+    /// Handles a read that returned `count` ≤ 0: end of stream or an error closes the connection;
+    /// nothing more to read now (EAGAIN) leaves it open.
+    private func readGotNothing(_ count: Int) {
+        if count == 0 {
+            finish(error: nil)
+        } else if errno != EAGAIN && errno != EWOULDBLOCK {
+            finish(error: .readFailed(reason: System.lastError))
         }
     }
 

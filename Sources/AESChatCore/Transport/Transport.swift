@@ -38,6 +38,14 @@ public protocol ConnectionHandler: AnyObject {
     func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer)
     /// Everything queued has been handed to the kernel.
     func connectionDidDrainOutput(_ connection: any Connection)
+    /// Storage of the handler's own that the next read should land in instead of the loop's
+    /// shared read buffer: the rest of a large frame it assembles in place, so that the frame's
+    /// bytes are never copied in user space. Nil (the default) for the shared buffer. A connection
+    /// that does not read from a descriptor (an in-memory one) never asks.
+    func readDestination(for connection: any Connection) -> UnsafeMutableRawBufferPointer?
+    /// `count` bytes (at least one) were read into the start of the storage that
+    /// ``readDestination(for:)`` just returned.
+    func connection(_ connection: any Connection, didReadIntoDestination count: Int)
     /// The connection is closed: by the peer (`error` nil on an orderly end of stream), by a
     /// failure, or by this side. Called exactly once, never from inside `write` or `close`.
     func connection(_ connection: any Connection, didCloseWith error: TransportError?)
@@ -57,6 +65,12 @@ extension Connection {
 extension ConnectionHandler {
     /// Default: nothing to do when output drains.
     public func connectionDidDrainOutput(_ connection: any Connection) {}
+
+    /// Default: reads land in the loop's shared buffer.
+    public func readDestination(for connection: any Connection) -> UnsafeMutableRawBufferPointer? { nil }
+
+    /// Default: never called, since ``readDestination(for:)`` returns nil.
+    public func connection(_ connection: any Connection, didReadIntoDestination count: Int) {}
 }
 
 /// Accepts connections. Confined to its event loop's thread.

@@ -154,6 +154,23 @@ public struct FrameDecoder: Sendable {
         }
     }
 
+    /// The whole length (prefix included) of the incomplete frame that ``feed(_:_:)`` kept, once its
+    /// length prefix is in; nil when nothing or less than a prefix is buffered.
+    public var incompleteFrameLength: Int? {
+        guard buffer.count - start >= Frame.headerSize else { return nil }
+        var length = 0
+        for index in start..<start + Frame.headerSize { length = length << 8 | Int(buffer[index]) }
+        return Frame.headerSize + length
+    }
+
+    /// Hands the buffered bytes of the incomplete frame to `body` and forgets them: the caller
+    /// takes over assembling that frame (in storage of its own) and feeds what follows it.
+    public mutating func takeIncompleteFrame(_ body: (UnsafeRawBufferPointer) -> Void) {
+        buffer.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+        buffer = []
+        start = 0
+    }
+
     /// Keeps an incomplete frame, reserving its whole length once the prefix is known.
     private mutating func keepTail(_ tail: UnsafeRawBufferPointer) {
         var total = tail.count
