@@ -185,6 +185,82 @@ public final class AESGCM {
         if let failure { throw failure }
     }
 
+    /// Seals the first `buffer.count - 16` bytes of `buffer` in place: they become the ciphertext,
+    /// and the tag goes into the last 16 bytes. For bulk data read straight into the buffer it is
+    /// sent from, so that nothing is copied.
+    ///
+    /// The corresponding libgcrypt call is `gcry_cipher_encrypt` with no input buffer (in place),
+    /// between `gcry_cipher_setiv` plus `gcry_cipher_authenticate`, and `gcry_cipher_gettag`.
+    ///
+    /// - Parameters:
+    ///   - buffer: The plaintext followed by 16 bytes of room for the tag.
+    ///   - nonce: 12 bytes, never reused with this key.
+    ///   - aad: Associated data.
+    /// - Throws: ``CryptoError/ciphertextTooShort`` if `buffer` has no room for the tag;
+    ///   ``CryptoError/invalidNonceSize(expected:actual:)`` unless `nonce` is 12 bytes;
+    ///   ``CryptoError/library(operation:code:message:)`` if libgcrypt fails.
+    public func sealInPlace(
+        _ buffer: UnsafeMutableRawBufferPointer, nonce: [UInt8], authenticating aad: [UInt8]
+    ) throws(CryptoError) {
+        guard nonce.count == Self.nonceSize else {
+            throw .invalidNonceSize(expected: Self.nonceSize, actual: nonce.count)
+        }
+        guard buffer.count >= Self.tagSize, let base = buffer.baseAddress else { throw .ciphertextTooShort }
+        let count = buffer.count - Self.tagSize
+        let failure = nonce.withUnsafeBytes { ivBytes in
+            aad.withUnsafeBytes { aadBytes -> CryptoError? in
+                if let failure = start(iv: ivBytes, aad: aadBytes) { return failure }
+                if count > 0 {
+                    let error = gcry_cipher_encrypt(handle, base, count, nil, 0)
+                    if let failure = Gcrypt.check(error, "gcry_cipher_encrypt") { return failure }
+                }
+                return Gcrypt.check(gcry_cipher_gettag(handle, base + count, Self.tagSize), "gcry_cipher_gettag")
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Checks the tag of `buffer` (ciphertext then 16-byte tag) and decrypts the ciphertext in
+    /// place, so that the first `buffer.count - 16` bytes are the plaintext. On any failure those
+    /// bytes are zeroed, so no unauthenticated plaintext is left in the buffer.
+    ///
+    /// The corresponding libgcrypt call is `gcry_cipher_decrypt` with no input buffer (in place),
+    /// between `gcry_cipher_setiv` plus `gcry_cipher_authenticate`, and `gcry_cipher_checktag`.
+    ///
+    /// - Parameters:
+    ///   - buffer: The ciphertext followed by its tag.
+    ///   - nonce: The 12-byte nonce.
+    ///   - aad: The associated data.
+    /// - Throws: ``CryptoError/ciphertextTooShort``, ``CryptoError/invalidNonceSize(expected:actual:)``,
+    ///   ``CryptoError/authenticationFailed`` or ``CryptoError/library(operation:code:message:)``.
+    public func openInPlace(
+        _ buffer: UnsafeMutableRawBufferPointer, nonce: [UInt8], authenticating aad: [UInt8]
+    ) throws(CryptoError) {
+        guard nonce.count == Self.nonceSize else {
+            throw .invalidNonceSize(expected: Self.nonceSize, actual: nonce.count)
+        }
+        guard buffer.count >= Self.tagSize, let base = buffer.baseAddress else { throw .ciphertextTooShort }
+        let count = buffer.count - Self.tagSize
+        let failure = nonce.withUnsafeBytes { ivBytes in
+            aad.withUnsafeBytes { aadBytes -> CryptoError? in
+                if let failure = start(iv: ivBytes, aad: aadBytes) { return failure }
+                if count > 0 {
+                    let error = gcry_cipher_decrypt(handle, base, count, nil, 0)
+                    if let failure = Gcrypt.check(error, "gcry_cipher_decrypt") { return failure }
+                }
+                // The tag lies after the ciphertext, which is all that decrypting overwrites.
+                let error = gcry_cipher_checktag(handle, base + count, Self.tagSize)
+                if error == 0 { return nil }
+                if Gcrypt.code(error) == GPG_ERR_CHECKSUM.rawValue { return .authenticationFailed }
+                return Gcrypt.error("gcry_cipher_checktag", error)
+            }
+        }
+        if let failure {
+            secureZero(UnsafeMutableRawBufferPointer(start: base, count: count))
+            throw failure
+        }
+    }
+
     // MARK: - Internal API (any IV length, for test vectors)
 
     /// ``seal(_:nonce:authenticating:)`` for an IV of any length of at least one byte (GCM hashes IVs that are not

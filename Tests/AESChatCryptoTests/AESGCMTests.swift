@@ -148,6 +148,32 @@ struct AESGCMTests {
         #expect(try cipher.open(sealed, nonce: nonce, authenticating: aad) == message)
     }
 
+    @Test(arguments: [0, 1, 16, 17, 1000, 262_144])
+    func aesGCM_inPlace_matchesSealAndOpen(length: Int) throws {
+        let cipher = try AESGCM(key: SecureRandom.bytes(count: 32))
+        let message = SecureRandom.bytes(count: length)
+        var buffer = message + [UInt8](repeating: 0, count: AESGCM.tagSize)
+        try buffer.withUnsafeMutableBytes { try cipher.sealInPlace($0, nonce: nonce, authenticating: aad) }
+        #expect(buffer == (try cipher.seal(message, nonce: nonce, authenticating: aad)))
+        try buffer.withUnsafeMutableBytes { try cipher.openInPlace($0, nonce: nonce, authenticating: aad) }
+        #expect(Array(buffer.prefix(length)) == message)
+    }
+
+    @Test func aesGCM_openInPlace_rejectsTampering_andLeavesNoPlaintext() throws {
+        let cipher = try AESGCM(key: SecureRandom.bytes(count: 32))
+        let message = [UInt8](repeating: 0x41, count: 64)
+        var buffer = try cipher.seal(message, nonce: nonce, authenticating: aad)
+        buffer[70] ^= 1
+        #expect(throws: CryptoError.authenticationFailed) {
+            try buffer.withUnsafeMutableBytes { try cipher.openInPlace($0, nonce: nonce, authenticating: aad) }
+        }
+        #expect(buffer.prefix(64).allSatisfy { $0 == 0 })
+        var short = [UInt8](repeating: 0, count: 15)
+        #expect(throws: CryptoError.ciphertextTooShort) {
+            try short.withUnsafeMutableBytes { try cipher.openInPlace($0, nonce: nonce, authenticating: aad) }
+        }
+    }
+
     @Test func aesGCM_handle_isReusableAcrossMessagesAndAfterFailures() throws {
         let sender = try AESGCM(key: key)
         let receiver = try AESGCM(key: key)
