@@ -42,6 +42,13 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     private let loop: any EventLoop
     private let security: any MessageSecurity
     private var decoder = FrameDecoder()
+    /// A large frame (a file chunk) read straight into storage of the client's own.
+    private var largeFrame = FrameBuffer()
+    /// The length of the large frame that ended the last read, as a guess for the next one's
+    /// storage (0: the last frame was small, or more bytes followed it).
+    private var expectedLargeFrameLength = 0
+    /// Frames at least this long (prefix included) are read into the frame buffer.
+    static let largeFrameThreshold = 64 * 1024
     private var state = State.registering
     private var heldLines: [String] = []
     private var inputEnded = false
@@ -255,6 +262,10 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
         connection.write(frame)
     }
 
+    public func sendFrame(_ buffer: SharedBuffer, range: Range<Int>) {
+        connection.write(buffer, range: range)
+    }
+
     public func show(_ event: ClientEvent) {
         emit(event)
     }
@@ -270,15 +281,125 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     // MARK: ConnectionHandler
 
     public func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
-        decoder.append(bytes)
+        var rest = bytes
+        while rest.count > 0 && state != .finished {
+            guard largeFrame.isActive else {
+                feed(rest)
+                return
+            }
+            // Only an in-memory connection gets here with a large frame under way: copy.
+            let space = largeFrame.unusedSpace
+            let taken = min(rest.count, space.count)
+            guard taken > 0 else { return }
+            space.baseAddress!.copyMemory(from: rest.baseAddress!, byteCount: taken)
+            rest = UnsafeRawBufferPointer(rebasing: rest[taken...])
+            largeFrame.count += taken
+            assembleLargeFrame()
+        }
+    }
+
+    public func readDestination(for connection: any Connection) -> UnsafeMutableRawBufferPointer? {
+        if !largeFrame.isActive, expectedLargeFrameLength > 0 {
+            // The previous frame was large and ended a read: the next one probably is too.
+            largeFrame.start(frameLength: expectedLargeFrameLength)
+        }
+        return largeFrame.isActive ? largeFrame.unusedSpace : nil
+    }
+
+    public func connection(_ connection: any Connection, didReadIntoDestination count: Int) {
+        largeFrame.count += count
+        assembleLargeFrame()
+    }
+
+    /// Splits bytes read into the loop's buffer into frames; an incomplete large frame left at the
+    /// end moves to the client's own frame buffer, where the rest of it is read.
+    private func feed(_ bytes: UnsafeRawBufferPointer) {
+        expectedLargeFrameLength = 0
         do {
-            while state != .finished, let frame = try decoder.nextFrame() {
-                try handle(RelayFrame(frame))
+            try decoder.feed(bytes) { (type: UInt8, body: UnsafeRawBufferPointer) throws(WireError) -> Bool in
+                try self.handle(RelayFrame(Frame(type: type, body: ArraySlice(body))))
+                return self.state != .finished
             }
         } catch {
-            emit(.error(message: "the relay sent invalid data: \(error.description)"))
-            finish(.protocolViolation(error.description))
+            protocolViolation(error)
+            return
         }
+        guard state != .finished, let length = decoder.incompleteFrameLength, length >= Self.largeFrameThreshold
+        else { return }
+        largeFrame.start(frameLength: length)
+        decoder.takeIncompleteFrame { largeFrame.append($0) }
+    }
+
+    /// Handles the frame in the frame buffer once it is complete, then what was read after it.
+    private func assembleLargeFrame() {
+        while largeFrame.isActive && state != .finished {
+            guard let length = largeFrame.frameLength else { return }
+            guard length > Frame.headerSize, length - Frame.headerSize <= decoder.maximumLength else {
+                largeFrame.stop()
+                protocolViolation(
+                    length == Frame.headerSize
+                        ? .emptyFrame
+                        : .frameTooLarge(length: UInt64(length - Frame.headerSize), maximum: decoder.maximumLength))
+                return
+            }
+            largeFrame.reserve(frameLength: length)
+            guard largeFrame.count >= length else { return }
+            let frame = largeFrame.bytes
+            do {
+                try handleLarge(
+                    type: frame[Frame.headerSize],
+                    body: UnsafeMutableRawBufferPointer(rebasing: frame[(Frame.headerSize + 1)..<length]))
+            } catch {
+                largeFrame.stop()
+                protocolViolation(error)
+                return
+            }
+            guard state != .finished else { return }
+            let isLarge = length >= Self.largeFrameThreshold
+            if largeFrame.count == length {
+                largeFrame.stop()
+                expectedLargeFrameLength = isLarge ? length : 0
+            } else if isLarge && largeFrame.count - length <= FrameBuffer.slack {
+                // What follows a large frame (the start of the next one, most likely) moves to the
+                // front; the rest of it is read after it. More than that (a guess that was too
+                // large) is split as usual, so that nothing is moved more than twice.
+                largeFrame.dropFrame(length: length)
+            } else {
+                let rest = Array(UnsafeRawBufferPointer(rebasing: frame[length..<largeFrame.count]))
+                largeFrame.stop()
+                rest.withUnsafeBytes { feed($0) }
+            }
+        }
+    }
+
+    /// A frame assembled in the frame buffer: a file chunk is handled where it lies (decrypted in
+    /// place), anything else as usual.
+    private func handleLarge(type: UInt8, body: UnsafeMutableRawBufferPointer) throws(WireError) {
+        guard type == FrameType.deliver else {
+            try handle(RelayFrame(Frame(type: type, body: ArraySlice(UnsafeRawBufferPointer(body)))))
+            return
+        }
+        // The same checks as RelayFrame's, in place.
+        guard body.count >= 1, body.count >= 2 + Int(body[0]) else {
+            try handle(RelayFrame(Frame(type: type, body: ArraySlice(UnsafeRawBufferPointer(body)))))
+            return
+        }
+        let nameLength = Int(body[0])
+        let flags = body[1 + nameLength]
+        let payload = UnsafeMutableRawBufferPointer(rebasing: body[(2 + nameLength)...])
+        guard flags <= 2, payload.first == FileChunk.kind,
+            let from = String(validating: UnsafeRawBufferPointer(rebasing: body[1..<1 + nameLength]), as: UTF8.self)
+        else {
+            try handle(RelayFrame(Frame(type: type, body: ArraySlice(UnsafeRawBufferPointer(body)))))
+            return
+        }
+        guard state == .ready || state == .leaving else { throw .malformed("message before welcome") }
+        transfers?.handleChunk(inPlace: payload, from: from)
+    }
+
+    private func protocolViolation(_ error: WireError) {
+        emit(.error(message: "the relay sent invalid data: \(error.description)"))
+        finish(.protocolViolation(error.description))
     }
 
     public func connectionDidDrainOutput(_ connection: any Connection) {
@@ -366,6 +487,77 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
             connection.write(ClientFrame.pong(token: token).encoded())
         case .pong:
             break
+        }
+    }
+}
+
+/// Storage for one large frame at a time, reused from frame to frame: the frame starts at offset
+/// 0, and a little room after it takes the start of the next. Freed when the session ends, and
+/// after a frame over 4 MiB. Loop thread only.
+struct FrameBuffer: ~Copyable {
+    /// Room after a frame for the start of the next one, read together with its end.
+    static let slack = 4 * 1024
+    private static let largestKept = 4 * 1024 * 1024
+
+    private var storage = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    /// Bytes in the buffer.
+    var count = 0
+    /// Whether a frame is being assembled.
+    private(set) var isActive = false
+
+    deinit { storage.deallocate() }
+
+    /// The bytes held, valid until the next change.
+    var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: storage[0..<count]) }
+
+    /// Where the next read goes.
+    var unusedSpace: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: storage[count...]) }
+
+    /// The frame's whole length (prefix included) once its prefix is in.
+    var frameLength: Int? {
+        guard count >= Frame.headerSize else { return nil }
+        return Frame.headerSize + storage[0..<Frame.headerSize].reduce(0) { $0 << 8 | Int($1) }
+    }
+
+    /// Starts a frame expected to be `frameLength` bytes long.
+    mutating func start(frameLength: Int) {
+        count = 0
+        isActive = true
+        reserve(frameLength: frameLength)
+    }
+
+    /// Makes room for the whole frame and the slack after it, keeping what is in.
+    mutating func reserve(frameLength: Int) {
+        let needed = frameLength + Self.slack
+        guard storage.count < needed else { return }
+        let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: needed, alignment: 16)
+        if count > 0 { bigger.baseAddress!.copyMemory(from: storage.baseAddress!, byteCount: count) }
+        storage.deallocate()
+        storage = bigger
+    }
+
+    /// Appends bytes.
+    /// - Precondition: they fit.
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        precondition(bytes.count <= storage.count - count, "frame buffer overflow")
+        if bytes.count > 0 { (storage.baseAddress! + count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        count += bytes.count
+    }
+
+    /// Drops the first `length` bytes (a frame handled), moving what follows to the front.
+    mutating func dropFrame(length: Int) {
+        let rest = count - length
+        if rest > 0 { storage.baseAddress!.copyMemory(from: storage.baseAddress! + length, byteCount: rest) }
+        count = rest
+    }
+
+    /// Ends the frame; storage that grew large for one frame is given back.
+    mutating func stop() {
+        isActive = false
+        count = 0
+        if storage.count > Self.largestKept {
+            storage.deallocate()
+            storage = UnsafeMutableRawBufferPointer(start: nil, count: 0)
         }
     }
 }

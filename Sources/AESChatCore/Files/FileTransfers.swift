@@ -30,20 +30,18 @@ public enum FileChunk {
 
     static func nonce(_ index: UInt64) -> [UInt8] { AutomaticKeys.counterNonce(index) }
 
-    /// Seals one chunk straight into a complete relay frame — direct to one recipient, or
-    /// multicast to several (at most 255) — encrypting the plaintext into the frame buffer, with no
-    /// other copy.
-    static func sealFrame(
-        _ plaintext: UnsafeRawBufferPointer, fileID: [UInt8], index: UInt64, isFinal: Bool, sender: String,
-        recipients: [String], cipher: AESGCM
-    ) throws(CryptoError) -> [UInt8] {
+    /// The start of a chunk's relay frame, up to the sealed chunk: the frame's length prefix and
+    /// type — direct to one recipient, or multicast to several (at most 255) — then the envelope's
+    /// header. `sealedCount` is the ciphertext and tag that follow.
+    static func frameHeader(
+        fileID: [UInt8], index: UInt64, flags: UInt8, recipients: ArraySlice<String>, sealedCount: Int
+    ) -> [UInt8] {
         precondition(!recipients.isEmpty && recipients.count <= 255, "a chunk goes to 1 to 255 members")
-        let flags = isFinal ? finalFlag : 0
         var prefix = ByteWriter(capacity: 64 + recipients.count * 16)
         prefix.write(UInt32(0))
         if recipients.count == 1 {
             prefix.write(FrameType.direct)
-            prefix.writeShortString(recipients[0])
+            prefix.writeShortString(recipients.first!)
         } else {
             prefix.write(FrameType.multicast)
             prefix.write(UInt8(recipients.count))
@@ -53,9 +51,21 @@ public enum FileChunk {
         prefix.write(contentsOf: fileID)
         prefix.write(index)
         prefix.write(flags)
-        let total = prefix.bytes.count + plaintext.count + AESGCM.tagSize
-        prefix.patch(UInt32(total - Frame.headerSize), at: 0)
-        let header = prefix.bytes
+        prefix.patch(UInt32(prefix.bytes.count + sealedCount - Frame.headerSize), at: 0)
+        return prefix.bytes
+    }
+
+    /// Seals one chunk straight into a complete relay frame (see ``frameHeader``), encrypting the
+    /// plaintext into the frame buffer, with no other copy.
+    static func sealFrame(
+        _ plaintext: UnsafeRawBufferPointer, fileID: [UInt8], index: UInt64, isFinal: Bool, sender: String,
+        recipients: [String], cipher: AESGCM
+    ) throws(CryptoError) -> [UInt8] {
+        let flags = isFinal ? finalFlag : 0
+        let header = frameHeader(
+            fileID: fileID, index: index, flags: flags, recipients: recipients[...],
+            sealedCount: plaintext.count + AESGCM.tagSize)
+        let total = header.count + plaintext.count + AESGCM.tagSize
         let aad = associatedData(fileID: fileID[...], index: index, flags: flags, sender: sender)
         var failure: CryptoError?
         let frame = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
@@ -88,10 +98,19 @@ public protocol FileTransferHost: AnyObject {
     func sendControl(_ content: MessageContent, to recipient: String?)
     /// Queues a complete frame (a sealed chunk) toward the relay.
     func sendFrame(_ frame: [UInt8])
+    /// Queues a complete frame that is `range` of a buffer, keeping the buffer until it is sent.
+    func sendFrame(_ buffer: SharedBuffer, range: Range<Int>)
     /// Shows an event.
     func show(_ event: ClientEvent)
     /// Runs `body` later on the loop.
     @discardableResult func schedule(after delay: Duration, _ body: @escaping () -> Void) -> TimerID
+}
+
+extension FileTransferHost {
+    /// Default: copies the range into an array.
+    public func sendFrame(_ buffer: SharedBuffer, range: Range<Int>) {
+        sendFrame(buffer.withUnsafeBytes(in: range) { Array($0) })
+    }
 }
 
 /// Sends and receives files: streamed in chunks in constant memory, each chunk authenticated,
@@ -279,40 +298,45 @@ public final class FileTransfers {
         let index = transfer.nextChunk
         let offset = index * UInt64(offer.chunkSize)
         let length = Int(min(UInt64(offer.chunkSize), offer.size - offset))
-        guard readChunk(transfer, at: offset, length: length, into: &transfer.buffer) else {
+        let isFinal = index == offer.chunkCount - 1
+        let flags = isFinal ? FileChunk.finalFlag : 0
+        // Chunks go only to the members that accepted (and are still receiving), 255 per frame.
+        let recipients = transfer.receivers.keys.sorted()
+        let sealedCount = length + AESGCM.tagSize
+        let header = FileChunk.frameHeader(
+            fileID: offer.fileID, index: index, flags: flags, recipients: recipients.prefix(255),
+            sealedCount: sealedCount)
+        // The chunk is read straight into its place in the frame, hashed while it is in the cache,
+        // and sealed where it lies.
+        let total = header.count + sealedCount
+        let frame = transfer.takeFrameBuffer(capacity: total)
+        header.withUnsafeBytes { frame.append($0) }
+        let sealed = UnsafeMutableRawBufferPointer(rebasing: frame.unusedSpace[0..<sealedCount])
+        guard readChunk(transfer, at: offset, length: length, to: sealed.baseAddress!) else {
             abortOutgoing(transfer, reason: "the file changed or became unreadable while sending")
             return
         }
-        let isFinal = index == offer.chunkCount - 1
-        // Chunks go only to the members that accepted (and are still receiving), 255 per frame.
-        let sender = host.ownName
-        let recipients = transfer.receivers.keys.sorted()
-        var groups: [[String]] = []
-        var start = 0
-        while start < recipients.count {
-            groups.append(Array(recipients[start..<min(start + 255, recipients.count)]))
-            start += 255
-        }
-        let sealed: Result<[[UInt8]], CryptoError> = transfer.buffer.withUnsafeBytes { raw in
-            let plaintext = UnsafeRawBufferPointer(rebasing: raw[0..<length])
-            transfer.hasher.update(plaintext)
-            return Result { () throws(CryptoError) in
-                var frames: [[UInt8]] = []
-                for group in groups {
-                    frames.append(
-                        try FileChunk.sealFrame(
-                            plaintext, fileID: offer.fileID, index: index, isFinal: isFinal, sender: sender,
-                            recipients: group, cipher: transfer.cipher))
-                }
-                return frames
-            }
-        }
-        switch sealed {
-        case .success(let frames):
-            for frame in frames { host.sendFrame(frame) }
-        case .failure(let error):
+        transfer.hasher.update(UnsafeRawBufferPointer(rebasing: sealed[0..<length]))
+        do {
+            try transfer.cipher.sealInPlace(
+                sealed, nonce: FileChunk.nonce(index),
+                authenticating: FileChunk.associatedData(
+                    fileID: offer.fileID[...], index: index, flags: flags, sender: host.ownName))
+        } catch {
             abortOutgoing(transfer, reason: error.description)
             return
+        }
+        frame.commit(sealedCount)
+        host.sendFrame(frame, range: 0..<total)
+        // More than 255 receivers: the same sealed chunk goes out behind another header.
+        var start = 255
+        while start < recipients.count {
+            let group = recipients[start..<min(start + 255, recipients.count)]
+            var other = FileChunk.frameHeader(
+                fileID: offer.fileID, index: index, flags: flags, recipients: group, sealedCount: sealedCount)
+            other.append(contentsOf: UnsafeRawBufferPointer(sealed))
+            host.sendFrame(other)
+            start += 255
         }
         transfer.nextChunk += 1
         showProgress(
@@ -340,12 +364,18 @@ public final class FileTransfers {
         -> Bool
     {
         if buffer.count < length { buffer = [UInt8](repeating: 0, count: Int(transfer.offer.chunkSize)) }
+        return buffer.withUnsafeMutableBytes { readChunk(transfer, at: offset, length: length, to: $0.baseAddress!) }
+    }
+
+    /// Reads `length` bytes at `offset` to `destination`; false if the file is shorter. (Not an
+    /// overload of the array version: `&array` would convert to a pointer and pick this one.)
+    private func readChunk(
+        _ transfer: OutgoingTransfer, at offset: UInt64, length: Int, to destination: UnsafeMutableRawPointer
+    ) -> Bool {
         var done = 0
         while done < length {
-            let count = buffer.withUnsafeMutableBytes { raw in
-                System.retryingInterrupts {
-                    pread(transfer.descriptor, raw.baseAddress! + done, length - done, off_t(offset) + off_t(done))
-                }
+            let count = System.retryingInterrupts {
+                pread(transfer.descriptor, destination + done, length - done, off_t(offset) + off_t(done))
             }
             if count <= 0 { return false }
             done += count
@@ -524,13 +554,19 @@ public final class FileTransfers {
 
     /// Handles a chunk envelope from `sender`.
     public func handleChunk(_ payload: ArraySlice<UInt8>, from sender: String) {
+        var copy = Array(payload)
+        copy.withUnsafeMutableBytes { handleChunk(inPlace: $0, from: sender) }
+    }
+
+    /// Handles a chunk envelope from `sender` where it lies: the chunk is authenticated and
+    /// decrypted in place (so the bytes of `payload` are overwritten), then written and hashed
+    /// from there.
+    public func handleChunk(inPlace payload: UnsafeMutableRawBufferPointer, from sender: String) {
         guard payload.count >= FileChunk.headerSize + AESGCM.tagSize else { return }
-        var reader = ByteReader(payload)
-        _ = try? reader.readUInt8("kind")
-        guard let fileID = try? reader.readBytes(MessageContent.fileIDSize, "file id"),
-            let index = try? reader.readUInt64("index"),
-            let flags = try? reader.readUInt8("flags"), let transfer = incoming[Self.key(sender, Array(fileID))]
-        else { return }
+        let fileID = Array(payload[1..<1 + MessageContent.fileIDSize])
+        let index = payload[17..<25].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let flags = payload[25]
+        guard let transfer = incoming[Self.key(sender, fileID)] else { return }
         let offer = transfer.offer
         guard index >= transfer.start else { return }  // already held from an earlier attempt
         guard index == transfer.nextChunk else {
@@ -541,7 +577,7 @@ public final class FileTransfers {
                 keepPart: true, tellSender: true)
             return
         }
-        let sealed = reader.readRemaining()
+        let sealed = UnsafeMutableRawBufferPointer(rebasing: payload[FileChunk.headerSize...])
         let isLast = index == offer.chunkCount - 1
         let offset = index * UInt64(offer.chunkSize)
         let expected = index < offer.chunkCount ? (isLast ? offer.size - offset : UInt64(offer.chunkSize)) : 0
@@ -553,35 +589,23 @@ public final class FileTransfers {
                 keepPart: true, tellSender: true)
             return
         }
-        let aad = FileChunk.associatedData(fileID: fileID, index: index, flags: flags, sender: sender)
+        let aad = FileChunk.associatedData(fileID: fileID[...], index: index, flags: flags, sender: sender)
         let length = Int(expected)
-        if transfer.buffer.count < length { transfer.buffer = [UInt8](repeating: 0, count: Int(offer.chunkSize)) }
-        let opened = transfer.buffer.withUnsafeMutableBytes { output in
-            sealed.withUnsafeBytes { input in
-                (try? transfer.cipher.open(
-                    input, nonce: FileChunk.nonce(index), authenticating: aad,
-                    into: UnsafeMutableRawBufferPointer(rebasing: output[0..<length]))) != nil
-            }
-        }
-        guard opened else {
+        do {
+            try transfer.cipher.openInPlace(sealed, nonce: FileChunk.nonce(index), authenticating: aad)
+        } catch {
             failIncoming(
                 transfer, reason: "chunk \(index) failed authentication (tampered)", keepPart: true, tellSender: true)
             return
         }
-        let written: InboxError? = transfer.buffer.withUnsafeBytes { raw in
-            let plaintext = UnsafeRawBufferPointer(rebasing: raw[0..<length])
-            do throws(InboxError) {
-                try Inbox.write(plaintext, to: transfer.descriptor, at: Int(offset))
-            } catch {
-                return error
-            }
-            transfer.hasher.update(plaintext)
-            return nil
-        }
-        if let error = written {
+        let plaintext = UnsafeRawBufferPointer(rebasing: sealed[0..<length])
+        do throws(InboxError) {
+            try Inbox.write(plaintext, to: transfer.descriptor, at: Int(offset))
+        } catch {
             failIncoming(transfer, reason: error.description, keepPart: !error.isDiskFull, tellSender: true)
             return
         }
+        transfer.hasher.update(plaintext)
         transfer.nextChunk = index + 1
         if transfer.nextChunk % Self.acknowledgeEvery == 0 || isLast {
             host.sendControl(.fileProgress(fileID: offer.fileID, nextChunk: transfer.nextChunk), to: sender)
@@ -735,8 +759,24 @@ final class OutgoingTransfer {
     var startedAt: ContinuousClock.Instant = .now
     var bytesAtStart: UInt64 = 0
     var lastProgressShown: ContinuousClock.Instant?
-    /// One chunk of plaintext, reused for every chunk.
+    /// One chunk of plaintext, for hashing what the receivers already hold when resuming.
     var buffer: [UInt8] = []
+    /// Frame buffers, reused once the connection has sent them.
+    private var frameBuffers: [SharedBuffer] = []
+    /// Enough for the output high-water mark of chunks in flight plus the one being sealed.
+    private static let maximumFrameBuffers = 24
+
+    /// An empty frame buffer of at least `capacity` bytes that no connection still holds.
+    func takeFrameBuffer(capacity: Int) -> SharedBuffer {
+        for index in frameBuffers.indices
+        where frameBuffers[index].capacity >= capacity && isKnownUniquelyReferenced(&frameBuffers[index]) {
+            frameBuffers[index].reset()
+            return frameBuffers[index]
+        }
+        let buffer = SharedBuffer(capacity: capacity)
+        if frameBuffers.count < Self.maximumFrameBuffers { frameBuffers.append(buffer) }
+        return buffer
+    }
 
     init(offer: FileOffer, descriptor: Int32, cipher: AESGCM, recipient: String?, targets: [String]) {
         self.offer = offer
@@ -759,8 +799,6 @@ final class IncomingTransfer {
     let hasher = SHA256Hasher()
     var startedAt: ContinuousClock.Instant = .now
     var lastProgressShown: ContinuousClock.Instant?
-    /// One chunk of plaintext, reused for every chunk.
-    var buffer: [UInt8] = []
 
     init(sender: String, offer: FileOffer, cipher: AESGCM, partKey: String, descriptor: Int32, start: UInt64) {
         self.sender = sender

@@ -1,0 +1,152 @@
+import Testing
+
+@testable import AESChatCore
+
+/// Large frames (file chunks) that the relay and the client assemble in buffers of their own and
+/// forward or decrypt where they lie.
+@Suite(.serialized) struct LargeFrameTests {
+    static func payload(_ size: Int, seed: Int) -> [UInt8] {
+        (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed) }
+    }
+
+    @Test func decoder_handsOverAnIncompleteFrame_withItsLength() throws {
+        var decoder = FrameDecoder()
+        let frame = ClientFrame.publish(payload: Self.payload(100_000, seed: 1)[...]).encoded()
+        try frame[0..<3].withUnsafeBytes { try decoder.feed($0) { _, _ in true } }
+        #expect(decoder.incompleteFrameLength == nil)
+        try frame[3..<5000].withUnsafeBytes { try decoder.feed($0) { _, _ in true } }
+        #expect(decoder.incompleteFrameLength == frame.count)
+        var taken: [UInt8] = []
+        decoder.takeIncompleteFrame { taken = Array($0) }
+        #expect(taken == Array(frame[0..<5000]))
+        #expect(decoder.bufferedByteCount == 0)
+        #expect(decoder.incompleteFrameLength == nil)
+    }
+
+    @Test func relay_forwardsLargeDirectAndMulticast_whole_andInOrder_inMemory() {
+        // Frames reach the relay in 4 KiB pieces here: large ones are assembled by copying.
+        let harness = RelayHarness()
+        let alice = harness.member("alice")
+        let bob = harness.member("bob")
+        let carol = harness.member("carol")
+        let first = Self.payload(300_000, seed: 1)
+        let second = Self.payload(70_000, seed: 2)
+        alice.send(.multicast(to: ["bob", "carol"], payload: first[...]))
+        alice.send(.publish(payload: Array("between".utf8)[...]))
+        alice.send(.direct(to: "bob", payload: second[...]))
+        alice.send(.direct(to: "carol", payload: [5][...]))
+        harness.loop.runUntilIdle()
+        #expect(
+            bob.frames.suffix(3) == [
+                .deliver(from: "alice", isDirect: false, payload: first[...]),
+                .deliver(from: "alice", isDirect: false, payload: Array("between".utf8)[...]),
+                .deliver(from: "alice", isDirect: true, payload: second[...]),
+            ])
+        #expect(
+            carol.frames.suffix(3) == [
+                .deliver(from: "alice", isDirect: false, payload: first[...]),
+                .deliver(from: "alice", isDirect: false, payload: Array("between".utf8)[...]),
+                .deliver(from: "alice", isDirect: true, payload: [5][...]),
+            ])
+    }
+
+    @Test func relay_refusesAnOversizedLargeFrame_once_itsPrefixIsIn() {
+        var configuration = RelayConfiguration()
+        configuration.maximumFrameLength = 100_000
+        let harness = RelayHarness(configuration: configuration)
+        let alice = harness.member("alice")
+        _ = harness.member("bob")
+        // A 90,000-byte frame is assembled on its own; the next one announces too much.
+        var bytes = ClientFrame.direct(to: "bob", payload: Self.payload(90_000, seed: 3)[...]).encoded()
+        bytes += [0x00, 0x02, 0x00, 0x00, FrameType.direct]
+        alice.connection.write(bytes)
+        harness.loop.runUntilIdle()
+        #expect(alice.errors == [RelayErrorCode.frameTooLarge.rawValue])
+        #expect(alice.closed)
+    }
+
+    @Test func relayAndRawClients_overRealSockets_forwardBackToBackLargeFrames_intact() throws {
+        let loop = try PosixEventLoop()
+        let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
+        let relay = Relay(loop: loop) { _ in }
+        relay.attach(to: listener)
+        let names = ["alice", "bob", "carol"]
+        let sinks = names.map { _ in FrameSink() }
+        let connections = try names.enumerated().map { index, name in
+            let connection = try TCPConnection.connect(host: "127.0.0.1", port: listener.localPort, loop: loop)
+            connection.handler = sinks[index]
+            connection.write(ClientFrame.hello(version: 1, name: name, room: "lobby", profile: []).encoded())
+            return connection
+        }
+        // Everything alice sends goes out in one piece: large frames back to back, small ones between,
+        // sizes that do and do not fill a read.
+        var expectedBob: [RelayFrame] = []
+        var expectedCarol: [RelayFrame] = []
+        var stream: [UInt8] = []
+        for index in 0..<24 {
+            let size = [262_144 + 16 + 26, 65_536, 300_001, 1_000_000, 70_000, 100][index % 6]
+            let body = Self.payload(size, seed: index)
+            switch index % 4 {
+            case 0, 1:
+                stream += ClientFrame.multicast(to: ["bob", "carol"], payload: body[...]).encoded()
+                expectedBob.append(.deliver(from: "alice", isDirect: false, payload: body[...]))
+                expectedCarol.append(.deliver(from: "alice", isDirect: false, payload: body[...]))
+            case 2:
+                stream += ClientFrame.direct(to: "bob", payload: body[...]).encoded()
+                expectedBob.append(.deliver(from: "alice", isDirect: true, payload: body[...]))
+            default:
+                stream += ClientFrame.publish(payload: body[...]).encoded()
+                expectedBob.append(.deliver(from: "alice", isDirect: false, payload: body[...]))
+                expectedCarol.append(.deliver(from: "alice", isDirect: false, payload: body[...]))
+            }
+        }
+        func delivered(_ sink: FrameSink) -> [RelayFrame] {
+            sink.frames.compactMap { try? RelayFrame($0) }.filter {
+                if case .deliver = $0 { true } else { false }
+            }
+        }
+        loop.schedule(after: .milliseconds(100)) { connections[0].write(stream) }
+        var timedOut = false
+        loop.schedule(after: .seconds(20)) {
+            timedOut = true
+            loop.stop()
+        }
+        func poll() {
+            if delivered(sinks[1]).count == expectedBob.count && delivered(sinks[2]).count == expectedCarol.count {
+                loop.stop()
+            } else {
+                loop.schedule(after: .milliseconds(5), poll)
+            }
+        }
+        poll()
+        try loop.run()
+        #expect(!timedOut)
+        #expect(delivered(sinks[1]) == expectedBob)
+        #expect(delivered(sinks[2]) == expectedCarol)
+        for connection in connections { connection.close() }
+        listener.close()
+    }
+
+    @Test func frameBuffer_keepsTheStartOfTheNextFrame_andGrowsForALargerOne() {
+        var buffer = FrameBuffer()
+        buffer.start(frameLength: 10)
+        let bytes: [UInt8] = [0, 0, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0, 20, 9]
+        bytes.withUnsafeBytes { buffer.append($0) }
+        let firstLength = buffer.frameLength
+        #expect(firstLength == 10)
+        buffer.dropFrame(length: 10)
+        let kept = Array(buffer.bytes)
+        let nextLength = buffer.frameLength
+        #expect(kept == [0, 0, 0, 20, 9])
+        #expect(nextLength == 24)
+        buffer.reserve(frameLength: 100_000)
+        let keptAfterGrowing = Array(buffer.bytes)
+        let room = buffer.unusedSpace.count
+        #expect(keptAfterGrowing == [0, 0, 0, 20, 9])
+        #expect(room >= 100_000 - 5)
+        buffer.stop()
+        let (active, count) = (buffer.isActive, buffer.count)
+        #expect(!active)
+        #expect(count == 0)
+    }
+}
