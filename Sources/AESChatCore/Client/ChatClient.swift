@@ -540,7 +540,9 @@ struct FrameBuffer: ~Copyable {
     /// - Precondition: they fit.
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
         precondition(bytes.count <= storage.count - count, "frame buffer overflow")
-        if bytes.count > 0 { (storage.baseAddress! + count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        if bytes.count > 0 {
+            (storage.baseAddress! + count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        }
         count += bytes.count
     }
 

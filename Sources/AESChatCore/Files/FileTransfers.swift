@@ -552,7 +552,8 @@ public final class FileTransfers {
         startWatchdog()
     }
 
-    /// Handles a chunk envelope from `sender`.
+    /// Handles a chunk envelope from `sender`, from a copy of `payload` (see
+    /// ``handleChunk(inPlace:from:)``).
     public func handleChunk(_ payload: ArraySlice<UInt8>, from sender: String) {
         var copy = Array(payload)
         copy.withUnsafeMutableBytes { handleChunk(inPlace: $0, from: sender) }
@@ -561,6 +562,9 @@ public final class FileTransfers {
     /// Handles a chunk envelope from `sender` where it lies: the chunk is authenticated and
     /// decrypted in place (so the bytes of `payload` are overwritten), then written and hashed
     /// from there.
+    /// - Parameters:
+    ///   - payload: the envelope (kind 0x04 first); valid and writable during the call only.
+    ///   - sender: the member the relay says sent it (bound into the chunk's associated data).
     public func handleChunk(inPlace payload: UnsafeMutableRawBufferPointer, from sender: String) {
         guard payload.count >= FileChunk.headerSize + AESGCM.tagSize else { return }
         let fileID = Array(payload[1..<1 + MessageContent.fileIDSize])

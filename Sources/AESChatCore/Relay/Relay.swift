@@ -438,9 +438,11 @@ public final class Relay {
     fileprivate func recycleLargeFrameBuffer(_ buffer: SharedBuffer) {
         if spareLargeFrameBuffers.count >= Self.maximumSpareBuffers {
             // Forget one that is still queued somewhere; it is freed once sent.
-            guard let index = spareLargeFrameBuffers.indices.first(where: {
-                !isKnownUniquelyReferenced(&spareLargeFrameBuffers[$0])
-            }) else { return }
+            guard
+                let index = spareLargeFrameBuffers.indices.first(where: {
+                    !isKnownUniquelyReferenced(&spareLargeFrameBuffers[$0])
+                })
+            else { return }
             spareLargeFrameBuffers.remove(at: index)
         }
         spareLargeFrameBuffers.append(buffer)
@@ -746,7 +748,8 @@ final class RelayClient: ConnectionHandler {
             }
             guard length != 0, length <= decoder.maximumLength else {
                 largeFrame = nil
-                refuse(length == 0 ? .emptyFrame : .frameTooLarge(length: UInt64(length), maximum: decoder.maximumLength))
+                refuse(
+                    length == 0 ? .emptyFrame : .frameTooLarge(length: UInt64(length), maximum: decoder.maximumLength))
                 return
             }
             let end = start + Frame.headerSize + length
