@@ -414,6 +414,8 @@ public final class Relay {
     static let largeFrameHeadroom = 64
     /// Room after a large frame for the start of the next one, read together with its end.
     static let largeFrameSlack = 4 * 1024
+    /// The largest large-frame buffer kept for reuse.
+    static let largestSpareLargeFrameBuffer = 1024 * 1024 + largeFrameHeadroom + largeFrameSlack
 
     /// An empty buffer for a large frame of `frameLength` bytes (prefix included): a spare one
     /// that no connection holds any more, or a new one. Its count starts past the headroom.
@@ -434,8 +436,10 @@ public final class Relay {
         return buffer
     }
 
-    /// Keeps a large-frame buffer for reuse once the connections it was queued on have sent it.
+    /// Keeps a large-frame buffer for reuse once the connections it was queued on have sent it
+    /// (one of at most 1 MiB: a file chunk; a larger one is freed once sent).
     fileprivate func recycleLargeFrameBuffer(_ buffer: SharedBuffer) {
+        guard buffer.capacity <= Self.largestSpareLargeFrameBuffer else { return }
         if spareLargeFrameBuffers.count >= Self.maximumSpareBuffers {
             // Forget one that is still queued somewhere; it is freed once sent.
             guard
