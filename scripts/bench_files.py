@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(os.environ.get("AESCHAT_BIN") or ROOT / ".build" / "release" / "aeschat")
-BENCH = ROOT / ".build" / "release" / "aeschat-bench"
+BENCH = Path(os.environ.get("AESCHAT_BENCH_BIN") or ROOT / ".build" / "release" / "aeschat-bench")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
