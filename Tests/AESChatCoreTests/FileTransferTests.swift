@@ -267,3 +267,59 @@ final class InboxFolder {
         #expect(SafeFileName.alternative(".x", number: 1) == ".x (1)")
     }
 }
+
+@Suite struct FileTransferSendingTests {
+    /// The frames a sender produced, opened with the offer's key: (index, flags, plaintext).
+    static func open(_ frames: [[UInt8]], offer: FileOffer, sender: String) throws -> [(UInt64, UInt8, [UInt8])] {
+        let cipher = try AESGCM(key: offer.key)
+        return try frames.map { frame in
+            // length, direct, str8 recipient, then the envelope.
+            #expect(frame[4] == FrameType.direct)
+            let envelope = Array(frame[(6 + Int(frame[5]))...])
+            #expect(envelope[0] == FileChunk.kind)
+            #expect(Array(envelope[1..<17]) == offer.fileID)
+            let index = envelope[17..<25].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let flags = envelope[25]
+            let plaintext = try cipher.open(
+                Array(envelope[26...]), nonce: FileChunk.nonce(index),
+                authenticating: FileChunk.associatedData(
+                    fileID: offer.fileID[...], index: index, flags: flags, sender: sender))
+            return (index, flags, plaintext)
+        }
+    }
+
+    /// Resuming from chunk 2 hashes the first two chunks from the file before sending the rest
+    /// (a heap overwrite there once hung or crashed the process, hence the time limit).
+    @Test(.timeLimit(.minutes(1)), arguments: [0, 2])
+    func chunksAreSealedInPlace_andTheDigestCoversTheWholeFile(resumeFrom: UInt64) throws {
+        let folder = InboxFolder()
+        let chunk = Int(FileChunk.defaultChunkSize)
+        let data = (0..<(3 * chunk + 1000)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
+        let path = folder.path + "/source.bin"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(data)))
+        let host = RecordingTransferHost()
+        host.ownName = "alice"
+        host.presentMembers = ["bob"]
+        let transfers = FileTransfers(host: host, inbox: try Inbox(path: folder.path + "/inbox"), maximumFileSize: nil)
+        transfers.send(path: path, to: "bob")
+        guard case .fileOffer(let offer)? = host.controls.first?.0 else {
+            Issue.record("no offer")
+            return
+        }
+        transfers.handleControl(
+            .fileReply(fileID: offer.fileID, accept: true, resumeFrom: resumeFrom, reason: ""), from: "bob",
+            isPrivate: true)
+        let opened = try Self.open(host.frames, offer: offer, sender: "alice")
+        #expect(opened.map(\.0) == Array(resumeFrom..<4))
+        #expect(opened.map(\.1) == (resumeFrom..<4).map { $0 == 3 ? FileChunk.finalFlag : 0 })
+        for (index, _, plaintext) in opened {
+            #expect(plaintext == Array(data[(Int(index) * chunk)..<min(data.count, (Int(index) + 1) * chunk)]))
+        }
+        let done = host.controls.compactMap { content, _ -> [UInt8]? in
+            if case .fileDone(_, let digest, let size) = content, size == UInt64(data.count) { return digest }
+            return nil
+        }
+        #expect(done == [SHA256.hash(data)])
+        transfers.closeAll()
+    }
+}
