@@ -40,6 +40,8 @@ def open_envelope(room_key, room, sender, envelope):
     nonce = b"\x00" * 4 + struct.pack(">Q", counter)
     aad = b"aeschat/1" + header + str8(room) + str8(sender)
     plaintext = AESGCM(message_key(room_key, session, room, sender)).decrypt(nonce, sealed, aad)
+    if plaintext[0] == 0x03:  # message id, then the text
+        plaintext = plaintext[9:]
     assert plaintext[0] == 0x01
     return plaintext[1:].decode()
 
