@@ -87,6 +87,12 @@ public struct Identity: Sendable {
         } catch {
             throw .unreadable(path: path, reason: "\(error)")
         }
+        return try parse(text, path: path)
+    }
+
+    /// Parses the contents of an identity file: `aeschat-identity-v1 <64 hex digits>` and a newline.
+    /// - Parameter path: names the file in errors.
+    public static func parse(_ text: String, path: String) throws(IdentityError) -> Identity {
         let fields = text.trimmingASCIIWhitespace().split(separator: " ")
         guard fields.count == 2, fields[0] == Substring(header) else {
             throw .malformed(path: path, reason: "expected '\(header)' followed by 64 hexadecimal digits")
