@@ -327,7 +327,9 @@ def read_frames_until_close(sock, limit=1 << 20):
 
 
 def hello(name, room="lobby", version=1):
-    body = struct.pack(">H", version) + bytes([len(name)]) + name.encode() + bytes([len(room)]) + room.encode() + b"\x00\x00"
+    name = name if isinstance(name, bytes) else name.encode()
+    room = room if isinstance(room, bytes) else room.encode()
+    body = struct.pack(">H", version) + bytes([len(name)]) + name + bytes([len(room)]) + room + b"\x00\x00"
     return struct.pack(">I", len(body) + 1) + b"\x01" + body
 
 
@@ -340,6 +342,8 @@ def test_malformed_and_oversized_frames_close_only_that_connection(clients, rela
         struct.pack(">I", 2) + b"\x02x",  # publish before hello
         hello("bad name!"),  # invalid name
         hello("x" * 40),  # name too long
+        hello(b"al\xffce"),  # invalid UTF-8 in the name
+        hello("eve", room=b"lob\xc3"),  # invalid UTF-8 in the room (a cut-off two-byte sequence)
         hello("eve", version=99),  # unsupported version
         struct.pack(">I", 4) + b"\x01\x00\x01\x05",  # truncated hello
         hello("eve") + hello("eve"),  # hello twice

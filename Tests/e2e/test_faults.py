@@ -90,6 +90,25 @@ class FaultyProxy:
         self.listener.close()
 
 
+def relay_usage(relay):
+    """The relay's open descriptors and resident memory (KiB)."""
+    pid = relay.process.pid
+    with open(f"/proc/{pid}/status") as status:
+        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return len(os.listdir(f"/proc/{pid}/fd")), rss
+
+
+def assert_relay_back_to(relay, baseline, rss_slack_kib=8192, timeout=10):
+    """Descriptors return to the baseline (connections closed are released) and memory stays near it."""
+    deadline = time.monotonic() + timeout
+    while relay_usage(relay)[0] > baseline[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    descriptors, rss = relay_usage(relay)
+    assert descriptors <= baseline[0], (descriptors, baseline)
+    assert rss <= baseline[1] + rss_slack_kib, (rss, baseline)
+    assert relay.process.poll() is None
+
+
 def member(port, name):
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.sendall(hello(name))
@@ -112,6 +131,7 @@ def test_a_connection_stalled_for_30_seconds_does_not_slow_the_others():
     # The stalled member's hello arrives after 30 s, beyond the default handshake timeout.
     relay = Relay(free_port(), ["--handshake-timeout", "60"])
     proxy = FaultyProxy(relay.port, stall=30)
+    baseline = relay_usage(relay)
     try:
         slow = socket.create_connection(("127.0.0.1", proxy.port), timeout=40)
         slow.sendall(hello("slow"))
@@ -131,6 +151,7 @@ def test_a_connection_stalled_for_30_seconds_does_not_slow_the_others():
         assert deliveries(slow_reader, b"alice", 1, timeout=10) == [b"after the stall"]
         for sock in (slow, alice, bob):
             sock.close()
+        assert_relay_back_to(relay, baseline)
     finally:
         proxy.close()
         relay.stop()
@@ -143,6 +164,7 @@ def test_connections_cut_at_random_points_make_the_client_reconnect_and_every_li
     try:
         carol = Client("carol", relay.port, key_file, tmp_path / "inbox-carol")
         carol.ready()
+        baseline = relay_usage(relay)
         bob = Client("bob", proxy.port, key_file, tmp_path / "inbox-bob")
         # Lines typed before, during and between the cuts: each arrives exactly once, in order.
         lines = [f"through the cuts {index}" for index in range(12)]
@@ -155,6 +177,7 @@ def test_connections_cut_at_random_points_make_the_client_reconnect_and_every_li
         assert proxy.accepted >= 2
         bob.close_input()
         assert bob.wait(timeout=20) == 0
+        assert_relay_back_to(relay, baseline)
     finally:
         for client in (bob, carol):
             if client is not None:
@@ -231,6 +254,7 @@ def test_a_line_in_flight_when_the_connection_is_cut_arrives_exactly_once(tmp_pa
     try:
         carol = Client("carol", relay.port, mode_key, tmp_path / "inbox-carol")
         carol.ready()
+        baseline = relay_usage(relay)
         bob = Client("bob", proxy.port, mode_key, tmp_path / "inbox-bob")
         bob.ready()
         carol.events(event="joined", name="bob")
@@ -252,6 +276,7 @@ def test_a_line_in_flight_when_the_connection_is_cut_arrives_exactly_once(tmp_pa
         bob.close_input()
         assert bob.wait(timeout=20) == 0
         assert proxy.accepted == 2
+        assert_relay_back_to(relay, baseline)
     finally:
         for client in (bob, carol):
             if client is not None:
@@ -282,7 +307,7 @@ def test_a_client_killed_mid_message_leaves_the_others_chatting_and_nothing_behi
         erin = Client("erin", relay.port, key_file, tmp_path / "inbox-erin")
         erin.ready()
         carol.events(event="joined", name="erin")
-        baseline = len(os.listdir(f"/proc/{relay.process.pid}/fd"))
+        baseline = relay_usage(relay)
         child = subprocess.Popen([sys.executable, "-c", HALF_A_MESSAGE, str(relay.port)], stdout=subprocess.PIPE)
         assert child.stdout.readline() == b"half sent\n"
         carol.events(event="joined", name="dave")
@@ -292,11 +317,7 @@ def test_a_client_killed_mid_message_leaves_the_others_chatting_and_nothing_behi
         erin.say("still here")
         assert messages_from(carol, "erin", "still here") == ["still here"]
         assert not [line for line in carol.out.seen if '"from":"dave"' in line]
-        deadline = time.monotonic() + 10
-        while len(os.listdir(f"/proc/{relay.process.pid}/fd")) > baseline and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(os.listdir(f"/proc/{relay.process.pid}/fd")) == baseline
-        assert relay.process.poll() is None
+        assert_relay_back_to(relay, baseline)
     finally:
         if child is not None and child.poll() is None:
             child.kill()
