@@ -100,6 +100,9 @@ def test_two_rooms_never_see_each_other(clients):
     assert carol.ready()["members"] == []
     dave = clients("dave", room="two")
     assert dave.ready()["members"] == ["carol"]
+    # With automatic keys a newcomer can read a sender only once the sender has seen it join (and sent it its key).
+    alice.events(event="joined", name="bob")
+    carol.events(event="joined", name="dave")
     alice.say("for room one")
     carol.say("for room two")
     assert bob.events(event="message")["text"] == "for room one"

@@ -16,6 +16,10 @@ public final class ReconnectingSession {
         public var giveUpAfter: Duration = .seconds(300)
         /// Lines typed while disconnected that are kept to be sent after reconnecting.
         public var maximumQueuedLines = 1000
+        /// How long a connection must last for the backoff to start again from ``initialDelay``:
+        /// a relay that keeps dropping the client soon after registration (as too slow, say) is
+        /// retried ever more slowly instead of twice a second.
+        public var stableConnection: Duration = .seconds(30)
 
         /// The documented defaults.
         public init() {}
@@ -46,6 +50,7 @@ public final class ReconnectingSession {
     private var hasRegistered = false
     private var reconnecting = false
     private var attempts = 0
+    private var registeredAt: ContinuousClock.Instant?
     private var disconnectedSince: ContinuousClock.Instant?
     private var queuedLines: [OutgoingLine] = []
     private var linesToSendAgain = 0
@@ -140,7 +145,7 @@ public final class ReconnectingSession {
         hasRegistered = true
         clientRegistered = true
         disconnectedSince = nil
-        attempts = 0
+        registeredAt = now()
         // The queue goes first (lines the lost connection had not had confirmed, then those typed
         // while disconnected); only then may input that waited meanwhile flow again.
         let lines = queuedLines
@@ -175,6 +180,8 @@ public final class ReconnectingSession {
             }
         }
         clientRegistered = false
+        if let registeredAt, now() - registeredAt >= policy.stableConnection { attempts = 0 }
+        registeredAt = nil
         client = nil
         switch outcome {
         case .finished:
