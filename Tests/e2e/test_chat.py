@@ -9,7 +9,7 @@ import struct
 import subprocess
 import time
 
-from conftest import Client, Proxy, Relay, binary_path, free_port
+from conftest import Client, Proxy, Relay, assert_relay_back_to, binary_path, free_port, relay_usage
 
 
 def start_all(clients, names, room=None):
@@ -338,6 +338,7 @@ def hello(name, room="lobby", version=1):
 
 def test_malformed_and_oversized_frames_close_only_that_connection(clients, relay):
     alice, bob = start_all(clients, ["alice", "bob"])
+    baseline = relay_usage(relay)
     cases = [
         struct.pack(">I", 0xFFFFFFFF) + b"\x02",  # 4 GiB length prefix
         struct.pack(">I", 0),  # zero length
@@ -362,6 +363,7 @@ def test_malformed_and_oversized_frames_close_only_that_connection(clients, rela
         assert message, payload
         alice.say(f"after {payload[:8].hex()}")
         assert bob.events(event="message")["text"] == f"after {payload[:8].hex()}"
+    assert_relay_back_to(relay, baseline)
 
 
 def test_frame_cut_in_the_middle_and_abrupt_close_do_not_disturb_others(clients, relay):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import Client, Relay, free_port
+from conftest import Client, Relay, assert_relay_back_to, free_port, relay_usage
 from test_relay_cap import Reader, frame, hello
 
 DELIVER = 0x84
@@ -88,25 +88,6 @@ class FaultyProxy:
     def close(self):
         self.closed = True
         self.listener.close()
-
-
-def relay_usage(relay):
-    """The relay's open descriptors and resident memory (KiB)."""
-    pid = relay.process.pid
-    with open(f"/proc/{pid}/status") as status:
-        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-    return len(os.listdir(f"/proc/{pid}/fd")), rss
-
-
-def assert_relay_back_to(relay, baseline, rss_slack_kib=8192, timeout=10):
-    """Descriptors return to the baseline (connections closed are released) and memory stays near it."""
-    deadline = time.monotonic() + timeout
-    while relay_usage(relay)[0] > baseline[0] and time.monotonic() < deadline:
-        time.sleep(0.05)
-    descriptors, rss = relay_usage(relay)
-    assert descriptors <= baseline[0], (descriptors, baseline)
-    assert rss <= baseline[1] + rss_slack_kib, (rss, baseline)
-    assert relay.process.poll() is None
 
 
 def member(port, name):
