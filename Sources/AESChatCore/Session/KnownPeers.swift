@@ -30,8 +30,8 @@ public final class KnownPeers {
     public init(path: String?, warn: @escaping (String) -> Void = { _ in }) {
         self.path = path
         self.warn = warn
-        guard let path, let text = try? SecretFile.read(path: path, limit: 16 * 1024 * 1024) else { return }
-        (entries, foreignLines) = Self.parse(text)
+        guard let path, let contents = try? SecretFile.read(path: path, limit: 16 * 1024 * 1024) else { return }
+        (entries, foreignLines) = Self.parse(contents.text)
     }
 
     /// Splits the file's text into pins and the lines that are not pins (kept as they are).
