@@ -402,6 +402,34 @@ final class Box<T> {
         #expect(bobOutput.warnings.isEmpty)
     }
 
+    @Test func aRelayThatConfirmsNothingAfterInputEnds_countsAsLost_andTheLinesAreHandedBack() {
+        let harness = ChatHarness()
+        _ = harness.client("bob")
+        let output = EventCollector()
+        let (clientEnd, linkEnd) = MemoryConnection.pair(loop: harness.loop)
+        let link = TamperingLink(relayEnd: harness.relayHarness.listener.connect())
+        linkEnd.handler = link
+        link.towardRelay.connection.handler = ForwardToClient(clientSide: linkEnd)
+        let outcome = Box<ClientOutcome?>(nil)
+        let alice = ChatClient(
+            name: "alice", room: "lobby", roomKey: harness.key, connection: clientEnd, output: output,
+            loop: harness.loop
+        ) { outcome.value = $0 }
+        alice.start()
+        harness.loop.runUntilIdle()
+        link.rewrite = Self.dropping {
+            if case .ping = $0 { return true }
+            return false
+        }
+        alice.submit(line: "unanswered")
+        alice.endOfInput()
+        harness.loop.advance(by: .seconds(9))
+        #expect(outcome.value == nil)
+        harness.loop.advance(by: .seconds(2))
+        #expect(outcome.value == .relayLost("the relay has not confirmed 1 line(s) for 10 seconds"))
+        #expect(alice.linesNotConfirmed.map(\.text) == ["unanswered"])
+    }
+
     @Test func atMostSixtyFourLinesAreUnconfirmed_laterOnesWait_andInputEndsOnlyOnceAllAreConfirmed() {
         let harness = ChatHarness()
         let (_, bobOutput, _) = harness.client("bob")

@@ -248,6 +248,7 @@ def test_receiver_killed_during_transfer_never_gets_a_wrong_file(tmp_path, relay
         # bob comes back and the file is sent again: it completes correctly.
         bob = Client("bob", relay.port, mode_key, inbox)
         bob.ready()
+        alice.events(event="joined", name="bob", timeout=30)
         alice.say(f"/send {source}")
         received = bob.events(event="file", timeout=120)
         assert Path(received["path"]).read_bytes() == source.read_bytes()

@@ -44,6 +44,8 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     public static let maximumUnconfirmedLines = 64
     /// Lines waiting to be sent beyond which input is paused.
     public static let waitingLinesHighWater = 1024
+    /// After input ends, how long the relay may confirm nothing before it counts as lost.
+    public static let leavingConfirmationTimeout: Duration = .seconds(10)
 
     private let name: String
     private let room: String
@@ -62,6 +64,8 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     private var messageFramesWritten = 0
     private let recentMessageIDs: RecentMessageIDs
     private var inputPaused = false
+    private var confirmations = 0
+    private var watchingConfirmations = false
     private var quitting = false
     private var inputEnded = false
     private var pendingOutcome: ClientOutcome = .finished
@@ -209,6 +213,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     /// The relay answered the ping with `token`: every line sent before it was handled.
     private func confirm(upTo token: UInt64) {
         guard token <= lastPingToken else { return }
+        confirmations += 1
         let confirmed = unconfirmedLines.prefix { $0.token <= token }.count
         unconfirmedLines.removeFirst(confirmed)
         sendWaitingLines()
@@ -220,6 +225,30 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     public func endOfInput() {
         inputEnded = true
         leaveIfIdle()
+        watchConfirmationsWhileLeaving()
+    }
+
+    /// Once input has ended, a relay that confirms nothing for ``leavingConfirmationTimeout``
+    /// while lines wait for it (and no file is in flight) counts as lost: the session reconnects
+    /// and sends those lines again, instead of waiting forever or leaving without them.
+    private func watchConfirmationsWhileLeaving() {
+        guard !watchingConfirmations else { return }
+        watchingConfirmations = true
+        let seen = confirmations
+        loop.schedule(after: Self.leavingConfirmationTimeout) { [weak self] in
+            guard let self else { return }
+            self.watchingConfirmations = false
+            guard self.state == .ready, self.inputEnded, !self.unconfirmedLines.isEmpty else { return }
+            if self.confirmations == seen && !(self.transfers?.isBusy ?? false) {
+                let seconds = Self.leavingConfirmationTimeout.components.seconds
+                let reason =
+                    "the relay has not confirmed \(self.unconfirmedLines.count) line(s) for \(seconds) seconds"
+                self.emit(.error(message: reason))
+                self.finish(.relayLost(reason))
+            } else {
+                self.watchConfirmationsWhileLeaving()
+            }
+        }
     }
 
     private func leaveIfIdle() {
@@ -270,6 +299,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
             waitingLines.removeAll()
             firstWaitingLine = 0
             leaveIfIdle()
+            watchConfirmationsWhileLeaving()
         case .sendFile(let path, let recipient):
             if let transfers {
                 transfers.send(path: path, to: recipient)
