@@ -201,13 +201,15 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
 
     /// Sends a message line, then a ping whose pong will confirm it. A line the security layer
     /// holds back (a changed key waiting for `/trust`) writes nothing and is not tracked.
-    private func sendAwaitingConfirmation(_ line: OutgoingLine, _ send: () -> Void) {
+    @discardableResult
+    private func sendAwaitingConfirmation(_ line: OutgoingLine, _ send: () -> Void) -> Bool {
         let before = messageFramesWritten
         send()
-        guard messageFramesWritten != before, state == .ready else { return }
+        guard messageFramesWritten != before, state == .ready else { return false }
         lastPingToken += 1
         connection.write(ClientFrame.ping(token: lastPingToken).encoded())
         unconfirmedLines.append((line, lastPingToken))
+        return true
     }
 
     /// The relay answered the ping with `token`: every line sent before it was handled.
@@ -284,10 +286,10 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
                 emit(.error(message: "/msg needs another member's name, not your own"))
                 return
             }
-            sendAwaitingConfirmation(line) {
+            let sent = sendAwaitingConfirmation(line) {
                 security.sendPrivately(.identified(id: id, .text(text)), to: recipient, outbox: self)
             }
-            emit(.info("to \(recipient), privately: \(text)"))
+            if sent { emit(.info("to \(recipient), privately: \(text)")) }
         case .security(let command):
             security.handle(command, outbox: self)
         case .help:
