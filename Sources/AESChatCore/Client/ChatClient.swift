@@ -44,8 +44,9 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     public static let maximumUnconfirmedLines = 64
     /// Lines waiting to be sent beyond which input is paused.
     public static let waitingLinesHighWater = 1024
-    /// After input ends, how long the relay may confirm nothing before it counts as lost.
-    public static let leavingConfirmationTimeout: Duration = .seconds(10)
+    /// How long a relay may show no sign of life while lines wait for its confirmation before it
+    /// counts as lost.
+    public static let unresponsiveRelayTimeout: Duration = .seconds(30)
 
     private let name: String
     private let room: String
@@ -65,7 +66,8 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     private let recentMessageIDs: RecentMessageIDs
     private var inputPaused = false
     private var confirmations = 0
-    private var watchingConfirmations = false
+    private var bytesRead = 0
+    private var watchingForAnswers = false
     private var quitting = false
     private var inputEnded = false
     private var pendingOutcome: ClientOutcome = .finished
@@ -209,6 +211,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
         lastPingToken += 1
         connection.write(ClientFrame.ping(token: lastPingToken).encoded())
         unconfirmedLines.append((line, lastPingToken))
+        watchForAnswers()
         return true
     }
 
@@ -227,29 +230,35 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     public func endOfInput() {
         inputEnded = true
         leaveIfIdle()
-        watchConfirmationsWhileLeaving()
     }
 
-    /// Once input has ended, a relay that confirms nothing for ``leavingConfirmationTimeout``
-    /// while lines wait for it (and no file is in flight) counts as lost: the session reconnects
-    /// and sends those lines again, instead of waiting forever or leaving without them.
-    private func watchConfirmationsWhileLeaving() {
-        guard !watchingConfirmations else { return }
-        watchingConfirmations = true
-        let seen = confirmations
-        loop.schedule(after: Self.leavingConfirmationTimeout) { [weak self] in
+    /// While lines wait for confirmation, a relay that shows no sign of life for
+    /// ``unresponsiveRelayTimeout`` counts as lost, so that the session reconnects and sends them
+    /// again rather than waiting forever (a relay that hangs keeps its connections open). Signs of
+    /// life: a confirmation, any byte from the relay, or queued output going out.
+    private func watchForAnswers() {
+        guard !watchingForAnswers else { return }
+        watchingForAnswers = true
+        let confirmationsBefore = confirmations
+        let bytesReadBefore = bytesRead
+        let pendingBefore = connection.pendingOutputByteCount
+        loop.schedule(after: Self.unresponsiveRelayTimeout) { [weak self] in
             guard let self else { return }
-            self.watchingConfirmations = false
-            guard self.state == .ready, self.inputEnded, !self.unconfirmedLines.isEmpty else { return }
-            if self.confirmations == seen && !(self.transfers?.isBusy ?? false) {
-                let seconds = Self.leavingConfirmationTimeout.components.seconds
-                let reason =
-                    "the relay has not confirmed \(self.unconfirmedLines.count) line(s) for \(seconds) seconds"
-                self.emit(.error(message: reason))
-                self.finish(.relayLost(reason))
-            } else {
-                self.watchConfirmationsWhileLeaving()
+            self.watchingForAnswers = false
+            guard self.state == .ready || self.state == .leaving, !self.unconfirmedLines.isEmpty else { return }
+            let pending = self.connection.pendingOutputByteCount
+            let alive =
+                self.confirmations != confirmationsBefore || self.bytesRead != bytesReadBefore
+                || (pending > 0 && pending < pendingBefore)
+            if alive {
+                self.watchForAnswers()
+                return
             }
+            let seconds = Self.unresponsiveRelayTimeout.components.seconds
+            let reason =
+                "the relay has not answered for \(seconds) seconds; \(self.unconfirmedLines.count) line(s) unconfirmed"
+            self.emit(.error(message: reason))
+            self.finish(.relayLost(reason))
         }
     }
 
@@ -301,7 +310,6 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
             waitingLines.removeAll()
             firstWaitingLine = 0
             leaveIfIdle()
-            watchConfirmationsWhileLeaving()
         case .sendFile(let path, let recipient):
             if let transfers {
                 transfers.send(path: path, to: recipient)
@@ -400,6 +408,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     // MARK: ConnectionHandler
 
     public func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
+        bytesRead &+= bytes.count
         decoder.append(bytes)
         do {
             while state != .finished, let frame = try decoder.nextFrame() {
