@@ -1,9 +1,11 @@
 """Network faults between clients and the relay: a proxy that stalls one connection for 30 s (the others chat on); a
 proxy that cuts connections at random points (the client reconnects and every line arrives once); a line in flight
-when the connection is cut (sent again, shown once); a client killed in the middle of a message."""
+when the connection is cut (sent again, shown once); a client killed in the middle of a message; a relay that hangs
+(SIGSTOP) with its connections open."""
 
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -306,3 +308,30 @@ def test_a_client_killed_mid_message_leaves_the_others_chatting_and_nothing_behi
             if client is not None:
                 client.kill()
         relay.stop()
+
+
+def test_a_hung_relay_is_noticed_and_the_line_arrives_once_when_it_recovers(tmp_path, key_file, relay):
+    bob = carol = None
+    try:
+        carol = Client("carol", relay.port, key_file, tmp_path / "inbox-carol")
+        carol.ready()
+        bob = Client("bob", relay.port, key_file, tmp_path / "inbox-bob")
+        bob.ready()
+        carol.events(event="joined", name="bob")
+        relay.process.send_signal(signal.SIGSTOP)
+        try:
+            # The connection stays open, but nothing answers: after 30 s bob counts it as lost.
+            bob.say("while hung")
+            error = bob.events(event="error", timeout=45)
+            assert error["message"].startswith("the relay has not answered for 30 seconds"), error
+            bob.events(event="reconnecting", timeout=5)
+        finally:
+            relay.process.send_signal(signal.SIGCONT)
+        bob.events(event="reconnected", timeout=60)
+        bob.say("after")
+        # The relay may have read the first copy before it stopped; carol shows the line once either way.
+        assert messages_from(carol, "bob", "after", timeout=30) == ["while hung", "after"]
+    finally:
+        for client in (bob, carol):
+            if client is not None:
+                client.kill()
