@@ -25,26 +25,10 @@ enum Values {
     /// (powers of 1024), above 16 MiB (the largest frame, which one message must never trip) and
     /// at most 1 TiB.
     static func outputCap(_ text: String, _ context: OptionContext) throws(UsageError) -> Int {
-        var digits = Substring(text)
-        var multiplier = 1
-        switch text.last {
-        case "K", "k": multiplier = 1 << 10
-        case "M", "m": multiplier = 1 << 20
-        case "G", "g": multiplier = 1 << 30
-        default: break
-        }
-        if multiplier > 1 { digits = digits.dropLast() }
-        var value = 0
-        for byte in digits.utf8 {
-            guard ASCII.isDigit(byte) else { throw invalid("byte count", text, outputCapExpectation, context.mode) }
-            value = value * 10 + Int(byte - UInt8(ascii: "0"))
-            guard value <= 1 << 40 else { throw invalid("byte count", text, outputCapExpectation, context.mode) }
-        }
-        let bytes = value * multiplier
-        guard !digits.isEmpty, bytes > 16 << 20, bytes <= 1 << 40 else {
+        guard let bytes = sizeWithSuffix(text), bytes > 16 << 20, bytes <= 1 << 40 else {
             throw invalid("byte count", text, outputCapExpectation, context.mode)
         }
-        return bytes
+        return Int(bytes)
     }
 
     /// Parses a host: an IPv4 literal, an IPv6 literal (optionally in brackets, which are removed) or a hostname.
@@ -111,7 +95,15 @@ enum Values {
     /// Parses a byte count: decimal digits with an optional binary suffix `K`, `M` or `G`
     /// (KiB, MiB, GiB), at least 1.
     static func byteCount(_ text: String, _ context: OptionContext) throws(UsageError) -> UInt64 {
-        let expectation = "expected a number of bytes such as 1048576, 512K, 100M or 4G"
+        guard let bytes = sizeWithSuffix(text), bytes >= 1 else {
+            throw invalid("size", text, "expected a number of bytes such as 1048576, 512K, 100M or 4G", context.mode)
+        }
+        return bytes
+    }
+
+    /// `text` as decimal digits with an optional `K`, `M` or `G` suffix (powers of 1024, either
+    /// case), or nil when it is anything else or the bytes do not fit in 64 bits.
+    private static func sizeWithSuffix(_ text: String) -> UInt64? {
         var digits = Substring(text)
         var multiplier: UInt64 = 1
         switch text.last {
@@ -121,16 +113,14 @@ enum Values {
         default: break
         }
         if multiplier > 1 { digits = digits.dropLast() }
+        guard !digits.isEmpty else { return nil }
         var value: UInt64 = 0
         for byte in digits.utf8 {
-            guard ASCII.isDigit(byte) else { throw invalid("size", text, expectation, context.mode) }
+            guard ASCII.isDigit(byte) else { return nil }
             let (times, overflow) = value.multipliedReportingOverflow(by: 10)
-            guard !overflow, times <= UInt64.max / multiplier - 9 else {
-                throw invalid("size", text, expectation, context.mode)
-            }
+            guard !overflow, times <= UInt64.max / multiplier - 9 else { return nil }
             value = times + UInt64(byte - UInt8(ascii: "0"))
         }
-        guard !digits.isEmpty, value >= 1 else { throw invalid("size", text, expectation, context.mode) }
         return value * multiplier
     }
 

@@ -1,5 +1,6 @@
 // A libFuzzer target for everything that parses network or file data: the frame decoder, ClientFrame,
-// RelayFrame, MessageContent, the automatic-keys profile check and room key files. Built only by
+// RelayFrame, MessageContent, the automatic-keys profile check, room key files, identity files and the
+// known-peers file. Built only by
 // scripts/fuzz (AESCHAT_FUZZ=1, -sanitize=fuzzer,address); the first input byte picks the parser.
 
 @testable import AESChatCore
@@ -10,7 +11,7 @@ public func fuzzOneInput(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     guard let start, count > 0 else { return 0 }
     let input = Array(UnsafeBufferPointer(start: start, count: count))
     let data = Array(input.dropFirst())
-    switch input[0] % 4 {
+    switch input[0] % 6 {
     case 0:
         // Frames in chunks whose sizes come from the data, through both frame parsers.
         var decoder = FrameDecoder(maximumLength: 1 << 16)
@@ -33,8 +34,16 @@ public func fuzzOneInput(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
         _ = try? MessageContent(decoding: data)
     case 2:
         _ = AutomaticKeys.checkProfile(data, room: "lobby", name: "alice")
-    default:
+    case 3:
         _ = try? RoomKey.parse(String(decoding: data, as: UTF8.self), path: "fuzz")
+    case 4:
+        _ = try? Identity.parse(String(decoding: data, as: UTF8.self), path: "fuzz")
+    default:
+        // Every line is kept: as a pin or as a line the client does not understand.
+        let text = String(decoding: data, as: UTF8.self)
+        let (entries, foreign) = KnownPeers.parse(text)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: true).count
+        precondition(entries.count + foreign.count == lines, "known_peers lost a line")
     }
     return 0
 }

@@ -21,7 +21,7 @@ import Foundation
             var count = 1000
             var room = "bench"
             var profileBytes = 0
-            var payloadBytes = 202
+            var payloadBytes = 211
             /// Connections that may be waiting for their welcome at once.
             var joinConcurrency = 256
             /// In the paced phase, poll without sleeping, so that the generator's own wake-ups are not

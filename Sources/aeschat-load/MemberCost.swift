@@ -44,7 +44,9 @@ enum MemberCost {
         bob.didRegister(members: [MemberEntry(name: "alice", profile: alice.profile)], outbox: atBob)
         deliver(fromAlice, to: bob, atBob)
         let text = String(repeating: "x", count: 100)
-        for _ in 0..<messages { alice.sendToRoom(.text(text), outbox: fromAlice) }
+        for index in 0..<messages {
+            alice.sendToRoom(.identified(id: UInt64(index), .text(text)), outbox: fromAlice)
+        }
         var envelopeBytes = 0
         if case .publish(let first)? = fromAlice.items.first(where: {
             if case .publish = $0 { return true }

@@ -84,7 +84,7 @@ if mode == "member-cost" {
     configuration.port = UInt16(clamping: integer("port", 7777))
     configuration.host = values.removeValue(forKey: "host") ?? "127.0.0.1"
     configuration.room = values.removeValue(forKey: "room") ?? "bench"
-    configuration.payloadBytes = integer("payload-bytes", 202)
+    configuration.payloadBytes = integer("payload-bytes", 211)
     configuration.profileBytes = integer("profile-bytes", 0)
     configuration.joinConcurrency = max(1, integer("join-concurrency", 1000))
     configuration.count = configuration.members

@@ -294,3 +294,167 @@ final class Box<T> {
         if case .replayed = opener.open(old[...], from: "alice") {} else { Issue.record("old session accepted") }
     }
 }
+
+/// A line is confirmed by the pong to the ping that follows it; a line the relay did not confirm
+/// is handed back when the connection is lost, and members drop a second copy by its id.
+@Suite struct LineConfirmationTests {
+    private static func dropping(_ drop: @escaping (ClientFrame) -> Bool) -> (ClientFrame) -> [ClientFrame] {
+        { drop($0) ? [] : [$0] }
+    }
+
+    @Test func messageIDContent_roundTrips_andOnlyWrapsTextOrAction() throws {
+        let line = MessageContent.identified(id: 0x0102_0304_0506_0708, .text("hi"))
+        #expect(line.encoded() == [0x03, 1, 2, 3, 4, 5, 6, 7, 8, 0x01, 0x68, 0x69])
+        #expect(try MessageContent(decoding: line.encoded()) == line)
+        let action = MessageContent.identified(id: 7, .action("waves"))
+        #expect(try MessageContent(decoding: action.encoded()) == action)
+        #expect(!line.isFileControl)
+        let nested = [0x03] + [UInt8](repeating: 0, count: 8) + line.encoded()
+        #expect(throws: WireError.self) { try MessageContent(decoding: nested) }
+        let wrappedFile = [0x03] + [UInt8](repeating: 0, count: 8) + [0x24] + [UInt8](repeating: 0, count: 18)
+        #expect(throws: WireError.self) { try MessageContent(decoding: wrappedFile) }
+        #expect(throws: WireError.self) { try MessageContent(decoding: [0x03, 1, 2, 3]) }
+        #expect(throws: WireError.self) { try MessageContent(decoding: [0x03, 1, 2, 3, 4, 5, 6, 7, 8]) }
+    }
+
+    @Test func recentMessageIDs_dropRepeats_perSender_andStayBounded() {
+        let recent = RecentMessageIDs()
+        #expect(recent.recordIfNew(1, from: "alice"))
+        #expect(!recent.recordIfNew(1, from: "alice"))
+        #expect(recent.recordIfNew(1, from: "bob"))
+        for id in UInt64(2)...UInt64(RecentMessageIDs.idsPerSender) { #expect(recent.recordIfNew(id, from: "alice")) }
+        #expect(!recent.recordIfNew(1, from: "alice"))
+        // One more pushes the oldest id out.
+        #expect(recent.recordIfNew(1000, from: "alice"))
+        #expect(recent.recordIfNew(1, from: "alice"))
+        for index in 0..<(RecentMessageIDs.maximumSenders + 10) { _ = recent.recordIfNew(5, from: "m\(index)") }
+        #expect(recent.senderCount == RecentMessageIDs.maximumSenders)
+        // The senders heard from most recently are the ones kept.
+        #expect(!recent.recordIfNew(5, from: "m\(RecentMessageIDs.maximumSenders + 9)"))
+    }
+
+    @Test func aLine_isConfirmedByThePongToItsPing() {
+        let harness = ChatHarness()
+        _ = harness.client("bob")
+        let (alice, _, link) = harness.tamperedClient("alice")
+        var pings = 0
+        link.rewrite = {
+            if case .ping = $0 { pings += 1 }
+            return [$0]
+        }
+        alice.submit(line: "one")
+        alice.submit(line: "two")
+        #expect(alice.linesNotConfirmed.map(\.text) == ["one", "two"])
+        harness.loop.runUntilIdle()
+        #expect(pings == 2)
+        #expect(alice.linesNotConfirmed.isEmpty)
+    }
+
+    @Test func aLineTheRelayNeverGot_isHandedBack_andArrivesOnceWhenSentAgain() {
+        let harness = ChatHarness()
+        let (_, bobOutput, _) = harness.client("bob")
+        let (alice, _, link) = harness.tamperedClient("alice")
+        alice.submit(line: "before")
+        harness.loop.runUntilIdle()
+        // The connection dies with the line in flight: neither it nor its ping reach the relay.
+        link.rewrite = Self.dropping { _ in true }
+        alice.submit(line: "lost in flight")
+        harness.loop.runUntilIdle()
+        link.towardRelay.connection.close()
+        harness.loop.runUntilIdle()
+        let leftover = alice.linesNotConfirmed
+        #expect(leftover.map(\.text) == ["lost in flight"])
+        #expect(bobOutput.messages == ["alice: before"])
+        let (again, _, _) = harness.tamperedClient("alice")
+        for line in leftover { again.submit(line) }
+        harness.loop.runUntilIdle()
+        #expect(bobOutput.messages == ["alice: before", "alice: lost in flight"])
+        #expect(again.linesNotConfirmed.isEmpty)
+    }
+
+    @Test func aLineDeliveredWhoseConfirmationWasLost_isShownOnce() {
+        let harness = ChatHarness()
+        let (_, bobOutput, _) = harness.client("bob")
+        let (alice, _, link) = harness.tamperedClient("alice")
+        // The message reaches the relay but the ping does not, as if the pong were lost in the cut.
+        link.rewrite = Self.dropping {
+            if case .ping = $0 { return true }
+            return false
+        }
+        alice.submit(line: "/me waves")
+        alice.submit(line: "/who")
+        alice.submit(line: "delivered")
+        harness.loop.runUntilIdle()
+        link.towardRelay.connection.close()
+        harness.loop.runUntilIdle()
+        let leftover = alice.linesNotConfirmed
+        #expect(leftover.map(\.text) == ["/me waves", "delivered"])
+        let (again, _, _) = harness.tamperedClient("alice")
+        for line in leftover { again.submit(line) }
+        again.submit(line: "new")
+        harness.loop.runUntilIdle()
+        #expect(bobOutput.messages == ["alice: delivered", "alice: new"])
+        let actions = bobOutput.events.filter {
+            if case .action = $0 { return true }
+            return false
+        }
+        #expect(actions.count == 1)
+        #expect(bobOutput.warnings.isEmpty)
+    }
+
+    @Test func aRelayThatStopsAnswering_countsAsLost_andTheLinesAreHandedBack() {
+        let harness = ChatHarness()
+        _ = harness.client("bob")
+        let output = EventCollector()
+        let (clientEnd, linkEnd) = MemoryConnection.pair(loop: harness.loop)
+        let link = TamperingLink(relayEnd: harness.relayHarness.listener.connect())
+        linkEnd.handler = link
+        link.towardRelay.connection.handler = ForwardToClient(clientSide: linkEnd)
+        let outcome = Box<ClientOutcome?>(nil)
+        let alice = ChatClient(
+            name: "alice", room: "lobby", roomKey: harness.key, connection: clientEnd, output: output,
+            loop: harness.loop
+        ) { outcome.value = $0 }
+        alice.start()
+        harness.loop.runUntilIdle()
+        link.rewrite = Self.dropping {
+            if case .ping = $0 { return true }
+            return false
+        }
+        alice.submit(line: "unanswered")
+        // Bytes from the relay (a member joining) are a sign of life: the watch starts over.
+        harness.loop.advance(by: .seconds(20))
+        _ = harness.client("carol")
+        harness.loop.advance(by: .seconds(20))
+        #expect(outcome.value == nil)
+        harness.loop.advance(by: .seconds(20))
+        #expect(outcome.value == .relayLost("the relay has not answered for 30 seconds; 1 line(s) unconfirmed"))
+        #expect(alice.linesNotConfirmed.map(\.text) == ["unanswered"])
+    }
+
+    @Test func atMostSixtyFourLinesAreUnconfirmed_laterOnesWait_andInputEndsOnlyOnceAllAreConfirmed() {
+        let harness = ChatHarness()
+        let (_, bobOutput, _) = harness.client("bob")
+        let (alice, _, link) = harness.tamperedClient("alice")
+        var heldPings: [ClientFrame] = []
+        link.rewrite = {
+            if case .ping = $0 {
+                heldPings.append($0)
+                return []
+            }
+            return [$0]
+        }
+        for n in 0..<100 { alice.submit(line: "line \(n)") }
+        alice.endOfInput()
+        harness.loop.runUntilIdle()
+        #expect(bobOutput.messages.count == ChatClient.maximumUnconfirmedLines)
+        #expect(alice.linesNotConfirmed.count == 100)
+        #expect(bobOutput.events.last != .left(name: "alice"))
+        link.rewrite = { [$0] }
+        for ping in heldPings { link.towardRelay.send(ping) }
+        harness.loop.runUntilIdle()
+        #expect(bobOutput.messages == (0..<100).map { "alice: line \($0)" })
+        #expect(alice.linesNotConfirmed.isEmpty)
+        #expect(bobOutput.events.last == .left(name: "alice"))
+    }
+}

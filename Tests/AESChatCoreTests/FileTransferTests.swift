@@ -188,6 +188,46 @@ final class InboxFolder {
         }
     }
 
+    /// The chunk-envelope parser against seeded random damage: one chunk of a five-chunk stream is
+    /// altered (bits flipped, cut short, lengthened, or replaced by random bytes under the right
+    /// kind and file id). Every run must fail with one reason and leave nothing under a final name.
+    @Test func seededDamagedChunks_alwaysFail_andNeverLeaveAFinalFile() throws {
+        var generator = SeededGenerator(seed: 17)
+        let data = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let sender = FakeSender(data: data)
+        let intact = (0..<sender.offer.chunkCount).map { sender.chunk($0) }
+        for round in 0..<200 {
+            var chunks = intact
+            let victim = Int.random(in: 0..<chunks.count, using: &generator)
+            var chunk = chunks[victim]
+            switch round % 4 {
+            case 0:
+                for _ in 0..<Int.random(in: 1...4, using: &generator) {
+                    let index = Int.random(in: 1..<chunk.count, using: &generator)
+                    chunk[index] ^= UInt8.random(in: 1...255, using: &generator)
+                }
+            case 1:
+                chunk.removeLast(Int.random(in: 1...(chunk.count - 1), using: &generator))
+            case 2:
+                chunk += (0..<Int.random(in: 1...64, using: &generator)).map { _ in
+                    UInt8.random(in: 0...255, using: &generator)
+                }
+            default:
+                chunk =
+                    [FileChunk.kind] + sender.offer.fileID
+                    + (0..<Int.random(in: 0...1100, using: &generator)).map { _ in
+                        UInt8.random(in: 0...255, using: &generator)
+                    }
+            }
+            chunks[victim] = chunk
+            let folder = InboxFolder()
+            let host = try receive(sender, into: folder, chunks: chunks)
+            #expect(host.failures.count == 1, "round \(round): \(host.failures)")
+            #expect(host.received.isEmpty, "round \(round)")
+            #expect(!folder.names.contains("report.pdf"), "round \(round)")
+        }
+    }
+
     @Test func wrongDigest_failsAndRemovesThePart() throws {
         let folder = InboxFolder()
         let sender = FakeSender(data: [1, 2, 3])

@@ -93,6 +93,29 @@ class Relay:
                 self.process.wait()
 
 
+def relay_usage(relay):
+    """The relay's open descriptors and resident memory (KiB)."""
+    pid = relay.process.pid
+    with open(f"/proc/{pid}/status") as status:
+        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return len(os.listdir(f"/proc/{pid}/fd")), rss
+
+
+def assert_relay_back_to(relay, baseline, rss_slack_kib=8192, timeout=10):
+    """Descriptors return to the baseline (connections closed are released) and memory to near it (the relay gives
+    freed memory back every two seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        descriptors, rss = relay_usage(relay)
+        if descriptors <= baseline[0] and rss <= baseline[1] + rss_slack_kib:
+            break
+        time.sleep(0.05)
+    descriptors, rss = relay_usage(relay)
+    assert descriptors <= baseline[0], (descriptors, baseline)
+    assert rss <= baseline[1] + rss_slack_kib, (rss, baseline)
+    assert relay.process.poll() is None
+
+
 class Client:
     """A `join --json` client fed through a pipe."""
 

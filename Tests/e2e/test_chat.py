@@ -9,7 +9,7 @@ import struct
 import subprocess
 import time
 
-from conftest import Client, Proxy, Relay, binary_path, free_port
+from conftest import Client, Proxy, Relay, assert_relay_back_to, binary_path, free_port, relay_usage
 
 
 def start_all(clients, names, room=None):
@@ -100,6 +100,9 @@ def test_two_rooms_never_see_each_other(clients):
     assert carol.ready()["members"] == []
     dave = clients("dave", room="two")
     assert dave.ready()["members"] == ["carol"]
+    # With automatic keys a newcomer can read a sender only once the sender has seen it join (and sent it its key).
+    alice.events(event="joined", name="bob")
+    carol.events(event="joined", name="dave")
     alice.say("for room one")
     carol.say("for room two")
     assert bob.events(event="message")["text"] == "for room one"
@@ -327,12 +330,15 @@ def read_frames_until_close(sock, limit=1 << 20):
 
 
 def hello(name, room="lobby", version=1):
-    body = struct.pack(">H", version) + bytes([len(name)]) + name.encode() + bytes([len(room)]) + room.encode() + b"\x00\x00"
+    name = name if isinstance(name, bytes) else name.encode()
+    room = room if isinstance(room, bytes) else room.encode()
+    body = struct.pack(">H", version) + bytes([len(name)]) + name + bytes([len(room)]) + room + b"\x00\x00"
     return struct.pack(">I", len(body) + 1) + b"\x01" + body
 
 
 def test_malformed_and_oversized_frames_close_only_that_connection(clients, relay):
     alice, bob = start_all(clients, ["alice", "bob"])
+    baseline = relay_usage(relay)
     cases = [
         struct.pack(">I", 0xFFFFFFFF) + b"\x02",  # 4 GiB length prefix
         struct.pack(">I", 0),  # zero length
@@ -340,6 +346,8 @@ def test_malformed_and_oversized_frames_close_only_that_connection(clients, rela
         struct.pack(">I", 2) + b"\x02x",  # publish before hello
         hello("bad name!"),  # invalid name
         hello("x" * 40),  # name too long
+        hello(b"al\xffce"),  # invalid UTF-8 in the name
+        hello("eve", room=b"lob\xc3"),  # invalid UTF-8 in the room (a cut-off two-byte sequence)
         hello("eve", version=99),  # unsupported version
         struct.pack(">I", 4) + b"\x01\x00\x01\x05",  # truncated hello
         hello("eve") + hello("eve"),  # hello twice
@@ -355,6 +363,7 @@ def test_malformed_and_oversized_frames_close_only_that_connection(clients, rela
         assert message, payload
         alice.say(f"after {payload[:8].hex()}")
         assert bob.events(event="message")["text"] == f"after {payload[:8].hex()}"
+    assert_relay_back_to(relay, baseline)
 
 
 def test_frame_cut_in_the_middle_and_abrupt_close_do_not_disturb_others(clients, relay):

@@ -1,13 +1,21 @@
-"""Network faults between clients and the relay: a proxy that stalls one connection for 30 s (the others chat on),
-and a proxy that cuts connections at random points (the client reconnects and its messages arrive)."""
+"""Network faults between clients and the relay: a proxy that stalls one connection for 30 s (the others chat on); a
+proxy that cuts connections at random points (the client reconnects and every line arrives once); a line in flight
+when the connection is cut (sent again, shown once); a client killed in the middle of a message; a relay that hangs
+(SIGSTOP) with its connections open."""
 
+import os
 import random
+import signal
 import socket
+import subprocess
+import sys
 import struct
 import threading
 import time
 
-from conftest import Client, Relay, free_port
+import pytest
+
+from conftest import Client, Relay, assert_relay_back_to, free_port, relay_usage
 from test_relay_cap import Reader, frame, hello
 
 DELIVER = 0x84
@@ -106,6 +114,7 @@ def test_a_connection_stalled_for_30_seconds_does_not_slow_the_others():
     # The stalled member's hello arrives after 30 s, beyond the default handshake timeout.
     relay = Relay(free_port(), ["--handshake-timeout", "60"])
     proxy = FaultyProxy(relay.port, stall=30)
+    baseline = relay_usage(relay)
     try:
         slow = socket.create_connection(("127.0.0.1", proxy.port), timeout=40)
         slow.sendall(hello("slow"))
@@ -125,35 +134,204 @@ def test_a_connection_stalled_for_30_seconds_does_not_slow_the_others():
         assert deliveries(slow_reader, b"alice", 1, timeout=10) == [b"after the stall"]
         for sock in (slow, alice, bob):
             sock.close()
+        assert_relay_back_to(relay, baseline)
     finally:
         proxy.close()
         relay.stop()
 
 
-def test_connections_cut_at_random_points_make_the_client_reconnect_and_its_messages_arrive(tmp_path, key_file):
+def test_connections_cut_at_random_points_make_the_client_reconnect_and_every_line_arrive_once(tmp_path, key_file):
     relay = Relay(free_port())
     proxy = FaultyProxy(relay.port, cuts=4, seed=11)
-    client = None
+    bob = carol = None
     try:
-        alice, alice_reader = member(relay.port, "alice")
-        client = Client("bob", proxy.port, key_file, tmp_path / "inbox")
-        client.events(timeout=60, event="reconnected")
-        # A line sent on a connection that is then cut may be lost (the relay never got all of it); keep saying
-        # until one arrives, once the proxy has stopped cutting.
-        deadline = time.monotonic() + 30
-        while True:
-            client.say("through the cuts")
-            try:
-                deliveries(alice_reader, b"bob", 1, timeout=1)
-                break
-            except TimeoutError:
-                assert time.monotonic() < deadline, "no message arrived through the proxy"
+        carol = Client("carol", relay.port, key_file, tmp_path / "inbox-carol")
+        carol.ready()
+        baseline = relay_usage(relay)
+        bob = Client("bob", proxy.port, key_file, tmp_path / "inbox-bob")
+        # Lines typed before, during and between the cuts: each arrives exactly once, in order.
+        lines = [f"through the cuts {index}" for index in range(12)]
+        for line in lines:
+            bob.say(line)
+            time.sleep(0.25)
+        bob.events(timeout=60, event="reconnected")
+        bob.say("done")
+        assert messages_from(carol, "bob", "done", timeout=60) == lines + ["done"]
         assert proxy.accepted >= 2
-        client.close_input()
-        assert client.wait(timeout=20) == 0
-        alice.close()
+        bob.close_input()
+        assert bob.wait(timeout=20) == 0
+        assert_relay_back_to(relay, baseline)
     finally:
-        if client is not None:
-            client.kill()
+        for client in (bob, carol):
+            if client is not None:
+                client.kill()
         proxy.close()
         relay.stop()
+
+
+class CuttableProxy:
+    """Forwards 127.0.0.1 connections to the relay. `swallow(direction)` makes the current connection read and
+    discard what goes "up" (client to relay) or "down" (relay to client); `cut()` then closes it. Later connections
+    forward normally."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.current = None
+        self.swallowing = set()
+        self.accepted = 0
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def accept_loop(self):
+        while True:
+            try:
+                downstream, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self.swallowing = set()
+            self.current = (downstream, upstream)
+            swallowing = self.swallowing
+            threading.Thread(target=self.pump, args=(downstream, upstream, "up", swallowing), daemon=True).start()
+            threading.Thread(target=self.pump, args=(upstream, downstream, "down", swallowing), daemon=True).start()
+
+    @staticmethod
+    def pump(source, target, direction, swallowing):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if direction not in swallowing:
+                    target.sendall(data)
+        except OSError:
+            pass
+        FaultyProxy.cut(source, target)
+
+    def swallow(self, direction):
+        self.swallowing.add(direction)
+
+    def cut(self):
+        FaultyProxy.cut(*self.current)
+
+    def close(self):
+        self.listener.close()
+
+
+def messages_from(client, sender, until, timeout=30):
+    """The texts of `sender`'s messages `client` shows, up to and including `until`."""
+    texts = []
+    while not texts or texts[-1] != until:
+        texts.append(client.events(timeout=timeout, event="message", **{"from": sender})["text"])
+    return texts
+
+
+@pytest.mark.parametrize("lost", ["up", "down"])
+def test_a_line_in_flight_when_the_connection_is_cut_arrives_exactly_once(tmp_path, mode_key, relay, lost):
+    # "up": the relay never gets the line, so it must be sent again after reconnecting. "down": the relay delivers
+    # it but its confirmation is lost, so it is sent again and members must drop the second copy.
+    proxy = CuttableProxy(relay.port)
+    bob = carol = None
+    try:
+        carol = Client("carol", relay.port, mode_key, tmp_path / "inbox-carol")
+        carol.ready()
+        baseline = relay_usage(relay)
+        bob = Client("bob", proxy.port, mode_key, tmp_path / "inbox-bob")
+        bob.ready()
+        carol.events(event="joined", name="bob")
+        bob.say("before the cut")
+        assert messages_from(carol, "bob", "before the cut") == ["before the cut"]
+        proxy.swallow(lost)
+        bob.say("in flight one")
+        bob.say("/me in flight two")
+        time.sleep(0.5)
+        proxy.cut()
+        bob.events(timeout=30, event="reconnected")
+        # Two, or three when the pong for "before the cut" was still on its way down when the proxy began to swallow.
+        sent_again = bob.events(event="info")["message"]
+        assert sent_again.startswith(("sent again 2 line(s)", "sent again 3 line(s)")), sent_again
+        bob.say("after the cut")
+        texts = messages_from(carol, "bob", "after the cut")
+        assert texts == ["in flight one", "in flight two", "after the cut"], texts
+        assert [line for line in carol.out.seen if '"in flight two"' in line and '"action":true' in line]
+        bob.close_input()
+        assert bob.wait(timeout=20) == 0
+        assert proxy.accepted == 2
+        assert_relay_back_to(relay, baseline)
+    finally:
+        for client in (bob, carol):
+            if client is not None:
+                client.kill()
+        proxy.close()
+
+
+HALF_A_MESSAGE = r"""
+import socket, struct, sys, time
+sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+name, room = b"dave", b"lobby"
+hello = b"\x01" + struct.pack(">H", 1) + bytes([len(name)]) + name + bytes([len(room)]) + room + b"\x00\x00"
+sock.sendall(struct.pack(">I", len(hello)) + hello)
+sock.recv(65536)
+# A publish of 1 MiB, of which only the first 300 KB leave before the process is killed.
+sock.sendall(struct.pack(">I", 1 + 1024 * 1024) + b"\x02" + b"\xab" * 300_000)
+print("half sent", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_client_killed_mid_message_leaves_the_others_chatting_and_nothing_behind(tmp_path, key_file):
+    relay = Relay(free_port())
+    child = carol = erin = None
+    try:
+        carol = Client("carol", relay.port, key_file, tmp_path / "inbox-carol")
+        carol.ready()
+        erin = Client("erin", relay.port, key_file, tmp_path / "inbox-erin")
+        erin.ready()
+        carol.events(event="joined", name="erin")
+        baseline = relay_usage(relay)
+        child = subprocess.Popen([sys.executable, "-c", HALF_A_MESSAGE, str(relay.port)], stdout=subprocess.PIPE)
+        assert child.stdout.readline() == b"half sent\n"
+        carol.events(event="joined", name="dave")
+        child.kill()
+        child.wait()
+        carol.events(event="left", name="dave")
+        erin.say("still here")
+        assert messages_from(carol, "erin", "still here") == ["still here"]
+        assert not [line for line in carol.out.seen if '"from":"dave"' in line]
+        assert_relay_back_to(relay, baseline)
+    finally:
+        if child is not None and child.poll() is None:
+            child.kill()
+        for client in (carol, erin):
+            if client is not None:
+                client.kill()
+        relay.stop()
+
+
+def test_a_hung_relay_is_noticed_and_the_line_arrives_once_when_it_recovers(tmp_path, key_file, relay):
+    bob = carol = None
+    try:
+        carol = Client("carol", relay.port, key_file, tmp_path / "inbox-carol")
+        carol.ready()
+        bob = Client("bob", relay.port, key_file, tmp_path / "inbox-bob")
+        bob.ready()
+        carol.events(event="joined", name="bob")
+        relay.process.send_signal(signal.SIGSTOP)
+        try:
+            # The connection stays open, but nothing answers: after 30 s bob counts it as lost.
+            bob.say("while hung")
+            error = bob.events(event="error", timeout=45)
+            assert error["message"].startswith("the relay has not answered for 30 seconds"), error
+            bob.events(event="reconnecting", timeout=5)
+        finally:
+            relay.process.send_signal(signal.SIGCONT)
+        bob.events(event="reconnected", timeout=60)
+        bob.say("after")
+        # The relay may have read the first copy before it stopped; carol shows the line once either way.
+        assert messages_from(carol, "bob", "after", timeout=30) == ["while hung", "after"]
+    finally:
+        for client in (bob, carol):
+            if client is not None:
+                client.kill()

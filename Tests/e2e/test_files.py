@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Client, binary_path, free_port
+from conftest import Client, assert_relay_back_to, binary_path, free_port, relay_usage
 
 CHUNK = 256 * 1024
 
@@ -134,6 +134,7 @@ def test_sender_killed_mid_transfer_leaves_no_file_and_resending_resumes(tmp_pat
             victim["alice"].process.send_signal(signal.SIGKILL)
 
     proxy = CountingProxy(relay.port, on_bytes=kill_sender)
+    baseline = relay_usage(relay)
     try:
         alice = Client("alice", relay.port, mode_key, tmp_path / "inbox-alice")
         alice.ready()
@@ -157,6 +158,7 @@ def test_sender_killed_mid_transfer_leaves_no_file_and_resending_resumes(tmp_pat
         assert Path(received["path"]).read_bytes() == source.read_bytes()
         bob.kill()
         again.kill()
+        assert_relay_back_to(relay, baseline)
     finally:
         proxy.close()
 
@@ -246,6 +248,7 @@ def test_receiver_killed_during_transfer_never_gets_a_wrong_file(tmp_path, relay
         # bob comes back and the file is sent again: it completes correctly.
         bob = Client("bob", relay.port, mode_key, inbox)
         bob.ready()
+        alice.events(event="joined", name="bob", timeout=30)
         alice.say(f"/send {source}")
         received = bob.events(event="file", timeout=120)
         assert Path(received["path"]).read_bytes() == source.read_bytes()

@@ -83,6 +83,12 @@ def settle(pid, baseline, slack=0, timeout=10):
     return descriptors(pid)
 
 
+def assert_back_to(pid, baseline, rss, slack_kib=8 * 1024):
+    """The relay's descriptors return to `baseline` and its memory stays within `slack_kib` of `rss`."""
+    assert settle(pid, baseline) == baseline
+    assert rss_kib(pid) < rss + slack_kib, f"RSS grew from {rss} KiB to {rss_kib(pid)} KiB"
+
+
 def chat_works(port, a="alice", b="bob"):
     alice, _ = member(port, a)
     bob, bob_reader = member(port, b)
@@ -100,14 +106,14 @@ def test_a_connection_that_never_says_hello_is_closed_after_the_handshake_timeou
     relay = Relay(free_port(), ["--handshake-timeout", "1"])
     try:
         pid = relay.process.pid
-        baseline = descriptors(pid)
+        baseline, rss = descriptors(pid), rss_kib(pid)
         silent = connect(relay.port)
         started = time.monotonic()
         assert error_code(Reader(silent), timeout=5) == 12
         assert closes(silent, timeout=5)
         assert 0.8 <= time.monotonic() - started < 4
         silent.close()
-        assert settle(pid, baseline) == baseline
+        assert_back_to(pid, baseline, rss)
         relay.log.wait_for(lambda line: "no hello within 1 seconds" in line, timeout=5, what="refusal log")
     finally:
         relay.stop()
@@ -132,8 +138,7 @@ def test_a_4_gib_length_prefix_and_a_frame_cut_in_the_middle_are_refused_without
         cut = connect(relay.port)
         cut.sendall(struct.pack(">IB", 1000, PUBLISH) + b"half")
         cut.close()
-        assert settle(pid, baseline) == baseline
-        assert rss_kib(pid) < rss + 8 * 1024
+        assert_back_to(pid, baseline, rss)
         chat_works(relay.port)
     finally:
         relay.stop()
@@ -142,6 +147,8 @@ def test_a_4_gib_length_prefix_and_a_frame_cut_in_the_middle_are_refused_without
 def test_connections_beyond_the_caps_are_refused_and_accepted_again_once_others_close():
     relay = Relay(free_port(), ["--max-connections", "6", "--max-connections-per-address", "4"])
     try:
+        pid = relay.process.pid
+        baseline, rss = descriptors(pid), rss_kib(pid)
         held = [connect(relay.port) for _ in range(4)]
         extra = connect(relay.port)
         assert error_code(Reader(extra)) == 13
@@ -156,6 +163,7 @@ def test_connections_beyond_the_caps_are_refused_and_accepted_again_once_others_
         assert kind == 0x81
         for sock in held + [again]:
             sock.close()
+        assert_back_to(pid, baseline, rss)
     finally:
         relay.stop()
 
@@ -163,6 +171,8 @@ def test_connections_beyond_the_caps_are_refused_and_accepted_again_once_others_
 def test_a_member_over_the_message_rate_is_disconnected_with_flooding_and_others_chat_on():
     relay = Relay(free_port(), ["--message-rate", "5", "--message-burst", "10"])
     try:
+        pid = relay.process.pid
+        baseline, rss = descriptors(pid), rss_kib(pid)
         flooder, reader = member(relay.port, "flooder")
         for index in range(50):
             try:
@@ -173,6 +183,7 @@ def test_a_member_over_the_message_rate_is_disconnected_with_flooding_and_others
         flooder.close()
         relay.log.wait_for(lambda line: "flooding" in line, timeout=5, what="flooding log")
         chat_works(relay.port)
+        assert_back_to(pid, baseline, rss)
     finally:
         relay.stop()
 
@@ -180,6 +191,8 @@ def test_a_member_over_the_message_rate_is_disconnected_with_flooding_and_others
 def test_an_idle_member_is_pinged_and_closed_when_it_does_not_answer_but_kept_when_it_does():
     relay = Relay(free_port(), ["--idle-timeout", "1"])
     try:
+        pid = relay.process.pid
+        baseline, rss = descriptors(pid), rss_kib(pid)
         silent, silent_reader = member(relay.port, "silent")
         polite, polite_reader = member(relay.port, "polite")
         deadline = time.monotonic() + 3
@@ -200,6 +213,7 @@ def test_an_idle_member_is_pinged_and_closed_when_it_does_not_answer_but_kept_wh
         assert codes == [15]
         silent.close()
         polite.close()
+        assert_back_to(pid, baseline, rss)
     finally:
         relay.stop()
 
@@ -210,7 +224,7 @@ def test_ten_thousand_random_and_mutated_frames_while_two_members_chat():
         pid = relay.process.pid
         alice, _ = member(relay.port, "alice")
         bob, bob_reader = member(relay.port, "bob")
-        baseline = descriptors(pid)
+        baseline, rss = descriptors(pid), rss_kib(pid)
         generator = random.Random(7)
         valid = [hello("fuzz"), frame(PUBLISH, b"x"), frame(0x03, b"\x03bob" + b"y"), frame(0x05, b"\x00" * 8),
                  frame(0x04, b"\x01\x03bob" + b"z"), frame(0x07)]
@@ -248,6 +262,7 @@ def test_ten_thousand_random_and_mutated_frames_while_two_members_chat():
                         break
         assert relay.process.poll() is None
         assert settle(pid, baseline, timeout=15) == baseline
+        assert rss_kib(pid) < rss + 8 * 1024, f"RSS grew from {rss} KiB to {rss_kib(pid)} KiB"
         alice.close()
         bob.close()
     finally:
@@ -290,12 +305,15 @@ def test_descriptor_exhaustion_neither_spins_nor_kills_the_relay_and_it_serves_a
             except OSError:
                 assert time.monotonic() < deadline, "relay did not listen"
                 time.sleep(0.05)
+        time.sleep(0.2)
+        baseline, rss = descriptors(process.pid), rss_kib(process.pid)
         held = []
         for _ in range(200):
             try:
                 held.append(socket.create_connection(("127.0.0.1", port), timeout=2))
             except OSError:
                 pass
+        # Counted once the relay is listening; the 200 held connections must all be released afterwards.
         before = cpu_seconds(process.pid)
         time.sleep(2)
         spent = cpu_seconds(process.pid) - before
@@ -305,6 +323,8 @@ def test_descriptor_exhaustion_neither_spins_nor_kills_the_relay_and_it_serves_a
             sock.close()
         time.sleep(0.5)
         chat_works(port)
+        assert settle(process.pid, baseline) == baseline
+        assert rss_kib(process.pid) < rss + 8 * 1024
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -27,11 +27,14 @@ def message_key(room_key, session, room, sender):
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=session, info=info).derive(room_key)
 
 
-def seal(room_key, session, counter, room, sender, text):
+def seal(room_key, session, counter, room, sender, text, message_id=None):
     header = b"\x01" + session + struct.pack(">Q", counter)
     nonce = b"\x00" * 4 + struct.pack(">Q", counter)
     aad = b"aeschat/1" + header + str8(room) + str8(sender)
-    return header + AESGCM(message_key(room_key, session, room, sender)).encrypt(nonce, b"\x01" + text.encode(), aad)
+    plaintext = b"\x01" + text.encode()
+    if message_id is not None:
+        plaintext = b"\x03" + struct.pack(">Q", message_id) + plaintext
+    return header + AESGCM(message_key(room_key, session, room, sender)).encrypt(nonce, plaintext, aad)
 
 
 def open_envelope(room_key, room, sender, envelope):
@@ -40,6 +43,8 @@ def open_envelope(room_key, room, sender, envelope):
     nonce = b"\x00" * 4 + struct.pack(">Q", counter)
     aad = b"aeschat/1" + header + str8(room) + str8(sender)
     plaintext = AESGCM(message_key(room_key, session, room, sender)).decrypt(nonce, sealed, aad)
+    if plaintext[0] == 0x03:  # message id, then the text
+        plaintext = plaintext[9:]
     assert plaintext[0] == 0x01
     return plaintext[1:].decode()
 
@@ -99,6 +104,21 @@ def test_independent_client_interoperates_with_aeschat(clients, relay, key_file)
     # A replay of the Python client's first message is refused by aeschat.
     py.send(0x02, seal(room_key, session, 0, "lobby", "pyclient", "hello from python"))
     assert alice.events(event="warning")["kind"] == "replay"
+
+    # A line with a message id, confirmed by the relay's pong to the ping sent after it (PROTOCOL section 4,
+    # "Confirming lines"); sent again under a new session, as after a reconnect, it is shown once.
+    py.send(0x02, seal(room_key, session, 2, "lobby", "pyclient", "with an id", message_id=0x1234))
+    py.send(0x05, struct.pack(">Q", 7))
+    while True:
+        frame_type, body = py.receive()
+        if frame_type == 0x06:
+            assert struct.unpack(">Q", body)[0] == 7
+            break
+    assert alice.events(event="message") == {"event": "message", "from": "pyclient", "text": "with an id"}
+    again = os.urandom(16)
+    py.send(0x02, seal(room_key, again, 0, "lobby", "pyclient", "with an id", message_id=0x1234))
+    py.send(0x02, seal(room_key, again, 1, "lobby", "pyclient", "next line", message_id=0x5678))
+    assert alice.events(event="message") == {"event": "message", "from": "pyclient", "text": "next line"}
 
     py.send(0x04, b"")
     # The relay announces the leave at once, without waiting for this socket to close.

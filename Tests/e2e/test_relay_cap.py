@@ -6,7 +6,7 @@ import subprocess
 import threading
 import time
 
-from conftest import Relay, binary_path, free_port
+from conftest import Relay, assert_relay_back_to, binary_path, free_port, relay_usage
 
 
 def frame(kind, body=b""):
@@ -51,6 +51,7 @@ def test_member_that_stops_reading_is_dropped_and_the_others_get_everything():
     port = free_port()
     relay = Relay(port, extra=("--max-pending-output", "17M"))
     try:
+        baseline = relay_usage(relay)
         sloth = socket.socket()
         sloth.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sloth.connect(("127.0.0.1", port))
@@ -104,5 +105,8 @@ def test_member_that_stops_reading_is_dropped_and_the_others_get_everything():
         assert struct.unpack(">H", last[1][:2])[0] == 11
         assert count < messages
         relay.log.wait_for(lambda line: "dropping sloth" in line and "too slow" in line, what="drop line")
+        for sock in (sloth, alice, bob):
+            sock.close()
+        assert_relay_back_to(relay, baseline)
     finally:
         relay.stop()

@@ -19,6 +19,11 @@ public enum ClientOutcome: Equatable, Sendable {
 ///
 /// Works on any ``Connection``; confined to the event loop's thread. Lines submitted before
 /// registration completes are held and handled right after it, in order.
+///
+/// Every message line is followed by a ping; the relay answers a ping only after handling every
+/// frame sent before it, so its pong confirms the line. Lines the relay has not confirmed when the
+/// connection ends are handed back (``linesNotConfirmed``) for a ``ReconnectingSession`` to send
+/// again; their message ids let members that did receive them drop the second copy.
 public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHost {
     private enum State {
         case registering
@@ -34,6 +39,14 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     public static let outputHighWater = 16 * 1024 * 1024
     /// How long registration may take before the client gives up.
     public static let registrationTimeout: Duration = .seconds(15)
+    /// Message lines sent but not yet confirmed by the relay, at most; later lines wait. Kept below
+    /// ``RecentMessageIDs/idsPerSender`` so that members remember every id that may be repeated.
+    public static let maximumUnconfirmedLines = 64
+    /// Lines waiting to be sent beyond which input is paused.
+    public static let waitingLinesHighWater = 1024
+    /// How long a relay may show no sign of life while lines wait for its confirmation before it
+    /// counts as lost.
+    public static let unresponsiveRelayTimeout: Duration = .seconds(30)
 
     private let name: String
     private let room: String
@@ -50,7 +63,19 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     /// Frames at least this long (prefix included) are read into the frame buffer.
     static let largeFrameThreshold = 64 * 1024
     private var state = State.registering
-    private var heldLines: [String] = []
+    /// Lines not handled yet: before registration, or while too many are unconfirmed.
+    private var waitingLines: [OutgoingLine] = []
+    private var firstWaitingLine = 0
+    /// Message lines handed to the connection, each with the token of the ping that follows it.
+    private var unconfirmedLines: [(line: OutgoingLine, token: UInt64)] = []
+    private var lastPingToken: UInt64 = 0
+    private var messageFramesWritten = 0
+    private let recentMessageIDs: RecentMessageIDs
+    private var inputPaused = false
+    private var confirmations = 0
+    private var bytesRead = 0
+    private var watchingForAnswers = false
+    private var quitting = false
     private var inputEnded = false
     private var pendingOutcome: ClientOutcome = .finished
     private let onFinish: (ClientOutcome) -> Void
@@ -76,11 +101,15 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     ///   - inbox: where received files go; without one, files are neither sent nor received.
     ///   - maximumFileSize: larger offers are declined.
     ///   - transferStallTimeout: how long a receiver may hold a transfer back before it is dropped.
+    ///   - recentMessageIDs: the message ids already shown; shared by the clients of one session so
+    ///     that a line repeated after a reconnect is shown once.
     public init(
         name: String, room: String, security: any MessageSecurity, connection: any Connection,
         output: any ClientOutput, loop: any EventLoop, inbox: Inbox? = nil, maximumFileSize: UInt64? = nil,
-        transferStallTimeout: Duration = FileTransfers.defaultStallTimeout, onFinish: @escaping (ClientOutcome) -> Void
+        transferStallTimeout: Duration = FileTransfers.defaultStallTimeout,
+        recentMessageIDs: RecentMessageIDs = RecentMessageIDs(), onFinish: @escaping (ClientOutcome) -> Void
     ) {
+        self.recentMessageIDs = recentMessageIDs
         self.name = name
         self.room = room
         self.security = security
@@ -121,19 +150,86 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     /// Handles one line of input: a command (`/who`, `/msg bob hi`, …) or a message. Held until
     /// registration completes. Empty lines are skipped.
     public func submit(line: String) {
-        guard !line.isEmpty, state == .registering || state == .ready else { return }
-        guard line.utf8.count <= Self.maximumMessageBytes else {
+        submit(OutgoingLine(line))
+    }
+
+    /// Handles a line with a given message id (a line sent again after a reconnect keeps its id).
+    public func submit(_ line: OutgoingLine) {
+        guard !line.text.isEmpty, state == .registering || state == .ready, !quitting else { return }
+        guard line.text.utf8.count <= Self.maximumMessageBytes else {
             emit(
                 .error(
                     message:
-                        "message of \(line.utf8.count) bytes not sent: the limit is \(Self.maximumMessageBytes) bytes"))
+                        "message of \(line.text.utf8.count) bytes not sent: the limit is \(Self.maximumMessageBytes) bytes"
+                ))
             return
         }
-        if state == .registering {
-            heldLines.append(line)
-        } else {
+        waitingLines.append(line)
+        sendWaitingLines()
+    }
+
+    /// Lines the relay has not confirmed, oldest first: those sent without a pong yet, then those
+    /// not sent. A session reads them when the connection is lost, to send them again.
+    public var linesNotConfirmed: [OutgoingLine] {
+        unconfirmedLines.map(\.line) + waitingLines[firstWaitingLine...]
+    }
+
+    /// Handles waiting lines while fewer than ``maximumUnconfirmedLines`` are unconfirmed.
+    private func sendWaitingLines() {
+        while state == .ready, firstWaitingLine < waitingLines.count,
+            unconfirmedLines.count < Self.maximumUnconfirmedLines
+        {
+            let line = waitingLines[firstWaitingLine]
+            firstWaitingLine += 1
             perform(line)
         }
+        if firstWaitingLine == waitingLines.count {
+            waitingLines.removeAll(keepingCapacity: waitingLines.count <= 64)
+            firstWaitingLine = 0
+        } else if firstWaitingLine > 1024 {
+            waitingLines.removeFirst(firstWaitingLine)
+            firstWaitingLine = 0
+        }
+        updateInputPause()
+    }
+
+    /// Whether this client asked for input to pause (too much output or too many lines waiting).
+    public var isInputPaused: Bool { inputPaused }
+
+    /// Pauses input while too much output or too many lines wait; resumes once both drained.
+    private func updateInputPause() {
+        let waiting = waitingLines.count - firstWaitingLine
+        let paused =
+            inputPaused
+            ? connection.pendingOutputByteCount > 0 || waiting > Self.waitingLinesHighWater / 2
+            : connection.pendingOutputByteCount > Self.outputHighWater || waiting > Self.waitingLinesHighWater
+        guard paused != inputPaused else { return }
+        inputPaused = paused
+        onBackpressure?(paused)
+    }
+
+    /// Sends a message line, then a ping whose pong will confirm it. A line the security layer
+    /// holds back (a changed key waiting for `/trust`) writes nothing and is not tracked.
+    @discardableResult
+    private func sendAwaitingConfirmation(_ line: OutgoingLine, _ send: () -> Void) -> Bool {
+        let before = messageFramesWritten
+        send()
+        guard messageFramesWritten != before, state == .ready else { return false }
+        lastPingToken += 1
+        connection.write(ClientFrame.ping(token: lastPingToken).encoded())
+        unconfirmedLines.append((line, lastPingToken))
+        watchForAnswers()
+        return true
+    }
+
+    /// The relay answered the ping with `token`: every line sent before it was handled.
+    private func confirm(upTo token: UInt64) {
+        guard token <= lastPingToken else { return }
+        confirmations += 1
+        let confirmed = unconfirmedLines.prefix { $0.token <= token }.count
+        unconfirmedLines.removeFirst(confirmed)
+        sendWaitingLines()
+        leaveIfIdle()
     }
 
     /// Input has ended: leave once everything read has been handed to the relay and every file
@@ -143,8 +239,40 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
         leaveIfIdle()
     }
 
+    /// While lines wait for confirmation, a relay that shows no sign of life for
+    /// ``unresponsiveRelayTimeout`` counts as lost, so that the session reconnects and sends them
+    /// again rather than waiting forever (a relay that hangs keeps its connections open). Signs of
+    /// life: a confirmation, any byte from the relay, or queued output going out.
+    private func watchForAnswers() {
+        guard !watchingForAnswers else { return }
+        watchingForAnswers = true
+        let confirmationsBefore = confirmations
+        let bytesReadBefore = bytesRead
+        let pendingBefore = connection.pendingOutputByteCount
+        loop.schedule(after: Self.unresponsiveRelayTimeout) { [weak self] in
+            guard let self else { return }
+            self.watchingForAnswers = false
+            guard self.state == .ready || self.state == .leaving, !self.unconfirmedLines.isEmpty else { return }
+            let pending = self.connection.pendingOutputByteCount
+            let alive =
+                self.confirmations != confirmationsBefore || self.bytesRead != bytesReadBefore
+                || (pending > 0 && pending < pendingBefore)
+            if alive {
+                self.watchForAnswers()
+                return
+            }
+            let seconds = Self.unresponsiveRelayTimeout.components.seconds
+            let reason =
+                "the relay has not answered for \(seconds) seconds; \(self.unconfirmedLines.count) line(s) unconfirmed"
+            self.emit(.error(message: reason))
+            self.finish(.relayLost(reason))
+        }
+    }
+
     private func leaveIfIdle() {
-        guard inputEnded, state == .ready, !(transfers?.isBusy ?? false) else { return }
+        guard inputEnded, state == .ready, firstWaitingLine == waitingLines.count, unconfirmedLines.isEmpty,
+            quitting || !(transfers?.isBusy ?? false)
+        else { return }
         leave(outcome: .finished)
     }
 
@@ -162,26 +290,33 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
         }
     }
 
-    private func perform(_ line: String) {
-        switch ChatCommand(parsing: line) {
+    private func perform(_ line: OutgoingLine) {
+        let id = line.messageID
+        switch ChatCommand(parsing: line.text) {
         case .message(let text):
-            security.sendToRoom(.text(text), outbox: self)
+            sendAwaitingConfirmation(line) { security.sendToRoom(.identified(id: id, .text(text)), outbox: self) }
         case .action(let text):
-            security.sendToRoom(.action(text), outbox: self)
+            sendAwaitingConfirmation(line) { security.sendToRoom(.identified(id: id, .action(text)), outbox: self) }
         case .privateMessage(let recipient, let text):
             guard recipient != name else {
                 emit(.error(message: "/msg needs another member's name, not your own"))
                 return
             }
-            security.sendPrivately(.text(text), to: recipient, outbox: self)
-            emit(.info("to \(recipient), privately: \(text)"))
+            let sent = sendAwaitingConfirmation(line) {
+                security.sendPrivately(.identified(id: id, .text(text)), to: recipient, outbox: self)
+            }
+            if sent { emit(.info("to \(recipient), privately: \(text)")) }
         case .security(let command):
             security.handle(command, outbox: self)
         case .help:
             emit(.info(ChatCommand.helpText))
         case .quit:
+            // Lines typed after /quit are dropped; those before it are confirmed first.
             inputEnded = true
-            leave(outcome: .finished)
+            quitting = true
+            waitingLines.removeAll()
+            firstWaitingLine = 0
+            leaveIfIdle()
         case .sendFile(let path, let recipient):
             if let transfers {
                 transfers.send(path: path, to: recipient)
@@ -191,7 +326,6 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
         case .invalid(let message):
             emit(.error(message: message))
         }
-        if connection.pendingOutputByteCount > Self.outputHighWater { onBackpressure?(true) }
     }
 
     /// Says goodbye; the relay handles everything sent before it, then closes, which ends the
@@ -219,10 +353,12 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     // MARK: SecurityOutbox
 
     public func publish(_ envelope: [UInt8]) {
+        messageFramesWritten += 1
         connection.write(ClientFrame.publish(payload: envelope[...]).encoded())
     }
 
     public func direct(_ envelope: [UInt8], to name: String) {
+        messageFramesWritten += 1
         connection.write(ClientFrame.direct(to: name, payload: envelope[...]).encoded())
     }
 
@@ -231,6 +367,8 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     }
 
     public func deliver(_ content: MessageContent, from sender: String, isPrivate: Bool) {
+        // A copy its sender repeated after losing the connection before the relay confirmed it.
+        if case .identified(let id, _) = content, !recentMessageIDs.recordIfNew(id, from: sender) { return }
         if let event = ClientEvent(content: content, from: sender, isPrivate: isPrivate) {
             emit(event)
         } else if let transfers {
@@ -281,6 +419,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     // MARK: ConnectionHandler
 
     public func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
+        bytesRead &+= bytes.count
         var rest = bytes
         while rest.count > 0 && state != .finished {
             guard largeFrame.isActive else {
@@ -307,6 +446,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     }
 
     public func connection(_ connection: any Connection, didReadIntoDestination count: Int) {
+        bytesRead &+= count
         largeFrame.count += count
         assembleLargeFrame()
     }
@@ -404,7 +544,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
 
     public func connectionDidDrainOutput(_ connection: any Connection) {
         transfers?.pump()
-        onBackpressure?(false)
+        updateInputPause()
     }
 
     public func connection(_ connection: any Connection, didCloseWith error: TransportError?) {
@@ -445,10 +585,8 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
             emit(.ready(name: name, room: room, members: members.map(\.name), fingerprint: security.ownFingerprint))
             security.didRegister(members: members, outbox: self)
             onReady?()
-            let held = heldLines
-            heldLines.removeAll()
-            for line in held where state == .ready { perform(line) }
-            if inputEnded { leave(outcome: .finished) }
+            sendWaitingLines()
+            leaveIfIdle()
         case .joined(let member):
             guard state != .registering else { throw .malformed("joined before welcome") }
             guard Names.isValidMemberName(member.name) else {
@@ -485,8 +623,8 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
             }
         case .ping(let token):
             connection.write(ClientFrame.pong(token: token).encoded())
-        case .pong:
-            break
+        case .pong(let token):
+            confirm(upTo: token)
         }
     }
 }

@@ -103,6 +103,7 @@ public enum ClientEvent: Equatable, Sendable {
         switch content {
         case .text(let text): self = .message(from: sender, text: text, isPrivate: isPrivate)
         case .action(let text): self = .action(from: sender, text: text, isPrivate: isPrivate)
+        case .identified(_, let content): self.init(content: content, from: sender, isPrivate: isPrivate)
         default: return nil
         }
     }

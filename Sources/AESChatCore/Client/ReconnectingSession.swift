@@ -2,7 +2,9 @@ public import AESChatCLI
 
 /// A chat session that survives the relay going away: when the connection is lost after
 /// registration, it says so, reconnects with exponential backoff and jitter, registers again with
-/// fresh session keys, and sends the lines typed meanwhile. Loop thread only.
+/// fresh session keys, and sends the lines typed meanwhile. Lines the lost connection had not had
+/// confirmed by the relay go first, with their message ids, so nothing typed is lost and members
+/// that did receive a line show it once. Loop thread only.
 public final class ReconnectingSession {
     /// How reconnection waits and when it gives up.
     public struct Policy: Sendable {
@@ -14,6 +16,10 @@ public final class ReconnectingSession {
         public var giveUpAfter: Duration = .seconds(300)
         /// Lines typed while disconnected that are kept to be sent after reconnecting.
         public var maximumQueuedLines = 1000
+        /// How long a connection must last for the backoff to start again from ``initialDelay``:
+        /// a relay that keeps dropping the client soon after registration (as too slow, say) is
+        /// retried ever more slowly instead of twice a second.
+        public var stableConnection: Duration = .seconds(30)
 
         /// The documented defaults.
         public init() {}
@@ -23,9 +29,10 @@ public final class ReconnectingSession {
     public typealias Connector = () throws(TransportError) -> any Connection
     /// Makes the end-to-end layer for one connection (fresh session keys every time).
     public typealias SecurityFactory = () throws -> any MessageSecurity
-    /// Makes the client of one connection.
+    /// Makes the client of one connection; `recentMessageIDs` is the session's, shared by its clients.
     public typealias ClientFactory = (
-        _ security: any MessageSecurity, _ connection: any Connection, _ onFinish: @escaping (ClientOutcome) -> Void
+        _ security: any MessageSecurity, _ connection: any Connection, _ recentMessageIDs: RecentMessageIDs,
+        _ onFinish: @escaping (ClientOutcome) -> Void
     ) -> ChatClient
 
     private let output: any ClientOutput
@@ -43,8 +50,12 @@ public final class ReconnectingSession {
     private var hasRegistered = false
     private var reconnecting = false
     private var attempts = 0
+    private var registeredAt: ContinuousClock.Instant?
     private var disconnectedSince: ContinuousClock.Instant?
-    private var queuedLines: [String] = []
+    private var queuedLines: [OutgoingLine] = []
+    private var linesToSendAgain = 0
+    private var clientRegistered = false
+    private let recentMessageIDs = RecentMessageIDs()
     private var inputEnded = false
     private var finished = false
 
@@ -89,13 +100,15 @@ public final class ReconnectingSession {
         guard !finished else { return }
         if let client {
             client.submit(line: line)
-        } else if queuedLines.count < policy.maximumQueuedLines {
-            queuedLines.append(line)
+        } else if queuedLines.count - linesToSendAgain < policy.maximumQueuedLines {
+            queuedLines.append(OutgoingLine(line))
             output.emit(.info("not connected: the line is queued and will be sent after reconnecting"))
         } else {
             output.emit(
                 .error(
-                    message: "not connected and \(queuedLines.count) lines are already queued: this line was not sent"))
+                    message:
+                        "not connected and \(queuedLines.count - linesToSendAgain) lines are already queued: "
+                        + "this line was not sent"))
         }
     }
 
@@ -119,7 +132,9 @@ public final class ReconnectingSession {
     private func open() throws {
         let connection = try connect()
         let security = try makeSecurity()
-        let made = makeClient(security, connection) { [weak self] outcome in self?.clientEnded(outcome) }
+        let made = makeClient(security, connection, recentMessageIDs) { [weak self] outcome in
+            self?.clientEnded(outcome)
+        }
         made.onReady = { [weak self] in self?.registered() }
         made.onBackpressure = { [weak self] paused in self?.onBackpressure?(paused) }
         client = made
@@ -128,19 +143,45 @@ public final class ReconnectingSession {
 
     private func registered() {
         hasRegistered = true
+        clientRegistered = true
         disconnectedSince = nil
-        attempts = 0
+        registeredAt = now()
+        // The queue goes first (lines the lost connection had not had confirmed, then those typed
+        // while disconnected); only then may input that waited meanwhile flow again.
+        let lines = queuedLines
+        let sentAgain = linesToSendAgain
+        queuedLines.removeAll()
+        linesToSendAgain = 0
+        for line in lines { client?.submit(line) }
         if reconnecting {
             reconnecting = false
             output.emit(.reconnected)
         }
-        let lines = queuedLines
-        queuedLines.removeAll()
-        for line in lines { client?.submit(line: line) }
+        if sentAgain > 0 {
+            output.emit(
+                .info("sent again \(sentAgain) line(s) the relay had not confirmed when the connection was lost"))
+        }
+        // Input paused by the lost connection's backlog resumes, unless the new one is full already.
+        if client?.isInputPaused == false { onBackpressure?(false) }
         if inputEnded { client?.endOfInput() }
     }
 
     private func clientEnded(_ outcome: ClientOutcome) {
+        if let client {
+            let unconfirmed = client.linesNotConfirmed
+            if clientRegistered {
+                // The queue was handed to this client: what it could not get confirmed goes out
+                // again first, ahead of lines typed since.
+                queuedLines.insert(contentsOf: unconfirmed, at: 0)
+                linesToSendAgain += unconfirmed.count
+            } else {
+                // Lines typed while it was registering: newer than the queue.
+                queuedLines.append(contentsOf: unconfirmed)
+            }
+        }
+        clientRegistered = false
+        if let registeredAt, now() - registeredAt >= policy.stableConnection { attempts = 0 }
+        registeredAt = nil
         client = nil
         switch outcome {
         case .finished:

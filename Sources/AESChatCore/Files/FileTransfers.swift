@@ -481,7 +481,7 @@ public final class FileTransfers {
         case .fileDone(let fileID, let digest, let size):
             guard let transfer = incoming[Self.key(sender, fileID)] else { return }
             complete(transfer, digest: digest, size: size)
-        case .text, .action:
+        case .text, .action, .identified:
             break
         }
     }

@@ -60,11 +60,11 @@ public enum JoinMode {
                 case .failure(let failure): throw failure
                 }
             },
-            makeClient: { security, connection, ended in
+            makeClient: { security, connection, recentMessageIDs, ended in
                 ChatClient(
                     name: options.name, room: options.room, security: security, connection: connection, output: output,
                     loop: loop, inbox: inbox, maximumFileSize: options.maximumFileSize, transferStallTimeout: stall,
-                    onFinish: ended)
+                    recentMessageIDs: recentMessageIDs, onFinish: ended)
             },
             fatal: { message in
                 if options.json { output.emit(.error(message: message)) }

@@ -81,12 +81,16 @@ public struct Identity: Sendable {
     public static func load(path: String) throws(IdentityError) -> Identity {
         let text: String
         do {
-            text = try SecretFile.read(path: path, limit: 4096)
-        } catch let error as SecretFile.Failure {
-            throw .unreadable(path: path, reason: error.reason)
+            text = try SecretFile.read(path: path, limit: 4096).text
         } catch {
-            throw .unreadable(path: path, reason: "\(error)")
+            throw .unreadable(path: path, reason: error.reason)
         }
+        return try parse(text, path: path)
+    }
+
+    /// Parses the contents of an identity file: `aeschat-identity-v1 <64 hex digits>` and a newline.
+    /// - Parameter path: names the file in errors.
+    public static func parse(_ text: String, path: String) throws(IdentityError) -> Identity {
         let fields = text.trimmingASCIIWhitespace().split(separator: " ")
         guard fields.count == 2, fields[0] == Substring(header) else {
             throw .malformed(path: path, reason: "expected '\(header)' followed by 64 hexadecimal digits")
@@ -106,11 +110,10 @@ public struct Identity: Sendable {
         let line = key.seed.withUnsafeBytes { "\(Self.header) \(Hex.encode(Array($0)))\n" }
         do {
             try SecretFile.createExclusively(path: path, contents: Array(line.utf8))
-        } catch let error as SecretFile.Failure {
-            if error.exists { throw .alreadyExists(path: path) }
-            throw .unwritable(path: path, reason: error.reason)
+        } catch .exists {
+            throw .alreadyExists(path: path)
         } catch {
-            throw .unwritable(path: path, reason: "\(error)")
+            throw .unwritable(path: path, reason: error.reason)
         }
     }
 
@@ -146,85 +149,5 @@ public struct Identity: Sendable {
         let digest = SHA256.hash(writer.bytes)
         return stride(from: 0, to: 6, by: 2).map { Hex.encode(Array(digest[$0..<$0 + 2])).uppercased() }
             .joined(separator: "-")
-    }
-}
-
-/// Reads and writes small secret files: exclusive creation with mode 0600, no link following, a
-/// size limit on reading.
-enum SecretFile {
-    struct Failure: Error {
-        var reason: String
-        var exists = false
-    }
-
-    static func read(path: String, limit: Int) throws -> String {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard descriptor >= 0 else { throw Failure(reason: System.lastError) }
-        defer { System.closeDescriptor(descriptor) }
-        var status = stat()
-        guard fstat(descriptor, &status) == 0 else { throw Failure(reason: System.lastError) }
-        guard (status.st_mode & S_IFMT) == S_IFREG else { throw Failure(reason: "not a regular file") }
-        guard status.st_size <= limit else { throw Failure(reason: "larger than \(limit) bytes") }
-        var bytes = [UInt8](repeating: 0, count: limit + 1)
-        var total = 0
-        while total < bytes.count {
-            let count = bytes.withUnsafeMutableBytes { raw in
-                System.retryingInterrupts { Foundation.read(descriptor, raw.baseAddress! + total, raw.count - total) }
-            }
-            if count < 0 { throw Failure(reason: System.lastError) }
-            if count == 0 { break }
-            total += count
-        }
-        defer { for index in bytes.indices { bytes[index] = 0 } }
-        guard let text = String(validating: bytes[..<total], as: UTF8.self) else { throw Failure(reason: "not text") }
-        return text
-    }
-
-    static func createExclusively(path: String, contents: [UInt8]) throws {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw Failure(reason: System.lastError, exists: errno == EEXIST) }
-        defer { System.closeDescriptor(descriptor) }
-        _ = fchmod(descriptor, 0o600)
-        try writeAll(descriptor, contents, path: path)
-    }
-
-    /// Replaces a file atomically: writes a temporary file (0600) beside it, then renames it.
-    static func replace(path: String, contents: [UInt8]) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        unlink(temporary)
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw Failure(reason: System.lastError) }
-        do {
-            try writeAll(descriptor, contents, path: temporary)
-            System.closeDescriptor(descriptor)
-        } catch {
-            System.closeDescriptor(descriptor)
-            throw error
-        }
-        guard rename(temporary, path) == 0 else {
-            let reason = System.lastError
-            unlink(temporary)
-            throw Failure(reason: reason)
-        }
-    }
-
-    private static func writeAll(_ descriptor: Int32, _ contents: [UInt8], path: String) throws {
-        var written = 0
-        while written < contents.count {
-            let count = contents.withUnsafeBytes { raw in
-                System.retryingInterrupts { Glibc_write(descriptor, raw.baseAddress! + written, raw.count - written) }
-            }
-            guard count > 0 else {
-                let reason = System.lastError
-                unlink(path)
-                throw Failure(reason: reason)
-            }
-            written += count
-        }
-        guard fsync(descriptor) == 0 else {
-            let reason = System.lastError
-            unlink(path)
-            throw Failure(reason: reason)
-        }
     }
 }

@@ -13,7 +13,7 @@ public struct PeerPin: Equatable, Sendable {
 /// `<relay> <room> <name> <identity key, 64 hex digits> verified|unverified`. Lines that do not
 /// parse are kept as they are and otherwise ignored. Loop thread only.
 public final class KnownPeers {
-    private struct Entry {
+    struct Entry: Equatable {
         var relay: String
         var room: String
         var name: String
@@ -30,7 +30,14 @@ public final class KnownPeers {
     public init(path: String?, warn: @escaping (String) -> Void = { _ in }) {
         self.path = path
         self.warn = warn
-        guard let path, let text = try? SecretFile.read(path: path, limit: 16 * 1024 * 1024) else { return }
+        guard let path, let contents = try? SecretFile.read(path: path, limit: 16 * 1024 * 1024) else { return }
+        (entries, foreignLines) = Self.parse(contents.text)
+    }
+
+    /// Splits the file's text into pins and the lines that are not pins (kept as they are).
+    static func parse(_ text: String) -> (entries: [Entry], foreignLines: [String]) {
+        var entries: [Entry] = []
+        var foreignLines: [String] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
             let fields = line.split(separator: " ")
             if fields.count == 5, let key = Hex.decode(String(fields[3])), key.count == 32,
@@ -44,6 +51,18 @@ public final class KnownPeers {
                 foreignLines.append(String(line))
             }
         }
+        return (entries, foreignLines)
+    }
+
+    /// The file's text for `entries`, after the `foreignLines` kept from the file.
+    static func render(entries: [Entry], foreignLines: [String]) -> String {
+        var text = foreignLines.map { $0 + "\n" }.joined()
+        for entry in entries {
+            text +=
+                "\(entry.relay) \(entry.room) \(entry.name) \(Hex.encode(entry.pin.identityKey)) "
+                + "\(entry.pin.isVerified ? "verified" : "unverified")\n"
+        }
+        return text
     }
 
     /// The default path, beside the default identity.
@@ -68,12 +87,7 @@ public final class KnownPeers {
 
     private func save() {
         guard let path else { return }
-        var text = foreignLines.map { $0 + "\n" }.joined()
-        for entry in entries {
-            text +=
-                "\(entry.relay) \(entry.room) \(entry.name) \(Hex.encode(entry.pin.identityKey)) "
-                + "\(entry.pin.isVerified ? "verified" : "unverified")\n"
-        }
+        let text = Self.render(entries: entries, foreignLines: foreignLines)
         do {
             let folder = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
             if !folder.isEmpty { try ConfigurationFolder.create(folder) }

@@ -22,6 +22,9 @@ public enum MessageContent: Equatable, Sendable {
     case text(String)
     /// `0x02`: a `/me` action, UTF-8.
     case action(String)
+    /// `0x03`: `message id u64 | text or action content` — a chat line with the id its sender
+    /// gave it, so that a line sent again after a reconnect is shown only once.
+    indirect case identified(id: UInt64, MessageContent)
     /// `0x20`: `file id [16] | size u64 | chunk size u32 | key [32] | name str16`.
     case fileOffer(FileOffer)
     /// `0x21`: receiver → sender: `file id [16] | accept u8 | resume from chunk u64 | reason str16`.
@@ -47,6 +50,10 @@ public enum MessageContent: Equatable, Sendable {
         case .action(let text):
             writer.write(UInt8(0x02))
             writer.write(contentsOf: text.utf8)
+        case .identified(let id, let content):
+            writer.write(UInt8(0x03))
+            writer.write(id)
+            writer.write(contentsOf: content.encoded())
         case .fileOffer(let offer):
             writer.write(UInt8(0x20))
             writer.write(contentsOf: offer.fileID)
@@ -94,6 +101,13 @@ public enum MessageContent: Equatable, Sendable {
             }
             self = kind == 0x01 ? .text(text) : .action(text)
             return
+        case 0x03:
+            let id = try reader.readUInt64("message id")
+            guard plaintext.count > 9, plaintext[9] == 0x01 || plaintext[9] == 0x02 else {
+                throw .malformed("a message id must be followed by text or an action")
+            }
+            self = .identified(id: id, try MessageContent(decoding: Array(plaintext[9...])))
+            return
         case 0x20:
             let fileID = Array(try reader.readBytes(Self.fileIDSize, "file id"))
             let size = try reader.readUInt64("file size")
@@ -133,7 +147,7 @@ public enum MessageContent: Equatable, Sendable {
     /// Whether this content is about a file transfer rather than for display.
     public var isFileControl: Bool {
         switch self {
-        case .text, .action: false
+        case .text, .action, .identified: false
         default: true
         }
     }

@@ -77,66 +77,33 @@ public struct RoomKey: Sendable {
     /// - Parameter warn: receives a warning when the file is readable by other users.
     /// - Throws: ``KeyFileError/unreadable(path:reason:)`` or ``KeyFileError/malformed(path:reason:)``.
     public static func load(path: String, warn: (String) -> Void = { _ in }) throws(KeyFileError) -> RoomKey {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard descriptor >= 0 else { throw .unreadable(path: path, reason: System.lastError) }
-        defer { System.closeDescriptor(descriptor) }
-        var status = stat()
-        guard fstat(descriptor, &status) == 0 else { throw .unreadable(path: path, reason: System.lastError) }
-        guard (status.st_mode & S_IFMT) == S_IFREG else {
-            throw .unreadable(path: path, reason: "not a regular file")
+        let contents: SecretFile.Contents
+        do {
+            contents = try SecretFile.read(path: path, limit: maximumFileSize)
+        } catch .tooLarge(let size, _) {
+            throw .malformed(path: path, reason: "it is \(size) bytes long; a key file holds 64 characters")
+        } catch .notText {
+            throw .malformed(path: path, reason: "it is not text")
+        } catch {
+            throw .unreadable(path: path, reason: error.reason)
         }
-        guard status.st_size <= maximumFileSize else {
-            throw .malformed(path: path, reason: "it is \(status.st_size) bytes long; a key file holds 64 characters")
-        }
-        if status.st_mode & 0o077 != 0 {
-            let mode = String(status.st_mode & 0o777, radix: 8)
+        if contents.isAccessibleToOthers {
+            let mode = String(contents.mode, radix: 8)
             warn("key file '\(path)' can be read by other users (mode \(mode)); restrict it with 'chmod 600 \(path)'")
         }
-        var bytes = [UInt8](repeating: 0, count: maximumFileSize + 1)
-        var total = 0
-        while total < bytes.count {
-            let count = bytes.withUnsafeMutableBytes { raw in
-                System.retryingInterrupts { read(descriptor, raw.baseAddress! + total, raw.count - total) }
-            }
-            if count < 0 { throw .unreadable(path: path, reason: System.lastError) }
-            if count == 0 { break }
-            total += count
-        }
-        defer { for index in bytes.indices { bytes[index] = 0 } }
-        guard let text = String(validating: bytes[..<total], as: UTF8.self) else {
-            throw .malformed(path: path, reason: "it is not text")
-        }
-        return try parse(text, path: path)
+        return try parse(contents.text, path: path)
     }
 
     /// Writes the key to a new file with mode 0600; never replaces an existing file or follows a
     /// symbolic link.
     /// - Throws: ``KeyFileError/alreadyExists(path:)`` or ``KeyFileError/unwritable(path:reason:)``.
     public func write(toNewFile path: String) throws(KeyFileError) {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else {
-            if errno == EEXIST { throw .alreadyExists(path: path) }
-            throw .unwritable(path: path, reason: System.lastError)
-        }
-        defer { System.closeDescriptor(descriptor) }
-        _ = fchmod(descriptor, 0o600)
-        let line = Array((hexEncoded + "\n").utf8)
-        var written = 0
-        while written < line.count {
-            let count = line.withUnsafeBytes { raw in
-                System.retryingInterrupts { Glibc_write(descriptor, raw.baseAddress! + written, raw.count - written) }
-            }
-            guard count > 0 else {
-                let reason = System.lastError
-                unlink(path)
-                throw .unwritable(path: path, reason: reason)
-            }
-            written += count
-        }
-        guard fsync(descriptor) == 0 else {
-            let reason = System.lastError
-            unlink(path)
-            throw .unwritable(path: path, reason: reason)
+        do {
+            try SecretFile.createExclusively(path: path, contents: Array((hexEncoded + "\n").utf8))
+        } catch .exists {
+            throw .alreadyExists(path: path)
+        } catch {
+            throw .unwritable(path: path, reason: error.reason)
         }
     }
 }

@@ -1,0 +1,71 @@
+/// A line of input on its way to the relay, with the id its message carries (docs/PROTOCOL.md,
+/// content kind `0x03`). The id stays the same when the line is sent again after a reconnect, so
+/// that members who already received it drop the second copy.
+public struct OutgoingLine: Equatable, Sendable {
+    public var text: String
+    public var messageID: UInt64
+
+    /// A new line with a fresh random id.
+    public init(_ text: String) {
+        self.init(text, messageID: UInt64.random(in: 0...UInt64.max))
+    }
+
+    public init(_ text: String, messageID: UInt64) {
+        self.text = text
+        self.messageID = messageID
+    }
+}
+
+/// The message ids each sender used most recently, so that a line its sender sent again after
+/// losing the connection is shown once. Kept across reconnects of the receiving client (a
+/// ``ReconnectingSession`` hands the same instance to each of its clients) and bounded: the last
+/// ``idsPerSender`` ids of at most ``maximumSenders`` senders.
+///
+/// A sender never has more than ``ChatClient/maximumUnconfirmedLines`` lines unconfirmed, and those
+/// are the only ones it sends again, first thing after reconnecting; so the copies it repeats are
+/// always among the ids remembered here.
+public final class RecentMessageIDs {
+    /// Ids remembered per sender.
+    public static let idsPerSender = 128
+    /// Senders remembered; the one heard from least recently is forgotten first.
+    public static let maximumSenders = 4096
+
+    private struct Ring {
+        var ids: [UInt64] = []
+        var next = 0
+
+        mutating func insert(_ id: UInt64) {
+            if ids.count < RecentMessageIDs.idsPerSender {
+                ids.append(id)
+            } else {
+                ids[next] = id
+                next = (next + 1) % ids.count
+            }
+        }
+    }
+
+    private var rings: [String: Ring] = [:]
+    private var lastHeard: [String: UInt64] = [:]
+    private var clock: UInt64 = 0
+
+    public init() {}
+
+    /// Records `id` from `sender`; `false` if it was already recorded (a repeated copy).
+    public func recordIfNew(_ id: UInt64, from sender: String) -> Bool {
+        clock &+= 1
+        lastHeard[sender] = clock
+        if rings[sender]?.ids.contains(id) == true { return false }
+        if rings[sender] == nil && rings.count >= Self.maximumSenders { forgetLeastRecentSender() }
+        rings[sender, default: Ring()].insert(id)
+        return true
+    }
+
+    /// Senders currently remembered.
+    public var senderCount: Int { rings.count }
+
+    private func forgetLeastRecentSender() {
+        guard let oldest = lastHeard.min(by: { $0.value < $1.value })?.key else { return }
+        rings[oldest] = nil
+        lastHeard[oldest] = nil
+    }
+}

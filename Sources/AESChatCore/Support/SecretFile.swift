@@ -1,0 +1,114 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Reads and writes the small secret files of the configuration folder and the room key:
+/// exclusive creation with mode 0600, no link following, a size limit on reading, and the read
+/// buffer wiped afterwards.
+enum SecretFile {
+    /// Why a secret file could not be read or written.
+    enum Failure: Error, Equatable {
+        /// A system call failed; the text is the system's reason.
+        case system(String)
+        case notARegularFile
+        case tooLarge(size: Int64, limit: Int)
+        case notText
+        /// Exclusive creation found something under the path.
+        case exists
+
+        /// The reason, for a message that names the file.
+        var reason: String {
+            switch self {
+            case .system(let reason): reason
+            case .notARegularFile: "not a regular file"
+            case .tooLarge(_, let limit): "larger than \(limit) bytes"
+            case .notText: "not text"
+            case .exists: "it already exists"
+            }
+        }
+    }
+
+    /// What a read found: the text, and whether users other than the owner may access the file.
+    struct Contents {
+        var text: String
+        /// The permission bits (`st_mode & 0o777`).
+        var mode: UInt32
+        var isAccessibleToOthers: Bool { mode & 0o077 != 0 }
+    }
+
+    /// Reads a regular file of at most `limit` bytes of UTF-8.
+    static func read(path: String, limit: Int) throws(Failure) -> Contents {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard descriptor >= 0 else { throw .system(System.lastError) }
+        defer { System.closeDescriptor(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { throw .system(System.lastError) }
+        guard (status.st_mode & S_IFMT) == S_IFREG else { throw .notARegularFile }
+        guard status.st_size <= limit else { throw .tooLarge(size: Int64(status.st_size), limit: limit) }
+        var bytes = [UInt8](repeating: 0, count: limit + 1)
+        defer { for index in bytes.indices { bytes[index] = 0 } }
+        var total = 0
+        while total < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { raw in
+                System.retryingInterrupts { readDescriptor(descriptor, raw.baseAddress! + total, raw.count - total) }
+            }
+            if count < 0 { throw .system(System.lastError) }
+            if count == 0 { break }
+            total += count
+        }
+        guard let text = String(validating: bytes[..<total], as: UTF8.self) else { throw .notText }
+        return Contents(text: text, mode: UInt32(status.st_mode & 0o777))
+    }
+
+    /// Creates a new file with mode 0600 holding `contents`; never replaces anything or follows a
+    /// link. A file left half-written is removed.
+    static func createExclusively(path: String, contents: [UInt8]) throws(Failure) {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw errno == EEXIST ? .exists : .system(System.lastError) }
+        defer { System.closeDescriptor(descriptor) }
+        _ = fchmod(descriptor, 0o600)
+        try writeAll(descriptor, contents, path: path)
+    }
+
+    /// Replaces a file atomically: writes a temporary file (0600) beside it, then renames it.
+    static func replace(path: String, contents: [UInt8]) throws(Failure) {
+        let temporary = path + ".tmp-\(getpid())"
+        unlink(temporary)
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw .system(System.lastError) }
+        defer { System.closeDescriptor(descriptor) }
+        try writeAll(descriptor, contents, path: temporary)
+        guard rename(temporary, path) == 0 else {
+            let reason = System.lastError
+            unlink(temporary)
+            throw .system(reason)
+        }
+    }
+
+    private static func writeAll(_ descriptor: Int32, _ contents: [UInt8], path: String) throws(Failure) {
+        var written = 0
+        while written < contents.count {
+            let count = contents.withUnsafeBytes { raw in
+                System.retryingInterrupts { Glibc_write(descriptor, raw.baseAddress! + written, raw.count - written) }
+            }
+            guard count > 0 else {
+                let reason = System.lastError
+                unlink(path)
+                throw .system(reason)
+            }
+            written += count
+        }
+        guard fsync(descriptor) == 0 else {
+            let reason = System.lastError
+            unlink(path)
+            throw .system(reason)
+        }
+    }
+}
+
+/// Calls read(2) from inside a type that has its own `read`.
+private func readDescriptor(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
+    read(descriptor, buffer, count)
+}
