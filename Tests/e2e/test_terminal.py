@@ -272,12 +272,15 @@ def test_the_terminal_is_restored_however_the_client_ends(terminal, clients, how
     alice, (bob,) = joined(terminal, clients, environment=environment)
     if how == "crash":
         alice.type("half a line")
+        # Wait until the client has the keys: sent after it died, the shell around it would echo them.
+        alice.wait_for_text("half a line")
         os.kill(alice.pid(), signal.SIGSEGV)
     elif how == "ctrl-c":
         alice.type("half a line")
         alice.keys("C-c")
     elif how == "sigterm":
         alice.type("half a line")
+        alice.wait_for_text("half a line")
         os.kill(alice.pid(), signal.SIGTERM)
     elif how == "sighup":
         os.kill(alice.pid(), signal.SIGHUP)
