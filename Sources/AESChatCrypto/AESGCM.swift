@@ -189,7 +189,8 @@ public final class AESGCM {
     /// and the tag goes into the last 16 bytes. For bulk data read straight into the buffer it is
     /// sent from, so that nothing is copied.
     ///
-    /// The corresponding libgcrypt call is `gcry_cipher_encrypt` with no input buffer (in place),
+    /// The corresponding libgcrypt call is `gcry_cipher_encrypt` with the same buffer as input and output
+    /// (what libgcrypt itself does when given no input buffer),
     /// between `gcry_cipher_setiv` plus `gcry_cipher_authenticate`, and `gcry_cipher_gettag`.
     ///
     /// - Parameters:
@@ -205,17 +206,10 @@ public final class AESGCM {
         guard nonce.count == Self.nonceSize else {
             throw .invalidNonceSize(expected: Self.nonceSize, actual: nonce.count)
         }
-        guard buffer.count >= Self.tagSize, let base = buffer.baseAddress else { throw .ciphertextTooShort }
-        let count = buffer.count - Self.tagSize
+        guard buffer.count >= Self.tagSize else { throw .ciphertextTooShort }
+        let plaintext = UnsafeRawBufferPointer(rebasing: buffer[0..<(buffer.count - Self.tagSize)])
         let failure = nonce.withUnsafeBytes { ivBytes in
-            aad.withUnsafeBytes { aadBytes -> CryptoError? in
-                if let failure = start(iv: ivBytes, aad: aadBytes) { return failure }
-                if count > 0 {
-                    let error = gcry_cipher_encrypt(handle, base, count, nil, 0)
-                    if let failure = Gcrypt.check(error, "gcry_cipher_encrypt") { return failure }
-                }
-                return Gcrypt.check(gcry_cipher_gettag(handle, base + count, Self.tagSize), "gcry_cipher_gettag")
-            }
+            aad.withUnsafeBytes { aadBytes in seal(plaintext, iv: ivBytes, aad: aadBytes, into: buffer) }
         }
         if let failure { throw failure }
     }
@@ -224,7 +218,8 @@ public final class AESGCM {
     /// place, so that the first `buffer.count - 16` bytes are the plaintext. On any failure those
     /// bytes are zeroed, so no unauthenticated plaintext is left in the buffer.
     ///
-    /// The corresponding libgcrypt call is `gcry_cipher_decrypt` with no input buffer (in place),
+    /// The corresponding libgcrypt call is `gcry_cipher_decrypt` with the same buffer as input and output
+    /// (what libgcrypt itself does when given no input buffer),
     /// between `gcry_cipher_setiv` plus `gcry_cipher_authenticate`, and `gcry_cipher_checktag`.
     ///
     /// - Parameters:
@@ -239,26 +234,18 @@ public final class AESGCM {
         guard nonce.count == Self.nonceSize else {
             throw .invalidNonceSize(expected: Self.nonceSize, actual: nonce.count)
         }
-        guard buffer.count >= Self.tagSize, let base = buffer.baseAddress else { throw .ciphertextTooShort }
+        guard buffer.count >= Self.tagSize else { throw .ciphertextTooShort }
         let count = buffer.count - Self.tagSize
+        // Decrypting overwrites only the ciphertext, never the tag after it; a failure zeroes it.
         let failure = nonce.withUnsafeBytes { ivBytes in
-            aad.withUnsafeBytes { aadBytes -> CryptoError? in
-                if let failure = start(iv: ivBytes, aad: aadBytes) { return failure }
-                if count > 0 {
-                    let error = gcry_cipher_decrypt(handle, base, count, nil, 0)
-                    if let failure = Gcrypt.check(error, "gcry_cipher_decrypt") { return failure }
-                }
-                // The tag lies after the ciphertext, which is all that decrypting overwrites.
-                let error = gcry_cipher_checktag(handle, base + count, Self.tagSize)
-                if error == 0 { return nil }
-                if Gcrypt.code(error) == GPG_ERR_CHECKSUM.rawValue { return .authenticationFailed }
-                return Gcrypt.error("gcry_cipher_checktag", error)
+            aad.withUnsafeBytes { aadBytes in
+                open(
+                    ciphertext: UnsafeRawBufferPointer(rebasing: buffer[0..<count]),
+                    tag: UnsafeRawBufferPointer(rebasing: buffer[count...]), iv: ivBytes, aad: aadBytes,
+                    into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]))
             }
         }
-        if let failure {
-            secureZero(UnsafeMutableRawBufferPointer(start: base, count: count))
-            throw failure
-        }
+        if let failure { throw failure }
     }
 
     // MARK: - Internal API (any IV length, for test vectors)
