@@ -541,7 +541,7 @@ public final class FileTransfers {
                 System.retryingInterrupts { pread(part.descriptor, raw.baseAddress!, raw.count, off_t(offset)) }
             }
             guard count > 0 else { break }
-            transfer.hasher.update(Array(buffer[0..<count]))
+            buffer.withUnsafeBytes { transfer.hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
             offset += UInt64(count)
         }
         transfer.startedAt = now()
