@@ -93,12 +93,23 @@ class Relay:
                 self.process.wait()
 
 
+def descriptors(pid):
+    """How many descriptors process `pid` has open."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def rss_kib(pid):
+    """The resident memory of process `pid`, in KiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
 def relay_usage(relay):
     """The relay's open descriptors and resident memory (KiB)."""
-    pid = relay.process.pid
-    with open(f"/proc/{pid}/status") as status:
-        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-    return len(os.listdir(f"/proc/{pid}/fd")), rss
+    return descriptors(relay.process.pid), rss_kib(relay.process.pid)
 
 
 def assert_relay_back_to(relay, baseline, rss_slack_kib=8192, timeout=10):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Client, assert_relay_back_to, binary_path, free_port, relay_usage
+from conftest import Client, assert_relay_back_to, binary_path, free_port, relay_usage, rss_kib
 
 CHUNK = 256 * 1024
 
@@ -258,13 +258,6 @@ def test_receiver_killed_during_transfer_never_gets_a_wrong_file(tmp_path, relay
         proxy.close()
 
 
-def relay_rss_kib(relay):
-    for line in Path(f"/proc/{relay.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def test_stalled_receiver_keeps_relay_memory_bounded_and_is_dropped_while_others_get_the_file(tmp_path, relay, mode_key):
     source = make_file(tmp_path / "big.bin", 200 * 1024 * 1024, seed=7)
     proxy = CountingProxy(relay.port)
@@ -279,7 +272,7 @@ def test_stalled_receiver_keeps_relay_memory_bounded_and_is_dropped_while_others
         carol = Client("carol", relay.port, mode_key, tmp_path / "inbox-carol")
         carol.ready()
         alice.events(event="joined", name="carol")
-        before = relay_rss_kib(relay)
+        before = rss_kib(relay.process.pid)
         alice.say(f"/send {source}")
         bob.events(event="file-incoming", timeout=30)
         proxy.stalled.set()  # bob accepted, then stops reading
@@ -287,7 +280,7 @@ def test_stalled_receiver_keeps_relay_memory_bounded_and_is_dropped_while_others
         deadline = time.monotonic() + 180
         received = None
         while received is None and time.monotonic() < deadline:
-            peak = max(peak, relay_rss_kib(relay))
+            peak = max(peak, rss_kib(relay.process.pid))
             line = carol.out.next(0.2)
             if line and '"event":"file"' in line:
                 received = json.loads(line)

@@ -10,24 +10,12 @@ import struct
 import subprocess
 import time
 
-from conftest import Relay, binary_path, free_port
+from conftest import Relay, binary_path, descriptors, free_port, rss_kib
 from test_relay_cap import Reader, frame, hello
 
 ERROR = 0x85
 PING = 0x05
 PUBLISH = 0x02
-
-
-def descriptors(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def cpu_seconds(pid):
