@@ -50,11 +50,11 @@ public final class ReconnectingSession {
     private var hasRegistered = false
     private var reconnecting = false
     private var attempts = 0
+    /// When the current client registered; nil while it has not (its lines are then newer than the queue).
     private var registeredAt: ContinuousClock.Instant?
     private var disconnectedSince: ContinuousClock.Instant?
     private var queuedLines: [OutgoingLine] = []
     private var linesToSendAgain = 0
-    private var clientRegistered = false
     private let recentMessageIDs = RecentMessageIDs()
     private var inputEnded = false
     private var finished = false
@@ -143,7 +143,6 @@ public final class ReconnectingSession {
 
     private func registered() {
         hasRegistered = true
-        clientRegistered = true
         disconnectedSince = nil
         registeredAt = now()
         // The queue goes first (lines the lost connection had not had confirmed, then those typed
@@ -169,7 +168,7 @@ public final class ReconnectingSession {
     private func clientEnded(_ outcome: ClientOutcome) {
         if let client {
             let unconfirmed = client.linesNotConfirmed
-            if clientRegistered {
+            if registeredAt != nil {
                 // The queue was handed to this client: what it could not get confirmed goes out
                 // again first, ahead of lines typed since.
                 queuedLines.insert(contentsOf: unconfirmed, at: 0)
@@ -179,7 +178,6 @@ public final class ReconnectingSession {
                 queuedLines.append(contentsOf: unconfirmed)
             }
         }
-        clientRegistered = false
         if let registeredAt, now() - registeredAt >= policy.stableConnection { attempts = 0 }
         registeredAt = nil
         client = nil
