@@ -33,6 +33,8 @@ public final class RecentMessageIDs {
     private struct Ring {
         var ids: [UInt64] = []
         var next = 0
+        /// The clock reading when the sender was last heard from.
+        var lastHeard: UInt64 = 0
 
         mutating func insert(_ id: UInt64) {
             if ids.count < RecentMessageIDs.idsPerSender {
@@ -45,7 +47,6 @@ public final class RecentMessageIDs {
     }
 
     private var rings: [String: Ring] = [:]
-    private var lastHeard: [String: UInt64] = [:]
     private var clock: UInt64 = 0
 
     public init() {}
@@ -53,10 +54,10 @@ public final class RecentMessageIDs {
     /// Records `id` from `sender`; `false` if it was already recorded (a repeated copy).
     public func recordIfNew(_ id: UInt64, from sender: String) -> Bool {
         clock &+= 1
-        lastHeard[sender] = clock
-        if rings[sender]?.ids.contains(id) == true { return false }
         if rings[sender] == nil && rings.count >= Self.maximumSenders { forgetLeastRecentSender() }
-        rings[sender, default: Ring()].insert(id)
+        rings[sender, default: Ring()].lastHeard = clock
+        if rings[sender]!.ids.contains(id) { return false }
+        rings[sender]!.insert(id)
         return true
     }
 
@@ -64,8 +65,7 @@ public final class RecentMessageIDs {
     public var senderCount: Int { rings.count }
 
     private func forgetLeastRecentSender() {
-        guard let oldest = lastHeard.min(by: { $0.value < $1.value })?.key else { return }
+        guard let oldest = rings.min(by: { $0.value.lastHeard < $1.value.lastHeard })?.key else { return }
         rings[oldest] = nil
-        lastHeard[oldest] = nil
     }
 }
