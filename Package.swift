@@ -28,6 +28,9 @@ let package = Package(
         .systemLibrary(name: "CLinux"),
         .target(
             name: "AESChatCore", dependencies: ["AESChatCrypto", "AESChatCLI", "CLinux"], swiftSettings: swiftSettings),
+        // A hostile member with genuine keys, for the unit tests and the fuzzer (not the aeschat command).
+        .target(
+            name: "AESChatTesting", dependencies: ["AESChatCore", "AESChatCrypto"], swiftSettings: swiftSettings),
         .executableTarget(name: "aeschat", dependencies: ["AESChatCore", "AESChatCLI"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "aeschat-load", dependencies: ["AESChatCore", "AESChatCrypto", "CLinux"], swiftSettings: swiftSettings
@@ -36,7 +39,8 @@ let package = Package(
         .testTarget(name: "AESChatCryptoTests", dependencies: ["AESChatCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "AESChatCLITests", dependencies: ["AESChatCLI"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "AESChatCoreTests", dependencies: ["AESChatCore", "AESChatCrypto"], swiftSettings: swiftSettings),
+            name: "AESChatCoreTests", dependencies: ["AESChatCore", "AESChatCrypto", "AESChatTesting"],
+            swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]
 )
@@ -46,5 +50,6 @@ let package = Package(
 if ProcessInfo.processInfo.environment["AESCHAT_FUZZ"] == "1" {
     package.products.append(.executable(name: "aeschat-fuzz", targets: ["aeschat-fuzz"]))
     package.targets.append(
-        .executableTarget(name: "aeschat-fuzz", dependencies: ["AESChatCore"], swiftSettings: swiftSettings))
+        .executableTarget(
+            name: "aeschat-fuzz", dependencies: ["AESChatCore", "AESChatTesting"], swiftSettings: swiftSettings))
 }

@@ -326,10 +326,10 @@ extension EventCollector {
         #expect(bob.output.warnings("replay").count == 1)
         #expect(bob.output.warnings("missing") == ["1 messages from alice missing"])
 
-        // An index of 2^32 - 1, properly signed by alice: refused without ratcheting 4 billion times.
+        // An index of 2^32 - 2, properly signed by alice: refused without ratcheting 4 billion times.
         let chainID = Array(alice.link!.published[0][1..<17])
         let forged = try AutomaticKeys.sealGroupMessage(
-            MessageContent.text("far").encoded(), chainID: chainID, index: UInt32.max,
+            MessageContent.text("far").encoded(), chainID: chainID, index: UInt32.max - 1,
             messageKey: Array(repeating: 7, count: 32),
             room: "lobby", sender: "alice", identity: harness.identity("alice"))
         let clock = ContinuousClock()

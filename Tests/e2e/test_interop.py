@@ -4,6 +4,7 @@ relay and the real aeschat client. If the document and the code ever disagree, t
 import os
 import socket
 import struct
+import time
 
 import pytest
 
@@ -27,21 +28,28 @@ def message_key(room_key, session, room, sender):
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=session, info=info).derive(room_key)
 
 
-def seal(room_key, session, counter, room, sender, text, message_id=None):
-    header = b"\x01" + session + struct.pack(">Q", counter)
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def seal(room_key, session, counter, room, sender, text, message_id=None, sent_at=None, recipient=""):
+    sent_at = now_ms() if sent_at is None else sent_at
+    header = b"\x05" + session + struct.pack(">QQ", counter, sent_at)
     nonce = b"\x00" * 4 + struct.pack(">Q", counter)
-    aad = b"aeschat/1" + header + str8(room) + str8(sender)
+    aad = b"aeschat/1" + header + str8(room) + str8(sender) + str8(recipient)
     plaintext = b"\x01" + text.encode()
     if message_id is not None:
         plaintext = b"\x03" + struct.pack(">Q", message_id) + plaintext
     return header + AESGCM(message_key(room_key, session, room, sender)).encrypt(nonce, plaintext, aad)
 
 
-def open_envelope(room_key, room, sender, envelope):
-    header, sealed = envelope[:25], envelope[25:]
-    session, counter = header[1:17], struct.unpack(">Q", header[17:25])[0]
+def open_envelope(room_key, room, sender, envelope, recipient=""):
+    header, sealed = envelope[:33], envelope[33:]
+    assert header[0] == 0x05
+    session, (counter, sent_at) = header[1:17], struct.unpack(">QQ", header[17:33])
+    assert abs(sent_at - now_ms()) < 60_000
     nonce = b"\x00" * 4 + struct.pack(">Q", counter)
-    aad = b"aeschat/1" + header + str8(room) + str8(sender)
+    aad = b"aeschat/1" + header + str8(room) + str8(sender) + str8(recipient)
     plaintext = AESGCM(message_key(room_key, session, room, sender)).decrypt(nonce, sealed, aad)
     if plaintext[0] == 0x03:  # message id, then the text
         plaintext = plaintext[9:]
@@ -119,6 +127,12 @@ def test_independent_client_interoperates_with_aeschat(clients, relay, key_file)
     py.send(0x02, seal(room_key, again, 0, "lobby", "pyclient", "with an id", message_id=0x1234))
     py.send(0x02, seal(room_key, again, 1, "lobby", "pyclient", "next line", message_id=0x5678))
     assert alice.events(event="message") == {"event": "message", "from": "pyclient", "text": "next line"}
+
+    # Sent eleven minutes ago (a recording played to a receiver that just started): refused as a replay.
+    stale = os.urandom(16)
+    py.send(0x02, seal(room_key, stale, 0, "lobby", "pyclient", "old news", sent_at=now_ms() - 11 * 60_000))
+    warning = alice.events(event="warning")
+    assert warning["kind"] == "replay" and "10-minute window" in warning["message"]
 
     py.send(0x04, b"")
     # The relay announces the leave at once, without waiting for this socket to close.

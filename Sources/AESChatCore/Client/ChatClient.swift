@@ -596,6 +596,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
             guard members.count + 1 < Self.maximumMembers else {
                 throw .malformed("more than \(Self.maximumMembers) members in the room")
             }
+            guard !security.refusesJoining(member, outbox: self) else { return }
             emit(.joined(name: member.name))
             if memberSet.insert(member.name).inserted { members.append(member.name) }
             security.memberJoined(member, outbox: self)

@@ -147,7 +147,8 @@ public enum ClientEvent: Equatable, Sendable {
             ])
         case .roomCode(let code, let members):
             return JSONLine.encode([
-                ("event", .string("room-code")), ("code", .string(code)), ("members", .integer(Int64(members))),
+                ("event", .string("room-code")), ("code", .string(code)),
+                ("members", .integer(Int64(clamping: members))),
             ])
         case .trusted(let name, let fingerprint):
             return JSONLine.encode([
@@ -158,28 +159,28 @@ public enum ClientEvent: Equatable, Sendable {
         case .fileIncoming(let name, let from, let bytes, let resumeFrom):
             return JSONLine.encode([
                 ("event", .string("file-incoming")), ("from", .string(from)), ("name", .string(name)),
-                ("bytes", .integer(Int64(bytes))), ("resume-from", .integer(Int64(resumeFrom))),
+                ("bytes", .integer(Int64(clamping: bytes))), ("resume-from", .integer(Int64(clamping: resumeFrom))),
             ])
         case .fileProgress(let name, let peer, let sending, let bytes, let total, let rate):
             return JSONLine.encode([
                 ("event", .string("file-progress")), ("name", .string(name)), (sending ? "to" : "from", .string(peer)),
-                ("direction", .string(sending ? "send" : "receive")), ("bytes", .integer(Int64(bytes))),
-                ("total", .integer(Int64(total))), ("rate", .integer(Int64(rate))),
+                ("direction", .string(sending ? "send" : "receive")), ("bytes", .integer(Int64(clamping: bytes))),
+                ("total", .integer(Int64(clamping: total))), ("rate", .integer(Int64(clamping: rate))),
             ])
         case .fileReceived(let from, let name, let path, let bytes, let sha256):
             return JSONLine.encode([
                 ("event", .string("file")), ("from", .string(from)), ("name", .string(name)), ("path", .string(path)),
-                ("bytes", .integer(Int64(bytes))), ("sha256", .string(sha256)),
+                ("bytes", .integer(Int64(clamping: bytes))), ("sha256", .string(sha256)),
             ])
         case .fileSent(let name, let bytes, let to):
             return JSONLine.encode([
-                ("event", .string("file-sent")), ("name", .string(name)), ("bytes", .integer(Int64(bytes))),
+                ("event", .string("file-sent")), ("name", .string(name)), ("bytes", .integer(Int64(clamping: bytes))),
                 ("to", .strings(to)),
             ])
         case .reconnecting(let attempt, let delay, let reason):
             return JSONLine.encode([
-                ("event", .string("reconnecting")), ("attempt", .integer(Int64(attempt))),
-                ("delay-ms", .integer(Int64(delay))), ("reason", .string(reason)),
+                ("event", .string("reconnecting")), ("attempt", .integer(Int64(clamping: attempt))),
+                ("delay-ms", .integer(Int64(clamping: delay))), ("reason", .string(reason)),
             ])
         case .reconnected:
             return JSONLine.encode([("event", .string("reconnected"))])
@@ -241,8 +242,9 @@ public enum ClientEvent: Equatable, Sendable {
             let resuming = resumeFrom > 0 ? ", resuming at \(FileTransfers.formatBytes(resumeFrom))" : ""
             return "* receiving \(clean(name)) (\(FileTransfers.formatBytes(bytes))) from \(clean(from))\(resuming)"
         case .fileProgress(let name, let peer, let sending, let bytes, let total, let rate):
-            let percent = total == 0 ? 100 : Int(bytes * 100 / total)
-            let remaining = rate > 0 ? Int((total - min(bytes, total)) / rate) : 0
+            // Sizes come from a peer: computed without any arithmetic that could trap.
+            let percent = total == 0 ? 100 : Int(Double(min(bytes, total)) * 100 / Double(total))
+            let remaining = rate > 0 ? Int(clamping: (total - min(bytes, total)) / rate) : 0
             let eta = "\(remaining / 60):" + (remaining % 60 < 10 ? "0" : "") + "\(remaining % 60)"
             return "~ \(clean(name)) \(sending ? "→" : "←") \(clean(peer)): \(percent)% "
                 + "\(FileTransfers.formatBytes(bytes))/\(FileTransfers.formatBytes(total)), "

@@ -18,7 +18,9 @@ public enum FileChunk {
     /// The chunk size senders use.
     public static let defaultChunkSize: UInt32 = 256 * 1024
 
-    static func associatedData(fileID: ArraySlice<UInt8>, index: UInt64, flags: UInt8, sender: String) -> [UInt8] {
+    package static func associatedData(fileID: ArraySlice<UInt8>, index: UInt64, flags: UInt8, sender: String)
+        -> [UInt8]
+    {
         var writer = ByteWriter(capacity: 80)
         writer.write(contentsOf: Array("aeschat/1 file chunk".utf8))
         writer.write(contentsOf: fileID)
@@ -28,7 +30,7 @@ public enum FileChunk {
         return writer.bytes
     }
 
-    static func nonce(_ index: UInt64) -> [UInt8] { AutomaticKeys.counterNonce(index) }
+    package static func nonce(_ index: UInt64) -> [UInt8] { AutomaticKeys.counterNonce(index) }
 
     /// The start of a chunk's relay frame, up to the sealed chunk: the frame's length prefix and
     /// type — direct to one recipient, or multicast to several (at most 255) — then the envelope's
@@ -127,8 +129,14 @@ public final class FileTransfers {
     /// How long a sender waits for replies to an offer, and for results after the last chunk.
     public static let replyTimeout: Duration = .seconds(15)
     /// A receiver that acknowledges nothing for this long while the sender waits on it is dropped
-    /// (the default; `AESCHAT_TRANSFER_STALL_SECONDS` changes it, for tests).
-    public static let defaultStallTimeout: Duration = .seconds(30)
+    /// (the default; `AESCHAT_TRANSFER_STALL_SECONDS` changes it, for tests). An incoming transfer
+    /// that receives nothing for twice this long (30 s) is dropped by its receiver: longer than a
+    /// sender may wait on another, slower receiver before dropping it.
+    public static let defaultStallTimeout: Duration = .seconds(15)
+    /// Incoming transfers at once from one sender; more offers are declined with a reason.
+    public static let maximumIncomingPerSender = 4
+    /// Incoming transfers at once in all.
+    public static let maximumIncoming = 16
 
     private unowned let host: any FileTransferHost
     private let inbox: Inbox
@@ -445,6 +453,14 @@ public final class FileTransfers {
                     name, from: transfer, reason: "\(name) was too slow (nothing acknowledged for \(seconds) s)")
             }
         }
+        let idleLimit = stallTimeout * 2
+        for transfer in incoming.values.sorted(by: { $0.partKey < $1.partKey })
+        where current - transfer.lastActivity > idleLimit {
+            failIncoming(
+                transfer,
+                reason: "nothing arrived from \(transfer.sender) for \(idleLimit.components.seconds) s",
+                keepPart: true, tellSender: true)
+        }
         pump()
         if !outgoing.isEmpty || !incoming.isEmpty { startWatchdog() }
     }
@@ -501,6 +517,11 @@ public final class FileTransfers {
             host.sendControl(.fileReply(fileID: offer.fileID, accept: false, resumeFrom: 0, reason: reason), to: sender)
             host.show(.fileFailed(name: SafeFileName.sanitize(offer.name), from: sender, to: nil, reason: reason))
         }
+        guard offer.size <= FileOffer.maximumSize else {
+            decline(
+                "the offer declares \(offer.size) bytes, more than a transfer can carry (at most 2^53 bytes); refused")
+            return
+        }
         if let maximumFileSize, offer.size > maximumFileSize {
             decline(
                 "the file is \(offer.size) bytes, more than the \(maximumFileSize) bytes this member accepts (--max-file-size)"
@@ -511,11 +532,27 @@ public final class FileTransfers {
             decline("the offer is malformed")
             return
         }
-        let partKey = Hex.encode(
-            Array(SHA256.hash(Array("aeschat/1 part".utf8) + Array(sender.utf8) + [0] + offer.fileID).prefix(16)))
+        let fromSender = incoming.values.filter { $0.sender == sender }
+        guard fromSender.count < Self.maximumIncomingPerSender else {
+            decline(
+                "\(host.ownName) is already receiving \(fromSender.count) files from you, the most at once; "
+                    + "send it again when one is done")
+            return
+        }
+        guard incoming.count < Self.maximumIncoming else {
+            decline("\(host.ownName) is already receiving \(incoming.count) files, the most at once; try again later")
+            return
+        }
+        let group = Inbox.partGroup(ofSender: sender)
+        let partKey =
+            group + "-"
+            + Hex.encode(
+                Array(SHA256.hash(Array("aeschat/1 part".utf8) + Array(sender.utf8) + [0] + offer.fileID).prefix(16)))
         let part: (descriptor: Int32, length: Int)
         do {
-            part = try inbox.openPart(key: partKey, chunkSize: Int(offer.chunkSize))
+            part = try inbox.openPart(
+                key: partKey, chunkSize: Int(offer.chunkSize), group: group,
+                keeping: Set(fromSender.map(\.partKey)))
         } catch {
             decline(error.description)
             return
@@ -545,6 +582,7 @@ public final class FileTransfers {
             offset += UInt64(count)
         }
         transfer.startedAt = now()
+        transfer.lastActivity = transfer.startedAt
         incoming[key] = transfer
         host.sendControl(.fileReply(fileID: offer.fileID, accept: true, resumeFrom: resumeFrom, reason: ""), to: sender)
         host.show(
@@ -611,6 +649,7 @@ public final class FileTransfers {
         }
         transfer.hasher.update(plaintext)
         transfer.nextChunk = index + 1
+        transfer.lastActivity = now()
         if transfer.nextChunk % Self.acknowledgeEvery == 0 || isLast {
             host.sendControl(.fileProgress(fileID: offer.fileID, nextChunk: transfer.nextChunk), to: sender)
         }
@@ -657,7 +696,8 @@ public final class FileTransfers {
         guard incoming[key] === transfer else { return }
         incoming[key] = nil
         System.closeDescriptor(transfer.descriptor)
-        if !keepPart { inbox.removePart(key: transfer.partKey) }
+        // A part that holds nothing is not worth keeping (an offer flood must not leave files behind).
+        if !keepPart || transfer.nextChunk == 0 { inbox.removePart(key: transfer.partKey) }
         if tellSender {
             host.sendControl(
                 .fileResult(fileID: transfer.offer.fileID, accepted: false, reason: reason), to: transfer.sender)
@@ -802,6 +842,8 @@ final class IncomingTransfer {
     var nextChunk: UInt64
     let hasher = SHA256Hasher()
     var startedAt: ContinuousClock.Instant = .now
+    /// When the last chunk arrived (or the offer was accepted).
+    var lastActivity: ContinuousClock.Instant = .now
     var lastProgressShown: ContinuousClock.Instant?
 
     init(sender: String, offer: FileOffer, cipher: AESGCM, partKey: String, descriptor: Int32, start: UInt64) {

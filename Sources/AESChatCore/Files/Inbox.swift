@@ -1,3 +1,5 @@
+import AESChatCrypto
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -21,6 +23,10 @@ public final class Inbox {
 
     /// Part files not touched for this long are removed when the inbox is opened.
     public static let stalePartAge: Int = 24 * 60 * 60
+    /// Part files kept per sender (the one being opened included); the oldest go first.
+    public static let maximumPartsPerSender = 8
+    /// Bytes of part files kept per sender, besides the one being opened; the oldest go first.
+    public static let maximumPartBytesPerSender: Int = 8 << 30
     static let partPrefix = ".aeschat-"
     static let partSuffix = ".part"
 
@@ -56,10 +62,20 @@ public final class Inbox {
     /// The part file name for a transfer (hidden; never a final name).
     static func partName(for key: String) -> String { partPrefix + key + partSuffix }
 
+    /// The group of a sender's part files: a tag derived from its name, the start of their keys.
+    static func partGroup(ofSender sender: String) -> String {
+        Hex.encode(Array(SHA256.hash(Array("aeschat/1 part sender".utf8) + Array(sender.utf8)).prefix(4)))
+    }
+
     /// Opens the part file for a transfer: the existing one to resume (its whole chunks kept,
-    /// any partial chunk cut off), or a new empty one.
+    /// any partial chunk cut off), or a new empty one. Before a new one is made, the sender's
+    /// other parts (those whose key starts with `group`, except the ones in `keeping`) are cut
+    /// down to ``maximumPartsPerSender`` − 1 files and ``maximumPartBytesPerSender`` bytes,
+    /// the least recently written removed first.
     /// - Returns: the descriptor and the number of bytes already there.
-    func openPart(key: String, chunkSize: Int) throws(InboxError) -> (descriptor: Int32, length: Int) {
+    func openPart(key: String, chunkSize: Int, group: String? = nil, keeping: Set<String> = [])
+        throws(InboxError) -> (descriptor: Int32, length: Int)
+    {
         let name = Self.partName(for: key)
         var part = openat(descriptor, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         if part >= 0 {
@@ -80,6 +96,7 @@ public final class Inbox {
         guard errno == ENOENT else {
             throw InboxError(description: "cannot open '\(name)' in the inbox: \(System.lastError)")
         }
+        if let group { pruneParts(group: group, keeping: keeping.union([key])) }
         part = openat(descriptor, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard part >= 0 else {
             throw InboxError(description: "cannot create a file in inbox '\(path)': \(System.lastError)")
@@ -114,10 +131,31 @@ public final class Inbox {
         unlinkat(descriptor, Self.partName(for: key), 0)
     }
 
-    /// Removes part files older than a day. Only plain files with the part naming are touched.
-    /// - Parameter now: the current time in seconds since 1970; nil for the system clock.
-    public func removeStaleParts(now: Int? = nil) {
-        let now = now ?? Int(time(nil))
+    /// Removes the oldest parts of one group until the others fit the per-sender caps with room
+    /// for one more.
+    private func pruneParts(group: String, keeping: Set<String>) {
+        let prefix = Self.partPrefix + group + "-"
+        var parts: [(name: String, modified: (Int, Int), size: Int)] = []
+        forEachPart { name, status in
+            guard name.hasPrefix(prefix) else { return }
+            let key = String(name.dropFirst(Self.partPrefix.count).dropLast(Self.partSuffix.count))
+            guard !keeping.contains(key) else { return }
+            let modified = System.modificationTime(status)
+            parts.append((name, (modified.seconds, modified.nanoseconds), Int(status.st_size)))
+        }
+        parts.sort { ($0.modified.0, $0.modified.1, $0.name) < ($1.modified.0, $1.modified.1, $1.name) }
+        var count = parts.count + keeping.count
+        var bytes = parts.reduce(0) { $0 + $1.size }
+        for part in parts {
+            guard count > Self.maximumPartsPerSender || bytes > Self.maximumPartBytesPerSender else { break }
+            unlinkat(descriptor, part.name, 0)
+            count -= 1
+            bytes -= part.size
+        }
+    }
+
+    /// Calls `body` with the name and status of every plain file with the part naming.
+    private func forEachPart(_ body: (String, stat) -> Void) {
         let listing = dup(descriptor)
         guard listing >= 0, let directory = fdopendir(listing) else {
             if listing >= 0 { System.closeDescriptor(listing) }
@@ -125,7 +163,6 @@ public final class Inbox {
         }
         defer { closedir(directory) }
         rewinddir(directory)
-        var stale: [String] = []
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
@@ -133,9 +170,24 @@ public final class Inbox {
             guard name.hasPrefix(Self.partPrefix), name.hasSuffix(Self.partSuffix) else { continue }
             var status = stat()
             guard fstatat(descriptor, name, &status, AT_SYMLINK_NOFOLLOW) == 0, (status.st_mode & S_IFMT) == S_IFREG
-            else {
-                continue
-            }
+            else { continue }
+            body(name, status)
+        }
+    }
+
+    /// The names of the part files in the inbox (for tests and messages).
+    var partNames: [String] {
+        var names: [String] = []
+        forEachPart { name, _ in names.append(name) }
+        return names.sorted()
+    }
+
+    /// Removes part files older than a day. Only plain files with the part naming are touched.
+    /// - Parameter now: the current time in seconds since 1970; nil for the system clock.
+    public func removeStaleParts(now: Int? = nil) {
+        let now = now ?? Int(time(nil))
+        var stale: [String] = []
+        forEachPart { name, status in
             if now - System.modificationTime(status).seconds > Self.stalePartAge { stale.append(name) }
         }
         for name in stale { unlinkat(descriptor, name, 0) }

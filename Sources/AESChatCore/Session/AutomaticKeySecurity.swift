@@ -44,6 +44,9 @@ public final class AutomaticKeySecurity: MessageSecurity {
     private var chain: OutgoingChain
     private var heldMessages: [MessageContent] = []
     private var lastRoomCode: String?
+    /// Every session key presented to this session (its own included): a relay that replays an
+    /// earlier profile would restart a pairwise channel at counter 0 and have old traffic accepted.
+    private var seenSessionKeys = SeenSessionKeys(capacity: SeenSessionKeys.defaultCapacity)
 
     /// Creates the mode for one connection.
     /// - Parameters:
@@ -68,6 +71,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
         profile = try AutomaticKeys.makeProfile(
             identity: identity, sessionKey: sessionKey.publicKey, room: room, name: name)
         chain = OutgoingChain(now: now())
+        seenSessionKeys.insert(sessionKey.publicKey)
     }
 
     public var ownFingerprint: String? { Identity.fingerprint(of: identity.publicKey) }
@@ -77,6 +81,19 @@ public final class AutomaticKeySecurity: MessageSecurity {
     public func didRegister(members: [MemberEntry], outbox: any SecurityOutbox) {
         for member in members { admit(member, outbox: outbox) }
         announceRoomCode(outbox: outbox)
+    }
+
+    public func refusesJoining(_ member: MemberEntry, outbox: any SecurityOutbox) -> Bool {
+        guard peers[member.name] == nil, let sessionKey = AutomaticKeys.sessionKey(inProfile: member.profile),
+            seenSessionKeys.contains(sessionKey)
+        else { return false }
+        outbox.emit(
+            .warning(
+                kind: "replay", name: member.name,
+                message:
+                    "the relay announced \(member.name) with a session key already seen in this session "
+                    + "(a recording played back); refused, and \(member.name) is not shown as present"))
+        return true
     }
 
     public func memberJoined(_ member: MemberEntry, outbox: any SecurityOutbox) {
@@ -117,6 +134,16 @@ public final class AutomaticKeySecurity: MessageSecurity {
                     kind: "tampered", name: member.name,
                     message: "\(member.name) refused: \(reason); no keys are sent to them"))
         case .valid(let identityKey, let sessionKey):
+            guard seenSessionKeys.insert(sessionKey) else {
+                peers[member.name] = Peer(name: member.name, trust: .invalid)
+                outbox.emit(
+                    .warning(
+                        kind: "replay", name: member.name,
+                        message:
+                            "\(member.name) presented a session key already seen in this session; refused, no keys are sent to them"
+                    ))
+                return
+            }
             let peer = Peer(name: member.name, trust: .new)
             peer.identityKey = identityKey
             peers[member.name] = peer
@@ -306,6 +333,15 @@ public final class AutomaticKeySecurity: MessageSecurity {
             outbox.emit(.warning(kind: "tampered", name: peer.name, message: "malformed sender key from \(peer.name)"))
             return
         }
+        // The index comes from a peer: one at the very end of the range would leave no next index.
+        guard index < AutomaticKeys.indexLimit else {
+            outbox.emit(
+                .warning(
+                    kind: "tampered", name: peer.name,
+                    message: "sender key from \(peer.name) starts at index \(index), past the last usable one; refused")
+            )
+            return
+        }
         if let old = peer.chain {
             guard !constantTimeEquals(old.chainID, Array(chainID)) else {
                 outbox.emit(
@@ -361,6 +397,13 @@ public final class AutomaticKeySecurity: MessageSecurity {
                             "message from \(peer.name) cannot be decrypted: its key never arrived (\(peer.undecryptable) so far)"
                     ))
             }
+            return
+        }
+        guard index < AutomaticKeys.indexLimit else {
+            outbox.emit(
+                .warning(
+                    kind: "tampered", name: peer.name,
+                    message: "message \(index) from \(peer.name) is past the last usable index; refused"))
             return
         }
         guard index >= incoming.nextIndex else {
@@ -446,5 +489,34 @@ public final class AutomaticKeySecurity: MessageSecurity {
             if wasBlocking { sendChain(to: peer, outbox: outbox) }
             releaseHeldMessages(outbox: outbox)
         }
+    }
+}
+
+/// The session keys a session has seen, in the order first seen: at most `capacity`, the oldest
+/// forgotten first. Only a replay of a key older than the last `capacity` keys goes unnoticed;
+/// at the default of 65,536 that is four full welcomes of the largest room back.
+struct SeenSessionKeys {
+    static let defaultCapacity = 65_536
+    private let capacity: Int
+    private var keys: Set<[UInt8]> = []
+    private var order: [[UInt8]] = []
+    private var oldest = 0
+
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    func contains(_ key: [UInt8]) -> Bool { keys.contains(key) }
+
+    /// Remembers `key`; false if it was already known.
+    @discardableResult
+    mutating func insert(_ key: [UInt8]) -> Bool {
+        guard keys.insert(key).inserted else { return false }
+        if order.count < capacity {
+            order.append(key)
+        } else {
+            keys.remove(order[oldest])
+            order[oldest] = key
+            oldest = (oldest + 1) % capacity
+        }
+        return true
     }
 }

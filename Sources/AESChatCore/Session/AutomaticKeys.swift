@@ -1,30 +1,35 @@
-import AESChatCrypto
+package import AESChatCrypto
 
 /// The wire constructions of automatic-key mode (docs/PROTOCOL.md, section 6). Pure functions
 /// over libgcrypt primitives; the stateful parts live in ``AutomaticKeySecurity``.
-enum AutomaticKeys {
+package enum AutomaticKeys {
     /// Profile layout version byte.
-    static let profileVersion: UInt8 = 0x01
+    package static let profileVersion: UInt8 = 0x01
     /// Profile size: version, identity key, session key, signature.
-    static let profileSize = 1 + 32 + 32 + 64
+    package static let profileSize = 1 + 32 + 32 + 64
     /// Envelope kind of a pairwise-channel message.
-    static let channelKind: UInt8 = 0x02
+    package static let channelKind: UInt8 = 0x02
     /// Envelope kind of a group message.
-    static let groupKind: UInt8 = 0x03
+    package static let groupKind: UInt8 = 0x03
     /// Channel plaintext kind carrying a sender chain.
-    static let senderKeyKind: UInt8 = 0x10
+    package static let senderKeyKind: UInt8 = 0x10
     /// Bytes of a chain id.
-    static let chainIDSize = 16
+    package static let chainIDSize = 16
     /// Group header: kind, chain id, index.
-    static let groupHeaderSize = 1 + chainIDSize + 4
+    package static let groupHeaderSize = 1 + chainIDSize + 4
     /// The furthest a group message index may jump ahead of the next expected one.
-    static let maximumSkip: UInt32 = 2000
+    package static let maximumSkip: UInt32 = 2000
+    /// Chain indexes run from 0 to `indexLimit - 1` (2^32 − 2): a sender key or group message at
+    /// 2^32 − 1 is refused, so that the next index after an accepted message always exists.
+    package static let indexLimit: UInt32 = .max
 
-    static let label = Array("aeschat/1".utf8)
+    package static let label = Array("aeschat/1".utf8)
 
     // MARK: Profiles
 
-    static func profileSignedBytes(room: String, name: String, identityKey: [UInt8], sessionKey: [UInt8]) -> [UInt8] {
+    package static func profileSignedBytes(room: String, name: String, identityKey: [UInt8], sessionKey: [UInt8])
+        -> [UInt8]
+    {
         var writer = ByteWriter(capacity: 128)
         writer.write(contentsOf: Array("aeschat/1 session key".utf8))
         writer.writeShortString(room)
@@ -34,7 +39,7 @@ enum AutomaticKeys {
         return writer.bytes
     }
 
-    static func makeProfile(identity: Ed25519PrivateKey, sessionKey: [UInt8], room: String, name: String)
+    package static func makeProfile(identity: Ed25519PrivateKey, sessionKey: [UInt8], room: String, name: String)
         throws(CryptoError) -> [UInt8]
     {
         let signed = profileSignedBytes(room: room, name: name, identityKey: identity.publicKey, sessionKey: sessionKey)
@@ -42,13 +47,19 @@ enum AutomaticKeys {
     }
 
     /// A member's verified keys, or why its profile is refused.
-    enum ProfileCheck: Equatable {
+    package enum ProfileCheck: Equatable {
         case valid(identityKey: [UInt8], sessionKey: [UInt8])
         case missing
         case invalid(String)
     }
 
-    static func checkProfile(_ profile: [UInt8], room: String, name: String) -> ProfileCheck {
+    /// The session key a profile presents, before any check (nil if it is not a version-1 profile).
+    package static func sessionKey(inProfile profile: [UInt8]) -> [UInt8]? {
+        guard profile.count == profileSize, profile[0] == profileVersion else { return nil }
+        return Array(profile[33..<65])
+    }
+
+    package static func checkProfile(_ profile: [UInt8], room: String, name: String) -> ProfileCheck {
         guard !profile.isEmpty else { return .missing }
         guard profile.count == profileSize, profile[0] == profileVersion else {
             return .invalid("its profile is \(profile.count) bytes, not a version-1 profile of \(profileSize)")
@@ -67,7 +78,7 @@ enum AutomaticKeys {
 
     /// The two directional keys of a channel between two members: `(send, receive)` from the
     /// point of view of `me`.
-    static func channelKeys(
+    package static func channelKeys(
         sharedSecret: SecretBytes, room: String, me: (name: String, sessionKey: [UInt8]),
         peer: (name: String, sessionKey: [UInt8])
     ) throws(CryptoError) -> (send: [UInt8], receive: [UInt8]) {
@@ -87,7 +98,7 @@ enum AutomaticKeys {
         return meFirst ? (lowToHigh, highToLow) : (highToLow, lowToHigh)
     }
 
-    static func channelAssociatedData(counter: UInt64, room: String, from: String, to: String) -> [UInt8] {
+    package static func channelAssociatedData(counter: UInt64, room: String, from: String, to: String) -> [UInt8] {
         var writer = ByteWriter(capacity: 96)
         writer.write(contentsOf: label)
         writer.write(channelKind)
@@ -98,14 +109,14 @@ enum AutomaticKeys {
         return writer.bytes
     }
 
-    static func counterNonce(_ counter: UInt64) -> [UInt8] {
+    package static func counterNonce(_ counter: UInt64) -> [UInt8] {
         [0, 0, 0, 0] + withUnsafeBytes(of: counter.bigEndian, Array.init)
     }
 
     // MARK: Sender chains
 
     /// One step of a chain: the message key for this index and the next chain key.
-    static func ratchet(_ chainKey: [UInt8]) -> (messageKey: [UInt8], next: [UInt8]) {
+    package static func ratchet(_ chainKey: [UInt8]) -> (messageKey: [UInt8], next: [UInt8]) {
         (
             HMACSHA256.authenticationCode(for: [0x01], key: chainKey),
             HMACSHA256.authenticationCode(for: [0x02], key: chainKey)
@@ -113,14 +124,14 @@ enum AutomaticKeys {
     }
 
     /// The AES key and nonce used with one message key (each message key seals one message).
-    static func groupCipherInputs(messageKey: [UInt8]) throws(CryptoError) -> (key: [UInt8], nonce: [UInt8]) {
+    package static func groupCipherInputs(messageKey: [UInt8]) throws(CryptoError) -> (key: [UInt8], nonce: [UInt8]) {
         let okm = try HKDFSHA256.deriveKey(
             inputKeyMaterial: messageKey, salt: [], info: Array("aeschat/1 group message key".utf8), outputByteCount: 44
         )
         return (Array(okm[0..<32]), Array(okm[32..<44]))
     }
 
-    static func groupHeader(chainID: [UInt8], index: UInt32) -> [UInt8] {
+    package static func groupHeader(chainID: [UInt8], index: UInt32) -> [UInt8] {
         var writer = ByteWriter(capacity: groupHeaderSize)
         writer.write(groupKind)
         writer.write(contentsOf: chainID)
@@ -128,7 +139,7 @@ enum AutomaticKeys {
         return writer.bytes
     }
 
-    static func groupAssociatedData(header: ArraySlice<UInt8>, room: String, sender: String) -> [UInt8] {
+    package static func groupAssociatedData(header: ArraySlice<UInt8>, room: String, sender: String) -> [UInt8] {
         var writer = ByteWriter(capacity: 96)
         writer.write(contentsOf: label)
         writer.write(contentsOf: header)
@@ -139,7 +150,7 @@ enum AutomaticKeys {
 
     /// What the sender signs: the label, room, sender and the SHA-256 of header and ciphertext (a
     /// digest, because messages reach megabytes and libgcrypt signs at most 64 KiB).
-    static func groupSignedBytes(room: String, sender: String, headerAndSealed: ArraySlice<UInt8>) -> [UInt8] {
+    package static func groupSignedBytes(room: String, sender: String, headerAndSealed: ArraySlice<UInt8>) -> [UInt8] {
         var writer = ByteWriter(capacity: 128)
         writer.write(contentsOf: Array("aeschat/1 group message".utf8))
         writer.writeShortString(room)
@@ -149,7 +160,7 @@ enum AutomaticKeys {
     }
 
     /// Seals one group message at `index` with the message key of that index.
-    static func sealGroupMessage(
+    package static func sealGroupMessage(
         _ plaintext: [UInt8], chainID: [UInt8], index: UInt32, messageKey: [UInt8], room: String, sender: String,
         identity: Ed25519PrivateKey
     ) throws(CryptoError) -> [UInt8] {
@@ -201,6 +212,8 @@ final class PairwiseChannel {
             let counter = try? reader.readUInt64("counter")
         else { return .tampered }
         guard counter >= nextReceiveCounter else { return .replayed(counter) }
+        // The last counter would leave no next one (a wrapped next counter would accept replays).
+        guard counter < UInt64.max else { return .tampered }
         let aad = AutomaticKeys.channelAssociatedData(counter: counter, room: room, from: from, to: to)
         guard
             let plaintext = try? receiver.open(

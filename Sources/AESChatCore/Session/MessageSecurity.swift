@@ -21,6 +21,9 @@ public protocol MessageSecurity: AnyObject {
     var ownFingerprint: String? { get }
     /// Registration completed; `members` are the others already present.
     func didRegister(members: [MemberEntry], outbox: any SecurityOutbox)
+    /// Whether a member the relay announces as joining is refused outright, before it is shown:
+    /// its session key was already seen in this session (a replayed profile). Says why if so.
+    func refusesJoining(_ member: MemberEntry, outbox: any SecurityOutbox) -> Bool
     /// Someone joined.
     func memberJoined(_ member: MemberEntry, outbox: any SecurityOutbox)
     /// Someone left.
@@ -48,6 +51,7 @@ public final class RoomKeySecurity: MessageSecurity {
     private let roomKey: RoomKey
     private let room: String
     private let name: String
+    private let clock: () -> UInt64
     private let sealer: RoomKeySealer
     private let opener: RoomKeyOpener
     /// Direct messages travel in streams of their own, one per recipient, so that a member does
@@ -55,15 +59,22 @@ public final class RoomKeySecurity: MessageSecurity {
     private var directSealers: [String: RoomKeySealer] = [:]
     private let directOpener: RoomKeyOpener
     private var members: Set<String> = []
+    /// Members who were in the room when this member joined: their room stream may have started
+    /// earlier. Anyone who joins later must start theirs at counter 0 in this member's sight.
+    private var presentAtWelcome: Set<String> = []
 
     /// Creates the mode for one member of one room.
-    public init(roomKey: RoomKey, room: String, name: String) {
+    /// - Parameter clock: the wall clock in milliseconds since 1970 (tests pass their own).
+    public init(
+        roomKey: RoomKey, room: String, name: String, clock: @escaping () -> UInt64 = WallClock.milliseconds
+    ) {
         self.roomKey = roomKey
         self.room = room
         self.name = name
-        sealer = RoomKeySealer(roomKey: roomKey, room: room, sender: name)
-        opener = RoomKeyOpener(roomKey: roomKey, room: room)
-        directOpener = RoomKeyOpener(roomKey: roomKey, room: room)
+        self.clock = clock
+        sealer = RoomKeySealer(roomKey: roomKey, room: room, sender: name, clock: clock)
+        opener = RoomKeyOpener(roomKey: roomKey, room: room, clock: clock)
+        directOpener = RoomKeyOpener(roomKey: roomKey, room: room, clock: clock)
     }
 
     public var profile: [UInt8] { [] }
@@ -71,7 +82,11 @@ public final class RoomKeySecurity: MessageSecurity {
 
     public func didRegister(members: [MemberEntry], outbox: any SecurityOutbox) {
         self.members = Set(members.map(\.name))
+        presentAtWelcome = self.members
     }
+
+    /// Room-key members present no profile: there is nothing to replay.
+    public func refusesJoining(_ member: MemberEntry, outbox: any SecurityOutbox) -> Bool { false }
 
     public func memberJoined(_ member: MemberEntry, outbox: any SecurityOutbox) {
         members.insert(member.name)
@@ -79,6 +94,7 @@ public final class RoomKeySecurity: MessageSecurity {
 
     public func memberLeft(_ name: String, outbox: any SecurityOutbox) {
         members.remove(name)
+        presentAtWelcome.remove(name)
         directSealers[name] = nil
     }
 
@@ -92,23 +108,41 @@ public final class RoomKeySecurity: MessageSecurity {
 
     /// Sends to one member through the relay. With a shared room key this is not secret from the
     /// other key holders, so chat text is refused (`/msg` needs automatic keys); file control and
-    /// chunks use it, authenticated by the room key.
+    /// chunks use it, authenticated by the room key and bound to the recipient.
     public func sendPrivately(_ content: MessageContent, to name: String, outbox: any SecurityOutbox) {
         guard content.isFileControl else {
             outbox.emit(.error(message: Self.needsAutomaticKeys("/msg")))
             return
         }
-        let directSealer = directSealers[name] ?? RoomKeySealer(roomKey: roomKey, room: room, sender: self.name)
+        let directSealer =
+            directSealers[name] ?? RoomKeySealer(roomKey: roomKey, room: room, sender: self.name, clock: clock)
         directSealers[name] = directSealer
         do {
-            outbox.direct(try directSealer.seal(content), to: name)
+            outbox.direct(try directSealer.seal(content, to: name), to: name)
         } catch {
             outbox.emit(.error(message: "message not sent: \(error)"))
         }
     }
 
     public func receive(_ payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool, outbox: any SecurityOutbox) {
-        switch (isDirect ? directOpener : opener).open(payload, from: sender) {
+        guard sender != name else {
+            outbox.emit(
+                .warning(
+                    kind: "tampered", name: sender,
+                    message: "a message under your own name came back from the relay; refused"))
+            return
+        }
+        guard members.contains(sender) else {
+            outbox.emit(
+                .warning(
+                    kind: "tampered", name: sender, message: "message from \(sender), who is not in the room, refused"))
+            return
+        }
+        let opened =
+            isDirect
+            ? directOpener.open(payload, from: sender, to: name, sessionMayBeUnderway: false)
+            : opener.open(payload, from: sender, sessionMayBeUnderway: presentAtWelcome.contains(sender))
+        switch opened {
         case .content(let content, let missing):
             if missing > 0 {
                 outbox.emit(
