@@ -111,6 +111,28 @@ final class TemporaryFolder {
         #expect(reread.pin(relay: "127.0.0.1:7777", name: "alice")?.state == .verified)
     }
 
+    @Test func batchOf16384NewNames_withoutASessionLimit_isStillOneAppendOfOneLineEach() throws {
+        let folder = TemporaryFolder()
+        let path = folder.file("known_peers")
+        let store = try KnownPeers(path: path, newPinLimit: .max)
+        let names = (0..<16_384).map { "member-\($0)" }
+        let elapsed = ContinuousClock().measure {
+            store.batch {
+                for name in names {
+                    #expect(store.pinFirstSeen(Self.key, relay: "127.0.0.1:7777", name: name) == .pinned)
+                }
+            }
+        }
+        let bytes = try #require(folder.bytes("known_peers"))
+        print("16,384 new pins in one batch: \(store.appendCount) append, \(bytes.count) bytes, \(elapsed)")
+        #expect(store.appendCount == 1)
+        let expected = names.map {
+            KnownPeers.line(relay: "127.0.0.1:7777", name: $0, pin: PeerPin(identityKey: Self.key, state: .unverified))
+        }.joined()
+        #expect(bytes == Array(expected.utf8))
+        #expect(try KnownPeers(path: path).pin(relay: "127.0.0.1:7777", name: "member-16383") != nil)
+    }
+
     @Test func pinsAreAppended_andWrittenOnlyWhenTheyChange() throws {
         let folder = TemporaryFolder()
         let path = folder.file("known_peers")
