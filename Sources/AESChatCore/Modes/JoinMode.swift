@@ -5,8 +5,8 @@ import Foundation
 public enum JoinMode {
     /// Runs a client session until input ends, the user interrupts or the relay goes away.
     /// - Returns: the process exit code: 0 after a clean leave, 64 without a key, 65 for a bad
-    ///   key file, 69 when the relay is unreachable or refuses, 74 when the inbox cannot be made,
-    ///   130 when interrupted.
+    ///   key file, 69 when the relay is unreachable or refuses, 74 when the inbox cannot be made or is
+    ///   not the user's alone, or when `known_peers` exists but cannot be read, 130 when interrupted.
     public static func run(_ options: JoinOptions) -> ExitCode {
         if options.inbox == nil, !InboxPrompt.canAsk {
             let problem =
