@@ -68,7 +68,7 @@ public final class HostileMember: ConnectionHandler {
         switch keys {
         case .automatic(let identity):
             listener = try AutomaticKeySecurity(
-                identity: identity, name: name, room: room, relay: "hostile", knownPeers: KnownPeers(path: nil),
+                identity: identity, name: name, room: room, relay: "hostile", knownPeers: KnownPeers(),
                 sessionKey: session)
         case .roomKey(let roomKey):
             listener = RoomKeySecurity(roomKey: roomKey, room: room, name: name)

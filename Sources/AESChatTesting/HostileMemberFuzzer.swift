@@ -66,7 +66,7 @@ public final class HostileMemberFuzzer {
             case .automatic:
                 try AutomaticKeySecurity(
                     identity: Self.victimIdentity, name: "bob", room: "lobby", relay: "memory",
-                    knownPeers: KnownPeers(path: nil))
+                    knownPeers: KnownPeers())
             case .roomKey:
                 RoomKeySecurity(roomKey: roomKey, room: "lobby", name: "bob")
             }

@@ -51,11 +51,15 @@ public func fuzzOneInput(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     case 4:
         _ = try? Identity.parse(String(decoding: data, as: UTF8.self), path: "fuzz")
     default:
-        // Every line is kept: as a pin or as a line the client does not understand.
+        // The file parses to whole pins, or is refused naming one of its lines.
         let text = String(decoding: data, as: UTF8.self)
-        let (entries, foreign) = KnownPeers.parse(text)
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: true).count
-        precondition(entries.count + foreign.count == lines, "known_peers lost a line")
+        do {
+            let (pins, legacyPins) = try KnownPeers.parse(text)
+            precondition(pins.values.allSatisfy { $0.identityKey.count == 32 }, "known_peers pin without a key")
+            precondition(legacyPins.values.allSatisfy { $0.identityKey.count == 32 }, "known_peers pin without a key")
+        } catch {
+            precondition(error.line >= 1 && error.line <= text.utf8.count + 1, "known_peers named no line")
+        }
     }
     return 0
 }

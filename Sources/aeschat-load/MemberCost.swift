@@ -34,10 +34,10 @@ enum MemberCost {
     static func measure(messages: Int) throws -> Result {
         let alice = try AutomaticKeySecurity(
             identity: Ed25519PrivateKey(), name: "alice", room: "bench", relay: "bench:1",
-            knownPeers: KnownPeers(path: nil))
+            knownPeers: KnownPeers())
         let bob = try AutomaticKeySecurity(
             identity: Ed25519PrivateKey(), name: "bob", room: "bench", relay: "bench:1",
-            knownPeers: KnownPeers(path: nil))
+            knownPeers: KnownPeers())
         let fromAlice = Recorder()
         let atBob = Recorder()
         alice.didRegister(members: [MemberEntry(name: "bob", profile: bob.profile)], outbox: fromAlice)

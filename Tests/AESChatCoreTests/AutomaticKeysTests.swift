@@ -98,13 +98,13 @@ final class AutomaticHarness {
     }
 
     func join(
-        _ name: String, identity override: Ed25519PrivateKey? = nil, intercepted: Bool = false,
+        _ name: String, identity override: Ed25519PrivateKey? = nil, room: String = "lobby", intercepted: Bool = false,
         now: @escaping () -> ContinuousClock.Instant = { .now }
     ) throws -> Member {
-        let store = pins[name] ?? KnownPeers(path: nil)
+        let store = pins[name] ?? KnownPeers()
         pins[name] = store
         let security = try AutomaticKeySecurity(
-            identity: override ?? identity(name), name: name, room: "lobby", relay: "memory:1", knownPeers: store,
+            identity: override ?? identity(name), name: name, room: room, relay: "memory:1", knownPeers: store,
             now: now)
         securities[name] = security
         let output = EventCollector()
@@ -118,7 +118,7 @@ final class AutomaticHarness {
             connection = relayHarness.listener.connect(chunkSize: 777)
         }
         let client = ChatClient(
-            name: name, room: "lobby", security: security, connection: connection, output: output, loop: loop
+            name: name, room: room, security: security, connection: connection, output: output, loop: loop
         ) {
             outcome.value = $0
         }
@@ -177,7 +177,7 @@ extension EventCollector {
         // carol types before her welcome even arrives; alice sends the moment she sees carol.
         let carolSecurity = try AutomaticKeySecurity(
             identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "memory:1",
-            knownPeers: KnownPeers(path: nil))
+            knownPeers: KnownPeers())
         let carolOutput = EventCollector()
         let carol = ChatClient(
             name: "carol", room: "lobby", security: carolSecurity, connection: harness.relayHarness.listener.connect(),
@@ -197,7 +197,7 @@ extension EventCollector {
     @Test func newMember_isAnnouncedUnverified_withFingerprint_beforeAnyKeyIsSent() throws {
         let harness = AutomaticHarness()
         let security = try AutomaticKeySecurity(
-            identity: Ed25519PrivateKey(), name: "alice", room: "lobby", relay: "r", knownPeers: KnownPeers(path: nil))
+            identity: Ed25519PrivateKey(), name: "alice", room: "lobby", relay: "r", knownPeers: KnownPeers())
         let outbox = RecordingOutbox()
         let bobIdentity = harness.identity("bob")
         let bobProfile = try AutomaticKeys.makeProfile(
@@ -304,6 +304,48 @@ extension EventCollector {
         alice.client.submit(line: "/trust bob")
         harness.loop.runUntilIdle()
         #expect(bob.output.messages == ["alice: are you really bob?"])
+    }
+
+    @Test func verifiedPeer_withAChangedKey_inAnotherRoomOfTheRelay_holdsSending_untilTrust() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice")
+        let bob = try harness.join("bob")
+        alice.client.submit(line: "/trust bob")
+        harness.loop.runUntilIdle()
+        alice.client.endOfInput()
+        bob.client.endOfInput()
+        harness.loop.runUntilIdle()
+        // Someone else calls themselves bob in another room of the same relay.
+        let impostor = try harness.join("bob", identity: Ed25519PrivateKey(), room: "ops")
+        let aliceInOps = try harness.join("alice", room: "ops")
+        #expect(aliceInOps.output.warnings("key-changed").count == 1)
+        #expect(aliceInOps.output.memberStatuses.map(\.trust) == [.changed])
+        aliceInOps.client.submit(line: "bob, is that you?")
+        harness.loop.runUntilIdle()
+        #expect(impostor.output.messages.isEmpty)
+        #expect(
+            aliceInOps.output.events.contains { if case .info(let text) = $0 { text.contains("held") } else { false } })
+    }
+
+    @Test func messagedPeer_withAChangedKey_holdsSending_untilTrust() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice")
+        var bob = try harness.join("bob")
+        for text in ["one", "two", "three"] { alice.client.submit(line: "/msg bob \(text)") }
+        harness.loop.runUntilIdle()
+        #expect(bob.output.messages.count == 3)
+        #expect(harness.pins["alice"]!.pin(relay: "memory:1", name: "bob")?.state == .messaged)
+        bob.client.endOfInput()
+        harness.loop.runUntilIdle()
+        bob = try harness.join("bob", identity: Ed25519PrivateKey())
+        #expect(alice.output.warnings("key-changed").first?.contains("held until you run /trust bob") == true)
+        alice.client.submit(line: "still there?")
+        alice.client.submit(line: "/msg bob secret")
+        harness.loop.runUntilIdle()
+        #expect(bob.output.messages.isEmpty)
+        alice.client.submit(line: "/trust bob")
+        harness.loop.runUntilIdle()
+        #expect(bob.output.messages == ["alice: still there?"])
     }
 
     @Test func replay_isRefused_dropped_showsMissing_farAheadIndex_isRefusedAtOnce() throws {
@@ -501,7 +543,7 @@ extension EventCollector {
         let output = EventCollector()
         let outcome = Box<ClientOutcome?>(nil)
         let security = try AutomaticKeySecurity(
-            identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "m", knownPeers: KnownPeers(path: nil))
+            identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "m", knownPeers: KnownPeers())
         let client = ChatClient(
             name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output,
             loop: dropping.loop
@@ -545,7 +587,7 @@ extension EventCollector {
         let output = EventCollector()
         let outcome = Box<ClientOutcome?>(nil)
         let security = try AutomaticKeySecurity(
-            identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "m", knownPeers: KnownPeers(path: nil))
+            identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "m", knownPeers: KnownPeers())
         let client = ChatClient(
             name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output,
             loop: harness.loop

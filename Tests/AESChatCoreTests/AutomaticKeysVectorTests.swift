@@ -115,7 +115,7 @@ import Testing
 
     @Test func wholeExchange_bobReadsAlicesMessage() throws {
         let bob = try AutomaticKeySecurity(
-            identity: bobIdentity, name: "bob", room: "lobby", relay: "r", knownPeers: KnownPeers(path: nil),
+            identity: bobIdentity, name: "bob", room: "lobby", relay: "r", knownPeers: KnownPeers(),
             sessionKey: bobSession)
         let outbox = RecordingOutbox()
         bob.didRegister(

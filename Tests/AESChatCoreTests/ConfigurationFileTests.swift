@@ -66,25 +66,57 @@ import Testing
         #expect(parsed > 0)
     }
 
-    @Test func knownPeers_roundTrip_andKeepEveryLineTheyDoNotUnderstand() {
-        let key = Array(repeating: UInt8(0xAB), count: 32)
-        let entries = [
-            KnownPeers.Entry(
-                relay: "127.0.0.1:7777", room: "lobby", name: "bob", pin: PeerPin(identityKey: key, isVerified: true)),
-            KnownPeers.Entry(
-                relay: "[::1]:7000", room: "ops", name: "carol", pin: PeerPin(identityKey: key, isVerified: false)),
-        ]
-        let foreign = ["# a comment", "a line from a newer version with more fields x y z"]
-        let text = KnownPeers.render(entries: entries, foreignLines: foreign)
-        let (parsedEntries, parsedForeign) = KnownPeers.parse(text)
-        #expect(parsedEntries == entries)
-        #expect(parsedForeign == foreign)
-        #expect(KnownPeers.render(entries: parsedEntries, foreignLines: parsedForeign) == text)
+    @Test func knownPeers_parse_readsBothFormats_laterLinesWin_andLegacyRoomsMergePreferringVerified() throws {
+        let a = String(repeating: "ab", count: 32)
+        let b = String(repeating: "cd", count: 32)
+        let text = """
+            # a comment, then a blank line
+
+            127.0.0.1:7777 bob \(a) unverified
+            127.0.0.1:7777 bob \(a) messaged
+            [::1]:7000 carol \(b) verified
+            127.0.0.1:7777 lobby dave \(a) verified
+            127.0.0.1:7777 ops dave \(b) unverified
+            chat.example:7777 ops erin \(b) unverified\r
+            chat.example:7777 lobby erin \(a) unverified
+            """
+        let (pins, legacy) = try KnownPeers.parse(text)
+        typealias Key = KnownPeers.PinKey
+        #expect(pins.count == 2 && legacy.count == 2)
+        #expect(
+            pins[Key(relay: "127.0.0.1:7777", name: "bob")] == PeerPin(identityKey: Hex.decode(a)!, state: .messaged))
+        #expect(pins[Key(relay: "[::1]:7000", name: "carol")] == PeerPin(identityKey: Hex.decode(b)!, state: .verified))
+        // dave was verified in one room: that pin wins over a later unverified one of another room.
+        #expect(
+            legacy[Key(relay: "127.0.0.1:7777", name: "dave")] == PeerPin(identityKey: Hex.decode(a)!, state: .verified)
+        )
+        // Otherwise the last line wins (CRLF line ends are read too).
+        #expect(
+            legacy[Key(relay: "chat.example:7777", name: "erin")]
+                == PeerPin(identityKey: Hex.decode(a)!, state: .unverified))
     }
 
-    @Test func knownPeers_seededRandomText_losesNoLine() {
+    @Test func knownPeers_parse_refusesEveryLineThatIsNotAPin_namingItsNumber() {
+        let key = String(repeating: "ab", count: 32)
+        let bad = [
+            "127.0.0.1:7777 bob \(key) trusted", "127.0.0.1:7777 bob \(key.dropLast()) verified",
+            "127.0.0.1:7777 lobby bob \(key) messaged", "127.0.0.1:7777 bob", "garbage",
+            "127.0.0.1:7777 bob \(key) verified extra fields here", "127.0.0.1:7777 bob \(key)zz verified",
+        ]
+        for line in bad {
+            #expect(throws: KnownPeers.ParseError.self) { try KnownPeers.parse("# fine\n\(line)\n") }
+            do {
+                _ = try KnownPeers.parse("# fine\n\(line)\n")
+            } catch {
+                #expect(error.line == 2, "\(line)")
+            }
+        }
+    }
+
+    @Test func knownPeers_seededRandomText_eitherParsesToWholePins_orNamesALineOfIt() {
         var generator = SeededGenerator(seed: 13)
-        let alphabet = Array("0123456789abcdefABCDEF verifiedunverified.:[]\n\r\t\u{1B}é".utf8)
+        let alphabet = Array("0123456789abcdefABCDEF verifiedunverifiedmessaged.:[]#\n\r\t\u{1B}é".utf8)
+        var parsed = 0
         for _ in 0..<3_000 {
             let bytes = (0..<Int.random(in: 0...300, using: &generator)).map { _ in
                 Bool.random(using: &generator)
@@ -92,9 +124,14 @@ import Testing
                     : UInt8.random(in: 0...255, using: &generator)
             }
             let text = String(decoding: bytes, as: UTF8.self)
-            let (entries, foreign) = KnownPeers.parse(text)
-            #expect(entries.count + foreign.count == text.split(separator: "\n").count)
-            #expect(entries.allSatisfy { $0.pin.identityKey.count == 32 })
+            do {
+                let (pins, legacy) = try KnownPeers.parse(text)
+                #expect((Array(pins.values) + Array(legacy.values)).allSatisfy { $0.identityKey.count == 32 })
+                parsed += 1
+            } catch {
+                #expect(error.line >= 1 && error.line <= text.count + 1)
+            }
         }
+        #expect(parsed > 0)
     }
 }

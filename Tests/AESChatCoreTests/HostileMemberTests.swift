@@ -22,7 +22,7 @@ final class HostileRoom {
             } else {
                 try AutomaticKeySecurity(
                     identity: Ed25519PrivateKey(), name: "bob", room: "lobby", relay: "memory",
-                    knownPeers: KnownPeers(path: nil))
+                    knownPeers: KnownPeers())
             }
         bob = ChatClient(
             name: "bob", room: "lobby", security: security, connection: harness.listener.connect(),

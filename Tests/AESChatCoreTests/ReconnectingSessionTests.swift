@@ -25,7 +25,7 @@ final class SessionHarness {
                 self.links.append(link)
                 return clientEnd
             },
-            makeSecurity: { [unowned self] in RoomKeySecurity(roomKey: self.chat.key, room: "lobby", name: "alice") },
+            makeSecurity: { [unowned self] _ in RoomKeySecurity(roomKey: self.chat.key, room: "lobby", name: "alice") },
             makeClient: { [unowned self] security, connection, recent, ended in
                 ChatClient(
                     name: "alice", room: "lobby", security: security, connection: connection, output: self.output,

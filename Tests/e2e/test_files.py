@@ -327,7 +327,7 @@ def mounted_tmpfs(path, options):
 
 @pytest.mark.parametrize("kind", ["full", "read-only"])
 def test_full_disk_and_read_only_inbox_give_clear_messages_to_both_sides(tmp_path, clients, relay, mode_key, kind):
-    inbox = mounted_tmpfs(tmp_path / "small", "size=1m" if kind == "full" else "ro,size=1m")
+    inbox = mounted_tmpfs(tmp_path / "small", "size=1m,mode=0700" if kind == "full" else "ro,size=1m,mode=0700")
     try:
         alice = clients("alice")
         alice.ready()

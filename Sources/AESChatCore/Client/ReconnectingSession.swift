@@ -28,7 +28,7 @@ public final class ReconnectingSession {
     /// Makes a connection to the relay (blocking, bounded by its own timeout).
     public typealias Connector = () throws(TransportError) -> any Connection
     /// Makes the end-to-end layer for one connection (fresh session keys every time).
-    public typealias SecurityFactory = () throws -> any MessageSecurity
+    public typealias SecurityFactory = (_ connection: any Connection) throws -> any MessageSecurity
     /// Makes the client of one connection; `recentMessageIDs` is the session's, shared by its clients.
     public typealias ClientFactory = (
         _ security: any MessageSecurity, _ connection: any Connection, _ recentMessageIDs: RecentMessageIDs,
@@ -131,7 +131,7 @@ public final class ReconnectingSession {
 
     private func open() throws {
         let connection = try connect()
-        let security = try makeSecurity()
+        let security = try makeSecurity(connection)
         let made = makeClient(security, connection, recentMessageIDs) { [weak self] outcome in
             self?.clientEnded(outcome)
         }

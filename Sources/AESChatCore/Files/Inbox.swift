@@ -30,8 +30,9 @@ public final class Inbox {
     static let partPrefix = ".aeschat-"
     static let partSuffix = ".part"
 
-    /// Opens (and creates, if missing) the inbox folder.
-    /// - Throws: ``InboxError`` naming the path and the reason.
+    /// Opens (and creates, if missing) the inbox folder. A folder owned by another user, or writable
+    /// by group or others, is refused: someone else could read, rename or replace what arrives.
+    /// - Throws: ``InboxError`` naming the path and the reason (and, for permissions, the fix).
     public init(path: String) throws(InboxError) {
         self.path = path
         var descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -42,11 +43,34 @@ public final class Inbox {
         guard descriptor >= 0 else {
             throw InboxError(description: "cannot open inbox folder '\(path)': \(System.lastError)")
         }
+        if let problem = Self.permissionProblem(descriptor: descriptor, path: path) {
+            System.closeDescriptor(descriptor)
+            throw InboxError(description: problem)
+        }
         self.descriptor = descriptor
     }
 
     deinit {
         System.closeDescriptor(descriptor)
+    }
+
+    /// Why an open inbox folder must not be used, or nil: it must belong to the user and be
+    /// writable by nobody else.
+    static func permissionProblem(descriptor: Int32, path: String) -> String? {
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { return "cannot check inbox folder '\(path)': \(System.lastError)" }
+        if status.st_uid != geteuid() {
+            return
+                "inbox folder '\(path)' belongs to another user (uid \(status.st_uid)); use a folder of your own, "
+                + "or take it with 'chown \(geteuid()) \(path)' and 'chmod 700 \(path)'"
+        }
+        let mode = UInt32(status.st_mode) & 0o777
+        if mode & 0o022 != 0 {
+            return
+                "inbox folder '\(path)' can be written by other users (mode \(String(mode, radix: 8))); "
+                + "restrict it with 'chmod 700 \(path)'"
+        }
+        return nil
     }
 
     private static func makeFolders(_ path: String) throws(InboxError) {

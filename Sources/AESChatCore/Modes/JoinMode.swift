@@ -5,8 +5,8 @@ import Foundation
 public enum JoinMode {
     /// Runs a client session until input ends, the user interrupts or the relay goes away.
     /// - Returns: the process exit code: 0 after a clean leave, 64 without a key, 65 for a bad
-    ///   key file, 69 when the relay is unreachable or refuses, 74 when the inbox cannot be made,
-    ///   130 when interrupted.
+    ///   key file, 69 when the relay is unreachable or refuses, 74 when the inbox cannot be made or is
+    ///   not the user's alone, or when `known_peers` exists but cannot be read, 130 when interrupted.
     public static func run(_ options: JoinOptions) -> ExitCode {
         if options.inbox == nil, !InboxPrompt.canAsk {
             let problem =
@@ -14,8 +14,12 @@ public enum JoinMode {
             StandardError.write(UsageError(problem, mode: .join).description)
             return .usage
         }
-        // Check the key or identity files now, so that a bad one is reported before connecting.
-        if case .failure(let failure) = makeSecurity(options) {
+        // Read the key, identity and known-peers files once, now, so that a bad one is reported
+        // before connecting; every connection of the session shares them.
+        let keys: Keys
+        switch loadKeys(options) {
+        case .success(let loaded): keys = loaded
+        case .failure(let failure):
             StandardError.write("Error: \(failure.message)")
             return failure.code
         }
@@ -54,8 +58,8 @@ public enum JoinMode {
             connect: { () throws(TransportError) in
                 try TCPConnection.connect(host: options.host, port: options.port, loop: loop, timeout: .seconds(5))
             },
-            makeSecurity: {
-                switch makeSecurity(options) {
+            makeSecurity: { connection in
+                switch makeSecurity(keys, options: options, connection: connection) {
                 case .success(let security): return security
                 case .failure(let failure): throw failure
                 }
@@ -109,8 +113,15 @@ public enum JoinMode {
         var description: String { message }
     }
 
-    /// The room-key mode with `--key`, automatic keys (identity made on first use) otherwise.
-    static func makeSecurity(_ options: JoinOptions) -> Result<any MessageSecurity, SetupFailure> {
+    /// The long-term keys of a session, read once: a room key, or an identity and its known peers.
+    enum Keys {
+        case roomKey(RoomKey)
+        case automatic(Identity, KnownPeers)
+    }
+
+    /// Reads the room key with `--key`; otherwise the identity (made on first use) and the
+    /// known-peers file. A known-peers file that exists but cannot be read is an I/O error (74).
+    static func loadKeys(_ options: JoinOptions) -> Result<Keys, SetupFailure> {
         if let keyPath = options.keyFile {
             if options.identityFile != nil {
                 return .failure(
@@ -118,8 +129,7 @@ public enum JoinMode {
                         message: "--identity is not used with --key: a room key replaces identities", code: .usage))
             }
             do {
-                let roomKey = try RoomKey.load(path: keyPath) { StandardError.write("warning: \($0)") }
-                return .success(RoomKeySecurity(roomKey: roomKey, room: options.room, name: options.name))
+                return .success(.roomKey(try RoomKey.load(path: keyPath) { StandardError.write("warning: \($0)") }))
             } catch {
                 return .failure(SetupFailure(message: error.description, code: .dataError))
             }
@@ -127,23 +137,50 @@ public enum JoinMode {
         let folder = ConfigurationFolder.path()
         let identityPath = options.identityFile ?? Identity.defaultPath()
         do {
-            let identity = try Identity.loadOrCreate(path: identityPath) { path in
-                StandardError.write("made a new identity key in '\(path)' (mode 0600); keep it to stay recognisable")
-            }
-            let knownPeers = KnownPeers(path: KnownPeers.defaultPath(configurationFolder: folder)) {
+            let identity = try Identity.loadOrCreate(
+                path: identityPath,
+                created: { path in
+                    StandardError.write(
+                        "made a new identity key in '\(path)' (mode 0600); keep it to stay recognisable")
+                }, warn: { StandardError.write("warning: \($0)") })
+            let knownPeers = try KnownPeers(path: KnownPeers.defaultPath(configurationFolder: folder)) {
                 StandardError.write("warning: \($0)")
             }
-            let relay = (options.host.contains(":") ? "[\(options.host)]" : options.host) + ":\(options.port)"
-            let security = try AutomaticKeySecurity(
-                identity: identity.key, name: options.name, room: options.room, relay: relay, knownPeers: knownPeers)
-            return .success(security)
+            // Pins of the first format name the relay as typed.
+            knownPeers.legacyRelayNames = [
+                (options.host.contains(":") ? "[\(options.host)]" : options.host) + ":\(options.port)"
+            ]
+            return .success(.automatic(identity, knownPeers))
         } catch let error as IdentityError {
             switch error {
             case .unwritable: return .failure(SetupFailure(message: error.description, code: .ioError))
             default: return .failure(SetupFailure(message: error.description, code: .dataError))
             }
+        } catch let error as KnownPeersError {
+            return .failure(SetupFailure(message: error.description, code: .ioError))
         } catch {
-            return .failure(SetupFailure(message: "cannot start the session keys: \(error)", code: .failure))
+            return .failure(SetupFailure(message: "cannot read the keys: \(error)", code: .failure))
+        }
+    }
+
+    /// The end-to-end layer for one connection: fresh session keys, pins under the relay identity
+    /// of the address actually connected to.
+    static func makeSecurity(_ keys: Keys, options: JoinOptions, connection: any Connection) -> Result<
+        any MessageSecurity, SetupFailure
+    > {
+        switch keys {
+        case .roomKey(let roomKey):
+            return .success(RoomKeySecurity(roomKey: roomKey, room: options.room, name: options.name))
+        case .automatic(let identity, let knownPeers):
+            do {
+                return .success(
+                    try AutomaticKeySecurity(
+                        identity: identity.key, name: options.name, room: options.room,
+                        relay: KnownPeers.relayIdentity(connectedTo: connection.peerDescription),
+                        knownPeers: knownPeers))
+            } catch {
+                return .failure(SetupFailure(message: "cannot start the session keys: \(error)", code: .failure))
+            }
         }
     }
 

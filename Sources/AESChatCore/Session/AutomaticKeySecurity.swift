@@ -53,7 +53,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
     ///   - identity: the user's long-term key.
     ///   - name: the registered name.
     ///   - room: the room.
-    ///   - relay: the relay as the user named it (`host:port`), for pinning.
+    ///   - relay: the relay identity, for pinning (``KnownPeers/relayIdentity(connectedTo:)``).
     ///   - knownPeers: the trust-on-first-use store.
     ///   - sessionKey: a fixed session key (test vectors only); fresh and random otherwise.
     ///   - now: the clock for chain lifetimes.
@@ -79,7 +79,8 @@ public final class AutomaticKeySecurity: MessageSecurity {
     // MARK: Membership
 
     public func didRegister(members: [MemberEntry], outbox: any SecurityOutbox) {
-        for member in members { admit(member, outbox: outbox) }
+        // One append to known_peers for the whole welcome, however many names are new.
+        knownPeers.batch { for member in members { admit(member, outbox: outbox) } }
         announceRoomCode(outbox: outbox)
     }
 
@@ -148,24 +149,26 @@ public final class AutomaticKeySecurity: MessageSecurity {
             peer.identityKey = identityKey
             peers[member.name] = peer
             let fingerprint = Identity.fingerprint(of: identityKey)
-            if let pin = knownPeers.pin(relay: relay, room: room, name: member.name) {
+            if let pin = knownPeers.pin(relay: relay, name: member.name) {
                 if constantTimeEquals(pin.identityKey, identityKey) {
                     peer.trust = pin.isVerified ? .verified : .known
                 } else {
                     peer.trust = .changed
-                    peer.blocksSending = pin.isVerified
+                    peer.blocksSending = pin.holdsMessagesOnChange
                     let consequence =
-                        pin.isVerified
-                        ? "you had verified the old key, so your messages to the room are held until you run /trust \(member.name)"
+                        pin.holdsMessagesOnChange
+                        ? "you had \(pin.isVerified ? "verified" : "sent private messages to") the old key, so your "
+                            + "messages are held until you run /trust \(member.name)"
                         : "treat them as unverified until you compare safety numbers (/verify \(member.name)) and run /trust \(member.name)"
                     outbox.emit(
                         .warning(
                             kind: "key-changed", name: member.name,
                             message: "\(member.name)'s identity key CHANGED (now \(fingerprint)); \(consequence)"))
                 }
-            } else {
-                knownPeers.setPin(
-                    PeerPin(identityKey: identityKey, isVerified: false), relay: relay, room: room, name: member.name)
+            } else if case .notPinned(let notice?) = knownPeers.pinFirstSeen(
+                identityKey, relay: relay, name: member.name)
+            {
+                outbox.emit(.info(notice))
             }
             outbox.emit(.member(MemberStatus(name: member.name, fingerprint: fingerprint, trust: peer.trust)))
             do {
@@ -220,7 +223,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
             heldMessages.append(content)
             outbox.emit(
                 .info(
-                    "message held: \(blocker.name)'s identity key changed since you verified it; "
+                    "message held: \(blocker.name)'s identity key changed since you verified or messaged them; "
                         + "/trust \(blocker.name) to send it (\(heldMessages.count) held)"))
             return
         }
@@ -249,10 +252,16 @@ public final class AutomaticKeySecurity: MessageSecurity {
         }
         guard !peer.blocksSending else {
             outbox.emit(
-                .error(message: "\(recipient)'s identity key changed since you verified it; /trust \(recipient) first"))
+                .error(
+                    message:
+                        "\(recipient)'s identity key changed since you verified or messaged them; /trust \(recipient) first"
+                ))
             return
         }
         sendOverChannel(content.encoded(), to: peer, outbox: outbox)
+        if !content.isFileControl, let key = peer.identityKey {
+            knownPeers.noteMessaged(key, relay: relay, name: recipient)
+        }
     }
 
     private func releaseHeldMessages(outbox: any SecurityOutbox) {
@@ -481,7 +490,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
                     .error(message: "no member named '\(target)' with a valid identity here; /who lists the members"))
                 return
             }
-            knownPeers.setPin(PeerPin(identityKey: key, isVerified: true), relay: relay, room: room, name: target)
+            knownPeers.trust(key, relay: relay, name: target)
             let wasBlocking = peer.blocksSending
             peer.trust = .verified
             peer.blocksSending = false

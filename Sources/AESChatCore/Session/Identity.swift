@@ -61,14 +61,16 @@ public struct Identity: Sendable {
     }
 
     /// Loads the identity at `path`, creating it (and its folder) if it does not exist yet.
-    /// - Parameter created: told when a new identity was made.
-    public static func loadOrCreate(path: String, created: (String) -> Void = { _ in }) throws(IdentityError)
-        -> Identity
-    {
+    /// - Parameters:
+    ///   - created: told when a new identity was made.
+    ///   - warn: told when an existing file can be read by other users.
+    public static func loadOrCreate(
+        path: String, created: (String) -> Void = { _ in }, warn: (String) -> Void = { _ in }
+    ) throws(IdentityError) -> Identity {
         if FileManager.default.fileExists(atPath: path)
             || (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil
         {
-            return try load(path: path)
+            return try load(path: path, warn: warn)
         }
         try ConfigurationFolder.create((path as NSString).deletingLastPathComponent)
         let identity = Identity(key: Ed25519PrivateKey())
@@ -78,14 +80,21 @@ public struct Identity: Sendable {
     }
 
     /// Reads an identity file.
-    public static func load(path: String) throws(IdentityError) -> Identity {
-        let text: String
+    /// - Parameter warn: told when the file can be read by other users (as for room key files).
+    public static func load(path: String, warn: (String) -> Void = { _ in }) throws(IdentityError) -> Identity {
+        let contents: SecretFile.Contents
         do {
-            text = try SecretFile.read(path: path, limit: 4096).text
+            contents = try SecretFile.read(path: path, limit: 4096)
         } catch {
             throw .unreadable(path: path, reason: error.reason)
         }
-        return try parse(text, path: path)
+        if contents.isAccessibleToOthers {
+            let mode = String(contents.mode, radix: 8)
+            warn(
+                "identity file '\(path)' can be read by other users (mode \(mode)); restrict it with 'chmod 600 \(path)'"
+            )
+        }
+        return try parse(contents.text, path: path)
     }
 
     /// Parses the contents of an identity file: `aeschat-identity-v1 <64 hex digits>` and a newline.

@@ -1,68 +1,219 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 import AESChatCrypto
+
+/// How far the user has gone with a pinned identity key. Only ever rises, until a changed key is
+/// accepted with `/trust` (which pins the new key as verified).
+public enum PinState: String, Equatable, Sendable {
+    /// Seen, nothing more (trust on first use).
+    case unverified
+    /// The user sent them a private message (`/msg`) under this key.
+    case messaged
+    /// The user ran `/trust` for this key.
+    case verified
+}
 
 /// What the known-peers file says about one name.
 public struct PeerPin: Equatable, Sendable {
+    /// The pinned Ed25519 identity public key, 32 bytes.
     public var identityKey: [UInt8]
-    public var isVerified: Bool
+    /// How far the user has gone with it.
+    public var state: PinState
+
+    /// Makes a pin.
+    /// - Parameters:
+    ///   - identityKey: the identity public key, 32 bytes.
+    ///   - state: how far the user has gone with it.
+    public init(identityKey: [UInt8], state: PinState) {
+        self.identityKey = identityKey
+        self.state = state
+    }
+
+    /// Whether the user ran `/trust` for this key.
+    public var isVerified: Bool { state == .verified }
+    /// Whether a changed key for this name holds the user's messages until `/trust`: the user
+    /// verified or messaged the old one.
+    public var holdsMessagesOnChange: Bool { state != .unverified }
 }
 
-/// Trust on first use, like SSH's known_hosts: the identity key first seen for each name, per relay
-/// and room, and whether the user verified it.
-///
-/// File format (`known_peers` in the configuration folder, mode 0600), one pin per line:
-/// `<relay> <room> <name> <identity key, 64 hex digits> verified|unverified`. Lines that do not
-/// parse are kept as they are and otherwise ignored. Loop thread only.
-public final class KnownPeers {
-    struct Entry: Equatable {
-        var relay: String
-        var room: String
-        var name: String
-        var pin: PeerPin
+/// A known-peers file that exists but cannot be used. aeschat then refuses to start (exit 74)
+/// rather than run without the pins, and never writes to the file.
+public enum KnownPeersError: Error, Equatable, Sendable, CustomStringConvertible {
+    case unreadable(path: String, reason: String)
+    case malformed(path: String, line: Int, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path, let reason):
+            "cannot read the known peers file '\(path)' (\(reason)); aeschat will not run without its pins: "
+                + "repair it, or move it aside to start again with no pins"
+        case .malformed(let path, let line, let reason):
+            "known peers file '\(path)' line \(line) is not a pin (\(reason)); "
+                + "correct or delete that line, or move the file aside to start again with no pins"
+        }
     }
+}
+
+/// Trust on first use, like SSH's known_hosts: the identity key first seen for each name on a
+/// relay (in every room of it), and how far the user has gone with it (``PinState``).
+///
+/// The relay is named by its relay identity, ``relayIdentity(connectedTo:)``. File format
+/// (`known_peers` in the configuration folder, mode 0600), one pin per line:
+/// `<relay identity> <name> <identity key, 64 hex digits> unverified|messaged|verified`; a later line
+/// for the same relay and name replaces an earlier one. Lines are only ever appended, all of one
+/// batch (a welcome) in one write and one `fsync`. Lines of the first format,
+/// `<relay host:port as typed> <room> <name> <key> verified|unverified`, are read as pins for the
+/// name at that relay in every room; `#` comments and blank lines are skipped. Any other line, or a
+/// file that cannot be read, is an error (``KnownPeersError``): the store never treats a damaged
+/// file as empty. Loop thread only.
+public final class KnownPeers {
+    struct PinKey: Hashable {
+        var relay: String
+        var name: String
+    }
+
+    /// New names pinned per session (one run of `join`) by default; beyond it they are shown as
+    /// new but not pinned.
+    public static let defaultNewPinLimit = 1_000
+    /// The most pins the file holds; beyond it new names are shown as new but not pinned.
+    public static let maximumPins = 50_000
+    /// The largest file read (beyond it the store refuses to start).
+    public static let maximumFileSize = 16 * 1024 * 1024
 
     private let path: String?
-    private var entries: [Entry] = []
-    private var foreignLines: [String] = []
+    private let newPinLimit: Int
     private let warn: (String) -> Void
+    private var pins: [PinKey: PeerPin] = [:]
+    private var legacyPins: [PinKey: PeerPin] = [:]
+    private var pending: [UInt8] = []
+    private var batchDepth = 0
+    /// The file ended without a newline: the first append starts a new line.
+    private var needsLeadingNewline = false
+    private var hasToldAboutLimit = false
 
-    /// Loads the store at `path` (nil keeps pins in memory only, for tests).
-    /// - Parameter warn: told when the file cannot be read or written; the session goes on.
-    public init(path: String?, warn: @escaping (String) -> Void = { _ in }) {
-        self.path = path
-        self.warn = warn
-        guard let path, let contents = try? SecretFile.read(path: path, limit: 16 * 1024 * 1024) else { return }
-        (entries, foreignLines) = Self.parse(contents.text)
+    /// Other names of the relay under which first-format lines may have pinned names (the relay as
+    /// the user typed it, `host:port`).
+    public var legacyRelayNames: [String] = []
+    /// New names pinned so far in this session.
+    public private(set) var newPinCount = 0
+    /// Appends made to the file (each one `write` and one `fsync`), and the bytes they carried.
+    public private(set) var appendCount = 0
+    public private(set) var appendedByteCount = 0
+
+    /// A store in memory only (tests, load generation).
+    /// - Parameter newPinLimit: new names pinned per session.
+    public init(newPinLimit: Int = KnownPeers.defaultNewPinLimit) {
+        path = nil
+        self.newPinLimit = newPinLimit
+        warn = { _ in }
     }
 
-    /// Splits the file's text into pins and the lines that are not pins (kept as they are).
-    static func parse(_ text: String) -> (entries: [Entry], foreignLines: [String]) {
-        var entries: [Entry] = []
-        var foreignLines: [String] = []
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
-            let fields = line.split(separator: " ")
-            if fields.count == 5, let key = Hex.decode(String(fields[3])), key.count == 32,
-                fields[4] == "verified" || fields[4] == "unverified"
-            {
-                entries.append(
-                    Entry(
-                        relay: String(fields[0]), room: String(fields[1]), name: String(fields[2]),
-                        pin: PeerPin(identityKey: key, isVerified: fields[4] == "verified")))
-            } else {
-                foreignLines.append(String(line))
+    /// Loads the store at `path`; a missing file is an empty store, made at the first pin.
+    /// - Parameters:
+    ///   - newPinLimit: new names pinned per session.
+    ///   - warn: told when an append fails; the session goes on with the pins in memory.
+    /// - Throws: ``KnownPeersError`` when the file exists but cannot be read or parsed.
+    public init(
+        path: String, newPinLimit: Int = KnownPeers.defaultNewPinLimit, warn: @escaping (String) -> Void = { _ in }
+    ) throws(KnownPeersError) {
+        self.path = path
+        self.newPinLimit = newPinLimit
+        self.warn = warn
+        var status = stat()
+        guard lstat(path, &status) == 0 else {
+            if errno == ENOENT { return }
+            throw .unreadable(path: path, reason: System.lastError)
+        }
+        let text: String
+        do {
+            text = try SecretFile.read(path: path, limit: Self.maximumFileSize).text
+        } catch {
+            throw .unreadable(path: path, reason: error.reason)
+        }
+        do {
+            (pins, legacyPins) = try Self.parse(text)
+        } catch {
+            throw .malformed(path: path, line: error.line, reason: error.reason)
+        }
+        needsLeadingNewline = !text.isEmpty && !text.hasSuffix("\n")
+    }
+
+    /// The relay identity of a connection: the numeric address and port actually connected to
+    /// (`127.0.0.1:7777`, `[::1]:7777`; an IPv4-mapped IPv6 address as IPv4), so that `localhost`
+    /// and `127.0.0.1` are one relay. The one place that names a relay for pinning.
+    public static func relayIdentity(connectedTo peerDescription: String) -> String {
+        let mapped = "[::ffff:"
+        if peerDescription.lowercased().hasPrefix(mapped), let close = peerDescription.firstIndex(of: "]") {
+            let inner = peerDescription[
+                peerDescription.index(peerDescription.startIndex, offsetBy: mapped.count)..<close]
+            if inner.contains(".") {
+                return String(inner) + String(peerDescription[peerDescription.index(after: close)...])
             }
         }
-        return (entries, foreignLines)
+        return peerDescription
     }
 
-    /// The file's text for `entries`, after the `foreignLines` kept from the file.
-    static func render(entries: [Entry], foreignLines: [String]) -> String {
-        var text = foreignLines.map { $0 + "\n" }.joined()
-        for entry in entries {
-            text +=
-                "\(entry.relay) \(entry.room) \(entry.name) \(Hex.encode(entry.pin.identityKey)) "
-                + "\(entry.pin.isVerified ? "verified" : "unverified")\n"
+    /// A line that is not a pin.
+    struct ParseError: Error {
+        var line: Int
+        var reason: String
+    }
+
+    /// Reads the file's text: pins (a later line for a relay and name replaces an earlier one) and
+    /// first-format pins (merged over rooms: a verified one wins, else the last).
+    static func parse(_ text: String) throws(ParseError) -> (
+        pins: [PinKey: PeerPin], legacyPins: [PinKey: PeerPin]
+    ) {
+        var pins: [PinKey: PeerPin] = [:]
+        var legacyPins: [PinKey: PeerPin] = [:]
+        var number = 0
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
+            number += 1
+            let trimmed = String(line).trimmingASCIIWhitespace()
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            let fields = trimmed.split(separator: " ")
+            switch fields.count {
+            case 4:
+                guard let state = PinState(rawValue: String(fields[3])) else {
+                    throw ParseError(
+                        line: number,
+                        reason: "unknown state '\(TerminalText.escapeControls(String(fields[3].prefix(32))))'")
+                }
+                let key = try identityKey(fields[2], line: number)
+                pins[PinKey(relay: String(fields[0]), name: String(fields[1]))] = PeerPin(
+                    identityKey: key, state: state)
+            case 5:
+                guard fields[4] == "verified" || fields[4] == "unverified" else {
+                    throw ParseError(
+                        line: number,
+                        reason: "unknown state '\(TerminalText.escapeControls(String(fields[4].prefix(32))))'")
+                }
+                let pin = PeerPin(
+                    identityKey: try identityKey(fields[3], line: number),
+                    state: fields[4] == "verified" ? .verified : .unverified)
+                let key = PinKey(relay: String(fields[0]), name: String(fields[2]))
+                if let earlier = legacyPins[key], earlier.isVerified, !pin.isVerified { continue }
+                legacyPins[key] = pin
+            default:
+                throw ParseError(line: number, reason: "expected 4 fields separated by spaces, found \(fields.count)")
+            }
         }
-        return text
+        return (pins, legacyPins)
+    }
+
+    private static func identityKey(_ field: Substring, line: Int) throws(ParseError) -> [UInt8] {
+        guard let key = Hex.decode(String(field)), key.count == 32 else {
+            throw ParseError(line: line, reason: "the identity key is not 64 hexadecimal digits")
+        }
+        return key
+    }
+
+    /// One line of the file.
+    static func line(relay: String, name: String, pin: PeerPin) -> String {
+        "\(relay) \(name) \(Hex.encode(pin.identityKey)) \(pin.state.rawValue)\n"
     }
 
     /// The default path, beside the default identity.
@@ -70,28 +221,88 @@ public final class KnownPeers {
         configurationFolder + "/known_peers"
     }
 
-    /// The pin for a name, if any.
-    public func pin(relay: String, room: String, name: String) -> PeerPin? {
-        entries.first { $0.relay == relay && $0.room == room && $0.name == name }?.pin
-    }
-
-    /// Records (or replaces) the pin for a name and saves the file.
-    public func setPin(_ pin: PeerPin, relay: String, room: String, name: String) {
-        if let index = entries.firstIndex(where: { $0.relay == relay && $0.room == room && $0.name == name }) {
-            entries[index].pin = pin
-        } else {
-            entries.append(Entry(relay: relay, room: room, name: name, pin: pin))
+    /// The pin for a name at a relay, in any room: this format's, else a first-format line's for the
+    /// relay or one of ``legacyRelayNames``.
+    public func pin(relay: String, name: String) -> PeerPin? {
+        if let pin = pins[PinKey(relay: relay, name: name)] { return pin }
+        for alias in [relay] + legacyRelayNames {
+            if let pin = legacyPins[PinKey(relay: alias, name: name)] { return pin }
         }
-        save()
+        return nil
     }
 
-    private func save() {
-        guard let path else { return }
-        let text = Self.render(entries: entries, foreignLines: foreignLines)
+    /// Whether a first sight was pinned.
+    public enum FirstSight: Equatable {
+        case pinned
+        /// Not pinned (the session's or the file's limit is reached); `notice` is set the first time,
+        /// to tell the user.
+        case notPinned(notice: String?)
+    }
+
+    /// Pins a name seen for the first time as unverified, within the limits.
+    public func pinFirstSeen(_ identityKey: [UInt8], relay: String, name: String) -> FirstSight {
+        let full = pins.count + legacyPins.count >= Self.maximumPins
+        guard newPinCount < newPinLimit, !full else {
+            guard !hasToldAboutLimit else { return .notPinned(notice: nil) }
+            hasToldAboutLimit = true
+            return .notPinned(
+                notice: full
+                    ? "known_peers holds \(Self.maximumPins) pins, its limit: names seen for the first time are "
+                        + "shown as new but no longer pinned"
+                    : "\(newPinLimit) new names pinned in this session, the limit: names seen for the first time "
+                        + "are still shown as new but no longer pinned")
+        }
+        newPinCount += 1
+        record(PeerPin(identityKey: identityKey, state: .unverified), relay: relay, name: name)
+        return .pinned
+    }
+
+    /// The user sent `name` a private message under `identityKey`: raises its pin to messaged (or
+    /// pins it so, whatever the limits). Writes only when that changes the pin.
+    public func noteMessaged(_ identityKey: [UInt8], relay: String, name: String) {
+        if let existing = pin(relay: relay, name: name) {
+            guard constantTimeEquals(existing.identityKey, identityKey), existing.state == .unverified else { return }
+        }
+        record(PeerPin(identityKey: identityKey, state: .messaged), relay: relay, name: name)
+    }
+
+    /// The user ran `/trust`: pins `identityKey` as verified. Writes only when that changes the pin.
+    public func trust(_ identityKey: [UInt8], relay: String, name: String) {
+        if let existing = pins[PinKey(relay: relay, name: name)], existing.isVerified,
+            constantTimeEquals(existing.identityKey, identityKey)
+        {
+            return
+        }
+        record(PeerPin(identityKey: identityKey, state: .verified), relay: relay, name: name)
+    }
+
+    /// Runs `body`, writing the pins it records in one append at the end.
+    public func batch(_ body: () -> Void) {
+        batchDepth += 1
+        body()
+        batchDepth -= 1
+        if batchDepth == 0 { flush() }
+    }
+
+    private func record(_ pin: PeerPin, relay: String, name: String) {
+        pins[PinKey(relay: relay, name: name)] = pin
+        guard path != nil else { return }
+        pending.append(contentsOf: Self.line(relay: relay, name: name, pin: pin).utf8)
+        if batchDepth == 0 { flush() }
+    }
+
+    private func flush() {
+        guard let path, !pending.isEmpty else { return }
+        var bytes = needsLeadingNewline ? [UInt8(ascii: "\n")] : []
+        bytes.append(contentsOf: pending)
+        pending.removeAll()
         do {
             let folder = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
             if !folder.isEmpty { try ConfigurationFolder.create(folder) }
-            try SecretFile.replace(path: path, contents: Array(text.utf8))
+            try SecretFile.append(path: path, contents: bytes)
+            needsLeadingNewline = false
+            appendCount += 1
+            appendedByteCount += bytes.count
         } catch let error as SecretFile.Failure {
             warn("cannot save known peers to '\(path)': \(error.reason)")
         } catch {

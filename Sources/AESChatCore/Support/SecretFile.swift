@@ -87,6 +87,27 @@ enum SecretFile {
         }
     }
 
+    /// Appends `contents` to a file in one `write` (repeated only if the system takes less) and one
+    /// `fsync`, creating the file with mode 0600 if it is missing; never follows a link and never
+    /// writes to anything but a regular file. Nothing is removed on failure.
+    static func append(path: String, contents: [UInt8]) throws(Failure) {
+        let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0o600)
+        guard descriptor >= 0 else { throw .system(System.lastError) }
+        defer { System.closeDescriptor(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { throw .system(System.lastError) }
+        guard (status.st_mode & S_IFMT) == S_IFREG else { throw .notARegularFile }
+        var written = 0
+        while written < contents.count {
+            let count = contents.withUnsafeBytes { raw in
+                System.retryingInterrupts { Glibc_write(descriptor, raw.baseAddress! + written, raw.count - written) }
+            }
+            guard count > 0 else { throw .system(System.lastError) }
+            written += count
+        }
+        guard fsync(descriptor) == 0 else { throw .system(System.lastError) }
+    }
+
     private static func writeAll(_ descriptor: Int32, _ contents: [UInt8], path: String) throws(Failure) {
         var written = 0
         while written < contents.count {
