@@ -36,6 +36,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
     public var handler: (any ConnectionHandler)?
     public let peerDescription: String
     public private(set) var pendingOutputByteCount = 0
+    public private(set) var sentByteCount = 0
     public var isOpen: Bool { state == .open }
 
     private let descriptor: Int32
@@ -317,6 +318,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
     private func consume(_ sent: Int) {
         var remaining = sent
         pendingOutputByteCount -= sent
+        sentByteCount += sent
         while remaining > 0 {
             let available = queue[queueHead].count - headOffset
             if remaining >= available {
