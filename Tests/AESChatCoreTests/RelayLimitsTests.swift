@@ -188,6 +188,21 @@ import Testing
         #expect(!listener.closed)
     }
 
+    @Test func pingsThatArriveTogether_getOnePong_withTheLastToken_afterTheFramesBeforeIt() {
+        let harness = RelayHarness()
+        let pinger = harness.member("pinger")
+        let listener = harness.member("listener")
+        var batch: [UInt8] = []
+        for token in 1...5 {
+            batch += ClientFrame.publish(payload: ArraySlice("line \(token)".utf8)).encoded()
+            batch += ClientFrame.ping(token: UInt64(token)).encoded()
+        }
+        pinger.connection.write(batch)
+        harness.loop.runUntilIdle()
+        #expect(pinger.frames.filter { if case .pong = $0 { true } else { false } } == [.pong(token: 5)])
+        #expect(listener.delivered == (1...5).map { "pinger:line \($0)" })
+    }
+
     @Test func frameInProgress_isRefusedAfterItsDeadline_butNotBefore() {
         let harness = RelayHarness(
             configuration: configuration {

@@ -817,6 +817,9 @@ final class RelayClient: ConnectionHandler {
     /// Time since this member last sent anything, in relay ticks.
     var silentFor: Duration = .zero
     var pingOutstanding = false
+    /// The token of the last ping handled in the current read, answered once the read is handled:
+    /// pings that arrive together get one pong, which confirms every frame before the last of them.
+    var pongDue: UInt64?
 
     init(relay: Relay, connection: any Connection, maximumFrameLength: Int) {
         self.relay = relay
@@ -846,18 +849,28 @@ final class RelayClient: ConnectionHandler {
         while rest.count > 0 && connection.isOpen {
             guard let frame = largeFrame else {
                 feed(rest)
-                return
+                break
             }
             // Only an in-memory connection gets here with a large frame under way: copy.
             let taken = min(rest.count, frame.remainingCapacity)
-            guard taken > 0 else { return }
+            guard taken > 0 else { break }
             frame.append(UnsafeRawBufferPointer(rebasing: rest[0..<taken]))
             rest = UnsafeRawBufferPointer(rebasing: rest[taken...])
             assembleLargeFrame()
         }
+        answerPings()
+    }
+
+    /// Sends the pong for the pings of the read just handled, if any.
+    private func answerPings() {
+        guard let token = pongDue else { return }
+        pongDue = nil
+        if connection.isOpen { relay.sendPong(token, to: self) }
     }
 
     func readDestination(for connection: any Connection) -> UnsafeMutableRawBufferPointer? {
+        // A closing connection's input is dropped (by the transport, which counts it).
+        guard connection.isOpen else { return nil }
         if largeFrame == nil, expectedLargeFrameLength > 0,
             relay.largeFrameBudgetExceeded(
                 capacity: Relay.largeFrameCapacity(frameLength: expectedLargeFrameLength), for: self) == nil
@@ -872,7 +885,9 @@ final class RelayClient: ConnectionHandler {
         silentFor = .zero
         pingOutstanding = false
         largeFrame?.commit(count)
+        guard connection.isOpen else { return }
         assembleLargeFrame()
+        answerPings()
     }
 
     /// Splits bytes read into the loop's buffer into frames; an incomplete large frame left at the
@@ -1025,6 +1040,13 @@ final class RelayClient: ConnectionHandler {
             }
             return
         }
+        if (type == FrameType.ping || type == FrameType.pong) && body.count == 8 {
+            // Parsed in place: a flood of pings costs no allocation before it is cut off.
+            let token = body.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            guard relay.allowFrame(from: self) else { return }
+            if type == FrameType.ping { pongDue = token }
+            return
+        }
         try handle(ClientFrame(Frame(type: type, body: ArraySlice(body))))
     }
 
@@ -1073,7 +1095,7 @@ final class RelayClient: ConnectionHandler {
             relay.leave(self, reason: "said goodbye")
             connection.closeAfterFlushing(timeout: relay.configuration.closeTimeout)
         case (.ping(let token), _):
-            if relay.allowFrame(from: self) { relay.sendPong(token, to: self) }
+            if relay.allowFrame(from: self) { pongDue = token }
         case (.pong, _):
             _ = relay.allowFrame(from: self)
         case (.publish, nil), (.direct, nil), (.multicast, nil):
