@@ -521,3 +521,38 @@ def test_frames_held_incomplete_by_many_connections_stay_within_the_budget_for_o
         for sock, _ in held:
             sock.close()
         relay.stop()
+
+
+def test_a_frame_trickled_in_byte_by_byte_is_cut_off_at_its_deadline_while_a_steady_one_arrives():
+    # A 1 MiB frame may take 1 s plus 1 s per MiB.
+    relay = Relay(free_port(), ["--frame-grace", "1", "--min-frame-rate", "1M"])
+    try:
+        pid = relay.process.pid
+        baseline, rss = descriptors(pid), rss_kib(pid)
+        slow, slow_reader = member(relay.port, "slow")
+        steady, _ = member(relay.port, "steady")
+        bob, bob_reader = member(relay.port, "bob")
+        payload = b"s" * (1 << 20)
+        whole = frame(PUBLISH, payload)
+        slow.sendall(whole[:-4096])
+        steady.sendall(whole[:-4096])
+        started = time.monotonic()
+        # One byte every half second resets the idle clock, not the frame's deadline.
+        for index in range(4):
+            time.sleep(0.5)
+            slow.sendall(whole[-4096 + index:-4096 + index + 1])
+            if index == 1:
+                steady.sendall(whole[-4096:])
+        assert error_code(slow_reader, timeout=5) == 17
+        assert time.monotonic() - started < 5
+        relay.log.wait_for(lambda line: "still incomplete after" in line, timeout=5, what="refusal log")
+        while True:
+            kind, body = bob_reader.next(5)
+            if kind == DELIVER:
+                assert body == b"\x06steady\x00" + payload
+                break
+        for sock in (slow, steady, bob):
+            sock.close()
+        assert_back_to(pid, baseline, rss)
+    finally:
+        relay.stop()
