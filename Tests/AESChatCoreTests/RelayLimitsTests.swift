@@ -257,6 +257,27 @@ import Testing
         #expect(senders[1].errors.isEmpty)
     }
 
+    @Test func smallFramesInProgress_countAgainstTheBudgetOfTheirAddress() {
+        let harness = RelayHarness(
+            configuration: configuration {
+                $0.incompleteFrameBudget = 0
+                $0.incompleteFrameBudgetPerAddress = 100 * 1024
+            })
+        // Each starts a publish of 40,000 bytes (kept by the decoder, which reserves all of it).
+        let frame = ClientFrame.publish(payload: ArraySlice([UInt8](repeating: 0x65, count: 40_000))).encoded()
+        let senders = (0..<3).map { harness.member("s\($0)") }
+        for sender in senders { sender.connection.write(Array(frame.prefix(1024))) }
+        harness.loop.runUntilIdle()
+        #expect(senders[0..<2].allSatisfy { $0.errors.isEmpty && !$0.closed })
+        #expect(senders[2].errors == [RelayErrorCode.frameBudget.rawValue])
+        senders[0].connection.write(Array(frame.dropFirst(1024)))
+        harness.loop.runUntilIdle()
+        let again = harness.member("again")
+        again.connection.write(Array(frame.prefix(1024)))
+        harness.loop.runUntilIdle()
+        #expect(again.errors.isEmpty)
+    }
+
     @Test func peerAddress_dropsThePort() {
         #expect(RelayLimits.address(ofPeer: "127.0.0.1:5000") == "127.0.0.1")
         #expect(RelayLimits.address(ofPeer: "[::1]:5000") == "[::1]")

@@ -52,10 +52,12 @@ public final class Relay {
     private var spareBuffers: [SharedBuffer] = []
     private var spareLargeFrameBuffers: [SharedBuffer] = []
     private var connectionsByAddress: [String: Int] = [:]
-    /// Bytes of large-frame buffers held by connections for frames in progress, in all and by
-    /// address (``RelayLimits/incompleteFrameBudget``).
+    /// Bytes of large-frame buffers held by connections for frames in progress
+    /// (``RelayLimits/incompleteFrameBudget``).
     private var largeFrameBytesHeld = 0
-    private var largeFrameBytesByAddress: [String: Int] = [:]
+    /// Bytes held for frames in progress by address, large or small
+    /// (``RelayLimits/incompleteFrameBudgetPerAddress``).
+    private var frameBytesByAddress: [String: Int] = [:]
     /// Numbers the connections, so that a member's backlog can name its senders.
     private var nextClientSerial: UInt64 = 0
     private var isShuttingDown = false
@@ -453,6 +455,7 @@ public final class Relay {
     fileprivate func connectionClosed(_ client: RelayClient, reason: String) {
         leave(client, reason: reason)
         client.largeFrame = nil
+        client.smallFrameBytes = 0
         if let count = connectionsByAddress[client.address] {
             connectionsByAddress[client.address] = count > 1 ? count - 1 : nil
         }
@@ -504,21 +507,24 @@ public final class Relay {
         largeFrameHeadroom + frameLength + largeFrameSlack
     }
 
-    /// Which budget for partly received large frames a buffer of `capacity` bytes for `client`
-    /// (in place of the one it holds) would pass, described for an error message; nil when it
-    /// fits both. The first buffer held in all, and from an address, always fits.
-    fileprivate func largeFrameBudgetExceeded(capacity: Int, for client: RelayClient) -> String? {
+    /// Which budget for frames in progress `client` would pass by holding `capacity` bytes for
+    /// its frame in progress (in place of what it holds now), described for an error message; nil
+    /// when it fits. A large frame (read into a buffer of its own) counts in all and for the
+    /// client's address, a small one (kept by the decoder) only for its address. The first frame
+    /// held in all, and from an address, always fits.
+    fileprivate func frameBudgetExceeded(capacity: Int, isLarge: Bool, for client: RelayClient) -> String? {
         let limits = configuration.limits
-        let current = client.largeFrame?.capacity ?? 0
-        let others = largeFrameBytesHeld - current
-        if limits.incompleteFrameBudget > 0 && others > 0 && others + capacity > limits.incompleteFrameBudget {
+        let current = (client.largeFrame?.capacity ?? 0) + client.smallFrameBytes
+        let others = largeFrameBytesHeld - (client.largeFrame?.capacity ?? 0)
+        if isLarge && limits.incompleteFrameBudget > 0 && others > 0 && others + capacity > limits.incompleteFrameBudget
+        {
             return "the relay's budget of \(limits.incompleteFrameBudget) bytes for partly received large frames"
         }
-        let fromAddress = largeFrameBytesByAddress[client.address, default: 0] - current
+        let fromAddress = frameBytesByAddress[client.address, default: 0] - current
         if limits.incompleteFrameBudgetPerAddress > 0 && fromAddress > 0
             && fromAddress + capacity > limits.incompleteFrameBudgetPerAddress
         {
-            return "the budget of \(limits.incompleteFrameBudgetPerAddress) bytes for partly received large "
+            return "the budget of \(limits.incompleteFrameBudgetPerAddress) bytes for partly received "
                 + "frames from \(client.address)"
         }
         return nil
@@ -532,11 +538,11 @@ public final class Relay {
             "a frame of \(frameLength) bytes cannot start now: it would pass \(budget); send it again later")
     }
 
-    /// Counts a change in the large-frame buffers `client` holds.
-    fileprivate func largeFrameBytesChanged(by delta: Int, address: String) {
-        largeFrameBytesHeld += delta
-        let fromAddress = largeFrameBytesByAddress[address, default: 0] + delta
-        largeFrameBytesByAddress[address] = fromAddress > 0 ? fromAddress : nil
+    /// Counts a change in the bytes a client at `address` holds for its frame in progress.
+    fileprivate func frameBytesChanged(by delta: Int, isLarge: Bool, address: String) {
+        if isLarge { largeFrameBytesHeld += delta }
+        let fromAddress = frameBytesByAddress[address, default: 0] + delta
+        frameBytesByAddress[address] = fromAddress > 0 ? fromAddress : nil
     }
 
     /// An empty buffer for a large frame of `frameLength` bytes (prefix included): a spare one
@@ -786,7 +792,15 @@ final class RelayClient: ConnectionHandler {
     var largeFrame: SharedBuffer? {
         didSet {
             let delta = (largeFrame?.capacity ?? 0) - (oldValue?.capacity ?? 0)
-            if delta != 0 { relay.largeFrameBytesChanged(by: delta, address: address) }
+            if delta != 0 { relay.frameBytesChanged(by: delta, isLarge: true, address: address) }
+        }
+    }
+    /// The bytes the decoder reserves for a small frame in progress (its whole length), counted
+    /// against the per-address budget for frames in progress.
+    var smallFrameBytes = 0 {
+        didSet {
+            let delta = smallFrameBytes - oldValue
+            if delta != 0 { relay.frameBytesChanged(by: delta, isLarge: false, address: address) }
         }
     }
     /// The length of the large frame that ended the last read, as a guess for the next one's
@@ -872,8 +886,9 @@ final class RelayClient: ConnectionHandler {
         // A closing connection's input is dropped (by the transport, which counts it).
         guard connection.isOpen else { return nil }
         if largeFrame == nil, expectedLargeFrameLength > 0,
-            relay.largeFrameBudgetExceeded(
-                capacity: Relay.largeFrameCapacity(frameLength: expectedLargeFrameLength), for: self) == nil
+            relay.frameBudgetExceeded(
+                capacity: Relay.largeFrameCapacity(frameLength: expectedLargeFrameLength), isLarge: true, for: self)
+                == nil
         {
             // The previous frame was large and ended a read: the next one probably is too.
             largeFrame = relay.takeLargeFrameBuffer(frameLength: expectedLargeFrameLength)
@@ -904,16 +919,28 @@ final class RelayClient: ConnectionHandler {
             refuse(error)
             return
         }
-        guard connection.isOpen, let length = decoder.incompleteFrameLength, length >= Relay.largeFrameThreshold
-        else { return }
-        if let budget = relay.largeFrameBudgetExceeded(
-            capacity: Relay.largeFrameCapacity(frameLength: length), for: self)
+        guard connection.isOpen else { return }
+        let length = decoder.bufferedByteCount > 0 ? decoder.incompleteFrameLength ?? Frame.headerSize : 0
+        guard length >= Relay.largeFrameThreshold else {
+            // A small frame in progress stays in the decoder, which reserves its whole length.
+            if length > smallFrameBytes,
+                let budget = relay.frameBudgetExceeded(capacity: length, isLarge: false, for: self)
+            {
+                relay.refuseOverFrameBudget(self, frameLength: length, budget: budget)
+                return
+            }
+            smallFrameBytes = length
+            return
+        }
+        if let budget = relay.frameBudgetExceeded(
+            capacity: Relay.largeFrameCapacity(frameLength: length), isLarge: true, for: self)
         {
             relay.refuseOverFrameBudget(self, frameLength: length, budget: budget)
             return
         }
         let frame = relay.takeLargeFrameBuffer(frameLength: length)
         decoder.takeIncompleteFrame { frame.append($0) }
+        smallFrameBytes = 0
         largeFrame = frame
     }
 
@@ -935,7 +962,7 @@ final class RelayClient: ConnectionHandler {
             if end > frame.capacity {
                 // A guess that was too small: move what is in to a buffer of the right size.
                 let capacity = Relay.largeFrameCapacity(frameLength: Frame.headerSize + length)
-                if let budget = relay.largeFrameBudgetExceeded(capacity: capacity, for: self) {
+                if let budget = relay.frameBudgetExceeded(capacity: capacity, isLarge: true, for: self) {
                     largeFrame = nil
                     relay.refuseOverFrameBudget(self, frameLength: Frame.headerSize + length, budget: budget)
                     return
@@ -966,7 +993,7 @@ final class RelayClient: ConnectionHandler {
             }
             let nextCapacity = Relay.largeFrameCapacity(frameLength: Frame.headerSize + length)
             if isLarge && frame.count - end <= Relay.largeFrameSlack
-                && relay.largeFrameBudgetExceeded(capacity: nextCapacity, for: self) == nil
+                && relay.frameBudgetExceeded(capacity: nextCapacity, isLarge: true, for: self) == nil
             {
                 // What follows a large frame (the start of the next one, most likely) goes to a new
                 // buffer straight away; the rest of it is read there. More than that (a guess that

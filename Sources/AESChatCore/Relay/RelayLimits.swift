@@ -33,7 +33,9 @@ public struct RelayLimits: Sendable, Equatable {
     /// The first such frame is always admitted, so a frame of the largest size can always arrive.
     /// 0: no limit.
     public var incompleteFrameBudget = 256 << 20
-    /// The same budget counted per client address. 0: no limit.
+    /// The same budget counted per client address, where frames under 64 KiB in progress (each
+    /// reserved at its whole length) count too: 1,000 connections from one address cannot hold
+    /// 64 KiB each beyond it. 0: no limit.
     public var incompleteFrameBudgetPerAddress = 64 << 20
     /// How often the relay refills token buckets and checks idle members and frames in progress.
     public var tickInterval: Duration = .seconds(1)
