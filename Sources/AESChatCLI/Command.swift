@@ -35,6 +35,18 @@ public struct ServeOptions: Equatable, Sendable {
     public var messageBurst = 10_000
     /// Seconds of silence after which a member is pinged (closed after twice as long).
     public var idleTimeout = 60
+    /// Payload bytes per second per member on average (direct and multicast once per recipient); 0 for no limit.
+    public var byteRate = 2 << 30
+    /// Payload bytes per member at once; also the most one frame may cost.
+    public var byteBurst = 1 << 30
+    /// Seconds a frame in progress has, on top of its length at ``minFrameRate``.
+    public var frameGrace = 30
+    /// The slowest a frame may arrive, in bytes per second; 0 for no deadline.
+    public var minFrameRate = 16 << 10
+    /// Bytes of partly received large frames held for all connections; 0 for no limit.
+    public var frameBudget = 256 << 20
+    /// Bytes of partly received large frames held for one address; 0 for no limit.
+    public var frameBudgetPerAddress = 64 << 20
 
     /// The default of ``maxPendingOutput``: 64 MiB.
     public static let defaultMaxPendingOutput = 64 * 1024 * 1024

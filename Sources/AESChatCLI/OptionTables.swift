@@ -39,17 +39,45 @@ enum OptionTables {
                 into: \.maxConnectionsPerAddress),
             .value(
                 "--message-rate", "n", default: "5000",
-                help: "Message frames (file chunks included) per second each member may send on average; "
-                    + "0 for no limit.",
+                help: "Frames (file chunks, pings and pongs included) per second each member may send on "
+                    + "average; 0 for no limit.",
                 parse: Values.limit, into: \.messageRate),
             .value(
                 "--message-burst", "n", default: "10000",
-                help: "Message frames a member may send at once; beyond rate and burst it is disconnected.",
+                help: "Frames a member may send at once; beyond rate and burst it is disconnected.",
                 parse: Values.limit, into: \.messageBurst),
             .value(
                 "--idle-timeout", "secs", default: "60",
                 help: "Ping a member silent this long; close it when silent twice as long.", parse: Values.seconds,
                 into: \.idleTimeout),
+            .value(
+                "--byte-rate", "bytes", default: "2G",
+                help: "Payload bytes per second each member may send on average, a direct or multicast payload "
+                    + "counted once per recipient; 0 for no limit.",
+                parse: Values.byteLimit, into: \.byteRate),
+            .value(
+                "--byte-burst", "bytes", default: "1G",
+                help: "Payload bytes a member may send at once, and the most one frame may cost; beyond rate "
+                    + "and burst it is disconnected.",
+                parse: Values.byteBurst, into: \.byteBurst),
+            .value(
+                "--frame-grace", "secs", default: "30",
+                help: "Seconds a frame in progress has to complete, on top of its length at --min-frame-rate.",
+                parse: Values.seconds, into: \.frameGrace),
+            .value(
+                "--min-frame-rate", "bytes", default: "16K",
+                help: "Slowest a frame may arrive, in bytes per second; a slower one closes the connection. "
+                    + "0 for no deadline.",
+                parse: Values.byteLimit, into: \.minFrameRate),
+            .value(
+                "--frame-budget", "bytes", default: "256M",
+                help: "Memory for partly received large frames of all connections; a frame beyond it is "
+                    + "refused. 0 for no limit.",
+                parse: Values.byteLimit, into: \.frameBudget),
+            .value(
+                "--frame-budget-per-address", "bytes", default: "64M",
+                help: "The same for the connections of one address; 0 for no limit.", parse: Values.byteLimit,
+                into: \.frameBudgetPerAddress),
         ],
         command: { .serve($0) }
     )

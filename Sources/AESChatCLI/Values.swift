@@ -92,6 +92,26 @@ enum Values {
         return Int(bytes)
     }
 
+    /// Parses a byte count for a limit, as ``byteCount(_:_:)`` does, from 0 (no limit, or no
+    /// deadline) to 1 TiB.
+    static func byteLimit(_ text: String, _ context: OptionContext) throws(UsageError) -> Int {
+        guard let bytes = sizeWithSuffix(text), bytes <= 1 << 40 else {
+            throw invalid(
+                "byte count", text, "expected a number of bytes from 0 (no limit) to 1024G, such as 64M",
+                context.mode)
+        }
+        return Int(bytes)
+    }
+
+    /// Parses a byte count for a bucket's size, as ``byteCount(_:_:)`` does, from 1 to 1 TiB.
+    static func byteBurst(_ text: String, _ context: OptionContext) throws(UsageError) -> Int {
+        guard let bytes = sizeWithSuffix(text), bytes >= 1, bytes <= 1 << 40 else {
+            throw invalid(
+                "byte count", text, "expected a number of bytes from 1 to 1024G, such as 256M", context.mode)
+        }
+        return Int(bytes)
+    }
+
     /// Parses a byte count: decimal digits with an optional binary suffix `K`, `M` or `G`
     /// (KiB, MiB, GiB), at least 1.
     static func byteCount(_ text: String, _ context: OptionContext) throws(UsageError) -> UInt64 {

@@ -44,6 +44,9 @@ import Testing
                        [--max-frame-size <bytes>] [--handshake-timeout <secs>]
                        [--max-connections <n>] [--max-connections-per-address <n>]
                        [--message-rate <n>] [--message-burst <n>] [--idle-timeout <secs>]
+                       [--byte-rate <bytes>] [--byte-burst <bytes>] [--frame-grace <secs>]
+                       [--min-frame-rate <bytes>] [--frame-budget <bytes>]
+                       [--frame-budget-per-address <bytes>]
 
                 OPTIONS:
                   --host <addr>           Address to listen on: an IPv4 or IPv6 address or a
@@ -65,13 +68,31 @@ import Testing
                   --max-connections-per-address <n>
                                           Connections open at once from one address; 0 for no
                                           limit. (default: 1000)
-                  --message-rate <n>      Message frames (file chunks included) per second each
-                                          member may send on average; 0 for no limit. (default:
-                                          5000)
-                  --message-burst <n>     Message frames a member may send at once; beyond rate
-                                          and burst it is disconnected. (default: 10000)
+                  --message-rate <n>      Frames (file chunks, pings and pongs included) per
+                                          second each member may send on average; 0 for no
+                                          limit. (default: 5000)
+                  --message-burst <n>     Frames a member may send at once; beyond rate and
+                                          burst it is disconnected. (default: 10000)
                   --idle-timeout <secs>   Ping a member silent this long; close it when silent
                                           twice as long. (default: 60)
+                  --byte-rate <bytes>     Payload bytes per second each member may send on
+                                          average, a direct or multicast payload counted once
+                                          per recipient; 0 for no limit. (default: 2G)
+                  --byte-burst <bytes>    Payload bytes a member may send at once, and the most
+                                          one frame may cost; beyond rate and burst it is
+                                          disconnected. (default: 1G)
+                  --frame-grace <secs>    Seconds a frame in progress has to complete, on top of
+                                          its length at --min-frame-rate. (default: 30)
+                  --min-frame-rate <bytes>
+                                          Slowest a frame may arrive, in bytes per second; a
+                                          slower one closes the connection. 0 for no deadline.
+                                          (default: 16K)
+                  --frame-budget <bytes>  Memory for partly received large frames of all
+                                          connections; a frame beyond it is refused. 0 for no
+                                          limit. (default: 256M)
+                  --frame-budget-per-address <bytes>
+                                          The same for the connections of one address; 0 for no
+                                          limit. (default: 64M)
                   -h, --help              Show help information.
 
                 See 'aeschat --help' for all commands and exit codes.
@@ -147,7 +168,9 @@ import Testing
             HelpText.usage(for: .serve)
                 == "aeschat serve [--host <addr>] [--port <n>] [--max-pending-output <bytes>] [--max-frame-size <bytes>] "
                 + "[--handshake-timeout <secs>] [--max-connections <n>] [--max-connections-per-address <n>] "
-                + "[--message-rate <n>] [--message-burst <n>] [--idle-timeout <secs>]")
+                + "[--message-rate <n>] [--message-burst <n>] [--idle-timeout <secs>] [--byte-rate <bytes>] "
+                + "[--byte-burst <bytes>] [--frame-grace <secs>] [--min-frame-rate <bytes>] "
+                + "[--frame-budget <bytes>] [--frame-budget-per-address <bytes>]")
         #expect(
             HelpText.usage(for: .join)
                 == "aeschat join --name <name> [--inbox <dir>] [--room <room>] [--host <addr>] [--port <n>] "

@@ -37,6 +37,24 @@ import Testing
         #expect(try CommandLineParser.parse(["serve", "--port", text]) == .serve(ServeOptions(port: port)))
     }
 
+    @Test func serve_acceptsTheByteAndFrameLimits_withSuffixes_andZeroForNoLimit() throws {
+        var expected = ServeOptions()
+        expected.byteRate = 64 << 20
+        expected.byteBurst = 512 << 10
+        expected.frameGrace = 5
+        expected.minFrameRate = 0
+        expected.frameBudget = 1 << 30
+        expected.frameBudgetPerAddress = 0
+        let arguments = [
+            "serve", "--byte-rate", "64M", "--byte-burst=512K", "--frame-grace", "5", "--min-frame-rate", "0",
+            "--frame-budget", "1G", "--frame-budget-per-address", "0",
+        ]
+        #expect(try CommandLineParser.parse(arguments) == .serve(expected))
+        #expect(throws: UsageError.self) { try CommandLineParser.parse(["serve", "--byte-burst", "0"]) }
+        #expect(throws: UsageError.self) { try CommandLineParser.parse(["serve", "--byte-rate", "2T"]) }
+        #expect(throws: UsageError.self) { try CommandLineParser.parse(["serve", "--frame-budget", "-1"]) }
+    }
+
     @Test func join_leavesInboxUnset_whenNotGiven() throws {
         let command = try CommandLineParser.parse(["join", "--name", "alice"])
         #expect(command == .join(JoinOptions(name: "alice", inbox: nil)))

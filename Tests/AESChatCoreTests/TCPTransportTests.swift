@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
 import Testing
 
 @testable import AESChatCore
@@ -67,6 +70,47 @@ final class FrameSink: ConnectionHandler {
         #expect(serverSink.reads > 3, "a 3 MiB frame must have arrived in several reads")
         #expect(client.pendingOutputByteCount == 0)
         client.close()
+        listener.close()
+    }
+
+    @Test func tcp_closingConnection_stopsReadingAPeerThatKeepsSending() throws {
+        let loop = try PosixEventLoop()
+        let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
+        listener.acceptHandler = { connection in
+            connection.handler = FrameSink()
+            connection.closeAfterFlushing(timeout: .seconds(5))
+        }
+        // A bare socket that sends 64 MiB the closing side never asked for, as fast as it takes it.
+        let peer = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(peer >= 0)
+        defer { close(peer) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = listener.localPort.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(peer, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        #expect(connected == 0)
+        _ = fcntl(peer, F_SETFL, O_NONBLOCK)
+        let chunk = [UInt8](repeating: 0x5A, count: 1 << 20)
+        var accepted = 0
+        func pump() {
+            while accepted < 64 << 20 {
+                let count = send(peer, chunk, chunk.count, Int32(MSG_NOSIGNAL))
+                if count <= 0 { break }
+                accepted += count
+            }
+            loop.schedule(after: .milliseconds(5), pump)
+        }
+        pump()
+        loop.schedule(after: .seconds(1)) { loop.stop() }
+        try run(loop)
+        // The closing side reads 256 KiB (and one read more at most), then nothing: what the peer
+        // got rid of is that and the two sockets' buffers, far from all 64 MiB.
+        #expect(accepted < 32 << 20, "the closing side kept reading and dropping: \(accepted) bytes taken")
         listener.close()
     }
 

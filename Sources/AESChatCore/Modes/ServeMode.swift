@@ -24,6 +24,12 @@ public enum ServeMode {
             configuration.limits.messageRate = options.messageRate
             configuration.limits.messageBurst = options.messageBurst
             configuration.limits.idleTimeout = .seconds(options.idleTimeout)
+            configuration.limits.byteRate = options.byteRate
+            configuration.limits.byteBurst = options.byteBurst
+            configuration.limits.incompleteFrameGrace = .seconds(options.frameGrace)
+            configuration.limits.minimumFrameRate = options.minFrameRate
+            configuration.limits.incompleteFrameBudget = options.frameBudget
+            configuration.limits.incompleteFrameBudgetPerAddress = options.frameBudgetPerAddress
             let relay = Relay(configuration: configuration, loop: loop, log: log)
             relay.attach(to: listener)
             giveBackMemory(relay: relay, loop: loop, seen: relay.membershipChanges)

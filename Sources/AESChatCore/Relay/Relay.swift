@@ -52,6 +52,14 @@ public final class Relay {
     private var spareBuffers: [SharedBuffer] = []
     private var spareLargeFrameBuffers: [SharedBuffer] = []
     private var connectionsByAddress: [String: Int] = [:]
+    /// Bytes of large-frame buffers held by connections for frames in progress
+    /// (``RelayLimits/incompleteFrameBudget``).
+    private var largeFrameBytesHeld = 0
+    /// Bytes held for frames in progress by address, large or small
+    /// (``RelayLimits/incompleteFrameBudgetPerAddress``).
+    private var frameBytesByAddress: [String: Int] = [:]
+    /// Numbers the connections, so that a member's backlog can name its senders.
+    private var nextClientSerial: UInt64 = 0
     private var isShuttingDown = false
     private var shutdownCompletion: (() -> Void)?
 
@@ -121,6 +129,9 @@ public final class Relay {
             relay: self, connection: connection, maximumFrameLength: configuration.maximumFrameLength)
         client.address = address
         client.bucket = TokenBucket(capacity: max(1, limits.messageBurst))
+        client.byteBucket = TokenBucket(capacity: max(1, limits.byteBurst))
+        nextClientSerial &+= 1
+        client.serial = nextClientSerial
         connectionsByAddress[address] = fromAddress + 1
         client.clientIndex = clients.count
         clients.append(client)
@@ -153,18 +164,20 @@ public final class Relay {
         }
     }
 
-    /// Refills every token bucket, pings members idle for the idle timeout and closes those
-    /// silent for twice as long.
+    /// Refills every token bucket, closes connections whose frame in progress is past its
+    /// deadline, pings members idle for the idle timeout and closes those silent for twice as long.
     private func tick() {
         let limits = configuration.limits
         let interval = limits.tickInterval
-        let refill =
-            Double(limits.messageRate)
-            * (Double(interval.components.seconds)
-                + Double(interval.components.attoseconds) / 1e18)
+        let intervalSeconds =
+            Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        let refill = Double(limits.messageRate) * intervalSeconds
+        let byteRefill = Double(limits.byteRate) * intervalSeconds
         let idleTimeout = limits.idleTimeout
         for client in clients where client.connection.isOpen {
             client.bucket.refill(refill)
+            client.byteBucket.refill(byteRefill)
+            if checkFrameInProgress(of: client, interval: interval) { continue }
             guard idleTimeout > .zero, client.name != nil else { continue }
             client.silentFor += interval
             if client.silentFor >= idleTimeout * 2 {
@@ -177,16 +190,48 @@ public final class Relay {
         }
     }
 
-    /// Takes one token for a message frame; refuses the member as flooding when none is left.
-    fileprivate func allowMessage(from client: RelayClient) -> Bool {
-        guard configuration.limits.messageRate > 0 else { return true }
-        if client.bucket.take() { return true }
-        client.closeReason = "flooding"
-        refuse(
-            client, .flooding,
-            "flooding: more than \(configuration.limits.messageRate) messages a second "
-                + "(burst \(configuration.limits.messageBurst))")
-        return false
+    /// Closes `client` (`slow-frame`) when the frame it is sending has taken longer than its
+    /// deadline, and returns true; otherwise counts one more tick for a frame in progress.
+    private func checkFrameInProgress(of client: RelayClient, interval: Duration) -> Bool {
+        guard let length = client.frameInProgressLength else {
+            client.frameInProgressFor = .zero
+            return false
+        }
+        client.frameInProgressFor += interval
+        let declared = length > 0 ? length : nil
+        guard let deadline = configuration.limits.incompleteFrameDeadline(length: declared),
+            client.frameInProgressFor > deadline
+        else { return false }
+        let described = declared.map { "a frame of \($0) bytes" } ?? "a frame"
+        let message =
+            "\(described) still incomplete after \(Self.seconds(client.frameInProgressFor)) seconds: frames must "
+            + "arrive within \(Self.seconds(configuration.limits.incompleteFrameGrace)) seconds plus "
+            + "1 second per \(configuration.limits.minimumFrameRate) bytes"
+        client.closeReason = "slow frame"
+        refuse(client, .slowFrame, message)
+        return true
+    }
+
+    /// Takes one frame token and `bytes` byte tokens for a frame; refuses the connection as
+    /// flooding when either bucket cannot pay.
+    fileprivate func allowFrame(from client: RelayClient, bytes: Int = 0) -> Bool {
+        let limits = configuration.limits
+        if limits.messageRate > 0 && !client.bucket.take() {
+            client.closeReason = "flooding"
+            refuse(
+                client, .flooding,
+                "flooding: more than \(limits.messageRate) frames a second (burst \(limits.messageBurst))")
+            return false
+        }
+        if limits.byteRate > 0 && bytes > 0 && !client.byteBucket.take(bytes) {
+            client.closeReason = "flooding"
+            refuse(
+                client, .flooding,
+                "flooding: more than \(limits.byteRate) payload bytes a second (burst \(limits.byteBurst)); "
+                    + "direct and multicast payloads count once per recipient")
+            return false
+        }
+        return true
     }
 
     /// Tells every client that the relay is stopping, gives them a moment to receive it, then
@@ -298,11 +343,12 @@ public final class Relay {
                 ).encoded(), to: client)
             return
         }
-        sendPrivately(deliverFrame(from: name, flags: 1, payload: payload), to: recipient)
+        deliverPrivately(deliverFrame(from: name, flags: 1, payload: payload), from: client, to: recipient)
     }
 
     /// Delivers one payload to several members of the sender's room, encoded once. Names not in
-    /// the room are skipped (they may have just left).
+    /// the room are skipped (they may have just left); the names are distinct (checked by the
+    /// caller).
     fileprivate func multicast(_ payload: ReceivedPayload, to recipients: [String], from client: RelayClient) {
         guard let room = client.room, let name = client.name else { return }
         var frame: OutgoingFrame?
@@ -311,8 +357,45 @@ public final class Relay {
                 continue
             }
             if frame == nil { frame = deliverFrame(from: name, flags: 2, payload: payload) }
-            sendPrivately(frame!, to: recipient)
+            guard deliverPrivately(frame!, from: client, to: recipient) else { return }
         }
+    }
+
+    /// The most of one member's output cap that one sender's direct and multicast frames may
+    /// fill: half of it, so that no single sender can push a member over the cap.
+    private var recipientBacklogShare: Int { configuration.maximumPendingOutput / 2 }
+
+    /// Queues a direct or multicast deliver frame for `recipient`, unless the sender's frames
+    /// already waiting for it would, with this one, pass its share of the recipient's output
+    /// cap: then the sender is refused (`recipient-backlog`), the recipient is left alone, and
+    /// the result is false. A sender with nothing waiting may always send one frame.
+    @discardableResult
+    private func deliverPrivately(_ frame: OutgoingFrame, from sender: RelayClient, to recipient: RelayClient)
+        -> Bool
+    {
+        let connection = recipient.connection
+        guard connection.isOpen else { return true }
+        recipient.privateBacklog.forget(upTo: connection.sentByteCount)
+        let waiting = recipient.privateBacklog.bytes(from: sender.serial)
+        let length = frame.byteCount
+        if waiting > 0 && waiting + length > recipientBacklogShare {
+            sender.closeReason = "too much waiting for \(recipient.name ?? "a member")"
+            refuse(
+                sender, .recipientBacklog,
+                "too much of your output waiting for \(recipient.name ?? "a member"), who is not reading fast "
+                    + "enough: \(waiting) bytes of your direct and multicast frames are queued for it, and one "
+                    + "sender may fill at most \(recipientBacklogShare) bytes of a member's queue")
+            return false
+        }
+        guard !isOverCap(recipient) else { return true }
+        handOver(to: recipient)
+        switch frame {
+        case .array(let bytes): connection.write(bytes)
+        case .shared(let buffer, let range): connection.write(buffer, range: range)
+        }
+        recipient.privateBacklog.add(
+            length, from: sender.serial, endingAt: connection.sentByteCount + connection.pendingOutputByteCount)
+        return true
     }
 
     /// The deliver frame for a direct or multicast payload: written in front of the payload where
@@ -371,6 +454,8 @@ public final class Relay {
 
     fileprivate func connectionClosed(_ client: RelayClient, reason: String) {
         leave(client, reason: reason)
+        client.largeFrame = nil
+        client.smallFrameBytes = 0
         if let count = connectionsByAddress[client.address] {
             connectionsByAddress[client.address] = count > 1 ? count - 1 : nil
         }
@@ -417,10 +502,53 @@ public final class Relay {
     /// The largest large-frame buffer kept for reuse.
     static let largestSpareLargeFrameBuffer = 1024 * 1024 + largeFrameHeadroom + largeFrameSlack
 
+    /// The capacity of the buffer that a large frame of `frameLength` bytes is read into.
+    static func largeFrameCapacity(frameLength: Int) -> Int {
+        largeFrameHeadroom + frameLength + largeFrameSlack
+    }
+
+    /// Which budget for frames in progress `client` would pass by holding `capacity` bytes for
+    /// its frame in progress (in place of what it holds now), described for an error message; nil
+    /// when it fits. A large frame (read into a buffer of its own) counts in all and for the
+    /// client's address, a small one (kept by the decoder) only for its address. The first frame
+    /// held in all, and from an address, always fits.
+    fileprivate func frameBudgetExceeded(capacity: Int, isLarge: Bool, for client: RelayClient) -> String? {
+        let limits = configuration.limits
+        let current = (client.largeFrame?.capacity ?? 0) + client.smallFrameBytes
+        let others = largeFrameBytesHeld - (client.largeFrame?.capacity ?? 0)
+        if isLarge && limits.incompleteFrameBudget > 0 && others > 0 && others + capacity > limits.incompleteFrameBudget
+        {
+            return "the relay's budget of \(limits.incompleteFrameBudget) bytes for partly received large frames"
+        }
+        let fromAddress = frameBytesByAddress[client.address, default: 0] - current
+        if limits.incompleteFrameBudgetPerAddress > 0 && fromAddress > 0
+            && fromAddress + capacity > limits.incompleteFrameBudgetPerAddress
+        {
+            return "the budget of \(limits.incompleteFrameBudgetPerAddress) bytes for partly received "
+                + "frames from \(client.address)"
+        }
+        return nil
+    }
+
+    /// Refuses `client` (`frame-budget`): its large frame would pass `budget`.
+    fileprivate func refuseOverFrameBudget(_ client: RelayClient, frameLength: Int, budget: String) {
+        client.closeReason = "over the budget for frames in progress"
+        refuse(
+            client, .frameBudget,
+            "a frame of \(frameLength) bytes cannot start now: it would pass \(budget); send it again later")
+    }
+
+    /// Counts a change in the bytes a client at `address` holds for its frame in progress.
+    fileprivate func frameBytesChanged(by delta: Int, isLarge: Bool, address: String) {
+        if isLarge { largeFrameBytesHeld += delta }
+        let fromAddress = frameBytesByAddress[address, default: 0] + delta
+        frameBytesByAddress[address] = fromAddress > 0 ? fromAddress : nil
+    }
+
     /// An empty buffer for a large frame of `frameLength` bytes (prefix included): a spare one
     /// that no connection holds any more, or a new one. Its count starts past the headroom.
     fileprivate func takeLargeFrameBuffer(frameLength: Int) -> SharedBuffer {
-        let capacity = Self.largeFrameHeadroom + frameLength + Self.largeFrameSlack
+        let capacity = Self.largeFrameCapacity(frameLength: frameLength)
         var found: SharedBuffer?
         for index in spareLargeFrameBuffers.indices.reversed()
         where spareLargeFrameBuffers[index].capacity >= capacity
@@ -659,8 +787,22 @@ final class RelayClient: ConnectionHandler {
     unowned let relay: Relay
     let connection: any Connection
     var decoder: FrameDecoder
-    /// A large frame being read straight into a buffer of its own, at ``Relay/largeFrameHeadroom``.
-    var largeFrame: SharedBuffer?
+    /// A large frame being read straight into a buffer of its own, at ``Relay/largeFrameHeadroom``;
+    /// counted against the relay's budget for frames in progress while held.
+    var largeFrame: SharedBuffer? {
+        didSet {
+            let delta = (largeFrame?.capacity ?? 0) - (oldValue?.capacity ?? 0)
+            if delta != 0 { relay.frameBytesChanged(by: delta, isLarge: true, address: address) }
+        }
+    }
+    /// The bytes the decoder reserves for a small frame in progress (its whole length), counted
+    /// against the per-address budget for frames in progress.
+    var smallFrameBytes = 0 {
+        didSet {
+            let delta = smallFrameBytes - oldValue
+            if delta != 0 { relay.frameBytesChanged(by: delta, isLarge: false, address: address) }
+        }
+    }
     /// The length of the large frame that ended the last read, as a guess for the next one's
     /// buffer (0: the last frame was small, or more bytes followed it).
     var expectedLargeFrameLength = 0
@@ -678,14 +820,40 @@ final class RelayClient: ConnectionHandler {
     /// The peer's address, as counted by the per-address limit.
     var address = ""
     var bucket = TokenBucket(capacity: 0)
+    /// Payload bytes, for ``RelayLimits/byteRate``.
+    var byteBucket = TokenBucket(capacity: 0)
+    /// This connection's number at the relay, unique while the relay runs.
+    var serial: UInt64 = 0
+    /// The direct and multicast frames queued for this member and not yet sent, by sender.
+    var privateBacklog = PrivateBacklog()
+    /// Relay ticks since the frame in progress (if any) started, or since the last whole frame.
+    var frameInProgressFor: Duration = .zero
     /// Time since this member last sent anything, in relay ticks.
     var silentFor: Duration = .zero
     var pingOutstanding = false
+    /// The token of the last ping handled in the current read, answered once the read is handled:
+    /// pings that arrive together get one pong, which confirms every frame before the last of them.
+    var pongDue: UInt64?
 
     init(relay: Relay, connection: any Connection, maximumFrameLength: Int) {
         self.relay = relay
         self.connection = connection
         self.decoder = FrameDecoder(maximumLength: maximumFrameLength)
+    }
+
+    /// The whole length (prefix included) of the frame whose first bytes arrived and whose last
+    /// have not: 0 while its length prefix is incomplete; nil when no frame is in progress.
+    var frameInProgressLength: Int? {
+        if let frame = largeFrame {
+            let start = Relay.largeFrameHeadroom
+            let received = frame.count - start
+            guard received > 0 else { return nil }
+            guard received >= Frame.headerSize else { return 0 }
+            return Frame.headerSize
+                + frame.withUnsafeBytes(in: start..<start + Frame.headerSize) { $0.reduce(0) { $0 << 8 | Int($1) } }
+        }
+        guard decoder.bufferedByteCount > 0 else { return nil }
+        return decoder.incompleteFrameLength ?? 0
     }
 
     func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
@@ -695,19 +863,33 @@ final class RelayClient: ConnectionHandler {
         while rest.count > 0 && connection.isOpen {
             guard let frame = largeFrame else {
                 feed(rest)
-                return
+                break
             }
             // Only an in-memory connection gets here with a large frame under way: copy.
             let taken = min(rest.count, frame.remainingCapacity)
-            guard taken > 0 else { return }
+            guard taken > 0 else { break }
             frame.append(UnsafeRawBufferPointer(rebasing: rest[0..<taken]))
             rest = UnsafeRawBufferPointer(rebasing: rest[taken...])
             assembleLargeFrame()
         }
+        answerPings()
+    }
+
+    /// Sends the pong for the pings of the read just handled, if any.
+    private func answerPings() {
+        guard let token = pongDue else { return }
+        pongDue = nil
+        if connection.isOpen { relay.sendPong(token, to: self) }
     }
 
     func readDestination(for connection: any Connection) -> UnsafeMutableRawBufferPointer? {
-        if largeFrame == nil, expectedLargeFrameLength > 0 {
+        // A closing connection's input is dropped (by the transport, which counts it).
+        guard connection.isOpen else { return nil }
+        if largeFrame == nil, expectedLargeFrameLength > 0,
+            relay.frameBudgetExceeded(
+                capacity: Relay.largeFrameCapacity(frameLength: expectedLargeFrameLength), isLarge: true, for: self)
+                == nil
+        {
             // The previous frame was large and ended a read: the next one probably is too.
             largeFrame = relay.takeLargeFrameBuffer(frameLength: expectedLargeFrameLength)
         }
@@ -718,7 +900,9 @@ final class RelayClient: ConnectionHandler {
         silentFor = .zero
         pingOutstanding = false
         largeFrame?.commit(count)
+        guard connection.isOpen else { return }
         assembleLargeFrame()
+        answerPings()
     }
 
     /// Splits bytes read into the loop's buffer into frames; an incomplete large frame left at the
@@ -735,10 +919,28 @@ final class RelayClient: ConnectionHandler {
             refuse(error)
             return
         }
-        guard connection.isOpen, let length = decoder.incompleteFrameLength, length >= Relay.largeFrameThreshold
-        else { return }
+        guard connection.isOpen else { return }
+        let length = decoder.bufferedByteCount > 0 ? decoder.incompleteFrameLength ?? Frame.headerSize : 0
+        guard length >= Relay.largeFrameThreshold else {
+            // A small frame in progress stays in the decoder, which reserves its whole length.
+            if length > smallFrameBytes,
+                let budget = relay.frameBudgetExceeded(capacity: length, isLarge: false, for: self)
+            {
+                relay.refuseOverFrameBudget(self, frameLength: length, budget: budget)
+                return
+            }
+            smallFrameBytes = length
+            return
+        }
+        if let budget = relay.frameBudgetExceeded(
+            capacity: Relay.largeFrameCapacity(frameLength: length), isLarge: true, for: self)
+        {
+            relay.refuseOverFrameBudget(self, frameLength: length, budget: budget)
+            return
+        }
         let frame = relay.takeLargeFrameBuffer(frameLength: length)
         decoder.takeIncompleteFrame { frame.append($0) }
+        smallFrameBytes = 0
         largeFrame = frame
     }
 
@@ -759,6 +961,12 @@ final class RelayClient: ConnectionHandler {
             let end = start + Frame.headerSize + length
             if end > frame.capacity {
                 // A guess that was too small: move what is in to a buffer of the right size.
+                let capacity = Relay.largeFrameCapacity(frameLength: Frame.headerSize + length)
+                if let budget = relay.frameBudgetExceeded(capacity: capacity, isLarge: true, for: self) {
+                    largeFrame = nil
+                    relay.refuseOverFrameBudget(self, frameLength: Frame.headerSize + length, budget: budget)
+                    return
+                }
                 let bigger = relay.takeLargeFrameBuffer(frameLength: Frame.headerSize + length)
                 frame.withUnsafeBytes(in: start..<frame.count) { bigger.append($0) }
                 largeFrame = bigger
@@ -783,7 +991,10 @@ final class RelayClient: ConnectionHandler {
                 expectedLargeFrameLength = isLarge ? Frame.headerSize + length : 0
                 return
             }
-            if isLarge && frame.count - end <= Relay.largeFrameSlack {
+            let nextCapacity = Relay.largeFrameCapacity(frameLength: Frame.headerSize + length)
+            if isLarge && frame.count - end <= Relay.largeFrameSlack
+                && relay.frameBudgetExceeded(capacity: nextCapacity, isLarge: true, for: self) == nil
+            {
                 // What follows a large frame (the start of the next one, most likely) goes to a new
                 // buffer straight away; the rest of it is read there. More than that (a guess that
                 // was too large) is split as usual, so that nothing is copied more than twice.
@@ -812,11 +1023,12 @@ final class RelayClient: ConnectionHandler {
     private func handle(
         type: UInt8, body: UnsafeRawBufferPointer, storage: (buffer: SharedBuffer, offset: Int)?
     ) throws(WireError) {
+        frameInProgressFor = .zero
         if type == FrameType.publish {
             // The hot path: straight from the read buffer into the room's shared buffer.
             if name == nil {
                 relay.refuse(self, .notRegistered, "send hello before anything else")
-            } else if relay.allowMessage(from: self) {
+            } else if relay.allowFrame(from: self, bytes: body.count) {
                 relay.publish(body, from: self)
             }
             return
@@ -830,16 +1042,23 @@ final class RelayClient: ConnectionHandler {
             } else {
                 guard body.count >= 1 else { throw .malformed("multicast count needs 1 bytes but only 0 remain") }
                 offset = 1
-                for _ in 0..<Int(body[0]) {
+                let count = Int(body[0])
+                recipients.reserveCapacity(count)
+                for _ in 0..<count {
                     recipients.append(try Self.shortString(body, at: &offset, "multicast recipient"))
+                }
+                if let repeated = Self.firstRepeatedName(in: recipients) {
+                    throw .malformed("multicast names '\(Relay.printable(repeated))' more than once")
                 }
             }
             let payload = ReceivedPayload(
                 bytes: UnsafeRawBufferPointer(rebasing: body[offset...]),
                 storage: storage.map { ($0.buffer, $0.offset + offset) })
+            // At most 255 recipients of at most a frame each: no overflow, but checked all the same.
+            let cost = payload.bytes.count.multipliedReportingOverflow(by: recipients.count)
             if name == nil {
                 relay.refuse(self, .notRegistered, "send hello before anything else")
-            } else if !relay.allowMessage(from: self) {
+            } else if !relay.allowFrame(from: self, bytes: cost.overflow ? Int.max : cost.partialValue) {
                 return
             } else if type == FrameType.direct {
                 relay.direct(payload, to: recipients[0], from: self)
@@ -848,7 +1067,23 @@ final class RelayClient: ConnectionHandler {
             }
             return
         }
+        if (type == FrameType.ping || type == FrameType.pong) && body.count == 8 {
+            // Parsed in place: a flood of pings costs no allocation before it is cut off.
+            let token = body.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            guard relay.allowFrame(from: self) else { return }
+            if type == FrameType.ping { pongDue = token }
+            return
+        }
         try handle(ClientFrame(Frame(type: type, body: ArraySlice(body))))
+    }
+
+    /// A name listed more than once, if any (a multicast names each recipient once).
+    private static func firstRepeatedName(in names: [String]) -> String? {
+        guard names.count > 1 else { return nil }
+        if names.count == 2 { return names[0] == names[1] ? names[0] : nil }
+        var seen = Set<String>(minimumCapacity: names.count)
+        for name in names where !seen.insert(name).inserted { return name }
+        return nil
     }
 
     /// Reads a `str8` at `offset` in place, moving `offset` past it; the same checks as ``ByteReader``.
@@ -887,9 +1122,9 @@ final class RelayClient: ConnectionHandler {
             relay.leave(self, reason: "said goodbye")
             connection.closeAfterFlushing(timeout: relay.configuration.closeTimeout)
         case (.ping(let token), _):
-            relay.sendPong(token, to: self)
+            if relay.allowFrame(from: self) { pongDue = token }
         case (.pong, _):
-            break
+            _ = relay.allowFrame(from: self)
         case (.publish, nil), (.direct, nil), (.multicast, nil):
             relay.refuse(self, .notRegistered, "send hello before anything else")
         }
@@ -911,4 +1146,68 @@ struct ReceivedPayload {
 enum OutgoingFrame {
     case array([UInt8])
     case shared(SharedBuffer, Range<Int>)
+
+    /// Its length on the wire, prefix included.
+    var byteCount: Int {
+        switch self {
+        case .array(let bytes): bytes.count
+        case .shared(_, let range): range.count
+        }
+    }
+}
+
+/// The direct and multicast frames queued for one member and not yet taken by the kernel, by
+/// sender: what ``Relay`` checks a sender's share of the member's output cap against. Runs of
+/// frames from one sender are kept as one entry (its bytes, and where in the member's output
+/// stream its last frame ends), so a run costs one entry however many frames it has; entries
+/// are forgotten once the stream has been sent past them. The publish fan-out never touches it.
+struct PrivateBacklog {
+    private var runs: [(sender: UInt64, end: Int, bytes: Int)] = []
+    private var firstRun = 0
+    private var bytesBySender: [UInt64: Int] = [:]
+
+    /// Bytes of `sender`'s frames still queued (an upper bound while a run is partly sent).
+    func bytes(from sender: UInt64) -> Int { bytesBySender[sender] ?? 0 }
+
+    /// Counts a frame of `bytes` bytes from `sender` that ends at `end` in the output stream.
+    mutating func add(_ bytes: Int, from sender: UInt64, endingAt end: Int) {
+        if firstRun < runs.count && runs[runs.count - 1].sender == sender {
+            runs[runs.count - 1].end = end
+            runs[runs.count - 1].bytes += bytes
+        } else {
+            runs.append((sender, end, bytes))
+        }
+        bytesBySender[sender, default: 0] += bytes
+    }
+
+    /// Forgets what the connection has sent: everything before `sent` in its output stream.
+    mutating func forget(upTo sent: Int) {
+        while firstRun < runs.count && runs[firstRun].end <= sent {
+            reduce(runs[firstRun].sender, by: runs[firstRun].bytes)
+            firstRun += 1
+        }
+        if firstRun == runs.count {
+            if !runs.isEmpty {
+                runs = []
+                bytesBySender = [:]
+                firstRun = 0
+            }
+            return
+        }
+        // A run partly sent has at most the bytes before its end still queued.
+        let unsent = runs[firstRun].end - sent
+        if unsent < runs[firstRun].bytes {
+            reduce(runs[firstRun].sender, by: runs[firstRun].bytes - unsent)
+            runs[firstRun].bytes = unsent
+        }
+        if firstRun > 32 && firstRun * 2 > runs.count {
+            runs.removeSubrange(0..<firstRun)
+            firstRun = 0
+        }
+    }
+
+    private mutating func reduce(_ sender: UInt64, by bytes: Int) {
+        let left = bytesBySender[sender, default: 0] - bytes
+        bytesBySender[sender] = left > 0 ? left : nil
+    }
 }

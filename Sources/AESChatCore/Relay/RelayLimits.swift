@@ -7,14 +7,37 @@ public struct RelayLimits: Sendable, Equatable {
     public var maximumConnections = 10_000
     /// Connections open at once from one address; more are refused (`too-many-connections`). 0: no limit.
     public var maximumConnectionsPerAddress = 1_000
-    /// Sustained publish, direct and multicast frames per second per member (file chunks count).
-    /// 0: no limit.
+    /// Sustained frames per second per connection: publish, direct, multicast (file chunks count),
+    /// ping and pong each take one token (`flooding`). 0: no limit.
     public var messageRate = 5_000
     /// Frames a member may send at once above the rate before it is disconnected (`flooding`).
     public var messageBurst = 10_000
+    /// Sustained payload bytes per second per member (`flooding`): a publish costs its payload once
+    /// (a room's frames are shared by its members), a direct or multicast its payload times the
+    /// recipients it names. 0: no limit.
+    public var byteRate = 2 << 30
+    /// Payload bytes a member may send at once above the byte rate; also the most one frame may
+    /// cost (a multicast of 16 MiB to 255 members, 4 GiB, is refused by the default).
+    public var byteBurst = 1 << 30
     /// A member silent for this long is pinged; one silent for twice this long is closed (`idle-timeout`).
     public var idleTimeout: Duration = .seconds(60)
-    /// How often the relay refills token buckets and checks idle members.
+    /// A frame whose first bytes arrived must be complete within this time plus its length at
+    /// ``minimumFrameRate`` (`slow-frame`).
+    public var incompleteFrameGrace: Duration = .seconds(30)
+    /// The slowest a frame in progress may arrive, in bytes per second averaged over the frame: a
+    /// frame of `L` bytes has ``incompleteFrameGrace`` + `L` / this rate to complete (16 MiB:
+    /// 30 s + 1,024 s). 0: no deadline.
+    public var minimumFrameRate = 16 * 1024
+    /// Bytes of buffers for partly received large frames (64 KiB and longer) the relay holds for
+    /// all connections together; a connection whose frame would pass it is refused (`frame-budget`).
+    /// The first such frame is always admitted, so a frame of the largest size can always arrive.
+    /// 0: no limit.
+    public var incompleteFrameBudget = 256 << 20
+    /// The same budget counted per client address, where frames under 64 KiB in progress (each
+    /// reserved at its whole length) count too: 1,000 connections from one address cannot hold
+    /// 64 KiB each beyond it. 0: no limit.
+    public var incompleteFrameBudgetPerAddress = 64 << 20
+    /// How often the relay refills token buckets and checks idle members and frames in progress.
     public var tickInterval: Duration = .seconds(1)
 
     /// The defaults documented in docs/CLI.md.
@@ -27,10 +50,21 @@ public struct RelayLimits: Sendable, Equatable {
         if peer.hasPrefix("[") || peer.firstIndex(of: ":") == colon { return peer[..<colon] }
         return Substring(peer)
     }
+
+    /// How long a frame of `length` bytes (prefix included; nil while its prefix is incomplete)
+    /// may take from its first bytes to its last; nil when frames have no deadline.
+    func incompleteFrameDeadline(length: Int?) -> Duration? {
+        guard minimumFrameRate > 0 else { return nil }
+        guard let length, length > 0 else { return incompleteFrameGrace }
+        // length < 2^32 + 4 and the rate is positive, so the product cannot overflow an Int64.
+        let milliseconds = length.multipliedReportingOverflow(by: 1000)
+        guard !milliseconds.overflow else { return nil }
+        return incompleteFrameGrace + .milliseconds(milliseconds.partialValue / minimumFrameRate)
+    }
 }
 
-/// A token bucket in whole frames: refilled by ``RelayLimits/messageRate`` per second at each tick,
-/// holding at most ``RelayLimits/messageBurst``.
+/// A token bucket: refilled by a rate per second at each tick, holding at most its capacity.
+/// One counts frames (``RelayLimits/messageRate``), one payload bytes (``RelayLimits/byteRate``).
 struct TokenBucket {
     private(set) var tokens: Double
     let capacity: Double
@@ -40,10 +74,11 @@ struct TokenBucket {
         self.tokens = Double(capacity)
     }
 
-    /// Takes one token; false when the bucket is empty.
-    mutating func take() -> Bool {
-        guard tokens >= 1 else { return false }
-        tokens -= 1
+    /// Takes `amount` tokens; false (taking none) when fewer are left.
+    mutating func take(_ amount: Int = 1) -> Bool {
+        let wanted = Double(amount)
+        guard tokens >= wanted else { return false }
+        tokens -= wanted
         return true
     }
 

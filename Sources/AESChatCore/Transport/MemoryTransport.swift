@@ -71,13 +71,21 @@ public final class MemoryEventLoop: EventLoop {
 public final class MemoryConnection: Connection {
     public var handler: (any ConnectionHandler)?
     public let peerDescription: String
-    public var pendingOutputByteCount: Int { 0 }
+    /// Bytes held by ``holdsOutput``; 0 otherwise, since writes reach the peer at once.
+    public private(set) var pendingOutputByteCount = 0
+    public private(set) var sentByteCount = 0
     public var isOpen: Bool { !isClosed && !isClosing }
+    /// When true, writes are held back and counted as pending, as they are for a peer that stops
+    /// reading, until ``releaseHeldOutput()`` hands them over.
+    public var holdsOutput = false
+    private var heldOutput: [[UInt8]] = []
 
     /// Every byte this end has written, for tests that inspect the wire.
     public private(set) var writtenBytes: [UInt8] = []
     /// Whether the test wants to record written bytes.
     public var recordsWrites = false
+    /// The other end of this stream, while it exists.
+    public var otherEnd: MemoryConnection? { peer }
 
     private let loop: MemoryEventLoop
     private weak var peer: MemoryConnection?
@@ -106,6 +114,32 @@ public final class MemoryConnection: Connection {
     public func write(_ bytes: [UInt8]) {
         guard isOpen, !bytes.isEmpty else { return }
         if recordsWrites { writtenBytes.append(contentsOf: bytes) }
+        if holdsOutput {
+            heldOutput.append(bytes)
+            pendingOutputByteCount += bytes.count
+            return
+        }
+        hand(bytes)
+    }
+
+    /// Hands the writes held back by ``holdsOutput`` to the peer, in order, and stops holding.
+    public func releaseHeldOutput() {
+        holdsOutput = false
+        let held = heldOutput
+        heldOutput = []
+        pendingOutputByteCount = 0
+        for bytes in held { hand(bytes) }
+        if isClosing { loop.enqueue { [weak self] in self?.finish(error: nil, notifyPeer: true) } }
+    }
+
+    /// Drops the writes held back by ``holdsOutput`` (each is whole frames).
+    public func discardUnsentFrames() {
+        heldOutput = []
+        pendingOutputByteCount = 0
+    }
+
+    private func hand(_ bytes: [UInt8]) {
+        sentByteCount += bytes.count
         let chunkSize = chunkSize
         loop.enqueue { [weak peer] in
             guard let peer, !peer.isClosed else { return }
@@ -121,6 +155,8 @@ public final class MemoryConnection: Connection {
     public func closeAfterFlushing(timeout: Duration) {
         guard isOpen else { return }
         isClosing = true
+        // A connection holding output closes once it is released, after handing it over.
+        guard !holdsOutput else { return }
         // Writes are delivered in order, so closing after the queued deliveries flushes them.
         loop.enqueue { [weak self] in self?.finish(error: nil, notifyPeer: true) }
     }

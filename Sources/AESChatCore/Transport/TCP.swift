@@ -36,6 +36,12 @@ public final class TCPConnection: Connection, ReadinessHandler {
     public var handler: (any ConnectionHandler)?
     public let peerDescription: String
     public private(set) var pendingOutputByteCount = 0
+    public private(set) var sentByteCount = 0
+    /// Bytes read since this side started closing (see ``maximumInputReadWhileClosing``).
+    private var inputReadWhileClosing = 0
+    /// Whether the connection no longer asks the loop about readability (closing, and the peer
+    /// sent more than ``maximumInputReadWhileClosing``).
+    private var stoppedReading = false
     public var isOpen: Bool { state == .open }
 
     private let descriptor: Int32
@@ -50,6 +56,10 @@ public final class TCPConnection: Connection, ReadinessHandler {
 
     /// The most buffers gathered into one `sendmsg`.
     private static let maximumIOVectors = 256
+    /// What a closing connection reads (and drops) before it stops reading: enough for a peer
+    /// that is finishing a frame, so that it sees our last frame and end of stream rather than a
+    /// reset; a peer that keeps sending after that costs nothing more until the close timeout.
+    static let maximumInputReadWhileClosing = 256 * 1024
 
     init(descriptor: Int32, peer: String, loop: PosixEventLoop) throws(TransportError) {
         self.descriptor = descriptor
@@ -195,6 +205,11 @@ public final class TCPConnection: Connection, ReadinessHandler {
     // MARK: Loop callbacks
 
     func handle(_ readiness: Readiness) {
+        if stoppedReading && readiness.failed {
+            // The peer closed or reset while we no longer read: nothing more can arrive or leave.
+            finish(error: nil)
+            return
+        }
         if readiness.readable || readiness.failed { readAvailable() }
         if readiness.writable && state != .closed { flush() }
     }
@@ -213,7 +228,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
 
     private func readAvailable() {
         for _ in 0..<4 {
-            guard state != .closed else { return }
+            guard state != .closed, !stoppedReading else { return }
             let delivering = state == .open || state == .draining
             // A handler assembling a large frame has the bytes land in its own storage.
             if delivering, let handler, let destination = handler.readDestination(for: self), destination.count > 0 {
@@ -231,6 +246,14 @@ public final class TCPConnection: Connection, ReadinessHandler {
             if count > 0 {
                 if delivering {
                     handler?.connection(self, didRead: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+                }
+                if state != .open && state != .closed {
+                    inputReadWhileClosing += count
+                    if inputReadWhileClosing > Self.maximumInputReadWhileClosing {
+                        stoppedReading = true
+                        loop.modify(descriptor, interest: waitingForWritable ? .write : [])
+                        return
+                    }
                 }
                 if count < buffer.count { return }
             } else {
@@ -258,7 +281,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
                 if errno == EAGAIN || errno == EWOULDBLOCK {
                     if !waitingForWritable {
                         waitingForWritable = true
-                        loop.modify(descriptor, interest: [.read, .write])
+                        loop.modify(descriptor, interest: stoppedReading ? .write : [.read, .write])
                     }
                     return
                 }
@@ -271,7 +294,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
         queueHead = 0
         if waitingForWritable {
             waitingForWritable = false
-            loop.modify(descriptor, interest: .read)
+            loop.modify(descriptor, interest: stoppedReading ? [] : .read)
         }
         if state == .draining {
             halfClose()
@@ -317,6 +340,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
     private func consume(_ sent: Int) {
         var remaining = sent
         pendingOutputByteCount -= sent
+        sentByteCount += sent
         while remaining > 0 {
             let available = queue[queueHead].count - headOffset
             if remaining >= available {

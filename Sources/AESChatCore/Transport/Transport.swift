@@ -13,6 +13,10 @@ public protocol Connection: AnyObject {
     var peerDescription: String { get }
     /// Bytes queued for sending and not yet accepted by the kernel (or the peer, in memory).
     var pendingOutputByteCount: Int { get }
+    /// Bytes accepted by the kernel (or the peer, in memory) since the connection opened: with
+    /// ``pendingOutputByteCount``, it places a queued byte in the stream, so a caller can tell
+    /// whether what it queued earlier has gone out.
+    var sentByteCount: Int { get }
     /// Whether the connection can still send.
     var isOpen: Bool { get }
     /// Queues bytes for sending. The array is kept as it is (no copy), so one encoded frame can be

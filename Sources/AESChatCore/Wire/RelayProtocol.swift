@@ -49,6 +49,14 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable {
     case tooManyConnections = 13
     case flooding = 14
     case idleTimeout = 15
+    /// A sender's direct and multicast frames waiting for one member passed its share of that
+    /// member's output cap: the sender is refused, not the member.
+    case recipientBacklog = 16
+    /// A frame in progress did not complete within its deadline (``RelayLimits/minimumFrameRate``).
+    case slowFrame = 17
+    /// A large frame in progress would pass the relay's budget for partly received frames, in all
+    /// or from one address.
+    case frameBudget = 18
     case unknown = 0xFFFF
 
     /// Whether the relay closes the connection after sending this error.
