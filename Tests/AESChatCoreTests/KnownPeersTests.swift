@@ -86,7 +86,7 @@ final class TemporaryFolder {
         }
         let outbox = RecordingOutbox()
         let clock = ContinuousClock()
-        let elapsed = clock.measure { security.didRegister(members: members, outbox: outbox) }
+        let elapsed = clock.measure { outbox.record(security.didRegister(members: members)) }
         print("welcome of \(members.count) members with a file-backed store: \(elapsed)")
 
         let limit = KnownPeers.defaultNewPinLimit

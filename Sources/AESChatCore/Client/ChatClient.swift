@@ -24,7 +24,7 @@ public enum ClientOutcome: Equatable, Sendable {
 /// frame sent before it, so its pong confirms the line. Lines the relay has not confirmed when the
 /// connection ends are handed back (``linesNotConfirmed``) for a ``ReconnectingSession`` to send
 /// again; their message ids let members that did receive them drop the second copy.
-public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHost {
+public final class ChatClient: ConnectionHandler, FileTransferHost {
     private enum State {
         case registering
         case ready
@@ -69,7 +69,6 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     /// Message lines handed to the connection, each with the token of the ping that follows it.
     private var unconfirmedLines: [(line: OutgoingLine, token: UInt64)] = []
     private var lastPingToken: UInt64 = 0
-    private var messageFramesWritten = 0
     private let recentMessageIDs: RecentMessageIDs
     private var inputPaused = false
     private var confirmations = 0
@@ -208,13 +207,12 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
         onBackpressure?(paused)
     }
 
-    /// Sends a message line, then a ping whose pong will confirm it. A line the security layer
-    /// holds back (a changed key waiting for `/trust`) writes nothing and is not tracked.
+    /// Sends a message line (what the security layer made of it), then a ping whose pong will
+    /// confirm it. A line the security layer holds back (a changed key waiting for `/trust`)
+    /// writes nothing and is not tracked.
     @discardableResult
-    private func sendAwaitingConfirmation(_ line: OutgoingLine, _ send: () -> Void) -> Bool {
-        let before = messageFramesWritten
-        send()
-        guard messageFramesWritten != before, state == .ready else { return false }
+    private func sendAwaitingConfirmation(_ line: OutgoingLine, _ actions: [SecurityAction]) -> Bool {
+        guard carryOut(actions), state == .ready else { return false }
         lastPingToken += 1
         connection.write(ClientFrame.ping(token: lastPingToken).encoded())
         unconfirmedLines.append((line, lastPingToken))
@@ -294,20 +292,19 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
         let id = line.messageID
         switch ChatCommand(parsing: line.text) {
         case .message(let text):
-            sendAwaitingConfirmation(line) { security.sendToRoom(.identified(id: id, .text(text)), outbox: self) }
+            sendAwaitingConfirmation(line, security.sendToRoom(.identified(id: id, .text(text))))
         case .action(let text):
-            sendAwaitingConfirmation(line) { security.sendToRoom(.identified(id: id, .action(text)), outbox: self) }
+            sendAwaitingConfirmation(line, security.sendToRoom(.identified(id: id, .action(text))))
         case .privateMessage(let recipient, let text):
             guard recipient != name else {
                 emit(.error(message: "/msg needs another member's name, not your own"))
                 return
             }
-            let sent = sendAwaitingConfirmation(line) {
-                security.sendPrivately(.identified(id: id, .text(text)), to: recipient, outbox: self)
-            }
+            let sent = sendAwaitingConfirmation(
+                line, security.sendPrivately(.identified(id: id, .text(text)), to: recipient))
             if sent { emit(.info("to \(recipient), privately: \(text)")) }
         case .security(let command):
-            security.handle(command, outbox: self)
+            carryOut(security.handle(command))
         case .help:
             emit(.info(ChatCommand.helpText))
         case .quit:
@@ -350,23 +347,36 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
         onFinish(outcome)
     }
 
-    // MARK: SecurityOutbox
+    // MARK: Security actions
 
-    public func publish(_ envelope: [UInt8]) {
-        messageFramesWritten += 1
-        connection.write(ClientFrame.publish(payload: envelope[...]).encoded())
+    /// Carries out what the security layer returned, in order: envelopes go to the relay, events
+    /// to the output, opened content to the screen or the file transfers.
+    /// - Returns: whether an envelope was sent.
+    @discardableResult
+    func carryOut(_ actions: [SecurityAction]) -> Bool {
+        var sentEnvelope = false
+        for action in actions {
+            switch action {
+            case .publish(let envelope):
+                connection.write(ClientFrame.publish(payload: envelope[...]).encoded())
+                sentEnvelope = true
+            case .direct(let envelope, let name):
+                connection.write(ClientFrame.direct(to: name, payload: envelope[...]).encoded())
+                sentEnvelope = true
+            case .deliver(let content, let sender, let isPrivate):
+                deliver(content, from: sender, isPrivate: isPrivate)
+            case .show(let event):
+                emit(event)
+            }
+        }
+        return sentEnvelope
     }
 
-    public func direct(_ envelope: [UInt8], to name: String) {
-        messageFramesWritten += 1
-        connection.write(ClientFrame.direct(to: name, payload: envelope[...]).encoded())
-    }
-
-    public func emit(_ event: ClientEvent) {
+    private func emit(_ event: ClientEvent) {
         output.emit(event)
     }
 
-    public func deliver(_ content: MessageContent, from sender: String, isPrivate: Bool) {
+    private func deliver(_ content: MessageContent, from sender: String, isPrivate: Bool) {
         // A copy its sender repeated after losing the connection before the relay confirmed it.
         if case .identified(let id, _) = content, !recentMessageIDs.recordIfNew(id, from: sender) { return }
         if let event = ClientEvent(content: content, from: sender, isPrivate: isPrivate) {
@@ -389,11 +399,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
 
     public func sendControl(_ content: MessageContent, to recipient: String?) {
         guard state == .ready || state == .leaving else { return }
-        if let recipient {
-            security.sendPrivately(content, to: recipient, outbox: self)
-        } else {
-            security.sendToRoom(content, outbox: self)
-        }
+        carryOut(recipient.map { security.sendPrivately(content, to: $0) } ?? security.sendToRoom(content))
     }
 
     public func sendFrame(_ frame: [UInt8]) {
@@ -583,7 +589,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
             memberSet = Set(self.members)
             if let registrationTimer { loop.cancel(registrationTimer) }
             emit(.ready(name: name, room: room, members: members.map(\.name), fingerprint: security.ownFingerprint))
-            security.didRegister(members: members, outbox: self)
+            carryOut(security.didRegister(members: members))
             onReady?()
             sendWaitingLines()
             leaveIfIdle()
@@ -596,15 +602,18 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
             guard members.count + 1 < Self.maximumMembers else {
                 throw .malformed("more than \(Self.maximumMembers) members in the room")
             }
-            guard !security.refusesJoining(member, outbox: self) else { return }
+            if let refusal = security.refusalOfJoining(member) {
+                emit(refusal)
+                return
+            }
             emit(.joined(name: member.name))
             if memberSet.insert(member.name).inserted { members.append(member.name) }
-            security.memberJoined(member, outbox: self)
+            carryOut(security.memberJoined(member))
         case .left(let name):
             guard state != .registering else { throw .malformed("left before welcome") }
             emit(.left(name: name))
             if memberSet.remove(name) != nil { members.removeAll { $0 == name } }
-            security.memberLeft(name, outbox: self)
+            carryOut(security.memberLeft(name))
             transfers?.memberLeft(name)
             leaveIfIdle()
         case .deliver(let from, let isDirect, let payload):
@@ -612,7 +621,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
             if payload.first == FileChunk.kind {
                 transfers?.handleChunk(payload, from: from)
             } else {
-                security.receive(payload, from: from, isDirect: isDirect, outbox: self)
+                carryOut(security.receive(payload, from: from, isDirect: isDirect))
             }
         case .error(let code, let message):
             let known = RelayErrorCode(rawValue: code) ?? .unknown
