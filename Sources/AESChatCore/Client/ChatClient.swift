@@ -24,7 +24,7 @@ public enum ClientOutcome: Equatable, Sendable {
 /// frame sent before it, so its pong confirms the line. Lines the relay has not confirmed when the
 /// connection ends are handed back (``linesNotConfirmed``) for a ``ReconnectingSession`` to send
 /// again; their message ids let members that did receive them drop the second copy.
-public final class ChatClient: ConnectionHandler, FileTransferHost {
+public final class ChatClient: ConnectionHandler {
     private enum State {
         case registering
         case ready
@@ -118,7 +118,8 @@ public final class ChatClient: ConnectionHandler, FileTransferHost {
         self.onFinish = onFinish
         if let inbox {
             transfers = FileTransfers(
-                host: self, inbox: inbox, maximumFileSize: maximumFileSize, stallTimeout: transferStallTimeout)
+                ownName: name, outputBacklog: { [unowned self] in self.connection.pendingOutputByteCount },
+                inbox: inbox, maximumFileSize: maximumFileSize, stallTimeout: transferStallTimeout)
         }
     }
 
@@ -316,7 +317,7 @@ public final class ChatClient: ConnectionHandler, FileTransferHost {
             leaveIfIdle()
         case .sendFile(let path, let recipient):
             if let transfers {
-                transfers.send(path: path, to: recipient)
+                carryOut(transfers.send(path: path, to: recipient, members: members))
             } else {
                 emit(.error(message: "file transfer needs an inbox"))
             }
@@ -382,44 +383,43 @@ public final class ChatClient: ConnectionHandler, FileTransferHost {
         if let event = ClientEvent(content: content, from: sender, isPrivate: isPrivate) {
             emit(event)
         } else if let transfers {
-            transfers.handleControl(content, from: sender, isPrivate: isPrivate)
+            carryOut(transfers.handleControl(content, from: sender, isPrivate: isPrivate))
             leaveIfIdle()
         }
     }
 
-    // MARK: FileTransferHost
-
-    public var ownName: String { name }
-    public var presentMembers: [String] { members }
-
     /// The most members (this client included) a room may have before the relay's announcements
     /// count as a protocol violation: a cap on the member table a hostile relay could grow.
     public static let maximumMembers = 16_384
-    public var outputBacklog: Int { connection.pendingOutputByteCount }
 
-    public func sendControl(_ content: MessageContent, to recipient: String?) {
+    // MARK: File transfer actions
+
+    /// Carries out what the file transfers returned, in order.
+    private func carryOut(_ actions: [FileTransferAction]) {
+        for action in actions {
+            switch action {
+            case .sendControl(let content, let recipient):
+                sendControl(content, to: recipient)
+            case .sendFrame(let buffer, let range):
+                connection.write(buffer, range: range)
+            case .sendFrameBytes(let frame):
+                connection.write(frame)
+            case .show(let event):
+                emit(event)
+            case .schedule(let delay, let timer):
+                loop.schedule(after: delay) { [weak self] in
+                    guard let self, let transfers = self.transfers else { return }
+                    self.carryOut(transfers.timerFired(timer))
+                    self.leaveIfIdle()
+                }
+            }
+        }
+    }
+
+    /// Sends file control through the end-to-end layer: to the room (`nil`) or one member.
+    private func sendControl(_ content: MessageContent, to recipient: String?) {
         guard state == .ready || state == .leaving else { return }
         carryOut(recipient.map { security.sendPrivately(content, to: $0) } ?? security.sendToRoom(content))
-    }
-
-    public func sendFrame(_ frame: [UInt8]) {
-        connection.write(frame)
-    }
-
-    public func sendFrame(_ buffer: SharedBuffer, range: Range<Int>) {
-        connection.write(buffer, range: range)
-    }
-
-    public func show(_ event: ClientEvent) {
-        emit(event)
-    }
-
-    @discardableResult
-    public func schedule(after delay: Duration, _ body: @escaping () -> Void) -> TimerID {
-        loop.schedule(after: delay) { [weak self] in
-            body()
-            self?.leaveIfIdle()
-        }
     }
 
     // MARK: ConnectionHandler
@@ -540,7 +540,7 @@ public final class ChatClient: ConnectionHandler, FileTransferHost {
             return
         }
         guard state == .ready || state == .leaving else { throw .malformed("message before welcome") }
-        transfers?.handleChunk(inPlace: payload, from: from)
+        if let transfers { carryOut(transfers.receiveChunk(inPlace: payload, from: from)) }
     }
 
     private func protocolViolation(_ error: WireError) {
@@ -549,7 +549,7 @@ public final class ChatClient: ConnectionHandler, FileTransferHost {
     }
 
     public func connectionDidDrainOutput(_ connection: any Connection) {
-        transfers?.pump()
+        if let transfers { carryOut(transfers.pump()) }
         updateInputPause()
     }
 
@@ -614,12 +614,12 @@ public final class ChatClient: ConnectionHandler, FileTransferHost {
             emit(.left(name: name))
             if memberSet.remove(name) != nil { members.removeAll { $0 == name } }
             carryOut(security.memberLeft(name))
-            transfers?.memberLeft(name)
+            if let transfers { carryOut(transfers.memberLeft(name)) }
             leaveIfIdle()
         case .deliver(let from, let isDirect, let payload):
             guard state == .ready || state == .leaving else { throw .malformed("message before welcome") }
             if payload.first == FileChunk.kind {
-                transfers?.handleChunk(payload, from: from)
+                if let transfers { carryOut(transfers.receiveChunk(payload, from: from)) }
             } else {
                 carryOut(security.receive(payload, from: from, isDirect: isDirect))
             }
