@@ -91,7 +91,7 @@ final class AutomaticHarness {
     var securities: [String: AutomaticKeySecurity] = [:]
 
     struct Member {
-        let client: ChatClient
+        let client: ChatRoom
         let output: EventCollector
         let security: AutomaticKeySecurity
         let link: InterceptingLink?
@@ -125,7 +125,7 @@ final class AutomaticHarness {
         } else {
             connection = relayHarness.listener.connect(chunkSize: 777)
         }
-        let client = ChatClient(
+        let client = ChatRoom(
             name: name, room: room, security: security, connection: connection, output: output, loop: loop
         ) {
             outcome.value = $0
@@ -187,7 +187,7 @@ extension EventCollector {
             identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "memory:1",
             knownPeers: KnownPeers())
         let carolOutput = EventCollector()
-        let carol = ChatClient(
+        let carol = ChatRoom(
             name: "carol", room: "lobby", security: carolSecurity, connection: harness.relayHarness.listener.connect(),
             output: carolOutput, loop: harness.loop
         ) { _ in }
@@ -552,7 +552,7 @@ extension EventCollector {
         let outcome = Box<ClientOutcome?>(nil)
         let security = try AutomaticKeySecurity(
             identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "m", knownPeers: KnownPeers())
-        let client = ChatClient(
+        let client = ChatRoom(
             name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output,
             loop: dropping.loop
         ) {
@@ -596,7 +596,7 @@ extension EventCollector {
         let outcome = Box<ClientOutcome?>(nil)
         let security = try AutomaticKeySecurity(
             identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "m", knownPeers: KnownPeers())
-        let client = ChatClient(
+        let client = ChatRoom(
             name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output,
             loop: harness.loop
         ) {

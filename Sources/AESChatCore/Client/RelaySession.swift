@@ -14,46 +14,68 @@ public enum ClientOutcome: Equatable, Sendable {
     case protocolViolation(String)
 }
 
-/// The client side of a chat session: registers, turns each line of input into a message or a
-/// command, hands messages to its ``MessageSecurity`` to seal, and shows what arrives.
+/// What a ``RelaySession`` hands to the room it serves: registration, members joining and
+/// leaving, what members sent, and the relay's confirmations. Loop thread only.
+protocol RelaySessionDelegate: AnyObject {
+    /// Registration completed; `members` are the others already present (now the roster).
+    func relaySession(_ session: RelaySession, didRegisterWith members: [MemberEntry])
+    /// Whether a member the relay announces as joining is shown and added to the roster; a
+    /// member refused outright (see ``MessageSecurity/refusalOfJoining(_:)``) is not.
+    func relaySession(_ session: RelaySession, admits member: MemberEntry) -> Bool
+    /// A member joined (after it was shown and added to the roster).
+    func relaySession(_ session: RelaySession, memberJoined member: MemberEntry)
+    /// A member left (after it was shown and removed from the roster).
+    func relaySession(_ session: RelaySession, memberLeft name: String)
+    /// A member's payload arrived (a small file chunk among them).
+    func relaySession(
+        _ session: RelaySession, delivered payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool)
+    /// A file chunk assembled in the session's frame buffer arrived; `payload` is valid and
+    /// writable during the call only.
+    func relaySession(
+        _ session: RelaySession, deliveredChunkInPlace payload: UnsafeMutableRawBufferPointer, from sender: String)
+    /// The relay handled everything sent before the ping with `token`.
+    func relaySession(_ session: RelaySession, confirmedUpTo token: UInt64)
+    /// The connection sent everything queued.
+    func relaySessionDidDrainOutput(_ session: RelaySession)
+    /// The session is ending: the connection is about to close.
+    func relaySessionWillEnd(_ session: RelaySession)
+}
+
+/// The client's session with the relay over one connection: the hello and the validation of the
+/// welcome, the roster the relay announces, pings whose pongs confirm what was sent before them,
+/// the watchdog over a relay that stops answering, reading frames, and leaving.
 ///
-/// Works on any ``Connection``; confined to the event loop's thread. Lines submitted before
-/// registration completes are held and handled right after it, in order.
-///
-/// Every message line is followed by a ping; the relay answers a ping only after handling every
-/// frame sent before it, so its pong confirms the line. Lines the relay has not confirmed when the
-/// connection ends are handed back (``linesNotConfirmed``) for a ``ReconnectingSession`` to send
-/// again; their message ids let members that did receive them drop the second copy.
-public final class ChatClient: ConnectionHandler {
-    private enum State {
+/// Works on any ``Connection``; confined to the event loop's thread. What the relay sends for
+/// the room goes to its ``RelaySessionDelegate`` (a ``ChatRoom``).
+final class RelaySession: ConnectionHandler {
+    /// Where the session stands.
+    enum Phase {
         case registering
         case ready
         case leaving
         case finished
     }
 
-    /// The longest message text sent, in UTF-8 bytes; longer lines are refused with an error.
-    public static let maximumMessageBytes = 8 * 1024 * 1024
-    /// Queued output above which input is paused until the connection drains (above the file
-    /// transfers' own high-water mark, so that chat input keeps flowing during a transfer).
-    public static let outputHighWater = 16 * 1024 * 1024
     /// How long registration may take before the client gives up.
-    public static let registrationTimeout: Duration = .seconds(15)
-    /// Message lines sent but not yet confirmed by the relay, at most; later lines wait. Kept below
-    /// ``RecentMessageIDs/idsPerSender`` so that members remember every id that may be repeated.
-    public static let maximumUnconfirmedLines = 64
-    /// Lines waiting to be sent beyond which input is paused.
-    public static let waitingLinesHighWater = 1024
-    /// How long a relay may show no sign of life while lines wait for its confirmation before it
+    static let registrationTimeout: Duration = .seconds(15)
+    /// How long a relay may show no sign of life while pings wait for its answer before it
     /// counts as lost.
-    public static let unresponsiveRelayTimeout: Duration = .seconds(30)
+    static let unresponsiveRelayTimeout: Duration = .seconds(30)
+    /// The most members (this client included) a room may have before the relay's announcements
+    /// count as a protocol violation: a cap on the member table a hostile relay could grow.
+    static let maximumMembers = 16_384
 
     private let name: String
-    private let room: String
+    /// The room joined.
+    let room: String
+    private let profile: [UInt8]
     private let connection: any Connection
     private let output: any ClientOutput
     private let loop: any EventLoop
-    private let security: any MessageSecurity
+    private let onFinish: (ClientOutcome) -> Void
+    /// The room this session serves. Held until the session finishes: the connection holds the
+    /// session (its handler), and through it the room, as long as frames may arrive.
+    var delegate: (any RelaySessionDelegate)?
     private var decoder = FrameDecoder()
     /// A large frame (a file chunk) read straight into storage of the client's own.
     private var largeFrame = FrameBuffer()
@@ -62,83 +84,51 @@ public final class ChatClient: ConnectionHandler {
     private var expectedLargeFrameLength = 0
     /// Frames at least this long (prefix included) are read into the frame buffer.
     static let largeFrameThreshold = 64 * 1024
-    private var state = State.registering
-    /// Lines not handled yet: before registration, or while too many are unconfirmed.
-    private var waitingLines: [OutgoingLine] = []
-    private var firstWaitingLine = 0
-    /// Message lines handed to the connection, each with the token of the ping that follows it.
-    private var unconfirmedLines: [(line: OutgoingLine, token: UInt64)] = []
+    private var state = Phase.registering
+    private var pendingOutcome: ClientOutcome = .finished
+    private var registrationTimer: TimerID?
+    /// The other members present, in the order the relay announced them.
+    private(set) var roster = Roster()
     private var lastPingToken: UInt64 = 0
-    private let recentMessageIDs: RecentMessageIDs
-    private var inputPaused = false
+    /// The highest token the relay confirmed: pings after it are unanswered.
+    private var lastConfirmedToken: UInt64 = 0
     private var confirmations = 0
     private var bytesRead = 0
     private var watchingForAnswers = false
-    private var quitting = false
-    private var inputEnded = false
-    private var pendingOutcome: ClientOutcome = .finished
-    private let onFinish: (ClientOutcome) -> Void
-    private var registrationTimer: TimerID?
-    private var members: [String] = []
-    private var memberSet: Set<String> = []
-    private var transfers: FileTransfers?
 
-    /// Called with `true` when input should pause (too much queued) and `false` to resume.
-    public var onBackpressure: ((Bool) -> Void)?
-    /// Called once registration completes (after the `ready` event).
-    public var onReady: (() -> Void)?
-
-    /// Creates a client; call ``start()`` to register.
+    /// Creates a session; call ``start()`` to register.
     /// - Parameters:
     ///   - name: the member name to register.
     ///   - room: the room to join.
-    ///   - security: the end-to-end layer (room key or automatic keys).
+    ///   - profile: the security mode's opaque profile, sent in hello.
     ///   - connection: a connection to the relay.
-    ///   - output: receives events.
+    ///   - output: receives the session's own events (errors).
     ///   - loop: the loop driving `connection` (for timeouts).
     ///   - onFinish: called once when the session is over.
-    ///   - inbox: where received files go; without one, files are neither sent nor received.
-    ///   - maximumFileSize: larger offers are declined.
-    ///   - transferStallTimeout: how long a receiver may hold a transfer back before it is dropped.
-    ///   - recentMessageIDs: the message ids already shown; shared by the clients of one session so
-    ///     that a line repeated after a reconnect is shown once.
-    public init(
-        name: String, room: String, security: any MessageSecurity, connection: any Connection,
-        output: any ClientOutput, loop: any EventLoop, inbox: Inbox? = nil, maximumFileSize: UInt64? = nil,
-        transferStallTimeout: Duration = FileTransfers.defaultStallTimeout,
-        recentMessageIDs: RecentMessageIDs = RecentMessageIDs(), onFinish: @escaping (ClientOutcome) -> Void
+    init(
+        name: String, room: String, profile: [UInt8], connection: any Connection, output: any ClientOutput,
+        loop: any EventLoop, onFinish: @escaping (ClientOutcome) -> Void
     ) {
-        self.recentMessageIDs = recentMessageIDs
         self.name = name
         self.room = room
-        self.security = security
+        self.profile = profile
         self.connection = connection
         self.output = output
         self.loop = loop
         self.onFinish = onFinish
-        if let inbox {
-            transfers = FileTransfers(
-                ownName: name, outputBacklog: { [unowned self] in self.connection.pendingOutputByteCount },
-                inbox: inbox, maximumFileSize: maximumFileSize, stallTimeout: transferStallTimeout)
-        }
     }
 
-    /// Creates a client in pre-shared-key mode.
-    public convenience init(
-        name: String, room: String, roomKey: RoomKey, connection: any Connection, output: any ClientOutput,
-        loop: any EventLoop, onFinish: @escaping (ClientOutcome) -> Void
-    ) {
-        self.init(
-            name: name, room: room, security: RoomKeySecurity(roomKey: roomKey, room: room, name: name),
-            connection: connection, output: output, loop: loop, onFinish: onFinish)
-    }
+    /// Where the session stands.
+    var phase: Phase { state }
+
+    /// Bytes queued toward the relay.
+    var pendingOutputByteCount: Int { connection.pendingOutputByteCount }
 
     /// Sends the registration and starts the registration timeout.
-    public func start() {
+    func start() {
         connection.handler = self
         connection.write(
-            ClientFrame.hello(version: relayProtocolVersion, name: name, room: room, profile: security.profile)
-                .encoded())
+            ClientFrame.hello(version: relayProtocolVersion, name: name, room: room, profile: profile).encoded())
         registrationTimer = loop.schedule(after: Self.registrationTimeout) { [weak self] in
             guard let self, self.state == .registering else { return }
             let reason = "the relay did not answer the registration within 15 seconds"
@@ -147,101 +137,44 @@ public final class ChatClient: ConnectionHandler {
         }
     }
 
-    /// Handles one line of input: a command (`/who`, `/msg bob hi`, …) or a message. Held until
-    /// registration completes. Empty lines are skipped.
-    public func submit(line: String) {
-        submit(OutgoingLine(line))
+    /// Queues a complete frame toward the relay.
+    func write(_ frame: [UInt8]) {
+        connection.write(frame)
     }
 
-    /// Handles a line with a given message id (a line sent again after a reconnect keeps its id).
-    public func submit(_ line: OutgoingLine) {
-        guard !line.text.isEmpty, state == .registering || state == .ready, !quitting else { return }
-        guard line.text.utf8.count <= Self.maximumMessageBytes else {
-            emit(
-                .error(
-                    message:
-                        "message of \(line.text.utf8.count) bytes not sent: the limit is \(Self.maximumMessageBytes) bytes"
-                ))
-            return
-        }
-        waitingLines.append(line)
-        sendWaitingLines()
+    /// Queues a complete frame that is `range` of a buffer, keeping the buffer until it is sent.
+    func write(_ buffer: SharedBuffer, range: Range<Int>) {
+        connection.write(buffer, range: range)
     }
 
-    /// Lines the relay has not confirmed, oldest first: those sent without a pong yet, then those
-    /// not sent. A session reads them when the connection is lost, to send them again.
-    public var linesNotConfirmed: [OutgoingLine] {
-        unconfirmedLines.map(\.line) + waitingLines[firstWaitingLine...]
-    }
+    // MARK: Confirmations
 
-    /// Handles waiting lines while fewer than ``maximumUnconfirmedLines`` are unconfirmed.
-    private func sendWaitingLines() {
-        while state == .ready, firstWaitingLine < waitingLines.count,
-            unconfirmedLines.count < Self.maximumUnconfirmedLines
-        {
-            let line = waitingLines[firstWaitingLine]
-            firstWaitingLine += 1
-            perform(line)
-        }
-        if firstWaitingLine == waitingLines.count {
-            waitingLines.removeAll(keepingCapacity: waitingLines.count <= 64)
-            firstWaitingLine = 0
-        } else if firstWaitingLine > 1024 {
-            waitingLines.removeFirst(firstWaitingLine)
-            firstWaitingLine = 0
-        }
-        updateInputPause()
-    }
-
-    /// Whether this client asked for input to pause (too much output or too many lines waiting).
-    public var isInputPaused: Bool { inputPaused }
-
-    /// Pauses input while too much output or too many lines wait; resumes once both drained.
-    private func updateInputPause() {
-        let waiting = waitingLines.count - firstWaitingLine
-        let paused =
-            inputPaused
-            ? connection.pendingOutputByteCount > 0 || waiting > Self.waitingLinesHighWater / 2
-            : connection.pendingOutputByteCount > Self.outputHighWater || waiting > Self.waitingLinesHighWater
-        guard paused != inputPaused else { return }
-        inputPaused = paused
-        onBackpressure?(paused)
-    }
-
-    /// Sends a message line (what the security layer made of it), then a ping whose pong will
-    /// confirm it. A line the security layer holds back (a changed key waiting for `/trust`)
-    /// writes nothing and is not tracked.
-    @discardableResult
-    private func sendAwaitingConfirmation(_ line: OutgoingLine, _ actions: [SecurityAction]) -> Bool {
-        guard carryOut(actions), state == .ready else { return false }
+    /// Sends a ping; its pong confirms everything sent before it (see
+    /// ``RelaySessionDelegate/relaySession(_:confirmedUpTo:)``).
+    /// - Returns: the ping's token.
+    func sendPing() -> UInt64 {
         lastPingToken += 1
         connection.write(ClientFrame.ping(token: lastPingToken).encoded())
-        unconfirmedLines.append((line, lastPingToken))
         watchForAnswers()
-        return true
+        return lastPingToken
     }
 
-    /// The relay answered the ping with `token`: every line sent before it was handled.
+    /// Pings the relay has not answered yet.
+    private var unansweredPings: UInt64 { lastPingToken - lastConfirmedToken }
+
+    /// The relay answered the ping with `token`: everything sent before it was handled.
     private func confirm(upTo token: UInt64) {
         guard token <= lastPingToken else { return }
         confirmations += 1
-        let confirmed = unconfirmedLines.prefix { $0.token <= token }.count
-        unconfirmedLines.removeFirst(confirmed)
-        sendWaitingLines()
-        leaveIfIdle()
+        lastConfirmedToken = max(lastConfirmedToken, token)
+        delegate?.relaySession(self, confirmedUpTo: token)
     }
 
-    /// Input has ended: leave once everything read has been handed to the relay and every file
-    /// being sent is done.
-    public func endOfInput() {
-        inputEnded = true
-        leaveIfIdle()
-    }
-
-    /// While lines wait for confirmation, a relay that shows no sign of life for
-    /// ``unresponsiveRelayTimeout`` counts as lost, so that the session reconnects and sends them
-    /// again rather than waiting forever (a relay that hangs keeps its connections open). Signs of
-    /// life: a confirmation, any byte from the relay, or queued output going out.
+    /// While pings wait for an answer, a relay that shows no sign of life for
+    /// ``unresponsiveRelayTimeout`` counts as lost, so that the session reconnects and sends the
+    /// lines they confirm again rather than waiting forever (a relay that hangs keeps its
+    /// connections open). Signs of life: a confirmation, any byte from the relay, or queued output
+    /// going out.
     private func watchForAnswers() {
         guard !watchingForAnswers else { return }
         watchingForAnswers = true
@@ -251,7 +184,7 @@ public final class ChatClient: ConnectionHandler {
         loop.schedule(after: Self.unresponsiveRelayTimeout) { [weak self] in
             guard let self else { return }
             self.watchingForAnswers = false
-            guard self.state == .ready || self.state == .leaving, !self.unconfirmedLines.isEmpty else { return }
+            guard self.state == .ready || self.state == .leaving, self.unansweredPings > 0 else { return }
             let pending = self.connection.pendingOutputByteCount
             let alive =
                 self.confirmations != confirmationsBefore || self.bytesRead != bytesReadBefore
@@ -262,21 +195,16 @@ public final class ChatClient: ConnectionHandler {
             }
             let seconds = Self.unresponsiveRelayTimeout.components.seconds
             let reason =
-                "the relay has not answered for \(seconds) seconds; \(self.unconfirmedLines.count) line(s) unconfirmed"
-            self.emit(.error(message: reason))
+                "the relay has not answered for \(seconds) seconds; \(self.unansweredPings) line(s) unconfirmed"
+            self.output.emit(.error(message: reason))
             self.finish(.relayLost(reason))
         }
     }
 
-    private func leaveIfIdle() {
-        guard inputEnded, state == .ready, firstWaitingLine == waitingLines.count, unconfirmedLines.isEmpty,
-            quitting || !(transfers?.isBusy ?? false)
-        else { return }
-        leave(outcome: .finished)
-    }
+    // MARK: Ending
 
     /// The user asked to quit: leave at once.
-    public func interrupt() {
+    func interrupt() {
         switch state {
         case .registering:
             finish(.interrupted)
@@ -289,46 +217,9 @@ public final class ChatClient: ConnectionHandler {
         }
     }
 
-    private func perform(_ line: OutgoingLine) {
-        let id = line.messageID
-        switch ChatCommand(parsing: line.text) {
-        case .message(let text):
-            sendAwaitingConfirmation(line, security.sendToRoom(.identified(id: id, .text(text))))
-        case .action(let text):
-            sendAwaitingConfirmation(line, security.sendToRoom(.identified(id: id, .action(text))))
-        case .privateMessage(let recipient, let text):
-            guard recipient != name else {
-                emit(.error(message: "/msg needs another member's name, not your own"))
-                return
-            }
-            let sent = sendAwaitingConfirmation(
-                line, security.sendPrivately(.identified(id: id, .text(text)), to: recipient))
-            if sent { emit(.info("to \(recipient), privately: \(text)")) }
-        case .security(let command):
-            carryOut(security.handle(command))
-        case .help:
-            emit(.info(ChatCommand.helpText))
-        case .quit:
-            // Lines typed after /quit are dropped; those before it are confirmed first.
-            inputEnded = true
-            quitting = true
-            waitingLines.removeAll()
-            firstWaitingLine = 0
-            leaveIfIdle()
-        case .sendFile(let path, let recipient):
-            if let transfers {
-                carryOut(transfers.send(path: path, to: recipient, members: members))
-            } else {
-                emit(.error(message: "file transfer needs an inbox"))
-            }
-        case .invalid(let message):
-            emit(.error(message: message))
-        }
-    }
-
     /// Says goodbye; the relay handles everything sent before it, then closes, which ends the
     /// session. Gives up after a few seconds if the relay does not answer.
-    private func leave(outcome: ClientOutcome) {
+    func leave(outcome: ClientOutcome) {
         guard state == .ready else { return }
         state = .leaving
         pendingOutcome = outcome
@@ -343,83 +234,10 @@ public final class ChatClient: ConnectionHandler {
         guard state != .finished else { return }
         state = .finished
         if let registrationTimer { loop.cancel(registrationTimer) }
-        transfers?.closeAll()
+        delegate?.relaySessionWillEnd(self)
         connection.close()
         onFinish(outcome)
-    }
-
-    // MARK: Security actions
-
-    /// Carries out what the security layer returned, in order: envelopes go to the relay, events
-    /// to the output, opened content to the screen or the file transfers.
-    /// - Returns: whether an envelope was sent.
-    @discardableResult
-    func carryOut(_ actions: [SecurityAction]) -> Bool {
-        var sentEnvelope = false
-        for action in actions {
-            switch action {
-            case .publish(let envelope):
-                connection.write(ClientFrame.publish(payload: envelope[...]).encoded())
-                sentEnvelope = true
-            case .direct(let envelope, let name):
-                connection.write(ClientFrame.direct(to: name, payload: envelope[...]).encoded())
-                sentEnvelope = true
-            case .deliver(let content, let sender, let isPrivate):
-                deliver(content, from: sender, isPrivate: isPrivate)
-            case .show(let event):
-                emit(event)
-            }
-        }
-        return sentEnvelope
-    }
-
-    private func emit(_ event: ClientEvent) {
-        output.emit(event)
-    }
-
-    private func deliver(_ content: MessageContent, from sender: String, isPrivate: Bool) {
-        // A copy its sender repeated after losing the connection before the relay confirmed it.
-        if case .identified(let id, _) = content, !recentMessageIDs.recordIfNew(id, from: sender) { return }
-        if let event = ClientEvent(content: content, from: sender, isPrivate: isPrivate) {
-            emit(event)
-        } else if let transfers {
-            carryOut(transfers.handleControl(content, from: sender, isPrivate: isPrivate))
-            leaveIfIdle()
-        }
-    }
-
-    /// The most members (this client included) a room may have before the relay's announcements
-    /// count as a protocol violation: a cap on the member table a hostile relay could grow.
-    public static let maximumMembers = 16_384
-
-    // MARK: File transfer actions
-
-    /// Carries out what the file transfers returned, in order.
-    private func carryOut(_ actions: [FileTransferAction]) {
-        for action in actions {
-            switch action {
-            case .sendControl(let content, let recipient):
-                sendControl(content, to: recipient)
-            case .sendFrame(let buffer, let range):
-                connection.write(buffer, range: range)
-            case .sendFrameBytes(let frame):
-                connection.write(frame)
-            case .show(let event):
-                emit(event)
-            case .schedule(let delay, let timer):
-                loop.schedule(after: delay) { [weak self] in
-                    guard let self, let transfers = self.transfers else { return }
-                    self.carryOut(transfers.timerFired(timer))
-                    self.leaveIfIdle()
-                }
-            }
-        }
-    }
-
-    /// Sends file control through the end-to-end layer: to the room (`nil`) or one member.
-    private func sendControl(_ content: MessageContent, to recipient: String?) {
-        guard state == .ready || state == .leaving else { return }
-        carryOut(recipient.map { security.sendPrivately(content, to: $0) } ?? security.sendToRoom(content))
+        delegate = nil
     }
 
     // MARK: ConnectionHandler
@@ -540,26 +358,25 @@ public final class ChatClient: ConnectionHandler {
             return
         }
         guard state == .ready || state == .leaving else { throw .malformed("message before welcome") }
-        if let transfers { carryOut(transfers.receiveChunk(inPlace: payload, from: from)) }
+        delegate?.relaySession(self, deliveredChunkInPlace: payload, from: from)
     }
 
     private func protocolViolation(_ error: WireError) {
-        emit(.error(message: "the relay sent invalid data: \(error.description)"))
+        output.emit(.error(message: "the relay sent invalid data: \(error.description)"))
         finish(.protocolViolation(error.description))
     }
 
-    public func connectionDidDrainOutput(_ connection: any Connection) {
-        if let transfers { carryOut(transfers.pump()) }
-        updateInputPause()
+    func connectionDidDrainOutput(_ connection: any Connection) {
+        delegate?.relaySessionDidDrainOutput(self)
     }
 
-    public func connection(_ connection: any Connection, didCloseWith error: TransportError?) {
+    func connection(_ connection: any Connection, didCloseWith error: TransportError?) {
         switch state {
         case .leaving:
             finish(pendingOutcome)
         case .registering, .ready:
             let reason = error?.description ?? "the relay closed the connection"
-            emit(.error(message: reason))
+            output.emit(.error(message: reason))
             finish(.relayLost(reason))
         case .finished:
             break
@@ -585,47 +402,33 @@ public final class ChatClient: ConnectionHandler {
                 Set(members.map(\.name)).count == members.count
             else { throw .malformed("welcome lists a member twice or lists this client") }
             state = .ready
-            self.members = members.map(\.name)
-            memberSet = Set(self.members)
+            roster = Roster(members.map(\.name))
             if let registrationTimer { loop.cancel(registrationTimer) }
-            emit(.ready(name: name, room: room, members: members.map(\.name), fingerprint: security.ownFingerprint))
-            carryOut(security.didRegister(members: members))
-            onReady?()
-            sendWaitingLines()
-            leaveIfIdle()
+            delegate?.relaySession(self, didRegisterWith: members)
         case .joined(let member):
             guard state != .registering else { throw .malformed("joined before welcome") }
             guard Names.isValidMemberName(member.name) else {
                 throw .malformed(
                     "joined for an invalid name '\(TerminalText.escapeControls(String(member.name.prefix(64))))'")
             }
-            guard members.count + 1 < Self.maximumMembers else {
+            guard roster.count + 1 < Self.maximumMembers else {
                 throw .malformed("more than \(Self.maximumMembers) members in the room")
             }
-            if let refusal = security.refusalOfJoining(member) {
-                emit(refusal)
-                return
-            }
-            emit(.joined(name: member.name))
-            if memberSet.insert(member.name).inserted { members.append(member.name) }
-            carryOut(security.memberJoined(member))
+            guard delegate?.relaySession(self, admits: member) ?? true else { return }
+            output.emit(.joined(name: member.name))
+            roster.insert(member.name)
+            delegate?.relaySession(self, memberJoined: member)
         case .left(let name):
             guard state != .registering else { throw .malformed("left before welcome") }
-            emit(.left(name: name))
-            if memberSet.remove(name) != nil { members.removeAll { $0 == name } }
-            carryOut(security.memberLeft(name))
-            if let transfers { carryOut(transfers.memberLeft(name)) }
-            leaveIfIdle()
+            output.emit(.left(name: name))
+            roster.remove(name)
+            delegate?.relaySession(self, memberLeft: name)
         case .deliver(let from, let isDirect, let payload):
             guard state == .ready || state == .leaving else { throw .malformed("message before welcome") }
-            if payload.first == FileChunk.kind {
-                if let transfers { carryOut(transfers.receiveChunk(payload, from: from)) }
-            } else {
-                carryOut(security.receive(payload, from: from, isDirect: isDirect))
-            }
+            delegate?.relaySession(self, delivered: payload, from: from, isDirect: isDirect)
         case .error(let code, let message):
             let known = RelayErrorCode(rawValue: code) ?? .unknown
-            emit(.error(message: message))
+            output.emit(.error(message: message))
             if state == .registering {
                 finish(.refused(message))
             } else if known.isFatal {
