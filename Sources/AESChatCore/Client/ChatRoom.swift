@@ -325,7 +325,7 @@ extension ChatRoom: RelaySessionDelegate {
     func relaySession(
         _ session: RelaySession, delivered payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool
     ) {
-        if payload.first == FileChunk.kind {
+        if EnvelopeKind(of: payload) == .fileChunk {
             if let transfers { carryOut(transfers.receiveChunk(payload, from: sender)) }
         } else {
             carryOut(security.receive(payload, from: sender, isDirect: isDirect))

@@ -332,10 +332,10 @@ public final class AutomaticKeySecurity: MessageSecurity {
                         message: "message from \(sender) refused: they have no valid keys")))
             return
         }
-        switch (payload.first, isDirect) {
-        case (AutomaticKeys.channelKind?, true):
+        switch (EnvelopeKind(of: payload), isDirect) {
+        case (.channel?, true):
             receiveOverChannel(payload, from: peer, actions: &actions)
-        case (AutomaticKeys.groupKind?, false):
+        case (.group?, false):
             receiveGroupMessage(payload, from: peer, identityKey: identityKey, actions: &actions)
         default:
             actions.append(
