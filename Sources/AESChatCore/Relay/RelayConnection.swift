@@ -1,5 +1,11 @@
 /// One connection's state at the relay: its frame decoder and, once registered, its name, room
-/// and place in the room's current batch.
+/// and place in the room's current batch, its token buckets and its timers. It reads and parses
+/// the frames its peer sends and hands each to the ``Relay``; the relay's parts change its state
+/// through its methods (``refuse(_:_:reason:)``, ``enter(_:as:profileLength:)``,
+/// ``caughtUp(with:)``, …).
+///
+/// Owned by the relay's list of connections and by its transport connection (as its handler);
+/// confined to the event loop's thread.
 final class RelayConnection: ConnectionHandler {
     unowned let relay: Relay
     let connection: any Connection
@@ -9,7 +15,7 @@ final class RelayConnection: ConnectionHandler {
     var largeFrame: SharedBuffer? {
         didSet {
             let delta = (largeFrame?.capacity ?? 0) - (oldValue?.capacity ?? 0)
-            if delta != 0 { relay.frameBytesChanged(by: delta, isLarge: true, address: address) }
+            if delta != 0 { relay.admission.frameBytesChanged(by: delta, isLarge: true, address: address) }
         }
     }
     /// The bytes the decoder reserves for a small frame in progress (its whole length), counted
@@ -17,30 +23,36 @@ final class RelayConnection: ConnectionHandler {
     var smallFrameBytes = 0 {
         didSet {
             let delta = smallFrameBytes - oldValue
-            if delta != 0 { relay.frameBytesChanged(by: delta, isLarge: false, address: address) }
+            if delta != 0 { relay.admission.frameBytesChanged(by: delta, isLarge: false, address: address) }
         }
     }
     /// The length of the large frame that ended the last read, as a guess for the next one's
     /// buffer (0: the last frame was small, or more bytes followed it).
     var expectedLargeFrameLength = 0
-    var name: String?
-    var profileLength: UInt16 = 0
-    var room: Room?
-    /// Index in the relay's list of clients.
-    var clientIndex = 0
+    /// The member's name, once registered.
+    private(set) var name: String?
+    /// The length of the profile the member registered with (its roster entry holds the profile).
+    private(set) var profileLength: UInt16 = 0
+    /// The member's room, while it is in one.
+    private(set) var room: Room?
+    /// Index in the relay's list of connections.
+    private(set) var index: Int
     /// The batch epoch `batchCursor` belongs to.
-    var batchEpoch: UInt64 = 0
+    private(set) var batchEpoch: UInt64 = 0
     /// Bytes of the room's current batch already handed to this member's connection.
-    var batchCursor = 0
-    var isTooSlow = false
-    var closeReason: String?
+    private(set) var batchCursor = 0
+    /// Set once the member's queued output passed the cap; it is dropped at the end of the iteration.
+    private(set) var isTooSlow = false
+    /// Why the connection is closing, for the log line when it has closed.
+    private(set) var closeReason: String?
     /// The peer's address, as counted by the per-address limit.
-    var address = ""
-    var bucket = TokenBucket(capacity: 0)
+    let address: String
+    /// Frames, for ``RelayLimits/messageRate``.
+    private var bucket: TokenBucket
     /// Payload bytes, for ``RelayLimits/byteRate``.
-    var byteBucket = TokenBucket(capacity: 0)
+    private var byteBucket: TokenBucket
     /// This connection's number at the relay, unique while the relay runs.
-    var serial: UInt64 = 0
+    let serial: UInt64
     /// The direct and multicast frames queued for this member and not yet sent, by sender.
     var privateBacklog = PrivateBacklog()
     /// Relay ticks since the frame in progress (if any) started, or since the last whole frame.
@@ -52,10 +64,88 @@ final class RelayConnection: ConnectionHandler {
     /// pings that arrive together get one pong, which confirms every frame before the last of them.
     var pongDue: UInt64?
 
-    init(relay: Relay, connection: any Connection, maximumFrameLength: Int) {
+    /// Creates the state of a new connection.
+    /// - Parameters:
+    ///   - relay: the relay it belongs to.
+    ///   - connection: the transport connection.
+    ///   - maximumFrameLength: the largest frame accepted.
+    ///   - address: the peer's address, as counted by the per-address limit.
+    ///   - serial: its number at the relay.
+    ///   - index: its index in the relay's list of connections.
+    ///   - limits: the limits its token buckets are sized by.
+    init(
+        relay: Relay, connection: any Connection, maximumFrameLength: Int, address: String, serial: UInt64,
+        index: Int, limits: RelayLimits
+    ) {
         self.relay = relay
         self.connection = connection
         self.decoder = FrameDecoder(maximumLength: maximumFrameLength)
+        self.address = address
+        self.serial = serial
+        self.index = index
+        self.bucket = TokenBucket(capacity: max(1, limits.messageBurst))
+        self.byteBucket = TokenBucket(capacity: max(1, limits.byteBurst))
+    }
+
+    // MARK: State kept for the relay's parts
+
+    /// Refuses this connection: the relay sends it `code` and `message`, takes it out of its room
+    /// and closes it. `reason`, when given, is what the log says once the connection has closed.
+    func refuse(_ code: RelayErrorCode, _ message: String, reason: String? = nil) {
+        if let reason { willClose(reason: reason) }
+        relay.refuse(self, code, message)
+    }
+
+    /// Records why the connection is being closed, for the log line once it has closed.
+    func willClose(reason: String) {
+        closeReason = reason
+    }
+
+    /// Registers the member as `name` in `room`, owed nothing the room's batch holds so far.
+    func enter(_ room: Room, as name: String, profileLength: UInt16) {
+        self.name = name
+        self.profileLength = profileLength
+        self.room = room
+        caughtUp(with: room)
+    }
+
+    /// Takes the member out of its room (its name stays, for the log).
+    func leaveRoom() {
+        room = nil
+    }
+
+    /// Marks the member as handed everything in `room`'s current batch.
+    func caughtUp(with room: Room) {
+        batchEpoch = room.epoch
+        batchCursor = room.batchLength
+    }
+
+    /// Marks the member as over its output cap.
+    func markTooSlow() {
+        isTooSlow = true
+    }
+
+    /// Records that the connection now sits at `index` in the relay's list of connections.
+    func move(to index: Int) {
+        self.index = index
+    }
+
+    /// Refills the token buckets by `frames` frames and `bytes` payload bytes.
+    func refillBuckets(frames: Double, bytes: Double) {
+        bucket.refill(frames)
+        byteBucket.refill(bytes)
+    }
+
+    /// Takes one frame token; false when none is left.
+    func takeFrameToken() -> Bool { bucket.take() }
+
+    /// Takes `count` payload-byte tokens; false (taking none) when fewer are left.
+    func takeByteTokens(_ count: Int) -> Bool { byteBucket.take(count) }
+
+    /// Gives back what the connection holds for a frame in progress (it has closed).
+    func releaseFrameInProgress() {
+        largeFrame = nil
+        smallFrameBytes = 0
     }
 
     /// The whole length (prefix included) of the frame whose first bytes arrived and whose last
@@ -103,12 +193,12 @@ final class RelayConnection: ConnectionHandler {
         // A closing connection's input is dropped (by the transport, which counts it).
         guard connection.isOpen else { return nil }
         if largeFrame == nil, expectedLargeFrameLength > 0,
-            relay.frameBudgetExceeded(
+            relay.admission.frameBudgetExceeded(
                 capacity: Relay.largeFrameCapacity(frameLength: expectedLargeFrameLength), isLarge: true, for: self)
                 == nil
         {
             // The previous frame was large and ended a read: the next one probably is too.
-            largeFrame = relay.takeLargeFrameBuffer(frameLength: expectedLargeFrameLength)
+            largeFrame = relay.fanOut.takeLargeFrameBuffer(frameLength: expectedLargeFrameLength)
         }
         return largeFrame?.unusedSpace
     }
@@ -141,21 +231,21 @@ final class RelayConnection: ConnectionHandler {
         guard length >= Relay.largeFrameThreshold else {
             // A small frame in progress stays in the decoder, which reserves its whole length.
             if length > smallFrameBytes,
-                let budget = relay.frameBudgetExceeded(capacity: length, isLarge: false, for: self)
+                let budget = relay.admission.frameBudgetExceeded(capacity: length, isLarge: false, for: self)
             {
-                relay.refuseOverFrameBudget(self, frameLength: length, budget: budget)
+                relay.admission.refuseOverFrameBudget(self, frameLength: length, budget: budget)
                 return
             }
             smallFrameBytes = length
             return
         }
-        if let budget = relay.frameBudgetExceeded(
+        if let budget = relay.admission.frameBudgetExceeded(
             capacity: Relay.largeFrameCapacity(frameLength: length), isLarge: true, for: self)
         {
-            relay.refuseOverFrameBudget(self, frameLength: length, budget: budget)
+            relay.admission.refuseOverFrameBudget(self, frameLength: length, budget: budget)
             return
         }
-        let frame = relay.takeLargeFrameBuffer(frameLength: length)
+        let frame = relay.fanOut.takeLargeFrameBuffer(frameLength: length)
         decoder.takeIncompleteFrame { frame.append($0) }
         smallFrameBytes = 0
         largeFrame = frame
@@ -179,12 +269,12 @@ final class RelayConnection: ConnectionHandler {
             if end > frame.capacity {
                 // A guess that was too small: move what is in to a buffer of the right size.
                 let capacity = Relay.largeFrameCapacity(frameLength: Frame.headerSize + length)
-                if let budget = relay.frameBudgetExceeded(capacity: capacity, isLarge: true, for: self) {
+                if let budget = relay.admission.frameBudgetExceeded(capacity: capacity, isLarge: true, for: self) {
                     largeFrame = nil
-                    relay.refuseOverFrameBudget(self, frameLength: Frame.headerSize + length, budget: budget)
+                    relay.admission.refuseOverFrameBudget(self, frameLength: Frame.headerSize + length, budget: budget)
                     return
                 }
-                let bigger = relay.takeLargeFrameBuffer(frameLength: Frame.headerSize + length)
+                let bigger = relay.fanOut.takeLargeFrameBuffer(frameLength: Frame.headerSize + length)
                 frame.withUnsafeBytes(in: start..<frame.count) { bigger.append($0) }
                 largeFrame = bigger
                 continue
@@ -201,7 +291,7 @@ final class RelayConnection: ConnectionHandler {
                 refuse(error)
                 return
             }
-            relay.recycleLargeFrameBuffer(frame)
+            relay.fanOut.recycleLargeFrameBuffer(frame)
             guard connection.isOpen else { return }
             let isLarge = Frame.headerSize + length >= Relay.largeFrameThreshold
             if frame.count == end {
@@ -210,12 +300,12 @@ final class RelayConnection: ConnectionHandler {
             }
             let nextCapacity = Relay.largeFrameCapacity(frameLength: Frame.headerSize + length)
             if isLarge && frame.count - end <= Relay.largeFrameSlack
-                && relay.frameBudgetExceeded(capacity: nextCapacity, isLarge: true, for: self) == nil
+                && relay.admission.frameBudgetExceeded(capacity: nextCapacity, isLarge: true, for: self) == nil
             {
                 // What follows a large frame (the start of the next one, most likely) goes to a new
                 // buffer straight away; the rest of it is read there. More than that (a guess that
                 // was too large) is split as usual, so that nothing is copied more than twice.
-                let next = relay.takeLargeFrameBuffer(frameLength: Frame.headerSize + length)
+                let next = relay.fanOut.takeLargeFrameBuffer(frameLength: Frame.headerSize + length)
                 frame.withUnsafeBytes(in: end..<frame.count) { next.append($0) }
                 largeFrame = next
             } else {
@@ -230,8 +320,7 @@ final class RelayConnection: ConnectionHandler {
             case .frameTooLarge: .frameTooLarge
             default: .malformedFrame
             }
-        closeReason = error.description
-        relay.refuse(self, code, error.description)
+        refuse(code, error.description, reason: error.description)
     }
 
     /// Handles one frame; `storage` is the shared buffer the body lies in and the body's offset in
@@ -245,7 +334,7 @@ final class RelayConnection: ConnectionHandler {
             // The hot path: straight from the read buffer into the room's shared buffer.
             if name == nil {
                 relay.refuse(self, .notRegistered, "send hello before anything else")
-            } else if relay.allowFrame(from: self, bytes: body.count) {
+            } else if relay.admission.allowFrame(from: self, bytes: body.count) {
                 relay.publish(body, from: self)
             }
             return
@@ -275,7 +364,7 @@ final class RelayConnection: ConnectionHandler {
             let cost = payload.bytes.count.multipliedReportingOverflow(by: recipients.count)
             if name == nil {
                 relay.refuse(self, .notRegistered, "send hello before anything else")
-            } else if !relay.allowFrame(from: self, bytes: cost.overflow ? Int.max : cost.partialValue) {
+            } else if !relay.admission.allowFrame(from: self, bytes: cost.overflow ? Int.max : cost.partialValue) {
                 return
             } else if type == FrameType.direct {
                 relay.direct(payload, to: recipients[0], from: self)
@@ -287,7 +376,7 @@ final class RelayConnection: ConnectionHandler {
         if (type == FrameType.ping || type == FrameType.pong) && body.count == 8 {
             // Parsed in place: a flood of pings costs no allocation before it is cut off.
             let token = body.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            guard relay.allowFrame(from: self) else { return }
+            guard relay.admission.allowFrame(from: self) else { return }
             if type == FrameType.ping { pongDue = token }
             return
         }
@@ -339,9 +428,9 @@ final class RelayConnection: ConnectionHandler {
             relay.leave(self, reason: "said goodbye")
             connection.closeAfterFlushing(timeout: relay.configuration.closeTimeout)
         case (.ping(let token), _):
-            if relay.allowFrame(from: self) { pongDue = token }
+            if relay.admission.allowFrame(from: self) { pongDue = token }
         case (.pong, _):
-            _ = relay.allowFrame(from: self)
+            _ = relay.admission.allowFrame(from: self)
         case (.publish, nil), (.direct, nil), (.multicast, nil):
             relay.refuse(self, .notRegistered, "send hello before anything else")
         }
