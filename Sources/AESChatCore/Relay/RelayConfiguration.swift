@@ -1,3 +1,5 @@
+import AESChatCLI
+
 /// Limits and timings of a relay.
 public struct RelayConfiguration: Sendable {
     /// The largest frame accepted from a client (type byte plus body).
@@ -17,8 +19,8 @@ public struct RelayConfiguration: Sendable {
     /// Limits against hostile or broken clients.
     public var limits = RelayLimits()
 
-    /// The default of ``maximumPendingOutput``: 64 MiB.
-    public static let defaultMaximumPendingOutput = 64 * 1024 * 1024
+    /// The default of ``maximumPendingOutput``: 64 MiB, that of `aeschat serve`.
+    public static let defaultMaximumPendingOutput = ServeOptions.defaultMaxPendingOutput
 
     /// The defaults documented in docs/CLI.md.
     public init() {}
