@@ -19,15 +19,15 @@ final class LocalBus: RoomBus {
         self.log = log
     }
 
-    func join(_ client: RelayConnection, name: String, room roomName: String, profile: [UInt8]) {
-        guard directory.claim(name, for: client) else {
-            client.refuse(.nameTaken, "the name '\(name)' is already in use on this relay; choose another with --name")
+    func join(_ member: RelayConnection, name: String, room roomName: String, profile: [UInt8]) {
+        guard directory.claim(name, for: member) else {
+            member.refuse(.nameTaken, "the name '\(name)' is already in use on this relay; choose another with --name")
             return
         }
         let room = directory.room(named: roomName)
         // The newcomer is owed nothing the room was sent before its welcome.
-        client.enter(room, as: name, profileLength: UInt16(profile.count))
-        fanOut.sendPrivately(directory.welcome(for: name, to: room), to: client)
+        member.enter(room, as: name, profileLength: UInt16(profile.count))
+        fanOut.sendPrivately(directory.welcome(for: name, to: room), to: member)
         let joinedLength = 1 + 1 + name.utf8.count + 2 + profile.count
         fanOut.appendToBatch(of: room, frameLength: joinedLength) { buffer in
             buffer.append(FrameType.joined)
@@ -36,15 +36,15 @@ final class LocalBus: RoomBus {
             buffer.append(UInt8(profile.count & 0xFF))
             profile.withUnsafeBytes { buffer.append($0) }
         }
-        directory.add(client, to: room, profile: profile)
-        client.caughtUp(with: room)
-        log("\(name) joined \(roomName) from \(client.connection.peerDescription) (\(room.members.count) in room)")
+        directory.add(member, to: room, profile: profile)
+        member.caughtUp(with: room)
+        log("\(name) joined \(roomName) from \(member.connection.peerDescription) (\(room.members.count) in room)")
     }
 
-    func leave(_ client: RelayConnection, reason: String) {
-        guard let name = client.name, let room = client.room else { return }
-        if !client.isTooSlow { fanOut.handOver(to: client) }
-        directory.remove(client, named: name, from: room)
+    func leave(_ member: RelayConnection, reason: String) {
+        guard let name = member.name, let room = member.room else { return }
+        if !member.isTooSlow { fanOut.handOver(to: member) }
+        directory.remove(member, named: name, from: room)
         fanOut.appendToBatch(of: room, frameLength: 1 + 1 + name.utf8.count) { buffer in
             buffer.append(FrameType.left)
             buffer.appendShortString(name)
@@ -52,11 +52,11 @@ final class LocalBus: RoomBus {
         log("\(name) left \(room.name) (\(reason)) (\(room.members.count) in room)")
     }
 
-    func publish(_ payload: UnsafeRawBufferPointer, from client: RelayConnection) {
-        guard let room = client.room, let name = client.name else { return }
+    func publish(_ payload: UnsafeRawBufferPointer, from member: RelayConnection) {
+        guard let room = member.room, let name = member.name else { return }
         guard room.members.count > 1 else { return }
         // The sender is handed what it is owed so far; then its cursor skips its own frame.
-        fanOut.handOver(to: client)
+        fanOut.handOver(to: member)
         let frameLength = 1 + 1 + name.utf8.count + 1 + payload.count
         fanOut.appendToBatch(of: room, frameLength: frameLength) { buffer in
             buffer.append(FrameType.deliver)
@@ -64,35 +64,35 @@ final class LocalBus: RoomBus {
             buffer.append(0)
             buffer.append(payload)
         }
-        client.caughtUp(with: room)
+        member.caughtUp(with: room)
     }
 
-    func direct(_ payload: ReceivedPayload, to recipientName: String, from client: RelayConnection) {
-        guard let room = client.room, let name = client.name else { return }
-        guard let recipient = directory.member(named: recipientName), recipient.room === room, recipient !== client
+    func direct(_ payload: ReceivedPayload, to recipientName: String, from member: RelayConnection) {
+        guard let room = member.room, let name = member.name else { return }
+        guard let recipient = directory.member(named: recipientName), recipient.room === room, recipient !== member
         else {
             fanOut.sendPrivately(
                 RelayFrame.error(
                     code: RelayErrorCode.unknownRecipient.rawValue,
                     message: "no member named '\(Relay.printable(recipientName))' in \(room.name)"
-                ).encoded(), to: client)
+                ).encoded(), to: member)
             return
         }
         fanOut.deliverPrivately(
-            fanOut.deliverFrame(from: name, flags: 1, payload: payload), from: client, to: recipient)
+            fanOut.deliverFrame(from: name, flags: 1, payload: payload), from: member, to: recipient)
     }
 
-    func multicast(_ payload: ReceivedPayload, to recipients: [String], from client: RelayConnection) {
-        guard let room = client.room, let name = client.name else { return }
+    func multicast(_ payload: ReceivedPayload, to recipients: [String], from member: RelayConnection) {
+        guard let room = member.room, let name = member.name else { return }
         var frame: OutgoingFrame?
         for recipientName in recipients {
             guard let recipient = directory.member(named: recipientName), recipient.room === room,
-                recipient !== client
+                recipient !== member
             else {
                 continue
             }
             if frame == nil { frame = fanOut.deliverFrame(from: name, flags: 2, payload: payload) }
-            guard fanOut.deliverPrivately(frame!, from: client, to: recipient) else { return }
+            guard fanOut.deliverPrivately(frame!, from: member, to: recipient) else { return }
         }
     }
 }

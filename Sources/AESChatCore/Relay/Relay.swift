@@ -88,17 +88,17 @@ public final class Relay {
             return
         }
         nextConnectionSerial &+= 1
-        let client = RelayConnection(
+        let member = RelayConnection(
             relay: self, connection: connection, maximumFrameLength: configuration.maximumFrameLength,
             address: address, serial: nextConnectionSerial, index: connections.count, limits: limits)
         admission.connectionOpened(from: address)
-        connections.append(client)
-        connection.handler = client
-        loop.schedule(after: limits.handshakeTimeout) { [weak self, weak client] in
-            guard let self, let client, client.name == nil, client.connection.isOpen, !self.isShuttingDown else {
+        connections.append(member)
+        connection.handler = member
+        loop.schedule(after: limits.handshakeTimeout) { [weak self, weak member] in
+            guard let self, let member, member.name == nil, member.connection.isOpen, !self.isShuttingDown else {
                 return
             }
-            self.admission.refuseHandshakeTimeout(client)
+            self.admission.refuseHandshakeTimeout(member)
         }
     }
 
@@ -129,9 +129,9 @@ public final class Relay {
         shutdownCompletion = completion
         let farewell = RelayFrame.error(code: RelayErrorCode.shuttingDown.rawValue, message: "relay is shutting down")
             .encoded()
-        for client in connections {
-            fanOut.sendPrivately(farewell, to: client)
-            client.connection.closeAfterFlushing(timeout: .seconds(1))
+        for member in connections {
+            fanOut.sendPrivately(farewell, to: member)
+            member.connection.closeAfterFlushing(timeout: .seconds(1))
         }
         loop.schedule(after: .seconds(2)) { [weak self] in self?.finishShutdown() }
         if connections.isEmpty { finishShutdown() }
@@ -145,55 +145,55 @@ public final class Relay {
 
     // MARK: Called by RelayConnection
 
-    /// Registers `client` from its hello: checks it, then hands it to the bus to claim its name and join its room.
+    /// Registers `member` from its hello: checks it, then hands it to the bus to claim its name and join its room.
     func register(
-        _ client: RelayConnection, version: UInt16, name: String, room roomName: String, profile: [UInt8]
+        _ member: RelayConnection, version: UInt16, name: String, room roomName: String, profile: [UInt8]
     ) {
         if let (code, message) = directory.refusal(version: version, name: name, room: roomName) {
-            refuse(client, code, message)
+            refuse(member, code, message)
             return
         }
-        bus.join(client, name: name, room: roomName, profile: profile)
+        bus.join(member, name: name, room: roomName, profile: profile)
     }
 
-    func publish(_ payload: UnsafeRawBufferPointer, from client: RelayConnection) {
-        bus.publish(payload, from: client)
+    func publish(_ payload: UnsafeRawBufferPointer, from member: RelayConnection) {
+        bus.publish(payload, from: member)
     }
 
-    func direct(_ payload: ReceivedPayload, to recipientName: String, from client: RelayConnection) {
-        bus.direct(payload, to: recipientName, from: client)
+    func direct(_ payload: ReceivedPayload, to recipientName: String, from member: RelayConnection) {
+        bus.direct(payload, to: recipientName, from: member)
     }
 
     /// Delivers one payload to several members of the sender's room, encoded once. Names not in
     /// the room are skipped (they may have just left); the names are distinct (checked by the
     /// caller).
-    func multicast(_ payload: ReceivedPayload, to recipients: [String], from client: RelayConnection) {
-        bus.multicast(payload, to: recipients, from: client)
+    func multicast(_ payload: ReceivedPayload, to recipients: [String], from member: RelayConnection) {
+        bus.multicast(payload, to: recipients, from: member)
     }
 
-    /// Sends `client` an error and closes it, after taking it out of its room.
-    func refuse(_ client: RelayConnection, _ code: RelayErrorCode, _ message: String) {
-        log("refused \(client.name ?? "unregistered client") from \(client.connection.peerDescription): \(message)")
-        fanOut.sendPrivately(RelayFrame.error(code: code.rawValue, message: message).encoded(), to: client)
-        leave(client, reason: message)
-        client.connection.closeAfterFlushing(timeout: configuration.closeTimeout)
+    /// Sends `member` an error and closes it, after taking it out of its room.
+    func refuse(_ member: RelayConnection, _ code: RelayErrorCode, _ message: String) {
+        log("refused \(member.name ?? "unregistered client") from \(member.connection.peerDescription): \(message)")
+        fanOut.sendPrivately(RelayFrame.error(code: code.rawValue, message: message).encoded(), to: member)
+        leave(member, reason: message)
+        member.connection.closeAfterFlushing(timeout: configuration.closeTimeout)
     }
 
     /// Takes a member out of its room and tells the others; does nothing if it is not in one.
     /// Called on bye (before the connection has finished closing) and when a connection closes.
     /// A member that leaves in order first gets what the room sent before it left.
-    func leave(_ client: RelayConnection, reason: String) {
-        bus.leave(client, reason: reason)
+    func leave(_ member: RelayConnection, reason: String) {
+        bus.leave(member, reason: reason)
     }
 
-    func connectionClosed(_ client: RelayConnection, reason: String) {
-        leave(client, reason: reason)
-        client.releaseFrameInProgress()
-        admission.connectionClosed(from: client.address)
-        let index = client.index
-        if index < connections.count, connections[index] === client {
+    func connectionClosed(_ member: RelayConnection, reason: String) {
+        leave(member, reason: reason)
+        member.releaseFrameInProgress()
+        admission.connectionClosed(from: member.address)
+        let index = member.index
+        if index < connections.count, connections[index] === member {
             let last = connections.removeLast()
-            if last !== client {
+            if last !== member {
                 connections[index] = last
                 last.move(to: index)
             }
@@ -201,8 +201,8 @@ public final class Relay {
         if isShuttingDown && connections.isEmpty { finishShutdown() }
     }
 
-    func sendPong(_ token: UInt64, to client: RelayConnection) {
-        fanOut.sendPrivately(RelayFrame.pong(token: token).encoded(), to: client)
+    func sendPong(_ token: UInt64, to member: RelayConnection) {
+        fanOut.sendPrivately(RelayFrame.pong(token: token).encoded(), to: member)
     }
 
     // MARK: Large frames

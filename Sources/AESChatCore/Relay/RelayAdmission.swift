@@ -67,62 +67,62 @@ final class RelayAdmission {
 
     /// Refills every token bucket, closes connections whose frame in progress is past its
     /// deadline, pings members idle for the idle timeout and closes those silent for twice as long.
-    func tick(_ clients: [RelayConnection]) {
+    func tick(_ members: [RelayConnection]) {
         let interval = limits.tickInterval
         let intervalSeconds =
             Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
         let refill = Double(limits.messageRate) * intervalSeconds
         let byteRefill = Double(limits.byteRate) * intervalSeconds
         let idleTimeout = limits.idleTimeout
-        for client in clients where client.connection.isOpen {
-            client.refillBuckets(frames: refill, bytes: byteRefill)
-            if checkFrameInProgress(of: client, interval: interval) { continue }
-            guard idleTimeout > .zero, client.name != nil else { continue }
-            client.silentFor += interval
-            if client.silentFor >= idleTimeout * 2 {
-                client.refuse(
-                    .idleTimeout, "silent for \(Self.seconds(client.silentFor)) seconds; no answer to ping",
+        for member in members where member.connection.isOpen {
+            member.refillBuckets(frames: refill, bytes: byteRefill)
+            if checkFrameInProgress(of: member, interval: interval) { continue }
+            guard idleTimeout > .zero, member.name != nil else { continue }
+            member.silentFor += interval
+            if member.silentFor >= idleTimeout * 2 {
+                member.refuse(
+                    .idleTimeout, "silent for \(Self.seconds(member.silentFor)) seconds; no answer to ping",
                     reason: "no answer to the relay's ping")
-            } else if client.silentFor >= idleTimeout && !client.pingOutstanding {
-                client.pingOutstanding = true
+            } else if member.silentFor >= idleTimeout && !member.pingOutstanding {
+                member.pingOutstanding = true
                 fanOut.sendPrivately(
-                    RelayFrame.ping(token: UInt64(client.silentFor.components.seconds)).encoded(), to: client)
+                    RelayFrame.ping(token: UInt64(member.silentFor.components.seconds)).encoded(), to: member)
             }
         }
     }
 
-    /// Closes `client` (`slow-frame`) when the frame it is sending has taken longer than its
+    /// Closes `member` (`slow-frame`) when the frame it is sending has taken longer than its
     /// deadline, and returns true; otherwise counts one more tick for a frame in progress.
-    private func checkFrameInProgress(of client: RelayConnection, interval: Duration) -> Bool {
-        guard let length = client.frameInProgressLength else {
-            client.frameInProgressFor = .zero
+    private func checkFrameInProgress(of member: RelayConnection, interval: Duration) -> Bool {
+        guard let length = member.frameInProgressLength else {
+            member.frameInProgressFor = .zero
             return false
         }
-        client.frameInProgressFor += interval
+        member.frameInProgressFor += interval
         let declared = length > 0 ? length : nil
         guard let deadline = limits.incompleteFrameDeadline(length: declared),
-            client.frameInProgressFor > deadline
+            member.frameInProgressFor > deadline
         else { return false }
         let described = declared.map { "a frame of \($0) bytes" } ?? "a frame"
         let message =
-            "\(described) still incomplete after \(Self.seconds(client.frameInProgressFor)) seconds: frames must "
+            "\(described) still incomplete after \(Self.seconds(member.frameInProgressFor)) seconds: frames must "
             + "arrive within \(Self.seconds(limits.incompleteFrameGrace)) seconds plus "
             + "1 second per \(limits.minimumFrameRate) bytes"
-        client.refuse(.slowFrame, message, reason: "slow frame")
+        member.refuse(.slowFrame, message, reason: "slow frame")
         return true
     }
 
     /// Takes one frame token and `bytes` byte tokens for a frame; refuses the connection as
     /// flooding when either bucket cannot pay.
-    func allowFrame(from client: RelayConnection, bytes: Int = 0) -> Bool {
-        if limits.messageRate > 0 && !client.takeFrameToken() {
-            client.refuse(
+    func allowFrame(from member: RelayConnection, bytes: Int = 0) -> Bool {
+        if limits.messageRate > 0 && !member.takeFrameToken() {
+            member.refuse(
                 .flooding, "flooding: more than \(limits.messageRate) frames a second (burst \(limits.messageBurst))",
                 reason: "flooding")
             return false
         }
-        if limits.byteRate > 0 && bytes > 0 && !client.takeByteTokens(bytes) {
-            client.refuse(
+        if limits.byteRate > 0 && bytes > 0 && !member.takeByteTokens(bytes) {
+            member.refuse(
                 .flooding,
                 "flooding: more than \(limits.byteRate) payload bytes a second (burst \(limits.byteBurst)); "
                     + "direct and multicast payloads count once per recipient",
@@ -134,37 +134,37 @@ final class RelayAdmission {
 
     // MARK: Frames in progress
 
-    /// Which budget for frames in progress `client` would pass by holding `capacity` bytes for
+    /// Which budget for frames in progress `member` would pass by holding `capacity` bytes for
     /// its frame in progress (in place of what it holds now), described for an error message; nil
     /// when it fits. A large frame (read into a buffer of its own) counts in all and for the
-    /// client's address, a small one (kept by the decoder) only for its address. The first frame
+    /// member's address, a small one (kept by the decoder) only for its address. The first frame
     /// held in all, and from an address, always fits.
-    func frameBudgetExceeded(capacity: Int, isLarge: Bool, for client: RelayConnection) -> String? {
-        let current = (client.largeFrame?.capacity ?? 0) + client.smallFrameBytes
-        let others = largeFrameBytesHeld - (client.largeFrame?.capacity ?? 0)
+    func frameBudgetExceeded(capacity: Int, isLarge: Bool, for member: RelayConnection) -> String? {
+        let current = (member.largeFrame?.capacity ?? 0) + member.smallFrameBytes
+        let others = largeFrameBytesHeld - (member.largeFrame?.capacity ?? 0)
         if isLarge && limits.incompleteFrameBudget > 0 && others > 0 && others + capacity > limits.incompleteFrameBudget
         {
             return "the relay's budget of \(limits.incompleteFrameBudget) bytes for partly received large frames"
         }
-        let fromAddress = frameBytesByAddress[client.address, default: 0] - current
+        let fromAddress = frameBytesByAddress[member.address, default: 0] - current
         if limits.incompleteFrameBudgetPerAddress > 0 && fromAddress > 0
             && fromAddress + capacity > limits.incompleteFrameBudgetPerAddress
         {
             return "the budget of \(limits.incompleteFrameBudgetPerAddress) bytes for partly received "
-                + "frames from \(client.address)"
+                + "frames from \(member.address)"
         }
         return nil
     }
 
-    /// Refuses `client` (`frame-budget`): its large frame would pass `budget`.
-    func refuseOverFrameBudget(_ client: RelayConnection, frameLength: Int, budget: String) {
-        client.refuse(
+    /// Refuses `member` (`frame-budget`): its large frame would pass `budget`.
+    func refuseOverFrameBudget(_ member: RelayConnection, frameLength: Int, budget: String) {
+        member.refuse(
             .frameBudget,
             "a frame of \(frameLength) bytes cannot start now: it would pass \(budget); send it again later",
             reason: "over the budget for frames in progress")
     }
 
-    /// Counts a change in the bytes a client at `address` holds for its frame in progress.
+    /// Counts a change in the bytes a member at `address` holds for its frame in progress.
     func frameBytesChanged(by delta: Int, isLarge: Bool, address: String) {
         if isLarge { largeFrameBytesHeld += delta }
         let fromAddress = frameBytesByAddress[address, default: 0] + delta

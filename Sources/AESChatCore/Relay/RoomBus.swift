@@ -2,8 +2,8 @@
 /// causes (joining, leaving, publishing, a direct or multicast payload) to its bus, and the bus
 /// decides who gets it and in what order, then queues it for the members on this relay through
 /// ``RoomDirectory`` and ``FanOut``. ``LocalBus`` is today's behaviour, a room that lives on this
-/// relay alone; a bus shared by several relays (docs: the cluster design, a Redis-backed bus)
-/// would be a second implementation.
+/// relay alone; a bus that several relays share (through Redis, say) would be a second
+/// implementation.
 ///
 /// The contract every bus keeps (docs/PROTOCOL.md, the relay's guarantees):
 /// - **Thread.** Every call is made on the event loop's thread and returns without blocking. A
