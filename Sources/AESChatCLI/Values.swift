@@ -1,3 +1,5 @@
+import AESChatNames
+
 /// Validators that turn an option's raw text into a value, or throw a ``UsageError`` quoting the text.
 ///
 /// Each is one line in an option table (see `OptionTables.swift`). Pure functions, safe from any thread.

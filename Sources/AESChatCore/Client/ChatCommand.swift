@@ -1,4 +1,4 @@
-import AESChatCLI
+import AESChatNames
 
 /// One line of input, understood: a message, or a slash command. A line starting with `//` sends
 /// the rest, starting with `/`, as a message.

@@ -222,7 +222,8 @@ public final class FileTransfers {
         host.sendControl(.fileOffer(offer), to: recipient)
         host.show(
             .info(
-                "offering \(name) (\(Self.formatBytes(offer.size))) to \(recipient ?? "the room"); waiting for replies")
+                "offering \(name) (\(ClientEvent.formatBytes(offer.size))) to \(recipient ?? "the room"); waiting for replies"
+            )
         )
         host.schedule(after: Self.replyTimeout) { [weak self, weak transfer] in
             guard let self, let transfer, transfer.phase == .offering else { return }
@@ -756,19 +757,6 @@ public final class FileTransfers {
         host.show(
             .fileProgress(
                 name: name, peer: peer, sending: sending, bytes: bytes, total: total, bytesPerSecond: UInt64(rate)))
-    }
-
-    /// `12.3 MB`-style sizes for people.
-    public static func formatBytes(_ bytes: UInt64) -> String {
-        let units = ["B", "kB", "MB", "GB", "TB"]
-        var value = Double(bytes)
-        var unit = 0
-        while value >= 1000 && unit < units.count - 1 {
-            value /= 1000
-            unit += 1
-        }
-        return unit == 0
-            ? "\(bytes) B" : String(Int(value * 10) / 10) + "." + String(Int(value * 10) % 10) + " " + units[unit]
     }
 }
 

@@ -1,4 +1,4 @@
-import AESChatCLI
+import AESChatNames
 
 /// Limits and timings of a relay.
 public struct RelayConfiguration: Sendable {

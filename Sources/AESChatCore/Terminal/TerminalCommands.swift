@@ -1,4 +1,4 @@
-import AESChatCLI
+import AESChatNames
 
 /// When the terminal rings the bell for an incoming message.
 enum BellMode: String, CaseIterable, Equatable, Sendable {
