@@ -47,8 +47,7 @@ public final class LineOutput: ClientOutput {
             switch event {
             case .message, .action:
                 let (hour, minute) = clock()
-                let stamp = (hour < 10 ? "0" : "") + String(hour) + ":" + (minute < 10 ? "0" : "") + String(minute)
-                return "[\(stamp)] " + event.humanText
+                return "[\(WallClock.hoursAndMinutes(hour: hour, minute: minute))] " + event.humanText
             default:
                 return event.humanText
             }
