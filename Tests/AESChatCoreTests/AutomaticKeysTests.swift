@@ -372,7 +372,7 @@ extension EventCollector {
         let chainID = Array(alice.link!.published[0][1..<17])
         let forged = try AutomaticKeys.sealGroupMessage(
             MessageContent.text("far").encoded(), chainID: chainID, index: UInt32.max - 1,
-            messageKey: Array(repeating: 7, count: 32),
+            messageKey: SecretBytes(Array(repeating: 7, count: 32)),
             room: "lobby", sender: "alice", identity: harness.identity("alice"))
         let clock = ContinuousClock()
         let elapsed = clock.measure {
@@ -400,7 +400,7 @@ extension EventCollector {
         let chainID = Array(bob.link!.published[0][1..<17])
         let forged = try AutomaticKeys.sealGroupMessage(
             MessageContent.text("forged").encoded(), chainID: chainID, index: 1,
-            messageKey: Array(repeating: 1, count: 32),
+            messageKey: SecretBytes(Array(repeating: 1, count: 32)),
             room: "lobby", sender: "bob", identity: harness.identity("carol"))
         alice.security.receive(forged[...], from: "bob", isDirect: false, outbox: alice.client)
         #expect(alice.output.messages == ["bob: genuine"])

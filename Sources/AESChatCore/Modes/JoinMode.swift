@@ -151,7 +151,7 @@ public enum JoinMode {
                 (options.host.contains(":") ? "[\(options.host)]" : options.host) + ":\(options.port)"
             ]
             return .success(.automatic(identity, knownPeers))
-        } catch let error as IdentityError {
+        } catch let error as KeyFileError {
             switch error {
             case .unwritable: return .failure(SetupFailure(message: error.description, code: .ioError))
             default: return .failure(SetupFailure(message: error.description, code: .dataError))

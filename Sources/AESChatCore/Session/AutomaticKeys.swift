@@ -91,10 +91,10 @@ package enum AutomaticKeys {
         info.write(contentsOf: low.sessionKey)
         info.writeShortString(high.name)
         info.write(contentsOf: high.sessionKey)
-        let ikm = sharedSecret.withUnsafeBytes { Array($0) }
-        let okm = try HKDFSHA256.deriveKey(inputKeyMaterial: ikm, salt: [], info: info.bytes, outputByteCount: 64)
-        let lowToHigh = Array(okm[0..<32])
-        let highToLow = Array(okm[32..<64])
+        let okm = try HKDFSHA256.deriveKey(
+            inputKeyMaterial: sharedSecret, salt: [], info: info.bytes, outputByteCount: 64)
+        let lowToHigh = okm.withUnsafeBytes { Array($0[0..<32]) }
+        let highToLow = okm.withUnsafeBytes { Array($0[32..<64]) }
         return meFirst ? (lowToHigh, highToLow) : (highToLow, lowToHigh)
     }
 
@@ -116,7 +116,7 @@ package enum AutomaticKeys {
     // MARK: Sender chains
 
     /// One step of a chain: the message key for this index and the next chain key.
-    package static func ratchet(_ chainKey: [UInt8]) -> (messageKey: [UInt8], next: [UInt8]) {
+    package static func ratchet(_ chainKey: SecretBytes) -> (messageKey: SecretBytes, next: SecretBytes) {
         (
             HMACSHA256.authenticationCode(for: [0x01], key: chainKey),
             HMACSHA256.authenticationCode(for: [0x02], key: chainKey)
@@ -124,11 +124,13 @@ package enum AutomaticKeys {
     }
 
     /// The AES key and nonce used with one message key (each message key seals one message).
-    package static func groupCipherInputs(messageKey: [UInt8]) throws(CryptoError) -> (key: [UInt8], nonce: [UInt8]) {
+    package static func groupCipherInputs(messageKey: SecretBytes) throws(CryptoError) -> (
+        key: [UInt8], nonce: [UInt8]
+    ) {
         let okm = try HKDFSHA256.deriveKey(
             inputKeyMaterial: messageKey, salt: [], info: Array("aeschat/1 group message key".utf8), outputByteCount: 44
         )
-        return (Array(okm[0..<32]), Array(okm[32..<44]))
+        return okm.withUnsafeBytes { (Array($0[0..<32]), Array($0[32..<44])) }
     }
 
     package static func groupHeader(chainID: [UInt8], index: UInt32) -> [UInt8] {
@@ -140,12 +142,7 @@ package enum AutomaticKeys {
     }
 
     package static func groupAssociatedData(header: ArraySlice<UInt8>, room: String, sender: String) -> [UInt8] {
-        var writer = ByteWriter(capacity: 96)
-        writer.write(contentsOf: label)
-        writer.write(contentsOf: header)
-        writer.writeShortString(room)
-        writer.writeShortString(sender)
-        return writer.bytes
+        associatedData(label: label, header: header, room: room, sender: sender).bytes
     }
 
     /// What the sender signs: the label, room, sender and the SHA-256 of header and ciphertext (a
@@ -161,7 +158,7 @@ package enum AutomaticKeys {
 
     /// Seals one group message at `index` with the message key of that index.
     package static func sealGroupMessage(
-        _ plaintext: [UInt8], chainID: [UInt8], index: UInt32, messageKey: [UInt8], room: String, sender: String,
+        _ plaintext: [UInt8], chainID: [UInt8], index: UInt32, messageKey: SecretBytes, room: String, sender: String,
         identity: Ed25519PrivateKey
     ) throws(CryptoError) -> [UInt8] {
         let header = groupHeader(chainID: chainID, index: index)
@@ -257,10 +254,10 @@ final class OutgoingChain {
     }
 
     /// The message key for the current index; the chain moves on and the old chain key is erased.
-    func nextMessageKey() -> (index: UInt32, messageKey: [UInt8]) {
-        let (messageKey, next) = chainKey.withUnsafeBytes { AutomaticKeys.ratchet(Array($0)) }
+    func nextMessageKey() -> (index: UInt32, messageKey: SecretBytes) {
+        let (messageKey, next) = AutomaticKeys.ratchet(chainKey)
         let used = index
-        chainKey = SecretBytes(next)
+        chainKey = next
         index += 1
         return (used, messageKey)
     }

@@ -42,16 +42,15 @@ public enum RoomKeyEnvelope {
     /// Derives the message key of one sender session.
     /// - Throws: ``CryptoError`` only if libgcrypt fails.
     package static func messageKey(roomKey: RoomKey, sessionID: ArraySlice<UInt8>, room: String, sender: String)
-        throws(CryptoError) -> [UInt8]
+        throws(CryptoError) -> SecretBytes
     {
         var info = ByteWriter(capacity: 128)
         info.write(contentsOf: keyLabel)
         info.write(UInt8(0))
         info.writeShortString(room)
         info.writeShortString(sender)
-        let ikm = roomKey.secret.withUnsafeBytes { Array($0) }
         return try HKDFSHA256.deriveKey(
-            inputKeyMaterial: ikm, salt: Array(sessionID), info: info.bytes, outputByteCount: 32)
+            inputKeyMaterial: roomKey.secret, salt: Array(sessionID), info: info.bytes, outputByteCount: 32)
     }
 
     static func nonce(counter: UInt64) -> [UInt8] { AutomaticKeys.counterNonce(counter) }
@@ -59,11 +58,7 @@ public enum RoomKeyEnvelope {
     static func associatedData(header: ArraySlice<UInt8>, room: String, sender: String, recipient: String?)
         -> [UInt8]
     {
-        var writer = ByteWriter(capacity: 128)
-        writer.write(contentsOf: aadLabel)
-        writer.write(contentsOf: header)
-        writer.writeShortString(room)
-        writer.writeShortString(sender)
+        var writer = AESChatCore.associatedData(label: aadLabel, header: header, room: room, sender: sender)
         writer.writeShortString(recipient ?? "")
         return writer.bytes
     }
