@@ -536,21 +536,29 @@ extension EventCollector {
 }
 
 @Suite struct HandshakeFailsClosedTests {
-    @Test func droppedWelcome_endsRegistration_afterTheTimeout() throws {
-        let dropping = AutomaticHarness()
-        let link = InterceptingLink(harness: dropping.relayHarness)
-        link.toClient = { frame in if case .welcome = frame { return [] } else { return [frame] } }
+    /// carol, with a fresh identity, registering through `link`: her client (started), what it shows and how it
+    /// ends.
+    static func startCarol(through link: InterceptingLink, loop: MemoryEventLoop) throws -> (
+        client: ChatClient, output: EventCollector, outcome: Box<ClientOutcome?>
+    ) {
         let output = EventCollector()
         let outcome = Box<ClientOutcome?>(nil)
         let security = try AutomaticKeySecurity(
             identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "m", knownPeers: KnownPeers())
         let client = ChatClient(
-            name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output,
-            loop: dropping.loop
+            name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output, loop: loop
         ) {
             outcome.value = $0
         }
         client.start()
+        return (client, output, outcome)
+    }
+
+    @Test func droppedWelcome_endsRegistration_afterTheTimeout() throws {
+        let dropping = AutomaticHarness()
+        let link = InterceptingLink(harness: dropping.relayHarness)
+        link.toClient = { frame in if case .welcome = frame { return [] } else { return [frame] } }
+        let (client, _, outcome) = try Self.startCarol(through: link, loop: dropping.loop)
         client.submit(line: "never sent")
         dropping.loop.runUntilIdle()
         #expect(outcome.value == nil)
@@ -584,24 +592,14 @@ extension EventCollector {
                 return [frame]
             }
         }
-        let output = EventCollector()
-        let outcome = Box<ClientOutcome?>(nil)
-        let security = try AutomaticKeySecurity(
-            identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "m", knownPeers: KnownPeers())
-        let client = ChatClient(
-            name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output,
-            loop: harness.loop
-        ) {
-            outcome.value = $0
-        }
-        client.start()
+        let carol = try Self.startCarol(through: link, loop: harness.loop)
         harness.loop.runUntilIdle()
-        guard case .protocolViolation = outcome.value else {
-            Issue.record("expected a protocol violation, got \(String(describing: outcome.value))")
+        guard case .protocolViolation = carol.outcome.value else {
+            Issue.record("expected a protocol violation, got \(String(describing: carol.outcome.value))")
             return
         }
         #expect(
-            output.events.contains {
+            carol.output.events.contains {
                 if case .error(let message) = $0 { message.contains("invalid data") } else { false }
             })
     }
