@@ -1,4 +1,4 @@
-import AESChatCLI
+import AESChatNames
 
 /// How a client session ended.
 public enum ClientOutcome: Equatable, Sendable {

@@ -190,3 +190,8 @@ struct ResolvedAddress {
 
     var description: String { withSocketAddress { System.describe(address: $0, length: $1).text } }
 }
+
+/// Calls write(2) from inside a type that has its own `write`.
+func Glibc_write(_ descriptor: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
+    write(descriptor, buffer, count)
+}
