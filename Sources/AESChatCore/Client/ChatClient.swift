@@ -24,7 +24,7 @@ public enum ClientOutcome: Equatable, Sendable {
 /// frame sent before it, so its pong confirms the line. Lines the relay has not confirmed when the
 /// connection ends are handed back (``linesNotConfirmed``) for a ``ReconnectingSession`` to send
 /// again; their message ids let members that did receive them drop the second copy.
-public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHost {
+public final class ChatClient: ReadDestinationProvider, SecurityOutbox, FileTransferHost {
     private enum State {
         case registering
         case ready

@@ -658,7 +658,8 @@ public final class Relay {
         member.closeReason = reason
         log(
             "dropping \(member.name ?? "unregistered client") from \(member.connection.peerDescription): \(reason)")
-        member.connection.discardUnsentFrames()
+        // Finish only the frame the member has begun to receive, so that it still sees whole frames.
+        member.connection.discardUnsentOutput(keepingPartlySent: Frame.endOfFrame(in:containing:))
         member.connection.write(RelayFrame.error(code: RelayErrorCode.tooSlow.rawValue, message: reason).encoded())
         leave(member, reason: "too slow")
         member.connection.closeAfterFlushing(timeout: configuration.closeTimeout)
@@ -783,7 +784,7 @@ final class Room {
 
 /// One connection's state at the relay: its frame decoder and, once registered, its name, room
 /// and place in the room's current batch.
-final class RelayClient: ConnectionHandler {
+final class RelayClient: ReadDestinationProvider {
     unowned let relay: Relay
     let connection: any Connection
     var decoder: FrameDecoder

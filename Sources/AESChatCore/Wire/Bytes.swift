@@ -47,6 +47,17 @@ extension ByteSink {
     public mutating func write(bytes: [UInt8]) { bytes.withUnsafeBytes { write(bytes: $0) } }
 }
 
+/// A byte array as a sink: encoders append to it (the load generator builds its frames this way).
+extension Array: ByteSink where Element == UInt8 {
+    /// Appends one byte.
+    @inlinable
+    public mutating func write(_ value: UInt8) { append(value) }
+
+    /// Appends raw bytes with no length prefix.
+    @inlinable
+    public mutating func write(bytes: UnsafeRawBufferPointer) { append(contentsOf: bytes) }
+}
+
 /// Builds a byte array in network byte order (big-endian).
 ///
 /// A plain value type: each writer owns its array; `bytes` hands it over without copying.

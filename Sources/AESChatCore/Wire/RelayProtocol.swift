@@ -290,6 +290,14 @@ private func withBytes<R>(
 }
 
 extension ClientFrame {
+    /// Writes the start of a publish frame, `length | type`; the caller writes the `payloadCount`
+    /// bytes of payload next.
+    @inlinable
+    public static func writePublishHeader<S: ByteSink>(payloadCount: Int, into sink: inout S) {
+        sink.write(UInt32(1 + payloadCount))
+        sink.write(FrameType.publish)
+    }
+
     /// The length of a direct frame's start, before its payload: prefix, type and recipient.
     public static func directHeaderLength(to recipient: String) -> Int {
         Frame.headerSize + 1 + 1 + recipient.utf8.count
