@@ -602,8 +602,7 @@ import Foundation
                 guard let code = try? error.readUInt16("code") else { return }
                 faults.relayErrors[code, default: 0] += 1
             case FrameType.ping:
-                var ping = RawByteReader(body)
-                guard let token = try? ping.readUInt64("token") else { return }
+                guard let token = try? TokenFrame.read(ping: body) else { return }
                 send(ClientFrame.pong(token: token).encoded(), from: index)
             default:
                 break

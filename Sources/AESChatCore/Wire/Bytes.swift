@@ -6,6 +6,9 @@ public protocol ByteSink {
     mutating func write(_ value: UInt8)
     /// Appends raw bytes with no length prefix.
     mutating func write(bytes: UnsafeRawBufferPointer)
+    /// Appends a 32-bit big-endian integer (a length prefix, mostly). A default writes its bytes;
+    /// a sink may store it at once.
+    mutating func write(_ value: UInt32)
 }
 
 extension ByteSink {
