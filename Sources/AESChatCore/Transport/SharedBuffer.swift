@@ -46,25 +46,6 @@ public final class SharedBuffer: ByteSink {
         count += 1
     }
 
-    /// Appends a 32-bit big-endian integer.
-    /// - Precondition: it fits.
-    public func append(bigEndian value: UInt32) {
-        precondition(count + 4 <= capacity, "shared buffer overflow")
-        storage.storeBytes(of: value.bigEndian, toByteOffset: count, as: UInt32.self)
-        count += 4
-    }
-
-    /// Appends the UTF-8 bytes of a string with a one-byte length, as `str8`.
-    /// - Precondition: at most 255 bytes, and they fit.
-    public func appendShortString(_ text: String) {
-        var text = text
-        text.withUTF8 { utf8 in
-            precondition(utf8.count <= 255, "short string longer than 255 bytes")
-            append(UInt8(utf8.count))
-            append(UnsafeRawBufferPointer(utf8))
-        }
-    }
-
     /// Appends one byte (``ByteSink``).
     /// - Precondition: it fits.
     public func write(_ value: UInt8) { append(value) }
@@ -72,6 +53,14 @@ public final class SharedBuffer: ByteSink {
     /// Appends bytes (``ByteSink``).
     /// - Precondition: they fit.
     public func write(bytes: UnsafeRawBufferPointer) { append(bytes) }
+
+    /// Appends a 32-bit big-endian integer (``ByteSink``).
+    /// - Precondition: it fits.
+    public func write(_ value: UInt32) {
+        precondition(count + 4 <= capacity, "shared buffer overflow")
+        storage.storeBytes(of: value.bigEndian, toByteOffset: count, as: UInt32.self)
+        count += 4
+    }
 
     /// The unwritten rest of the storage, to read into; ``commit(_:)`` then counts what was put
     /// there. Valid while the buffer lives and nothing else is appended.
