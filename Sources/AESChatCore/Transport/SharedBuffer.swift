@@ -6,7 +6,7 @@
 /// Bytes are appended, never changed once queued, until the owner ``reset()``s a buffer nobody
 /// else holds. (The relay may overwrite bytes it has not queued yet: a frame header in front of a
 /// payload it forwards from where it was read.) Loop thread only.
-public final class SharedBuffer: ByteSink {
+public final class SharedBuffer {
     /// The most bytes it holds.
     public let capacity: Int
     /// Bytes written so far.
@@ -46,17 +46,9 @@ public final class SharedBuffer: ByteSink {
         count += 1
     }
 
-    /// Appends one byte (``ByteSink``).
+    /// Appends a 32-bit integer, big-endian (a length prefix, mostly), in one store.
     /// - Precondition: it fits.
-    public func write(_ value: UInt8) { append(value) }
-
-    /// Appends bytes (``ByteSink``).
-    /// - Precondition: they fit.
-    public func write(bytes: UnsafeRawBufferPointer) { append(bytes) }
-
-    /// Appends a 32-bit big-endian integer (``ByteSink``).
-    /// - Precondition: it fits.
-    public func write(_ value: UInt32) {
+    public func appendBigEndian(_ value: UInt32) {
         precondition(count + 4 <= capacity, "shared buffer overflow")
         storage.storeBytes(of: value.bigEndian, toByteOffset: count, as: UInt32.self)
         count += 4

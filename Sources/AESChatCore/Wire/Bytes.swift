@@ -272,3 +272,19 @@ public struct RawByteReader {
         guard isAtEnd else { throw .malformed("\(remainingCount) unexpected trailing bytes after \(what)") }
     }
 }
+
+/// The Wire encoders write straight into a shared buffer (a room's batch, a file chunk's frame). The conformance
+/// lives here so that Transport, which owns the buffer, knows nothing of the encoders.
+extension SharedBuffer: ByteSink {
+    /// Appends one byte.
+    /// - Precondition: it fits.
+    public func write(_ value: UInt8) { append(value) }
+
+    /// Appends bytes.
+    /// - Precondition: they fit.
+    public func write(bytes: UnsafeRawBufferPointer) { append(bytes) }
+
+    /// Appends a 32-bit big-endian integer in one store.
+    /// - Precondition: it fits.
+    public func write(_ value: UInt32) { appendBigEndian(value) }
+}
