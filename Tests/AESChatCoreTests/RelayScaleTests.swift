@@ -108,7 +108,7 @@ final class CountingMember: ConnectionHandler {
     }
 
     @Test func soak_500Members_everyDeliveryArrivesOnce_inOrder() throws {
-        System.raiseDescriptorLimit()
+        ProcessLimits.raiseDescriptorLimit()
         let loop = try PosixEventLoop()
         let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
         let relay = Relay(loop: loop) { _ in }

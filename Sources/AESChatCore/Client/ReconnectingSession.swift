@@ -205,7 +205,7 @@ public final class ReconnectingSession {
         let since = disconnectedSince ?? now()
         disconnectedSince = since
         if now() - since >= policy.giveUpAfter {
-            let minutes = policy.giveUpAfter.components.seconds / 60
+            let minutes = policy.giveUpAfter.wholeSeconds / 60
             var message = "the relay has been unreachable for \(minutes) minutes; giving up"
             if !queuedLines.isEmpty { message += " (\(queuedLines.count) queued lines were not sent)" }
             fatal(message)
@@ -216,8 +216,7 @@ public final class ReconnectingSession {
         let exponent = min(attempts - 1, 16)
         let base = policy.initialDelay * (1 << exponent)
         let delay = min(base, policy.maximumDelay) * random()
-        let milliseconds = Int(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)
-        output.emit(.reconnecting(attempt: attempts, delayMilliseconds: milliseconds, reason: reason))
+        output.emit(.reconnecting(attempt: attempts, delayMilliseconds: Int(delay.wholeMilliseconds), reason: reason))
         loop.schedule(after: delay) { [weak self] in
             guard let self, !self.finished, self.client == nil else { return }
             do {

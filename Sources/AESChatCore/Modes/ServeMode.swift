@@ -12,7 +12,7 @@ public enum ServeMode {
     /// - Returns: the process exit code.
     public static func run(_ options: ServeOptions, log: @escaping (String) -> Void = StandardError.write) -> ExitCode {
         do {
-            System.raiseDescriptorLimit()
+            ProcessLimits.raiseDescriptorLimit()
             let loop = try PosixEventLoop()
             let listener = try TCPListener(host: options.host, port: options.port, loop: loop)
             var configuration = RelayConfiguration()
@@ -72,13 +72,6 @@ public enum StandardError {
     public static func write(_ line: String) {
         var bytes = Array(line.utf8)
         bytes.append(0x0A)
-        var written = 0
-        while written < bytes.count {
-            let count = bytes.withUnsafeBytes { raw in
-                System.retryingInterrupts { Glibc_write(2, raw.baseAddress! + written, raw.count - written) }
-            }
-            if count <= 0 { return }
-            written += count
-        }
+        _ = System.writeAll(2, bytes)
     }
 }

@@ -108,11 +108,6 @@ public struct RoomKey: Sendable {
     }
 }
 
-/// Calls write(2) from inside a type that has its own `write`.
-func Glibc_write(_ descriptor: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-    write(descriptor, buffer, count)
-}
-
 extension String {
     /// The string without leading and trailing spaces, tabs, CR and LF.
     func trimmingASCIIWhitespace() -> String {

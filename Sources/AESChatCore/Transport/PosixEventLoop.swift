@@ -124,9 +124,7 @@ public final class PosixEventLoop: EventLoop {
             var timeout: Int32 = -1
             if let next = timers.nextDeadline {
                 let remaining = next - ContinuousClock.now
-                let milliseconds =
-                    remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
-                timeout = Int32(clamping: max(0, milliseconds + 1))
+                timeout = Int32(clamping: max(0, remaining.wholeMilliseconds + 1))
             }
             try selector.wait(timeoutMilliseconds: timeout) { readiness in
                 let index = Int(readiness.descriptor)
@@ -167,29 +165,26 @@ private final class WakeHandler: ReadinessHandler {
     func handle(_ readiness: Readiness) { loop.drainInboxes() }
 }
 
-/// A pipe whose write end any thread may poke to wake the loop.
+/// A pipe whose write end any thread may poke to wake the loop. Owns both ends, which close with it.
 final class Waker: Sendable {
-    let readDescriptor: Int32
-    let writeDescriptor: Int32
+    private let pipe: System.Pipe
 
     init() throws(TransportError) {
-        (readDescriptor, writeDescriptor) = try System.makeNonBlockingPipe()
+        pipe = try System.makeNonBlockingPipe()
     }
 
-    deinit {
-        System.closeDescriptor(readDescriptor)
-        System.closeDescriptor(writeDescriptor)
-    }
+    var readDescriptor: Int32 { pipe.read.rawValue }
 
     /// Wakes the loop. Safe from any thread; a full pipe means a wake-up is already pending.
     func wake() {
         var byte: UInt8 = 1
-        _ = System.retryingInterrupts { write(writeDescriptor, &byte, 1) }
+        _ = withUnsafeBytes(of: &byte) { System.write(pipe.write.rawValue, from: $0) }
     }
 
     func drain() {
-        var scratch = [UInt8](repeating: 0, count: 256)
-        while System.retryingInterrupts({ read(readDescriptor, &scratch, scratch.count) }) > 0 {}
+        withUnsafeTemporaryAllocation(byteCount: 256, alignment: 1) { scratch in
+            while System.read(pipe.read.rawValue, into: scratch) > 0 {}
+        }
     }
 }
 

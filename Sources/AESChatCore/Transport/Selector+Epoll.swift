@@ -9,7 +9,7 @@
 
         init() throws(TransportError) {
             epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
-            guard epoll >= 0 else { throw .systemCall("epoll_create1", reason: System.lastError) }
+            guard epoll >= 0 else { throw .systemCall("epoll_create1", reason: System.lastReason) }
             events = .allocate(capacity: 1024)
         }
 
@@ -30,7 +30,7 @@
             event.events = mask(interest)
             event.data.fd = descriptor
             guard epoll_ctl(epoll, operation, descriptor, &event) == 0 else {
-                throw .systemCall("epoll_ctl", reason: System.lastError)
+                throw .systemCall("epoll_ctl", reason: System.lastReason)
             }
         }
 
@@ -52,7 +52,7 @@
             let count = epoll_wait(epoll, events.baseAddress, Int32(events.count), timeoutMilliseconds)
             if count < 0 {
                 if errno == EINTR { return }
-                throw .systemCall("epoll_wait", reason: System.lastError)
+                throw .systemCall("epoll_wait", reason: System.lastReason)
             }
             for index in 0..<Int(count) {
                 let event = events[index]

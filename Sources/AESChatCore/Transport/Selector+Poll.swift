@@ -44,7 +44,7 @@
             let count = poll(&descriptors, nfds_t(descriptors.count), timeoutMilliseconds)
             if count < 0 {
                 if errno == EINTR { return }
-                throw .systemCall("poll", reason: System.lastError)
+                throw .systemCall("poll", reason: System.lastReason)
             }
             guard count > 0 else { return }
             let ready = descriptors.filter { $0.revents != 0 }
