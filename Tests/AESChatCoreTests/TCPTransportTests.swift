@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import Foundation
 import Testing
 
 @testable import AESChatCore
@@ -37,9 +38,30 @@ final class FrameSink: ConnectionHandler {
         #expect(!timedOut, "event loop watchdog fired")
     }
 
-    @Test(arguments: ["127.0.0.1", "::1"])
-    func tcp_carriesLargeFramesWhole_inBothDirections(host: String) throws {
-        let loop = try PosixEventLoop()
+    @Test(arguments: SelectorKind.allCases)
+    func loop_runsTimersInOrder_andWakesForAMessageFromAnotherThread(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
+        var fired: [Int] = []
+        loop.schedule(after: .milliseconds(30)) { fired.append(3) }
+        loop.schedule(after: .milliseconds(10)) { fired.append(1) }
+        let cancelled = loop.schedule(after: .milliseconds(20)) { fired.append(2) }
+        loop.cancel(cancelled)
+        let inbox = LoopInbox<Int>(loop: loop)
+        inbox.setHandler { message in
+            fired.append(message)
+            loop.stop()
+        }
+        loop.schedule(after: .milliseconds(40)) {
+            let thread = Thread { inbox.post(4) }
+            thread.start()
+        }
+        try run(loop)
+        #expect(fired == [1, 3, 4])
+    }
+
+    @Test(arguments: ["127.0.0.1", "::1"], SelectorKind.allCases)
+    func tcp_carriesLargeFramesWhole_inBothDirections(host: String, selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
         let listener = try TCPListener(host: host, port: 0, loop: loop)
         #expect(listener.localPort != 0)
         let serverSink = FrameSink()
@@ -73,8 +95,9 @@ final class FrameSink: ConnectionHandler {
         listener.close()
     }
 
-    @Test func tcp_closingConnection_stopsReadingAPeerThatKeepsSending() throws {
-        let loop = try PosixEventLoop()
+    @Test(arguments: SelectorKind.allCases)
+    func tcp_closingConnection_stopsReadingAPeerThatKeepsSending(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
         let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
         listener.acceptHandler = { connection in
             connection.handler = FrameSink()
@@ -114,8 +137,9 @@ final class FrameSink: ConnectionHandler {
         listener.close()
     }
 
-    @Test func tcp_peerClosing_isReportedOnce_andWritesAfterCloseAreIgnored() throws {
-        let loop = try PosixEventLoop()
+    @Test(arguments: SelectorKind.allCases)
+    func tcp_peerClosing_isReportedOnce_andWritesAfterCloseAreIgnored(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
         let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
         let serverSink = FrameSink()
         listener.acceptHandler = { connection in
@@ -151,8 +175,9 @@ final class FrameSink: ConnectionHandler {
         listener.close()
     }
 
-    @Test func tcp_connectToAClosedPort_failsWithAClearError() throws {
-        let loop = try PosixEventLoop()
+    @Test(arguments: SelectorKind.allCases)
+    func tcp_connectToAClosedPort_failsWithAClearError(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
         let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
         let port = listener.localPort
         listener.close()
@@ -161,8 +186,9 @@ final class FrameSink: ConnectionHandler {
         }
     }
 
-    @Test func tcp_listeningTwiceOnOnePort_failsWithAClearError() throws {
-        let loop = try PosixEventLoop()
+    @Test(arguments: SelectorKind.allCases)
+    func tcp_listeningTwiceOnOnePort_failsWithAClearError(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
         let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
         #expect(
             throws: TransportError.listenFailed(
@@ -173,8 +199,9 @@ final class FrameSink: ConnectionHandler {
         listener.close()
     }
 
-    @Test func relayAndClients_overRealSockets_deliverInOrder() throws {
-        let loop = try PosixEventLoop()
+    @Test(arguments: SelectorKind.allCases)
+    func relayAndClients_overRealSockets_deliverInOrder(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
         let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
         let relay = Relay(loop: loop) { _ in }
         relay.attach(to: listener)
