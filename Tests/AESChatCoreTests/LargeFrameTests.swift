@@ -73,7 +73,7 @@ import Testing
         let names = ["alice", "bob", "carol"]
         let sinks = names.map { _ in FrameSink() }
         let connections = try names.enumerated().map { index, name in
-            let connection = try TCPConnection.connect(host: "127.0.0.1", port: listener.localPort, loop: loop)
+            let connection = try TCPConnection.connectNow(host: "127.0.0.1", port: listener.localPort, loop: loop)
             connection.handler = sinks[index]
             connection.write(ClientFrame.hello(version: 1, name: name, room: "lobby", profile: []).encoded())
             return connection

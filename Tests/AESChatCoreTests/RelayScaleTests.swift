@@ -23,7 +23,7 @@ final class CountingMember: ConnectionHandler {
 
     init(name: String, room: String, port: UInt16, loop: PosixEventLoop) throws {
         self.name = name
-        connection = try TCPConnection.connect(host: "127.0.0.1", port: port, loop: loop)
+        connection = try TCPConnection.connectNow(host: "127.0.0.1", port: port, loop: loop)
         connection.handler = self
         connection.write(ClientFrame.hello(version: 1, name: name, room: room, profile: []).encoded())
     }

@@ -70,7 +70,7 @@ final class FrameSink: ConnectionHandler {
             connection.handler = serverSink
             serverConnection = connection
         }
-        let client = try TCPConnection.connect(host: host, port: listener.localPort, loop: loop)
+        let client = try TCPConnection.connectNow(host: host, port: listener.localPort, loop: loop)
         let clientSink = FrameSink()
         client.handler = clientSink
         let big = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ ($0 >> 12)) }
@@ -147,7 +147,7 @@ final class FrameSink: ConnectionHandler {
             connection.write(ClientFrame.bye.encoded())
             connection.closeAfterFlushing(timeout: .seconds(5))
         }
-        let client = try TCPConnection.connect(host: "127.0.0.1", port: listener.localPort, loop: loop)
+        let client = try TCPConnection.connectNow(host: "127.0.0.1", port: listener.localPort, loop: loop)
         let clientSink = FrameSink()
         client.handler = clientSink
         var closes = 0
@@ -182,8 +182,60 @@ final class FrameSink: ConnectionHandler {
         let port = listener.localPort
         listener.close()
         #expect(throws: TransportError.connectFailed(address: "127.0.0.1:\(port)", reason: "Connection refused")) {
-            try TCPConnection.connect(host: "127.0.0.1", port: port, loop: loop)
+            try TCPConnection.connectNow(host: "127.0.0.1", port: port, loop: loop)
         }
+    }
+
+    @Test(arguments: SelectorKind.allCases)
+    func tcp_pendingConnect_letsTheLoopRun_andTimesOutWithAClearError(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
+        // A loopback listener that never accepts, its backlog filled: a further connect gets no
+        // answer and stays in progress.
+        let listening = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(listening >= 0)
+        defer { close(listening) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listening, $0, length) == 0 && listen(listening, 0) == 0
+                    && getsockname(listening, $0, &length) == 0
+            }
+        }
+        #expect(bound)
+        let port = UInt16(bigEndian: address.sin_port)
+        var fillers: [Int32] = []
+        defer { for filler in fillers { close(filler) } }
+        for _ in 0..<4 {
+            let filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            _ = fcntl(filler, F_SETFL, O_NONBLOCK)
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(filler, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            fillers.append(filler)
+        }
+        usleep(100_000)
+        var events: [String] = []
+        loop.schedule(after: .milliseconds(50)) { events.append("timer") }
+        var outcome: Result<TCPConnection, TransportError>?
+        let started = ContinuousClock.now
+        let attempt = TCPConnection.connect(host: "127.0.0.1", port: port, loop: loop, timeout: .milliseconds(600)) {
+            events.append("connect")
+            outcome = $0
+            loop.stop()
+        }
+        #expect(attempt.isPending, "the connect must not complete from inside the call")
+        try run(loop)
+        #expect(events == ["timer", "connect"], "the loop must run timers while a connect is in progress")
+        #expect(ContinuousClock.now - started >= .milliseconds(600))
+        #expect(throws: TransportError.connectFailed(address: "127.0.0.1:\(port)", reason: "connection timed out")) {
+            try outcome?.get()
+        }
+        #expect(!attempt.isPending)
     }
 
     @Test(arguments: SelectorKind.allCases)
@@ -209,7 +261,7 @@ final class FrameSink: ConnectionHandler {
         let outputs = [EventCollector(), EventCollector()]
         var finished = 0
         let clients = try ["alice", "bob"].enumerated().map { index, name in
-            let connection = try TCPConnection.connect(host: "127.0.0.1", port: listener.localPort, loop: loop)
+            let connection = try TCPConnection.connectNow(host: "127.0.0.1", port: listener.localPort, loop: loop)
             let client = ChatClient(
                 name: name, room: "lobby", roomKey: key, connection: connection, output: outputs[index], loop: loop
             ) { _ in

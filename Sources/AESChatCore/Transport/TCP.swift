@@ -76,50 +76,6 @@ public final class TCPConnection: Connection, ReadinessHandler {
         self.owner = .some(descriptor)
     }
 
-    /// Connects to `host:port`, trying each resolved address in turn, waiting at most `timeout`
-    /// for each.
-    /// - Throws: ``TransportError/resolveFailed(host:reason:)`` or
-    ///   ``TransportError/connectFailed(address:reason:)`` with the last address's reason.
-    public static func connect(
-        host: String, port: UInt16, loop: PosixEventLoop, timeout: Duration = .seconds(10)
-    ) throws(TransportError) -> TCPConnection {
-        let addresses = try System.resolve(host: host, port: port, passive: false)
-        let shownHost = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
-        var lastReason: TransportError.Reason = "no address found"
-        for address in addresses {
-            guard let descriptor = Descriptor(returned: socket(address.family, System.streamType, 0)) else {
-                lastReason = System.lastReason
-                continue
-            }
-            do {
-                try System.configure(descriptor: descriptor.rawValue)
-            } catch {
-                lastReason = TransportError.Reason(error.description, errno: error.errno)
-                continue
-            }
-            if System.connect(descriptor.rawValue, to: address) == 0 || errno == EINPROGRESS {
-                if let reason = waitForConnect(descriptor.rawValue, timeout: timeout) {
-                    lastReason = reason
-                    continue
-                }
-                return try TCPConnection(descriptor: descriptor, peer: address.description, loop: loop)
-            }
-            lastReason = System.lastReason
-        }
-        throw .connectFailed(address: "\(shownHost):\(port)", reason: lastReason)
-    }
-
-    /// Waits for a non-blocking connect; returns nil on success or the reason it failed.
-    private static func waitForConnect(_ descriptor: Int32, timeout: Duration) -> TransportError.Reason? {
-        var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-        let milliseconds = Int32(clamping: timeout.wholeSeconds * 1000)
-        let ready = System.retryingInterrupts { poll(&entry, 1, milliseconds) }
-        if ready == 0 { return TransportError.Reason("connection timed out", errno: ETIMEDOUT) }
-        if ready < 0 { return System.lastReason }
-        let socketError = System.pendingError(descriptor)
-        return socketError == 0 ? nil : TransportError.Reason(errno: socketError)
-    }
-
     // MARK: Connection
 
     public func write(_ bytes: [UInt8]) {
