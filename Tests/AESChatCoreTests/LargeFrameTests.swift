@@ -126,27 +126,4 @@ import Testing
         for connection in connections { connection.close() }
         listener.close()
     }
-
-    @Test func frameBuffer_keepsTheStartOfTheNextFrame_andGrowsForALargerOne() {
-        var buffer = FrameBuffer()
-        buffer.start(frameLength: 10)
-        let bytes: [UInt8] = [0, 0, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0, 20, 9]
-        bytes.withUnsafeBytes { buffer.append($0) }
-        let firstLength = buffer.frameLength
-        #expect(firstLength == 10)
-        buffer.dropFrame(length: 10)
-        let kept = Array(buffer.bytes)
-        let nextLength = buffer.frameLength
-        #expect(kept == [0, 0, 0, 20, 9])
-        #expect(nextLength == 24)
-        buffer.reserve(frameLength: 100_000)
-        let keptAfterGrowing = Array(buffer.bytes)
-        let room = buffer.unusedSpace.count
-        #expect(keptAfterGrowing == [0, 0, 0, 20, 9])
-        #expect(room >= 100_000 - 5)
-        buffer.stop()
-        let (active, count) = (buffer.isActive, buffer.count)
-        #expect(!active)
-        #expect(count == 0)
-    }
 }

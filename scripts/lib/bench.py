@@ -90,15 +90,16 @@ def load(binary, arguments, timeout=LOAD_TIMEOUT):
     return figures
 
 
-def one_size(binary, members, quick):
+def one_size(binary, members, quick, relay_binary=None):
     deliveries = 2_000_000 if quick else 10_000_000
     messages = max(200, min(50_000, deliveries // (members - 1)))
     paced = 0
     if members <= 1000:
         paced = (3 if quick else 10) if members == 1000 else (2 if quick else 5)
     # Join, idle memory and W1 with two generator threads (so the generator is not held to one core).
+    relay_folder = relay_binary or binary
     port = free_port()
-    relay = start_relay(binary, port)
+    relay = start_relay(relay_folder, port)
     try:
         figures = load(binary, [
             "run", "--port", str(port), "--pid", str(relay.pid), "--members", str(members),
@@ -110,7 +111,7 @@ def one_size(binary, members, quick):
     # two cores and adds scheduling outliers of its own to the latencies.
     if paced:
         port = free_port()
-        relay = start_relay(binary, port)
+        relay = start_relay(relay_folder, port)
         try:
             latency = load(binary, [
                 "run", "--port", str(port), "--pid", str(relay.pid), "--members", str(members),
@@ -243,7 +244,7 @@ def render(results, member, info, command, started, load_before, load_after, qui
     for members in SIZES:
         runs = results[members]
         if not runs:
-            rows.append(f"| {members:,} | skipped: too few descriptors | | | | | | | |")
+            rows.append(f"| {members:,} | not run (too few descriptors, or not in --sizes) | | | | | | | |")
             continue
         faults = sum(run.get("out_of_order", 0) + run.get("duplicates", 0) + run.get("relay_errors", 0)
                      + run.get("unexpected_closes", 0) + (1 if "error" in run else 0) for run in runs)
@@ -314,6 +315,76 @@ def render(results, member, info, command, started, load_before, load_after, qui
     return "\n".join(lines)
 
 
+AB_FIGURES = [
+    ("join (s)", "join_seconds", lambda v: f"{v:.2f}"),
+    ("idle memory per connection (B)", "bytes_per_connection", lambda v: f"{v:,.0f}"),
+    ("W1 deliveries/s", "w1_deliveries_per_second", millions),
+    ("relay CPU per delivery (µs)", "w1_relay_cpu_us_per_delivery", lambda v: f"{v:.3f}"),
+    ("paced p50 (ms)", "paced_p50_ms", lambda v: f"{v:.2f}"),
+    ("paced p99 (ms)", "paced_p99_ms", lambda v: f"{v:.2f}"),
+]
+
+
+def render_ab(baseline, current, baseline_member, member, baseline_label, info, command, started, load_before,
+              load_after, repeats):
+    """Baseline and current relay side by side (both driven by the current load generator, runs alternating),
+    with the ratio current / baseline of each median."""
+    rows = [f"A/B recorded {started} by `{command}`: {repeats} alternating run{'s' if repeats > 1 else ''} per "
+            f"size and relay, median shown; baseline = {baseline_label}.",
+            "",
+            f"Machine: {info['cores']} cores, {info['model']}, {info['memory']} memory, Linux {info['kernel']}; "
+            f"load average {load_before} before, {load_after} after.",
+            "",
+            "| N | figure | baseline | current | current / baseline |",
+            "|---|---|---|---|---|"]
+    for members in SIZES:
+        if not baseline[members] or not current[members]:
+            continue
+        for label, key, show in AB_FIGURES:
+            old, new = median(baseline[members], key), median(current[members], key)
+            if old is None or new is None:
+                continue
+            ratio = f"{new / old:.2f}" if old else "—"
+            rows.append(f"| {members:,} | {label} | {show(old)} | {show(new)} | {ratio} |")
+    if baseline_member and member:
+        old, new = baseline_member["us_per_message"], member["us_per_message"]
+        rows.append(f"| 1 | member cost per group message (µs) | {old:.0f} | {new:.0f} | {new / old:.2f} |")
+    return "\n".join(rows)
+
+
+def main_ab(options, repeats, sizes):
+    """--baseline: the same workloads against the baseline relay and the current one, alternating which goes
+    first in each round so that drift on a noisy machine falls on both."""
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load_before = loadavg()
+    baseline = {members: [] for members in SIZES}
+    current = {members: [] for members in SIZES}
+    for round_number in range(repeats):
+        for members in sizes:
+            order = [("baseline", options.baseline, baseline), ("current", options.bin, current)]
+            if round_number % 2:
+                order.reverse()
+            for label, relay_folder, into in order:
+                print(f"bench: N={members:,} {label} relay (run {round_number + 1} of {repeats})", file=sys.stderr,
+                      flush=True)
+                figures = one_size(options.bin, members, options.quick, relay_binary=relay_folder)
+                into[members].append(figures)
+                print("bench:   " + json.dumps(figures), file=sys.stderr, flush=True)
+    print("bench: member cost, baseline and current", file=sys.stderr, flush=True)
+    messages = "100" if options.quick else "500"
+    baseline_member = load(options.baseline, ["member-cost", "--messages", messages], timeout=600)
+    member = load(options.bin, ["member-cost", "--messages", messages], timeout=600)
+    print(render_ab(baseline, current, baseline_member, member, options.baseline_label or options.baseline,
+                    machine(), options.command, started, load_before, loadavg(), repeats))
+    faulty = [(members, run) for results in (baseline, current) for members in SIZES for run in results[members]
+              if run.get("exit", 1) != 0 or "error" in run]
+    if faulty:
+        for members, run in faulty:
+            print(f"bench: N={members}: deliveries lost, duplicated or reordered, or the run failed: {run}",
+                  file=sys.stderr)
+        sys.exit(1)
+
+
 def main():
     parser = argparse.ArgumentParser(description="relay benchmarks (see docs/BENCHMARKS.md)")
     parser.add_argument("--bin", required=True, help="folder with the release aeschat and aeschat-load")
@@ -321,6 +392,10 @@ def main():
     parser.add_argument("--quick", action="store_true", help="about one minute, one run per size")
     parser.add_argument("--write", action="store_true", help="record a quick pass in docs/BENCHMARKS.md too")
     parser.add_argument("--repeats", type=int, default=None, help="runs per size (default 3, quick 1)")
+    parser.add_argument("--baseline", help="folder with an earlier build's release aeschat and aeschat-load: "
+                        "run both relays side by side (alternating) and print the ratios; writes nothing")
+    parser.add_argument("--baseline-label", help="how to name the baseline in the table (default: its folder)")
+    parser.add_argument("--sizes", help="comma-separated member counts (default 100,1000,5000,10000)")
     options = parser.parse_args()
     repeats = options.repeats or (1 if options.quick else 3)
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -328,11 +403,18 @@ def main():
     results = {members: [] for members in SIZES}
     import resource
     descriptors = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    sizes = [members for members in SIZES if members + 64 <= descriptors]
-    for members in SIZES:
+    wanted = [int(size) for size in options.sizes.split(",")] if options.sizes else SIZES
+    unknown = [size for size in wanted if size not in SIZES]
+    if unknown:
+        raise SystemExit(f"bench: --sizes takes some of {', '.join(map(str, SIZES))}, not {unknown}")
+    sizes = [members for members in wanted if members + 64 <= descriptors]
+    for members in wanted:
         if members not in sizes:
             print(f"bench: skipping N={members:,}: the descriptor limit is {descriptors} (raise ulimit -Hn)",
                   file=sys.stderr)
+    if options.baseline:
+        main_ab(options, repeats, sizes)
+        return
     for round_number in range(repeats):
         for members in sizes:
             print(f"bench: N={members:,} (run {round_number + 1} of {repeats})", file=sys.stderr, flush=True)

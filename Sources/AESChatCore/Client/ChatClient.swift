@@ -54,14 +54,11 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     private let output: any ClientOutput
     private let loop: any EventLoop
     private let security: any MessageSecurity
-    private var decoder = FrameDecoder()
-    /// A large frame (a file chunk) read straight into storage of the client's own.
-    private var largeFrame = FrameBuffer()
-    /// The length of the large frame that ended the last read, as a guess for the next one's
-    /// storage (0: the last frame was small, or more bytes followed it).
-    private var expectedLargeFrameLength = 0
-    /// Frames at least this long (prefix included) are read into the frame buffer.
-    static let largeFrameThreshold = 64 * 1024
+    /// Splits what the relay sends into frames; large ones (file chunks) are read straight into
+    /// buffers of the client's own, and decrypted there.
+    private let reader = FrameReader()
+    /// Large-frame buffers the reader is done with, for the next large frames.
+    private var spareFrameBuffers: [SharedBuffer] = []
     private var state = State.registering
     /// Lines not handled yet: before registration, or while too many are unconfirmed.
     private var waitingLines: [OutgoingLine] = []
@@ -420,121 +417,16 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
 
     public func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
         bytesRead &+= bytes.count
-        var rest = bytes
-        while rest.count > 0 && state != .finished {
-            guard largeFrame.isActive else {
-                feed(rest)
-                return
-            }
-            // Only an in-memory connection gets here with a large frame under way: copy.
-            let space = largeFrame.unusedSpace
-            let taken = min(rest.count, space.count)
-            guard taken > 0 else { return }
-            space.baseAddress!.copyMemory(from: rest.baseAddress!, byteCount: taken)
-            rest = UnsafeRawBufferPointer(rebasing: rest[taken...])
-            largeFrame.count += taken
-            assembleLargeFrame()
-        }
+        reader.read(bytes, for: self)
     }
 
     public func readDestination(for connection: any Connection) -> UnsafeMutableRawBufferPointer? {
-        if !largeFrame.isActive, expectedLargeFrameLength > 0 {
-            // The previous frame was large and ended a read: the next one probably is too.
-            largeFrame.start(frameLength: expectedLargeFrameLength)
-        }
-        return largeFrame.isActive ? largeFrame.unusedSpace : nil
+        reader.readDestination(for: self)
     }
 
     public func connection(_ connection: any Connection, didReadIntoDestination count: Int) {
         bytesRead &+= count
-        largeFrame.count += count
-        assembleLargeFrame()
-    }
-
-    /// Splits bytes read into the loop's buffer into frames; an incomplete large frame left at the
-    /// end moves to the client's own frame buffer, where the rest of it is read.
-    private func feed(_ bytes: UnsafeRawBufferPointer) {
-        expectedLargeFrameLength = 0
-        do {
-            try decoder.feed(bytes) { (type: UInt8, body: UnsafeRawBufferPointer) throws(WireError) -> Bool in
-                try self.handle(RelayFrame(Frame(type: type, body: ArraySlice(body))))
-                return self.state != .finished
-            }
-        } catch {
-            protocolViolation(error)
-            return
-        }
-        guard state != .finished, let length = decoder.incompleteFrameLength, length >= Self.largeFrameThreshold
-        else { return }
-        largeFrame.start(frameLength: length)
-        decoder.takeIncompleteFrame { largeFrame.append($0) }
-    }
-
-    /// Handles the frame in the frame buffer once it is complete, then what was read after it.
-    private func assembleLargeFrame() {
-        while largeFrame.isActive && state != .finished {
-            guard let length = largeFrame.frameLength else { return }
-            guard length > Frame.headerSize, length - Frame.headerSize <= decoder.maximumLength else {
-                largeFrame.stop()
-                protocolViolation(
-                    length == Frame.headerSize
-                        ? .emptyFrame
-                        : .frameTooLarge(length: UInt64(length - Frame.headerSize), maximum: decoder.maximumLength))
-                return
-            }
-            largeFrame.reserve(frameLength: length)
-            guard largeFrame.count >= length else { return }
-            let frame = largeFrame.bytes
-            do {
-                try handleLarge(
-                    type: frame[Frame.headerSize],
-                    body: UnsafeMutableRawBufferPointer(rebasing: frame[(Frame.headerSize + 1)..<length]))
-            } catch {
-                largeFrame.stop()
-                protocolViolation(error)
-                return
-            }
-            guard state != .finished else { return }
-            let isLarge = length >= Self.largeFrameThreshold
-            if largeFrame.count == length {
-                largeFrame.stop()
-                expectedLargeFrameLength = isLarge ? length : 0
-            } else if isLarge && largeFrame.count - length <= FrameBuffer.slack {
-                // What follows a large frame (the start of the next one, most likely) moves to the
-                // front; the rest of it is read after it. More than that (a guess that was too
-                // large) is split as usual, so that nothing is moved more than twice.
-                largeFrame.dropFrame(length: length)
-            } else {
-                let rest = Array(UnsafeRawBufferPointer(rebasing: frame[length..<largeFrame.count]))
-                largeFrame.stop()
-                rest.withUnsafeBytes { feed($0) }
-            }
-        }
-    }
-
-    /// A frame assembled in the frame buffer: a file chunk is handled where it lies (decrypted in
-    /// place), anything else as usual.
-    private func handleLarge(type: UInt8, body: UnsafeMutableRawBufferPointer) throws(WireError) {
-        guard type == FrameType.deliver else {
-            try handle(RelayFrame(Frame(type: type, body: ArraySlice(UnsafeRawBufferPointer(body)))))
-            return
-        }
-        // The same checks as RelayFrame's, in place.
-        guard body.count >= 1, body.count >= 2 + Int(body[0]) else {
-            try handle(RelayFrame(Frame(type: type, body: ArraySlice(UnsafeRawBufferPointer(body)))))
-            return
-        }
-        let nameLength = Int(body[0])
-        let flags = body[1 + nameLength]
-        let payload = UnsafeMutableRawBufferPointer(rebasing: body[(2 + nameLength)...])
-        guard flags <= 2, payload.first == FileChunk.kind,
-            let from = String(validating: UnsafeRawBufferPointer(rebasing: body[1..<1 + nameLength]), as: UTF8.self)
-        else {
-            try handle(RelayFrame(Frame(type: type, body: ArraySlice(UnsafeRawBufferPointer(body)))))
-            return
-        }
-        guard state == .ready || state == .leaving else { throw .malformed("message before welcome") }
-        transfers?.handleChunk(inPlace: payload, from: from)
+        reader.didReadIntoDestination(count, for: self)
     }
 
     private func protocolViolation(_ error: WireError) {
@@ -609,7 +501,7 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
             leaveIfIdle()
         case .deliver(let from, let isDirect, let payload):
             guard state == .ready || state == .leaving else { throw .malformed("message before welcome") }
-            if payload.first == FileChunk.kind {
+            if EnvelopeKind(of: payload) == .fileChunk {
                 transfers?.handleChunk(payload, from: from)
             } else {
                 security.receive(payload, from: from, isDirect: isDirect, outbox: self)
@@ -630,75 +522,52 @@ public final class ChatClient: ConnectionHandler, SecurityOutbox, FileTransferHo
     }
 }
 
-/// Storage for one large frame at a time, reused from frame to frame: the frame starts at offset
-/// 0, and a little room after it takes the start of the next. Freed when the session ends, and
-/// after a frame over 4 MiB. Loop thread only.
-struct FrameBuffer: ~Copyable {
-    /// Room after a frame for the start of the next one, read together with its end.
-    static let slack = 4 * 1024
-    private static let largestKept = 4 * 1024 * 1024
+// MARK: FrameReaderDelegate
 
-    private var storage = UnsafeMutableRawBufferPointer(start: nil, count: 0)
-    /// Bytes in the buffer.
-    var count = 0
-    /// Whether a frame is being assembled.
-    private(set) var isActive = false
+extension ChatClient: FrameReaderDelegate {
+    /// Large-frame buffers kept for reuse, at most: one being read into while the last is let go.
+    private static let maximumSpareFrameBuffers = 2
+    /// The largest large-frame buffer kept for reuse; a larger one is freed after its frame.
+    private static let largestSpareFrameBuffer = 4 * 1024 * 1024
 
-    deinit { storage.deallocate() }
+    var isReadingFrames: Bool { state != .finished }
 
-    /// The bytes held, valid until the next change.
-    var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: storage[0..<count]) }
-
-    /// Where the next read goes.
-    var unusedSpace: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: storage[count...]) }
-
-    /// The frame's whole length (prefix included) once its prefix is in.
-    var frameLength: Int? {
-        guard count >= Frame.headerSize else { return nil }
-        return Frame.headerSize + storage[0..<Frame.headerSize].reduce(0) { $0 << 8 | Int($1) }
-    }
-
-    /// Starts a frame expected to be `frameLength` bytes long.
-    mutating func start(frameLength: Int) {
-        count = 0
-        isActive = true
-        reserve(frameLength: frameLength)
-    }
-
-    /// Makes room for the whole frame and the slack after it, keeping what is in.
-    mutating func reserve(frameLength: Int) {
-        let needed = frameLength + Self.slack
-        guard storage.count < needed else { return }
-        let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: needed, alignment: 16)
-        if count > 0 { bigger.baseAddress!.copyMemory(from: storage.baseAddress!, byteCount: count) }
-        storage.deallocate()
-        storage = bigger
-    }
-
-    /// Appends bytes.
-    /// - Precondition: they fit.
-    mutating func append(_ bytes: UnsafeRawBufferPointer) {
-        precondition(bytes.count <= storage.count - count, "frame buffer overflow")
-        if bytes.count > 0 {
-            (storage.baseAddress! + count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+    /// A frame from the relay. A file chunk assembled in a buffer of its own is authenticated and
+    /// decrypted where it lies; anything else is decoded as usual.
+    func handleFrame(
+        type: UInt8, body: UnsafeRawBufferPointer, storage: (buffer: SharedBuffer, offset: Int)?
+    ) throws(WireError) {
+        if storage != nil, type == FrameType.deliver {
+            let deliver = try RelayFrame.readDeliver(body)
+            if EnvelopeKind(of: deliver.payload) == .fileChunk {
+                guard state == .ready || state == .leaving else { throw .malformed("message before welcome") }
+                // The buffer is the client's own: the chunk may be changed in place.
+                transfers?.handleChunk(
+                    inPlace: UnsafeMutableRawBufferPointer(mutating: deliver.payload), from: deliver.from)
+                return
+            }
         }
-        count += bytes.count
+        try handle(RelayFrame(Frame(type: type, body: ArraySlice(body))))
     }
 
-    /// Drops the first `length` bytes (a frame handled), moving what follows to the front.
-    mutating func dropFrame(length: Int) {
-        let rest = count - length
-        if rest > 0 { storage.baseAddress!.copyMemory(from: storage.baseAddress! + length, byteCount: rest) }
-        count = rest
-    }
-
-    /// Ends the frame; storage that grew large for one frame is given back.
-    mutating func stop() {
-        isActive = false
-        count = 0
-        if storage.count > Self.largestKept {
-            storage.deallocate()
-            storage = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    func largeFrameBuffer(frameLength: Int, for request: LargeFrameRequest) -> SharedBuffer? {
+        let capacity = frameLength + FrameReader.largeFrameSlack
+        for index in spareFrameBuffers.indices
+        where spareFrameBuffers[index].capacity >= capacity && isKnownUniquelyReferenced(&spareFrameBuffers[index]) {
+            let buffer = spareFrameBuffers.remove(at: index)
+            buffer.reset()
+            return buffer
         }
+        return SharedBuffer(capacity: capacity)
+    }
+
+    func recycleLargeFrameBuffer(_ buffer: SharedBuffer) {
+        guard buffer.capacity <= Self.largestSpareFrameBuffer + FrameReader.largeFrameSlack else { return }
+        if spareFrameBuffers.count >= Self.maximumSpareFrameBuffers { spareFrameBuffers.removeFirst() }
+        spareFrameBuffers.append(buffer)
+    }
+
+    func frameReaderFailed(_ error: WireError) {
+        protocolViolation(error)
     }
 }

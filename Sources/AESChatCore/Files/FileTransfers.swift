@@ -12,7 +12,7 @@ import AESChatCrypto
 ///     nonce = 0x00000000 | index (u64);  key = the transfer's random key from the offer
 ///     aad   = "aeschat/1 file chunk" | file id | index | flags | str8(sender)
 public enum FileChunk {
-    public static let kind: UInt8 = 0x04
+    public static let kind = EnvelopeKind.fileChunk.rawValue
     public static let headerSize = 1 + 16 + 8 + 1
     public static let finalFlag: UInt8 = 0x01
     /// The chunk size senders use.
@@ -32,28 +32,65 @@ public enum FileChunk {
 
     package static func nonce(_ index: UInt64) -> [UInt8] { AutomaticKeys.counterNonce(index) }
 
-    /// The start of a chunk's relay frame, up to the sealed chunk: the frame's length prefix and
-    /// type — direct to one recipient, or multicast to several (at most 255) — then the envelope's
-    /// header. `sealedCount` is the ciphertext and tag that follow.
+    /// The envelope's header as read in place from a chunk (``handleChunk(inPlace:from:)``).
+    struct Header {
+        var fileID: [UInt8]
+        var index: UInt64
+        var flags: UInt8
+
+        /// Reads the header at the start of `envelope` (its kind byte is not checked); nil when
+        /// `envelope` is shorter than a header.
+        init?(_ envelope: UnsafeRawBufferPointer) {
+            var reader = RawByteReader(envelope)
+            guard (try? reader.readUInt8("kind")) != nil,
+                let fileID = try? reader.readBytes(MessageContent.fileIDSize, "file id"),
+                let index = try? reader.readUInt64("index"), let flags = try? reader.readUInt8("flags")
+            else { return nil }
+            self.fileID = Array(fileID)
+            self.index = index
+            self.flags = flags
+        }
+    }
+
+    /// Writes the envelope's header: kind, file id, index and flags.
+    static func writeHeader<S: ByteSink>(fileID: [UInt8], index: UInt64, flags: UInt8, into sink: inout S) {
+        sink.write(kind)
+        sink.write(bytes: fileID)
+        sink.write(index)
+        sink.write(flags)
+    }
+
+    /// The length of a chunk's relay frame up to the sealed chunk (see ``writeFrameHeader``).
+    static func frameHeaderLength(recipients: ArraySlice<String>) -> Int {
+        (recipients.count == 1
+            ? ClientFrame.directHeaderLength(to: recipients.first!)
+            : ClientFrame.multicastHeaderLength(to: recipients)) + headerSize
+    }
+
+    /// Writes the start of a chunk's relay frame, up to the sealed chunk: a direct frame to one
+    /// recipient, or a multicast to several (at most 255), then the envelope's header.
+    /// `sealedCount` is the ciphertext and tag that follow.
+    static func writeFrameHeader<S: ByteSink>(
+        fileID: [UInt8], index: UInt64, flags: UInt8, recipients: ArraySlice<String>, sealedCount: Int,
+        into sink: inout S
+    ) {
+        precondition(!recipients.isEmpty && recipients.count <= 255, "a chunk goes to 1 to 255 members")
+        if recipients.count == 1 {
+            ClientFrame.writeDirectHeader(to: recipients.first!, payloadCount: headerSize + sealedCount, into: &sink)
+        } else {
+            ClientFrame.writeMulticastHeader(to: recipients, payloadCount: headerSize + sealedCount, into: &sink)
+        }
+        writeHeader(fileID: fileID, index: index, flags: flags, into: &sink)
+    }
+
+    /// The start of a chunk's relay frame, up to the sealed chunk (see ``writeFrameHeader``).
     static func frameHeader(
         fileID: [UInt8], index: UInt64, flags: UInt8, recipients: ArraySlice<String>, sealedCount: Int
     ) -> [UInt8] {
-        precondition(!recipients.isEmpty && recipients.count <= 255, "a chunk goes to 1 to 255 members")
-        var prefix = ByteWriter(capacity: 64 + recipients.count * 16)
-        prefix.write(UInt32(0))
-        if recipients.count == 1 {
-            prefix.write(FrameType.direct)
-            prefix.writeShortString(recipients.first!)
-        } else {
-            prefix.write(FrameType.multicast)
-            prefix.write(UInt8(recipients.count))
-            for name in recipients { prefix.writeShortString(name) }
-        }
-        prefix.write(kind)
-        prefix.write(contentsOf: fileID)
-        prefix.write(index)
-        prefix.write(flags)
-        prefix.patch(UInt32(prefix.bytes.count + sealedCount - Frame.headerSize), at: 0)
+        var prefix = ByteWriter(capacity: frameHeaderLength(recipients: recipients))
+        writeFrameHeader(
+            fileID: fileID, index: index, flags: flags, recipients: recipients, sealedCount: sealedCount,
+            into: &prefix)
         return prefix.bytes
     }
 
@@ -311,14 +348,13 @@ public final class FileTransfers {
         // Chunks go only to the members that accepted (and are still receiving), 255 per frame.
         let recipients = transfer.receivers.keys.sorted()
         let sealedCount = length + AESGCM.tagSize
-        let header = FileChunk.frameHeader(
-            fileID: offer.fileID, index: index, flags: flags, recipients: recipients.prefix(255),
-            sealedCount: sealedCount)
         // The chunk is read straight into its place in the frame, hashed while it is in the cache,
         // and sealed where it lies.
-        let total = header.count + sealedCount
-        let frame = transfer.takeFrameBuffer(capacity: total)
-        header.withUnsafeBytes { frame.append($0) }
+        let total = FileChunk.frameHeaderLength(recipients: recipients.prefix(255)) + sealedCount
+        var frame = transfer.takeFrameBuffer(capacity: total)
+        FileChunk.writeFrameHeader(
+            fileID: offer.fileID, index: index, flags: flags, recipients: recipients.prefix(255),
+            sealedCount: sealedCount, into: &frame)
         let sealed = UnsafeMutableRawBufferPointer(rebasing: frame.unusedSpace[0..<sealedCount])
         guard readChunk(transfer, at: offset, length: length, to: sealed.baseAddress!) else {
             abortOutgoing(transfer, reason: "the file changed or became unreadable while sending")
@@ -604,10 +640,10 @@ public final class FileTransfers {
     ///   - payload: the envelope (kind 0x04 first); valid and writable during the call only.
     ///   - sender: the member the relay says sent it (bound into the chunk's associated data).
     public func handleChunk(inPlace payload: UnsafeMutableRawBufferPointer, from sender: String) {
-        guard payload.count >= FileChunk.headerSize + AESGCM.tagSize else { return }
-        let fileID = Array(payload[1..<1 + MessageContent.fileIDSize])
-        let index = payload[17..<25].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        let flags = payload[25]
+        guard payload.count >= FileChunk.headerSize + AESGCM.tagSize,
+            let header = FileChunk.Header(UnsafeRawBufferPointer(payload))
+        else { return }
+        let (fileID, index, flags) = (header.fileID, header.index, header.flags)
         guard let transfer = incoming[Self.key(sender, fileID)] else { return }
         let offer = transfer.offer
         guard index >= transfer.start else { return }  // already held from an earlier attempt

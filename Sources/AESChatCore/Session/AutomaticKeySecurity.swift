@@ -286,10 +286,10 @@ public final class AutomaticKeySecurity: MessageSecurity {
                     kind: "tampered", name: sender, message: "message from \(sender) refused: they have no valid keys"))
             return
         }
-        switch (payload.first, isDirect) {
-        case (AutomaticKeys.channelKind?, true):
+        switch (EnvelopeKind(of: payload), isDirect) {
+        case (.channel?, true):
             receiveOverChannel(payload, from: peer, outbox: outbox)
-        case (AutomaticKeys.groupKind?, false):
+        case (.group?, false):
             receiveGroupMessage(payload, from: peer, identityKey: identityKey, outbox: outbox)
         default:
             outbox.emit(

@@ -8,9 +8,9 @@ package enum AutomaticKeys {
     /// Profile size: version, identity key, session key, signature.
     package static let profileSize = 1 + 32 + 32 + 64
     /// Envelope kind of a pairwise-channel message.
-    package static let channelKind: UInt8 = 0x02
+    package static let channelKind = EnvelopeKind.channel.rawValue
     /// Envelope kind of a group message.
-    package static let groupKind: UInt8 = 0x03
+    package static let groupKind = EnvelopeKind.group.rawValue
     /// Channel plaintext kind carrying a sender chain.
     package static let senderKeyKind: UInt8 = 0x10
     /// Bytes of a chain id.

@@ -20,10 +20,10 @@ public import AESChatCrypto
 /// of the stream (one that just started). See docs/PROTOCOL.md section 5.
 public enum RoomKeyEnvelope {
     /// The envelope kind byte of a room-key message.
-    public static let kind: UInt8 = 0x05
+    public static let kind = EnvelopeKind.roomKey.rawValue
     /// The kind byte of the first version's envelope (no sending time, no recipient), refused
     /// with a message that names it.
-    public static let firstVersionKind: UInt8 = 0x01
+    public static let firstVersionKind = EnvelopeKind.roomKeyFirstVersion.rawValue
     /// Length of the random session id.
     public static let sessionIDSize = 16
     /// Bytes before the ciphertext: kind, session id, counter, sending time.

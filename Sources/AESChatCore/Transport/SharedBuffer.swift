@@ -6,7 +6,7 @@
 /// Bytes are appended, never changed once queued, until the owner ``reset()``s a buffer nobody
 /// else holds. (The relay may overwrite bytes it has not queued yet: a frame header in front of a
 /// payload it forwards from where it was read.) Loop thread only.
-public final class SharedBuffer {
+public final class SharedBuffer: ByteSink {
     /// The most bytes it holds.
     public let capacity: Int
     /// Bytes written so far.
@@ -64,6 +64,14 @@ public final class SharedBuffer {
             append(UnsafeRawBufferPointer(utf8))
         }
     }
+
+    /// Appends one byte (``ByteSink``).
+    /// - Precondition: it fits.
+    public func write(_ value: UInt8) { append(value) }
+
+    /// Appends bytes (``ByteSink``).
+    /// - Precondition: they fit.
+    public func write(bytes: UnsafeRawBufferPointer) { append(bytes) }
 
     /// The unwritten rest of the storage, to read into; ``commit(_:)`` then counts what was put
     /// there. Valid while the buffer lives and nothing else is appended.

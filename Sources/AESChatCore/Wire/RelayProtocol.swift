@@ -93,31 +93,31 @@ public enum ClientFrame: Equatable, Sendable {
     public func encoded() -> [UInt8] {
         switch self {
         case .hello(let version, let name, let room, let profile):
-            Frame.encode(type: FrameType.hello, capacity: 8 + profile.count + name.utf8.count + room.utf8.count) {
+            return Frame.encode(type: FrameType.hello, capacity: 8 + profile.count + name.utf8.count + room.utf8.count)
+            {
                 $0.write(version)
                 $0.writeShortString(name)
                 $0.writeShortString(room)
                 $0.writeBytes16(profile)
             }
         case .publish(let payload):
-            Frame.encode(type: FrameType.publish, capacity: payload.count) { $0.write(contentsOf: payload) }
+            return Frame.encode(type: FrameType.publish, capacity: payload.count) { $0.write(contentsOf: payload) }
         case .direct(let to, let payload):
-            Frame.encode(type: FrameType.direct, capacity: payload.count + to.utf8.count + 1) {
-                $0.writeShortString(to)
-                $0.write(contentsOf: payload)
-            }
+            var writer = ByteWriter(capacity: Self.directHeaderLength(to: to) + payload.count)
+            Self.writeDirectHeader(to: to, payloadCount: payload.count, into: &writer)
+            writer.write(contentsOf: payload)
+            return writer.bytes
         case .multicast(let recipients, let payload):
-            Frame.encode(type: FrameType.multicast, capacity: payload.count + recipients.count * 16 + 1) {
-                $0.write(UInt8(recipients.count))
-                for name in recipients { $0.writeShortString(name) }
-                $0.write(contentsOf: payload)
-            }
+            var writer = ByteWriter(capacity: Self.multicastHeaderLength(to: recipients) + payload.count)
+            Self.writeMulticastHeader(to: recipients, payloadCount: payload.count, into: &writer)
+            writer.write(contentsOf: payload)
+            return writer.bytes
         case .bye:
-            Frame.encode(type: FrameType.bye) { _ in }
+            return Frame.encode(type: FrameType.bye) { _ in }
         case .ping(let token):
-            Frame.encode(type: FrameType.ping) { $0.write(token) }
+            return Frame.encode(type: FrameType.ping) { $0.write(token) }
         case .pong(let token):
-            Frame.encode(type: FrameType.pong) { $0.write(token) }
+            return Frame.encode(type: FrameType.pong) { $0.write(token) }
         }
     }
 
@@ -136,13 +136,17 @@ public enum ClientFrame: Equatable, Sendable {
         case FrameType.publish:
             self = .publish(payload: frame.body)
         case FrameType.direct:
-            let to = try reader.readShortString("direct recipient")
-            self = .direct(to: to, payload: reader.readRemaining())
+            let (to, payloadCount) = try withBytes(frame.body) { (body) throws(WireError) in
+                let direct = try Self.readDirect(body)
+                return (direct.to, direct.payload.count)
+            }
+            self = .direct(to: to, payload: frame.body.suffix(payloadCount))
         case FrameType.multicast:
-            let count = Int(try reader.readUInt8("multicast count"))
             var recipients: [String] = []
-            for _ in 0..<count { recipients.append(try reader.readShortString("multicast recipient")) }
-            self = .multicast(to: recipients, payload: reader.readRemaining())
+            let payloadCount = try withBytes(frame.body) { (body) throws(WireError) in
+                try Self.readMulticast(body, recipients: &recipients).count
+            }
+            self = .multicast(to: recipients, payload: frame.body.suffix(payloadCount))
         case FrameType.bye:
             try reader.expectEnd("bye")
             self = .bye
@@ -211,11 +215,10 @@ public enum RelayFrame: Equatable, Sendable {
     /// Encodes a deliver frame straight from a payload slice: one copy of the payload, shared by
     /// every recipient.
     public static func encodeDeliver(from: String, isDirect: Bool, payload: ArraySlice<UInt8>) -> [UInt8] {
-        Frame.encode(type: FrameType.deliver, capacity: payload.count + from.utf8.count + 2) {
-            $0.writeShortString(from)
-            $0.write(isDirect ? UInt8(1) : UInt8(0))
-            $0.write(contentsOf: payload)
-        }
+        var writer = ByteWriter(capacity: deliverHeaderLength(from: from) + payload.count)
+        writeDeliverHeader(from: from, flags: isDirect ? 1 : 0, payloadCount: payload.count, into: &writer)
+        writer.write(contentsOf: payload)
+        return writer.bytes
     }
 
     /// Decodes a frame received by a client.
@@ -252,10 +255,11 @@ public enum RelayFrame: Equatable, Sendable {
             try reader.expectEnd("left")
             self = .left(name: name)
         case FrameType.deliver:
-            let from = try reader.readShortString("deliver sender")
-            let flags = try reader.readUInt8("deliver flags")
-            guard flags <= 2 else { throw .malformed("deliver flags 0x\(String(flags, radix: 16)) unknown") }
-            self = .deliver(from: from, isDirect: flags == 1, payload: reader.readRemaining())
+            let (from, isDirect, payloadCount) = try withBytes(frame.body) { (body) throws(WireError) in
+                let deliver = try Self.readDeliver(body)
+                return (deliver.from, deliver.isDirect, deliver.payload.count)
+            }
+            self = .deliver(from: from, isDirect: isDirect, payload: frame.body.suffix(payloadCount))
         case FrameType.error:
             let code = try reader.readUInt16("error code")
             let message = try reader.readLongString("error message")
@@ -272,5 +276,103 @@ public enum RelayFrame: Equatable, Sendable {
         default:
             throw .unknownFrameType(frame.type)
         }
+    }
+}
+
+// MARK: Layouts written to and read from raw memory
+
+/// Calls `body` with the bytes of `slice` in place, passing on its typed error.
+private func withBytes<R>(
+    _ slice: ArraySlice<UInt8>, _ body: (UnsafeRawBufferPointer) throws(WireError) -> R
+) throws(WireError) -> R {
+    let result = slice.withUnsafeBytes { raw in Result { () throws(WireError) -> R in try body(raw) } }
+    return try result.get()
+}
+
+extension ClientFrame {
+    /// The length of a direct frame's start, before its payload: prefix, type and recipient.
+    public static func directHeaderLength(to recipient: String) -> Int {
+        Frame.headerSize + 1 + 1 + recipient.utf8.count
+    }
+
+    /// The length of a multicast frame's start, before its payload: prefix, type, count and
+    /// recipients.
+    public static func multicastHeaderLength<C: Collection<String>>(to recipients: C) -> Int {
+        recipients.reduce(Frame.headerSize + 1 + 1) { $0 + 1 + $1.utf8.count }
+    }
+
+    /// Writes the start of a direct frame, `length | type | to str8`; the caller writes the
+    /// `payloadCount` bytes of payload next.
+    public static func writeDirectHeader<S: ByteSink>(to recipient: String, payloadCount: Int, into sink: inout S) {
+        sink.write(UInt32(directHeaderLength(to: recipient) - Frame.headerSize + payloadCount))
+        sink.write(FrameType.direct)
+        sink.writeShortString(recipient)
+    }
+
+    /// Writes the start of a multicast frame, `length | type | count u8 | count × to str8`; the
+    /// caller writes the `payloadCount` bytes of payload next.
+    /// - Precondition: at most 255 recipients.
+    public static func writeMulticastHeader<S: ByteSink, C: Collection<String>>(
+        to recipients: C, payloadCount: Int, into sink: inout S
+    ) {
+        precondition(recipients.count <= 255, "a multicast names at most 255 members")
+        sink.write(UInt32(multicastHeaderLength(to: recipients) - Frame.headerSize + payloadCount))
+        sink.write(FrameType.multicast)
+        sink.write(UInt8(recipients.count))
+        for name in recipients { sink.writeShortString(name) }
+    }
+
+    /// Reads a direct frame's body in place: the recipient, and the payload where it lies.
+    /// - Throws: ``WireError/malformed(_:)``.
+    public static func readDirect(_ body: UnsafeRawBufferPointer) throws(WireError) -> (
+        to: String, payload: UnsafeRawBufferPointer
+    ) {
+        var reader = RawByteReader(body)
+        let to = try reader.readShortString("direct recipient")
+        return (to, reader.readRemaining())
+    }
+
+    /// Reads a multicast frame's body in place: appends the recipients to `recipients` and returns
+    /// the payload where it lies.
+    /// - Throws: ``WireError/malformed(_:)``.
+    public static func readMulticast(
+        _ body: UnsafeRawBufferPointer, recipients: inout [String]
+    ) throws(WireError) -> UnsafeRawBufferPointer {
+        var reader = RawByteReader(body)
+        let count = Int(try reader.readUInt8("multicast count"))
+        recipients.reserveCapacity(recipients.count + count)
+        for _ in 0..<count { recipients.append(try reader.readShortString("multicast recipient")) }
+        return reader.readRemaining()
+    }
+}
+
+extension RelayFrame {
+    /// The length of a deliver frame's start, before its payload: prefix, type, sender and flags.
+    public static func deliverHeaderLength(from sender: String) -> Int {
+        Frame.headerSize + 1 + 1 + sender.utf8.count + 1
+    }
+
+    /// Writes the start of a deliver frame, `length | type | from str8 | flags u8`; the caller
+    /// writes the `payloadCount` bytes of payload next.
+    public static func writeDeliverHeader<S: ByteSink>(
+        from sender: String, flags: UInt8, payloadCount: Int, into sink: inout S
+    ) {
+        sink.write(UInt32(deliverHeaderLength(from: sender) - Frame.headerSize + payloadCount))
+        sink.write(FrameType.deliver)
+        sink.writeShortString(sender)
+        sink.write(flags)
+    }
+
+    /// Reads a deliver frame's body in place: the sender, whether it was sent privately, and the
+    /// payload where it lies.
+    /// - Throws: ``WireError/malformed(_:)``.
+    public static func readDeliver(_ body: UnsafeRawBufferPointer) throws(WireError) -> (
+        from: String, isDirect: Bool, payload: UnsafeRawBufferPointer
+    ) {
+        var reader = RawByteReader(body)
+        let from = try reader.readShortString("deliver sender")
+        let flags = try reader.readUInt8("deliver flags")
+        guard flags <= 2 else { throw .malformed("deliver flags 0x\(String(flags, radix: 16)) unknown") }
+        return (from, flags == 1, reader.readRemaining())
     }
 }
