@@ -65,8 +65,9 @@ import Testing
         #expect(alice.closed)
     }
 
-    @Test func relayAndRawClients_overRealSockets_forwardBackToBackLargeFrames_intact() throws {
-        let loop = try PosixEventLoop()
+    @Test(arguments: SelectorKind.allCases)
+    func relayAndRawClients_overRealSockets_forwardBackToBackLargeFrames_intact(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
         let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
         let relay = Relay(loop: loop) { _ in }
         relay.attach(to: listener)
