@@ -1,6 +1,10 @@
 /// The option tables of every mode. To add an option, add one line to its mode's table; the parser, usage line and
 /// help pick it up.
 enum OptionTables {
+    /// The options `serve` starts with: the one source of its defaults, which its help shows and
+    /// the relay's own defaults (`RelayLimits`, `RelayConfiguration`) are taken from.
+    private static let serveDefaults = ServeOptions()
+
     /// `aeschat serve`.
     static let serve = ModeSpec<ServeOptions>(
         mode: .serve,
@@ -8,74 +12,76 @@ enum OptionTables {
         overview: "Run the relay that members connect to. It forwards the members' end-to-end encrypted messages "
             + "within each room. It listens on 127.0.0.1 unless --host says otherwise; use --host 0.0.0.0 or "
             + "--host :: to serve a network.",
-        initial: ServeOptions(),
+        initial: serveDefaults,
         options: [
             .value(
-                "--host", "addr", default: "127.0.0.1",
+                "--host", "addr", default: serveDefaults.host,
                 help: "Address to listen on: an IPv4 or IPv6 address or a hostname.",
                 parse: Values.host, into: \.host),
             .value(
-                "--port", "n", default: "7777", help: "TCP port to listen on, 1 to 65535.", parse: Values.port,
+                "--port", "n", default: String(serveDefaults.port), help: "TCP port to listen on, 1 to 65535.",
+                parse: Values.port,
                 into: \.port),
             .value(
-                "--max-pending-output", "bytes", default: "64M",
+                "--max-pending-output", "bytes", default: Values.sizeText(serveDefaults.maxPendingOutput),
                 help: "Output queued for one member beyond which it is disconnected as too slow; "
                     + "a byte count above 16M, with an optional K, M or G suffix (1024-based).",
                 parse: Values.outputCap, into: \.maxPendingOutput),
             .value(
-                "--max-frame-size", "bytes", default: "16M",
+                "--max-frame-size", "bytes", default: Values.sizeText(serveDefaults.maxFrameSize),
                 help: "Largest frame a client may send, 1K to 16M; a longer length prefix closes the connection.",
                 parse: Values.frameSize, into: \.maxFrameSize),
             .value(
-                "--handshake-timeout", "secs", default: "10",
+                "--handshake-timeout", "secs", default: String(serveDefaults.handshakeTimeout),
                 help: "Close a connection that has not said hello within this many seconds.",
                 parse: Values.seconds, into: \.handshakeTimeout),
             .value(
-                "--max-connections", "n", default: "10000", help: "Connections open at once; 0 for no limit.",
+                "--max-connections", "n", default: String(serveDefaults.maxConnections),
+                help: "Connections open at once; 0 for no limit.",
                 parse: Values.limit, into: \.maxConnections),
             .value(
-                "--max-connections-per-address", "n", default: "1000",
+                "--max-connections-per-address", "n", default: String(serveDefaults.maxConnectionsPerAddress),
                 help: "Connections open at once from one address; 0 for no limit.", parse: Values.limit,
                 into: \.maxConnectionsPerAddress),
             .value(
-                "--message-rate", "n", default: "5000",
+                "--message-rate", "n", default: String(serveDefaults.messageRate),
                 help: "Frames (file chunks, pings and pongs included) per second each member may send on "
                     + "average; 0 for no limit.",
                 parse: Values.limit, into: \.messageRate),
             .value(
-                "--message-burst", "n", default: "10000",
+                "--message-burst", "n", default: String(serveDefaults.messageBurst),
                 help: "Frames a member may send at once; beyond rate and burst it is disconnected.",
                 parse: Values.limit, into: \.messageBurst),
             .value(
-                "--idle-timeout", "secs", default: "60",
+                "--idle-timeout", "secs", default: String(serveDefaults.idleTimeout),
                 help: "Ping a member silent this long; close it when silent twice as long.", parse: Values.seconds,
                 into: \.idleTimeout),
             .value(
-                "--byte-rate", "bytes", default: "2G",
+                "--byte-rate", "bytes", default: Values.sizeText(serveDefaults.byteRate),
                 help: "Payload bytes per second each member may send on average, a direct or multicast payload "
                     + "counted once per recipient; 0 for no limit.",
                 parse: Values.byteLimit, into: \.byteRate),
             .value(
-                "--byte-burst", "bytes", default: "1G",
+                "--byte-burst", "bytes", default: Values.sizeText(serveDefaults.byteBurst),
                 help: "Payload bytes a member may send at once, and the most one frame may cost; beyond rate "
                     + "and burst it is disconnected.",
                 parse: Values.byteBurst, into: \.byteBurst),
             .value(
-                "--frame-grace", "secs", default: "30",
+                "--frame-grace", "secs", default: String(serveDefaults.frameGrace),
                 help: "Seconds a frame in progress has to complete, on top of its length at --min-frame-rate.",
                 parse: Values.seconds, into: \.frameGrace),
             .value(
-                "--min-frame-rate", "bytes", default: "16K",
+                "--min-frame-rate", "bytes", default: Values.sizeText(serveDefaults.minFrameRate),
                 help: "Slowest a frame may arrive, in bytes per second; a slower one closes the connection. "
                     + "0 for no deadline.",
                 parse: Values.byteLimit, into: \.minFrameRate),
             .value(
-                "--frame-budget", "bytes", default: "256M",
+                "--frame-budget", "bytes", default: Values.sizeText(serveDefaults.frameBudget),
                 help: "Memory for partly received large frames of all connections; a frame beyond it is "
                     + "refused. 0 for no limit.",
                 parse: Values.byteLimit, into: \.frameBudget),
             .value(
-                "--frame-budget-per-address", "bytes", default: "64M",
+                "--frame-budget-per-address", "bytes", default: Values.sizeText(serveDefaults.frameBudgetPerAddress),
                 help: "The same for the connections of one address; 0 for no limit.", parse: Values.byteLimit,
                 into: \.frameBudgetPerAddress),
         ],

@@ -121,6 +121,15 @@ enum Values {
         return bytes
     }
 
+    /// `bytes` as help text shows a default: with the largest suffix `K`, `M` or `G` that divides it
+    /// exactly (`64M`, `16K`), else in decimal digits. The inverse of ``byteCount(_:_:)``.
+    static func sizeText(_ bytes: Int) -> String {
+        for (shift, suffix) in [(30, "G"), (20, "M"), (10, "K")] where bytes != 0 && bytes % (1 << shift) == 0 {
+            return "\(bytes >> shift)\(suffix)"
+        }
+        return String(bytes)
+    }
+
     /// `text` as decimal digits with an optional `K`, `M` or `G` suffix (powers of 1024, either
     /// case), or nil when it is anything else or the bytes do not fit in 64 bits.
     private static func sizeWithSuffix(_ text: String) -> UInt64? {

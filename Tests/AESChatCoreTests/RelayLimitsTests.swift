@@ -1,3 +1,4 @@
+import AESChatCLI
 import Testing
 
 @testable import AESChatCore
@@ -5,6 +6,25 @@ import Testing
 /// The relay's limits against hostile clients (``RelayLimits``), on the in-memory transport with
 /// virtual time.
 @Suite struct RelayLimitsTests {
+    @Test func defaults_areThoseOfServe() {
+        let serve = ServeOptions()
+        let limits = RelayLimits()
+        #expect(limits.handshakeTimeout == .seconds(serve.handshakeTimeout))
+        #expect(limits.maximumConnections == serve.maxConnections)
+        #expect(limits.maximumConnectionsPerAddress == serve.maxConnectionsPerAddress)
+        #expect(limits.messageRate == serve.messageRate)
+        #expect(limits.messageBurst == serve.messageBurst)
+        #expect(limits.idleTimeout == .seconds(serve.idleTimeout))
+        #expect(limits.byteRate == serve.byteRate)
+        #expect(limits.byteBurst == serve.byteBurst)
+        #expect(limits.incompleteFrameGrace == .seconds(serve.frameGrace))
+        #expect(limits.minimumFrameRate == serve.minFrameRate)
+        #expect(limits.incompleteFrameBudget == serve.frameBudget)
+        #expect(limits.incompleteFrameBudgetPerAddress == serve.frameBudgetPerAddress)
+        #expect(RelayConfiguration().maximumPendingOutput == serve.maxPendingOutput)
+        #expect(RelayConfiguration().maximumFrameLength == serve.maxFrameSize)
+    }
+
     private func configuration(_ change: (inout RelayLimits) -> Void) -> RelayConfiguration {
         var configuration = RelayConfiguration()
         change(&configuration.limits)

@@ -93,16 +93,23 @@ final class CountingMember: ConnectionHandler {
     /// Runs `loop` until `done` holds (checked after every read) or `seconds` pass.
     func run(_ loop: PosixEventLoop, seconds: Int, until done: @escaping () -> Bool) throws -> Bool {
         var finished = false
-        loop.schedule(after: .seconds(seconds)) { loop.stop() }
+        // Both timers are cancelled on the way out: a watchdog left behind by an earlier, quicker call would
+        // otherwise stop a later call's loop early (which a loaded machine turns into a failure).
+        let watchdog = loop.schedule(after: .seconds(seconds)) { loop.stop() }
+        var pollTimer: TimerID?
         func poll() {
             if done() {
                 finished = true
                 loop.stop()
             } else {
-                loop.schedule(after: .milliseconds(5), poll)
+                pollTimer = loop.schedule(after: .milliseconds(5), poll)
             }
         }
         poll()
+        defer {
+            loop.cancel(watchdog)
+            if let pollTimer { loop.cancel(pollTimer) }
+        }
         try loop.run()
         return finished
     }

@@ -1,0 +1,96 @@
+/// The members of one room, sorted by name, with the welcome entries that list them and the
+/// frames sent to the room in the current loop iteration.
+final class Room {
+    let name: String
+    /// Sorted by name (bytewise), the order a welcome lists them in.
+    private(set) var members: [RelayConnection] = []
+    /// The welcome entries (`name str8 | profile bytes16`) of `members`, in the same order: the
+    /// profiles live only here, and a welcome copies them in one go.
+    private var roster: [UInt8] = []
+
+    /// Counts the batches; a member's cursor is valid only for the epoch it was set in.
+    private(set) var epoch: UInt64 = 0
+    /// This iteration's frames, in order, across one or more buffers.
+    private(set) var buffers: [SharedBuffer] = []
+    /// Where each buffer starts in the batch.
+    private(set) var bufferStarts: [Int] = []
+    /// Bytes in this iteration's batch.
+    var batchLength = 0
+    /// Whether the room is on the relay's list for the end of the iteration.
+    var isDirty = false
+
+    init(name: String) { self.name = name }
+
+    func startBuffer(_ buffer: SharedBuffer) {
+        bufferStarts.append(batchLength)
+        buffers.append(buffer)
+    }
+
+    func endBatch() {
+        buffers.removeAll(keepingCapacity: true)
+        bufferStarts.removeAll(keepingCapacity: true)
+        batchLength = 0
+        epoch &+= 1
+    }
+
+    func add(_ client: RelayConnection, profile: [UInt8]) {
+        guard let name = client.name else { return }
+        let index = insertionIndex(of: name)
+        let offset = rosterOffset(before: index)
+        var entry: [UInt8] = []
+        entry.reserveCapacity(3 + name.utf8.count + profile.count)
+        entry.append(UInt8(name.utf8.count))
+        entry.append(contentsOf: name.utf8)
+        entry.append(UInt8(profile.count >> 8))
+        entry.append(UInt8(profile.count & 0xFF))
+        entry.append(contentsOf: profile)
+        roster.insert(contentsOf: entry, at: offset)
+        members.insert(client, at: index)
+    }
+
+    func remove(_ client: RelayConnection) {
+        guard let name = client.name else { return }
+        let index = insertionIndex(of: name)
+        guard index < members.count, members[index] === client else { return }
+        let offset = rosterOffset(before: index)
+        roster.removeSubrange(offset..<(offset + Self.entryLength(of: client)))
+        members.remove(at: index)
+        if members.isEmpty { roster = [] }
+    }
+
+    /// How many members the first welcome entries list (at most `maximumMembers`) and their bytes.
+    func rosterPrefix(maximumMembers: Int) -> (count: Int, bytes: Int) {
+        guard members.count > maximumMembers else { return (members.count, roster.count) }
+        return (maximumMembers, rosterOffset(before: maximumMembers))
+    }
+
+    /// The first `prefixBytes` bytes of the welcome entries.
+    func roster(prefixBytes: Int) -> ArraySlice<UInt8> {
+        roster[0..<prefixBytes]
+    }
+
+    private static func entryLength(of client: RelayConnection) -> Int {
+        3 + (client.name?.utf8.count ?? 0) + Int(client.profileLength)
+    }
+
+    private func rosterOffset(before index: Int) -> Int {
+        var offset = 0
+        for member in members[0..<index] { offset += Self.entryLength(of: member) }
+        return offset
+    }
+
+    /// The first index whose name is not bytewise below `name`.
+    private func insertionIndex(of name: String) -> Int {
+        var low = 0
+        var high = members.count
+        while low < high {
+            let middle = (low + high) / 2
+            if members[middle].name!.utf8.lexicographicallyPrecedes(name.utf8) {
+                low = middle + 1
+            } else {
+                high = middle
+            }
+        }
+        return low
+    }
+}

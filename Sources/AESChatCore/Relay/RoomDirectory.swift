@@ -1,0 +1,93 @@
+import AESChatCLI
+
+/// The relay's directory of members and rooms: which name is taken by which connection (names
+/// are unique across rooms), the rooms that have members, each room's sorted roster, and the
+/// welcome a newcomer gets. It queues nothing itself: a ``RoomBus`` decides when a member joins or
+/// leaves, and ``FanOut`` carries the frames.
+///
+/// Owned by ``Relay``; confined to the event loop's thread.
+final class RoomDirectory {
+    private var membersByName: [String: RelayConnection] = [:]
+    private var rooms: [String: Room] = [:]
+    /// Joins and leaves so far.
+    private(set) var membershipChanges = 0
+
+    /// Registered members across all rooms.
+    var memberCount: Int { membersByName.count }
+
+    /// Why a hello with `version`, `name` and `room` is refused, before its name is claimed; nil
+    /// when it is well formed.
+    func refusal(version: UInt16, name: String, room roomName: String) -> (code: RelayErrorCode, message: String)? {
+        guard version == relayProtocolVersion else {
+            return (
+                .unsupportedVersion,
+                "protocol version \(version) is not supported; this relay speaks version \(relayProtocolVersion)"
+            )
+        }
+        guard Names.isValidMemberName(name) else {
+            return (
+                .invalidName, "invalid name '\(Relay.printable(name))': use 1 to 32 letters, digits, '-', '_' or '.'"
+            )
+        }
+        guard Names.isValidRoomName(roomName) else {
+            return (
+                .invalidRoom,
+                "invalid room '\(Relay.printable(roomName))': use 1 to 64 letters, digits, '-', '_' or '.'"
+            )
+        }
+        return nil
+    }
+
+    /// Takes `name` for `member`; false when another member has it.
+    func claim(_ name: String, for member: RelayConnection) -> Bool {
+        guard membersByName[name] == nil else { return false }
+        membersByName[name] = member
+        return true
+    }
+
+    /// The member registered as `name`, in whatever room.
+    func member(named name: String) -> RelayConnection? {
+        membersByName[name]
+    }
+
+    /// The room named `name`, created empty if it has no members.
+    func room(named name: String) -> Room {
+        if let room = rooms[name] { return room }
+        let room = Room(name: name)
+        rooms[name] = room
+        return room
+    }
+
+    /// The welcome for a newcomer named `name` to `room`: the room's roster before it joins
+    /// (at most ``RelayFrame/maximumWelcomeMembers`` entries).
+    func welcome(for name: String, to room: Room) -> [UInt8] {
+        let roomName = room.name
+        let (listed, rosterBytes) = room.rosterPrefix(maximumMembers: RelayFrame.maximumWelcomeMembers)
+        let welcome = Frame.encode(
+            type: FrameType.welcome, capacity: 6 + name.utf8.count + roomName.utf8.count + rosterBytes
+        ) {
+            $0.write(relayProtocolVersion)
+            $0.writeShortString(name)
+            $0.writeShortString(roomName)
+            $0.write(UInt16(listed))
+            $0.write(contentsOf: room.roster(prefixBytes: rosterBytes))
+        }
+        return welcome
+    }
+
+    /// Lists `member` (registered in `room`, its name claimed) in its room's roster.
+    func add(_ member: RelayConnection, to room: Room, profile: [UInt8]) {
+        room.add(member, profile: profile)
+        membershipChanges += 1
+    }
+
+    /// Takes `member`, registered as `name`, out of `room` and frees its name; the room goes once
+    /// it is empty.
+    func remove(_ member: RelayConnection, named name: String, from room: Room) {
+        membersByName[name] = nil
+        membershipChanges += 1
+        room.remove(member)
+        member.leaveRoom()
+        if room.members.isEmpty { rooms[room.name] = nil }
+    }
+}
