@@ -251,18 +251,18 @@ public final class HostileMember: ConnectionHandler {
             isRegistered = true
             members = entries.map(\.name)
             for entry in entries { openChannel(to: entry) }
-            listener.didRegister(members: entries, outbox: heard)
+            heard.record(listener.didRegister(members: entries))
         case .joined(let entry):
             members.append(entry.name)
             openChannel(to: entry)
-            listener.memberJoined(entry, outbox: heard)
+            heard.record(listener.memberJoined(entry))
         case .left(let name):
             members.removeAll { $0 == name }
             channels[name] = nil
-            listener.memberLeft(name, outbox: heard)
+            heard.record(listener.memberLeft(name))
         case .deliver(let from, let isDirect, let payload):
             if payload.first != FileChunk.kind {
-                listener.receive(payload, from: from, isDirect: isDirect, outbox: heard)
+                heard.record(listener.receive(payload, from: from, isDirect: isDirect))
             }
         case .ping(let token):
             connection.write(ClientFrame.pong(token: token).encoded())
@@ -287,14 +287,13 @@ public final class HostileMember: ConnectionHandler {
 }
 
 /// Keeps what a hostile member's own security layer opened; drops what that layer would send.
-private final class HeardContent: SecurityOutbox {
+private final class HeardContent {
     var offers: [(sender: String, offer: FileOffer)] = []
     var contents: [(sender: String, content: MessageContent)] = []
-    func publish(_ envelope: [UInt8]) {}
-    func direct(_ envelope: [UInt8], to name: String) {}
-    func emit(_ event: ClientEvent) {}
-    func deliver(_ content: MessageContent, from sender: String, isPrivate: Bool) {
-        if case .fileOffer(let offer) = content, offers.count < 64 { offers.append((sender, offer)) }
-        if contents.count < 1024 { contents.append((sender, content)) }
+    func record(_ actions: [SecurityAction]) {
+        for case .deliver(let content, let sender, _) in actions {
+            if case .fileOffer(let offer) = content, offers.count < 64 { offers.append((sender, offer)) }
+            if contents.count < 1024 { contents.append((sender, content)) }
+        }
     }
 }

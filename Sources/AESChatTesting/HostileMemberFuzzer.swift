@@ -35,7 +35,7 @@ public final class HostileMemberFuzzer {
     private static let victimIdentity = Ed25519PrivateKey()
     private let victimOutput = RenderingOutput()
     private let outcome = OutcomeBox()
-    private var victim: ChatClient!
+    private var victim: ChatRoom!
     private var hostile: HostileMember!
     private var filesSent = 0
     private var lastChainID: [UInt8]?
@@ -71,7 +71,7 @@ public final class HostileMemberFuzzer {
                 RoomKeySecurity(roomKey: roomKey, room: "lobby", name: "bob")
             }
         let inbox = try Inbox(path: folder + "/inbox")
-        victim = ChatClient(
+        victim = ChatRoom(
             name: "bob", room: "lobby", security: security, connection: listener.connect(chunkSize: 1500),
             output: victimOutput, loop: loop, inbox: inbox, maximumFileSize: nil
         ) { [outcome] in outcome.value = $0 }

@@ -11,7 +11,7 @@ enum MemberCost {
         var signatureMicroseconds: Double
     }
 
-    private final class Recorder: SecurityOutbox {
+    private final class Recorder {
         enum Item {
             case publish([UInt8])
             case direct([UInt8])
@@ -19,14 +19,20 @@ enum MemberCost {
         var items: [Item] = []
         var printedBytes = 0
         var shown = 0
-        func publish(_ envelope: [UInt8]) { items.append(.publish(envelope)) }
-        func direct(_ envelope: [UInt8], to name: String) { items.append(.direct(envelope)) }
+        func record(_ actions: [SecurityAction]) {
+            for action in actions {
+                switch action {
+                case .publish(let envelope): items.append(.publish(envelope))
+                case .direct(let envelope, _): items.append(.direct(envelope))
+                case .show(let event): emit(event)
+                case .deliver(let content, let sender, let isPrivate):
+                    if let event = ClientEvent(content: content, from: sender, isPrivate: isPrivate) { emit(event) }
+                }
+            }
+        }
         func emit(_ event: ClientEvent) {
             if case .message = event { shown += 1 }
             printedBytes += event.json.utf8.count + 1
-        }
-        func deliver(_ content: MessageContent, from sender: String, isPrivate: Bool) {
-            if let event = ClientEvent(content: content, from: sender, isPrivate: isPrivate) { emit(event) }
         }
     }
 
@@ -40,12 +46,12 @@ enum MemberCost {
             knownPeers: KnownPeers())
         let fromAlice = Recorder()
         let atBob = Recorder()
-        alice.didRegister(members: [MemberEntry(name: "bob", profile: bob.profile)], outbox: fromAlice)
-        bob.didRegister(members: [MemberEntry(name: "alice", profile: alice.profile)], outbox: atBob)
+        fromAlice.record(alice.didRegister(members: [MemberEntry(name: "bob", profile: bob.profile)]))
+        atBob.record(bob.didRegister(members: [MemberEntry(name: "alice", profile: alice.profile)]))
         deliver(fromAlice, to: bob, atBob)
         let text = String(repeating: "x", count: 100)
         for index in 0..<messages {
-            alice.sendToRoom(.identified(id: UInt64(index), .text(text)), outbox: fromAlice)
+            fromAlice.record(alice.sendToRoom(.identified(id: UInt64(index), .text(text))))
         }
         var envelopeBytes = 0
         if case .publish(let first)? = fromAlice.items.first(where: {
@@ -96,10 +102,10 @@ enum MemberCost {
         while used < from.items.count && groupMessages < limit {
             switch from.items[used] {
             case .publish(let envelope):
-                member.receive(envelope[...], from: "alice", isDirect: false, outbox: outbox)
+                outbox.record(member.receive(envelope[...], from: "alice", isDirect: false))
                 groupMessages += 1
             case .direct(let envelope):
-                member.receive(envelope[...], from: "alice", isDirect: true, outbox: outbox)
+                outbox.record(member.receive(envelope[...], from: "alice", isDirect: true))
             }
             used += 1
         }

@@ -54,18 +54,26 @@ final class InterceptingLink {
 }
 
 /// Records what a security mode sends and shows, in order.
-final class RecordingOutbox: SecurityOutbox {
+final class RecordingOutbox {
     enum Item: Equatable {
         case publish([UInt8])
         case direct([UInt8], to: String)
         case event(ClientEvent)
     }
     var items: [Item] = []
-    func publish(_ envelope: [UInt8]) { items.append(.publish(envelope)) }
-    func direct(_ envelope: [UInt8], to name: String) { items.append(.direct(envelope, to: name)) }
-    func emit(_ event: ClientEvent) { items.append(.event(event)) }
-    func deliver(_ content: MessageContent, from sender: String, isPrivate: Bool) {
-        if let event = ClientEvent(content: content, from: sender, isPrivate: isPrivate) { emit(event) }
+    /// Records the actions a security mode returned.
+    func record(_ actions: [SecurityAction]) {
+        for action in actions {
+            switch action {
+            case .publish(let envelope): items.append(.publish(envelope))
+            case .direct(let envelope, let name): items.append(.direct(envelope, to: name))
+            case .show(let event): items.append(.event(event))
+            case .deliver(let content, let sender, let isPrivate):
+                if let event = ClientEvent(content: content, from: sender, isPrivate: isPrivate) {
+                    items.append(.event(event))
+                }
+            }
+        }
     }
     var events: [ClientEvent] {
         items.compactMap {
@@ -83,7 +91,7 @@ final class AutomaticHarness {
     var securities: [String: AutomaticKeySecurity] = [:]
 
     struct Member {
-        let client: ChatClient
+        let client: ChatRoom
         let output: EventCollector
         let security: AutomaticKeySecurity
         let link: InterceptingLink?
@@ -117,7 +125,7 @@ final class AutomaticHarness {
         } else {
             connection = relayHarness.listener.connect(chunkSize: 777)
         }
-        let client = ChatClient(
+        let client = ChatRoom(
             name: name, room: room, security: security, connection: connection, output: output, loop: loop
         ) {
             outcome.value = $0
@@ -179,7 +187,7 @@ extension EventCollector {
             identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "memory:1",
             knownPeers: KnownPeers())
         let carolOutput = EventCollector()
-        let carol = ChatClient(
+        let carol = ChatRoom(
             name: "carol", room: "lobby", security: carolSecurity, connection: harness.relayHarness.listener.connect(),
             output: carolOutput, loop: harness.loop
         ) { _ in }
@@ -202,7 +210,7 @@ extension EventCollector {
         let bobIdentity = harness.identity("bob")
         let bobProfile = try AutomaticKeys.makeProfile(
             identity: bobIdentity, sessionKey: X25519PrivateKey().publicKey, room: "lobby", name: "bob")
-        security.memberJoined(MemberEntry(name: "bob", profile: bobProfile), outbox: outbox)
+        outbox.record(security.memberJoined(MemberEntry(name: "bob", profile: bobProfile)))
         let announce = outbox.items.firstIndex {
             if case .event(.member(let status)) = $0 { return status.trust == .new && status.name == "bob" }
             return false
@@ -376,10 +384,10 @@ extension EventCollector {
             room: "lobby", sender: "alice", identity: harness.identity("alice"))
         let clock = ContinuousClock()
         let elapsed = clock.measure {
-            bob.security.receive(forged[...], from: "alice", isDirect: false, outbox: RecordingOutbox())
+            RecordingOutbox().record(bob.security.receive(forged[...], from: "alice", isDirect: false))
         }
         let outbox = RecordingOutbox()
-        bob.security.receive(forged[...], from: "alice", isDirect: false, outbox: outbox)
+        outbox.record(bob.security.receive(forged[...], from: "alice", isDirect: false))
         #expect(outbox.events.count == 1)
         #expect(
             outbox.events.first.map {
@@ -402,7 +410,7 @@ extension EventCollector {
             MessageContent.text("forged").encoded(), chainID: chainID, index: 1,
             messageKey: Array(repeating: 1, count: 32),
             room: "lobby", sender: "bob", identity: harness.identity("carol"))
-        alice.security.receive(forged[...], from: "bob", isDirect: false, outbox: alice.client)
+        alice.client.carryOut(alice.security.receive(forged[...], from: "bob", isDirect: false))
         #expect(alice.output.messages == ["bob: genuine"])
         #expect(alice.output.warnings("tampered").count == 1)
     }
@@ -423,7 +431,7 @@ extension EventCollector {
         #expect(bob.output.messages == ["alice: before", "alice: after carol left"])
         let captured = try #require(alice.link!.published.last)
         let outbox = RecordingOutbox()
-        carolState.receive(captured[...], from: "alice", isDirect: false, outbox: outbox)
+        outbox.record(carolState.receive(captured[...], from: "alice", isDirect: false))
         #expect(!outbox.events.contains { if case .message = $0 { true } else { false } })
         #expect(outbox.events.contains { if case .warning("undecryptable", _, _) = $0 { true } else { false } })
     }
@@ -440,7 +448,7 @@ extension EventCollector {
         harness.loop.runUntilIdle()
         #expect(dave.output.messages == ["alice: late"])
         let outbox = RecordingOutbox()
-        dave.security.receive(early[...], from: "alice", isDirect: false, outbox: outbox)
+        outbox.record(dave.security.receive(early[...], from: "alice", isDirect: false))
         #expect(!outbox.events.contains { if case .message = $0 { true } else { false } })
     }
 
@@ -544,7 +552,7 @@ extension EventCollector {
         let outcome = Box<ClientOutcome?>(nil)
         let security = try AutomaticKeySecurity(
             identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "m", knownPeers: KnownPeers())
-        let client = ChatClient(
+        let client = ChatRoom(
             name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output,
             loop: dropping.loop
         ) {
@@ -588,7 +596,7 @@ extension EventCollector {
         let outcome = Box<ClientOutcome?>(nil)
         let security = try AutomaticKeySecurity(
             identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "m", knownPeers: KnownPeers())
-        let client = ChatClient(
+        let client = ChatRoom(
             name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output,
             loop: harness.loop
         ) {

@@ -118,25 +118,29 @@ import Testing
             identity: bobIdentity, name: "bob", room: "lobby", relay: "r", knownPeers: KnownPeers(),
             sessionKey: bobSession)
         let outbox = RecordingOutbox()
-        bob.didRegister(
-            members: [
-                MemberEntry(
-                    name: "alice",
-                    profile: hex(
-                        "017776e870b93354f2a0b24c23f2a36cc4e80e223218c1b97926fdd018396a2b9b392d174a38b3b1beafaf1fe824870841c5fa531bc6eafdb6402c124664488c1cb8aeec828a7bab792edee976796da705c30584542c9b513efd1b855fa75afd56c121328b4348c3bd91c7dd7316060dc46099ed27e0d272bd1657cf8731cdf80d"
-                    ))
-            ], outbox: outbox)
-        bob.receive(
-            hex(
-                "020000000000000000338e2d10142e73cebb5b4396ec8a0800043ed88702e86081598e09335574343007ebb284d01be950e118a317762a5f2c852343b963b35b13de5bf00023395ac005311ef86b"
-            )[...], from: "alice", isDirect: true, outbox: outbox)
-        bob.receive(
-            hex(
-                "03c0c1c2c3c4c5c6c7c8c9cacbcccdcecf00000000e249b5d899b4468718ab8506cc89cd471cf737cf3419390e16652ed3085bbfcdaaaabef3313a56e2fddf49c1cbf04290f1abb2fd700f985285ace5c0c87126d3c068630e07b465d450367e2f310c2bcaafbeccccc6e200"
-            )[...], from: "alice", isDirect: false, outbox: outbox)
-        bob.receive(
-            hex("020000000000000001375b1cdc86469ac419b54b8e9c0c78ece383245e8db2cddf")[...], from: "alice",
-            isDirect: true, outbox: outbox)
+        outbox.record(
+            bob.didRegister(
+                members: [
+                    MemberEntry(
+                        name: "alice",
+                        profile: hex(
+                            "017776e870b93354f2a0b24c23f2a36cc4e80e223218c1b97926fdd018396a2b9b392d174a38b3b1beafaf1fe824870841c5fa531bc6eafdb6402c124664488c1cb8aeec828a7bab792edee976796da705c30584542c9b513efd1b855fa75afd56c121328b4348c3bd91c7dd7316060dc46099ed27e0d272bd1657cf8731cdf80d"
+                        ))
+                ]))
+        outbox.record(
+            bob.receive(
+                hex(
+                    "020000000000000000338e2d10142e73cebb5b4396ec8a0800043ed88702e86081598e09335574343007ebb284d01be950e118a317762a5f2c852343b963b35b13de5bf00023395ac005311ef86b"
+                )[...], from: "alice", isDirect: true))
+        outbox.record(
+            bob.receive(
+                hex(
+                    "03c0c1c2c3c4c5c6c7c8c9cacbcccdcecf00000000e249b5d899b4468718ab8506cc89cd471cf737cf3419390e16652ed3085bbfcdaaaabef3313a56e2fddf49c1cbf04290f1abb2fd700f985285ace5c0c87126d3c068630e07b465d450367e2f310c2bcaafbeccccc6e200"
+                )[...], from: "alice", isDirect: false))
+        outbox.record(
+            bob.receive(
+                hex("020000000000000001375b1cdc86469ac419b54b8e9c0c78ece383245e8db2cddf")[...], from: "alice",
+                isDirect: true))
         #expect(outbox.events.contains(.message(from: "alice", text: "hi bob", isPrivate: false)))
         #expect(outbox.events.contains(.message(from: "alice", text: "just us", isPrivate: true)))
         #expect(!outbox.events.contains { if case .warning = $0 { true } else { false } })

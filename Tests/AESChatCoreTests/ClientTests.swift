@@ -51,12 +51,12 @@ final class ChatHarness {
     let key = RoomKey(bytes: Array(0..<32))
 
     func client(_ name: String, room: String = "lobby", key: RoomKey? = nil) -> (
-        ChatClient, EventCollector, Box<ClientOutcome?>
+        ChatRoom, EventCollector, Box<ClientOutcome?>
     ) {
         let output = EventCollector()
         let outcome = Box<ClientOutcome?>(nil)
         let connection = relayHarness.listener.connect(chunkSize: 999)
-        let client = ChatClient(
+        let client = ChatRoom(
             name: name, room: room, roomKey: key ?? self.key, connection: connection, output: output, loop: loop
         ) { outcome.value = $0 }
         client.start()
@@ -65,13 +65,13 @@ final class ChatHarness {
     }
 
     /// A client whose published frames pass through a ``TamperingLink``.
-    func tamperedClient(_ name: String) -> (ChatClient, EventCollector, TamperingLink) {
+    func tamperedClient(_ name: String) -> (ChatRoom, EventCollector, TamperingLink) {
         let output = EventCollector()
         let (clientEnd, linkEnd) = MemoryConnection.pair(loop: loop)
         let link = TamperingLink(relayEnd: relayHarness.listener.connect())
         linkEnd.handler = link
         link.towardRelay.connection.handler = ForwardToClient(clientSide: linkEnd)
-        let client = ChatClient(
+        let client = ChatRoom(
             name: name, room: "lobby", roomKey: key, connection: clientEnd, output: output, loop: loop
         ) { _ in }
         client.start()
@@ -118,7 +118,7 @@ final class Box<T> {
         let (_, bobOutput, _) = harness.client("bob")
         let output = EventCollector()
         let connection = harness.relayHarness.listener.connect()
-        let alice = ChatClient(
+        let alice = ChatRoom(
             name: "alice", room: "lobby", roomKey: harness.key, connection: connection, output: output,
             loop: harness.loop
         ) { _ in }
@@ -220,7 +220,7 @@ final class Box<T> {
         let harness = ChatHarness()
         let (_, bobOutput, _) = harness.client("bob")
         let (alice, aliceOutput, _) = harness.client("alice")
-        alice.submit(line: String(repeating: "x", count: ChatClient.maximumMessageBytes + 1))
+        alice.submit(line: String(repeating: "x", count: ChatRoom.maximumMessageBytes + 1))
         harness.loop.runUntilIdle()
         #expect(bobOutput.messages.isEmpty)
         if case .error(let message) = aliceOutput.events.last {
@@ -411,7 +411,7 @@ final class Box<T> {
         linkEnd.handler = link
         link.towardRelay.connection.handler = ForwardToClient(clientSide: linkEnd)
         let outcome = Box<ClientOutcome?>(nil)
-        let alice = ChatClient(
+        let alice = ChatRoom(
             name: "alice", room: "lobby", roomKey: harness.key, connection: clientEnd, output: output,
             loop: harness.loop
         ) { outcome.value = $0 }
@@ -447,7 +447,7 @@ final class Box<T> {
         for n in 0..<100 { alice.submit(line: "line \(n)") }
         alice.endOfInput()
         harness.loop.runUntilIdle()
-        #expect(bobOutput.messages.count == ChatClient.maximumUnconfirmedLines)
+        #expect(bobOutput.messages.count == ChatRoom.maximumUnconfirmedLines)
         #expect(alice.linesNotConfirmed.count == 100)
         #expect(bobOutput.events.last != .left(name: "alice"))
         link.rewrite = { [$0] }

@@ -4,22 +4,27 @@ import Testing
 
 @testable import AESChatCore
 
-/// A host for ``FileTransfers`` that records what they send and show, with a manual clock.
-final class RecordingTransferHost: FileTransferHost {
+/// Stands where the client would for ``FileTransfers``: records what they ask to send, show and
+/// schedule, with a manual clock.
+final class RecordingTransferHost {
     var ownName = "bob"
     var presentMembers = ["alice"]
     var outputBacklog = 0
     var controls: [(MessageContent, String?)] = []
     var frames: [[UInt8]] = []
     var events: [ClientEvent] = []
-    var timers: [(Duration, () -> Void)] = []
+    var timers: [(Duration, FileTransferTimer)] = []
 
-    func sendControl(_ content: MessageContent, to recipient: String?) { controls.append((content, recipient)) }
-    func sendFrame(_ frame: [UInt8]) { frames.append(frame) }
-    func show(_ event: ClientEvent) { events.append(event) }
-    @discardableResult func schedule(after delay: Duration, _ body: @escaping () -> Void) -> TimerID {
-        timers.append((delay, body))
-        return TimerID(value: UInt64(timers.count))
+    func record(_ actions: [FileTransferAction]) {
+        for action in actions {
+            switch action {
+            case .sendControl(let content, let recipient): controls.append((content, recipient))
+            case .sendFrame(let buffer, let range): frames.append(buffer.withUnsafeBytes(in: range) { Array($0) })
+            case .sendFrameBytes(let frame): frames.append(frame)
+            case .show(let event): events.append(event)
+            case .schedule(let delay, let timer): timers.append((delay, timer))
+            }
+        }
     }
 
     var failures: [String] {
@@ -35,6 +40,35 @@ final class RecordingTransferHost: FileTransferHost {
             return nil
         }
     }
+}
+
+/// ``FileTransfers`` driven as the client drives them, everything they return recorded by a host.
+final class RecordedTransfers {
+    let host: RecordingTransferHost
+    let transfers: FileTransfers
+
+    init(
+        host: RecordingTransferHost, inbox: Inbox, maximumFileSize: UInt64?,
+        now: @escaping () -> ContinuousClock.Instant = { .now }
+    ) {
+        self.host = host
+        transfers = FileTransfers(
+            ownName: host.ownName, outputBacklog: { [unowned host] in host.outputBacklog }, inbox: inbox,
+            maximumFileSize: maximumFileSize, now: now)
+    }
+
+    func send(path: String, to recipient: String?) {
+        host.record(transfers.send(path: path, to: recipient, members: host.presentMembers))
+    }
+    func handleControl(_ content: MessageContent, from sender: String, isPrivate: Bool) {
+        host.record(transfers.handleControl(content, from: sender, isPrivate: isPrivate))
+    }
+    func handleChunk(_ payload: ArraySlice<UInt8>, from sender: String) {
+        host.record(transfers.receiveChunk(payload, from: sender))
+    }
+    func memberLeft(_ name: String) { host.record(transfers.memberLeft(name)) }
+    func timerFired(_ timer: FileTransferTimer) { host.record(transfers.timerFired(timer)) }
+    func closeAll() { transfers.closeAll() }
 }
 
 /// Builds what a sender sends, chunk by chunk, so tests can drop, repeat or alter any of it.
@@ -89,7 +123,7 @@ final class InboxFolder {
         _ sender: FakeSender, into folder: InboxFolder, host: RecordingTransferHost = RecordingTransferHost(),
         chunks: [[UInt8]]? = nil, sendDone: Bool = true
     ) throws -> RecordingTransferHost {
-        let transfers = FileTransfers(host: host, inbox: try Inbox(path: folder.path), maximumFileSize: nil)
+        let transfers = RecordedTransfers(host: host, inbox: try Inbox(path: folder.path), maximumFileSize: nil)
         transfers.handleControl(.fileOffer(sender.offer), from: "alice", isPrivate: false)
         for chunk in chunks ?? (0..<sender.offer.chunkCount).map({ sender.chunk($0) }) {
             transfers.handleChunk(chunk[...], from: "alice")
@@ -232,7 +266,7 @@ final class InboxFolder {
         let folder = InboxFolder()
         let sender = FakeSender(data: [1, 2, 3])
         let host = RecordingTransferHost()
-        let transfers = FileTransfers(host: host, inbox: try Inbox(path: folder.path), maximumFileSize: nil)
+        let transfers = RecordedTransfers(host: host, inbox: try Inbox(path: folder.path), maximumFileSize: nil)
         transfers.handleControl(.fileOffer(sender.offer), from: "alice", isPrivate: false)
         transfers.handleChunk(sender.chunk(0)[...], from: "alice")
         transfers.handleControl(
@@ -247,7 +281,7 @@ final class InboxFolder {
         let fileID = SecureRandom.bytes(count: 16)
         let first = FakeSender(data: data, fileID: fileID)
         let host = RecordingTransferHost()
-        let transfers = FileTransfers(host: host, inbox: try Inbox(path: folder.path), maximumFileSize: nil)
+        let transfers = RecordedTransfers(host: host, inbox: try Inbox(path: folder.path), maximumFileSize: nil)
         transfers.handleControl(.fileOffer(first.offer), from: "alice", isPrivate: false)
         for index in 0..<4 { transfers.handleChunk(first.chunk(UInt64(index))[...], from: "alice") }
         transfers.memberLeft("alice")
@@ -266,7 +300,7 @@ final class InboxFolder {
     @Test func offersAboveTheMaximum_areDeclinedWithAReason() throws {
         let folder = InboxFolder()
         let host = RecordingTransferHost()
-        let transfers = FileTransfers(host: host, inbox: try Inbox(path: folder.path), maximumFileSize: 100)
+        let transfers = RecordedTransfers(host: host, inbox: try Inbox(path: folder.path), maximumFileSize: 100)
         transfers.handleControl(
             .fileOffer(FakeSender(data: Array(repeating: 0, count: 101)).offer), from: "alice", isPrivate: false)
         guard case .fileReply(_, false, _, let reason) = host.controls.last?.0 else {
@@ -340,7 +374,8 @@ final class InboxFolder {
         let host = RecordingTransferHost()
         host.ownName = "alice"
         host.presentMembers = ["bob"]
-        let transfers = FileTransfers(host: host, inbox: try Inbox(path: folder.path + "/inbox"), maximumFileSize: nil)
+        let transfers = RecordedTransfers(
+            host: host, inbox: try Inbox(path: folder.path + "/inbox"), maximumFileSize: nil)
         transfers.send(path: path, to: "bob")
         guard case .fileOffer(let offer)? = host.controls.first?.0 else {
             Issue.record("no offer")

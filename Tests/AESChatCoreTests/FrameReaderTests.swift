@@ -408,11 +408,11 @@ func verifyFrameReader(
             let (clientEnd, _) = MemoryConnection.pair(loop: loop)
             let output = EventCollector()
             let outcome = Box<ClientOutcome?>(nil)
-            let client = ChatClient(
+            let client = ChatRoom(
                 name: "bob", room: "lobby", roomKey: key, connection: clientEnd, output: output, loop: loop
             ) { outcome.value = $0 }
             client.start()
-            deliver(stream, in: chunking, to: client, on: clientEnd) { loop.runUntilIdle() }
+            deliver(stream, in: chunking, to: clientEnd.handler!, on: clientEnd) { loop.runUntilIdle() }
             #expect(output.messages == texts, "\(chunking)")
             #expect(outcome.value == nil, "\(chunking)")
             client.interrupt()
@@ -435,11 +435,11 @@ func verifyFrameReader(
             let (clientEnd, _) = MemoryConnection.pair(loop: loop)
             let output = EventCollector()
             let outcome = Box<ClientOutcome?>(nil)
-            let client = ChatClient(
+            let client = ChatRoom(
                 name: "bob", room: "lobby", roomKey: key, connection: clientEnd, output: output, loop: loop
             ) { outcome.value = $0 }
             client.start()
-            deliver(stream, in: chunking, to: client, on: clientEnd) { loop.runUntilIdle() }
+            deliver(stream, in: chunking, to: clientEnd.handler!, on: clientEnd) { loop.runUntilIdle() }
             #expect(output.messages == texts, "\(chunking)")
             #expect(outcome.value == .protocolViolation("malformed frame: deliver flags 0x7 unknown"), "\(chunking)")
             texts = output.messages

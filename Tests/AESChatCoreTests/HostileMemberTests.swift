@@ -9,7 +9,7 @@ import Testing
 final class HostileRoom {
     let harness = RelayHarness()
     var loop: MemoryEventLoop { harness.loop }
-    let bob: ChatClient
+    let bob: ChatRoom
     let bobOutput = EventCollector()
     let bobOutcome = Box<ClientOutcome?>(nil)
     let mallory: HostileMember
@@ -24,7 +24,7 @@ final class HostileRoom {
                     identity: Ed25519PrivateKey(), name: "bob", room: "lobby", relay: "memory",
                     knownPeers: KnownPeers())
             }
-        bob = ChatClient(
+        bob = ChatRoom(
             name: "bob", room: "lobby", security: security, connection: harness.listener.connect(),
             output: bobOutput, loop: harness.loop, inbox: try Inbox(path: folder.path + "/inbox")
         ) { [bobOutcome] in bobOutcome.value = $0 }

@@ -76,7 +76,7 @@ import Testing
         var clock: UInt64 = 1_796_256_000_000
 
         struct Member {
-            let client: ChatClient
+            let client: ChatRoom
             let output: EventCollector
             let link: InterceptingLink
         }
@@ -85,7 +85,7 @@ import Testing
             let link = InterceptingLink(harness: harness)
             let output = EventCollector()
             let security = RoomKeySecurity(roomKey: key, room: "lobby", name: name) { [unowned self] in self.clock }
-            let client = ChatClient(
+            let client = ChatRoom(
                 name: name, room: "lobby", security: security, connection: link.clientEnd, output: output,
                 loop: loop, inbox: nil
             ) { _ in }

@@ -76,7 +76,7 @@ final class TemporaryFolder {
         // 16,384 members (the client's cap) under one identity; each profile is signed for its name and
         // has a session key of its own (a session key seen twice is refused as a replay).
         let identity = Ed25519PrivateKey()
-        let members = try (0..<ChatClient.maximumMembers - 1).map { index in
+        let members = try (0..<RelaySession.maximumMembers - 1).map { index in
             let name = "m\(index)"
             let sessionKey = SHA256.hash(Array("session key \(index)".utf8))
             return MemberEntry(
@@ -86,7 +86,7 @@ final class TemporaryFolder {
         }
         let outbox = RecordingOutbox()
         let clock = ContinuousClock()
-        let elapsed = clock.measure { security.didRegister(members: members, outbox: outbox) }
+        let elapsed = clock.measure { outbox.record(security.didRegister(members: members)) }
         print("welcome of \(members.count) members with a file-backed store: \(elapsed)")
 
         let limit = KnownPeers.defaultNewPinLimit

@@ -12,11 +12,11 @@ import Testing
         let host = RecordingTransferHost()
         let now = Box(ContinuousClock.now)
         let inbox: Inbox
-        let transfers: FileTransfers
+        let transfers: RecordedTransfers
 
         init() throws {
             inbox = try Inbox(path: folder.path)
-            transfers = FileTransfers(host: host, inbox: inbox, maximumFileSize: nil) { [now] in now.value }
+            transfers = RecordedTransfers(host: host, inbox: inbox, maximumFileSize: nil) { [now] in now.value }
         }
 
         func offer(_ sender: FakeSender, from name: String) {
@@ -38,7 +38,7 @@ import Testing
         func runTimers() {
             let due = host.timers
             host.timers.removeAll()
-            for (_, body) in due { body() }
+            for (_, timer) in due { transfers.timerFired(timer) }
         }
     }
 

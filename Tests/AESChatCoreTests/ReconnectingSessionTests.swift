@@ -29,7 +29,7 @@ final class SessionHarness {
             },
             makeSecurity: { [unowned self] _ in RoomKeySecurity(roomKey: self.chat.key, room: "lobby", name: "alice") },
             makeClient: { [unowned self] security, connection, recent, ended in
-                ChatClient(
+                ChatRoom(
                     name: "alice", room: "lobby", security: security, connection: connection, output: self.output,
                     loop: self.loop, recentMessageIDs: recent, onFinish: ended)
             },

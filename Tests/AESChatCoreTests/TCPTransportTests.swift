@@ -262,7 +262,7 @@ final class FrameSink: ConnectionHandler {
         var finished = 0
         let clients = try ["alice", "bob"].enumerated().map { index, name in
             let connection = try TCPConnection.connectNow(host: "127.0.0.1", port: listener.localPort, loop: loop)
-            let client = ChatClient(
+            let client = ChatRoom(
                 name: name, room: "lobby", roomKey: key, connection: connection, output: outputs[index], loop: loop
             ) { _ in
                 finished += 1

@@ -21,7 +21,7 @@ public struct OutgoingLine: Equatable, Sendable {
 /// ``ReconnectingSession`` hands the same instance to each of its clients) and bounded: the last
 /// ``idsPerSender`` ids of at most ``maximumSenders`` senders.
 ///
-/// A sender never has more than ``ChatClient/maximumUnconfirmedLines`` lines unconfirmed, and those
+/// A sender never has more than ``ChatRoom/maximumUnconfirmedLines`` lines unconfirmed, and those
 /// are the only ones it sends again, first thing after reconnecting; so the copies it repeats are
 /// always among the ids remembered here.
 public final class RecentMessageIDs {

@@ -34,7 +34,7 @@ public final class ReconnectingSession {
     public typealias ClientFactory = (
         _ security: any MessageSecurity, _ connection: any Connection, _ recentMessageIDs: RecentMessageIDs,
         _ onFinish: @escaping (ClientOutcome) -> Void
-    ) -> ChatClient
+    ) -> ChatRoom
 
     private let output: any ClientOutput
     private let loop: any EventLoop
@@ -47,7 +47,7 @@ public final class ReconnectingSession {
     private let fatal: (String) -> Void
     private let onFinish: (ExitCode) -> Void
 
-    private var client: ChatClient?
+    private var client: ChatRoom?
     private var hasRegistered = false
     private var reconnecting = false
     private var attempts = 0

@@ -125,36 +125,36 @@ public enum FileChunk {
     }
 }
 
-/// What the transfers need from the client: where to send, whom, how busy the connection is.
-public protocol FileTransferHost: AnyObject {
-    /// The user's registered name.
-    var ownName: String { get }
-    /// The other members present now.
-    var presentMembers: [String] { get }
-    /// Bytes queued toward the relay.
-    var outputBacklog: Int { get }
-    /// Sends file control through the end-to-end layer: to the room (`nil`) or one member.
-    func sendControl(_ content: MessageContent, to recipient: String?)
-    /// Queues a complete frame (a sealed chunk) toward the relay.
-    func sendFrame(_ frame: [UInt8])
-    /// Queues a complete frame that is `range` of a buffer, keeping the buffer until it is sent.
-    func sendFrame(_ buffer: SharedBuffer, range: Range<Int>)
-    /// Shows an event.
-    func show(_ event: ClientEvent)
-    /// Runs `body` later on the loop.
-    @discardableResult func schedule(after delay: Duration, _ body: @escaping () -> Void) -> TimerID
+/// What file transfers ask their client to do, in the order given: the transfers return these
+/// instead of calling back into the client.
+public enum FileTransferAction {
+    /// Send file control through the end-to-end layer: to the room (`nil`) or one member.
+    case sendControl(MessageContent, to: String?)
+    /// Queue a complete relay frame (a sealed chunk) that is `range` of `buffer`, keeping the
+    /// buffer until it is sent.
+    case sendFrame(SharedBuffer, range: Range<Int>)
+    /// Queue a complete relay frame (a sealed chunk behind another header, past 255 receivers).
+    case sendFrameBytes([UInt8])
+    /// Show an event.
+    case show(ClientEvent)
+    /// Call ``FileTransfers/timerFired(_:)`` with `timer` after `delay`.
+    case schedule(after: Duration, FileTransferTimer)
 }
 
-extension FileTransferHost {
-    /// Default: copies the range into an array.
-    public func sendFrame(_ buffer: SharedBuffer, range: Range<Int>) {
-        sendFrame(buffer.withUnsafeBytes(in: range) { Array($0) })
-    }
+/// A timer file transfers asked for (see ``FileTransferAction/schedule(after:_:)``).
+public enum FileTransferTimer: Equatable, Sendable {
+    /// The outgoing transfer with this serial stops waiting for replies to its offer.
+    case offerTimeout(UInt64)
+    /// The outgoing transfer with this serial stops waiting for results after its last chunk.
+    case resultsTimeout(UInt64)
+    /// The watchdog over stalled receivers and silent senders.
+    case watchdog
 }
 
 /// Sends and receives files: streamed in chunks in constant memory, each chunk authenticated,
 /// the whole file's SHA-256 authenticated by the sender, confined to the inbox, resumable, and
 /// flow-controlled end to end so that no receiver makes the relay buffer without bound.
+/// Each entry point returns what the client is to do (``FileTransferAction``), in order.
 /// Loop thread only.
 public final class FileTransfers {
     /// Chunks a sender may be ahead of its slowest active receiver's acknowledgement.
@@ -175,7 +175,8 @@ public final class FileTransfers {
     /// Incoming transfers at once in all.
     public static let maximumIncoming = 16
 
-    private unowned let host: any FileTransferHost
+    private let ownName: String
+    private let outputBacklog: () -> Int
     private let inbox: Inbox
     private let maximumFileSize: UInt64?
     private let now: () -> ContinuousClock.Instant
@@ -183,14 +184,24 @@ public final class FileTransfers {
     private var outgoing: [OutgoingTransfer] = []
     private var incoming: [String: IncomingTransfer] = [:]
     private var watchdogRunning = false
+    private var nextSerial: UInt64 = 0
+    /// What the current entry point asks the client to do, in order.
+    private var actions: [FileTransferAction] = []
+    /// Bytes of the chunk frames in ``actions``: queued toward the relay once the client has
+    /// carried them out, so counted with ``outputBacklog`` already.
+    private var frameBytesInActions = 0
 
     /// Creates the transfers of one client.
+    /// - Parameters:
+    ///   - ownName: the user's registered name.
+    ///   - outputBacklog: bytes queued toward the relay.
     public init(
-        host: any FileTransferHost, inbox: Inbox, maximumFileSize: UInt64?,
+        ownName: String, outputBacklog: @escaping () -> Int, inbox: Inbox, maximumFileSize: UInt64?,
         stallTimeout: Duration = defaultStallTimeout,
         now: @escaping () -> ContinuousClock.Instant = { .now }
     ) {
-        self.host = host
+        self.ownName = ownName
+        self.outputBacklog = outputBacklog
         self.inbox = inbox
         self.maximumFileSize = maximumFileSize
         self.stallTimeout = stallTimeout
@@ -200,35 +211,123 @@ public final class FileTransfers {
     /// Whether any transfer is under way (the client waits for them before leaving).
     public var isBusy: Bool { !outgoing.isEmpty }
 
-    // MARK: Sending
+    // MARK: Entry points
 
     /// Offers the file at `path` to the room (`recipient` nil) or to one member.
-    public func send(path: String, to recipient: String?) {
+    /// - Parameter members: the other members present now.
+    public func send(path: String, to recipient: String?, members: [String]) -> [FileTransferAction] {
+        startSending(path: path, to: recipient, members: members)
+        return takeActions()
+    }
+
+    /// Sends chunks while the connection, the window and the receivers allow; called whenever
+    /// one of them moves.
+    public func pump() -> [FileTransferAction] {
+        pumpChunks()
+        return takeActions()
+    }
+
+    /// Handles file control that arrived through the end-to-end layer.
+    public func handleControl(_ content: MessageContent, from sender: String, isPrivate: Bool) -> [FileTransferAction] {
+        receiveControl(content, from: sender, isPrivate: isPrivate)
+        return takeActions()
+    }
+
+    /// Handles a chunk envelope from `sender`, from a copy of `payload` (see
+    /// ``receiveChunk(inPlace:from:)``).
+    public func receiveChunk(_ payload: ArraySlice<UInt8>, from sender: String) -> [FileTransferAction] {
+        var copy = Array(payload)
+        copy.withUnsafeMutableBytes { handleChunk(inPlace: $0, from: sender) }
+        return takeActions()
+    }
+
+    /// Handles a chunk envelope from `sender` where it lies: the chunk is authenticated and
+    /// decrypted in place (so the bytes of `payload` are overwritten), then written and hashed
+    /// from there.
+    /// - Parameters:
+    ///   - payload: the envelope (kind 0x04 first); valid and writable during the call only.
+    ///   - sender: the member the relay says sent it (bound into the chunk's associated data).
+    public func receiveChunk(inPlace payload: UnsafeMutableRawBufferPointer, from sender: String)
+        -> [FileTransferAction]
+    {
+        handleChunk(inPlace: payload, from: sender)
+        return takeActions()
+    }
+
+    /// A member left: its incoming transfers fail (keeping their part for a resume), and it is
+    /// dropped from outgoing ones.
+    public func memberLeft(_ name: String) -> [FileTransferAction] {
+        dropMember(name)
+        return takeActions()
+    }
+
+    /// A timer asked for with ``FileTransferAction/schedule(after:_:)`` is due.
+    public func timerFired(_ timer: FileTransferTimer) -> [FileTransferAction] {
+        switch timer {
+        case .offerTimeout(let serial):
+            if let transfer = outgoing.first(where: { $0.serial == serial }), transfer.phase == .offering {
+                startStreaming(transfer, timedOut: true)
+            }
+        case .resultsTimeout(let serial):
+            if let transfer = outgoing.first(where: { $0.serial == serial }), transfer.phase == .finishing {
+                for name in transfer.receivers.keys.sorted() where transfer.results[name] == nil {
+                    transfer.results[name] = "\(name) did not confirm the file"
+                }
+                reportResults(transfer)
+            }
+        case .watchdog:
+            watchdog()
+        }
+        return takeActions()
+    }
+
+    /// Hands over what the entry point asked for.
+    private func takeActions() -> [FileTransferAction] {
+        defer {
+            actions = []
+            frameBytesInActions = 0
+        }
+        return actions
+    }
+
+    private func show(_ event: ClientEvent) { actions.append(.show(event)) }
+
+    private func sendControl(_ content: MessageContent, to recipient: String?) {
+        actions.append(.sendControl(content, to: recipient))
+    }
+
+    private func schedule(after delay: Duration, _ timer: FileTransferTimer) {
+        actions.append(.schedule(after: delay, timer))
+    }
+
+    // MARK: Sending
+
+    private func startSending(path: String, to recipient: String?, members: [String]) {
         let home = getenv("HOME").map { String(cString: $0) } ?? ""
         let expanded = path.hasPrefix("~/") ? home + path.dropFirst(1) : path
         let targets: [String]
         if let recipient {
-            guard host.presentMembers.contains(recipient) else {
-                host.show(.error(message: "no member named '\(recipient)' here; /who lists the members"))
+            guard members.contains(recipient) else {
+                show(.error(message: "no member named '\(recipient)' here; /who lists the members"))
                 return
             }
             targets = [recipient]
         } else {
-            targets = host.presentMembers
+            targets = members
         }
         guard !targets.isEmpty else {
-            host.show(.error(message: "nobody else is in the room to send '\(path)' to"))
+            show(.error(message: "nobody else is in the room to send '\(path)' to"))
             return
         }
         let descriptor = open(expanded, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard descriptor >= 0 else {
-            host.show(.error(message: "cannot read '\(path)': \(System.lastError)"))
+            show(.error(message: "cannot read '\(path)': \(System.lastError)"))
             return
         }
         var status = stat()
         guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
             System.closeDescriptor(descriptor)
-            host.show(.error(message: "cannot send '\(path)': not a regular file"))
+            show(.error(message: "cannot send '\(path)': not a regular file"))
             return
         }
         let name = String(expanded.split(separator: "/").last ?? "file")
@@ -249,22 +348,21 @@ public final class FileTransfers {
             cipher = try AESGCM(key: key)
         } catch {
             System.closeDescriptor(descriptor)
-            host.show(.error(message: "cannot send '\(path)': \(error.description)"))
+            show(.error(message: "cannot send '\(path)': \(error.description)"))
             return
         }
+        nextSerial += 1
         let transfer = OutgoingTransfer(
-            offer: offer, descriptor: descriptor, cipher: cipher, recipient: recipient, targets: targets)
+            serial: nextSerial, offer: offer, descriptor: descriptor, cipher: cipher, recipient: recipient,
+            targets: targets)
         transfer.startedAt = now()
         outgoing.append(transfer)
-        host.sendControl(.fileOffer(offer), to: recipient)
-        host.show(
+        sendControl(.fileOffer(offer), to: recipient)
+        show(
             .info(
                 "offering \(name) (\(Self.formatBytes(offer.size))) to \(recipient ?? "the room"); waiting for replies")
         )
-        host.schedule(after: Self.replyTimeout) { [weak self, weak transfer] in
-            guard let self, let transfer, transfer.phase == .offering else { return }
-            self.startStreaming(transfer, timedOut: true)
-        }
+        schedule(after: Self.replyTimeout, .offerTimeout(transfer.serial))
         startWatchdog()
     }
 
@@ -279,9 +377,9 @@ public final class FileTransfers {
             transfer.receivers[name] = ReceiverProgress(acknowledged: start, resumeFrom: start, lastProgress: now())
         } else {
             transfer.declined.insert(name)
-            host.show(
+            show(
                 .fileFailed(
-                    name: transfer.offer.name, from: host.ownName, to: name, reason: "\(name) declined: \(reason)"))
+                    name: transfer.offer.name, from: ownName, to: name, reason: "\(name) declined: \(reason)"))
         }
         if transfer.receivers.count + transfer.declined.count == transfer.targets.count {
             startStreaming(transfer, timedOut: false)
@@ -291,9 +389,9 @@ public final class FileTransfers {
     private func startStreaming(_ transfer: OutgoingTransfer, timedOut: Bool) {
         if timedOut {
             for name in transfer.targets where transfer.receivers[name] == nil && !transfer.declined.contains(name) {
-                host.show(
+                show(
                     .fileFailed(
-                        name: transfer.offer.name, from: host.ownName, to: name,
+                        name: transfer.offer.name, from: ownName, to: name,
                         reason: "\(name) did not answer the offer"))
             }
         }
@@ -318,17 +416,15 @@ public final class FileTransfers {
         transfer.nextChunk = start
         transfer.bytesAtStart = end
         transfer.startedAt = now()
-        pump()
+        pumpChunks()
     }
 
-    /// Sends chunks while the connection, the window and the receivers allow; called whenever
-    /// one of them moves.
-    public func pump() {
+    private func pumpChunks() {
         var progressed = true
         while progressed {
             progressed = false
             for transfer in outgoing where transfer.phase == .streaming {
-                guard host.outputBacklog < Self.outputHighWater else { return }
+                guard outputBacklog() + frameBytesInActions < Self.outputHighWater else { return }
                 guard transfer.nextChunk < transfer.offer.chunkCount else { continue }
                 let slowest = transfer.receivers.values.map(\.acknowledged).min() ?? transfer.nextChunk
                 guard transfer.nextChunk < slowest + Self.window else { continue }
@@ -365,13 +461,14 @@ public final class FileTransfers {
             try transfer.cipher.sealInPlace(
                 sealed, nonce: FileChunk.nonce(index),
                 authenticating: FileChunk.associatedData(
-                    fileID: offer.fileID[...], index: index, flags: flags, sender: host.ownName))
+                    fileID: offer.fileID[...], index: index, flags: flags, sender: ownName))
         } catch {
             abortOutgoing(transfer, reason: error.description)
             return
         }
         frame.commit(sealedCount)
-        host.sendFrame(frame, range: 0..<total)
+        actions.append(.sendFrame(frame, range: 0..<total))
+        frameBytesInActions += total
         // More than 255 receivers: the same sealed chunk goes out behind another header.
         var start = 255
         while start < recipients.count {
@@ -379,7 +476,8 @@ public final class FileTransfers {
             var other = FileChunk.frameHeader(
                 fileID: offer.fileID, index: index, flags: flags, recipients: group, sealedCount: sealedCount)
             other.append(contentsOf: UnsafeRawBufferPointer(sealed))
-            host.sendFrame(other)
+            frameBytesInActions += other.count
+            actions.append(.sendFrameBytes(other))
             start += 255
         }
         transfer.nextChunk += 1
@@ -392,14 +490,8 @@ public final class FileTransfers {
             transfer.phase = .finishing
             let digest = transfer.hasher.finalize()
             transfer.digest = digest
-            host.sendControl(.fileDone(fileID: offer.fileID, sha256: digest, size: offer.size), to: transfer.recipient)
-            host.schedule(after: Self.replyTimeout) { [weak self, weak transfer] in
-                guard let self, let transfer, transfer.phase == .finishing else { return }
-                for name in transfer.receivers.keys.sorted() where transfer.results[name] == nil {
-                    transfer.results[name] = "\(name) did not confirm the file"
-                }
-                self.reportResults(transfer)
-            }
+            sendControl(.fileDone(fileID: offer.fileID, sha256: digest, size: offer.size), to: transfer.recipient)
+            schedule(after: Self.replyTimeout, .resultsTimeout(transfer.serial))
         }
     }
 
@@ -428,7 +520,7 @@ public final class FileTransfers {
     }
 
     private func abortOutgoing(_ transfer: OutgoingTransfer, reason: String) {
-        host.sendControl(.fileAbort(fileID: transfer.offer.fileID, reason: reason), to: transfer.recipient)
+        sendControl(.fileAbort(fileID: transfer.offer.fileID, reason: reason), to: transfer.recipient)
         finishOutgoing(transfer, reason: reason)
     }
 
@@ -438,28 +530,28 @@ public final class FileTransfers {
         System.closeDescriptor(transfer.descriptor)
         outgoing.removeAll { $0 === transfer }
         if let reason {
-            host.show(
-                .fileFailed(name: transfer.offer.name, from: host.ownName, to: transfer.recipient, reason: reason))
+            show(
+                .fileFailed(name: transfer.offer.name, from: ownName, to: transfer.recipient, reason: reason))
         }
-        pump()
+        pumpChunks()
     }
 
     private func reportResults(_ transfer: OutgoingTransfer) {
         let delivered = transfer.results.filter { $0.value == nil }.keys.sorted()
         for (name, failure) in transfer.results.sorted(by: { $0.key < $1.key }) {
             if let failure {
-                host.show(.fileFailed(name: transfer.offer.name, from: host.ownName, to: name, reason: failure))
+                show(.fileFailed(name: transfer.offer.name, from: ownName, to: name, reason: failure))
             }
         }
         if !delivered.isEmpty {
-            host.show(.fileSent(name: transfer.offer.name, bytes: transfer.offer.size, to: delivered))
+            show(.fileSent(name: transfer.offer.name, bytes: transfer.offer.size, to: delivered))
         }
         finishOutgoing(transfer, reason: delivered.isEmpty ? "no receiver accepted the file" : nil)
     }
 
     private func dropReceiver(_ name: String, from transfer: OutgoingTransfer, reason: String) {
         guard transfer.receivers.removeValue(forKey: name) != nil else { return }
-        host.show(.fileFailed(name: transfer.offer.name, from: host.ownName, to: name, reason: reason))
+        show(.fileFailed(name: transfer.offer.name, from: ownName, to: name, reason: reason))
         if transfer.receivers.isEmpty {
             abortOutgoing(transfer, reason: "no receiver left")
         } else if transfer.phase == .finishing, transfer.results.count == transfer.receivers.count {
@@ -470,7 +562,7 @@ public final class FileTransfers {
     private func startWatchdog() {
         guard !watchdogRunning else { return }
         watchdogRunning = true
-        host.schedule(after: min(.seconds(5), stallTimeout / 2)) { [weak self] in self?.watchdog() }
+        schedule(after: min(.seconds(5), stallTimeout / 2), .watchdog)
     }
 
     /// Drops receivers that hold a transfer back without acknowledging anything for too long.
@@ -481,7 +573,7 @@ public final class FileTransfers {
             for (name, progress) in transfer.receivers
             where progress.acknowledged < transfer.nextChunk && current - progress.lastProgress > stallTimeout {
                 let seconds = stallTimeout.components.seconds
-                host.sendControl(
+                sendControl(
                     .fileAbort(
                         fileID: transfer.offer.fileID, reason: "too slow: nothing acknowledged for \(seconds) s"),
                     to: name)
@@ -497,14 +589,13 @@ public final class FileTransfers {
                 reason: "nothing arrived from \(transfer.sender) for \(idleLimit.components.seconds) s",
                 keepPart: true, tellSender: true)
         }
-        pump()
+        pumpChunks()
         if !outgoing.isEmpty || !incoming.isEmpty { startWatchdog() }
     }
 
     // MARK: Receiving
 
-    /// Handles file control that arrived through the end-to-end layer.
-    public func handleControl(_ content: MessageContent, from sender: String, isPrivate: Bool) {
+    private func receiveControl(_ content: MessageContent, from sender: String, isPrivate: Bool) {
         switch content {
         case .fileOffer(let offer):
             receiveOffer(offer, from: sender, isPrivate: isPrivate)
@@ -516,7 +607,7 @@ public final class FileTransfers {
             progress.acknowledged = max(progress.acknowledged, min(nextChunk, transfer.nextChunk))
             progress.lastProgress = now()
             transfer.receivers[sender] = progress
-            pump()
+            pumpChunks()
         case .fileResult(let fileID, let accepted, let reason):
             guard let transfer = outgoingTransfer(fileID), transfer.receivers[sender] != nil else { return }
             transfer.results[sender] = accepted ? .some(nil) : "\(sender): \(reason)"
@@ -550,8 +641,8 @@ public final class FileTransfers {
             failIncoming(previous, reason: "offered again", keepPart: true, tellSender: false)
         }
         func decline(_ reason: String) {
-            host.sendControl(.fileReply(fileID: offer.fileID, accept: false, resumeFrom: 0, reason: reason), to: sender)
-            host.show(.fileFailed(name: SafeFileName.sanitize(offer.name), from: sender, to: nil, reason: reason))
+            sendControl(.fileReply(fileID: offer.fileID, accept: false, resumeFrom: 0, reason: reason), to: sender)
+            show(.fileFailed(name: SafeFileName.sanitize(offer.name), from: sender, to: nil, reason: reason))
         }
         guard offer.size <= FileOffer.maximumSize else {
             decline(
@@ -571,12 +662,12 @@ public final class FileTransfers {
         let fromSender = incoming.values.filter { $0.sender == sender }
         guard fromSender.count < Self.maximumIncomingPerSender else {
             decline(
-                "\(host.ownName) is already receiving \(fromSender.count) files from you, the most at once; "
+                "\(ownName) is already receiving \(fromSender.count) files from you, the most at once; "
                     + "send it again when one is done")
             return
         }
         guard incoming.count < Self.maximumIncoming else {
-            decline("\(host.ownName) is already receiving \(incoming.count) files, the most at once; try again later")
+            decline("\(ownName) is already receiving \(incoming.count) files, the most at once; try again later")
             return
         }
         let group = Inbox.partGroup(ofSender: sender)
@@ -620,26 +711,14 @@ public final class FileTransfers {
         transfer.startedAt = now()
         transfer.lastActivity = transfer.startedAt
         incoming[key] = transfer
-        host.sendControl(.fileReply(fileID: offer.fileID, accept: true, resumeFrom: resumeFrom, reason: ""), to: sender)
-        host.show(
+        sendControl(.fileReply(fileID: offer.fileID, accept: true, resumeFrom: resumeFrom, reason: ""), to: sender)
+        show(
             .fileIncoming(name: SafeFileName.sanitize(offer.name), from: sender, bytes: offer.size, resumeFrom: kept))
         startWatchdog()
     }
 
-    /// Handles a chunk envelope from `sender`, from a copy of `payload` (see
-    /// ``handleChunk(inPlace:from:)``).
-    public func handleChunk(_ payload: ArraySlice<UInt8>, from sender: String) {
-        var copy = Array(payload)
-        copy.withUnsafeMutableBytes { handleChunk(inPlace: $0, from: sender) }
-    }
-
-    /// Handles a chunk envelope from `sender` where it lies: the chunk is authenticated and
-    /// decrypted in place (so the bytes of `payload` are overwritten), then written and hashed
-    /// from there.
-    /// - Parameters:
-    ///   - payload: the envelope (kind 0x04 first); valid and writable during the call only.
-    ///   - sender: the member the relay says sent it (bound into the chunk's associated data).
-    public func handleChunk(inPlace payload: UnsafeMutableRawBufferPointer, from sender: String) {
+    /// The body of ``receiveChunk(inPlace:from:)``: what it asks for waits in ``actions``.
+    private func handleChunk(inPlace payload: UnsafeMutableRawBufferPointer, from sender: String) {
         guard payload.count >= FileChunk.headerSize + AESGCM.tagSize,
             let header = FileChunk.Header(UnsafeRawBufferPointer(payload))
         else { return }
@@ -687,7 +766,7 @@ public final class FileTransfers {
         transfer.nextChunk = index + 1
         transfer.lastActivity = now()
         if transfer.nextChunk % Self.acknowledgeEvery == 0 || isLast {
-            host.sendControl(.fileProgress(fileID: offer.fileID, nextChunk: transfer.nextChunk), to: sender)
+            sendControl(.fileProgress(fileID: offer.fileID, nextChunk: transfer.nextChunk), to: sender)
         }
         showProgress(
             name: SafeFileName.sanitize(offer.name), peer: sender, sending: false, bytes: offset + expected,
@@ -720,9 +799,9 @@ public final class FileTransfers {
         }
         System.closeDescriptor(transfer.descriptor)
         incoming[Self.key(transfer.sender, offer.fileID)] = nil
-        host.sendControl(.fileResult(fileID: offer.fileID, accepted: true, reason: ""), to: transfer.sender)
+        sendControl(.fileResult(fileID: offer.fileID, accepted: true, reason: ""), to: transfer.sender)
         let path = inbox.path.hasSuffix("/") ? inbox.path + finalName : inbox.path + "/" + finalName
-        host.show(
+        show(
             .fileReceived(
                 from: transfer.sender, name: finalName, path: path, bytes: offer.size, sha256: Hex.encode(computed)))
     }
@@ -735,21 +814,19 @@ public final class FileTransfers {
         // A part that holds nothing is not worth keeping (an offer flood must not leave files behind).
         if !keepPart || transfer.nextChunk == 0 { inbox.removePart(key: transfer.partKey) }
         if tellSender {
-            host.sendControl(
+            sendControl(
                 .fileResult(fileID: transfer.offer.fileID, accepted: false, reason: reason), to: transfer.sender)
-            host.sendControl(.fileAbort(fileID: transfer.offer.fileID, reason: reason), to: transfer.sender)
+            sendControl(.fileAbort(fileID: transfer.offer.fileID, reason: reason), to: transfer.sender)
         }
         let kept =
             keepPart && transfer.nextChunk > 0 ? "; the part received is kept, and sending the file again resumes" : ""
-        host.show(
+        show(
             .fileFailed(
                 name: SafeFileName.sanitize(transfer.offer.name), from: transfer.sender, to: nil, reason: reason + kept)
         )
     }
 
-    /// A member left: its incoming transfers fail (keeping their part for a resume), and it is
-    /// dropped from outgoing ones.
-    public func memberLeft(_ name: String) {
+    private func dropMember(_ name: String) {
         for transfer in incoming.values where transfer.sender == name {
             failIncoming(
                 transfer, reason: "\(name) left before the file was complete", keepPart: true, tellSender: false)
@@ -789,7 +866,7 @@ public final class FileTransfers {
         let elapsed = current - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let rate = seconds > 0 ? Double(bytes - min(bytes, base)) / seconds : 0
-        host.show(
+        show(
             .fileProgress(
                 name: name, peer: peer, sending: sending, bytes: bytes, total: total, bytesPerSecond: UInt64(rate)))
     }
@@ -823,6 +900,8 @@ final class OutgoingTransfer {
         case done
     }
 
+    /// Tells this transfer's timers from another's (the same file may be sent twice at once).
+    let serial: UInt64
     let offer: FileOffer
     let descriptor: Int32
     let cipher: AESGCM
@@ -858,7 +937,8 @@ final class OutgoingTransfer {
         return buffer
     }
 
-    init(offer: FileOffer, descriptor: Int32, cipher: AESGCM, recipient: String?, targets: [String]) {
+    init(serial: UInt64, offer: FileOffer, descriptor: Int32, cipher: AESGCM, recipient: String?, targets: [String]) {
+        self.serial = serial
         self.offer = offer
         self.descriptor = descriptor
         self.cipher = cipher

@@ -67,7 +67,7 @@ public enum JoinMode {
                 }
             },
             makeClient: { security, connection, recentMessageIDs, ended in
-                ChatClient(
+                ChatRoom(
                     name: options.name, room: options.room, security: security, connection: connection, output: output,
                     loop: loop, inbox: inbox, maximumFileSize: options.maximumFileSize, transferStallTimeout: stall,
                     recentMessageIDs: recentMessageIDs, onFinish: ended)

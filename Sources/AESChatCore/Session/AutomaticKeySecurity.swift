@@ -76,73 +76,95 @@ public final class AutomaticKeySecurity: MessageSecurity {
 
     public var ownFingerprint: String? { Identity.fingerprint(of: identity.publicKey) }
 
+    /// Runs `body`, which appends what the client is to do, and returns that.
+    private func collecting(_ body: (inout [SecurityAction]) -> Void) -> [SecurityAction] {
+        var actions: [SecurityAction] = []
+        body(&actions)
+        return actions
+    }
+
     // MARK: Membership
 
-    public func didRegister(members: [MemberEntry], outbox: any SecurityOutbox) {
-        // One append to known_peers for the whole welcome, however many names are new.
-        knownPeers.batch { for member in members { admit(member, outbox: outbox) } }
-        announceRoomCode(outbox: outbox)
+    public func didRegister(members: [MemberEntry]) -> [SecurityAction] {
+        collecting { didRegister(members: members, actions: &$0) }
     }
 
-    public func refusesJoining(_ member: MemberEntry, outbox: any SecurityOutbox) -> Bool {
+    private func didRegister(members: [MemberEntry], actions: inout [SecurityAction]) {
+        // One append to known_peers for the whole welcome, however many names are new.
+        knownPeers.batch { for member in members { admit(member, actions: &actions) } }
+        announceRoomCode(actions: &actions)
+    }
+
+    public func refusalOfJoining(_ member: MemberEntry) -> ClientEvent? {
         guard peers[member.name] == nil, let sessionKey = AutomaticKeys.sessionKey(inProfile: member.profile),
             seenSessionKeys.contains(sessionKey)
-        else { return false }
-        outbox.emit(
-            .warning(
-                kind: "replay", name: member.name,
-                message:
-                    "the relay announced \(member.name) with a session key already seen in this session "
-                    + "(a recording played back); refused, and \(member.name) is not shown as present"))
-        return true
+        else { return nil }
+        return .warning(
+            kind: "replay", name: member.name,
+            message:
+                "the relay announced \(member.name) with a session key already seen in this session "
+                + "(a recording played back); refused, and \(member.name) is not shown as present")
     }
 
-    public func memberJoined(_ member: MemberEntry, outbox: any SecurityOutbox) {
+    public func memberJoined(_ member: MemberEntry) -> [SecurityAction] {
+        collecting { memberJoined(member, actions: &$0) }
+    }
+
+    private func memberJoined(_ member: MemberEntry, actions: inout [SecurityAction]) {
         if peers[member.name] != nil {
-            outbox.emit(
-                .warning(
-                    kind: "tampered", name: member.name, message: "the relay announced \(member.name) twice; ignored"))
+            actions.append(
+                .show(
+                    .warning(
+                        kind: "tampered", name: member.name,
+                        message: "the relay announced \(member.name) twice; ignored")))
             return
         }
-        admit(member, outbox: outbox)
-        announceRoomCode(outbox: outbox)
+        admit(member, actions: &actions)
+        announceRoomCode(actions: &actions)
     }
 
-    public func memberLeft(_ name: String, outbox: any SecurityOutbox) {
+    public func memberLeft(_ name: String) -> [SecurityAction] {
+        collecting { memberLeft(name, actions: &$0) }
+    }
+
+    private func memberLeft(_ name: String, actions: inout [SecurityAction]) {
         guard peers.removeValue(forKey: name) != nil else { return }
         // The leaver knows our chain key: move everyone still here to a fresh one.
-        rotate(outbox: outbox)
-        announceRoomCode(outbox: outbox)
-        releaseHeldMessages(outbox: outbox)
+        rotate(actions: &actions)
+        announceRoomCode(actions: &actions)
+        releaseHeldMessages(actions: &actions)
     }
 
     /// Checks a member's profile, pins or compares its identity, announces it, and — unless it
     /// must wait for `/trust` — opens a channel and sends it our chain.
-    private func admit(_ member: MemberEntry, outbox: any SecurityOutbox) {
+    private func admit(_ member: MemberEntry, actions: inout [SecurityAction]) {
         switch AutomaticKeys.checkProfile(member.profile, room: room, name: member.name) {
         case .missing:
             peers[member.name] = Peer(name: member.name, trust: .invalid)
-            outbox.emit(
-                .warning(
-                    kind: "tampered", name: member.name,
-                    message:
-                        "\(member.name) presented no session key (a room-key client?); nothing can be exchanged with them"
-                ))
+            actions.append(
+                .show(
+                    .warning(
+                        kind: "tampered", name: member.name,
+                        message:
+                            "\(member.name) presented no session key (a room-key client?); nothing can be exchanged with them"
+                    )))
         case .invalid(let reason):
             peers[member.name] = Peer(name: member.name, trust: .invalid)
-            outbox.emit(
-                .warning(
-                    kind: "tampered", name: member.name,
-                    message: "\(member.name) refused: \(reason); no keys are sent to them"))
+            actions.append(
+                .show(
+                    .warning(
+                        kind: "tampered", name: member.name,
+                        message: "\(member.name) refused: \(reason); no keys are sent to them")))
         case .valid(let identityKey, let sessionKey):
             guard seenSessionKeys.insert(sessionKey) else {
                 peers[member.name] = Peer(name: member.name, trust: .invalid)
-                outbox.emit(
-                    .warning(
-                        kind: "replay", name: member.name,
-                        message:
-                            "\(member.name) presented a session key already seen in this session; refused, no keys are sent to them"
-                    ))
+                actions.append(
+                    .show(
+                        .warning(
+                            kind: "replay", name: member.name,
+                            message:
+                                "\(member.name) presented a session key already seen in this session; refused, no keys are sent to them"
+                        )))
                 return
             }
             let peer = Peer(name: member.name, trust: .new)
@@ -160,17 +182,18 @@ public final class AutomaticKeySecurity: MessageSecurity {
                         ? "you had \(pin.isVerified ? "verified" : "sent private messages to") the old key, so your "
                             + "messages are held until you run /trust \(member.name)"
                         : "treat them as unverified until you compare safety numbers (/verify \(member.name)) and run /trust \(member.name)"
-                    outbox.emit(
-                        .warning(
-                            kind: "key-changed", name: member.name,
-                            message: "\(member.name)'s identity key CHANGED (now \(fingerprint)); \(consequence)"))
+                    actions.append(
+                        .show(
+                            .warning(
+                                kind: "key-changed", name: member.name,
+                                message: "\(member.name)'s identity key CHANGED (now \(fingerprint)); \(consequence)")))
                 }
             } else if case .notPinned(let notice?) = knownPeers.pinFirstSeen(
                 identityKey, relay: relay, name: member.name)
             {
-                outbox.emit(.info(notice))
+                actions.append(.show(.info(notice)))
             }
-            outbox.emit(.member(MemberStatus(name: member.name, fingerprint: fingerprint, trust: peer.trust)))
+            actions.append(.show(.member(MemberStatus(name: member.name, fingerprint: fingerprint, trust: peer.trust))))
             do {
                 let shared = try session.sharedSecret(with: sessionKey)
                 let keys = try AutomaticKeys.channelKeys(
@@ -178,184 +201,219 @@ public final class AutomaticKeySecurity: MessageSecurity {
                 peer.channel = try PairwiseChannel(sendKey: keys.send, receiveKey: keys.receive)
             } catch {
                 peer.trust = .invalid
-                outbox.emit(
-                    .warning(
-                        kind: "tampered", name: member.name,
-                        message: "no channel to \(member.name): \(error.description)"))
+                actions.append(
+                    .show(
+                        .warning(
+                            kind: "tampered", name: member.name,
+                            message: "no channel to \(member.name): \(error.description)")))
                 return
             }
-            if peer.canReceiveKeys { sendChain(to: peer, outbox: outbox) }
+            if peer.canReceiveKeys { sendChain(to: peer, actions: &actions) }
         }
     }
 
-    private func sendChain(to peer: Peer, outbox: any SecurityOutbox) {
-        sendOverChannel(chain.distribution, to: peer, outbox: outbox)
+    private func sendChain(to peer: Peer, actions: inout [SecurityAction]) {
+        sendOverChannel(chain.distribution, to: peer, actions: &actions)
     }
 
-    private func sendOverChannel(_ plaintext: [UInt8], to peer: Peer, outbox: any SecurityOutbox) {
+    private func sendOverChannel(_ plaintext: [UInt8], to peer: Peer, actions: inout [SecurityAction]) {
         guard let channel = peer.channel else { return }
         do {
-            outbox.direct(try channel.seal(plaintext, room: room, from: name, to: peer.name), to: peer.name)
+            actions.append(.direct(try channel.seal(plaintext, room: room, from: name, to: peer.name), to: peer.name))
         } catch {
-            outbox.emit(.error(message: "cannot send to \(peer.name): \(error.description)"))
+            actions.append(.show(.error(message: "cannot send to \(peer.name): \(error.description)")))
         }
     }
 
-    private func rotate(outbox: any SecurityOutbox) {
+    private func rotate(actions: inout [SecurityAction]) {
         chain = OutgoingChain(now: now())
         for peer in peers.values.sorted(by: { $0.name < $1.name }) where peer.canReceiveKeys {
-            sendChain(to: peer, outbox: outbox)
+            sendChain(to: peer, actions: &actions)
         }
     }
 
-    private func announceRoomCode(outbox: any SecurityOutbox) {
+    private func announceRoomCode(actions: inout [SecurityAction]) {
         let keys = [identity.publicKey] + peers.values.compactMap(\.identityKey)
         let code = Identity.roomCode(room: room, identityKeys: keys)
         guard code != lastRoomCode else { return }
         lastRoomCode = code
-        outbox.emit(.roomCode(code: code, members: keys.count))
+        actions.append(.show(.roomCode(code: code, members: keys.count)))
     }
 
     // MARK: Sending
 
-    public func sendToRoom(_ content: MessageContent, outbox: any SecurityOutbox) {
+    public func sendToRoom(_ content: MessageContent) -> [SecurityAction] {
+        collecting { sendToRoom(content, actions: &$0) }
+    }
+
+    private func sendToRoom(_ content: MessageContent, actions: inout [SecurityAction]) {
         if let blocker = peers.values.first(where: \.blocksSending) {
             heldMessages.append(content)
-            outbox.emit(
-                .info(
-                    "message held: \(blocker.name)'s identity key changed since you verified or messaged them; "
-                        + "/trust \(blocker.name) to send it (\(heldMessages.count) held)"))
+            actions.append(
+                .show(
+                    .info(
+                        "message held: \(blocker.name)'s identity key changed since you verified or messaged them; "
+                            + "/trust \(blocker.name) to send it (\(heldMessages.count) held)")))
             return
         }
         if chain.index >= Self.messagesPerChain || now() - chain.createdAt >= Self.chainLifetime {
-            rotate(outbox: outbox)
+            rotate(actions: &actions)
         }
         let (index, messageKey) = chain.nextMessageKey()
         do {
-            outbox.publish(
-                try AutomaticKeys.sealGroupMessage(
-                    content.encoded(), chainID: chain.chainID, index: index, messageKey: messageKey, room: room,
-                    sender: name, identity: identity))
+            actions.append(
+                .publish(
+                    try AutomaticKeys.sealGroupMessage(
+                        content.encoded(), chainID: chain.chainID, index: index, messageKey: messageKey, room: room,
+                        sender: name, identity: identity)))
         } catch {
-            outbox.emit(.error(message: "message not sent: \(error.description)"))
+            actions.append(.show(.error(message: "message not sent: \(error.description)")))
         }
     }
 
-    public func sendPrivately(_ content: MessageContent, to recipient: String, outbox: any SecurityOutbox) {
+    public func sendPrivately(_ content: MessageContent, to recipient: String) -> [SecurityAction] {
+        collecting { sendPrivately(content, to: recipient, actions: &$0) }
+    }
+
+    private func sendPrivately(_ content: MessageContent, to recipient: String, actions: inout [SecurityAction]) {
         guard let peer = peers[recipient] else {
-            outbox.emit(.error(message: "no member named '\(recipient)' here; /who lists the members"))
+            actions.append(.show(.error(message: "no member named '\(recipient)' here; /who lists the members")))
             return
         }
         guard peer.channel != nil, peer.trust != .invalid else {
-            outbox.emit(.error(message: "cannot send privately to \(recipient): they have no valid session key"))
+            actions.append(
+                .show(.error(message: "cannot send privately to \(recipient): they have no valid session key")))
             return
         }
         guard !peer.blocksSending else {
-            outbox.emit(
-                .error(
-                    message:
-                        "\(recipient)'s identity key changed since you verified or messaged them; /trust \(recipient) first"
-                ))
+            actions.append(
+                .show(
+                    .error(
+                        message:
+                            "\(recipient)'s identity key changed since you verified or messaged them; /trust \(recipient) first"
+                    )))
             return
         }
-        sendOverChannel(content.encoded(), to: peer, outbox: outbox)
+        sendOverChannel(content.encoded(), to: peer, actions: &actions)
         if !content.isFileControl, let key = peer.identityKey {
             knownPeers.noteMessaged(key, relay: relay, name: recipient)
         }
     }
 
-    private func releaseHeldMessages(outbox: any SecurityOutbox) {
+    private func releaseHeldMessages(actions: inout [SecurityAction]) {
         guard !heldMessages.isEmpty, !peers.values.contains(where: \.blocksSending) else { return }
         let held = heldMessages
         heldMessages.removeAll()
-        for content in held { sendToRoom(content, outbox: outbox) }
+        for content in held { sendToRoom(content, actions: &actions) }
     }
 
     // MARK: Receiving
 
-    public func receive(_ payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool, outbox: any SecurityOutbox) {
+    public func receive(_ payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool) -> [SecurityAction] {
+        collecting { receive(payload, from: sender, isDirect: isDirect, actions: &$0) }
+    }
+
+    private func receive(
+        _ payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool, actions: inout [SecurityAction]
+    ) {
         guard let peer = peers[sender] else {
-            outbox.emit(
-                .warning(
-                    kind: "tampered", name: sender, message: "message from \(sender), who is not in the room, refused"))
+            actions.append(
+                .show(
+                    .warning(
+                        kind: "tampered", name: sender,
+                        message: "message from \(sender), who is not in the room, refused")))
             return
         }
         guard peer.trust != .invalid, let identityKey = peer.identityKey else {
-            outbox.emit(
-                .warning(
-                    kind: "tampered", name: sender, message: "message from \(sender) refused: they have no valid keys"))
+            actions.append(
+                .show(
+                    .warning(
+                        kind: "tampered", name: sender,
+                        message: "message from \(sender) refused: they have no valid keys")))
             return
         }
         switch (EnvelopeKind(of: payload), isDirect) {
         case (.channel?, true):
-            receiveOverChannel(payload, from: peer, outbox: outbox)
+            receiveOverChannel(payload, from: peer, actions: &actions)
         case (.group?, false):
-            receiveGroupMessage(payload, from: peer, identityKey: identityKey, outbox: outbox)
+            receiveGroupMessage(payload, from: peer, identityKey: identityKey, actions: &actions)
         default:
-            outbox.emit(
-                .warning(
-                    kind: "tampered", name: sender, message: "message from \(sender) of an unexpected kind refused"))
+            actions.append(
+                .show(
+                    .warning(
+                        kind: "tampered", name: sender, message: "message from \(sender) of an unexpected kind refused")
+                ))
         }
     }
 
-    private func receiveOverChannel(_ payload: ArraySlice<UInt8>, from peer: Peer, outbox: any SecurityOutbox) {
+    private func receiveOverChannel(_ payload: ArraySlice<UInt8>, from peer: Peer, actions: inout [SecurityAction]) {
         guard let channel = peer.channel else { return }
         switch channel.open(payload, room: room, from: peer.name, to: name) {
         case .tampered:
-            outbox.emit(
-                .warning(
-                    kind: "tampered", name: peer.name, message: "private data from \(peer.name) failed authentication"))
+            actions.append(
+                .show(
+                    .warning(
+                        kind: "tampered", name: peer.name,
+                        message: "private data from \(peer.name) failed authentication")))
         case .replayed(let counter):
-            outbox.emit(
-                .warning(
-                    kind: "replay", name: peer.name,
-                    message: "private message \(counter) from \(peer.name) was already received"))
+            actions.append(
+                .show(
+                    .warning(
+                        kind: "replay", name: peer.name,
+                        message: "private message \(counter) from \(peer.name) was already received")))
         case .plaintext(let plaintext, let missing):
             if missing > 0 {
-                outbox.emit(
-                    .warning(
-                        kind: "missing", name: peer.name,
-                        message: "\(missing) private messages from \(peer.name) missing"))
+                actions.append(
+                    .show(
+                        .warning(
+                            kind: "missing", name: peer.name,
+                            message: "\(missing) private messages from \(peer.name) missing")))
             }
             if plaintext.first == AutomaticKeys.senderKeyKind {
-                adoptChain(plaintext, from: peer, outbox: outbox)
+                adoptChain(plaintext, from: peer, actions: &actions)
             } else {
                 do {
-                    outbox.deliver(try MessageContent(decoding: plaintext), from: peer.name, isPrivate: true)
+                    actions.append(.deliver(try MessageContent(decoding: plaintext), from: peer.name, isPrivate: true))
                 } catch {
-                    outbox.emit(
-                        .warning(
-                            kind: "tampered", name: peer.name,
-                            message: "unreadable private message: \(error.description)"))
+                    actions.append(
+                        .show(
+                            .warning(
+                                kind: "tampered", name: peer.name,
+                                message: "unreadable private message: \(error.description)")))
                 }
             }
         }
     }
 
-    private func adoptChain(_ plaintext: [UInt8], from peer: Peer, outbox: any SecurityOutbox) {
+    private func adoptChain(_ plaintext: [UInt8], from peer: Peer, actions: inout [SecurityAction]) {
         var reader = ByteReader(plaintext)
         guard (try? reader.readUInt8("kind")) != nil,
             let chainID = try? reader.readBytes(AutomaticKeys.chainIDSize, "chain id"),
             let index = try? reader.readUInt32("index"), let key = try? reader.readBytes(32, "chain key"),
             reader.isAtEnd
         else {
-            outbox.emit(.warning(kind: "tampered", name: peer.name, message: "malformed sender key from \(peer.name)"))
+            actions.append(
+                .show(.warning(kind: "tampered", name: peer.name, message: "malformed sender key from \(peer.name)")))
             return
         }
         // The index comes from a peer: one at the very end of the range would leave no next index.
         guard index < AutomaticKeys.indexLimit else {
-            outbox.emit(
-                .warning(
-                    kind: "tampered", name: peer.name,
-                    message: "sender key from \(peer.name) starts at index \(index), past the last usable one; refused")
-            )
+            actions.append(
+                .show(
+                    .warning(
+                        kind: "tampered", name: peer.name,
+                        message:
+                            "sender key from \(peer.name) starts at index \(index), past the last usable one; refused")
+                ))
             return
         }
         if let old = peer.chain {
             guard !constantTimeEquals(old.chainID, Array(chainID)) else {
-                outbox.emit(
-                    .warning(
-                        kind: "replay", name: peer.name, message: "sender key from \(peer.name) sent again; ignored"))
+                actions.append(
+                    .show(
+                        .warning(
+                            kind: "replay", name: peer.name, message: "sender key from \(peer.name) sent again; ignored"
+                        )))
                 return
             }
             peer.retiredChains = (peer.retiredChains + [old.chainID]).suffix(Self.retiredChainLimit)
@@ -364,13 +422,15 @@ public final class AutomaticKeySecurity: MessageSecurity {
     }
 
     private func receiveGroupMessage(
-        _ payload: ArraySlice<UInt8>, from peer: Peer, identityKey: [UInt8], outbox: any SecurityOutbox
+        _ payload: ArraySlice<UInt8>, from peer: Peer, identityKey: [UInt8], actions: inout [SecurityAction]
     ) {
         let minimum = AutomaticKeys.groupHeaderSize + 1 + AESGCM.tagSize + Ed25519.signatureSize
         guard payload.count >= minimum else {
-            outbox.emit(
-                .warning(
-                    kind: "tampered", name: peer.name, message: "message from \(peer.name) is too short to be genuine"))
+            actions.append(
+                .show(
+                    .warning(
+                        kind: "tampered", name: peer.name,
+                        message: "message from \(peer.name) is too short to be genuine")))
             return
         }
         // 1. The sender's signature, before anything else is used.
@@ -378,10 +438,11 @@ public final class AutomaticKeySecurity: MessageSecurity {
         let signature = Array(payload.suffix(Ed25519.signatureSize))
         let signed = AutomaticKeys.groupSignedBytes(room: room, sender: peer.name, headerAndSealed: body)
         guard Ed25519.isValidSignature(signature, for: signed, publicKey: identityKey) else {
-            outbox.emit(
-                .warning(
-                    kind: "tampered", name: peer.name,
-                    message: "message signed by someone other than \(peer.name) refused"))
+            actions.append(
+                .show(
+                    .warning(
+                        kind: "tampered", name: peer.name,
+                        message: "message signed by someone other than \(peer.name) refused")))
             return
         }
         var reader = ByteReader(body)
@@ -393,40 +454,48 @@ public final class AutomaticKeySecurity: MessageSecurity {
         // 2. The chain and the index.
         guard var incoming = peer.chain, constantTimeEquals(incoming.chainID, chainID) else {
             if peer.retiredChains.contains(where: { constantTimeEquals($0, chainID) }) {
-                outbox.emit(
-                    .warning(
-                        kind: "replay", name: peer.name, message: "message from a replaced key of \(peer.name) refused")
-                )
+                actions.append(
+                    .show(
+                        .warning(
+                            kind: "replay", name: peer.name,
+                            message: "message from a replaced key of \(peer.name) refused")
+                    ))
             } else {
                 peer.undecryptable += 1
-                outbox.emit(
-                    .warning(
-                        kind: "undecryptable", name: peer.name,
-                        message:
-                            "message from \(peer.name) cannot be decrypted: its key never arrived (\(peer.undecryptable) so far)"
-                    ))
+                actions.append(
+                    .show(
+                        .warning(
+                            kind: "undecryptable", name: peer.name,
+                            message:
+                                "message from \(peer.name) cannot be decrypted: its key never arrived (\(peer.undecryptable) so far)"
+                        )))
             }
             return
         }
         guard index < AutomaticKeys.indexLimit else {
-            outbox.emit(
-                .warning(
-                    kind: "tampered", name: peer.name,
-                    message: "message \(index) from \(peer.name) is past the last usable index; refused"))
+            actions.append(
+                .show(
+                    .warning(
+                        kind: "tampered", name: peer.name,
+                        message: "message \(index) from \(peer.name) is past the last usable index; refused")))
             return
         }
         guard index >= incoming.nextIndex else {
-            outbox.emit(
-                .warning(
-                    kind: "replay", name: peer.name, message: "message \(index) from \(peer.name) was already received")
-            )
+            actions.append(
+                .show(
+                    .warning(
+                        kind: "replay", name: peer.name,
+                        message: "message \(index) from \(peer.name) was already received")
+                ))
             return
         }
         guard index - incoming.nextIndex <= AutomaticKeys.maximumSkip else {
-            outbox.emit(
-                .warning(
-                    kind: "tampered", name: peer.name,
-                    message: "message \(index) from \(peer.name) is too far ahead of \(incoming.nextIndex); refused"))
+            actions.append(
+                .show(
+                    .warning(
+                        kind: "tampered", name: peer.name,
+                        message: "message \(index) from \(peer.name) is too far ahead of \(incoming.nextIndex); refused"
+                    )))
             return
         }
         // 3. Ratchet to the index (tentatively: only an authentic message moves the chain).
@@ -440,8 +509,10 @@ public final class AutomaticKeySecurity: MessageSecurity {
                 header: body.prefix(AutomaticKeys.groupHeaderSize), room: room, sender: peer.name)
             plaintext = try AESGCM(key: key).open(sealed, nonce: nonce, authenticating: aad)
         } catch {
-            outbox.emit(
-                .warning(kind: "tampered", name: peer.name, message: "message from \(peer.name) failed authentication"))
+            actions.append(
+                .show(
+                    .warning(
+                        kind: "tampered", name: peer.name, message: "message from \(peer.name) failed authentication")))
             return
         }
         let missing = index - incoming.nextIndex
@@ -449,54 +520,68 @@ public final class AutomaticKeySecurity: MessageSecurity {
         incoming.chainKey = SecretBytes(next)
         peer.chain = incoming
         if missing > 0 {
-            outbox.emit(
-                .warning(kind: "missing", name: peer.name, message: "\(missing) messages from \(peer.name) missing"))
+            actions.append(
+                .show(
+                    .warning(kind: "missing", name: peer.name, message: "\(missing) messages from \(peer.name) missing")
+                ))
         }
         do {
-            outbox.deliver(try MessageContent(decoding: plaintext), from: peer.name, isPrivate: false)
+            actions.append(.deliver(try MessageContent(decoding: plaintext), from: peer.name, isPrivate: false))
         } catch {
-            outbox.emit(
-                .warning(kind: "tampered", name: peer.name, message: "unreadable message: \(error.description)"))
+            actions.append(
+                .show(
+                    .warning(kind: "tampered", name: peer.name, message: "unreadable message: \(error.description)")))
         }
     }
 
     // MARK: Commands
 
-    public func handle(_ command: SecurityCommand, outbox: any SecurityOutbox) {
+    public func handle(_ command: SecurityCommand) -> [SecurityAction] {
+        collecting { handle(command, actions: &$0) }
+    }
+
+    private func handle(_ command: SecurityCommand, actions: inout [SecurityAction]) {
         switch command {
         case .who:
-            outbox.emit(
-                .who(
-                    members: peers.values.sorted { $0.name < $1.name }.map {
-                        MemberStatus(
-                            name: $0.name, fingerprint: $0.identityKey.map(Identity.fingerprint), trust: $0.trust)
-                    }))
+            actions.append(
+                .show(
+                    .who(
+                        members: peers.values.sorted { $0.name < $1.name }.map {
+                            MemberStatus(
+                                name: $0.name, fingerprint: $0.identityKey.map(Identity.fingerprint), trust: $0.trust)
+                        })))
         case .verifyRoom:
             let keys = [identity.publicKey] + peers.values.compactMap(\.identityKey)
-            outbox.emit(.roomCode(code: Identity.roomCode(room: room, identityKeys: keys), members: keys.count))
+            actions.append(
+                .show(.roomCode(code: Identity.roomCode(room: room, identityKeys: keys), members: keys.count)))
         case .verifyMember(let target):
             guard let peer = peers[target], let key = peer.identityKey else {
-                outbox.emit(
-                    .error(message: "no member named '\(target)' with a valid identity here; /who lists the members"))
+                actions.append(
+                    .show(
+                        .error(
+                            message: "no member named '\(target)' with a valid identity here; /who lists the members")))
                 return
             }
-            outbox.emit(
-                .verify(
-                    name: target, fingerprint: Identity.fingerprint(of: key),
-                    safetyNumber: Identity.safetyNumber(identity.publicKey, key)))
+            actions.append(
+                .show(
+                    .verify(
+                        name: target, fingerprint: Identity.fingerprint(of: key),
+                        safetyNumber: Identity.safetyNumber(identity.publicKey, key))))
         case .trust(let target):
             guard let peer = peers[target], let key = peer.identityKey, peer.channel != nil else {
-                outbox.emit(
-                    .error(message: "no member named '\(target)' with a valid identity here; /who lists the members"))
+                actions.append(
+                    .show(
+                        .error(
+                            message: "no member named '\(target)' with a valid identity here; /who lists the members")))
                 return
             }
             knownPeers.trust(key, relay: relay, name: target)
             let wasBlocking = peer.blocksSending
             peer.trust = .verified
             peer.blocksSending = false
-            outbox.emit(.trusted(name: target, fingerprint: Identity.fingerprint(of: key)))
-            if wasBlocking { sendChain(to: peer, outbox: outbox) }
-            releaseHeldMessages(outbox: outbox)
+            actions.append(.show(.trusted(name: target, fingerprint: Identity.fingerprint(of: key))))
+            if wasBlocking { sendChain(to: peer, actions: &actions) }
+            releaseHeldMessages(actions: &actions)
         }
     }
 }

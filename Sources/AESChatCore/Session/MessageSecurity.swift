@@ -1,41 +1,44 @@
-/// Where a security mode sends what it produces: envelopes for the relay, events for the user.
-/// Implemented by ``ChatClient``; loop thread only.
-public protocol SecurityOutbox: AnyObject {
-    /// Publishes an envelope to every other member of the room.
-    func publish(_ envelope: [UInt8])
-    /// Sends an envelope to one member.
-    func direct(_ envelope: [UInt8], to name: String)
-    /// Shows an event.
-    func emit(_ event: ClientEvent)
-    /// Hands over authenticated, decrypted content: chat for display, file control for the transfers.
-    func deliver(_ content: MessageContent, from sender: String, isPrivate: Bool)
+/// What a security mode asks its client to do, in the order given: the security layer returns
+/// these instead of calling back into the client (the shape of swift-nio-ssh's state machines),
+/// so the client sees every envelope it is asked to send.
+public enum SecurityAction: Equatable, Sendable {
+    /// Publish an envelope to every other member of the room.
+    case publish([UInt8])
+    /// Send an envelope to one member.
+    case direct([UInt8], to: String)
+    /// Authenticated, decrypted content: chat for display, file control for the transfers.
+    case deliver(MessageContent, from: String, isPrivate: Bool)
+    /// Show an event.
+    case show(ClientEvent)
 }
 
 /// The end-to-end layer of a client: what it presents at registration, how it seals what the
 /// user sends, and how it opens what arrives. Two modes exist: a pre-shared room key
-/// (``RoomKeySecurity``) and automatic keys (``AutomaticKeySecurity``). Loop thread only.
+/// (``RoomKeySecurity``) and automatic keys (``AutomaticKeySecurity``). Each call returns what the
+/// client is to do, in order. Loop thread only.
 public protocol MessageSecurity: AnyObject {
     /// The opaque profile sent in hello (empty for the room-key mode).
     var profile: [UInt8] { get }
     /// The user's own fingerprint, shown in `ready`, when the mode has identities.
     var ownFingerprint: String? { get }
     /// Registration completed; `members` are the others already present.
-    func didRegister(members: [MemberEntry], outbox: any SecurityOutbox)
+    func didRegister(members: [MemberEntry]) -> [SecurityAction]
     /// Whether a member the relay announces as joining is refused outright, before it is shown:
-    /// its session key was already seen in this session (a replayed profile). Says why if so.
-    func refusesJoining(_ member: MemberEntry, outbox: any SecurityOutbox) -> Bool
+    /// its session key was already seen in this session (a replayed profile). Returns the warning
+    /// that says why if so, nil if not.
+    func refusalOfJoining(_ member: MemberEntry) -> ClientEvent?
     /// Someone joined.
-    func memberJoined(_ member: MemberEntry, outbox: any SecurityOutbox)
+    func memberJoined(_ member: MemberEntry) -> [SecurityAction]
     /// Someone left.
-    func memberLeft(_ name: String, outbox: any SecurityOutbox)
-    /// Seals and publishes a message to the room (or holds it, saying why).
-    func sendToRoom(_ content: MessageContent, outbox: any SecurityOutbox)
-    /// Seals and sends a private message to one member.
-    func sendPrivately(_ content: MessageContent, to name: String, outbox: any SecurityOutbox)
+    func memberLeft(_ name: String) -> [SecurityAction]
+    /// Seals a message for the room (or holds it, saying why).
+    func sendToRoom(_ content: MessageContent) -> [SecurityAction]
+    /// Seals a private message to one member.
+    func sendPrivately(_ content: MessageContent, to name: String) -> [SecurityAction]
     /// Authenticates and opens a payload the relay delivered.
-    func receive(_ payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool, outbox: any SecurityOutbox)
+    func receive(_ payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool) -> [SecurityAction]
     /// Handles `/who`, `/verify NAME`, `/verify room` and `/trust NAME`.
-    func handle(_ command: SecurityCommand, outbox: any SecurityOutbox)
+    func handle(_ command: SecurityCommand) -> [SecurityAction]
 }
 
 /// The commands a security mode answers.
@@ -80,63 +83,68 @@ public final class RoomKeySecurity: MessageSecurity {
     public var profile: [UInt8] { [] }
     public var ownFingerprint: String? { nil }
 
-    public func didRegister(members: [MemberEntry], outbox: any SecurityOutbox) {
+    public func didRegister(members: [MemberEntry]) -> [SecurityAction] {
         self.members = Set(members.map(\.name))
         presentAtWelcome = self.members
+        return []
     }
 
     /// Room-key members present no profile: there is nothing to replay.
-    public func refusesJoining(_ member: MemberEntry, outbox: any SecurityOutbox) -> Bool { false }
+    public func refusalOfJoining(_ member: MemberEntry) -> ClientEvent? { nil }
 
-    public func memberJoined(_ member: MemberEntry, outbox: any SecurityOutbox) {
+    public func memberJoined(_ member: MemberEntry) -> [SecurityAction] {
         members.insert(member.name)
+        return []
     }
 
-    public func memberLeft(_ name: String, outbox: any SecurityOutbox) {
+    public func memberLeft(_ name: String) -> [SecurityAction] {
         members.remove(name)
         presentAtWelcome.remove(name)
         directSealers[name] = nil
+        return []
     }
 
-    public func sendToRoom(_ content: MessageContent, outbox: any SecurityOutbox) {
+    public func sendToRoom(_ content: MessageContent) -> [SecurityAction] {
         do {
-            outbox.publish(try sealer.seal(content))
+            return [.publish(try sealer.seal(content))]
         } catch {
-            outbox.emit(.error(message: "message not sent: \(error)"))
+            return [.show(.error(message: "message not sent: \(error)"))]
         }
     }
 
     /// Sends to one member through the relay. With a shared room key this is not secret from the
     /// other key holders, so chat text is refused (`/msg` needs automatic keys); file control and
     /// chunks use it, authenticated by the room key and bound to the recipient.
-    public func sendPrivately(_ content: MessageContent, to name: String, outbox: any SecurityOutbox) {
+    public func sendPrivately(_ content: MessageContent, to name: String) -> [SecurityAction] {
         guard content.isFileControl else {
-            outbox.emit(.error(message: Self.needsAutomaticKeys("/msg")))
-            return
+            return [.show(.error(message: Self.needsAutomaticKeys("/msg")))]
         }
         let directSealer =
             directSealers[name] ?? RoomKeySealer(roomKey: roomKey, room: room, sender: self.name, clock: clock)
         directSealers[name] = directSealer
         do {
-            outbox.direct(try directSealer.seal(content, to: name), to: name)
+            return [.direct(try directSealer.seal(content, to: name), to: name)]
         } catch {
-            outbox.emit(.error(message: "message not sent: \(error)"))
+            return [.show(.error(message: "message not sent: \(error)"))]
         }
     }
 
-    public func receive(_ payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool, outbox: any SecurityOutbox) {
+    public func receive(_ payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool) -> [SecurityAction] {
         guard sender != name else {
-            outbox.emit(
-                .warning(
-                    kind: "tampered", name: sender,
-                    message: "a message under your own name came back from the relay; refused"))
-            return
+            return [
+                .show(
+                    .warning(
+                        kind: "tampered", name: sender,
+                        message: "a message under your own name came back from the relay; refused"))
+            ]
         }
         guard members.contains(sender) else {
-            outbox.emit(
-                .warning(
-                    kind: "tampered", name: sender, message: "message from \(sender), who is not in the room, refused"))
-            return
+            return [
+                .show(
+                    .warning(
+                        kind: "tampered", name: sender,
+                        message: "message from \(sender), who is not in the room, refused"))
+            ]
         }
         let opened =
             isDirect
@@ -144,29 +152,32 @@ public final class RoomKeySecurity: MessageSecurity {
             : opener.open(payload, from: sender, sessionMayBeUnderway: presentAtWelcome.contains(sender))
         switch opened {
         case .content(let content, let missing):
-            if missing > 0 {
-                outbox.emit(
-                    .warning(kind: "missing", name: sender, message: "\(missing) messages from \(sender) missing"))
-            }
-            outbox.deliver(content, from: sender, isPrivate: isDirect)
+            let delivered = SecurityAction.deliver(content, from: sender, isPrivate: isDirect)
+            guard missing > 0 else { return [delivered] }
+            return [
+                .show(.warning(kind: "missing", name: sender, message: "\(missing) messages from \(sender) missing")),
+                delivered,
+            ]
         case .tampered(let reason):
-            outbox.emit(.warning(kind: "tampered", name: sender, message: "tampered message refused: \(reason)"))
+            return [.show(.warning(kind: "tampered", name: sender, message: "tampered message refused: \(reason)"))]
         case .replayed(let reason):
-            outbox.emit(.warning(kind: "replay", name: sender, message: "replayed message refused: \(reason)"))
+            return [.show(.warning(kind: "replay", name: sender, message: "replayed message refused: \(reason)"))]
         }
     }
 
-    public func handle(_ command: SecurityCommand, outbox: any SecurityOutbox) {
+    public func handle(_ command: SecurityCommand) -> [SecurityAction] {
         switch command {
         case .who:
-            outbox.emit(
-                .who(members: members.sorted().map { MemberStatus(name: $0, fingerprint: nil, trust: .sharedKey) }))
+            return [
+                .show(
+                    .who(members: members.sorted().map { MemberStatus(name: $0, fingerprint: nil, trust: .sharedKey) }))
+            ]
         case .verifyMember:
-            outbox.emit(.error(message: Self.needsAutomaticKeys("/verify")))
+            return [.show(.error(message: Self.needsAutomaticKeys("/verify")))]
         case .verifyRoom:
-            outbox.emit(.error(message: Self.needsAutomaticKeys("/verify room")))
+            return [.show(.error(message: Self.needsAutomaticKeys("/verify room")))]
         case .trust:
-            outbox.emit(.error(message: Self.needsAutomaticKeys("/trust")))
+            return [.show(.error(message: Self.needsAutomaticKeys("/trust")))]
         }
     }
 

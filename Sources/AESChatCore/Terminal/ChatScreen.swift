@@ -256,7 +256,7 @@ final class ChatScreen {
         switch TerminalCommands.interpret(line) {
         case .message(let text):
             actions.append(.send(text))
-            if text.utf8.count <= ChatClient.maximumMessageBytes {
+            if text.utf8.count <= ChatRoom.maximumMessageBytes {
                 show(messageLines(from: ownName, text: text, isPrivate: false, isOwn: true, isMention: false))
             }
         case .action(let line, let text):

@@ -1,0 +1,357 @@
+/// The room side of a chat session: turns each line of input into a message or a command, hands
+/// messages to its ``MessageSecurity`` to seal, keeps the lines the relay has not confirmed, runs
+/// the file transfers, and shows what arrives. Its ``RelaySession`` registers, keeps the roster
+/// and reads what the relay sends; the security layer and the transfers return what to do, which
+/// the room carries out.
+///
+/// Works on any ``Connection``; confined to the event loop's thread. Lines submitted before
+/// registration completes are held and handled right after it, in order.
+///
+/// Every message line is followed by a ping; the relay answers a ping only after handling every
+/// frame sent before it, so its pong confirms the line. Lines the relay has not confirmed when the
+/// connection ends are handed back (``linesNotConfirmed``) for a ``ReconnectingSession`` to send
+/// again; their message ids let members that did receive them drop the second copy.
+public final class ChatRoom {
+    /// The longest message text sent, in UTF-8 bytes; longer lines are refused with an error.
+    public static let maximumMessageBytes = 8 * 1024 * 1024
+    /// Queued output above which input is paused until the connection drains (above the file
+    /// transfers' own high-water mark, so that chat input keeps flowing during a transfer).
+    public static let outputHighWater = 16 * 1024 * 1024
+    /// Message lines sent but not yet confirmed by the relay, at most; later lines wait. Kept below
+    /// ``RecentMessageIDs/idsPerSender`` so that members remember every id that may be repeated.
+    public static let maximumUnconfirmedLines = 64
+    /// Lines waiting to be sent beyond which input is paused.
+    public static let waitingLinesHighWater = 1024
+
+    private let name: String
+    private let session: RelaySession
+    private let output: any ClientOutput
+    private let loop: any EventLoop
+    private let security: any MessageSecurity
+    /// Lines not handled yet: before registration, or while too many are unconfirmed.
+    private var waitingLines: [OutgoingLine] = []
+    private var firstWaitingLine = 0
+    /// Message lines handed to the connection, each with the token of the ping that follows it.
+    private var unconfirmedLines: [(line: OutgoingLine, token: UInt64)] = []
+    private let recentMessageIDs: RecentMessageIDs
+    private var inputPaused = false
+    private var quitting = false
+    private var inputEnded = false
+    private var transfers: FileTransfers?
+
+    /// Called with `true` when input should pause (too much queued) and `false` to resume.
+    public var onBackpressure: ((Bool) -> Void)?
+    /// Called once registration completes (after the `ready` event).
+    public var onReady: (() -> Void)?
+
+    /// Creates a client; call ``start()`` to register.
+    /// - Parameters:
+    ///   - name: the member name to register.
+    ///   - room: the room to join.
+    ///   - security: the end-to-end layer (room key or automatic keys).
+    ///   - connection: a connection to the relay.
+    ///   - output: receives events.
+    ///   - loop: the loop driving `connection` (for timeouts).
+    ///   - onFinish: called once when the session is over.
+    ///   - inbox: where received files go; without one, files are neither sent nor received.
+    ///   - maximumFileSize: larger offers are declined.
+    ///   - transferStallTimeout: how long a receiver may hold a transfer back before it is dropped.
+    ///   - recentMessageIDs: the message ids already shown; shared by the clients of one session so
+    ///     that a line repeated after a reconnect is shown once.
+    public init(
+        name: String, room: String, security: any MessageSecurity, connection: any Connection,
+        output: any ClientOutput, loop: any EventLoop, inbox: Inbox? = nil, maximumFileSize: UInt64? = nil,
+        transferStallTimeout: Duration = FileTransfers.defaultStallTimeout,
+        recentMessageIDs: RecentMessageIDs = RecentMessageIDs(), onFinish: @escaping (ClientOutcome) -> Void
+    ) {
+        self.recentMessageIDs = recentMessageIDs
+        self.name = name
+        self.security = security
+        self.output = output
+        self.loop = loop
+        session = RelaySession(
+            name: name, room: room, profile: security.profile, connection: connection, output: output, loop: loop,
+            onFinish: onFinish)
+        if let inbox {
+            transfers = FileTransfers(
+                ownName: name, outputBacklog: { [unowned session] in session.pendingOutputByteCount },
+                inbox: inbox, maximumFileSize: maximumFileSize, stallTimeout: transferStallTimeout)
+        }
+        session.delegate = self
+    }
+
+    /// Creates a client in pre-shared-key mode.
+    public convenience init(
+        name: String, room: String, roomKey: RoomKey, connection: any Connection, output: any ClientOutput,
+        loop: any EventLoop, onFinish: @escaping (ClientOutcome) -> Void
+    ) {
+        self.init(
+            name: name, room: room, security: RoomKeySecurity(roomKey: roomKey, room: room, name: name),
+            connection: connection, output: output, loop: loop, onFinish: onFinish)
+    }
+
+    /// Sends the registration and starts the registration timeout.
+    public func start() {
+        session.start()
+    }
+
+    /// Handles one line of input: a command (`/who`, `/msg bob hi`, …) or a message. Held until
+    /// registration completes. Empty lines are skipped.
+    public func submit(line: String) {
+        submit(OutgoingLine(line))
+    }
+
+    /// Handles a line with a given message id (a line sent again after a reconnect keeps its id).
+    public func submit(_ line: OutgoingLine) {
+        guard !line.text.isEmpty, session.phase == .registering || session.phase == .ready, !quitting else { return }
+        guard line.text.utf8.count <= Self.maximumMessageBytes else {
+            emit(
+                .error(
+                    message:
+                        "message of \(line.text.utf8.count) bytes not sent: the limit is \(Self.maximumMessageBytes) bytes"
+                ))
+            return
+        }
+        waitingLines.append(line)
+        sendWaitingLines()
+    }
+
+    /// Lines the relay has not confirmed, oldest first: those sent without a pong yet, then those
+    /// not sent. A session reads them when the connection is lost, to send them again.
+    public var linesNotConfirmed: [OutgoingLine] {
+        unconfirmedLines.map(\.line) + waitingLines[firstWaitingLine...]
+    }
+
+    /// Handles waiting lines while fewer than ``maximumUnconfirmedLines`` are unconfirmed.
+    private func sendWaitingLines() {
+        while session.phase == .ready, firstWaitingLine < waitingLines.count,
+            unconfirmedLines.count < Self.maximumUnconfirmedLines
+        {
+            let line = waitingLines[firstWaitingLine]
+            firstWaitingLine += 1
+            perform(line)
+        }
+        if firstWaitingLine == waitingLines.count {
+            waitingLines.removeAll(keepingCapacity: waitingLines.count <= 64)
+            firstWaitingLine = 0
+        } else if firstWaitingLine > 1024 {
+            waitingLines.removeFirst(firstWaitingLine)
+            firstWaitingLine = 0
+        }
+        updateInputPause()
+    }
+
+    /// Whether this client asked for input to pause (too much output or too many lines waiting).
+    public var isInputPaused: Bool { inputPaused }
+
+    /// Pauses input while too much output or too many lines wait; resumes once both drained.
+    private func updateInputPause() {
+        let waiting = waitingLines.count - firstWaitingLine
+        let pending = session.pendingOutputByteCount
+        let paused =
+            inputPaused
+            ? pending > 0 || waiting > Self.waitingLinesHighWater / 2
+            : pending > Self.outputHighWater || waiting > Self.waitingLinesHighWater
+        guard paused != inputPaused else { return }
+        inputPaused = paused
+        onBackpressure?(paused)
+    }
+
+    /// Sends a message line (what the security layer made of it), then a ping whose pong will
+    /// confirm it. A line the security layer holds back (a changed key waiting for `/trust`)
+    /// writes nothing and is not tracked.
+    @discardableResult
+    private func sendAwaitingConfirmation(_ line: OutgoingLine, _ actions: [SecurityAction]) -> Bool {
+        guard carryOut(actions), session.phase == .ready else { return false }
+        unconfirmedLines.append((line, session.sendPing()))
+        return true
+    }
+
+    /// Input has ended: leave once everything read has been handed to the relay and every file
+    /// being sent is done.
+    public func endOfInput() {
+        inputEnded = true
+        leaveIfIdle()
+    }
+
+    private func leaveIfIdle() {
+        guard inputEnded, session.phase == .ready, firstWaitingLine == waitingLines.count, unconfirmedLines.isEmpty,
+            quitting || !(transfers?.isBusy ?? false)
+        else { return }
+        session.leave(outcome: .finished)
+    }
+
+    /// The user asked to quit: leave at once.
+    public func interrupt() {
+        session.interrupt()
+    }
+
+    private func perform(_ line: OutgoingLine) {
+        let id = line.messageID
+        switch ChatCommand(parsing: line.text) {
+        case .message(let text):
+            sendAwaitingConfirmation(line, security.sendToRoom(.identified(id: id, .text(text))))
+        case .action(let text):
+            sendAwaitingConfirmation(line, security.sendToRoom(.identified(id: id, .action(text))))
+        case .privateMessage(let recipient, let text):
+            guard recipient != name else {
+                emit(.error(message: "/msg needs another member's name, not your own"))
+                return
+            }
+            let sent = sendAwaitingConfirmation(
+                line, security.sendPrivately(.identified(id: id, .text(text)), to: recipient))
+            if sent { emit(.info("to \(recipient), privately: \(text)")) }
+        case .security(let command):
+            carryOut(security.handle(command))
+        case .help:
+            emit(.info(ChatCommand.helpText))
+        case .quit:
+            // Lines typed after /quit are dropped; those before it are confirmed first.
+            inputEnded = true
+            quitting = true
+            waitingLines.removeAll()
+            firstWaitingLine = 0
+            leaveIfIdle()
+        case .sendFile(let path, let recipient):
+            if let transfers {
+                carryOut(transfers.send(path: path, to: recipient, members: session.roster.names))
+            } else {
+                emit(.error(message: "file transfer needs an inbox"))
+            }
+        case .invalid(let message):
+            emit(.error(message: message))
+        }
+    }
+
+    // MARK: Security actions
+
+    /// Carries out what the security layer returned, in order: envelopes go to the relay, events
+    /// to the output, opened content to the screen or the file transfers.
+    /// - Returns: whether an envelope was sent.
+    @discardableResult
+    func carryOut(_ actions: [SecurityAction]) -> Bool {
+        var sentEnvelope = false
+        for action in actions {
+            switch action {
+            case .publish(let envelope):
+                session.write(ClientFrame.publish(payload: envelope[...]).encoded())
+                sentEnvelope = true
+            case .direct(let envelope, let name):
+                session.write(ClientFrame.direct(to: name, payload: envelope[...]).encoded())
+                sentEnvelope = true
+            case .deliver(let content, let sender, let isPrivate):
+                deliver(content, from: sender, isPrivate: isPrivate)
+            case .show(let event):
+                emit(event)
+            }
+        }
+        return sentEnvelope
+    }
+
+    private func emit(_ event: ClientEvent) {
+        output.emit(event)
+    }
+
+    private func deliver(_ content: MessageContent, from sender: String, isPrivate: Bool) {
+        // A copy its sender repeated after losing the connection before the relay confirmed it.
+        if case .identified(let id, _) = content, !recentMessageIDs.recordIfNew(id, from: sender) { return }
+        if let event = ClientEvent(content: content, from: sender, isPrivate: isPrivate) {
+            emit(event)
+        } else if let transfers {
+            carryOut(transfers.handleControl(content, from: sender, isPrivate: isPrivate))
+            leaveIfIdle()
+        }
+    }
+
+    // MARK: File transfer actions
+
+    /// Carries out what the file transfers returned, in order.
+    private func carryOut(_ actions: [FileTransferAction]) {
+        for action in actions {
+            switch action {
+            case .sendControl(let content, let recipient):
+                sendControl(content, to: recipient)
+            case .sendFrame(let buffer, let range):
+                session.write(buffer, range: range)
+            case .sendFrameBytes(let frame):
+                session.write(frame)
+            case .show(let event):
+                emit(event)
+            case .schedule(let delay, let timer):
+                loop.schedule(after: delay) { [weak self] in
+                    guard let self, let transfers = self.transfers else { return }
+                    self.carryOut(transfers.timerFired(timer))
+                    self.leaveIfIdle()
+                }
+            }
+        }
+    }
+
+    /// Sends file control through the end-to-end layer: to the room (`nil`) or one member.
+    private func sendControl(_ content: MessageContent, to recipient: String?) {
+        guard session.phase == .ready || session.phase == .leaving else { return }
+        carryOut(recipient.map { security.sendPrivately(content, to: $0) } ?? security.sendToRoom(content))
+    }
+
+}
+
+extension ChatRoom: RelaySessionDelegate {
+    func relaySession(_ session: RelaySession, didRegisterWith members: [MemberEntry]) {
+        emit(
+            .ready(
+                name: name, room: session.room, members: members.map(\.name), fingerprint: security.ownFingerprint))
+        carryOut(security.didRegister(members: members))
+        onReady?()
+        sendWaitingLines()
+        leaveIfIdle()
+    }
+
+    func relaySession(_ session: RelaySession, admits member: MemberEntry) -> Bool {
+        guard let refusal = security.refusalOfJoining(member) else { return true }
+        emit(refusal)
+        return false
+    }
+
+    func relaySession(_ session: RelaySession, memberJoined member: MemberEntry) {
+        carryOut(security.memberJoined(member))
+    }
+
+    func relaySession(_ session: RelaySession, memberLeft name: String) {
+        carryOut(security.memberLeft(name))
+        if let transfers { carryOut(transfers.memberLeft(name)) }
+        leaveIfIdle()
+    }
+
+    func relaySession(
+        _ session: RelaySession, delivered payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool
+    ) {
+        if EnvelopeKind(of: payload) == .fileChunk {
+            if let transfers { carryOut(transfers.receiveChunk(payload, from: sender)) }
+        } else {
+            carryOut(security.receive(payload, from: sender, isDirect: isDirect))
+        }
+    }
+
+    func relaySession(
+        _ session: RelaySession, deliveredChunkInPlace payload: UnsafeMutableRawBufferPointer, from sender: String
+    ) {
+        if let transfers { carryOut(transfers.receiveChunk(inPlace: payload, from: sender)) }
+    }
+
+    /// Every line sent before the ping with `token` was handled.
+    func relaySession(_ session: RelaySession, confirmedUpTo token: UInt64) {
+        let confirmed = unconfirmedLines.prefix { $0.token <= token }.count
+        unconfirmedLines.removeFirst(confirmed)
+        sendWaitingLines()
+        leaveIfIdle()
+    }
+
+    func relaySessionDidDrainOutput(_ session: RelaySession) {
+        if let transfers { carryOut(transfers.pump()) }
+        updateInputPause()
+    }
+
+    func relaySessionWillEnd(_ session: RelaySession) {
+        transfers?.closeAll()
+    }
+}
