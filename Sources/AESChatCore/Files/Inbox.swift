@@ -94,9 +94,9 @@ public final class Inbox {
     /// other parts (those whose key starts with `group`, except the ones in `keeping`) are cut
     /// down to ``maximumPartsPerSender`` − 1 files and ``maximumPartBytesPerSender`` bytes,
     /// the least recently written removed first.
-    /// - Returns: the descriptor and the number of bytes already there.
+    /// - Returns: the open part file and the number of bytes already there.
     func openPart(key: String, chunkSize: Int, group: String? = nil, keeping: Set<String> = [])
-        throws(InboxError) -> (descriptor: Int32, length: Int)
+        throws(InboxError) -> PartFile
     {
         let name = Self.partName(for: key)
         if let part = Descriptor(returned: openat(descriptor, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) {
@@ -110,7 +110,7 @@ public final class Inbox {
             guard ftruncate(part.rawValue, off_t(kept)) == 0 else {
                 throw InboxError(description: "cannot resume into '\(name)': \(System.lastError)")
             }
-            return (part.release(), kept)
+            return PartFile(file: part, length: kept)
         }
         guard errno == ENOENT else {
             throw InboxError(description: "cannot open '\(name)' in the inbox: \(System.lastError)")
@@ -120,7 +120,13 @@ public final class Inbox {
         guard let part = Descriptor(returned: openat(descriptor, name, flags, 0o600)) else {
             throw InboxError(description: "cannot create a file in inbox '\(path)': \(System.lastError)")
         }
-        return (part.release(), 0)
+        return PartFile(file: part, length: 0)
+    }
+
+    /// An open part file and its length.
+    struct PartFile: ~Copyable {
+        var file: Descriptor
+        var length: Int
     }
 
     /// Gives a verified part file its final name: the sanitised offered name, or `name (1).ext`,

@@ -39,12 +39,6 @@ enum System {
         #endif
     }
 
-    /// Closes a descriptor, ignoring the result. Only the file transfers still close raw numbers;
-    /// everything else owns a ``Descriptor``.
-    static func closeDescriptor(_ descriptor: Int32) {
-        _ = close(descriptor)
-    }
-
     /// The current errno as a transport failure's reason (its text and the code).
     static var lastReason: TransportError.Reason { TransportError.Reason(errno: errno) }
 
