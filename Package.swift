@@ -24,10 +24,13 @@ let package = Package(
         ),
         .target(name: "CGcryptShims", dependencies: ["CGcrypt"]),
         .target(name: "AESChatCrypto", dependencies: ["CGcrypt", "CGcryptShims"], swiftSettings: swiftSettings),
-        .target(name: "AESChatCLI", swiftSettings: swiftSettings),
+        // The member and room name rules: a protocol rule that the command line also checks.
+        .target(name: "AESChatNames", swiftSettings: swiftSettings),
+        .target(name: "AESChatCLI", dependencies: ["AESChatNames"], swiftSettings: swiftSettings),
         .systemLibrary(name: "CLinux"),
         .target(
-            name: "AESChatCore", dependencies: ["AESChatCrypto", "AESChatCLI", "CLinux"], swiftSettings: swiftSettings),
+            name: "AESChatCore", dependencies: ["AESChatCrypto", "AESChatNames", "AESChatCLI", "CLinux"],
+            swiftSettings: swiftSettings),
         // A hostile member with genuine keys, for the unit tests and the fuzzer (not the aeschat command).
         .target(
             name: "AESChatTesting", dependencies: ["AESChatCore", "AESChatCrypto"], swiftSettings: swiftSettings),
@@ -37,7 +40,8 @@ let package = Package(
         ),
         .executableTarget(name: "aeschat-bench", dependencies: ["AESChatCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "AESChatCryptoTests", dependencies: ["AESChatCrypto"], swiftSettings: swiftSettings),
-        .testTarget(name: "AESChatCLITests", dependencies: ["AESChatCLI"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "AESChatCLITests", dependencies: ["AESChatCLI", "AESChatNames"], swiftSettings: swiftSettings),
         .testTarget(
             name: "AESChatCoreTests", dependencies: ["AESChatCore", "AESChatCrypto", "AESChatTesting"],
             swiftSettings: swiftSettings),

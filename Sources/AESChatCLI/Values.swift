@@ -1,3 +1,5 @@
+import AESChatNames
+
 /// Validators that turn an option's raw text into a value, or throw a ``UsageError`` quoting the text.
 ///
 /// Each is one line in an option table (see `OptionTables.swift`). Pure functions, safe from any thread.
@@ -271,7 +273,7 @@ enum Quote {
             case "\r": result += "\\r"
             default:
                 if needsEscape(scalar.value) {
-                    result += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+                    result += hexEscape(scalar.value, prefix: "\\u{", suffix: "}")
                 } else {
                     result.unicodeScalars.append(scalar)
                 }
@@ -285,4 +287,14 @@ enum Quote {
             || (0x202A...0x202E).contains(value) || (0x2066...0x2069).contains(value) || value == 0x200E
             || value == 0x200F || value == 0xFEFF
     }
+}
+
+/// A code point written as a visible escape: `prefix`, its value in hexadecimal with at least `minimumDigits`
+/// digits (zero-padded), then `suffix`. A copy of `AESChatCore`'s function of the same name, which this module
+/// cannot see (the core depends on the parser, not the reverse); keep the two alike.
+func hexEscape(
+    _ value: UInt32, prefix: String, minimumDigits: Int = 1, uppercase: Bool = true, suffix: String = ""
+) -> String {
+    let digits = String(value, radix: 16, uppercase: uppercase)
+    return prefix + String(repeating: "0", count: max(0, minimumDigits - digits.count)) + digits + suffix
 }

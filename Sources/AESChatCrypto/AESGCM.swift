@@ -143,13 +143,9 @@ public final class AESGCM {
         _ plaintext: UnsafeRawBufferPointer, nonce: [UInt8], authenticating aad: [UInt8],
         into output: UnsafeMutableRawBufferPointer
     ) throws(CryptoError) {
-        guard nonce.count == Self.nonceSize else {
-            throw .invalidNonceSize(expected: Self.nonceSize, actual: nonce.count)
+        try withValidated(nonce: nonce, aad: aad) { ivBytes, aadBytes in
+            seal(plaintext, iv: ivBytes, aad: aadBytes, into: output)
         }
-        let failure = nonce.withUnsafeBytes { ivBytes in
-            aad.withUnsafeBytes { aadBytes in seal(plaintext, iv: ivBytes, aad: aadBytes, into: output) }
-        }
-        if let failure { throw failure }
     }
 
     /// Checks the tag of `sealed` (ciphertext then 16-byte tag) and decrypts into `output`
@@ -170,19 +166,12 @@ public final class AESGCM {
         _ sealed: UnsafeRawBufferPointer, nonce: [UInt8], authenticating aad: [UInt8],
         into output: UnsafeMutableRawBufferPointer
     ) throws(CryptoError) {
-        guard nonce.count == Self.nonceSize else {
-            throw .invalidNonceSize(expected: Self.nonceSize, actual: nonce.count)
+        try withValidated(nonce: nonce, aad: aad, sealedCount: sealed.count) { ivBytes, aadBytes in
+            let count = sealed.count - Self.tagSize
+            return open(
+                ciphertext: UnsafeRawBufferPointer(rebasing: sealed[0..<count]),
+                tag: UnsafeRawBufferPointer(rebasing: sealed[count...]), iv: ivBytes, aad: aadBytes, into: output)
         }
-        guard sealed.count >= Self.tagSize else { throw .ciphertextTooShort }
-        let count = sealed.count - Self.tagSize
-        let failure = nonce.withUnsafeBytes { ivBytes in
-            aad.withUnsafeBytes { aadBytes in
-                open(
-                    ciphertext: UnsafeRawBufferPointer(rebasing: sealed[0..<count]),
-                    tag: UnsafeRawBufferPointer(rebasing: sealed[count...]), iv: ivBytes, aad: aadBytes, into: output)
-            }
-        }
-        if let failure { throw failure }
     }
 
     /// Seals the first `buffer.count - 16` bytes of `buffer` in place: they become the ciphertext,
@@ -203,15 +192,10 @@ public final class AESGCM {
     public func sealInPlace(
         _ buffer: UnsafeMutableRawBufferPointer, nonce: [UInt8], authenticating aad: [UInt8]
     ) throws(CryptoError) {
-        guard nonce.count == Self.nonceSize else {
-            throw .invalidNonceSize(expected: Self.nonceSize, actual: nonce.count)
+        try withValidated(nonce: nonce, aad: aad, sealedCount: buffer.count) { ivBytes, aadBytes in
+            let plaintext = UnsafeRawBufferPointer(rebasing: buffer[0..<(buffer.count - Self.tagSize)])
+            return seal(plaintext, iv: ivBytes, aad: aadBytes, into: buffer)
         }
-        guard buffer.count >= Self.tagSize else { throw .ciphertextTooShort }
-        let plaintext = UnsafeRawBufferPointer(rebasing: buffer[0..<(buffer.count - Self.tagSize)])
-        let failure = nonce.withUnsafeBytes { ivBytes in
-            aad.withUnsafeBytes { aadBytes in seal(plaintext, iv: ivBytes, aad: aadBytes, into: buffer) }
-        }
-        if let failure { throw failure }
     }
 
     /// Checks the tag of `buffer` (ciphertext then 16-byte tag) and decrypts the ciphertext in
@@ -231,20 +215,28 @@ public final class AESGCM {
     public func openInPlace(
         _ buffer: UnsafeMutableRawBufferPointer, nonce: [UInt8], authenticating aad: [UInt8]
     ) throws(CryptoError) {
+        try withValidated(nonce: nonce, aad: aad, sealedCount: buffer.count) { ivBytes, aadBytes in
+            let count = buffer.count - Self.tagSize
+            // Decrypting overwrites only the ciphertext, never the tag after it; a failure zeroes it.
+            return open(
+                ciphertext: UnsafeRawBufferPointer(rebasing: buffer[0..<count]),
+                tag: UnsafeRawBufferPointer(rebasing: buffer[count...]), iv: ivBytes, aad: aadBytes,
+                into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]))
+        }
+    }
+
+    /// The checks and borrowing the four buffer entry points share: `nonce` must be 12 bytes and, when
+    /// `sealedCount` is given, the sealed bytes must have room for the tag; then `body` gets `nonce` and `aad` as
+    /// raw bytes, and the failure it reports is thrown.
+    private func withValidated(
+        nonce: [UInt8], aad: [UInt8], sealedCount: Int? = nil,
+        _ body: (_ iv: UnsafeRawBufferPointer, _ aad: UnsafeRawBufferPointer) -> CryptoError?
+    ) throws(CryptoError) {
         guard nonce.count == Self.nonceSize else {
             throw .invalidNonceSize(expected: Self.nonceSize, actual: nonce.count)
         }
-        guard buffer.count >= Self.tagSize else { throw .ciphertextTooShort }
-        let count = buffer.count - Self.tagSize
-        // Decrypting overwrites only the ciphertext, never the tag after it; a failure zeroes it.
-        let failure = nonce.withUnsafeBytes { ivBytes in
-            aad.withUnsafeBytes { aadBytes in
-                open(
-                    ciphertext: UnsafeRawBufferPointer(rebasing: buffer[0..<count]),
-                    tag: UnsafeRawBufferPointer(rebasing: buffer[count...]), iv: ivBytes, aad: aadBytes,
-                    into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]))
-            }
-        }
+        if let sealedCount, sealedCount < Self.tagSize { throw .ciphertextTooShort }
+        let failure = nonce.withUnsafeBytes { ivBytes in aad.withUnsafeBytes { aadBytes in body(ivBytes, aadBytes) } }
         if let failure { throw failure }
     }
 

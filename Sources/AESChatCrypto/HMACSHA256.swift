@@ -25,6 +25,22 @@ public enum HMACSHA256 {
         return context.finalize()
     }
 
+    /// Computes the HMAC-SHA-256 of `message` under a secret `key`, for deriving key material: the key is read in
+    /// place and the code is returned in wiped-on-release storage, so neither passes through an unwiped array.
+    ///
+    /// The corresponding libgcrypt call is `gcry_mac_read` with `GCRY_MAC_HMAC_SHA256` (after `gcry_mac_open`,
+    /// `gcry_mac_setkey` and `gcry_mac_write`).
+    ///
+    /// - Parameters:
+    ///   - message: The data to authenticate.
+    ///   - key: The secret key, of any length.
+    /// - Returns: The 32-byte authentication code, as secret bytes.
+    public static func authenticationCode(for message: [UInt8], key: SecretBytes) -> SecretBytes {
+        let context = key.withUnsafeBytes { HMACSHA256Context(key: $0) }
+        message.withUnsafeBytes { context.update($0) }
+        return SecretBytes(count: codeSize) { context.finalize(into: $0) }
+    }
+
     /// Checks an HMAC-SHA-256 code in constant time.
     ///
     /// A truncated code is accepted when it is a prefix of the full code and 16 to 32 bytes long (Wycheproof and

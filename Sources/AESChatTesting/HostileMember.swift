@@ -124,9 +124,9 @@ public final class HostileMember: ConnectionHandler {
     /// genuine either way). Does nothing in room-key mode.
     public func sendGroupMessage(_ plaintext: [UInt8], chainID: [UInt8], index: UInt32) {
         guard case .automatic(let identity) = keys else { return }
-        var messageKey = [UInt8](repeating: 0x5A, count: 32)
+        var messageKey = SecretBytes([UInt8](repeating: 0x5A, count: 32))
         if let chain = chains[chainID], index >= chain.start, index - chain.start <= 2_100 {
-            var chainKey = chain.key
+            var chainKey = SecretBytes(chain.key)
             for _ in chain.start..<index { chainKey = AutomaticKeys.ratchet(chainKey).next }
             messageKey = AutomaticKeys.ratchet(chainKey).messageKey
         }

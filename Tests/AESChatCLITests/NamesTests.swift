@@ -1,4 +1,5 @@
 import AESChatCLI
+import AESChatNames
 import Testing
 
 @Suite struct NamesTests {

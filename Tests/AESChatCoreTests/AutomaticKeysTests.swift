@@ -380,7 +380,7 @@ extension EventCollector {
         let chainID = Array(alice.link!.published[0][1..<17])
         let forged = try AutomaticKeys.sealGroupMessage(
             MessageContent.text("far").encoded(), chainID: chainID, index: UInt32.max - 1,
-            messageKey: Array(repeating: 7, count: 32),
+            messageKey: SecretBytes(Array(repeating: 7, count: 32)),
             room: "lobby", sender: "alice", identity: harness.identity("alice"))
         let clock = ContinuousClock()
         let elapsed = clock.measure {
@@ -408,7 +408,7 @@ extension EventCollector {
         let chainID = Array(bob.link!.published[0][1..<17])
         let forged = try AutomaticKeys.sealGroupMessage(
             MessageContent.text("forged").encoded(), chainID: chainID, index: 1,
-            messageKey: Array(repeating: 1, count: 32),
+            messageKey: SecretBytes(Array(repeating: 1, count: 32)),
             room: "lobby", sender: "bob", identity: harness.identity("carol"))
         alice.client.carryOut(alice.security.receive(forged[...], from: "bob", isDirect: false))
         #expect(alice.output.messages == ["bob: genuine"])
@@ -544,21 +544,29 @@ extension EventCollector {
 }
 
 @Suite struct HandshakeFailsClosedTests {
-    @Test func droppedWelcome_endsRegistration_afterTheTimeout() throws {
-        let dropping = AutomaticHarness()
-        let link = InterceptingLink(harness: dropping.relayHarness)
-        link.toClient = { frame in if case .welcome = frame { return [] } else { return [frame] } }
+    /// carol, with a fresh identity, registering through `link`: her client (started), what it shows and how it
+    /// ends.
+    static func startCarol(through link: InterceptingLink, loop: MemoryEventLoop) throws -> (
+        client: ChatRoom, output: EventCollector, outcome: Box<ClientOutcome?>
+    ) {
         let output = EventCollector()
         let outcome = Box<ClientOutcome?>(nil)
         let security = try AutomaticKeySecurity(
             identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "m", knownPeers: KnownPeers())
         let client = ChatRoom(
-            name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output,
-            loop: dropping.loop
+            name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output, loop: loop
         ) {
             outcome.value = $0
         }
         client.start()
+        return (client, output, outcome)
+    }
+
+    @Test func droppedWelcome_endsRegistration_afterTheTimeout() throws {
+        let dropping = AutomaticHarness()
+        let link = InterceptingLink(harness: dropping.relayHarness)
+        link.toClient = { frame in if case .welcome = frame { return [] } else { return [frame] } }
+        let (client, _, outcome) = try Self.startCarol(through: link, loop: dropping.loop)
         client.submit(line: "never sent")
         dropping.loop.runUntilIdle()
         #expect(outcome.value == nil)
@@ -592,24 +600,14 @@ extension EventCollector {
                 return [frame]
             }
         }
-        let output = EventCollector()
-        let outcome = Box<ClientOutcome?>(nil)
-        let security = try AutomaticKeySecurity(
-            identity: Ed25519PrivateKey(), name: "carol", room: "lobby", relay: "m", knownPeers: KnownPeers())
-        let client = ChatRoom(
-            name: "carol", room: "lobby", security: security, connection: link.clientEnd, output: output,
-            loop: harness.loop
-        ) {
-            outcome.value = $0
-        }
-        client.start()
+        let carol = try Self.startCarol(through: link, loop: harness.loop)
         harness.loop.runUntilIdle()
-        guard case .protocolViolation = outcome.value else {
-            Issue.record("expected a protocol violation, got \(String(describing: outcome.value))")
+        guard case .protocolViolation = carol.outcome.value else {
+            Issue.record("expected a protocol violation, got \(String(describing: carol.outcome.value))")
             return
         }
         #expect(
-            output.events.contains {
+            carol.output.events.contains {
                 if case .error(let message) = $0 { message.contains("invalid data") } else { false }
             })
     }

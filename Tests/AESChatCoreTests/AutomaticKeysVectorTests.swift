@@ -82,9 +82,11 @@ import Testing
         let chain = OutgoingChain(chainID: Array(0xC0...0xCF), chainKey: Array(0xD0...0xEF), index: 0, now: .now)
         let (index, messageKey) = chain.nextMessageKey()
         #expect(index == 0)
-        #expect(messageKey == hex("9ece6bb5460ab1cbac37925b4a5e49e32d004dbcd5b3e2535bb969da1496bdde"))
         #expect(
-            AutomaticKeys.ratchet(Array(0xD0...0xEF)).next
+            messageKey.withUnsafeBytes { Array($0) }
+                == hex("9ece6bb5460ab1cbac37925b4a5e49e32d004dbcd5b3e2535bb969da1496bdde"))
+        #expect(
+            AutomaticKeys.ratchet(SecretBytes(Array(0xD0...0xEF))).next.withUnsafeBytes { Array($0) }
                 == hex("5e6ce626227c67c01305d4cd814c6b5c692e093e49e6a64c45e02e797fc4770d"))
         let inputs = try AutomaticKeys.groupCipherInputs(messageKey: messageKey)
         #expect(

@@ -263,7 +263,7 @@ final class Box<T> {
             inputKeyMaterial: Array(repeating: 0x42, count: 32), salt: sessionID, info: info, outputByteCount: 32)
         #expect(
             try RoomKeyEnvelope.messageKey(roomKey: key, sessionID: sessionID[...], room: "lobby", sender: "alice")
-                == expected)
+                .withUnsafeBytes { Array($0) } == expected)
     }
 
     @Test func opener_refusesTruncatedAndUnknownEnvelopes() throws {

@@ -24,7 +24,7 @@ import Testing
             "aeschat-identity-v1 " + String(repeating: "g", count: 64), Self.seedHex,
         ]
         for text in bad {
-            #expect(throws: IdentityError.self) { try Identity.parse(text, path: "id") }
+            #expect(throws: KeyFileError.self) { try Identity.parse(text, path: "id") }
         }
     }
 

@@ -15,7 +15,9 @@ import Testing
     @Test func workedExample_messageKey() throws {
         let key = try RoomKeyEnvelope.messageKey(
             roomKey: roomKey, sessionID: sessionID[...], room: "lobby", sender: "alice")
-        #expect(key == hex("08796106a2aaa3851615d9be9ae0f1090dad4d2e1fe09fe569b3c4f134937430"))
+        #expect(
+            key.withUnsafeBytes { Array($0) } == hex("08796106a2aaa3851615d9be9ae0f1090dad4d2e1fe09fe569b3c4f134937430")
+        )
     }
 
     /// The sending time of the example: 2026-12-03 00:00:00 UTC, in milliseconds.

@@ -34,7 +34,7 @@ final class SessionHarness {
                     loop: self.loop, recentMessageIDs: recent, onFinish: ended)
             },
             random: { 1.0 }, now: { [unowned self] in self.start + self.loop.now }, fatal: { _ in },
-            onFinish: { [unowned self] in self.exitCode = $0 })
+            onFinish: { [unowned self] in self.exitCode = JoinMode.exitCode(for: $0) })
         session.start()
         loop.runUntilIdle()
     }

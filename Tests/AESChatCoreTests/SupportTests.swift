@@ -99,7 +99,9 @@ import Testing
         let loaded = try RoomKey.load(path: path) { warnings.append($0) }
         #expect(loaded.hexEncoded == key.hexEncoded)
         #expect(warnings.isEmpty)
-        #expect(throws: KeyFileError.alreadyExists(path: path)) { try RoomKey.generate().write(toNewFile: path) }
+        #expect(throws: KeyFileError.alreadyExists(.roomKey, path: path)) {
+            try RoomKey.generate().write(toNewFile: path)
+        }
     }
 
     @Test func parse_acceptsUpperCaseAndWhitespace_refusesTheRest() throws {
@@ -120,12 +122,36 @@ import Testing
         var warnings: [String] = []
         _ = try RoomKey.load(path: path) { warnings.append($0) }
         #expect(warnings.count == 1)
-        #expect(throws: KeyFileError.unreadable(path: path + ".missing", reason: "No such file or directory")) {
+        #expect(throws: KeyFileError.unreadable(.roomKey, path: path + ".missing", reason: "No such file or directory"))
+        {
             try RoomKey.load(path: path + ".missing")
         }
     }
 
     @Test func generatedKeys_differ() {
         #expect(RoomKey.generate().hexEncoded != RoomKey.generate().hexEncoded)
+    }
+
+    @Test func keyFileError_descriptions_nameTheFileKindAndPath() {
+        let cases: [(KeyFileError, String)] = [
+            (.unreadable(.roomKey, path: "k", reason: "r"), "cannot read key file 'k': r"),
+            (.unreadable(.identity, path: "i", reason: "r"), "cannot read identity file 'i': r"),
+            (
+                .malformed(.roomKey, path: "k", reason: "r"),
+                "key file 'k' is not a room key: r; make one with 'aeschat keygen --out k'"
+            ),
+            (.malformed(.identity, path: "i", reason: "r"), "identity file 'i' is not an aeschat identity: r"),
+            (
+                .alreadyExists(.roomKey, path: "k"),
+                "'k' already exists; aeschat never overwrites a key file: choose another path or remove it first"
+            ),
+            (
+                .alreadyExists(.identity, path: "i"),
+                "'i' already exists; aeschat never overwrites an identity file: choose another path or remove it first"
+            ),
+            (.unwritable(.roomKey, path: "k", reason: "r"), "cannot write key file 'k': r"),
+            (.unwritable(.identity, path: "i", reason: "r"), "cannot write 'i': r"),
+        ]
+        for (error, text) in cases { #expect(error.description == text) }
     }
 }

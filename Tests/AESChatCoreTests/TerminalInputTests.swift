@@ -318,6 +318,21 @@ import Testing
         #expect(invalid.hasPrefix("invalid name 'zoë' for /ignore"))
     }
 
+    @Test func slashCommandTable_everyClientCommand_isKnownToLineModeAndInItsHelp() {
+        for command in SlashCommand.all where command.handler != .terminal {
+            #expect(ChatCommand.helpText.contains(command.name) || command.name == "/help", "\(command.name)")
+            if case .invalid(let message) = ChatCommand(parsing: command.name) {
+                #expect(!message.hasPrefix("unknown command"), "\(command.name)")
+            }
+        }
+        for command in SlashCommand.all where command.handler == .terminal {
+            #expect(
+                ChatCommand(parsing: command.name)
+                    == .invalid(
+                        "unknown command '\(command.name)'; /help lists the commands, and // starts a message with /"))
+        }
+    }
+
     @Test func help_listsEveryCommand_withItsArguments() {
         let help = TerminalCommands.helpLines(bell: .mentions)
         for command in TerminalCommands.names {

@@ -102,6 +102,8 @@ struct HMACSHA256Tests {
             let code = HMACSHA256.authenticationCode(for: vector.data, key: vector.key)
             #expect(code == hex(vector.mac), "RFC 4231 test case \(vector.number)")
             #expect(HMACSHA256.isValidAuthenticationCode(code, for: vector.data, key: vector.key))
+            let secret = HMACSHA256.authenticationCode(for: vector.data, key: SecretBytes(vector.key))
+            #expect(secret.withUnsafeBytes { Array($0) } == hex(vector.mac), "RFC 4231 test case \(vector.number)")
         }
     }
 
@@ -179,7 +181,21 @@ struct HKDFSHA256Tests {
             let derived = try HKDFSHA256.deriveKey(
                 inputKeyMaterial: vector.ikm, salt: vector.salt, info: vector.info, outputByteCount: okm.count)
             #expect(derived == okm, "RFC 5869 test case \(vector.number): deriveKey")
+            let secret = try HKDFSHA256.deriveKey(
+                inputKeyMaterial: SecretBytes(vector.ikm), salt: vector.salt, info: vector.info,
+                outputByteCount: okm.count)
+            #expect(secret.withUnsafeBytes { Array($0) } == okm, "RFC 5869 test case \(vector.number): secret")
         }
+    }
+
+    @Test func hkdfSHA256_secretDeriveKey_rejectsMoreThan8160Bytes_andDerivesNothingForZero() throws {
+        let ikm = SecretBytes([UInt8](repeating: 7, count: 32))
+        #expect(throws: CryptoError.outputTooLong(requested: 8161, maximum: 8160)) {
+            try HKDFSHA256.deriveKey(inputKeyMaterial: ikm, salt: [], info: [], outputByteCount: 8161)
+        }
+        #expect(
+            try HKDFSHA256.deriveKey(inputKeyMaterial: ikm, salt: [], info: [], outputByteCount: 8160).count == 8160)
+        #expect(try HKDFSHA256.deriveKey(inputKeyMaterial: ikm, salt: [], info: [], outputByteCount: 0).count == 0)
     }
 
     @Test func hkdfSHA256_extract_emptySaltEqualsZeroSalt() {

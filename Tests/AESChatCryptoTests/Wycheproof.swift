@@ -75,6 +75,55 @@ enum Wycheproof {
     }
 }
 
+extension Wycheproof {
+    /// Runs every case of `file`: decodes it (a missing or malformed file is a recorded failure), checks its
+    /// algorithm, asks `checker` for each group's case checker (`nil` skips the group, which then fails the count),
+    /// checks every case, expects the count to match `numberOfTests`, and prints
+    /// `Wycheproof <file>: checked N of M cases` followed by `summary()`.
+    /// - Parameters:
+    ///   - file: the file name in ``directory``.
+    ///   - algorithm: the file's expected `algorithm` field.
+    ///   - label: what the cases are called in the count's failure message, such as `HMAC`.
+    ///   - groups: the type of the file's test groups.
+    ///   - summary: text appended to the printed line, read after every case ran.
+    ///   - checker: given a group, the function that checks one of its cases.
+    static func run<Group: WycheproofGroup>(
+        _ file: String, algorithm: String, cases label: String, groups: Group.Type,
+        summary: () -> String = { "" },
+        sourceLocation: SourceLocation = #_sourceLocation,
+        checker: (Group) -> ((Group.Case) -> Void)?
+    ) {
+        guard let decoded = load(WycheproofFile<Group>.self, from: file, sourceLocation: sourceLocation) else {
+            return
+        }
+        #expect(decoded.algorithm == algorithm, sourceLocation: sourceLocation)
+        var checked = 0
+        for group in decoded.testGroups {
+            guard let check = checker(group) else { continue }
+            for test in group.tests {
+                check(test)
+                checked += 1
+            }
+        }
+        #expect(
+            checked == decoded.numberOfTests, "checked \(checked) \(label) cases of \(decoded.numberOfTests)",
+            sourceLocation: sourceLocation)
+        print("Wycheproof \(file): checked \(checked) of \(decoded.numberOfTests) cases" + summary())
+    }
+}
+
+/// A group of test cases in a Wycheproof file.
+protocol WycheproofGroup: Decodable {
+    associatedtype Case: Decodable
+    var tests: [Case] { get }
+}
+
+extension AEADTestGroup: WycheproofGroup {}
+extension MACTestGroup: WycheproofGroup {}
+extension HKDFTestGroup: WycheproofGroup {}
+extension XDHTestGroup: WycheproofGroup {}
+extension EdDSATestGroup: WycheproofGroup {}
+
 /// A Wycheproof test's expected outcome.
 enum WycheproofResult: String, Decodable {
     /// The operation must succeed with exactly the expected output.

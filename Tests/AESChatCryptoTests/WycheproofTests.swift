@@ -15,47 +15,23 @@ struct WycheproofTests {
     // Skipped, with the reason printed, when the vectors are absent and AESCHAT_REQUIRE_WYCHEPROOF is not 1.
     @Test(.enabled(if: Wycheproof.shouldRun(aesGCMFile), Wycheproof.skipComment(aesGCMFile)))
     func aesGCM_wycheproof_passesEveryCase() {
-        guard let file = Wycheproof.load(WycheproofFile<AEADTestGroup>.self, from: Self.aesGCMFile) else { return }
-        #expect(file.algorithm == "AES-GCM")
-        var checked = 0
-        for group in file.testGroups {
-            for test in group.tests {
-                checkAESGCM(test)
-                checked += 1
-            }
+        Wycheproof.run(Self.aesGCMFile, algorithm: "AES-GCM", cases: "AES-GCM", groups: AEADTestGroup.self) { _ in
+            { checkAESGCM($0) }
         }
-        #expect(checked == file.numberOfTests, "checked \(checked) AES-GCM cases of \(file.numberOfTests)")
-        print("Wycheproof \(Self.aesGCMFile): checked \(checked) of \(file.numberOfTests) cases")
     }
 
     @Test(.enabled(if: Wycheproof.shouldRun(hmacFile), Wycheproof.skipComment(hmacFile)))
     func hmacSHA256_wycheproof_passesEveryCase() {
-        guard let file = Wycheproof.load(WycheproofFile<MACTestGroup>.self, from: Self.hmacFile) else { return }
-        #expect(file.algorithm == "HMACSHA256")
-        var checked = 0
-        for group in file.testGroups {
-            for test in group.tests {
-                checkHMAC(test, tagSize: group.tagSize / 8)
-                checked += 1
-            }
+        Wycheproof.run(Self.hmacFile, algorithm: "HMACSHA256", cases: "HMAC", groups: MACTestGroup.self) { group in
+            { checkHMAC($0, tagSize: group.tagSize / 8) }
         }
-        #expect(checked == file.numberOfTests, "checked \(checked) HMAC cases of \(file.numberOfTests)")
-        print("Wycheproof \(Self.hmacFile): checked \(checked) of \(file.numberOfTests) cases")
     }
 
     @Test(.enabled(if: Wycheproof.shouldRun(hkdfFile), Wycheproof.skipComment(hkdfFile)))
     func hkdfSHA256_wycheproof_passesEveryCase() {
-        guard let file = Wycheproof.load(WycheproofFile<HKDFTestGroup>.self, from: Self.hkdfFile) else { return }
-        #expect(file.algorithm == "HKDF-SHA-256")
-        var checked = 0
-        for group in file.testGroups {
-            for test in group.tests {
-                checkHKDF(test)
-                checked += 1
-            }
+        Wycheproof.run(Self.hkdfFile, algorithm: "HKDF-SHA-256", cases: "HKDF", groups: HKDFTestGroup.self) { _ in
+            { checkHKDF($0) }
         }
-        #expect(checked == file.numberOfTests, "checked \(checked) HKDF cases of \(file.numberOfTests)")
-        print("Wycheproof \(Self.hkdfFile): checked \(checked) of \(file.numberOfTests) cases")
     }
 
     /// X25519: `valid` cases must give exactly the expected secret. Of the `acceptable` cases, those whose expected
@@ -64,48 +40,38 @@ struct WycheproofTests {
     /// result, edge cases) are accepted and must give exactly the expected secret, as RFC 7748 defines it.
     @Test(.enabled(if: Wycheproof.shouldRun(x25519File), Wycheproof.skipComment(x25519File)))
     func x25519_wycheproof_passesEveryCase() {
-        guard let file = Wycheproof.load(WycheproofFile<XDHTestGroup>.self, from: Self.x25519File) else { return }
-        #expect(file.algorithm == "XDH")
-        var checked = 0
         var refusedAsWeak = 0
-        for group in file.testGroups {
-            #expect(group.curve == "curve25519")
-            for test in group.tests {
-                if checkX25519(test) {
-                    refusedAsWeak += 1
-                }
-                checked += 1
-            }
-        }
-        #expect(checked == file.numberOfTests, "checked \(checked) X25519 cases of \(file.numberOfTests)")
-        print(
-            "Wycheproof \(Self.x25519File): checked \(checked) of \(file.numberOfTests) cases, "
-                + "\(refusedAsWeak) all-zero results refused as weak")
+        Wycheproof.run(
+            Self.x25519File, algorithm: "XDH", cases: "X25519", groups: XDHTestGroup.self,
+            summary: { ", \(refusedAsWeak) all-zero results refused as weak" },
+            checker: { group in
+                #expect(group.curve == "curve25519")
+                return { if checkX25519($0) { refusedAsWeak += 1 } }
+            })
     }
 
     /// Ed25519: `valid` cases must verify and `invalid` ones must be refused; the file has no `acceptable` case (one
     /// would be reported, and must at least not crash).
     @Test(.enabled(if: Wycheproof.shouldRun(ed25519File), Wycheproof.skipComment(ed25519File)))
     func ed25519_wycheproof_passesEveryCase() {
-        guard let file = Wycheproof.load(WycheproofFile<EdDSATestGroup>.self, from: Self.ed25519File) else { return }
-        #expect(file.algorithm == "EDDSA")
-        var checked = 0
         var counts: [WycheproofResult: Int] = [:]
-        for group in file.testGroups {
-            #expect(group.publicKey.curve == "edwards25519")
-            guard let publicKey = wycheproofBytes(group.publicKey.pk, field: "pk", tcId: group.tests.first?.tcId ?? 0)
-            else { continue }
-            for test in group.tests {
-                checkEd25519(test, publicKey: publicKey)
-                counts[test.result, default: 0] += 1
-                checked += 1
-            }
-        }
-        #expect(checked == file.numberOfTests, "checked \(checked) Ed25519 cases of \(file.numberOfTests)")
-        print(
-            "Wycheproof \(Self.ed25519File): checked \(checked) of \(file.numberOfTests) cases "
-                + "(\(counts[.valid, default: 0]) valid, \(counts[.invalid, default: 0]) invalid, "
-                + "\(counts[.acceptable, default: 0]) acceptable)")
+        Wycheproof.run(
+            Self.ed25519File, algorithm: "EDDSA", cases: "Ed25519", groups: EdDSATestGroup.self,
+            summary: {
+                " (\(counts[.valid, default: 0]) valid, \(counts[.invalid, default: 0]) invalid, "
+                    + "\(counts[.acceptable, default: 0]) acceptable)"
+            },
+            checker: { group in
+                #expect(group.publicKey.curve == "edwards25519")
+                guard
+                    let publicKey = wycheproofBytes(
+                        group.publicKey.pk, field: "pk", tcId: group.tests.first?.tcId ?? 0)
+                else { return nil }
+                return { test in
+                    checkEd25519(test, publicKey: publicKey)
+                    counts[test.result, default: 0] += 1
+                }
+            })
     }
 
     // MARK: - Runners

@@ -1,4 +1,4 @@
-import AESChatCLI
+import AESChatNames
 
 /// One line of input, understood: a message, or a slash command. A line starting with `//` sends
 /// the rest, starting with `/`, as a message.
@@ -12,10 +12,7 @@ public enum ChatCommand: Equatable, Sendable {
     case sendFile(path: String, to: String?)
     case invalid(String)
 
-    /// The commands, for `/help` and for completion.
-    public static let names = ["/help", "/who", "/msg", "/me", "/verify", "/trust", "/send", "/quit"]
-
-    /// What `/help` shows.
+    /// What `/help` shows in line mode: every command ``SlashCommand/all`` marks for the client.
     public static let helpText = """
         commands: /who (members and their verification), /msg NAME TEXT (private message), /me ACTION, \
         /verify NAME (safety number to compare), /verify room (room code), /trust NAME (mark verified, accept a \

@@ -1,18 +1,30 @@
-public import AESChatCLI
-
 /// A chat session that survives the relay going away: when the connection is lost after
 /// registration, it says so, reconnects with exponential backoff and jitter, registers again with
 /// fresh session keys, and sends the lines typed meanwhile. Lines the lost connection had not had
 /// confirmed by the relay go first, with their message ids, so nothing typed is lost and members
 /// that did receive a line show it once. Loop thread only.
 public final class ReconnectingSession {
+    /// How a session ended; `JoinMode` maps it to the process exit code.
+    public enum Outcome: Equatable, Sendable {
+        /// Input ended and everything was sent, or the user left with `/quit`.
+        case finished
+        /// The user interrupted (Ctrl-C, SIGINT or SIGTERM).
+        case interrupted
+        /// The relay could not be reached, refused before registration, or stayed unreachable too long.
+        case unavailable
+        /// The relay broke the protocol before registration.
+        case protocolViolation
+        /// The first connection failed for a reason other than the transport.
+        case failed
+    }
+
     /// How reconnection waits and when it gives up.
     public struct Policy: Sendable {
         /// The first wait after a loss.
         public var initialDelay: Duration = .milliseconds(500)
         /// The longest wait between attempts.
         public var maximumDelay: Duration = .seconds(30)
-        /// Time without a working connection after which the session ends (exit 69).
+        /// Time without a working connection after which the session ends (``Outcome/unavailable``, exit 69).
         public var giveUpAfter: Duration = .seconds(300)
         /// Lines typed while disconnected that are kept to be sent after reconnecting.
         public var maximumQueuedLines = 1000
@@ -45,7 +57,7 @@ public final class ReconnectingSession {
     private let random: () -> Double
     private let now: () -> ContinuousClock.Instant
     private let fatal: (String) -> Void
-    private let onFinish: (ExitCode) -> Void
+    private let onFinish: (Outcome) -> Void
 
     private var client: ChatRoom?
     private var hasRegistered = false
@@ -71,7 +83,7 @@ public final class ReconnectingSession {
         makeSecurity: @escaping SecurityFactory, makeClient: @escaping ClientFactory,
         random: @escaping () -> Double = { Double.random(in: 0.5...1.5) },
         now: @escaping () -> ContinuousClock.Instant = { .now }, fatal: @escaping (String) -> Void,
-        onFinish: @escaping (ExitCode) -> Void
+        onFinish: @escaping (Outcome) -> Void
     ) {
         self.fatal = fatal
         self.output = output
@@ -85,7 +97,7 @@ public final class ReconnectingSession {
         self.onFinish = onFinish
     }
 
-    /// Connects for the first time; a relay that cannot be reached now ends the session (69).
+    /// Connects for the first time; a relay that cannot be reached now ends the session (``Outcome/unavailable``).
     /// - Parameter onFirstAttempt: called once the first attempt has settled (connected, or failed
     ///   and the session finished), so that the caller can start reading input then.
     public func start(onFirstAttempt: (() -> Void)? = nil) {
@@ -96,7 +108,7 @@ public final class ReconnectingSession {
                 self.finish(.unavailable)
             } else if let error {
                 self.fatal("\(error)")
-                self.finish(.failure)
+                self.finish(.failed)
             }
             onFirstAttempt?()
         }
@@ -125,7 +137,7 @@ public final class ReconnectingSession {
         if let client {
             client.endOfInput()
         } else if queuedLines.isEmpty {
-            finish(.success)
+            finish(.finished)
         }
     }
 
@@ -211,16 +223,16 @@ public final class ReconnectingSession {
         client = nil
         switch outcome {
         case .finished:
-            finish(.success)
+            finish(.finished)
         case .interrupted:
             finish(.interrupted)
         case .refused where !hasRegistered:
             finish(.unavailable)
         case .protocolViolation where !hasRegistered:
-            finish(.dataError)
+            finish(.protocolViolation)
         case .refused(let reason), .relayLost(let reason), .protocolViolation(let reason):
             if inputEnded && queuedLines.isEmpty {
-                finish(.success)
+                finish(.finished)
             } else {
                 scheduleReconnect(reason: reason)
             }
@@ -257,9 +269,9 @@ public final class ReconnectingSession {
         }
     }
 
-    private func finish(_ code: ExitCode) {
+    private func finish(_ outcome: Outcome) {
         guard !finished else { return }
         finished = true
-        onFinish(code)
+        onFinish(outcome)
     }
 }

@@ -1,4 +1,4 @@
-import AESChatCLI
+import AESChatNames
 
 /// How a client session ended.
 public enum ClientOutcome: Equatable, Sendable {
@@ -344,8 +344,9 @@ extension RelaySession: FrameReaderDelegate {
 
     var isReadingFrames: Bool { state != .finished }
 
-    /// A frame from the relay. A file chunk assembled in a buffer of its own is authenticated and
-    /// decrypted where it lies; anything else is decoded as usual.
+    /// A frame from the relay. A file chunk assembled in a buffer of its own goes to the room
+    /// where it lies (the transfers authenticate and decrypt it there); anything else is decoded as
+    /// usual.
     func handleFrame(
         type: UInt8, body: UnsafeRawBufferPointer, storage: (buffer: SharedBuffer, offset: Int)?
     ) throws(WireError) {

@@ -357,7 +357,8 @@ public final class FileTransfers {
         sendControl(.fileOffer(offer), to: recipient)
         show(
             .info(
-                "offering \(name) (\(Self.formatBytes(offer.size))) to \(recipient ?? "the room"); waiting for replies")
+                "offering \(name) (\(ClientEvent.formatBytes(offer.size))) to \(recipient ?? "the room"); waiting for replies"
+            )
         )
         schedule(after: Self.replyTimeout, .offerTimeout(transfer.serial))
         startWatchdog()
@@ -866,19 +867,6 @@ public final class FileTransfers {
         show(
             .fileProgress(
                 name: name, peer: peer, sending: sending, bytes: bytes, total: total, bytesPerSecond: UInt64(rate)))
-    }
-
-    /// `12.3 MB`-style sizes for people.
-    public static func formatBytes(_ bytes: UInt64) -> String {
-        let units = ["B", "kB", "MB", "GB", "TB"]
-        var value = Double(bytes)
-        var unit = 0
-        while value >= 1000 && unit < units.count - 1 {
-            value /= 1000
-            unit += 1
-        }
-        return unit == 0
-            ? "\(bytes) B" : String(Int(value * 10) / 10) + "." + String(Int(value * 10) % 10) + " " + units[unit]
     }
 }
 

@@ -76,8 +76,8 @@ public enum JoinMode {
                 if options.json { output.emit(.error(message: message)) }
                 StandardError.write("Error: \(message)")
             },
-            onFinish: { result in
-                code = result
+            onFinish: { outcome in
+                code = JoinMode.exitCode(for: outcome)
                 ended = true
                 loop.stop()
             })
@@ -155,7 +155,7 @@ public enum JoinMode {
                 (options.host.contains(":") ? "[\(options.host)]" : options.host) + ":\(options.port)"
             ]
             return .success(.automatic(identity, knownPeers))
-        } catch let error as IdentityError {
+        } catch let error as KeyFileError {
             switch error {
             case .unwritable: return .failure(SetupFailure(message: error.description, code: .ioError))
             default: return .failure(SetupFailure(message: error.description, code: .dataError))
@@ -196,33 +196,14 @@ public enum JoinMode {
         return .seconds(seconds)
     }
 
-    static func exitCode(for outcome: ClientOutcome) -> ExitCode {
+    /// The process exit code for how a session ended: 0, 130, 69, 65 or 1.
+    static func exitCode(for outcome: ReconnectingSession.Outcome) -> ExitCode {
         switch outcome {
         case .finished: .success
         case .interrupted: .interrupted
-        case .refused, .relayLost: .unavailable
+        case .unavailable: .unavailable
         case .protocolViolation: .dataError
+        case .failed: .failure
         }
-    }
-}
-
-/// A line of input, or its end.
-public enum InputEvent: Sendable {
-    case line(String)
-    case end
-}
-
-/// Reads standard input on a thread of its own (a blocking read has no place on the loop) and
-/// posts each line to the loop.
-enum StandardInputReader {
-    static func start(posting inbox: LoopInbox<InputEvent>) {
-        let thread = Thread {
-            while let line = readLine(strippingNewline: true) {
-                inbox.post(.line(line.hasSuffix("\r") ? String(line.dropLast()) : line))
-            }
-            inbox.post(.end)
-        }
-        thread.name = "aeschat-stdin"
-        thread.start()
     }
 }

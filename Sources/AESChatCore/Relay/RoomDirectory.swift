@@ -1,4 +1,4 @@
-import AESChatCLI
+import AESChatNames
 
 /// The relay's directory of members and rooms: which name is taken by which connection (names
 /// are unique across rooms), the rooms that have members, each room's sorted roster, and the

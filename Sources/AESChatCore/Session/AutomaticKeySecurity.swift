@@ -499,7 +499,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
             return
         }
         // 3. Ratchet to the index (tentatively: only an authentic message moves the chain).
-        var chainKey = incoming.chainKey.withUnsafeBytes { Array($0) }
+        var chainKey = incoming.chainKey
         for _ in incoming.nextIndex..<index { chainKey = AutomaticKeys.ratchet(chainKey).next }
         let (messageKey, next) = AutomaticKeys.ratchet(chainKey)
         let plaintext: [UInt8]
@@ -517,7 +517,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
         }
         let missing = index - incoming.nextIndex
         incoming.nextIndex = index + 1
-        incoming.chainKey = SecretBytes(next)
+        incoming.chainKey = next
         peer.chain = incoming
         if missing > 0 {
             actions.append(

@@ -91,10 +91,10 @@ package enum AutomaticKeys {
         info.write(contentsOf: low.sessionKey)
         info.writeShortString(high.name)
         info.write(contentsOf: high.sessionKey)
-        let ikm = sharedSecret.withUnsafeBytes { Array($0) }
-        let okm = try HKDFSHA256.deriveKey(inputKeyMaterial: ikm, salt: [], info: info.bytes, outputByteCount: 64)
-        let lowToHigh = Array(okm[0..<32])
-        let highToLow = Array(okm[32..<64])
+        let okm = try HKDFSHA256.deriveKey(
+            inputKeyMaterial: sharedSecret, salt: [], info: info.bytes, outputByteCount: 64)
+        let lowToHigh = okm.withUnsafeBytes { Array($0[0..<32]) }
+        let highToLow = okm.withUnsafeBytes { Array($0[32..<64]) }
         return meFirst ? (lowToHigh, highToLow) : (highToLow, lowToHigh)
     }
 
@@ -116,7 +116,7 @@ package enum AutomaticKeys {
     // MARK: Sender chains
 
     /// One step of a chain: the message key for this index and the next chain key.
-    package static func ratchet(_ chainKey: [UInt8]) -> (messageKey: [UInt8], next: [UInt8]) {
+    package static func ratchet(_ chainKey: SecretBytes) -> (messageKey: SecretBytes, next: SecretBytes) {
         (
             HMACSHA256.authenticationCode(for: [0x01], key: chainKey),
             HMACSHA256.authenticationCode(for: [0x02], key: chainKey)
@@ -124,11 +124,13 @@ package enum AutomaticKeys {
     }
 
     /// The AES key and nonce used with one message key (each message key seals one message).
-    package static func groupCipherInputs(messageKey: [UInt8]) throws(CryptoError) -> (key: [UInt8], nonce: [UInt8]) {
+    package static func groupCipherInputs(messageKey: SecretBytes) throws(CryptoError) -> (
+        key: [UInt8], nonce: [UInt8]
+    ) {
         let okm = try HKDFSHA256.deriveKey(
             inputKeyMaterial: messageKey, salt: [], info: Array("aeschat/1 group message key".utf8), outputByteCount: 44
         )
-        return (Array(okm[0..<32]), Array(okm[32..<44]))
+        return okm.withUnsafeBytes { (Array($0[0..<32]), Array($0[32..<44])) }
     }
 
     package static func groupHeader(chainID: [UInt8], index: UInt32) -> [UInt8] {
@@ -140,12 +142,7 @@ package enum AutomaticKeys {
     }
 
     package static func groupAssociatedData(header: ArraySlice<UInt8>, room: String, sender: String) -> [UInt8] {
-        var writer = ByteWriter(capacity: 96)
-        writer.write(contentsOf: label)
-        writer.write(contentsOf: header)
-        writer.writeShortString(room)
-        writer.writeShortString(sender)
-        return writer.bytes
+        associatedData(label: label, header: header, room: room, sender: sender).bytes
     }
 
     /// What the sender signs: the label, room, sender and the SHA-256 of header and ciphertext (a
@@ -161,7 +158,7 @@ package enum AutomaticKeys {
 
     /// Seals one group message at `index` with the message key of that index.
     package static func sealGroupMessage(
-        _ plaintext: [UInt8], chainID: [UInt8], index: UInt32, messageKey: [UInt8], room: String, sender: String,
+        _ plaintext: [UInt8], chainID: [UInt8], index: UInt32, messageKey: SecretBytes, room: String, sender: String,
         identity: Ed25519PrivateKey
     ) throws(CryptoError) -> [UInt8] {
         let header = groupHeader(chainID: chainID, index: index)
@@ -174,101 +171,4 @@ package enum AutomaticKeys {
             for: groupSignedBytes(room: room, sender: sender, headerAndSealed: body[...]))
         return body + signature
     }
-}
-
-/// One direction-pair of a pairwise channel: counter nonces per direction, strictly increasing.
-final class PairwiseChannel {
-    private let sender: AESGCM
-    private let receiver: AESGCM
-    private var sendCounter: UInt64 = 0
-    private var nextReceiveCounter: UInt64 = 0
-
-    init(sendKey: [UInt8], receiveKey: [UInt8]) throws(CryptoError) {
-        sender = try AESGCM(key: sendKey)
-        receiver = try AESGCM(key: receiveKey)
-    }
-
-    func seal(_ plaintext: [UInt8], room: String, from: String, to: String) throws(CryptoError) -> [UInt8] {
-        let counter = sendCounter
-        sendCounter += 1
-        var writer = ByteWriter(capacity: plaintext.count + 32)
-        writer.write(AutomaticKeys.channelKind)
-        writer.write(counter)
-        let aad = AutomaticKeys.channelAssociatedData(counter: counter, room: room, from: from, to: to)
-        writer.write(
-            contentsOf: try sender.seal(plaintext, nonce: AutomaticKeys.counterNonce(counter), authenticating: aad))
-        return writer.bytes
-    }
-
-    enum Opened: Equatable {
-        case plaintext([UInt8], missing: UInt64)
-        case tampered
-        case replayed(UInt64)
-    }
-
-    func open(_ envelope: ArraySlice<UInt8>, room: String, from: String, to: String) -> Opened {
-        var reader = ByteReader(envelope)
-        guard (try? reader.readUInt8("kind")) == AutomaticKeys.channelKind,
-            let counter = try? reader.readUInt64("counter")
-        else { return .tampered }
-        guard counter >= nextReceiveCounter else { return .replayed(counter) }
-        // The last counter would leave no next one (a wrapped next counter would accept replays).
-        guard counter < UInt64.max else { return .tampered }
-        let aad = AutomaticKeys.channelAssociatedData(counter: counter, room: room, from: from, to: to)
-        guard
-            let plaintext = try? receiver.open(
-                Array(reader.readRemaining()), nonce: AutomaticKeys.counterNonce(counter), authenticating: aad)
-        else { return .tampered }
-        let missing = counter - nextReceiveCounter
-        nextReceiveCounter = counter &+ 1
-        return .plaintext(plaintext, missing: missing)
-    }
-}
-
-/// The user's own sending chain: a random id and chain key, ratcheted once per message.
-final class OutgoingChain {
-    let chainID: [UInt8]
-    private(set) var index: UInt32 = 0
-    private var chainKey: SecretBytes
-    let createdAt: ContinuousClock.Instant
-
-    init(now: ContinuousClock.Instant) {
-        chainID = SecureRandom.bytes(count: AutomaticKeys.chainIDSize)
-        chainKey = SecretBytes(count: 32)
-        createdAt = now
-    }
-
-    /// For the fixed test vectors only.
-    init(chainID: [UInt8], chainKey: [UInt8], index: UInt32, now: ContinuousClock.Instant) {
-        self.chainID = chainID
-        self.chainKey = SecretBytes(chainKey)
-        self.index = index
-        createdAt = now
-    }
-
-    /// The sender-key plaintext that lets a member read this chain from the current index on.
-    var distribution: [UInt8] {
-        var writer = ByteWriter(capacity: 64)
-        writer.write(AutomaticKeys.senderKeyKind)
-        writer.write(contentsOf: chainID)
-        writer.write(index)
-        chainKey.withUnsafeBytes { writer.write(contentsOf: $0) }
-        return writer.bytes
-    }
-
-    /// The message key for the current index; the chain moves on and the old chain key is erased.
-    func nextMessageKey() -> (index: UInt32, messageKey: [UInt8]) {
-        let (messageKey, next) = chainKey.withUnsafeBytes { AutomaticKeys.ratchet(Array($0)) }
-        let used = index
-        chainKey = SecretBytes(next)
-        index += 1
-        return (used, messageKey)
-    }
-}
-
-/// A member's chain as this client received it.
-struct IncomingChain {
-    var chainID: [UInt8]
-    var nextIndex: UInt32
-    var chainKey: SecretBytes
 }

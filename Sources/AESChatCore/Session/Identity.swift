@@ -1,44 +1,6 @@
 public import AESChatCrypto
 public import Foundation
 
-/// Problems with an identity file or the known-peers file, each naming the path.
-public enum IdentityError: Error, Equatable, Sendable, CustomStringConvertible {
-    case unreadable(path: String, reason: String)
-    case malformed(path: String, reason: String)
-    case alreadyExists(path: String)
-    case unwritable(path: String, reason: String)
-
-    public var description: String {
-        switch self {
-        case .unreadable(let path, let reason): "cannot read identity file '\(path)': \(reason)"
-        case .malformed(let path, let reason): "identity file '\(path)' is not an aeschat identity: \(reason)"
-        case .alreadyExists(let path):
-            "'\(path)' already exists; aeschat never overwrites an identity file: choose another path or remove it first"
-        case .unwritable(let path, let reason): "cannot write '\(path)': \(reason)"
-        }
-    }
-}
-
-/// Where aeschat keeps its long-term files: `$XDG_CONFIG_HOME/aeschat`, else `~/.config/aeschat`.
-public enum ConfigurationFolder {
-    /// The folder path for an environment.
-    public static func path(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        if let xdg = environment["XDG_CONFIG_HOME"], xdg.hasPrefix("/") { return xdg + "/aeschat" }
-        let home = environment["HOME"] ?? NSHomeDirectory()
-        return home + "/.config/aeschat"
-    }
-
-    /// Creates the folder (mode 0700) if it is missing.
-    static func create(_ path: String) throws(IdentityError) {
-        do {
-            try FileManager.default.createDirectory(
-                atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw .unwritable(path: path, reason: error.localizedDescription)
-        }
-    }
-}
-
 /// A user's long-term Ed25519 identity key.
 ///
 /// File format: one line `aeschat-identity-v1 <64 hex digits of the RFC 8032 seed>`, mode 0600.
@@ -66,7 +28,7 @@ public struct Identity: Sendable {
     ///   - warn: told when an existing file can be read by other users.
     public static func loadOrCreate(
         path: String, created: (String) -> Void = { _ in }, warn: (String) -> Void = { _ in }
-    ) throws(IdentityError) -> Identity {
+    ) throws(KeyFileError) -> Identity {
         if FileManager.default.fileExists(atPath: path)
             || (try? FileManager.default.destinationOfSymbolicLink(atPath: path)) != nil
         {
@@ -81,12 +43,12 @@ public struct Identity: Sendable {
 
     /// Reads an identity file.
     /// - Parameter warn: told when the file can be read by other users (as for room key files).
-    public static func load(path: String, warn: (String) -> Void = { _ in }) throws(IdentityError) -> Identity {
+    public static func load(path: String, warn: (String) -> Void = { _ in }) throws(KeyFileError) -> Identity {
         let contents: SecretFile.Contents
         do {
             contents = try SecretFile.read(path: path, limit: 4096)
         } catch {
-            throw .unreadable(path: path, reason: error.reason)
+            throw .unreadable(.identity, path: path, reason: error.reason)
         }
         if contents.isAccessibleToOthers {
             let mode = String(contents.mode, radix: 8)
@@ -99,30 +61,30 @@ public struct Identity: Sendable {
 
     /// Parses the contents of an identity file: `aeschat-identity-v1 <64 hex digits>` and a newline.
     /// - Parameter path: names the file in errors.
-    public static func parse(_ text: String, path: String) throws(IdentityError) -> Identity {
+    public static func parse(_ text: String, path: String) throws(KeyFileError) -> Identity {
         let fields = text.trimmingASCIIWhitespace().split(separator: " ")
         guard fields.count == 2, fields[0] == Substring(header) else {
-            throw .malformed(path: path, reason: "expected '\(header)' followed by 64 hexadecimal digits")
+            throw .malformed(.identity, path: path, reason: "expected '\(header)' followed by 64 hexadecimal digits")
         }
         guard let seed = Hex.decode(String(fields[1])), seed.count == Ed25519.seedSize else {
-            throw .malformed(path: path, reason: "the key is not 64 hexadecimal digits")
+            throw .malformed(.identity, path: path, reason: "the key is not 64 hexadecimal digits")
         }
         do {
             return Identity(key: try Ed25519PrivateKey(seed: seed))
         } catch {
-            throw .malformed(path: path, reason: error.description)
+            throw .malformed(.identity, path: path, reason: error.description)
         }
     }
 
     /// Writes the identity to a new file with mode 0600; never replaces a file or follows a link.
-    public func write(toNewFile path: String) throws(IdentityError) {
+    public func write(toNewFile path: String) throws(KeyFileError) {
         let line = key.seed.withUnsafeBytes { "\(Self.header) \(Hex.encode(Array($0)))\n" }
         do {
             try SecretFile.createExclusively(path: path, contents: Array(line.utf8))
         } catch .exists {
-            throw .alreadyExists(path: path)
+            throw .alreadyExists(.identity, path: path)
         } catch {
-            throw .unwritable(path: path, reason: error.reason)
+            throw .unwritable(.identity, path: path, reason: error.reason)
         }
     }
 

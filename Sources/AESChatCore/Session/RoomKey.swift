@@ -6,27 +6,6 @@ import AESChatCrypto
     import Darwin
 #endif
 
-/// Problems with a room key file, each naming the path and what to do.
-public enum KeyFileError: Error, Equatable, Sendable, CustomStringConvertible {
-    case unreadable(path: String, reason: String)
-    case malformed(path: String, reason: String)
-    case alreadyExists(path: String)
-    case unwritable(path: String, reason: String)
-
-    public var description: String {
-        switch self {
-        case .unreadable(let path, let reason):
-            "cannot read key file '\(path)': \(reason)"
-        case .malformed(let path, let reason):
-            "key file '\(path)' is not a room key: \(reason); make one with 'aeschat keygen --out \(path)'"
-        case .alreadyExists(let path):
-            "'\(path)' already exists; aeschat never overwrites a key file: choose another path or remove it first"
-        case .unwritable(let path, let reason):
-            "cannot write key file '\(path)': \(reason)"
-        }
-    }
-}
-
 /// A 256-bit room key shared out of band by everyone in a room (pre-shared-key mode).
 ///
 /// File format: the 32 bytes as 64 hexadecimal characters on one line (upper or lower case,
@@ -60,32 +39,33 @@ public struct RoomKey: Sendable {
     }
 
     /// Parses the contents of a key file.
-    /// - Throws: ``KeyFileError/malformed(path:reason:)``.
+    /// - Throws: ``KeyFileError/malformed(_:path:reason:)``.
     public static func parse(_ text: String, path: String) throws(KeyFileError) -> RoomKey {
         let trimmed = text.trimmingASCIIWhitespace()
         guard trimmed.utf8.count == byteCount * 2 else {
             throw .malformed(
-                path: path, reason: "expected 64 hexadecimal characters, found \(trimmed.utf8.count) characters")
+                .roomKey, path: path,
+                reason: "expected 64 hexadecimal characters, found \(trimmed.utf8.count) characters")
         }
         guard let bytes = Hex.decode(trimmed) else {
-            throw .malformed(path: path, reason: "it contains characters other than 0-9 and a-f")
+            throw .malformed(.roomKey, path: path, reason: "it contains characters other than 0-9 and a-f")
         }
         return RoomKey(bytes: bytes)
     }
 
     /// Reads a key file.
     /// - Parameter warn: receives a warning when the file is readable by other users.
-    /// - Throws: ``KeyFileError/unreadable(path:reason:)`` or ``KeyFileError/malformed(path:reason:)``.
+    /// - Throws: ``KeyFileError/unreadable(_:path:reason:)`` or ``KeyFileError/malformed(_:path:reason:)``.
     public static func load(path: String, warn: (String) -> Void = { _ in }) throws(KeyFileError) -> RoomKey {
         let contents: SecretFile.Contents
         do {
             contents = try SecretFile.read(path: path, limit: maximumFileSize)
         } catch .tooLarge(let size, _) {
-            throw .malformed(path: path, reason: "it is \(size) bytes long; a key file holds 64 characters")
+            throw .malformed(.roomKey, path: path, reason: "it is \(size) bytes long; a key file holds 64 characters")
         } catch .notText {
-            throw .malformed(path: path, reason: "it is not text")
+            throw .malformed(.roomKey, path: path, reason: "it is not text")
         } catch {
-            throw .unreadable(path: path, reason: error.reason)
+            throw .unreadable(.roomKey, path: path, reason: error.reason)
         }
         if contents.isAccessibleToOthers {
             let mode = String(contents.mode, radix: 8)
@@ -96,25 +76,14 @@ public struct RoomKey: Sendable {
 
     /// Writes the key to a new file with mode 0600; never replaces an existing file or follows a
     /// symbolic link.
-    /// - Throws: ``KeyFileError/alreadyExists(path:)`` or ``KeyFileError/unwritable(path:reason:)``.
+    /// - Throws: ``KeyFileError/alreadyExists(_:path:)`` or ``KeyFileError/unwritable(_:path:reason:)``.
     public func write(toNewFile path: String) throws(KeyFileError) {
         do {
             try SecretFile.createExclusively(path: path, contents: Array((hexEncoded + "\n").utf8))
         } catch .exists {
-            throw .alreadyExists(path: path)
+            throw .alreadyExists(.roomKey, path: path)
         } catch {
-            throw .unwritable(path: path, reason: error.reason)
+            throw .unwritable(.roomKey, path: path, reason: error.reason)
         }
-    }
-}
-
-extension String {
-    /// The string without leading and trailing spaces, tabs, CR and LF.
-    func trimmingASCIIWhitespace() -> String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" }
-        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else {
-            return ""
-        }
-        return String(self[first...last])
     }
 }

@@ -64,8 +64,7 @@ public enum JSONLine {
             default:
                 let value = scalar.value
                 if value < 0x20 || (0x7F...0x9F).contains(value) || value == 0x2028 || value == 0x2029 {
-                    let hex = String(value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                    out += hexEscape(value, prefix: "\\u", minimumDigits: 4, uppercase: false)
                 } else {
                     out.unicodeScalars.append(scalar)
                 }

@@ -21,8 +21,10 @@ public enum TerminalText {
             case "\n": result += "\\n"
             case "\r": result += "\\r"
             default:
-                let hex = String(scalar.value, radix: 16, uppercase: true)
-                result += scalar.value < 0x100 ? "\\x" + (hex.count < 2 ? "0" + hex : hex) : "\\u{\(hex)}"
+                result +=
+                    scalar.value < 0x100
+                    ? hexEscape(scalar.value, prefix: "\\x", minimumDigits: 2)
+                    : hexEscape(scalar.value, prefix: "\\u{", suffix: "}")
             }
         }
         return result

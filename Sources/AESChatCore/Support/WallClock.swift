@@ -13,4 +13,13 @@ public enum WallClock {
         clock_gettime(CLOCK_REALTIME, &now)
         return UInt64(max(0, now.tv_sec)) * 1000 + UInt64(max(0, now.tv_nsec)) / 1_000_000
     }
+
+    /// A time of day as `HH:MM`, for the timestamps of line mode and the interactive terminal.
+    /// - Parameters:
+    ///   - hour: 0 to 23.
+    ///   - minute: 0 to 59.
+    /// - Returns: both with two digits, such as `09:05`.
+    public static func hoursAndMinutes(hour: Int, minute: Int) -> String {
+        (hour < 10 ? "0" : "") + String(hour) + ":" + (minute < 10 ? "0" : "") + String(minute)
+    }
 }

@@ -319,12 +319,13 @@ final class ChatScreen {
 
     // MARK: Client events
 
-    /// Shows an event from the chat client. Events this screen does not know yet are shown by
-    /// their ``ClientEvent/humanText``, except those whose JSON form is a `progress` or `status`
-    /// event, which replace the transient part of the status row.
+    /// Shows an event from the chat client: chat lines, members coming and going and file events each in their
+    /// style; transfer progress replaces the transient part of the status row; any other event is a notice line
+    /// with its ``ClientEvent/humanText``.
     func show(_ event: ClientEvent) {
         let clean = TerminalText.escapeControls
-        if case .ready(let name, let room, let present, _) = event {
+        switch event {
+        case .ready(let name, let room, let present, _):
             isReady = true
             members = Array(Set(present.filter { $0 != ownName })).sorted()
             var spans = [stamp(), Span("-- you are ", .notice), Span(clean(name), .ownName(name))]
@@ -340,7 +341,7 @@ final class ChatScreen {
             }
             show([StyledLine(spans)])
             drawStatus()
-        } else if case .joined(let name) = event {
+        case .joined(let name):
             if name != ownName, !members.contains(name) {
                 members.append(name)
                 members.sort()
@@ -349,11 +350,11 @@ final class ChatScreen {
                 StyledLine([stamp(), Span("--> ", .joined), Span(clean(name), .name(name)), Span(" joined", .joined)])
             ])
             drawStatus()
-        } else if case .left(let name) = event {
+        case .left(let name):
             members.removeAll { $0 == name }
             show([StyledLine([stamp(), Span("<-- ", .left), Span(clean(name), .name(name)), Span(" left", .left)])])
             drawStatus()
-        } else if case .message(let from, let text, let isPrivate) = event {
+        case .message(let from, let text, let isPrivate):
             guard !ignored.contains(from) else { return }
             let isMention = isPrivate || Self.mentions(ownName, in: text)
             if !isPrivate, text.hasPrefix("/me ") {
@@ -362,40 +363,28 @@ final class ChatScreen {
                 show(messageLines(from: from, text: text, isPrivate: isPrivate, isOwn: false, isMention: isMention))
             }
             if from != ownName, bell == .all || (bell == .mentions && isMention) { ring() }
-        } else if case .action(let from, let text, _) = event {
+        case .action(let from, let text, _):
             guard !ignored.contains(from) else { return }
             show(actionLines(from: from, text: text, isOwn: false))
             if from != ownName, bell == .all || (bell == .mentions && Self.mentions(ownName, in: text)) { ring() }
-        } else if case .fileProgress = event {
+        case .fileProgress:
             transientStatus = event.humanText
             drawStatus()
             placeCursor()
-        } else if case .fileReceived = event {
+        case .fileReceived, .fileSent:
             transientStatus = nil
             show([StyledLine([stamp(), Span(event.humanText, .notice)])])
             drawStatus()
-        } else if case .fileFailed = event {
+        case .fileFailed:
             transientStatus = nil
             show([StyledLine([stamp(), Span(event.humanText, .warning)])])
             drawStatus()
-        } else if case .fileSent = event {
-            transientStatus = nil
-            show([StyledLine([stamp(), Span(event.humanText, .notice)])])
-            drawStatus()
-        } else if case .warning = event {
+        case .warning:
             show([StyledLine([stamp(), Span(event.humanText, .warning)])])
-        } else if case .error = event {
+        case .error:
             show([StyledLine([stamp(), Span(event.humanText, .error)])])
-        } else {
-            // A kind of event added after this screen was written.
-            let json = event.json
-            if json.hasPrefix(#"{"event":"progress""#) || json.hasPrefix(#"{"event":"status""#) {
-                transientStatus = event.humanText
-                drawStatus()
-                placeCursor()
-            } else {
-                show([StyledLine([stamp(), Span(event.humanText, .notice)])])
-            }
+        case .member, .who, .verify, .roomCode, .trusted, .info, .fileIncoming, .reconnecting, .reconnected:
+            show([StyledLine([stamp(), Span(event.humanText, .notice)])])
         }
     }
 
@@ -405,8 +394,7 @@ final class ChatScreen {
 
     private func stamp() -> Span {
         let (hour, minute) = clock()
-        let text = (hour < 10 ? "0" : "") + String(hour) + ":" + (minute < 10 ? "0" : "") + String(minute) + " "
-        return Span(text, .timestamp)
+        return Span(WallClock.hoursAndMinutes(hour: hour, minute: minute) + " ", .timestamp)
     }
 
     private func notice(_ text: String) {

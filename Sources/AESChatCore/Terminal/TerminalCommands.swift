@@ -1,4 +1,4 @@
-import AESChatCLI
+import AESChatNames
 
 /// When the terminal rings the bell for an incoming message.
 enum BellMode: String, CaseIterable, Equatable, Sendable {
@@ -29,31 +29,11 @@ enum EnteredLine: Equatable, Sendable {
 }
 
 /// The slash commands of the interactive terminal: their help, Tab completion, and how a line
-/// is interpreted. The terminal handles `/help`, `/clear`, `/quit`, `/bell`, `/ignore` and
-/// `/unignore` itself; every other command line goes to the chat client unchanged. Pure.
+/// is interpreted, all from the one table ``SlashCommand/all``. The terminal handles `/help`, `/clear`, `/quit`,
+/// `/bell`, `/ignore` and `/unignore` itself; every other command line goes to the chat client unchanged. Pure.
 enum TerminalCommands {
-    /// One command as `/help` lists it.
-    struct Info: Equatable, Sendable {
-        var name: String
-        var arguments: String
-        var summary: String
-    }
-
     /// Every command, in the order `/help` lists them.
-    static let all: [Info] = [
-        Info(name: "/help", arguments: "", summary: "show the commands and keys"),
-        Info(name: "/who", arguments: "", summary: "list the members of the room"),
-        Info(name: "/msg", arguments: "NAME TEXT", summary: "send a private message to NAME"),
-        Info(name: "/me", arguments: "ACTION", summary: "say what you do, shown as '* you ACTION'"),
-        Info(name: "/send", arguments: "PATH [NAME]", summary: "send a file to the room, or to NAME"),
-        Info(name: "/verify", arguments: "NAME|room", summary: "show the safety number with NAME, or the room code"),
-        Info(name: "/trust", arguments: "NAME", summary: "accept NAME's new key after checking it"),
-        Info(name: "/bell", arguments: "off|mentions|all", summary: "when to ring the terminal bell"),
-        Info(name: "/ignore", arguments: "NAME", summary: "hide NAME's messages"),
-        Info(name: "/unignore", arguments: "NAME", summary: "show NAME's messages again"),
-        Info(name: "/clear", arguments: "", summary: "clear the screen"),
-        Info(name: "/quit", arguments: "", summary: "leave the room (also Ctrl-D on an empty line)"),
-    ]
+    static var all: [SlashCommand] { SlashCommand.all }
 
     /// The command names with their slash, for Tab completion.
     static var names: [String] { all.map(\.name) }
@@ -115,7 +95,7 @@ enum TerminalCommands {
         case "/me":
             guard !rest.isEmpty else { return .problem("expected /me ACTION, for example /me waves") }
             return .action(line: line, text: rest)
-        case "/who", "/msg", "/send", "/verify", "/trust":
+        case _ where SlashCommand.named(name)?.handler == .client:
             return .clientCommand(line)
         default:
             var problem = "unknown command \(quoted(name)): type /help for the list"

@@ -1,12 +1,14 @@
-/// Rules for member and room names, shared by the command line and the relay.
+/// Rules for member and room names: a protocol rule (docs/PROTOCOL.md), shared by the command line, the relay and
+/// the client. Its own small target so that both `AESChatCLI` and `AESChatCore` can depend on it and neither on
+/// the other for it.
 ///
 /// Both alphabets are ASCII letters, digits, `-`, `_` and `.`; lengths count bytes, which equal characters for
 /// this alphabet. Pure functions, safe from any thread.
 public enum Names {
     /// The longest valid member name, in characters.
-    static let maxMemberNameLength = 32
+    package static let maxMemberNameLength = 32
     /// The longest valid room name, in characters.
-    static let maxRoomNameLength = 64
+    package static let maxRoomNameLength = 64
 
     /// Tells whether a string is a valid member name: 1 to 32 characters from ASCII letters, digits, `-`, `_`, `.`.
     ///
@@ -33,26 +35,26 @@ public enum Names {
     }
 }
 
-/// ASCII byte classes used by the validators.
-enum ASCII {
-    static let hyphen = UInt8(ascii: "-")
-    static let underscore = UInt8(ascii: "_")
-    static let dot = UInt8(ascii: ".")
-    static let colon = UInt8(ascii: ":")
+/// ASCII byte classes used by the validators (here and in the command-line parser).
+package enum ASCII {
+    package static let hyphen = UInt8(ascii: "-")
+    package static let underscore = UInt8(ascii: "_")
+    package static let dot = UInt8(ascii: ".")
+    package static let colon = UInt8(ascii: ":")
 
-    static func isDigit(_ byte: UInt8) -> Bool {
+    package static func isDigit(_ byte: UInt8) -> Bool {
         (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
     }
 
-    static func isLetter(_ byte: UInt8) -> Bool {
+    package static func isLetter(_ byte: UInt8) -> Bool {
         (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
     }
 
-    static func isLetterOrDigit(_ byte: UInt8) -> Bool {
+    package static func isLetterOrDigit(_ byte: UInt8) -> Bool {
         isLetter(byte) || isDigit(byte)
     }
 
-    static func isHexDigit(_ byte: UInt8) -> Bool {
+    package static func isHexDigit(_ byte: UInt8) -> Bool {
         isDigit(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
             || (UInt8(ascii: "A")...UInt8(ascii: "F")).contains(byte)
     }

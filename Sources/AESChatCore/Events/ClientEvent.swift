@@ -1,61 +1,3 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
-
-/// How far a member's identity is trusted (automatic keys), or that the room shares one key.
-public enum MemberTrust: String, Equatable, Sendable {
-    /// Pre-shared-key mode: no identities; everyone with the room key is a member.
-    case sharedKey = "shared-key"
-    /// First seen now: pinned on first use, not verified.
-    case new
-    /// Seen before with the same identity key, not verified.
-    case known
-    /// Verified by the user (`/trust` after comparing safety numbers).
-    case verified
-    /// The identity key differs from the pinned one: unverified until `/trust`.
-    case changed
-    /// The profile's signature does not verify: no key is ever sent to it.
-    case invalid
-}
-
-/// A member as shown by `/who` and the `member` event.
-public struct MemberStatus: Equatable, Sendable {
-    public var name: String
-    public var fingerprint: String?
-    public var trust: MemberTrust
-
-    /// Creates a status.
-    public init(name: String, fingerprint: String?, trust: MemberTrust) {
-        self.name = name
-        self.fingerprint = fingerprint
-        self.trust = trust
-    }
-
-    var jsonFields: [(String, JSONValue)] {
-        var fields: [(String, JSONValue)] = [("name", .string(name))]
-        if let fingerprint { fields.append(("fingerprint", .string(fingerprint))) }
-        fields.append(("status", .string(trust.rawValue)))
-        fields.append(("verified", .bool(trust == .verified)))
-        return fields
-    }
-
-    var humanText: String {
-        let clean = TerminalText.escapeControls(name)
-        let mark: String =
-            switch trust {
-            case .sharedKey: ""
-            case .verified: " [verified]"
-            case .known: " [unverified]"
-            case .new: " [new, unverified]"
-            case .changed: " [KEY CHANGED, unverified]"
-            case .invalid: " [INVALID SIGNATURE]"
-            }
-        return clean + mark + (fingerprint.map { " " + TerminalText.escapeControls($0) } ?? "")
-    }
-}
-
 /// Something the client shows its user. The JSON form of each is specified in docs/CLI.md and
 /// kept stable: later versions add events and fields, never remove these.
 public enum ClientEvent: Equatable, Sendable {
@@ -97,16 +39,6 @@ public enum ClientEvent: Equatable, Sendable {
     case reconnecting(attempt: Int, delayMilliseconds: Int, reason: String)
     /// Registered again after a loss, with fresh session keys; queued lines follow.
     case reconnected
-
-    /// The event for decrypted chat content from `sender`; nil for file control.
-    public init?(content: MessageContent, from sender: String, isPrivate: Bool) {
-        switch content {
-        case .text(let text): self = .message(from: sender, text: text, isPrivate: isPrivate)
-        case .action(let text): self = .action(from: sender, text: text, isPrivate: isPrivate)
-        case .identified(_, let content): self.init(content: content, from: sender, isPrivate: isPrivate)
-        default: return nil
-        }
-    }
 
     /// The one-line JSON form.
     public var json: String {
@@ -239,22 +171,22 @@ public enum ClientEvent: Equatable, Sendable {
         case .info(let text):
             return "* " + clean(text)
         case .fileIncoming(let name, let from, let bytes, let resumeFrom):
-            let resuming = resumeFrom > 0 ? ", resuming at \(FileTransfers.formatBytes(resumeFrom))" : ""
-            return "* receiving \(clean(name)) (\(FileTransfers.formatBytes(bytes))) from \(clean(from))\(resuming)"
+            let resuming = resumeFrom > 0 ? ", resuming at \(Self.formatBytes(resumeFrom))" : ""
+            return "* receiving \(clean(name)) (\(Self.formatBytes(bytes))) from \(clean(from))\(resuming)"
         case .fileProgress(let name, let peer, let sending, let bytes, let total, let rate):
             // Sizes come from a peer: computed without any arithmetic that could trap.
             let percent = total == 0 ? 100 : Int(Double(min(bytes, total)) * 100 / Double(total))
             let remaining = rate > 0 ? Int(clamping: (total - min(bytes, total)) / rate) : 0
             let eta = "\(remaining / 60):" + (remaining % 60 < 10 ? "0" : "") + "\(remaining % 60)"
             return "~ \(clean(name)) \(sending ? "→" : "←") \(clean(peer)): \(percent)% "
-                + "\(FileTransfers.formatBytes(bytes))/\(FileTransfers.formatBytes(total)), "
-                + "\(FileTransfers.formatBytes(rate))/s, ETA \(eta)"
+                + "\(Self.formatBytes(bytes))/\(Self.formatBytes(total)), "
+                + "\(Self.formatBytes(rate))/s, ETA \(eta)"
         case .fileReceived(let from, let name, let path, let bytes, let sha256):
-            return "* received \(clean(name)) from \(clean(from)) (\(FileTransfers.formatBytes(bytes)), sha256 "
+            return "* received \(clean(name)) from \(clean(from)) (\(Self.formatBytes(bytes)), sha256 "
                 + "\(sha256.prefix(16))…) in \(clean(path))"
         case .fileSent(let name, let bytes, let to):
             return
-                "* sent \(clean(name)) (\(FileTransfers.formatBytes(bytes))) to \(to.map(clean).joined(separator: ", "))"
+                "* sent \(clean(name)) (\(Self.formatBytes(bytes))) to \(to.map(clean).joined(separator: ", "))"
         case .reconnecting(let attempt, let delay, let reason):
             return "! connection to the relay lost (\(clean(reason))); reconnecting in \(delay) ms (attempt \(attempt))"
         case .reconnected:
@@ -264,68 +196,17 @@ public enum ClientEvent: Equatable, Sendable {
             return "! file \(clean(name)) \(route) failed: \(clean(reason))"
         }
     }
-}
 
-/// Where the client's events go.
-public protocol ClientOutput: AnyObject {
-    /// Shows one event.
-    func emit(_ event: ClientEvent)
-}
-
-/// Writes events as lines to a file descriptor (standard output by default): JSON objects with
-/// `--json`, otherwise readable lines such as `[14:02] <alice> hello`.
-public final class LineOutput: ClientOutput {
-    /// How events are written.
-    public enum Style: Sendable {
-        case human
-        case json
-    }
-
-    private let style: Style
-    private let descriptor: Int32
-    private let clock: () -> (hour: Int, minute: Int)
-
-    /// Creates an output.
-    /// - Parameters:
-    ///   - style: human lines or JSON.
-    ///   - descriptor: where to write; standard output by default.
-    ///   - clock: the local time for timestamps (a seam for tests).
-    public init(
-        style: Style, descriptor: Int32 = 1, clock: @escaping () -> (hour: Int, minute: Int) = LineOutput.localTime
-    ) {
-        self.style = style
-        self.descriptor = descriptor
-        self.clock = clock
-    }
-
-    /// The current local hour and minute.
-    public static func localTime() -> (hour: Int, minute: Int) {
-        var now = time(nil)
-        var parts = tm()
-        localtime_r(&now, &parts)
-        return (Int(parts.tm_hour), Int(parts.tm_min))
-    }
-
-    /// Formats an event as the line this output writes (without the newline).
-    public func line(for event: ClientEvent) -> String {
-        switch style {
-        case .json:
-            return event.json
-        case .human:
-            switch event {
-            case .message, .action:
-                let (hour, minute) = clock()
-                let stamp = (hour < 10 ? "0" : "") + String(hour) + ":" + (minute < 10 ? "0" : "") + String(minute)
-                return "[\(stamp)] " + event.humanText
-            default:
-                return event.humanText
-            }
+    /// `12.3 MB`-style sizes for people.
+    public static func formatBytes(_ bytes: UInt64) -> String {
+        let units = ["B", "kB", "MB", "GB", "TB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1000 && unit < units.count - 1 {
+            value /= 1000
+            unit += 1
         }
-    }
-
-    public func emit(_ event: ClientEvent) {
-        var bytes = Array(line(for: event).utf8)
-        bytes.append(0x0A)
-        _ = System.writeAll(descriptor, bytes)
+        return unit == 0
+            ? "\(bytes) B" : String(Int(value * 10) / 10) + "." + String(Int(value * 10) % 10) + " " + units[unit]
     }
 }

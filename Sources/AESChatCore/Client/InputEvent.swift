@@ -1,0 +1,5 @@
+/// A line of input, or its end.
+public enum InputEvent: Sendable {
+    case line(String)
+    case end
+}
