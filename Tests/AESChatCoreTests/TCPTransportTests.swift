@@ -189,36 +189,8 @@ final class FrameSink: ConnectionHandler {
     @Test(arguments: SelectorKind.allCases)
     func tcp_pendingConnect_letsTheLoopRun_andTimesOutWithAClearError(selector: SelectorKind) throws {
         let loop = try PosixEventLoop(selector: selector)
-        // A loopback listener that never accepts, its backlog filled: a further connect gets no
-        // answer and stays in progress.
-        let listening = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #expect(listening >= 0)
-        defer { close(listening) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listening, $0, length) == 0 && listen(listening, 0) == 0
-                    && getsockname(listening, $0, &length) == 0
-            }
-        }
-        #expect(bound)
-        let port = UInt16(bigEndian: address.sin_port)
-        var fillers: [Int32] = []
-        defer { for filler in fillers { close(filler) } }
-        for _ in 0..<4 {
-            let filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            _ = fcntl(filler, F_SETFL, O_NONBLOCK)
-            _ = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(filler, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            fillers.append(filler)
-        }
-        usleep(100_000)
+        let listener = try FullBacklogListener()
+        let port = listener.port
         var events: [String] = []
         loop.schedule(after: .milliseconds(50)) { events.append("timer") }
         var outcome: Result<TCPConnection, TransportError>?
@@ -235,6 +207,22 @@ final class FrameSink: ConnectionHandler {
         #expect(throws: TransportError.connectFailed(address: "127.0.0.1:\(port)", reason: "connection timed out")) {
             try outcome?.get()
         }
+        #expect(!attempt.isPending)
+    }
+
+    @Test(arguments: SelectorKind.allCases)
+    func tcp_cancelledConnect_neverCompletes(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
+        let listener = try FullBacklogListener()
+        var completions = 0
+        let attempt = TCPConnection.connect(
+            host: "127.0.0.1", port: listener.port, loop: loop, timeout: .milliseconds(100)
+        ) { _ in completions += 1 }
+        loop.schedule(after: .milliseconds(20)) { attempt.cancel() }
+        // Well past the timeout, which would have completed the attempt had it still run.
+        loop.schedule(after: .milliseconds(400)) { loop.stop() }
+        try run(loop)
+        #expect(completions == 0)
         #expect(!attempt.isPending)
     }
 
