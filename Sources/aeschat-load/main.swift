@@ -3,6 +3,8 @@
     import Glibc
 #endif
 
+import AESChatCore
+
 let usage = """
     Usage: aeschat-load run --members N [--port N] [--host ADDR] [--pid PID] [--messages M] [--window W]
                             [--paced-seconds S] [--senders K] [--rate R] [--idle-seconds S]
@@ -102,7 +104,7 @@ if mode == "member-cost" {
     let threads = max(1, min(integer("threads", 2), configuration.members / 20))
     guard values.isEmpty else { fail("unknown option --\(values.keys.sorted()[0])\n\(usage)") }
     guard configuration.members >= 2 else { fail("--members must be at least 2") }
-    let limit = Measure.raiseDescriptorLimit()
+    let limit = ProcessLimits.raiseDescriptorLimit() ?? 1024
     guard limit > configuration.members + 16 else {
         fail("descriptor limit \(limit) is too low for \(configuration.members) members; raise ulimit -n")
     }

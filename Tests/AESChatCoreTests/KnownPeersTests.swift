@@ -198,8 +198,8 @@ final class TemporaryFolder {
         let loop = try PosixEventLoop()
         let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
         defer { listener.close() }
-        let viaNumber = try TCPConnection.connect(host: "127.0.0.1", port: listener.localPort, loop: loop)
-        let viaName = try TCPConnection.connect(host: "localhost", port: listener.localPort, loop: loop)
+        let viaNumber = try TCPConnection.connectNow(host: "127.0.0.1", port: listener.localPort, loop: loop)
+        let viaName = try TCPConnection.connectNow(host: "localhost", port: listener.localPort, loop: loop)
         defer {
             viaNumber.close()
             viaName.close()

@@ -65,15 +65,16 @@ import Testing
         #expect(alice.closed)
     }
 
-    @Test func relayAndRawClients_overRealSockets_forwardBackToBackLargeFrames_intact() throws {
-        let loop = try PosixEventLoop()
+    @Test(arguments: SelectorKind.allCases)
+    func relayAndRawClients_overRealSockets_forwardBackToBackLargeFrames_intact(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
         let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
         let relay = Relay(loop: loop) { _ in }
         relay.attach(to: listener)
         let names = ["alice", "bob", "carol"]
         let sinks = names.map { _ in FrameSink() }
         let connections = try names.enumerated().map { index, name in
-            let connection = try TCPConnection.connect(host: "127.0.0.1", port: listener.localPort, loop: loop)
+            let connection = try TCPConnection.connectNow(host: "127.0.0.1", port: listener.localPort, loop: loop)
             connection.handler = sinks[index]
             connection.write(ClientFrame.hello(version: 1, name: name, room: "lobby", profile: []).encoded())
             return connection

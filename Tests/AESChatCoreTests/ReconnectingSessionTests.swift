@@ -17,13 +17,15 @@ final class SessionHarness {
     init() {
         session = ReconnectingSession(
             output: output, loop: loop,
-            connect: { [unowned self] () throws(TransportError) -> any Connection in
-                let (clientEnd, linkEnd) = MemoryConnection.pair(loop: self.loop)
-                let link = TamperingLink(relayEnd: self.chat.relayHarness.listener.connect())
-                linkEnd.handler = link
-                link.towardRelay.connection.handler = ForwardToClient(clientSide: linkEnd)
-                self.links.append(link)
-                return clientEnd
+            connect: { [unowned self] completion in
+                self.chat.relayHarness.listener.connect { relayEnd in
+                    let (clientEnd, linkEnd) = MemoryConnection.pair(loop: self.loop)
+                    let link = TamperingLink(relayEnd: try! relayEnd.get())
+                    linkEnd.handler = link
+                    link.towardRelay.connection.handler = ForwardToClient(clientSide: linkEnd)
+                    self.links.append(link)
+                    completion(.success(clientEnd))
+                }
             },
             makeSecurity: { [unowned self] _ in RoomKeySecurity(roomKey: self.chat.key, room: "lobby", name: "alice") },
             makeClient: { [unowned self] security, connection, recent, ended in

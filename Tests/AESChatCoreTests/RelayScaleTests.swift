@@ -24,7 +24,7 @@ final class CountingMember: ConnectionHandler {
 
     init(name: String, room: String, port: UInt16, loop: PosixEventLoop) throws {
         self.name = name
-        connection = try TCPConnection.connect(host: "127.0.0.1", port: port, loop: loop)
+        connection = try TCPConnection.connectNow(host: "127.0.0.1", port: port, loop: loop)
         connection.handler = self
         connection.write(ClientFrame.hello(version: 1, name: name, room: room, profile: []).encoded())
     }
@@ -116,7 +116,7 @@ final class CountingMember: ConnectionHandler {
     }
 
     @Test func soak_500Members_everyDeliveryArrivesOnce_inOrder() throws {
-        System.raiseDescriptorLimit()
+        ProcessLimits.raiseDescriptorLimit()
         let loop = try PosixEventLoop()
         let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
         let relay = Relay(loop: loop) { _ in }

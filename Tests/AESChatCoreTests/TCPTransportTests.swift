@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import AESChatTesting
+import Foundation
 import Testing
 
 @testable import AESChatCore
@@ -37,9 +38,30 @@ final class FrameSink: ConnectionHandler {
         #expect(!timedOut, "event loop watchdog fired")
     }
 
-    @Test(arguments: ["127.0.0.1", "::1"])
-    func tcp_carriesLargeFramesWhole_inBothDirections(host: String) throws {
-        let loop = try PosixEventLoop()
+    @Test(arguments: SelectorKind.allCases)
+    func loop_runsTimersInOrder_andWakesForAMessageFromAnotherThread(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
+        var fired: [Int] = []
+        loop.schedule(after: .milliseconds(30)) { fired.append(3) }
+        loop.schedule(after: .milliseconds(10)) { fired.append(1) }
+        let cancelled = loop.schedule(after: .milliseconds(20)) { fired.append(2) }
+        loop.cancel(cancelled)
+        let inbox = LoopInbox<Int>(loop: loop)
+        inbox.setHandler { message in
+            fired.append(message)
+            loop.stop()
+        }
+        loop.schedule(after: .milliseconds(40)) {
+            let thread = Thread { inbox.post(4) }
+            thread.start()
+        }
+        try run(loop)
+        #expect(fired == [1, 3, 4])
+    }
+
+    @Test(arguments: ["127.0.0.1", "::1"], SelectorKind.allCases)
+    func tcp_carriesLargeFramesWhole_inBothDirections(host: String, selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
         let listener = try TCPListener(host: host, port: 0, loop: loop)
         #expect(listener.localPort != 0)
         let serverSink = FrameSink()
@@ -48,7 +70,7 @@ final class FrameSink: ConnectionHandler {
             connection.handler = serverSink
             serverConnection = connection
         }
-        let client = try TCPConnection.connect(host: host, port: listener.localPort, loop: loop)
+        let client = try TCPConnection.connectNow(host: host, port: listener.localPort, loop: loop)
         let clientSink = FrameSink()
         client.handler = clientSink
         let big = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ ($0 >> 12)) }
@@ -73,8 +95,9 @@ final class FrameSink: ConnectionHandler {
         listener.close()
     }
 
-    @Test func tcp_closingConnection_stopsReadingAPeerThatKeepsSending() throws {
-        let loop = try PosixEventLoop()
+    @Test(arguments: SelectorKind.allCases)
+    func tcp_closingConnection_stopsReadingAPeerThatKeepsSending(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
         let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
         listener.acceptHandler = { connection in
             connection.handler = FrameSink()
@@ -114,8 +137,9 @@ final class FrameSink: ConnectionHandler {
         listener.close()
     }
 
-    @Test func tcp_peerClosing_isReportedOnce_andWritesAfterCloseAreIgnored() throws {
-        let loop = try PosixEventLoop()
+    @Test(arguments: SelectorKind.allCases)
+    func tcp_peerClosing_isReportedOnce_andWritesAfterCloseAreIgnored(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
         let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
         let serverSink = FrameSink()
         listener.acceptHandler = { connection in
@@ -123,7 +147,7 @@ final class FrameSink: ConnectionHandler {
             connection.write(ClientFrame.bye.encoded())
             connection.closeAfterFlushing(timeout: .seconds(5))
         }
-        let client = try TCPConnection.connect(host: "127.0.0.1", port: listener.localPort, loop: loop)
+        let client = try TCPConnection.connectNow(host: "127.0.0.1", port: listener.localPort, loop: loop)
         let clientSink = FrameSink()
         client.handler = clientSink
         var closes = 0
@@ -151,18 +175,60 @@ final class FrameSink: ConnectionHandler {
         listener.close()
     }
 
-    @Test func tcp_connectToAClosedPort_failsWithAClearError() throws {
-        let loop = try PosixEventLoop()
+    @Test(arguments: SelectorKind.allCases)
+    func tcp_connectToAClosedPort_failsWithAClearError(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
         let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
         let port = listener.localPort
         listener.close()
         #expect(throws: TransportError.connectFailed(address: "127.0.0.1:\(port)", reason: "Connection refused")) {
-            try TCPConnection.connect(host: "127.0.0.1", port: port, loop: loop)
+            try TCPConnection.connectNow(host: "127.0.0.1", port: port, loop: loop)
         }
     }
 
-    @Test func tcp_listeningTwiceOnOnePort_failsWithAClearError() throws {
-        let loop = try PosixEventLoop()
+    @Test(arguments: SelectorKind.allCases)
+    func tcp_pendingConnect_letsTheLoopRun_andTimesOutWithAClearError(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
+        let listener = try FullBacklogListener()
+        let port = listener.port
+        var events: [String] = []
+        loop.schedule(after: .milliseconds(50)) { events.append("timer") }
+        var outcome: Result<TCPConnection, TransportError>?
+        let started = ContinuousClock.now
+        let attempt = TCPConnection.connect(host: "127.0.0.1", port: port, loop: loop, timeout: .milliseconds(600)) {
+            events.append("connect")
+            outcome = $0
+            loop.stop()
+        }
+        #expect(attempt.isPending, "the connect must not complete from inside the call")
+        try run(loop)
+        #expect(events == ["timer", "connect"], "the loop must run timers while a connect is in progress")
+        #expect(ContinuousClock.now - started >= .milliseconds(600))
+        #expect(throws: TransportError.connectFailed(address: "127.0.0.1:\(port)", reason: "connection timed out")) {
+            try outcome?.get()
+        }
+        #expect(!attempt.isPending)
+    }
+
+    @Test(arguments: SelectorKind.allCases)
+    func tcp_cancelledConnect_neverCompletes(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
+        let listener = try FullBacklogListener()
+        var completions = 0
+        let attempt = TCPConnection.connect(
+            host: "127.0.0.1", port: listener.port, loop: loop, timeout: .milliseconds(100)
+        ) { _ in completions += 1 }
+        loop.schedule(after: .milliseconds(20)) { attempt.cancel() }
+        // Well past the timeout, which would have completed the attempt had it still run.
+        loop.schedule(after: .milliseconds(400)) { loop.stop() }
+        try run(loop)
+        #expect(completions == 0)
+        #expect(!attempt.isPending)
+    }
+
+    @Test(arguments: SelectorKind.allCases)
+    func tcp_listeningTwiceOnOnePort_failsWithAClearError(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
         let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
         #expect(
             throws: TransportError.listenFailed(
@@ -173,8 +239,9 @@ final class FrameSink: ConnectionHandler {
         listener.close()
     }
 
-    @Test func relayAndClients_overRealSockets_deliverInOrder() throws {
-        let loop = try PosixEventLoop()
+    @Test(arguments: SelectorKind.allCases)
+    func relayAndClients_overRealSockets_deliverInOrder(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
         let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
         let relay = Relay(loop: loop) { _ in }
         relay.attach(to: listener)
@@ -182,7 +249,7 @@ final class FrameSink: ConnectionHandler {
         let outputs = [EventCollector(), EventCollector()]
         var finished = 0
         let clients = try ["alice", "bob"].enumerated().map { index, name in
-            let connection = try TCPConnection.connect(host: "127.0.0.1", port: listener.localPort, loop: loop)
+            let connection = try TCPConnection.connectNow(host: "127.0.0.1", port: listener.localPort, loop: loop)
             let client = ChatRoom(
                 name: name, room: "lobby", roomKey: key, connection: connection, output: outputs[index], loop: loop
             ) { _ in

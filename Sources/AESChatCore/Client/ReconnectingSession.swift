@@ -37,8 +37,9 @@ public final class ReconnectingSession {
         public init() {}
     }
 
-    /// Makes a connection to the relay (blocking, bounded by its own timeout).
-    public typealias Connector = () throws(TransportError) -> any Connection
+    /// Starts a connection to the relay without blocking the loop (bounded by its own timeout); calls
+    /// `completion` once, later, on the loop thread, with the connection or the reason it failed.
+    public typealias Connector = (_ completion: @escaping (Result<any Connection, TransportError>) -> Void) -> Void
     /// Makes the end-to-end layer for one connection (fresh session keys every time).
     public typealias SecurityFactory = (_ connection: any Connection) throws -> any MessageSecurity
     /// Makes the client of one connection; `recentMessageIDs` is the session's, shared by its clients.
@@ -70,6 +71,8 @@ public final class ReconnectingSession {
     private let recentMessageIDs = RecentMessageIDs()
     private var inputEnded = false
     private var finished = false
+    /// Whether a connection attempt is under way (the loop keeps running meanwhile).
+    private var connecting = false
 
     /// Called with `true` when input should pause and `false` to resume.
     public var onBackpressure: ((Bool) -> Void)?
@@ -95,15 +98,19 @@ public final class ReconnectingSession {
     }
 
     /// Connects for the first time; a relay that cannot be reached now ends the session (``Outcome/unavailable``).
-    public func start() {
-        do {
-            try open()
-        } catch let error as TransportError {
-            fatal(error.description)
-            finish(.unavailable)
-        } catch {
-            fatal("\(error)")
-            finish(.failed)
+    /// - Parameter onFirstAttempt: called once the first attempt has settled (connected, or failed
+    ///   and the session finished), so that the caller can start reading input then.
+    public func start(onFirstAttempt: (() -> Void)? = nil) {
+        open { [weak self] error in
+            guard let self else { return }
+            if let error = error as? TransportError {
+                self.fatal(error.description)
+                self.finish(.unavailable)
+            } else if let error {
+                self.fatal("\(error)")
+                self.finish(.failed)
+            }
+            onFirstAttempt?()
         }
     }
 
@@ -141,8 +148,29 @@ public final class ReconnectingSession {
 
     // MARK: Connections
 
-    private func open() throws {
-        let connection = try connect()
+    /// Starts a connection attempt; `settled` is called once it is over, with nil when a client
+    /// now runs on the new connection, or the error that stopped it. Nothing is called once the
+    /// session has finished meanwhile (the connection, if one came, is closed).
+    private func open(settled: @escaping ((any Error)?) -> Void) {
+        connecting = true
+        connect { [weak self] result in
+            guard let self else { return }
+            self.connecting = false
+            guard !self.finished else {
+                if case .success(let connection) = result { connection.close() }
+                return
+            }
+            do {
+                try self.begin(on: result.get())
+                settled(nil)
+            } catch {
+                settled(error)
+            }
+        }
+    }
+
+    /// Makes the security layer and the client of a new connection, and starts the client.
+    private func begin(on connection: any Connection) throws {
         let security = try makeSecurity(connection)
         let made = makeClient(security, connection, recentMessageIDs) { [weak self] outcome in
             self?.clientEnded(outcome)
@@ -217,7 +245,7 @@ public final class ReconnectingSession {
         let since = disconnectedSince ?? now()
         disconnectedSince = since
         if now() - since >= policy.giveUpAfter {
-            let minutes = policy.giveUpAfter.components.seconds / 60
+            let minutes = policy.giveUpAfter.wholeSeconds / 60
             var message = "the relay has been unreachable for \(minutes) minutes; giving up"
             if !queuedLines.isEmpty { message += " (\(queuedLines.count) queued lines were not sent)" }
             fatal(message)
@@ -228,16 +256,15 @@ public final class ReconnectingSession {
         let exponent = min(attempts - 1, 16)
         let base = policy.initialDelay * (1 << exponent)
         let delay = min(base, policy.maximumDelay) * random()
-        let milliseconds = Int(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)
-        output.emit(.reconnecting(attempt: attempts, delayMilliseconds: milliseconds, reason: reason))
+        output.emit(.reconnecting(attempt: attempts, delayMilliseconds: Int(delay.wholeMilliseconds), reason: reason))
         loop.schedule(after: delay) { [weak self] in
-            guard let self, !self.finished, self.client == nil else { return }
-            do {
-                try self.open()
-            } catch let error as TransportError {
-                self.scheduleReconnect(reason: error.description)
-            } catch {
-                self.scheduleReconnect(reason: "\(error)")
+            guard let self, !self.finished, self.client == nil, !self.connecting else { return }
+            self.open { [weak self] error in
+                if let error = error as? TransportError {
+                    self?.scheduleReconnect(reason: error.description)
+                } else if let error {
+                    self?.scheduleReconnect(reason: "\(error)")
+                }
             }
         }
     }

@@ -190,7 +190,7 @@ final class RelaySession: ReadDestinationProvider {
                 self.watchForAnswers()
                 return
             }
-            let seconds = Self.unresponsiveRelayTimeout.components.seconds
+            let seconds = Self.unresponsiveRelayTimeout.wholeSeconds
             let reason =
                 "the relay has not answered for \(seconds) seconds; \(self.unansweredPings) line(s) unconfirmed"
             self.output.emit(.error(message: reason))

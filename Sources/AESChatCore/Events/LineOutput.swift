@@ -57,13 +57,6 @@ public final class LineOutput: ClientOutput {
     public func emit(_ event: ClientEvent) {
         var bytes = Array(line(for: event).utf8)
         bytes.append(0x0A)
-        var written = 0
-        while written < bytes.count {
-            let count = bytes.withUnsafeBytes { raw in
-                System.retryingInterrupts { Glibc_write(descriptor, raw.baseAddress! + written, raw.count - written) }
-            }
-            if count <= 0 { return }
-            written += count
-        }
+        _ = System.writeAll(descriptor, bytes)
     }
 }

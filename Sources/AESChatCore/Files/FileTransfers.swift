@@ -319,14 +319,12 @@ public final class FileTransfers {
             show(.error(message: "nobody else is in the room to send '\(path)' to"))
             return
         }
-        let descriptor = open(expanded, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard descriptor >= 0 else {
+        guard let file = Descriptor(returned: open(expanded, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) else {
             show(.error(message: "cannot read '\(path)': \(System.lastError)"))
             return
         }
         var status = stat()
-        guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
-            System.closeDescriptor(descriptor)
+        guard fstat(file.rawValue, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
             show(.error(message: "cannot send '\(path)': not a regular file"))
             return
         }
@@ -347,13 +345,12 @@ public final class FileTransfers {
         do {
             cipher = try AESGCM(key: key)
         } catch {
-            System.closeDescriptor(descriptor)
             show(.error(message: "cannot send '\(path)': \(error.description)"))
             return
         }
         nextSerial += 1
         let transfer = OutgoingTransfer(
-            serial: nextSerial, offer: offer, descriptor: descriptor, cipher: cipher, recipient: recipient,
+            serial: nextSerial, offer: offer, file: file, cipher: cipher, recipient: recipient,
             targets: targets)
         transfer.startedAt = now()
         outgoing.append(transfer)
@@ -528,7 +525,7 @@ public final class FileTransfers {
     private func finishOutgoing(_ transfer: OutgoingTransfer, reason: String?) {
         guard transfer.phase != .done else { return }
         transfer.phase = .done
-        System.closeDescriptor(transfer.descriptor)
+        transfer.closeFile()
         outgoing.removeAll { $0 === transfer }
         if let reason {
             show(
@@ -573,7 +570,7 @@ public final class FileTransfers {
         for transfer in outgoing where transfer.phase == .streaming {
             for (name, progress) in transfer.receivers
             where progress.acknowledged < transfer.nextChunk && current - progress.lastProgress > stallTimeout {
-                let seconds = stallTimeout.components.seconds
+                let seconds = stallTimeout.wholeSeconds
                 sendControl(
                     .fileAbort(
                         fileID: transfer.offer.fileID, reason: "too slow: nothing acknowledged for \(seconds) s"),
@@ -587,7 +584,7 @@ public final class FileTransfers {
         where current - transfer.lastActivity > idleLimit {
             failIncoming(
                 transfer,
-                reason: "nothing arrived from \(transfer.sender) for \(idleLimit.components.seconds) s",
+                reason: "nothing arrived from \(transfer.sender) for \(idleLimit.wholeSeconds) s",
                 keepPart: true, tellSender: true)
         }
         pumpChunks()
@@ -676,34 +673,34 @@ public final class FileTransfers {
             group + "-"
             + Hex.encode(
                 Array(SHA256.hash(Array("aeschat/1 part".utf8) + Array(sender.utf8) + [0] + offer.fileID).prefix(16)))
-        let part: (descriptor: Int32, length: Int)
+        let opened: Inbox.PartFile?
         do {
-            part = try inbox.openPart(
+            opened = try inbox.openPart(
                 key: partKey, chunkSize: Int(offer.chunkSize), group: group,
                 keeping: Set(fromSender.map(\.partKey)))
         } catch {
             decline(error.description)
             return
         }
+        guard let part = opened else { return }
         var resumeFrom = UInt64(part.length) / UInt64(offer.chunkSize)
         if resumeFrom >= offer.chunkCount || UInt64(part.length) > offer.size {
             resumeFrom = 0
         }
         let kept = resumeFrom * UInt64(offer.chunkSize)
-        if ftruncate(part.descriptor, off_t(kept)) != 0 {
-            System.closeDescriptor(part.descriptor)
+        if ftruncate(part.file.rawValue, off_t(kept)) != 0 {
             decline("cannot prepare the file in the inbox: \(System.lastError)")
             return
         }
         let transfer = IncomingTransfer(
-            sender: sender, offer: offer, cipher: cipher, partKey: partKey, descriptor: part.descriptor,
+            sender: sender, offer: offer, cipher: cipher, partKey: partKey, part: part,
             start: resumeFrom)
         // Re-hash the verified prefix kept from an interrupted transfer.
         var offset: UInt64 = 0
         var buffer = [UInt8](repeating: 0, count: Int(offer.chunkSize))
         while offset < kept {
             let count = buffer.withUnsafeMutableBytes { raw in
-                System.retryingInterrupts { pread(part.descriptor, raw.baseAddress!, raw.count, off_t(offset)) }
+                System.retryingInterrupts { pread(transfer.descriptor, raw.baseAddress!, raw.count, off_t(offset)) }
             }
             guard count > 0 else { break }
             buffer.withUnsafeBytes { transfer.hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
@@ -798,7 +795,7 @@ public final class FileTransfers {
             failIncoming(transfer, reason: error.description, keepPart: true, tellSender: true)
             return
         }
-        System.closeDescriptor(transfer.descriptor)
+        transfer.closeFile()
         incoming[Self.key(transfer.sender, offer.fileID)] = nil
         sendControl(.fileResult(fileID: offer.fileID, accepted: true, reason: ""), to: transfer.sender)
         let path = inbox.path.hasSuffix("/") ? inbox.path + finalName : inbox.path + "/" + finalName
@@ -811,7 +808,7 @@ public final class FileTransfers {
         let key = Self.key(transfer.sender, transfer.offer.fileID)
         guard incoming[key] === transfer else { return }
         incoming[key] = nil
-        System.closeDescriptor(transfer.descriptor)
+        transfer.closeFile()
         // A part that holds nothing is not worth keeping (an offer flood must not leave files behind).
         if !keepPart || transfer.nextChunk == 0 { inbox.removePart(key: transfer.partKey) }
         if tellSender {
@@ -849,8 +846,8 @@ public final class FileTransfers {
 
     /// Closes every open file (the session is over).
     public func closeAll() {
-        for transfer in outgoing { System.closeDescriptor(transfer.descriptor) }
-        for transfer in incoming.values { System.closeDescriptor(transfer.descriptor) }
+        for transfer in outgoing { transfer.closeFile() }
+        for transfer in incoming.values { transfer.closeFile() }
         outgoing.removeAll()
         incoming.removeAll()
     }
@@ -865,7 +862,7 @@ public final class FileTransfers {
         if !force, let last = throttle, current - last < .milliseconds(500) { return }
         throttle = current
         let elapsed = current - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.secondsWithFraction
         let rate = seconds > 0 ? Double(bytes - min(bytes, base)) / seconds : 0
         show(
             .fileProgress(
@@ -891,7 +888,10 @@ final class OutgoingTransfer {
     /// Tells this transfer's timers from another's (the same file may be sent twice at once).
     let serial: UInt64
     let offer: FileOffer
+    /// The file's descriptor number, for `pread` while ``file`` holds it.
     let descriptor: Int32
+    /// The file being sent; closed when the transfer is done.
+    private var file: Descriptor?
     let cipher: AESGCM
     let recipient: String?
     let targets: [String]
@@ -925,13 +925,22 @@ final class OutgoingTransfer {
         return buffer
     }
 
-    init(serial: UInt64, offer: FileOffer, descriptor: Int32, cipher: AESGCM, recipient: String?, targets: [String]) {
+    init(
+        serial: UInt64, offer: FileOffer, file: consuming Descriptor, cipher: AESGCM, recipient: String?,
+        targets: [String]
+    ) {
         self.serial = serial
         self.offer = offer
-        self.descriptor = descriptor
+        self.descriptor = file.rawValue
         self.cipher = cipher
         self.recipient = recipient
         self.targets = targets
+        self.file = .some(file)
+    }
+
+    /// Closes the file (once; later calls do nothing).
+    func closeFile() {
+        file.take()?.close()
     }
 }
 
@@ -940,7 +949,10 @@ final class IncomingTransfer {
     let offer: FileOffer
     let cipher: AESGCM
     let partKey: String
+    /// The part file's descriptor number, for `pwrite` while ``file`` holds it.
     let descriptor: Int32
+    /// The part file being written; closed when the transfer completes or fails.
+    private var file: Descriptor?
     /// The first chunk this attempt receives (earlier ones were kept from an interrupted one).
     let start: UInt64
     var nextChunk: UInt64
@@ -950,13 +962,22 @@ final class IncomingTransfer {
     var lastActivity: ContinuousClock.Instant = .now
     var lastProgressShown: ContinuousClock.Instant?
 
-    init(sender: String, offer: FileOffer, cipher: AESGCM, partKey: String, descriptor: Int32, start: UInt64) {
+    init(
+        sender: String, offer: FileOffer, cipher: AESGCM, partKey: String, part: consuming Inbox.PartFile,
+        start: UInt64
+    ) {
         self.sender = sender
         self.offer = offer
         self.cipher = cipher
         self.partKey = partKey
-        self.descriptor = descriptor
+        self.descriptor = part.file.rawValue
         self.start = start
         nextChunk = start
+        self.file = .some(part.file)
+    }
+
+    /// Closes the part file (once; later calls do nothing).
+    func closeFile() {
+        file.take()?.close()
     }
 }

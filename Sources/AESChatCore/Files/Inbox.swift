@@ -19,7 +19,10 @@ public struct InboxError: Error, Equatable, Sendable, CustomStringConvertible {
 public final class Inbox {
     /// The path as the user gave it (for messages and events).
     public let path: String
-    private let descriptor: Int32
+    /// The folder, open for the inbox's life (closed with it).
+    private let folder: Descriptor
+    /// The folder descriptor's number, for the `*at` calls.
+    private var descriptor: Int32 { folder.rawValue }
 
     /// Part files not touched for this long are removed when the inbox is opened.
     public static let stalePartAge: Int = 24 * 60 * 60
@@ -35,23 +38,18 @@ public final class Inbox {
     /// - Throws: ``InboxError`` naming the path and the reason (and, for permissions, the fix).
     public init(path: String) throws(InboxError) {
         self.path = path
-        var descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if descriptor < 0 && errno == ENOENT {
+        var number = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if number < 0 && errno == ENOENT {
             try Self.makeFolders(path)
-            descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            number = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         }
-        guard descriptor >= 0 else {
+        guard let folder = Descriptor(returned: number) else {
             throw InboxError(description: "cannot open inbox folder '\(path)': \(System.lastError)")
         }
-        if let problem = Self.permissionProblem(descriptor: descriptor, path: path) {
-            System.closeDescriptor(descriptor)
+        if let problem = Self.permissionProblem(descriptor: folder.rawValue, path: path) {
             throw InboxError(description: problem)
         }
-        self.descriptor = descriptor
-    }
-
-    deinit {
-        System.closeDescriptor(descriptor)
+        self.folder = folder
     }
 
     /// Why an open inbox folder must not be used, or nil: it must belong to the user and be
@@ -96,36 +94,39 @@ public final class Inbox {
     /// other parts (those whose key starts with `group`, except the ones in `keeping`) are cut
     /// down to ``maximumPartsPerSender`` − 1 files and ``maximumPartBytesPerSender`` bytes,
     /// the least recently written removed first.
-    /// - Returns: the descriptor and the number of bytes already there.
+    /// - Returns: the open part file and the number of bytes already there.
     func openPart(key: String, chunkSize: Int, group: String? = nil, keeping: Set<String> = [])
-        throws(InboxError) -> (descriptor: Int32, length: Int)
+        throws(InboxError) -> PartFile
     {
         let name = Self.partName(for: key)
-        var part = openat(descriptor, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
-        if part >= 0 {
+        if let part = Descriptor(returned: openat(descriptor, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)) {
             var status = stat()
-            guard fstat(part, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG, status.st_nlink == 1 else {
-                System.closeDescriptor(part)
+            guard fstat(part.rawValue, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG, status.st_nlink == 1
+            else {
                 throw InboxError(
                     description: "the inbox holds something other than a plain file at '\(name)'; remove it")
             }
             let kept = (Int(status.st_size) / chunkSize) * chunkSize
-            guard ftruncate(part, off_t(kept)) == 0 else {
-                let reason = System.lastError
-                System.closeDescriptor(part)
-                throw InboxError(description: "cannot resume into '\(name)': \(reason)")
+            guard ftruncate(part.rawValue, off_t(kept)) == 0 else {
+                throw InboxError(description: "cannot resume into '\(name)': \(System.lastError)")
             }
-            return (part, kept)
+            return PartFile(file: part, length: kept)
         }
         guard errno == ENOENT else {
             throw InboxError(description: "cannot open '\(name)' in the inbox: \(System.lastError)")
         }
         if let group { pruneParts(group: group, keeping: keeping.union([key])) }
-        part = openat(descriptor, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard part >= 0 else {
+        let flags = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
+        guard let part = Descriptor(returned: openat(descriptor, name, flags, 0o600)) else {
             throw InboxError(description: "cannot create a file in inbox '\(path)': \(System.lastError)")
         }
-        return (part, 0)
+        return PartFile(file: part, length: 0)
+    }
+
+    /// An open part file and its length.
+    struct PartFile: ~Copyable {
+        var file: Descriptor
+        var length: Int
     }
 
     /// Gives a verified part file its final name: the sanitised offered name, or `name (1).ext`,
@@ -180,9 +181,11 @@ public final class Inbox {
 
     /// Calls `body` with the name and status of every plain file with the part naming.
     private func forEachPart(_ body: (String, stat) -> Void) {
-        let listing = dup(descriptor)
-        guard listing >= 0, let directory = fdopendir(listing) else {
-            if listing >= 0 { System.closeDescriptor(listing) }
+        guard let listing = Descriptor(returned: dup(descriptor)) else { return }
+        // fdopendir takes the descriptor over when it succeeds (closedir closes it).
+        let number = listing.release()
+        guard let directory = fdopendir(number) else {
+            Descriptor(number).close()
             return
         }
         defer { closedir(directory) }

@@ -55,8 +55,10 @@ public enum JoinMode {
         let stall = stallTimeout()
         let session = ReconnectingSession(
             output: output, loop: loop,
-            connect: { () throws(TransportError) in
-                try TCPConnection.connect(host: options.host, port: options.port, loop: loop, timeout: .seconds(5))
+            connect: { completion in
+                TCPConnection.connect(host: options.host, port: options.port, loop: loop, timeout: .seconds(5)) {
+                    completion($0.map { $0 })
+                }
             },
             makeSecurity: { connection in
                 switch makeSecurity(keys, options: options, connection: connection) {
@@ -89,13 +91,15 @@ public enum JoinMode {
         session.onBackpressure = { paused in paused ? input.pause() : input.resume() }
         do {
             let watcher = try SignalWatcher(loop: loop, signals: SignalWatcher.terminating) { _ in session.interrupt() }
-            session.start()
-            if !ended {
+            // Input is read (and the terminal taken) once the first connection attempt has settled,
+            // and only if the session goes on; the loop runs meanwhile, so a signal still ends it.
+            session.start {
+                guard !ended else { return }
                 if terminal?.start(input: input, interrupt: { kill(getpid(), SIGINT) }) != true {
                     StandardInputReader.start(posting: input)
                 }
-                try loop.run()
             }
+            if !ended { try loop.run() }
             withExtendedLifetime(watcher) {}
         } catch {
             StandardError.write("Error: \(error.description)")

@@ -12,7 +12,7 @@ public enum ServeMode {
     /// - Returns: the process exit code.
     public static func run(_ options: ServeOptions, log: @escaping (String) -> Void = StandardError.write) -> ExitCode {
         do {
-            System.raiseDescriptorLimit()
+            ProcessLimits.raiseDescriptorLimit()
             let loop = try PosixEventLoop()
             let listener = try TCPListener(host: options.host, port: options.port, loop: loop)
             var configuration = RelayConfiguration()

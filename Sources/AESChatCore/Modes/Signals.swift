@@ -20,8 +20,9 @@ private let writeSignalToPipe: @convention(c) (Int32) -> Void = { number in
 /// `init` returns is kept in the pipe until the loop reads it: none is lost. Also ignores SIGPIPE
 /// for the process. One watcher per process.
 public final class SignalWatcher: ReadinessHandler {
-    private let readEnd: Int32
-    private let writeEnd: Int32
+    /// The signal pipe's read end. Its write end is left open for the life of the process: a handler
+    /// may still run after the watcher is gone, and must not write into a reused descriptor number.
+    private let readEnd: Descriptor
     private let handler: (Int32) -> Void
     private let loop: PosixEventLoop
 
@@ -32,33 +33,25 @@ public final class SignalWatcher: ReadinessHandler {
     /// - Throws: ``TransportError`` when the pipe cannot be made or registered.
     public init(loop: PosixEventLoop, signals: [Int32], handler: @escaping (Int32) -> Void) throws(TransportError) {
         System.ignoreSIGPIPE()
-        (readEnd, writeEnd) = try System.makeNonBlockingPipe()
+        let pipe = try System.makeNonBlockingPipe()
+        signalPipeWriteEnd = pipe.write.release()
+        readEnd = pipe.read
         self.handler = handler
         self.loop = loop
-        signalPipeWriteEnd = writeEnd
-        try loop.register(readEnd, interest: .read, handler: self)
+        try loop.register(readEnd.rawValue, interest: .read, handler: self)
         for number in signals {
-            var action = sigaction()
-            #if canImport(Darwin)
-                action.__sigaction_u.__sa_handler = writeSignalToPipe
-            #else
-                action.__sigaction_handler.sa_handler = writeSignalToPipe
-            #endif
-            action.sa_flags = SA_RESTART
-            sigemptyset(&action.sa_mask)
-            _ = sigaction(number, &action, nil)
+            System.setSignalHandler(number, writeSignalToPipe, flags: SA_RESTART)
         }
     }
 
     deinit {
-        loop.deregister(readEnd)
-        System.closeDescriptor(readEnd)
+        loop.deregister(readEnd.rawValue)
     }
 
     func handle(_ readiness: Readiness) {
         var bytes = [UInt8](repeating: 0, count: 16)
         while true {
-            let count = System.retryingInterrupts { read(readEnd, &bytes, bytes.count) }
+            let count = bytes.withUnsafeMutableBytes { System.read(readEnd.rawValue, into: $0) }
             guard count > 0 else { return }
             for byte in bytes[0..<count] { handler(Int32(byte)) }
         }

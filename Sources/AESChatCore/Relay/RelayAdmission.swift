@@ -57,11 +57,9 @@ final class RelayAdmission {
     /// Closes `connection` (`handshake-timeout`): it sent no hello within the handshake timeout.
     func refuseHandshakeTimeout(_ connection: RelayConnection) {
         connection.refuse(
-            .handshakeTimeout, "no hello within \(Self.seconds(limits.handshakeTimeout)) seconds",
+            .handshakeTimeout, "no hello within \(limits.handshakeTimeout.wholeSeconds) seconds",
             reason: "no hello within the handshake timeout")
     }
-
-    static func seconds(_ duration: Duration) -> Int64 { duration.components.seconds }
 
     // MARK: Rates and timers
 
@@ -69,8 +67,7 @@ final class RelayAdmission {
     /// deadline, pings members idle for the idle timeout and closes those silent for twice as long.
     func tick(_ members: [RelayConnection]) {
         let interval = limits.tickInterval
-        let intervalSeconds =
-            Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        let intervalSeconds = interval.secondsWithFraction
         let refill = Double(limits.messageRate) * intervalSeconds
         let byteRefill = Double(limits.byteRate) * intervalSeconds
         let idleTimeout = limits.idleTimeout
@@ -81,12 +78,12 @@ final class RelayAdmission {
             member.silentFor += interval
             if member.silentFor >= idleTimeout * 2 {
                 member.refuse(
-                    .idleTimeout, "silent for \(Self.seconds(member.silentFor)) seconds; no answer to ping",
+                    .idleTimeout, "silent for \(member.silentFor.wholeSeconds) seconds; no answer to ping",
                     reason: "no answer to the relay's ping")
             } else if member.silentFor >= idleTimeout && !member.pingOutstanding {
                 member.pingOutstanding = true
                 fanOut.sendPrivately(
-                    RelayFrame.ping(token: UInt64(member.silentFor.components.seconds)).encoded(), to: member)
+                    RelayFrame.ping(token: UInt64(member.silentFor.wholeSeconds)).encoded(), to: member)
             }
         }
     }
@@ -105,8 +102,8 @@ final class RelayAdmission {
         else { return false }
         let described = declared.map { "a frame of \($0) bytes" } ?? "a frame"
         let message =
-            "\(described) still incomplete after \(Self.seconds(member.frameInProgressFor)) seconds: frames must "
-            + "arrive within \(Self.seconds(limits.incompleteFrameGrace)) seconds plus "
+            "\(described) still incomplete after \(member.frameInProgressFor.wholeSeconds) seconds: frames must "
+            + "arrive within \(limits.incompleteFrameGrace.wholeSeconds) seconds plus "
             + "1 second per \(limits.minimumFrameRate) bytes"
         member.refuse(.slowFrame, message, reason: "slow frame")
         return true

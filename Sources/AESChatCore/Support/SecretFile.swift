@@ -40,9 +40,10 @@ enum SecretFile {
 
     /// Reads a regular file of at most `limit` bytes of UTF-8.
     static func read(path: String, limit: Int) throws(Failure) -> Contents {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard descriptor >= 0 else { throw .system(System.lastError) }
-        defer { System.closeDescriptor(descriptor) }
+        guard let file = Descriptor(returned: open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) else {
+            throw .system(System.lastError)
+        }
+        let descriptor = file.rawValue
         var status = stat()
         guard fstat(descriptor, &status) == 0 else { throw .system(System.lastError) }
         guard (status.st_mode & S_IFMT) == S_IFREG else { throw .notARegularFile }
@@ -52,12 +53,13 @@ enum SecretFile {
         var total = 0
         while total < bytes.count {
             let count = bytes.withUnsafeMutableBytes { raw in
-                System.retryingInterrupts { readDescriptor(descriptor, raw.baseAddress! + total, raw.count - total) }
+                System.read(descriptor, into: UnsafeMutableRawBufferPointer(rebasing: raw[total...]))
             }
             if count < 0 { throw .system(System.lastError) }
             if count == 0 { break }
             total += count
         }
+        file.close()
         guard let text = String(validating: bytes[..<total], as: UTF8.self) else { throw .notText }
         return Contents(text: text, mode: UInt32(status.st_mode & 0o777))
     }
@@ -65,21 +67,23 @@ enum SecretFile {
     /// Creates a new file with mode 0600 holding `contents`; never replaces anything or follows a
     /// link. A file left half-written is removed.
     static func createExclusively(path: String, contents: [UInt8]) throws(Failure) {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw errno == EEXIST ? .exists : .system(System.lastError) }
-        defer { System.closeDescriptor(descriptor) }
-        _ = fchmod(descriptor, 0o600)
-        try writeAll(descriptor, contents, path: path)
+        guard let file = Descriptor(returned: open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600))
+        else { throw errno == EEXIST ? .exists : .system(System.lastError) }
+        _ = fchmod(file.rawValue, 0o600)
+        try writeAll(file.rawValue, contents, path: path)
+        file.close()
     }
 
     /// Replaces a file atomically: writes a temporary file (0600) beside it, then renames it.
     static func replace(path: String, contents: [UInt8]) throws(Failure) {
         let temporary = path + ".tmp-\(getpid())"
         unlink(temporary)
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw .system(System.lastError) }
-        defer { System.closeDescriptor(descriptor) }
-        try writeAll(descriptor, contents, path: temporary)
+        guard
+            let file = Descriptor(
+                returned: open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600))
+        else { throw .system(System.lastError) }
+        try writeAll(file.rawValue, contents, path: temporary)
+        file.close()
         guard rename(temporary, path) == 0 else {
             let reason = System.lastError
             unlink(temporary)
@@ -91,35 +95,20 @@ enum SecretFile {
     /// `fsync`, creating the file with mode 0600 if it is missing; never follows a link and never
     /// writes to anything but a regular file. Nothing is removed on failure.
     static func append(path: String, contents: [UInt8]) throws(Failure) {
-        let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0o600)
-        guard descriptor >= 0 else { throw .system(System.lastError) }
-        defer { System.closeDescriptor(descriptor) }
+        let flags = O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
+        guard let file = Descriptor(returned: open(path, flags, 0o600)) else { throw .system(System.lastError) }
         var status = stat()
-        guard fstat(descriptor, &status) == 0 else { throw .system(System.lastError) }
+        guard fstat(file.rawValue, &status) == 0 else { throw .system(System.lastError) }
         guard (status.st_mode & S_IFMT) == S_IFREG else { throw .notARegularFile }
-        var written = 0
-        while written < contents.count {
-            let count = contents.withUnsafeBytes { raw in
-                System.retryingInterrupts { Glibc_write(descriptor, raw.baseAddress! + written, raw.count - written) }
-            }
-            guard count > 0 else { throw .system(System.lastError) }
-            written += count
-        }
-        guard fsync(descriptor) == 0 else { throw .system(System.lastError) }
+        if let code = System.writeAll(file.rawValue, contents) { throw .system(System.describe(errno: code)) }
+        guard fsync(file.rawValue) == 0 else { throw .system(System.lastError) }
+        file.close()
     }
 
     private static func writeAll(_ descriptor: Int32, _ contents: [UInt8], path: String) throws(Failure) {
-        var written = 0
-        while written < contents.count {
-            let count = contents.withUnsafeBytes { raw in
-                System.retryingInterrupts { Glibc_write(descriptor, raw.baseAddress! + written, raw.count - written) }
-            }
-            guard count > 0 else {
-                let reason = System.lastError
-                unlink(path)
-                throw .system(reason)
-            }
-            written += count
+        if let code = System.writeAll(descriptor, contents) {
+            unlink(path)
+            throw .system(System.describe(errno: code))
         }
         guard fsync(descriptor) == 0 else {
             let reason = System.lastError
@@ -127,9 +116,4 @@ enum SecretFile {
             throw .system(reason)
         }
     }
-}
-
-/// Calls read(2) from inside a type that has its own `read`.
-private func readDescriptor(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
-    read(descriptor, buffer, count)
 }

@@ -23,14 +23,12 @@ public enum InboxPrompt {
     ///   at the end of input.
     public static func ask(writingTo descriptor: Int32 = 1) -> String? {
         let question = "Inbox folder for received files [\(defaultFolder)]: "
-        _ = question.utf8CString.withUnsafeBufferPointer { text in
-            write(descriptor, text.baseAddress!, text.count - 1)
-        }
+        _ = System.writeAll(descriptor, Array(question.utf8))
         // Byte by byte, so that nothing typed after the answer is taken from the keyboard reader.
         var bytes: [UInt8] = []
         var byte: UInt8 = 0
         while true {
-            let count = System.retryingInterrupts { read(0, &byte, 1) }
+            let count = withUnsafeMutableBytes(of: &byte) { System.read(0, into: $0) }
             if count <= 0 {
                 if bytes.isEmpty { return nil }
                 break

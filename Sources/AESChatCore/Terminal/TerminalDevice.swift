@@ -35,7 +35,7 @@ enum TerminalDevice {
         let capacity = buffer.count
         while true {
             let count = buffer.withUnsafeMutableBytes { raw in
-                System.retryingInterrupts { systemRead(0, raw.baseAddress!, capacity) }
+                System.read(0, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<capacity]))
             }
             if count >= 0 { return count }
             guard errno == EAGAIN || errno == EWOULDBLOCK else { return 0 }
@@ -46,19 +46,6 @@ enum TerminalDevice {
     /// Writes all of `text` to standard output; gives up quietly if the terminal is gone.
     static func write(_ text: String) {
         guard !text.isEmpty else { return }
-        var bytes = Array(text.utf8)
-        var written = 0
-        while written < bytes.count {
-            let count = bytes.withUnsafeMutableBytes { raw in
-                System.retryingInterrupts { Glibc_write(1, raw.baseAddress! + written, raw.count - written) }
-            }
-            if count <= 0 { return }
-            written += count
-        }
-        bytes.removeAll()
+        _ = System.writeAll(1, Array(text.utf8))
     }
-}
-
-private func systemRead(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
-    read(descriptor, buffer, count)
 }

@@ -50,15 +50,7 @@ enum TerminalModes {
         safetyNetsInstalled = true
         atexit { restoreFromHandler() }
         for signal in [SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGFPE, SIGABRT, SIGQUIT] {
-            var action = sigaction()
-            #if canImport(Glibc)
-                action.__sigaction_handler.sa_handler = fatalSignalHandler
-            #else
-                action.__sigaction_u.__sa_handler = fatalSignalHandler
-            #endif
-            sigemptyset(&action.sa_mask)
-            action.sa_flags = 0
-            _ = sigaction(signal, &action, previousActions + Int(signal))
+            System.setSignalHandler(signal, fatalSignalHandler, flags: 0, previous: previousActions + Int(signal))
         }
     }
 }

@@ -195,7 +195,17 @@ public final class MemoryListener: Listener {
     /// Creates a listener on `loop`.
     public init(loop: MemoryEventLoop) { self.loop = loop }
 
-    /// Opens a connection; the server end goes to the accept handler.
+    /// Opens a connection as ``TCPConnection/connect(host:port:loop:timeout:_:)`` does: the server
+    /// end goes to the accept handler now, and the client end to `completion` on the loop's next
+    /// ``MemoryEventLoop/runUntilIdle()``, never from inside this call.
+    public func connect(
+        chunkSize: Int = 4096, _ completion: @escaping (Result<MemoryConnection, TransportError>) -> Void
+    ) {
+        let client = connect(chunkSize: chunkSize)
+        loop.enqueue { completion(.success(client)) }
+    }
+
+    /// Opens a connection at once; the server end goes to the accept handler.
     /// - Returns: the client end.
     public func connect(chunkSize: Int = 4096) -> MemoryConnection {
         let (client, server) = MemoryConnection.pair(loop: loop, chunkSize: chunkSize)

@@ -9,13 +9,21 @@ protocol ReadinessHandler: AnyObject {
     func handle(_ readiness: Readiness)
 }
 
-/// A single-threaded readiness loop over POSIX descriptors: epoll on Linux, poll(2) elsewhere.
+/// A single-threaded readiness loop over POSIX descriptors: epoll on Linux, poll(2) elsewhere (or
+/// poll on Linux too, when asked: the tests run on both; see ``SelectorBackend``).
 ///
 /// Every socket, timer and deferred task of a relay or client runs on the thread that calls
 /// ``run()``; no thread per client. Other threads talk to it only through ``LoopInbox``.
 /// Not thread-safe otherwise.
+///
+/// Descriptor numbers are reused: a handler may close a descriptor and a later one (an accepted
+/// connection, a file) get the same number while one wait's reports are still being handed out,
+/// and a report meant for the old descriptor then reaches the new one's handler. So every
+/// ``ReadinessHandler`` must tolerate a spurious readiness: a read or accept that finds nothing
+/// (EAGAIN), a write that is not possible yet, a connect that has not finished. Reports for a
+/// descriptor deregistered meanwhile are dropped.
 public final class PosixEventLoop: EventLoop {
-    private var selector: Selector
+    private let selector: any SelectorBackend
     /// Handlers by descriptor number: descriptors are small and dense, so an array beats a
     /// dictionary in both lookup time and memory (16 bytes a slot).
     private var sources: [(any ReadinessHandler)?] = []
@@ -34,9 +42,11 @@ public final class PosixEventLoop: EventLoop {
     let readBuffer: UnsafeMutableRawBufferPointer
 
     /// Creates a loop.
+    /// - Parameter selector: the readiness backend; the standard one (epoll on Linux) unless a test
+    ///   asks for another.
     /// - Throws: ``TransportError`` if the kernel refuses an epoll instance or a pipe.
-    public init() throws(TransportError) {
-        selector = try Selector()
+    public init(selector kind: SelectorKind = .standard) throws(TransportError) {
+        selector = try kind.make()
         waker = try Waker()
         readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
         try selector.register(waker.readDescriptor, interest: .read)
@@ -124,9 +134,7 @@ public final class PosixEventLoop: EventLoop {
             var timeout: Int32 = -1
             if let next = timers.nextDeadline {
                 let remaining = next - ContinuousClock.now
-                let milliseconds =
-                    remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
-                timeout = Int32(clamping: max(0, milliseconds + 1))
+                timeout = Int32(clamping: max(0, remaining.wholeMilliseconds + 1))
             }
             try selector.wait(timeoutMilliseconds: timeout) { readiness in
                 let index = Int(readiness.descriptor)
@@ -167,29 +175,26 @@ private final class WakeHandler: ReadinessHandler {
     func handle(_ readiness: Readiness) { loop.drainInboxes() }
 }
 
-/// A pipe whose write end any thread may poke to wake the loop.
+/// A pipe whose write end any thread may poke to wake the loop. Owns both ends, which close with it.
 final class Waker: Sendable {
-    let readDescriptor: Int32
-    let writeDescriptor: Int32
+    private let pipe: System.Pipe
 
     init() throws(TransportError) {
-        (readDescriptor, writeDescriptor) = try System.makeNonBlockingPipe()
+        pipe = try System.makeNonBlockingPipe()
     }
 
-    deinit {
-        System.closeDescriptor(readDescriptor)
-        System.closeDescriptor(writeDescriptor)
-    }
+    var readDescriptor: Int32 { pipe.read.rawValue }
 
     /// Wakes the loop. Safe from any thread; a full pipe means a wake-up is already pending.
     func wake() {
         var byte: UInt8 = 1
-        _ = System.retryingInterrupts { write(writeDescriptor, &byte, 1) }
+        _ = withUnsafeBytes(of: &byte) { System.write(pipe.write.rawValue, from: $0) }
     }
 
     func drain() {
-        var scratch = [UInt8](repeating: 0, count: 256)
-        while System.retryingInterrupts({ read(readDescriptor, &scratch, scratch.count) }) > 0 {}
+        withUnsafeTemporaryAllocation(byteCount: 256, alignment: 1) { scratch in
+            while System.read(pipe.read.rawValue, into: scratch) > 0 {}
+        }
     }
 }
 

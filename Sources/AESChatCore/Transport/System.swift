@@ -39,9 +39,71 @@ enum System {
         #endif
     }
 
-    /// Closes a descriptor, ignoring the result (the descriptor is gone either way).
-    static func closeDescriptor(_ descriptor: Int32) {
-        _ = close(descriptor)
+    /// The current errno as a transport failure's reason (its text and the code).
+    static var lastReason: TransportError.Reason { TransportError.Reason(errno: errno) }
+
+    /// read(2) into `buffer`, retried on EINTR.
+    /// - Returns: the byte count, 0 at end of file, or -1 with errno set (EAGAIN included: the
+    ///   caller decides whether that is a failure).
+    static func read(_ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        retryingInterrupts { cRead(descriptor, buffer.baseAddress, buffer.count) }
+    }
+
+    /// write(2) from `buffer`, retried on EINTR.
+    /// - Returns: the byte count taken, or -1 with errno set.
+    static func write(_ descriptor: Int32, from buffer: UnsafeRawBufferPointer) -> Int {
+        retryingInterrupts { cWrite(descriptor, buffer.baseAddress, buffer.count) }
+    }
+
+    /// Writes all of `bytes`, repeating `write` while the system takes less.
+    /// - Returns: nil once everything is written, or the errno read right after the write that
+    ///   failed (or took nothing).
+    static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
+        var written = 0
+        while written < bytes.count {
+            let count = write(descriptor, from: UnsafeRawBufferPointer(rebasing: bytes[written...]))
+            guard count > 0 else { return errno }
+            written += count
+        }
+        return nil
+    }
+
+    /// Writes all of an array (see the buffer form).
+    static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) -> Int32? {
+        bytes.withUnsafeBytes { writeAll(descriptor, $0) }
+    }
+
+    /// connect(2), once (a non-blocking socket answers EINPROGRESS; an interrupted one goes on
+    /// connecting, so EINTR is not retried).
+    /// - Returns: 0, or -1 with errno set.
+    static func connect(_ descriptor: Int32, to address: ResolvedAddress) -> Int32 {
+        address.withSocketAddress { cConnect(descriptor, $0, $1) }
+    }
+
+    /// The pending error of a socket (`SO_ERROR`), which a finished non-blocking connect leaves: 0
+    /// when it succeeded.
+    static func pendingError(_ descriptor: Int32) -> Int32 {
+        var socketError: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &socketError, &length) == 0 else { return errno }
+        return socketError
+    }
+
+    /// Installs `handler` for `signal` with `flags` (such as `SA_RESTART`) and an empty mask;
+    /// stores the action it replaces in `previous` when given.
+    static func setSignalHandler(
+        _ signal: Int32, _ handler: @convention(c) (Int32) -> Void, flags: Int32,
+        previous: UnsafeMutablePointer<sigaction>? = nil
+    ) {
+        var action = sigaction()
+        #if canImport(Darwin)
+            action.__sigaction_u.__sa_handler = handler
+        #else
+            action.__sigaction_handler.sa_handler = handler
+        #endif
+        action.sa_flags = flags
+        sigemptyset(&action.sa_mask)
+        _ = sigaction(signal, &action, previous)
     }
 
     /// A file's modification time from `stat`, whose field names differ between the C libraries.
@@ -55,21 +117,27 @@ enum System {
 
     /// Makes a pipe whose two ends are non-blocking and close-on-exec.
     /// - Returns: the read end and the write end.
-    static func makeNonBlockingPipe() throws(TransportError) -> (read: Int32, write: Int32) {
+    static func makeNonBlockingPipe() throws(TransportError) -> Pipe {
         var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw .systemCall("pipe", reason: lastError) }
+        guard pipe(&fds) == 0 else { throw .systemCall("pipe", reason: lastReason) }
         for fd in fds {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         }
-        return (fds[0], fds[1])
+        return Pipe(read: Descriptor(fds[0]), write: Descriptor(fds[1]))
+    }
+
+    /// The two ends of a pipe.
+    struct Pipe: ~Copyable, Sendable {
+        var read: Descriptor
+        var write: Descriptor
     }
 
     /// Makes a descriptor non-blocking and close-on-exec.
     static func configure(descriptor: Int32) throws(TransportError) {
         let flags = fcntl(descriptor, F_GETFL)
         guard flags >= 0, fcntl(descriptor, F_SETFL, flags | O_NONBLOCK) == 0 else {
-            throw .systemCall("fcntl(O_NONBLOCK)", reason: lastError)
+            throw .systemCall("fcntl(O_NONBLOCK)", reason: lastReason)
         }
         _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
         #if canImport(Darwin)
@@ -93,28 +161,6 @@ enum System {
     /// never kill us.
     static func ignoreSIGPIPE() {
         _ = signal(SIGPIPE, SIG_IGN)
-    }
-
-    /// Raises the soft limit on open descriptors to the hard limit, so a relay can hold as many
-    /// connections as the system allows it; returns the soft limit now in force.
-    @discardableResult
-    static func raiseDescriptorLimit() -> Int {
-        var limit = rlimit()
-        #if os(Linux)
-            let resource = Int32(RLIMIT_NOFILE.rawValue)
-        #else
-            let resource = RLIMIT_NOFILE
-        #endif
-        guard getrlimit(resource, &limit) == 0 else { return 0 }
-        if limit.rlim_cur < limit.rlim_max {
-            var raised = limit
-            raised.rlim_cur = limit.rlim_max
-            #if canImport(Darwin)
-                raised.rlim_cur = min(limit.rlim_max, rlim_t(OPEN_MAX))
-            #endif
-            if setrlimit(resource, &raised) == 0 { limit = raised }
-        }
-        return Int(clamping: limit.rlim_cur)
     }
 
     /// Hands memory that the allocator holds but no longer uses back to the system (glibc keeps
@@ -160,7 +206,8 @@ enum System {
         let unbracketed = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         let status = getaddrinfo(unbracketed, String(port), &hints, &list)
         guard status == 0, let first = list else {
-            let reason = status == EAI_SYSTEM ? lastError : String(cString: gai_strerror(status))
+            let reason =
+                status == EAI_SYSTEM ? lastReason : TransportError.Reason(String(cString: gai_strerror(status)))
             throw .resolveFailed(host: host, reason: reason)
         }
         defer { freeaddrinfo(first) }
@@ -174,6 +221,47 @@ enum System {
             cursor = entry.pointee.ai_next
         }
         return result
+    }
+}
+
+/// Process-wide resource limits.
+public enum ProcessLimits {
+    /// Raises the soft limit on open descriptors to the hard limit, so a relay (or the load tool)
+    /// can hold as many connections as the system allows it.
+    /// - Returns: the soft limit now in force, or nil when it cannot be read.
+    @discardableResult
+    public static func raiseDescriptorLimit() -> Int? {
+        var limit = rlimit()
+        #if os(Linux)
+            let resource = Int32(RLIMIT_NOFILE.rawValue)
+        #else
+            let resource = RLIMIT_NOFILE
+        #endif
+        guard getrlimit(resource, &limit) == 0 else { return nil }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            #if canImport(Darwin)
+                raised.rlim_cur = min(limit.rlim_max, rlim_t(OPEN_MAX))
+            #endif
+            if setrlimit(resource, &raised) == 0 { limit = raised }
+        }
+        return Int(clamping: limit.rlim_cur)
+    }
+}
+
+extension Duration {
+    /// The duration in whole milliseconds, rounded toward zero.
+    var wholeMilliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+
+    /// The duration in whole seconds, rounded toward zero.
+    var wholeSeconds: Int64 { components.seconds }
+
+    /// The duration in seconds, with its fraction.
+    var secondsWithFraction: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }
 
@@ -191,7 +279,16 @@ struct ResolvedAddress {
     var description: String { withSocketAddress { System.describe(address: $0, length: $1).text } }
 }
 
-/// Calls write(2) from inside a type that has its own `write`.
-func Glibc_write(_ descriptor: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
+// The C calls, from outside ``System`` whose own `read`, `write` and `connect` hide them.
+
+private func cRead(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+    read(descriptor, buffer, count)
+}
+
+private func cWrite(_ descriptor: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) -> Int {
     write(descriptor, buffer, count)
+}
+
+private func cConnect(_ descriptor: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 {
+    connect(descriptor, address, length)
 }

@@ -6,7 +6,8 @@
 
 /// A non-blocking TCP connection driven by a ``PosixEventLoop``.
 ///
-/// Owns its descriptor: closes it exactly once, in ``close()``. Writes are queued as the arrays or
+/// Owns its descriptor: closes it exactly once, when the connection finishes (``close()``, end of
+/// stream, a failure or the close timeout). Writes are queued as the arrays or
 /// shared-buffer ranges given (shared, not copied) and sent with one `sendmsg` per loop iteration,
 /// gathering up to 256 queued pieces. An idle connection holds no buffer: reads land in the loop's
 /// shared read buffer, and the output queue's storage is released once it has grown past a few
@@ -48,7 +49,10 @@ public final class TCPConnection: Connection, ReadinessHandler {
     private var stoppedReading = false
     public var isOpen: Bool { state == .open }
 
+    /// The descriptor's number, for system calls while ``owner`` holds it.
     private let descriptor: Int32
+    /// The open descriptor; taken and closed when the connection finishes.
+    private var owner: Descriptor?
     private unowned let loop: PosixEventLoop
     private var state = State.open
     private var queue: [Segment] = []
@@ -65,69 +69,15 @@ public final class TCPConnection: Connection, ReadinessHandler {
     /// reset; a peer that keeps sending after that costs nothing more until the close timeout.
     static let maximumInputReadWhileClosing = 256 * 1024
 
-    init(descriptor: Int32, peer: String, loop: PosixEventLoop) throws(TransportError) {
-        self.descriptor = descriptor
+    /// Takes over a connected socket; on failure the socket is closed.
+    init(descriptor: consuming Descriptor, peer: String, loop: PosixEventLoop) throws(TransportError) {
+        self.descriptor = descriptor.rawValue
         self.peerDescription = peer
         self.loop = loop
-        try System.configure(descriptor: descriptor)
-        System.setNoDelay(descriptor)
-        try loop.register(descriptor, interest: .read, handler: self)
-    }
-
-    /// Connects to `host:port`, trying each resolved address in turn, waiting at most `timeout`
-    /// for each.
-    /// - Throws: ``TransportError/resolveFailed(host:reason:)`` or
-    ///   ``TransportError/connectFailed(address:reason:)`` with the last address's reason.
-    public static func connect(
-        host: String, port: UInt16, loop: PosixEventLoop, timeout: Duration = .seconds(10)
-    ) throws(TransportError) -> TCPConnection {
-        let addresses = try System.resolve(host: host, port: port, passive: false)
-        let shownHost = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
-        var lastReason = "no address found"
-        for address in addresses {
-            let descriptor = socket(address.family, System.streamType, 0)
-            guard descriptor >= 0 else {
-                lastReason = System.lastError
-                continue
-            }
-            do {
-                try System.configure(descriptor: descriptor)
-            } catch {
-                System.closeDescriptor(descriptor)
-                lastReason = error.description
-                continue
-            }
-            let result = address.withSocketAddress { Glibc_connect(descriptor, $0, $1) }
-            if result == 0 || errno == EINPROGRESS {
-                if let reason = waitForConnect(descriptor, timeout: timeout) {
-                    lastReason = reason
-                    System.closeDescriptor(descriptor)
-                    continue
-                }
-                do {
-                    return try TCPConnection(descriptor: descriptor, peer: address.description, loop: loop)
-                } catch {
-                    System.closeDescriptor(descriptor)
-                    throw error
-                }
-            }
-            lastReason = System.lastError
-            System.closeDescriptor(descriptor)
-        }
-        throw .connectFailed(address: "\(shownHost):\(port)", reason: lastReason)
-    }
-
-    /// Waits for a non-blocking connect; returns nil on success or the reason it failed.
-    private static func waitForConnect(_ descriptor: Int32, timeout: Duration) -> String? {
-        var entry = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-        let milliseconds = Int32(clamping: timeout.components.seconds * 1000)
-        let ready = System.retryingInterrupts { poll(&entry, 1, milliseconds) }
-        if ready == 0 { return "connection timed out" }
-        if ready < 0 { return System.lastError }
-        var socketError: Int32 = 0
-        var length = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &socketError, &length) == 0 else { return System.lastError }
-        return socketError == 0 ? nil : System.describe(errno: socketError)
+        try System.configure(descriptor: descriptor.rawValue)
+        System.setNoDelay(descriptor.rawValue)
+        try loop.register(descriptor.rawValue, interest: .read, handler: self)
+        self.owner = .some(descriptor)
     }
 
     // MARK: Connection
@@ -226,7 +176,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
             if delivering, let provider = readDestinationProvider,
                 let destination = provider.readDestination(for: self), destination.count > 0
             {
-                let count = System.retryingInterrupts { read(descriptor, destination.baseAddress, destination.count) }
+                let count = System.read(descriptor, into: destination)
                 if count > 0 {
                     provider.connection(self, didReadIntoDestination: count)
                     if count < destination.count { return }
@@ -236,7 +186,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
                 return
             }
             let buffer = loop.readBuffer
-            let count = System.retryingInterrupts { read(descriptor, buffer.baseAddress, buffer.count) }
+            let count = System.read(descriptor, into: buffer)
             if count > 0 {
                 if delivering {
                     handler?.connection(self, didRead: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
@@ -263,7 +213,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
         if count == 0 {
             finish(error: nil)
         } else if errno != EAGAIN && errno != EWOULDBLOCK {
-            finish(error: .readFailed(reason: System.lastError))
+            finish(error: .readFailed(reason: System.lastReason))
         }
     }
 
@@ -279,7 +229,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
                     }
                     return
                 }
-                finish(error: .writeFailed(reason: System.lastError))
+                finish(error: .writeFailed(reason: System.lastReason))
                 return
             }
             consume(sent)
@@ -363,7 +313,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
         state = .closed
         if let lingerTimer { loop.cancel(lingerTimer) }
         loop.deregister(descriptor)
-        System.closeDescriptor(descriptor)
+        owner.take()?.close()
         queue.removeAll()
         queueHead = 0
         headOffset = 0
@@ -376,18 +326,16 @@ public final class TCPConnection: Connection, ReadinessHandler {
     }
 }
 
-/// Calls connect(2) without clashing with ``TCPConnection/connect(host:port:loop:timeout:)``.
-private func Glibc_connect(_ descriptor: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 {
-    connect(descriptor, address, length)
-}
-
 /// A listening TCP socket on a ``PosixEventLoop``. Owns its descriptor. Loop thread only.
 public final class TCPListener: Listener, ReadinessHandler {
     public var acceptHandler: ((any Connection) -> Void)?
     public let localDescription: String
     public let localPort: UInt16
 
+    /// The descriptor's number, for system calls while ``owner`` holds it.
     private let descriptor: Int32
+    /// The listening socket; taken and closed by ``close()``.
+    private var owner: Descriptor?
     private unowned let loop: PosixEventLoop
     private var isClosed = false
     private var isPausedForDescriptors = false
@@ -401,18 +349,18 @@ public final class TCPListener: Listener, ReadinessHandler {
         do {
             addresses = try System.resolve(host: host, port: port, passive: true)
         } catch {
-            throw .listenFailed(address: shown, reason: error.description)
+            throw .listenFailed(address: shown, reason: TransportError.Reason(error.description, errno: error.errno))
         }
         guard let address = addresses.first else { throw .listenFailed(address: shown, reason: "no address") }
-        let descriptor = socket(address.family, System.streamType, 0)
-        guard descriptor >= 0 else { throw .listenFailed(address: shown, reason: System.lastError) }
+        guard let owner = Descriptor(returned: socket(address.family, System.streamType, 0)) else {
+            throw .listenFailed(address: shown, reason: System.lastReason)
+        }
+        let descriptor = owner.rawValue
         System.setOption(descriptor, SOL_SOCKET, SO_REUSEADDR, 1)
         if address.family == AF_INET6 { System.setOption(descriptor, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 0) }
         let bound = address.withSocketAddress { bind(descriptor, $0, $1) }
         guard bound == 0, listen(descriptor, backlog) == 0 else {
-            let reason = System.lastError
-            System.closeDescriptor(descriptor)
-            throw .listenFailed(address: shown, reason: reason)
+            throw .listenFailed(address: shown, reason: System.lastReason)
         }
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -430,16 +378,16 @@ public final class TCPListener: Listener, ReadinessHandler {
             try System.configure(descriptor: descriptor)
             try loop.register(descriptor, interest: .read, handler: self)
         } catch {
-            System.closeDescriptor(descriptor)
-            throw .listenFailed(address: shown, reason: error.description)
+            throw .listenFailed(address: shown, reason: TransportError.Reason(error.description, errno: error.errno))
         }
+        self.owner = .some(owner)
     }
 
     public func close() {
         guard !isClosed else { return }
         isClosed = true
         if !isPausedForDescriptors { loop.deregister(descriptor) }
-        System.closeDescriptor(descriptor)
+        owner.take()?.close()
     }
 
     func handle(_ readiness: Readiness) {
@@ -447,12 +395,12 @@ public final class TCPListener: Listener, ReadinessHandler {
             guard !isClosed else { return }
             var storage = sockaddr_storage()
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let accepted = withUnsafeMutablePointer(to: &storage) { pointer in
+            let acceptedNumber = withUnsafeMutablePointer(to: &storage) { pointer in
                 pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
                     System.retryingInterrupts { accept(descriptor, address, &length) }
                 }
             }
-            if accepted < 0 {
+            guard let accepted = Descriptor(returned: acceptedNumber) else {
                 switch errno {
                 case EAGAIN, EWOULDBLOCK, ECONNABORTED, EPROTO:
                     return
@@ -468,11 +416,9 @@ public final class TCPListener: Listener, ReadinessHandler {
                     System.describe(address: $0, length: length).text
                 }
             }
-            do {
-                let connection = try TCPConnection(descriptor: accepted, peer: peer, loop: loop)
+            // A connection that cannot be set up is closed by its descriptor's owner.
+            if let connection = try? TCPConnection(descriptor: accepted, peer: peer, loop: loop) {
                 acceptHandler?(connection)
-            } catch {
-                System.closeDescriptor(accepted)
             }
         }
     }

@@ -113,13 +113,13 @@ public protocol EventLoop: AnyObject {
 
 /// Transport failures, each naming the operation and the reason.
 public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible {
-    case resolveFailed(host: String, reason: String)
-    case listenFailed(address: String, reason: String)
-    case connectFailed(address: String, reason: String)
-    case readFailed(reason: String)
-    case writeFailed(reason: String)
+    case resolveFailed(host: String, reason: Reason)
+    case listenFailed(address: String, reason: Reason)
+    case connectFailed(address: String, reason: Reason)
+    case readFailed(reason: Reason)
+    case writeFailed(reason: Reason)
     case timedOut(String)
-    case systemCall(String, reason: String)
+    case systemCall(String, reason: Reason)
 
     public var description: String {
         switch self {
@@ -130,6 +130,47 @@ public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible 
         case .writeFailed(let reason): "connection lost while writing: \(reason)"
         case .timedOut(let what): "\(what) timed out"
         case .systemCall(let call, let reason): "\(call) failed: \(reason)"
+        }
+    }
+
+    /// Why an operation failed: the text a person reads and, when the system gave one, the errno
+    /// it came from, for a program to act on.
+    public struct Reason: Sendable, Equatable, CustomStringConvertible, ExpressibleByStringLiteral {
+        /// The text, such as "Connection refused".
+        public var text: String
+        /// The errno value behind the text, when there is one (ECONNREFUSED, say).
+        public var errno: Int32?
+
+        /// A reason from the system: `strerror`'s text for `code`.
+        public init(errno code: Int32) {
+            self.init(System.describe(errno: code), errno: code)
+        }
+
+        /// A reason with its own text (and the errno it stands for, if any).
+        public init(_ text: String, errno: Int32? = nil) {
+            self.text = text
+            self.errno = errno
+        }
+
+        public init(stringLiteral text: String) {
+            self.init(text)
+        }
+
+        public var description: String { text }
+
+        /// Reasons are equal when their text is: the text is what a person acts on, and the same
+        /// errno always gives the same text, so a reason written as text in a test matches the
+        /// system's.
+        public static func == (lhs: Reason, rhs: Reason) -> Bool { lhs.text == rhs.text }
+    }
+
+    /// The errno behind the failure, when the system gave one.
+    public var errno: Int32? {
+        switch self {
+        case .resolveFailed(_, let reason), .listenFailed(_, let reason), .connectFailed(_, let reason),
+            .readFailed(let reason), .writeFailed(let reason), .systemCall(_, let reason):
+            reason.errno
+        case .timedOut: nil
         }
     }
 }

@@ -1,13 +1,14 @@
-#if !os(Linux)
+#if canImport(Glibc) || canImport(Darwin)
     #if canImport(Darwin)
         import Darwin
     #elseif canImport(Glibc)
         import Glibc
     #endif
 
-    /// Readiness notification through poll(2), for systems without epoll. One per event loop;
-    /// loop thread only. O(n) per wait, which is fine for a client and a modest relay.
-    struct Selector: ~Copyable {
+    /// Readiness notification through poll(2), for systems without epoll (and compiled and tested
+    /// on Linux too). One per event loop; loop thread only. O(n) per wait, which is fine for a
+    /// client and a modest relay.
+    final class PollSelector: SelectorBackend {
         private var descriptors: [pollfd] = []
         private var indexByDescriptor: [Int32: Int] = [:]
 
@@ -20,17 +21,23 @@
             return events
         }
 
-        mutating func register(_ descriptor: Int32, interest: Interest) throws(TransportError) {
+        func register(_ descriptor: Int32, interest: Interest) throws(TransportError) {
+            // As epoll_ctl does: a descriptor is registered once.
+            guard indexByDescriptor[descriptor] == nil else {
+                throw .systemCall("poll registration", reason: TransportError.Reason(errno: EEXIST))
+            }
             indexByDescriptor[descriptor] = descriptors.count
             descriptors.append(pollfd(fd: descriptor, events: events(interest), revents: 0))
         }
 
-        mutating func modify(_ descriptor: Int32, interest: Interest) throws(TransportError) {
-            guard let index = indexByDescriptor[descriptor] else { return }
+        func modify(_ descriptor: Int32, interest: Interest) throws(TransportError) {
+            guard let index = indexByDescriptor[descriptor] else {
+                throw .systemCall("poll registration", reason: TransportError.Reason(errno: ENOENT))
+            }
             descriptors[index].events = events(interest)
         }
 
-        mutating func deregister(_ descriptor: Int32) {
+        func deregister(_ descriptor: Int32) {
             guard let index = indexByDescriptor.removeValue(forKey: descriptor) else { return }
             let last = descriptors.count - 1
             if index != last {
@@ -40,11 +47,12 @@
             descriptors.removeLast()
         }
 
-        mutating func wait(timeoutMilliseconds: Int32, _ body: (Readiness) -> Void) throws(TransportError) {
+        func wait(timeoutMilliseconds: Int32, _ body: (Readiness) -> Void) throws(TransportError) {
             let count = poll(&descriptors, nfds_t(descriptors.count), timeoutMilliseconds)
             if count < 0 {
-                if errno == EINTR { return }
-                throw .systemCall("poll", reason: System.lastError)
+                let code = errno
+                if code == EINTR { return }
+                throw .systemCall("poll", reason: TransportError.Reason(errno: code))
             }
             guard count > 0 else { return }
             let ready = descriptors.filter { $0.revents != 0 }

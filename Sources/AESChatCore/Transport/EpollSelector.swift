@@ -3,19 +3,21 @@
     import Glibc
 
     /// Readiness notification through epoll (level-triggered). One per event loop; loop thread only.
-    struct Selector: ~Copyable {
-        private let epoll: Int32
-        private var events: UnsafeMutableBufferPointer<epoll_event>
+    final class EpollSelector: SelectorBackend {
+        private let instance: Descriptor
+        private var epoll: Int32 { instance.rawValue }
+        private let events: UnsafeMutableBufferPointer<epoll_event>
 
         init() throws(TransportError) {
-            epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
-            guard epoll >= 0 else { throw .systemCall("epoll_create1", reason: System.lastError) }
+            guard let instance = Descriptor(returned: epoll_create1(Int32(EPOLL_CLOEXEC))) else {
+                throw .systemCall("epoll_create1", reason: System.lastReason)
+            }
+            self.instance = instance
             events = .allocate(capacity: 1024)
         }
 
         deinit {
             events.deallocate()
-            close(epoll)
         }
 
         private func mask(_ interest: Interest) -> UInt32 {
@@ -30,7 +32,7 @@
             event.events = mask(interest)
             event.data.fd = descriptor
             guard epoll_ctl(epoll, operation, descriptor, &event) == 0 else {
-                throw .systemCall("epoll_ctl", reason: System.lastError)
+                throw .systemCall("epoll_ctl", reason: System.lastReason)
             }
         }
 
@@ -51,8 +53,9 @@
         func wait(timeoutMilliseconds: Int32, _ body: (Readiness) -> Void) throws(TransportError) {
             let count = epoll_wait(epoll, events.baseAddress, Int32(events.count), timeoutMilliseconds)
             if count < 0 {
-                if errno == EINTR { return }
-                throw .systemCall("epoll_wait", reason: System.lastError)
+                let code = errno
+                if code == EINTR { return }
+                throw .systemCall("epoll_wait", reason: TransportError.Reason(errno: code))
             }
             for index in 0..<Int(count) {
                 let event = events[index]
