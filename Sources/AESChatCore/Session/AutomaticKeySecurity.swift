@@ -112,11 +112,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
 
     private func memberJoined(_ member: MemberEntry, actions: inout [SecurityAction]) {
         if peers[member.name] != nil {
-            actions.append(
-                .show(
-                    .warning(
-                        kind: "tampered", name: member.name,
-                        message: "the relay announced \(member.name) twice; ignored")))
+            actions.warn("tampered", about: member.name, "the relay announced \(member.name) twice; ignored")
             return
         }
         admit(member, actions: &actions)
@@ -141,30 +137,19 @@ public final class AutomaticKeySecurity: MessageSecurity {
         switch AutomaticKeys.checkProfile(member.profile, room: room, name: member.name) {
         case .missing:
             peers[member.name] = Peer(name: member.name, trust: .invalid)
-            actions.append(
-                .show(
-                    .warning(
-                        kind: "tampered", name: member.name,
-                        message:
-                            "\(member.name) presented no session key (a room-key client?); nothing can be exchanged with them"
-                    )))
+            actions.warn(
+                "tampered", about: member.name,
+                "\(member.name) presented no session key (a room-key client?); nothing can be exchanged with them")
         case .invalid(let reason):
             peers[member.name] = Peer(name: member.name, trust: .invalid)
-            actions.append(
-                .show(
-                    .warning(
-                        kind: "tampered", name: member.name,
-                        message: "\(member.name) refused: \(reason); no keys are sent to them")))
+            actions.warn("tampered", about: member.name, "\(member.name) refused: \(reason); no keys are sent to them")
         case .valid(let identityKey, let sessionKey):
             guard seenSessionKeys.insert(sessionKey) else {
                 peers[member.name] = Peer(name: member.name, trust: .invalid)
-                actions.append(
-                    .show(
-                        .warning(
-                            kind: "replay", name: member.name,
-                            message:
-                                "\(member.name) presented a session key already seen in this session; refused, no keys are sent to them"
-                        )))
+                actions.warn(
+                    "replay", about: member.name,
+                    "\(member.name) presented a session key already seen in this session; refused, no keys are sent to them"
+                )
                 return
             }
             let peer = Peer(name: member.name, trust: .new)
@@ -182,11 +167,9 @@ public final class AutomaticKeySecurity: MessageSecurity {
                         ? "you had \(pin.isVerified ? "verified" : "sent private messages to") the old key, so your "
                             + "messages are held until you run /trust \(member.name)"
                         : "treat them as unverified until you compare safety numbers (/verify \(member.name)) and run /trust \(member.name)"
-                    actions.append(
-                        .show(
-                            .warning(
-                                kind: "key-changed", name: member.name,
-                                message: "\(member.name)'s identity key CHANGED (now \(fingerprint)); \(consequence)")))
+                    actions.warn(
+                        "key-changed", about: member.name,
+                        "\(member.name)'s identity key CHANGED (now \(fingerprint)); \(consequence)")
                 }
             } else if case .notPinned(let notice?) = knownPeers.pinFirstSeen(
                 identityKey, relay: relay, name: member.name)
@@ -201,11 +184,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
                 peer.channel = try PairwiseChannel(sendKey: keys.send, receiveKey: keys.receive)
             } catch {
                 peer.trust = .invalid
-                actions.append(
-                    .show(
-                        .warning(
-                            kind: "tampered", name: member.name,
-                            message: "no channel to \(member.name): \(error.description)")))
+                actions.warn("tampered", about: member.name, "no channel to \(member.name): \(error.description)")
                 return
             }
             if peer.canReceiveKeys { sendChain(to: peer, actions: &actions) }
@@ -317,19 +296,11 @@ public final class AutomaticKeySecurity: MessageSecurity {
         _ payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool, actions: inout [SecurityAction]
     ) {
         guard let peer = peers[sender] else {
-            actions.append(
-                .show(
-                    .warning(
-                        kind: "tampered", name: sender,
-                        message: "message from \(sender), who is not in the room, refused")))
+            actions.warn("tampered", about: sender, "message from \(sender), who is not in the room, refused")
             return
         }
         guard peer.trust != .invalid, let identityKey = peer.identityKey else {
-            actions.append(
-                .show(
-                    .warning(
-                        kind: "tampered", name: sender,
-                        message: "message from \(sender) refused: they have no valid keys")))
+            actions.warn("tampered", about: sender, "message from \(sender) refused: they have no valid keys")
             return
         }
         switch (EnvelopeKind(of: payload), isDirect) {
@@ -338,11 +309,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
         case (.group?, false):
             receiveGroupMessage(payload, from: peer, identityKey: identityKey, actions: &actions)
         default:
-            actions.append(
-                .show(
-                    .warning(
-                        kind: "tampered", name: sender, message: "message from \(sender) of an unexpected kind refused")
-                ))
+            actions.warn("tampered", about: sender, "message from \(sender) of an unexpected kind refused")
         }
     }
 
@@ -350,24 +317,13 @@ public final class AutomaticKeySecurity: MessageSecurity {
         guard let channel = peer.channel else { return }
         switch channel.open(payload, room: room, from: peer.name, to: name) {
         case .tampered:
-            actions.append(
-                .show(
-                    .warning(
-                        kind: "tampered", name: peer.name,
-                        message: "private data from \(peer.name) failed authentication")))
+            actions.warn("tampered", about: peer.name, "private data from \(peer.name) failed authentication")
         case .replayed(let counter):
-            actions.append(
-                .show(
-                    .warning(
-                        kind: "replay", name: peer.name,
-                        message: "private message \(counter) from \(peer.name) was already received")))
+            actions.warn(
+                "replay", about: peer.name, "private message \(counter) from \(peer.name) was already received")
         case .plaintext(let plaintext, let missing):
             if missing > 0 {
-                actions.append(
-                    .show(
-                        .warning(
-                            kind: "missing", name: peer.name,
-                            message: "\(missing) private messages from \(peer.name) missing")))
+                actions.warn("missing", about: peer.name, "\(missing) private messages from \(peer.name) missing")
             }
             if plaintext.first == AutomaticKeys.senderKeyKind {
                 adoptChain(plaintext, from: peer, actions: &actions)
@@ -375,11 +331,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
                 do {
                     actions.append(.deliver(try MessageContent(decoding: plaintext), from: peer.name, isPrivate: true))
                 } catch {
-                    actions.append(
-                        .show(
-                            .warning(
-                                kind: "tampered", name: peer.name,
-                                message: "unreadable private message: \(error.description)")))
+                    actions.warn("tampered", about: peer.name, "unreadable private message: \(error.description)")
                 }
             }
         }
@@ -392,28 +344,19 @@ public final class AutomaticKeySecurity: MessageSecurity {
             let index = try? reader.readUInt32("index"), let key = try? reader.readBytes(32, "chain key"),
             reader.isAtEnd
         else {
-            actions.append(
-                .show(.warning(kind: "tampered", name: peer.name, message: "malformed sender key from \(peer.name)")))
+            actions.warn("tampered", about: peer.name, "malformed sender key from \(peer.name)")
             return
         }
         // The index comes from a peer: one at the very end of the range would leave no next index.
         guard index < AutomaticKeys.indexLimit else {
-            actions.append(
-                .show(
-                    .warning(
-                        kind: "tampered", name: peer.name,
-                        message:
-                            "sender key from \(peer.name) starts at index \(index), past the last usable one; refused")
-                ))
+            actions.warn(
+                "tampered", about: peer.name,
+                "sender key from \(peer.name) starts at index \(index), past the last usable one; refused")
             return
         }
         if let old = peer.chain {
             guard !constantTimeEquals(old.chainID, Array(chainID)) else {
-                actions.append(
-                    .show(
-                        .warning(
-                            kind: "replay", name: peer.name, message: "sender key from \(peer.name) sent again; ignored"
-                        )))
+                actions.warn("replay", about: peer.name, "sender key from \(peer.name) sent again; ignored")
                 return
             }
             peer.retiredChains = (peer.retiredChains + [old.chainID]).suffix(Self.retiredChainLimit)
@@ -426,11 +369,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
     ) {
         let minimum = AutomaticKeys.groupHeaderSize + 1 + AESGCM.tagSize + Ed25519.signatureSize
         guard payload.count >= minimum else {
-            actions.append(
-                .show(
-                    .warning(
-                        kind: "tampered", name: peer.name,
-                        message: "message from \(peer.name) is too short to be genuine")))
+            actions.warn("tampered", about: peer.name, "message from \(peer.name) is too short to be genuine")
             return
         }
         // 1. The sender's signature, before anything else is used.
@@ -438,11 +377,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
         let signature = Array(payload.suffix(Ed25519.signatureSize))
         let signed = AutomaticKeys.groupSignedBytes(room: room, sender: peer.name, headerAndSealed: body)
         guard Ed25519.isValidSignature(signature, for: signed, publicKey: identityKey) else {
-            actions.append(
-                .show(
-                    .warning(
-                        kind: "tampered", name: peer.name,
-                        message: "message signed by someone other than \(peer.name) refused")))
+            actions.warn("tampered", about: peer.name, "message signed by someone other than \(peer.name) refused")
             return
         }
         var reader = ByteReader(body)
@@ -454,48 +389,30 @@ public final class AutomaticKeySecurity: MessageSecurity {
         // 2. The chain and the index.
         guard var incoming = peer.chain, constantTimeEquals(incoming.chainID, chainID) else {
             if peer.retiredChains.contains(where: { constantTimeEquals($0, chainID) }) {
-                actions.append(
-                    .show(
-                        .warning(
-                            kind: "replay", name: peer.name,
-                            message: "message from a replaced key of \(peer.name) refused")
-                    ))
+                actions.warn("replay", about: peer.name, "message from a replaced key of \(peer.name) refused")
             } else {
                 peer.undecryptable += 1
-                actions.append(
-                    .show(
-                        .warning(
-                            kind: "undecryptable", name: peer.name,
-                            message:
-                                "message from \(peer.name) cannot be decrypted: its key never arrived (\(peer.undecryptable) so far)"
-                        )))
+                actions.warn(
+                    "undecryptable", about: peer.name,
+                    "message from \(peer.name) cannot be decrypted: its key never arrived (\(peer.undecryptable) so far)"
+                )
             }
             return
         }
         guard index < AutomaticKeys.indexLimit else {
-            actions.append(
-                .show(
-                    .warning(
-                        kind: "tampered", name: peer.name,
-                        message: "message \(index) from \(peer.name) is past the last usable index; refused")))
+            actions.warn(
+                "tampered", about: peer.name,
+                "message \(index) from \(peer.name) is past the last usable index; refused")
             return
         }
         guard index >= incoming.nextIndex else {
-            actions.append(
-                .show(
-                    .warning(
-                        kind: "replay", name: peer.name,
-                        message: "message \(index) from \(peer.name) was already received")
-                ))
+            actions.warn("replay", about: peer.name, "message \(index) from \(peer.name) was already received")
             return
         }
         guard index - incoming.nextIndex <= AutomaticKeys.maximumSkip else {
-            actions.append(
-                .show(
-                    .warning(
-                        kind: "tampered", name: peer.name,
-                        message: "message \(index) from \(peer.name) is too far ahead of \(incoming.nextIndex); refused"
-                    )))
+            actions.warn(
+                "tampered", about: peer.name,
+                "message \(index) from \(peer.name) is too far ahead of \(incoming.nextIndex); refused")
             return
         }
         // 3. Ratchet to the index (tentatively: only an authentic message moves the chain).
@@ -509,10 +426,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
                 header: body.prefix(AutomaticKeys.groupHeaderSize), room: room, sender: peer.name)
             plaintext = try AESGCM(key: key).open(sealed, nonce: nonce, authenticating: aad)
         } catch {
-            actions.append(
-                .show(
-                    .warning(
-                        kind: "tampered", name: peer.name, message: "message from \(peer.name) failed authentication")))
+            actions.warn("tampered", about: peer.name, "message from \(peer.name) failed authentication")
             return
         }
         let missing = index - incoming.nextIndex
@@ -520,17 +434,12 @@ public final class AutomaticKeySecurity: MessageSecurity {
         incoming.chainKey = next
         peer.chain = incoming
         if missing > 0 {
-            actions.append(
-                .show(
-                    .warning(kind: "missing", name: peer.name, message: "\(missing) messages from \(peer.name) missing")
-                ))
+            actions.warn("missing", about: peer.name, "\(missing) messages from \(peer.name) missing")
         }
         do {
             actions.append(.deliver(try MessageContent(decoding: plaintext), from: peer.name, isPrivate: false))
         } catch {
-            actions.append(
-                .show(
-                    .warning(kind: "tampered", name: peer.name, message: "unreadable message: \(error.description)")))
+            actions.warn("tampered", about: peer.name, "unreadable message: \(error.description)")
         }
     }
 
@@ -612,5 +521,13 @@ struct SeenSessionKeys {
             oldest = (oldest + 1) % capacity
         }
         return true
+    }
+}
+
+extension [SecurityAction] {
+    /// Appends a warning to show: `kind` is its machine-readable kind (`tampered`, `replay`, …), `name` the member
+    /// it is about.
+    mutating func warn(_ kind: String, about name: String, _ message: String) {
+        append(.show(.warning(kind: kind, name: name, message: message)))
     }
 }

@@ -106,11 +106,71 @@ public struct ByteWriter: ByteSink, Sendable {
     }
 }
 
+/// What ``ByteReader`` (over an array) and ``RawByteReader`` (over raw memory) share: the checked
+/// `take` they differ in, and every field read built on it, written once.
+public protocol BigEndianReader {
+    /// What a read returns: a slice of the array, or a view of the raw memory.
+    associatedtype Bytes: Collection<UInt8>
+    /// Bytes not yet read.
+    var remainingCount: Int { get }
+    /// Takes the next `count` bytes for `field`, or throws ``WireError/malformed(_:)`` naming the field
+    /// when fewer remain (before reading anything, so a hostile length never reads past the end).
+    mutating func take(_ count: Int, _ field: String) throws(WireError) -> Bytes
+}
+
+extension BigEndianReader {
+    /// Whether every byte has been read.
+    public var isAtEnd: Bool { remainingCount == 0 }
+
+    /// Reads one byte.
+    @inlinable
+    public mutating func readUInt8(_ field: String) throws(WireError) -> UInt8 {
+        let bytes = try take(1, field)
+        return bytes[bytes.startIndex]
+    }
+
+    /// Reads a 16-bit big-endian integer.
+    @inlinable
+    public mutating func readUInt16(_ field: String) throws(WireError) -> UInt16 {
+        try take(2, field).reduce(0) { $0 << 8 | UInt16($1) }
+    }
+
+    /// Reads a 32-bit big-endian integer.
+    @inlinable
+    public mutating func readUInt32(_ field: String) throws(WireError) -> UInt32 {
+        try take(4, field).reduce(0) { $0 << 8 | UInt32($1) }
+    }
+
+    /// Reads a 64-bit big-endian integer.
+    @inlinable
+    public mutating func readUInt64(_ field: String) throws(WireError) -> UInt64 {
+        try take(8, field).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    /// Reads a one-byte-length-prefixed UTF-8 string; invalid UTF-8 is refused.
+    public mutating func readShortString(_ field: String) throws(WireError) -> String {
+        let count = Int(try readUInt8(field))
+        return try Self.decodeUTF8(try take(count, field), field)
+    }
+
+    /// Fails unless every byte has been consumed.
+    public func expectEnd(_ what: String) throws(WireError) {
+        guard isAtEnd else { throw .malformed("\(remainingCount) unexpected trailing bytes after \(what)") }
+    }
+
+    static func decodeUTF8(_ bytes: Bytes, _ field: String) throws(WireError) -> String {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw .malformed("\(field) is not valid UTF-8")
+        }
+        return text
+    }
+}
+
 /// Reads big-endian fields from a slice of bytes, refusing to read past its end.
 ///
 /// Every read checks the remaining length first, so a hostile length field can never cause an
 /// allocation or a read larger than the bytes actually present.
-public struct ByteReader: Sendable {
+public struct ByteReader: BigEndianReader, Sendable {
     private let bytes: ArraySlice<UInt8>
     private var position: Int
 
@@ -126,35 +186,13 @@ public struct ByteReader: Sendable {
     /// Bytes not yet read.
     public var remainingCount: Int { bytes.endIndex - position }
 
-    /// Whether every byte has been read.
-    public var isAtEnd: Bool { position == bytes.endIndex }
-
-    private mutating func take(_ count: Int, _ field: String) throws(WireError) -> ArraySlice<UInt8> {
+    /// Takes the next `count` bytes (``BigEndianReader``).
+    public mutating func take(_ count: Int, _ field: String) throws(WireError) -> ArraySlice<UInt8> {
         guard count >= 0, remainingCount >= count else {
             throw .malformed("\(field) needs \(count) bytes but only \(remainingCount) remain")
         }
         defer { position += count }
         return bytes[position..<position + count]
-    }
-
-    /// Reads one byte.
-    public mutating func readUInt8(_ field: String) throws(WireError) -> UInt8 {
-        try take(1, field).first!
-    }
-
-    /// Reads a 16-bit big-endian integer.
-    public mutating func readUInt16(_ field: String) throws(WireError) -> UInt16 {
-        try take(2, field).reduce(0) { $0 << 8 | UInt16($1) }
-    }
-
-    /// Reads a 32-bit big-endian integer.
-    public mutating func readUInt32(_ field: String) throws(WireError) -> UInt32 {
-        try take(4, field).reduce(0) { $0 << 8 | UInt32($1) }
-    }
-
-    /// Reads a 64-bit big-endian integer.
-    public mutating func readUInt64(_ field: String) throws(WireError) -> UInt64 {
-        try take(8, field).reduce(0) { $0 << 8 | UInt64($1) }
     }
 
     /// Reads exactly `count` bytes.
@@ -168,16 +206,10 @@ public struct ByteReader: Sendable {
         return bytes[position...]
     }
 
-    /// Reads a one-byte-length-prefixed UTF-8 string; invalid UTF-8 is refused.
-    public mutating func readShortString(_ field: String) throws(WireError) -> String {
-        let count = Int(try readUInt8(field))
-        return try decodeUTF8(try take(count, field), field)
-    }
-
     /// Reads a two-byte-length-prefixed UTF-8 string; invalid UTF-8 is refused.
     public mutating func readLongString(_ field: String) throws(WireError) -> String {
         let count = Int(try readUInt16(field))
-        return try decodeUTF8(try take(count, field), field)
+        return try Self.decodeUTF8(try take(count, field), field)
     }
 
     /// Reads a two-byte-length-prefixed byte string of at most `maximum` bytes.
@@ -187,23 +219,12 @@ public struct ByteReader: Sendable {
         return Array(try take(count, field))
     }
 
-    /// Fails unless every byte has been consumed.
-    public func expectEnd(_ what: String) throws(WireError) {
-        guard isAtEnd else { throw .malformed("\(remainingCount) unexpected trailing bytes after \(what)") }
-    }
-
-    private func decodeUTF8(_ slice: ArraySlice<UInt8>, _ field: String) throws(WireError) -> String {
-        guard let text = String(validating: slice, as: UTF8.self) else {
-            throw .malformed("\(field) is not valid UTF-8")
-        }
-        return text
-    }
 }
 
 /// Reads big-endian fields in place from raw memory (a frame in a read buffer or in a buffer of its
 /// own), with the same checks and the same error texts as ``ByteReader``: nothing is copied except
 /// the strings it returns. Valid only while the memory it reads is.
-public struct RawByteReader {
+public struct RawByteReader: BigEndianReader {
     /// The bytes read from.
     public let bytes: UnsafeRawBufferPointer
     /// The offset of the next byte to read.
@@ -215,35 +236,13 @@ public struct RawByteReader {
     /// Bytes not yet read.
     public var remainingCount: Int { bytes.count - offset }
 
-    /// Whether every byte has been read.
-    public var isAtEnd: Bool { offset == bytes.count }
-
-    private mutating func take(_ count: Int, _ field: String) throws(WireError) -> UnsafeRawBufferPointer {
+    /// Takes the next `count` bytes, in place (``BigEndianReader``).
+    public mutating func take(_ count: Int, _ field: String) throws(WireError) -> UnsafeRawBufferPointer {
         guard count >= 0, remainingCount >= count else {
             throw .malformed("\(field) needs \(count) bytes but only \(remainingCount) remain")
         }
         defer { offset += count }
         return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + count])
-    }
-
-    /// Reads one byte.
-    public mutating func readUInt8(_ field: String) throws(WireError) -> UInt8 {
-        try take(1, field)[0]
-    }
-
-    /// Reads a 16-bit big-endian integer.
-    public mutating func readUInt16(_ field: String) throws(WireError) -> UInt16 {
-        try take(2, field).reduce(0) { $0 << 8 | UInt16($1) }
-    }
-
-    /// Reads a 32-bit big-endian integer.
-    public mutating func readUInt32(_ field: String) throws(WireError) -> UInt32 {
-        try take(4, field).reduce(0) { $0 << 8 | UInt32($1) }
-    }
-
-    /// Reads a 64-bit big-endian integer.
-    public mutating func readUInt64(_ field: String) throws(WireError) -> UInt64 {
-        try take(8, field).reduce(0) { $0 << 8 | UInt64($1) }
     }
 
     /// Reads exactly `count` bytes, in place.
@@ -257,20 +256,6 @@ public struct RawByteReader {
         return UnsafeRawBufferPointer(rebasing: bytes[offset...])
     }
 
-    /// Reads a one-byte-length-prefixed UTF-8 string; invalid UTF-8 is refused.
-    public mutating func readShortString(_ field: String) throws(WireError) -> String {
-        let count = Int(try readUInt8(field))
-        let utf8 = try take(count, field)
-        guard let text = String(validating: utf8, as: UTF8.self) else {
-            throw .malformed("\(field) is not valid UTF-8")
-        }
-        return text
-    }
-
-    /// Fails unless every byte has been consumed.
-    public func expectEnd(_ what: String) throws(WireError) {
-        guard isAtEnd else { throw .malformed("\(remainingCount) unexpected trailing bytes after \(what)") }
-    }
 }
 
 /// The Wire encoders write straight into a shared buffer (a room's batch, a file chunk's frame). The conformance
