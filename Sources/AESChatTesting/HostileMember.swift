@@ -237,8 +237,8 @@ public final class HostileMember: ConnectionHandler {
     // MARK: ConnectionHandler
 
     public func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
-        decoder.append(bytes)
-        while let frame = try? decoder.nextFrame(), let decoded = try? RelayFrame(frame) {
+        for frame in decoder.frames(after: bytes).frames {
+            guard let decoded = try? RelayFrame(frame) else { break }
             handle(decoded)
         }
     }

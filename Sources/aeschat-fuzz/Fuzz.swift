@@ -1,5 +1,5 @@
-// A libFuzzer target for everything that parses network or file data: the frame decoder, ClientFrame,
-// RelayFrame, MessageContent, the automatic-keys profile check, room key files, identity files and the
+// A libFuzzer target for everything that parses network or file data: the frame reader (decoder and
+// large-frame assembly, as the relay and the client read), ClientFrame, RelayFrame and their in-place readers, MessageContent, the automatic-keys profile check, room key files, identity files and the
 // known-peers file; and for the state machines behind authentication: a hostile member with valid keys
 // playing the input as a program against a real client (HostileMemberFuzzer), in both key modes. Built only by
 // scripts/fuzz (AESCHAT_FUZZ=1, -sanitize=fuzzer,address); the first input byte picks the target.
@@ -25,23 +25,7 @@ public func fuzzOneInput(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     case 6, 7:
         runHostileMember(data, mode: input[0] % 8 == 6 ? .automatic : .roomKey)
     case 0:
-        // Frames in chunks whose sizes come from the data, through both frame parsers.
-        var decoder = FrameDecoder(maximumLength: 1 << 16)
-        var offset = 0
-        while offset < data.count {
-            let size = Int(data[offset] % 61) + 1
-            let end = min(data.count, offset + size)
-            decoder.append(contentsOf: data[offset..<end])
-            offset = end
-            do {
-                while let frame = try decoder.nextFrame() {
-                    _ = try? ClientFrame(frame)
-                    _ = try? RelayFrame(frame)
-                }
-            } catch {
-                return 0
-            }
-        }
+        fuzzFrameReader(data)
     case 1:
         _ = try? MessageContent(decoding: data)
     case 2:
@@ -118,4 +102,110 @@ public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePoi
     var count = argc
     var arguments = argv
     return runFuzzerDriver(&count, &arguments) { fuzzOneInput($0, $1) }
+}
+
+/// Reads `data` as a byte stream through a ``FrameReader``, the way the relay and the client read:
+/// in pieces whose sizes come from the data, into the reader's own buffer whenever it offers one,
+/// with a small large-frame threshold so that short inputs reach the assembly of large frames.
+/// Every frame goes through both frame parsers and the in-place readers, which must agree with them;
+/// the same stream read whole must give the same frames.
+private func fuzzFrameReader(_ data: [UInt8]) {
+    guard let first = data.first else { return }
+    let stream = Array(data.dropFirst())
+    let threshold = Int(first % 64) + Frame.headerSize + 1
+    let headroom = first & 0x40 != 0 ? 64 : 0
+    func read(inPieces: Bool) -> FuzzFrameEndpoint {
+        let reader = FrameReader(maximumLength: 1 << 16, largeFrameThreshold: threshold)
+        let endpoint = FuzzFrameEndpoint(headroom: headroom)
+        stream.withUnsafeBytes { bytes in
+            var offset = 0
+            var step = 0
+            while offset < bytes.count && endpoint.isReadingFrames {
+                let piece = inPieces ? Int(bytes[(offset + step) % bytes.count] % 97) + 1 : bytes.count
+                step += 1
+                let end = min(bytes.count, offset + piece)
+                if let target = reader.readDestination(for: endpoint), target.count > 0 {
+                    let count = min(end - offset, target.count)
+                    target.baseAddress!.copyMemory(from: bytes.baseAddress! + offset, byteCount: count)
+                    offset += count
+                    reader.didReadIntoDestination(count, for: endpoint)
+                } else {
+                    let chunk = Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]))
+                    offset = end
+                    chunk.withUnsafeBytes { reader.read($0, for: endpoint) }
+                }
+            }
+        }
+        return endpoint
+    }
+    let whole = read(inPieces: false)
+    let pieces = read(inPieces: true)
+    precondition(whole.frames == pieces.frames, "the frame reader split one stream two ways")
+    precondition(whole.failure == pieces.failure, "the frame reader failed differently on one stream")
+}
+
+/// Records the frames a fuzzed ``FrameReader`` hands over and checks each with every parser.
+private final class FuzzFrameEndpoint: FrameReaderDelegate {
+    let headroom: Int
+    var frames: [[UInt8]] = []
+    var failure: WireError?
+
+    init(headroom: Int) { self.headroom = headroom }
+
+    var isReadingFrames: Bool { failure == nil }
+
+    func handleFrame(
+        type: UInt8, body: UnsafeRawBufferPointer, storage: (buffer: SharedBuffer, offset: Int)?
+    ) throws(WireError) {
+        frames.append([type] + Array(body))
+        let frame = Frame(type: type, body: ArraySlice(body))
+        let client = try? ClientFrame(frame)
+        let relay = try? RelayFrame(frame)
+        // The in-place readers accept exactly what the frame parsers accept, with the same fields.
+        if type == FrameType.direct {
+            let direct = try? ClientFrame.readDirect(body)
+            if case .direct(let to, let expected)? = client {
+                precondition(
+                    direct?.to == to && direct.map { Array($0.payload) } == Array(expected),
+                    "readDirect disagrees with ClientFrame")
+            } else {
+                precondition(direct == nil, "readDirect accepted what ClientFrame refused")
+            }
+        }
+        if type == FrameType.multicast {
+            var recipients: [String] = []
+            let payload = try? ClientFrame.readMulticast(body, recipients: &recipients)
+            if case .multicast(let to, let expected)? = client {
+                precondition(payload.map(Array.init) == Array(expected) && recipients == to, "readMulticast disagrees")
+            } else {
+                precondition(payload == nil, "readMulticast accepted what ClientFrame refused")
+            }
+        }
+        if type == FrameType.deliver {
+            let deliver = try? RelayFrame.readDeliver(body)
+            if case .deliver(let from, let isDirect, let expected)? = relay {
+                precondition(
+                    deliver?.from == from && deliver?.isDirect == isDirect
+                        && deliver.map { Array($0.payload) } == Array(expected),
+                    "readDeliver disagrees with RelayFrame")
+                if let payload = deliver?.payload, let header = FileChunk.Header(payload) {
+                    precondition(payload.count >= FileChunk.headerSize, "a chunk header read past its envelope")
+                    precondition(header.fileID == Array(payload[1..<17]), "a chunk header misread its file id")
+                }
+            } else {
+                precondition(deliver == nil, "readDeliver accepted what RelayFrame refused")
+            }
+        }
+    }
+
+    func largeFrameBuffer(frameLength: Int, for request: LargeFrameRequest) -> SharedBuffer? {
+        let buffer = SharedBuffer(capacity: headroom + frameLength + FrameReader.largeFrameSlack)
+        buffer.commit(headroom)
+        return buffer
+    }
+
+    func frameReaderFailed(_ error: WireError) {
+        precondition(failure == nil, "the frame reader failed twice")
+        failure = error
+    }
 }

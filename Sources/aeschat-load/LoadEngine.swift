@@ -1,3 +1,4 @@
+import AESChatCore
 import Foundation
 
 #if os(Linux)
@@ -250,26 +251,13 @@ import Foundation
 
         private func sendHello(_ index: Int) {
             let global = configuration.first + index
-            let name = Array(Self.memberName(global).utf8)
-            let room = Array(configuration.room.utf8)
-            let profile = configuration.profileBytes
-            var frame: [UInt8] = []
-            let length = 1 + 2 + 1 + name.count + 1 + room.count + 2 + profile
-            appendUInt32(&frame, UInt32(length))
-            frame.append(0x01)
-            frame.append(0x00)
-            frame.append(0x01)
-            frame.append(UInt8(name.count))
-            frame.append(contentsOf: name)
-            frame.append(UInt8(room.count))
-            frame.append(contentsOf: room)
-            frame.append(UInt8(profile >> 8))
-            frame.append(UInt8(profile & 0xFF))
-            if profile > 0 {
-                frame.append(0x01)
-                for i in 1..<profile { frame.append(UInt8(truncatingIfNeeded: i &* 31 &+ global)) }
-            }
-            send(frame, from: index)
+            let size = configuration.profileBytes
+            // A profile of the configured size: a version byte, then filler.
+            let profile = size > 0 ? [0x01] + (1..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ global) } : []
+            let hello = ClientFrame.hello(
+                version: relayProtocolVersion, name: Self.memberName(global), room: configuration.room, profile: profile
+            )
+            send(hello.encoded(), from: index)
         }
 
         // MARK: Idle
@@ -431,14 +419,11 @@ import Foundation
         /// sender's number, then filler.
         private func appendPublish(_ frame: inout [UInt8], sender: Int, sequence: UInt32) {
             let payload = max(configuration.payloadBytes, 15)
-            appendUInt32(&frame, UInt32(1 + payload))
-            frame.append(0x02)
-            frame.append(0x03)
-            appendUInt32(&frame, sequence)
-            let now = Measure.nanoseconds()
-            for shift in stride(from: 56, through: 0, by: -8) { frame.append(UInt8(truncatingIfNeeded: now >> shift)) }
-            frame.append(UInt8(sender >> 8))
-            frame.append(UInt8(sender & 0xFF))
+            ClientFrame.writePublishHeader(payloadCount: payload, into: &frame)
+            frame.write(EnvelopeKind.group.rawValue)
+            frame.write(sequence)
+            frame.write(Measure.nanoseconds())
+            frame.write(UInt16(truncatingIfNeeded: sender))
             for i in 15..<payload { frame.append(UInt8(truncatingIfNeeded: i)) }
         }
 
@@ -543,28 +528,28 @@ import Foundation
         /// Handles every whole frame in `bytes`; returns the bytes used.
         private func parseFrames(_ index: Int, _ bytes: UnsafeRawBufferPointer, now: UInt64) -> Int {
             var offset = 0
-            while bytes.count - offset >= 5 {
-                let length = Int(readUInt32(bytes, offset))
-                guard bytes.count - offset >= 4 + length else { break }
-                handleFrame(index, type: bytes[offset + 4], body: offset + 5, end: offset + 4 + length, bytes, now: now)
-                offset += 4 + length
+            while bytes.count - offset >= Frame.headerSize + 1 {
+                var prefix = RawByteReader(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + Frame.headerSize]))
+                let length = Int(try! prefix.readUInt32("length"))
+                guard bytes.count - offset >= Frame.headerSize + length else { break }
+                let frame = UnsafeRawBufferPointer(
+                    rebasing: bytes[offset + Frame.headerSize..<offset + Frame.headerSize + length])
+                handleFrame(index, type: frame[0], body: UnsafeRawBufferPointer(rebasing: frame[1...]), now: now)
+                offset += Frame.headerSize + length
             }
             return offset
         }
 
-        private func handleFrame(
-            _ index: Int, type: UInt8, body: Int, end: Int, _ bytes: UnsafeRawBufferPointer, now: UInt64
-        ) {
+        private func handleFrame(_ index: Int, type: UInt8, body: UnsafeRawBufferPointer, now: UInt64) {
             switch type {
-            case 0x84:
-                let nameLength = Int(bytes[body])
-                let payload = body + 1 + nameLength + 1
-                guard end - payload >= 15 else { return }
-                let sequence = readUInt32(bytes, payload + 1)
-                var sentAt: UInt64 = 0
-                for i in 0..<8 { sentAt = sentAt << 8 | UInt64(bytes[payload + 5 + i]) }
-                let sender = Int(bytes[payload + 13]) << 8 | Int(bytes[payload + 14])
-                guard sender < senderSlots else { return }
+            case FrameType.deliver:
+                guard let deliver = try? RelayFrame.readDeliver(body) else { return }
+                // The payload written by appendPublish.
+                var payload = RawByteReader(deliver.payload)
+                guard payload.remainingCount >= 15, (try? payload.readUInt8("kind")) != nil,
+                    let sequence = try? payload.readUInt32("sequence"), let sentAt = try? payload.readUInt64("sent at"),
+                    let sender = (try? payload.readUInt16("sender")).map(Int.init), sender < senderSlots
+                else { return }
                 let slot = index * senderSlots + sender
                 if sequence != expected[slot] {
                     if sequence < expected[slot] { faults.duplicates += 1 } else { faults.outOfOrder += 1 }
@@ -592,32 +577,33 @@ import Foundation
                 default:
                     break
                 }
-            case 0x81:
-                // version u16, name str8, room str8, count u16
-                var cursor = body + 2
-                cursor += 1 + Int(bytes[cursor])
-                cursor += 1 + Int(bytes[cursor])
-                let count = Int32(bytes[cursor]) << 8 | Int32(bytes[cursor + 1])
+            case FrameType.welcome:
+                // version u16, name str8, room str8, count u16: only the count is needed.
+                var welcome = RawByteReader(body)
+                _ = try? welcome.readUInt16("version")
+                _ = try? welcome.readShortString("name")
+                _ = try? welcome.readShortString("room")
+                let count = Int32((try? welcome.readUInt16("count")) ?? 0)
                 welcomed[index] = true
                 waitingForWelcome -= 1
                 others[index] += count
                 noteJoinProgress(index)
-            case 0x82:
+            case FrameType.joined:
                 others[index] += 1
                 noteJoinProgress(index)
-            case 0x83:
+            case FrameType.left:
                 others[index] -= 1
                 if joinCounted[index] {
                     joinCounted[index] = false
                     fullyJoined -= 1
                 }
-            case 0x85:
-                let code = UInt16(bytes[body]) << 8 | UInt16(bytes[body + 1])
+            case FrameType.error:
+                var error = RawByteReader(body)
+                guard let code = try? error.readUInt16("code") else { return }
                 faults.relayErrors[code, default: 0] += 1
-            case 0x05:
-                var pong: [UInt8] = [0, 0, 0, 9, 0x06]
-                for i in 0..<8 { pong.append(bytes[body + i]) }
-                send(pong, from: index)
+            case FrameType.ping:
+                guard let token = try? TokenFrame.read(ping: body) else { return }
+                send(ClientFrame.pong(token: token).encoded(), from: index)
             default:
                 break
             }
@@ -627,18 +613,6 @@ import Foundation
             guard !joinCounted[index], welcomed[index], Int(others[index]) == configuration.members - 1 else { return }
             joinCounted[index] = true
             fullyJoined += 1
-        }
-
-        private func readUInt32(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UInt32 {
-            UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16 | UInt32(bytes[offset + 2]) << 8
-                | UInt32(bytes[offset + 3])
-        }
-
-        private func appendUInt32(_ bytes: inout [UInt8], _ value: UInt32) {
-            bytes.append(UInt8(truncatingIfNeeded: value >> 24))
-            bytes.append(UInt8(truncatingIfNeeded: value >> 16))
-            bytes.append(UInt8(truncatingIfNeeded: value >> 8))
-            bytes.append(UInt8(truncatingIfNeeded: value))
         }
     }
 #endif

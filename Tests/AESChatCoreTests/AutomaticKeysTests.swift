@@ -1,4 +1,5 @@
 import AESChatCrypto
+import AESChatTesting
 import Testing
 
 @testable import AESChatCore
@@ -15,8 +16,7 @@ final class InterceptingLink {
             self.onClose = onClose
         }
         func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
-            decoder.append(bytes)
-            while let frame = try? decoder.nextFrame() { onFrame(frame) }
+            for frame in decoder.frames(after: bytes).frames { onFrame(frame) }
         }
         func connection(_ connection: any Connection, didCloseWith error: TransportError?) { onClose() }
     }

@@ -1,4 +1,5 @@
 import AESChatCrypto
+import AESChatTesting
 import Testing
 
 @testable import AESChatCore
@@ -33,8 +34,8 @@ final class TamperingLink: ConnectionHandler {
     init(relayEnd: MemoryConnection) { towardRelay = RawPeer(relayEnd) }
 
     func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
-        decoder.append(bytes)
-        while let frame = try? decoder.nextFrame(), let decoded = try? ClientFrame(frame) {
+        for frame in decoder.frames(after: bytes).frames {
+            guard let decoded = try? ClientFrame(frame) else { break }
             if case .publish(let payload) = decoded { published.append(Array(payload)) }
             for out in rewrite(decoded) { towardRelay.send(out) }
         }

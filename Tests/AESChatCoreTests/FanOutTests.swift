@@ -86,9 +86,11 @@ import Testing
 @Suite struct SharedBufferTests {
     @Test func sharedBuffer_appendsFieldsInNetworkOrder() {
         let buffer = SharedBuffer(capacity: 32)
-        buffer.append(bigEndian: 0x0102_0304)
-        buffer.append(0x84)
-        buffer.appendShortString("bob")
+        // As a ByteSink, the way the Wire encoders write into it.
+        var sink = buffer
+        sink.write(UInt32(0x0102_0304))
+        sink.write(UInt8(0x84))
+        sink.writeShortString("bob")
         [UInt8](arrayLiteral: 9, 8).withUnsafeBytes { buffer.append($0) }
         #expect(buffer.count == 11)
         #expect(buffer.remainingCapacity == 21)

@@ -84,9 +84,11 @@ func deliver(
     _ stream: [UInt8], in chunking: StreamChunking, to handler: any ConnectionHandler, on connection: any Connection,
     afterPiece: () -> Void = {}
 ) {
+    let provider = handler as? any ReadDestinationProvider
+    #expect(provider != nil, "the relay's and the client's handlers read large frames into their own storage")
     deliver(
-        stream, in: chunking, destination: { handler.readDestination(for: connection) },
-        didReadInto: { handler.connection(connection, didReadIntoDestination: $0) },
+        stream, in: chunking, destination: { provider?.readDestination(for: connection) },
+        didReadInto: { provider?.connection(connection, didReadIntoDestination: $0) },
         didRead: { handler.connection(connection, didRead: $0) }, afterPiece: afterPiece)
 }
 

@@ -1,4 +1,5 @@
 import AESChatCrypto
+import AESChatTesting
 import Testing
 
 @testable import AESChatCore
@@ -49,8 +50,10 @@ import Testing
         #expect(deliver == hex("0000004b8405616c69636500") + expectedEnvelope)
 
         var decoder = FrameDecoder()
-        decoder.append(contentsOf: deliver)
-        guard case .deliver(let from, false, let payload) = try RelayFrame(try #require(try decoder.nextFrame())) else {
+        guard
+            case .deliver(let from, false, let payload) = try RelayFrame(
+                try #require(decoder.frames(after: deliver).frames.first))
+        else {
             Issue.record("not a deliver frame")
             return
         }

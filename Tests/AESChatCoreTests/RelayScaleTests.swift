@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import AESChatTesting
 import Testing
 
 @testable import AESChatCore
@@ -228,8 +229,7 @@ final class CountingMember: ConnectionHandler {
             while !sawEnd && ContinuousClock.now < deadline {
                 let count = recv(slow, &chunk, chunk.count, Int32(MSG_DONTWAIT))
                 if count > 0 {
-                    decoder.append(contentsOf: chunk[0..<count])
-                    while let frame = try? decoder.nextFrame() {
+                    for frame in decoder.frames(after: chunk[0..<count]).frames {
                         if let decoded = try? RelayFrame(frame) { frames.append(decoded) }
                     }
                 } else if count == 0 {

@@ -1,3 +1,4 @@
+import AESChatTesting
 import Testing
 
 @testable import AESChatCore
@@ -17,8 +18,7 @@ final class RawPeer: ConnectionHandler {
     func send(_ frame: ClientFrame) { connection.write(frame.encoded()) }
 
     func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
-        decoder.append(bytes)
-        while let frame = try? decoder.nextFrame() {
+        for frame in decoder.frames(after: bytes).frames {
             if let decoded = try? RelayFrame(frame) { frames.append(decoded) }
         }
     }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import AESChatTesting
 import Foundation
 import Testing
 
@@ -16,8 +17,7 @@ final class FrameSink: ConnectionHandler {
 
     func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
         reads += 1
-        decoder.append(bytes)
-        while let frame = try? decoder.nextFrame() {
+        for frame in decoder.frames(after: bytes).frames {
             frames.append(frame)
             onFrame(frame)
         }

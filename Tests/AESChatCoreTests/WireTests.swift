@@ -1,3 +1,4 @@
+import AESChatTesting
 import Testing
 
 @testable import AESChatCore
@@ -17,10 +18,11 @@ import Testing
         var step = 0
         while offset < bytes.count {
             let size = min(max(1, chunkSizes(step)), bytes.count - offset)
-            bytes[offset..<offset + size].withUnsafeBytes { decoder.append($0) }
+            let split = decoder.frames(after: bytes[offset..<offset + size])
             offset += size
             step += 1
-            while let frame = try decoder.nextFrame() { result.append(frame) }
+            result += split.frames
+            if let error = split.error { throw error }
         }
         #expect(decoder.bufferedByteCount == 0)
         return result
@@ -46,23 +48,40 @@ import Testing
 
     @Test func decoder_refusesOversizedPrefix_beforeBufferingBody() {
         var decoder = FrameDecoder(maximumLength: 1024)
-        decoder.append(contentsOf: [0xFF, 0xFF, 0xFF, 0xFF, 0x02])
-        #expect(throws: WireError.frameTooLarge(length: 0xFFFF_FFFF, maximum: 1024)) { try decoder.nextFrame() }
+        let split = decoder.frames(after: [0xFF, 0xFF, 0xFF, 0xFF, 0x02])
+        #expect(split.error == .frameTooLarge(length: 0xFFFF_FFFF, maximum: 1024))
+        #expect(split.frames.isEmpty)
+        #expect(decoder.bufferedByteCount == 0)
     }
 
     @Test func decoder_refusesZeroLength() {
         var decoder = FrameDecoder()
-        decoder.append(contentsOf: [0, 0, 0, 0])
-        #expect(throws: WireError.emptyFrame) { try decoder.nextFrame() }
+        #expect(decoder.frames(after: [0, 0, 0, 0]).error == .emptyFrame)
     }
 
     @Test func decoder_waitsForTheRest_ofAPartialFrame() throws {
         var decoder = FrameDecoder()
         let frame = ClientFrame.publish(payload: [1, 2, 3, 4][...]).encoded()
-        decoder.append(contentsOf: frame.dropLast())
-        #expect(try decoder.nextFrame() == nil)
-        decoder.append(contentsOf: frame.suffix(1))
-        #expect(try decoder.nextFrame()?.body == [1, 2, 3, 4][...])
+        #expect(decoder.frames(after: frame.dropLast()).frames.isEmpty)
+        #expect(decoder.bufferedByteCount == frame.count - 1)
+        #expect(decoder.frames(after: frame.suffix(1)).frames.map(\.body) == [[1, 2, 3, 4][...]])
+    }
+
+    @Test func endOfFrame_isTheEndOfTheFrameCoveringAPosition_orOfWhatIsThere() {
+        let frames = Self.frames[0] + Self.frames[1] + Self.frames[2]
+        let firstEnd = Self.frames[0].count
+        let secondEnd = firstEnd + Self.frames[1].count
+        frames.withUnsafeBytes { bytes in
+            #expect(Frame.endOfFrame(in: bytes, containing: 0) == firstEnd)
+            #expect(Frame.endOfFrame(in: bytes, containing: firstEnd - 1) == firstEnd)
+            #expect(Frame.endOfFrame(in: bytes, containing: firstEnd) == secondEnd)
+            #expect(Frame.endOfFrame(in: bytes, containing: secondEnd + 1) == frames.count)
+            // Cut short: the end of what is there.
+            let cut = UnsafeRawBufferPointer(rebasing: bytes[0..<secondEnd - 10])
+            #expect(Frame.endOfFrame(in: cut, containing: firstEnd + 1) == secondEnd - 10)
+            let prefixOnly = UnsafeRawBufferPointer(rebasing: bytes[0..<firstEnd + 2])
+            #expect(Frame.endOfFrame(in: prefixOnly, containing: firstEnd + 1) == firstEnd + 2)
+        }
     }
 
     @Test func decoder_carriesAMebibyteAndMore_inOneFrame() throws {
@@ -77,14 +96,12 @@ import Testing
 @Suite struct RelayProtocolTests {
     func roundTrip(_ frame: ClientFrame) throws -> ClientFrame {
         var decoder = FrameDecoder()
-        decoder.append(contentsOf: frame.encoded())
-        return try ClientFrame(try #require(try decoder.nextFrame()))
+        return try ClientFrame(try #require(decoder.frames(after: frame.encoded()).frames.first))
     }
 
     func roundTrip(_ frame: RelayFrame) throws -> RelayFrame {
         var decoder = FrameDecoder()
-        decoder.append(contentsOf: frame.encoded())
-        return try RelayFrame(try #require(try decoder.nextFrame()))
+        return try RelayFrame(try #require(decoder.frames(after: frame.encoded()).frames.first))
     }
 
     @Test func clientFrames_roundTrip() throws {

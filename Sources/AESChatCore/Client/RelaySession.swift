@@ -47,7 +47,7 @@ protocol RelaySessionDelegate: AnyObject {
 ///
 /// Works on any ``Connection``; confined to the event loop's thread. What the relay sends for
 /// the room goes to its ``RelaySessionDelegate`` (a ``ChatRoom``).
-final class RelaySession: ConnectionHandler {
+final class RelaySession: ReadDestinationProvider {
     /// Where the session stands.
     enum Phase {
         case registering

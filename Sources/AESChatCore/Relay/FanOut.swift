@@ -90,17 +90,14 @@ final class FanOut {
     /// The deliver frame for a direct or multicast payload: written in front of the payload where
     /// it was read, when it was read into a buffer of its own (no copy), else encoded afresh.
     func deliverFrame(from: String, flags: UInt8, payload: ReceivedPayload) -> OutgoingFrame {
-        let headerLength = Frame.headerSize + 1 + 1 + from.utf8.count + 1
+        let headerLength = RelayFrame.deliverHeaderLength(from: from)
         guard let (buffer, offset) = payload.storage, offset >= headerLength else {
             return .array(Self.encodeDeliver(from: from, flags: flags, payload: payload.bytes))
         }
         // The bytes in front of the payload (the frame's own header, already parsed, and the
         // headroom) are not queued anywhere: the deliver header replaces them.
         var header = ByteWriter(capacity: headerLength)
-        header.write(UInt32(headerLength - Frame.headerSize + payload.bytes.count))
-        header.write(FrameType.deliver)
-        header.writeShortString(from)
-        header.write(flags)
+        RelayFrame.writeDeliverHeader(from: from, flags: flags, payloadCount: payload.bytes.count, into: &header)
         header.bytes.withUnsafeBytes {
             (buffer.storage + offset - headerLength).copyMemory(from: $0.baseAddress!, byteCount: headerLength)
         }
@@ -109,11 +106,10 @@ final class FanOut {
 
     /// A deliver frame for one or a few members, encoded straight from the received bytes (one copy).
     static func encodeDeliver(from: String, flags: UInt8, payload: UnsafeRawBufferPointer) -> [UInt8] {
-        Frame.encode(type: FrameType.deliver, capacity: payload.count + from.utf8.count + 2) {
-            $0.writeShortString(from)
-            $0.write(flags)
-            $0.write(contentsOf: payload)
-        }
+        var writer = ByteWriter(capacity: RelayFrame.deliverHeaderLength(from: from) + payload.count)
+        RelayFrame.writeDeliverHeader(from: from, flags: flags, payloadCount: payload.count, into: &writer)
+        writer.write(bytes: payload)
+        return writer.bytes
     }
 
     // MARK: Buffers for large frames
@@ -155,17 +151,17 @@ final class FanOut {
 
     // MARK: Room batches
 
-    /// Appends one frame (`frameLength` counts the type byte and body) to the room's batch of this
-    /// iteration; `body` writes the type and body.
-    func appendToBatch(of room: Room, frameLength: Int, _ body: (SharedBuffer) -> Void) {
+    /// Appends one frame of `length` bytes (prefix included) to the room's batch of this iteration;
+    /// `write` writes the whole frame with a Wire encoder, straight into the batch.
+    func appendToBatch(of room: Room, length total: Int, _ write: (inout SharedBuffer) -> Void) {
         guard !room.members.isEmpty else { return }
-        let total = Frame.headerSize + frameLength
         if room.buffers.last.map({ $0.remainingCapacity < total }) ?? true {
             room.startBuffer(takeBuffer(minimumCapacity: total))
         }
-        let buffer = room.buffers[room.buffers.count - 1]
-        buffer.append(bigEndian: UInt32(frameLength))
-        body(buffer)
+        var buffer = room.buffers[room.buffers.count - 1]
+        let start = buffer.count
+        write(&buffer)
+        assert(buffer.count - start == total, "a frame written to a batch is not the length announced")
         room.batchLength += total
         if !room.isDirty {
             room.isDirty = true
@@ -233,7 +229,7 @@ final class FanOut {
         member.willClose(reason: reason)
         log(
             "dropping \(member.name ?? "unregistered client") from \(member.connection.peerDescription): \(reason)")
-        member.connection.discardUnsentFrames()
+        member.connection.discardUnsentOutput(keepingPartlySent: Frame.endOfFrame(in:containing:))
         member.connection.write(RelayFrame.error(code: RelayErrorCode.tooSlow.rawValue, message: reason).encoded())
         leave(member, "too slow")
         member.connection.closeAfterFlushing(timeout: configuration.closeTimeout)

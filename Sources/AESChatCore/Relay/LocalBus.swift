@@ -28,13 +28,8 @@ final class LocalBus: RoomBus {
         // The newcomer is owed nothing the room was sent before its welcome.
         member.enter(room, as: name, profileLength: UInt16(profile.count))
         fanOut.sendPrivately(directory.welcome(for: name, to: room), to: member)
-        let joinedLength = 1 + 1 + name.utf8.count + 2 + profile.count
-        fanOut.appendToBatch(of: room, frameLength: joinedLength) { buffer in
-            buffer.append(FrameType.joined)
-            buffer.appendShortString(name)
-            buffer.append(UInt8(profile.count >> 8))
-            buffer.append(UInt8(profile.count & 0xFF))
-            profile.withUnsafeBytes { buffer.append($0) }
+        fanOut.appendToBatch(of: room, length: RelayFrame.joinedLength(name: name, profileCount: profile.count)) {
+            RelayFrame.writeJoined(name: name, profile: profile, into: &$0)
         }
         directory.add(member, to: room, profile: profile)
         member.caughtUp(with: room)
@@ -45,9 +40,8 @@ final class LocalBus: RoomBus {
         guard let name = member.name, let room = member.room else { return }
         if !member.isTooSlow { fanOut.handOver(to: member) }
         directory.remove(member, named: name, from: room)
-        fanOut.appendToBatch(of: room, frameLength: 1 + 1 + name.utf8.count) { buffer in
-            buffer.append(FrameType.left)
-            buffer.appendShortString(name)
+        fanOut.appendToBatch(of: room, length: RelayFrame.leftLength(name: name)) {
+            RelayFrame.writeLeft(name: name, into: &$0)
         }
         log("\(name) left \(room.name) (\(reason)) (\(room.members.count) in room)")
     }
@@ -57,12 +51,9 @@ final class LocalBus: RoomBus {
         guard room.members.count > 1 else { return }
         // The sender is handed what it is owed so far; then its cursor skips its own frame.
         fanOut.handOver(to: member)
-        let frameLength = 1 + 1 + name.utf8.count + 1 + payload.count
-        fanOut.appendToBatch(of: room, frameLength: frameLength) { buffer in
-            buffer.append(FrameType.deliver)
-            buffer.appendShortString(name)
-            buffer.append(0)
-            buffer.append(payload)
+        fanOut.appendToBatch(of: room, length: RelayFrame.deliverHeaderLength(from: name) + payload.count) {
+            RelayFrame.writeDeliverHeader(from: name, flags: 0, payloadCount: payload.count, into: &$0)
+            $0.write(bytes: payload)
         }
         member.caughtUp(with: room)
     }

@@ -209,11 +209,11 @@ public final class Relay {
 
     /// Frames at least this long (prefix included) are read into a buffer of their own, so that a
     /// direct or multicast payload (a file chunk) goes out from where it was read.
-    static let largeFrameThreshold = 64 * 1024
+    static let largeFrameThreshold = FrameReader.largeFrameThreshold
     /// Room left in front of a large frame for the deliver header that replaces its own.
     static let largeFrameHeadroom = 64
     /// Room after a large frame for the start of the next one, read together with its end.
-    static let largeFrameSlack = 4 * 1024
+    static let largeFrameSlack = FrameReader.largeFrameSlack
     /// The largest large-frame buffer kept for reuse.
     static let largestSpareLargeFrameBuffer = 1024 * 1024 + largeFrameHeadroom + largeFrameSlack
 

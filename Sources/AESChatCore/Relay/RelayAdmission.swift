@@ -137,8 +137,8 @@ final class RelayAdmission {
     /// member's address, a small one (kept by the decoder) only for its address. The first frame
     /// held in all, and from an address, always fits.
     func frameBudgetExceeded(capacity: Int, isLarge: Bool, for member: RelayConnection) -> String? {
-        let current = (member.largeFrame?.capacity ?? 0) + member.smallFrameBytes
-        let others = largeFrameBytesHeld - (member.largeFrame?.capacity ?? 0)
+        let current = member.largeFrameBytes + member.smallFrameBytes
+        let others = largeFrameBytesHeld - member.largeFrameBytes
         if isLarge && limits.incompleteFrameBudget > 0 && others > 0 && others + capacity > limits.incompleteFrameBudget
         {
             return "the relay's budget of \(limits.incompleteFrameBudget) bytes for partly received large frames"

@@ -1,4 +1,4 @@
-/// One connection's state at the relay: its frame decoder and, once registered, its name, room
+/// One connection's state at the relay: its frame reader and, once registered, its name, room
 /// and place in the room's current batch, its token buckets and its timers. It reads and parses
 /// the frames its peer sends and hands each to the ``Relay``; the relay's parts change its state
 /// through its methods (``refuse(_:_:reason:)``, ``enter(_:as:profileLength:)``,
@@ -6,29 +6,13 @@
 ///
 /// Owned by the relay's list of connections and by its transport connection (as its handler);
 /// confined to the event loop's thread.
-final class RelayConnection: ConnectionHandler {
+final class RelayConnection: ReadDestinationProvider {
     unowned let relay: Relay
     let connection: any Connection
-    var decoder: FrameDecoder
-    /// A large frame being read straight into a buffer of its own, at ``Relay/largeFrameHeadroom``;
-    /// counted against the relay's budget for frames in progress while held.
-    var largeFrame: SharedBuffer? {
-        didSet {
-            let delta = (largeFrame?.capacity ?? 0) - (oldValue?.capacity ?? 0)
-            if delta != 0 { relay.admission.frameBytesChanged(by: delta, isLarge: true, address: address) }
-        }
-    }
-    /// The bytes the decoder reserves for a small frame in progress (its whole length), counted
-    /// against the per-address budget for frames in progress.
-    var smallFrameBytes = 0 {
-        didSet {
-            let delta = smallFrameBytes - oldValue
-            if delta != 0 { relay.admission.frameBytesChanged(by: delta, isLarge: false, address: address) }
-        }
-    }
-    /// The length of the large frame that ended the last read, as a guess for the next one's
-    /// buffer (0: the last frame was small, or more bytes followed it).
-    var expectedLargeFrameLength = 0
+    /// Splits the connection's bytes into frames; a large one is read straight into a buffer of its
+    /// own, at ``Relay/largeFrameHeadroom``, counted against the relay's budgets for frames in
+    /// progress while held (as is a small frame in progress, for the address).
+    let reader: FrameReader
     /// The member's name, once registered.
     private(set) var name: String?
     /// The length of the profile the member registered with (its roster entry holds the profile).
@@ -79,7 +63,7 @@ final class RelayConnection: ConnectionHandler {
     ) {
         self.relay = relay
         self.connection = connection
-        self.decoder = FrameDecoder(maximumLength: maximumFrameLength)
+        self.reader = FrameReader(maximumLength: maximumFrameLength)
         self.address = address
         self.serial = serial
         self.index = index
@@ -144,41 +128,23 @@ final class RelayConnection: ConnectionHandler {
 
     /// Gives back what the connection holds for a frame in progress (it has closed).
     func releaseFrameInProgress() {
-        largeFrame = nil
-        smallFrameBytes = 0
+        reader.releaseFrameInProgress(for: self)
     }
 
     /// The whole length (prefix included) of the frame whose first bytes arrived and whose last
     /// have not: 0 while its length prefix is incomplete; nil when no frame is in progress.
-    var frameInProgressLength: Int? {
-        if let frame = largeFrame {
-            let start = Relay.largeFrameHeadroom
-            let received = frame.count - start
-            guard received > 0 else { return nil }
-            guard received >= Frame.headerSize else { return 0 }
-            return Frame.headerSize
-                + frame.withUnsafeBytes(in: start..<start + Frame.headerSize) { $0.reduce(0) { $0 << 8 | Int($1) } }
-        }
-        guard decoder.bufferedByteCount > 0 else { return nil }
-        return decoder.incompleteFrameLength ?? 0
-    }
+    var frameInProgressLength: Int? { reader.frameInProgressLength }
+
+    /// The capacity of the buffer the connection holds for a large frame in progress (0 when none).
+    var largeFrameBytes: Int { reader.largeFrameCapacity }
+
+    /// The bytes its decoder reserves for a small frame in progress.
+    var smallFrameBytes: Int { reader.smallFrameBytes }
 
     func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
         silentFor = .zero
         pingOutstanding = false
-        var rest = bytes
-        while rest.count > 0 && connection.isOpen {
-            guard let frame = largeFrame else {
-                feed(rest)
-                break
-            }
-            // Only an in-memory connection gets here with a large frame under way: copy.
-            let taken = min(rest.count, frame.remainingCapacity)
-            guard taken > 0 else { break }
-            frame.append(UnsafeRawBufferPointer(rebasing: rest[0..<taken]))
-            rest = UnsafeRawBufferPointer(rebasing: rest[taken...])
-            assembleLargeFrame()
-        }
+        reader.read(bytes, for: self)
         answerPings()
     }
 
@@ -191,127 +157,15 @@ final class RelayConnection: ConnectionHandler {
 
     func readDestination(for connection: any Connection) -> UnsafeMutableRawBufferPointer? {
         // A closing connection's input is dropped (by the transport, which counts it).
-        guard connection.isOpen else { return nil }
-        if largeFrame == nil, expectedLargeFrameLength > 0,
-            relay.admission.frameBudgetExceeded(
-                capacity: Relay.largeFrameCapacity(frameLength: expectedLargeFrameLength), isLarge: true, for: self)
-                == nil
-        {
-            // The previous frame was large and ended a read: the next one probably is too.
-            largeFrame = relay.fanOut.takeLargeFrameBuffer(frameLength: expectedLargeFrameLength)
-        }
-        return largeFrame?.unusedSpace
+        reader.readDestination(for: self)
     }
 
     func connection(_ connection: any Connection, didReadIntoDestination count: Int) {
         silentFor = .zero
         pingOutstanding = false
-        largeFrame?.commit(count)
+        reader.didReadIntoDestination(count, for: self)
         guard connection.isOpen else { return }
-        assembleLargeFrame()
         answerPings()
-    }
-
-    /// Splits bytes read into the loop's buffer into frames; an incomplete large frame left at the
-    /// end moves to a buffer of its own, where the rest of it is read.
-    private func feed(_ bytes: UnsafeRawBufferPointer) {
-        expectedLargeFrameLength = 0
-        do {
-            try decoder.feed(bytes) { (type: UInt8, body: UnsafeRawBufferPointer) throws(WireError) -> Bool in
-                guard connection.isOpen else { return false }
-                try self.handle(type: type, body: body, storage: nil)
-                return connection.isOpen
-            }
-        } catch {
-            refuse(error)
-            return
-        }
-        guard connection.isOpen else { return }
-        let length = decoder.bufferedByteCount > 0 ? decoder.incompleteFrameLength ?? Frame.headerSize : 0
-        guard length >= Relay.largeFrameThreshold else {
-            // A small frame in progress stays in the decoder, which reserves its whole length.
-            if length > smallFrameBytes,
-                let budget = relay.admission.frameBudgetExceeded(capacity: length, isLarge: false, for: self)
-            {
-                relay.admission.refuseOverFrameBudget(self, frameLength: length, budget: budget)
-                return
-            }
-            smallFrameBytes = length
-            return
-        }
-        if let budget = relay.admission.frameBudgetExceeded(
-            capacity: Relay.largeFrameCapacity(frameLength: length), isLarge: true, for: self)
-        {
-            relay.admission.refuseOverFrameBudget(self, frameLength: length, budget: budget)
-            return
-        }
-        let frame = relay.fanOut.takeLargeFrameBuffer(frameLength: length)
-        decoder.takeIncompleteFrame { frame.append($0) }
-        smallFrameBytes = 0
-        largeFrame = frame
-    }
-
-    /// Handles the frame in ``largeFrame`` once it is complete, then what was read after it.
-    private func assembleLargeFrame() {
-        while let frame = largeFrame {
-            let start = Relay.largeFrameHeadroom
-            guard frame.count - start >= Frame.headerSize else { return }
-            let length = frame.withUnsafeBytes(in: start..<start + Frame.headerSize) { prefix in
-                prefix.reduce(0) { $0 << 8 | Int($1) }
-            }
-            guard length != 0, length <= decoder.maximumLength else {
-                largeFrame = nil
-                refuse(
-                    length == 0 ? .emptyFrame : .frameTooLarge(length: UInt64(length), maximum: decoder.maximumLength))
-                return
-            }
-            let end = start + Frame.headerSize + length
-            if end > frame.capacity {
-                // A guess that was too small: move what is in to a buffer of the right size.
-                let capacity = Relay.largeFrameCapacity(frameLength: Frame.headerSize + length)
-                if let budget = relay.admission.frameBudgetExceeded(capacity: capacity, isLarge: true, for: self) {
-                    largeFrame = nil
-                    relay.admission.refuseOverFrameBudget(self, frameLength: Frame.headerSize + length, budget: budget)
-                    return
-                }
-                let bigger = relay.fanOut.takeLargeFrameBuffer(frameLength: Frame.headerSize + length)
-                frame.withUnsafeBytes(in: start..<frame.count) { bigger.append($0) }
-                largeFrame = bigger
-                continue
-            }
-            guard frame.count >= end else { return }
-            largeFrame = nil
-            let bodyStart = start + Frame.headerSize + 1
-            let type = frame.storage.load(fromByteOffset: bodyStart - 1, as: UInt8.self)
-            do {
-                // `frame` holds the buffer for the whole call.
-                let body = UnsafeRawBufferPointer(start: frame.storage + bodyStart, count: end - bodyStart)
-                try handle(type: type, body: body, storage: (frame, bodyStart))
-            } catch {
-                refuse(error)
-                return
-            }
-            relay.fanOut.recycleLargeFrameBuffer(frame)
-            guard connection.isOpen else { return }
-            let isLarge = Frame.headerSize + length >= Relay.largeFrameThreshold
-            if frame.count == end {
-                expectedLargeFrameLength = isLarge ? Frame.headerSize + length : 0
-                return
-            }
-            let nextCapacity = Relay.largeFrameCapacity(frameLength: Frame.headerSize + length)
-            if isLarge && frame.count - end <= Relay.largeFrameSlack
-                && relay.admission.frameBudgetExceeded(capacity: nextCapacity, isLarge: true, for: self) == nil
-            {
-                // What follows a large frame (the start of the next one, most likely) goes to a new
-                // buffer straight away; the rest of it is read there. More than that (a guess that
-                // was too large) is split as usual, so that nothing is copied more than twice.
-                let next = relay.fanOut.takeLargeFrameBuffer(frameLength: Frame.headerSize + length)
-                frame.withUnsafeBytes(in: end..<frame.count) { next.append($0) }
-                largeFrame = next
-            } else {
-                frame.withUnsafeBytes(in: end..<frame.count) { feed($0) }
-            }
-        }
     }
 
     private func refuse(_ error: WireError) {
@@ -326,7 +180,7 @@ final class RelayConnection: ConnectionHandler {
     /// Handles one frame; `storage` is the shared buffer the body lies in and the body's offset in
     /// it, when the frame was assembled in a buffer of its own (a direct or multicast payload is
     /// then forwarded from there).
-    private func handle(
+    func handleFrame(
         type: UInt8, body: UnsafeRawBufferPointer, storage: (buffer: SharedBuffer, offset: Int)?
     ) throws(WireError) {
         frameInProgressFor = .zero
@@ -341,25 +195,20 @@ final class RelayConnection: ConnectionHandler {
         }
         if type == FrameType.direct || type == FrameType.multicast {
             // Parsed in place, so the payload (a file chunk, say) is copied once, into the deliver frame.
-            var offset = 0
             var recipients: [String] = []
+            let bytes: UnsafeRawBufferPointer
             if type == FrameType.direct {
-                recipients.append(try Self.shortString(body, at: &offset, "direct recipient"))
+                let direct = try ClientFrame.readDirect(body)
+                recipients.append(direct.to)
+                bytes = direct.payload
             } else {
-                guard body.count >= 1 else { throw .malformed("multicast count needs 1 bytes but only 0 remain") }
-                offset = 1
-                let count = Int(body[0])
-                recipients.reserveCapacity(count)
-                for _ in 0..<count {
-                    recipients.append(try Self.shortString(body, at: &offset, "multicast recipient"))
-                }
+                bytes = try ClientFrame.readMulticast(body, recipients: &recipients)
                 if let repeated = Self.firstRepeatedName(in: recipients) {
                     throw .malformed("multicast names '\(Relay.printable(repeated))' more than once")
                 }
             }
-            let payload = ReceivedPayload(
-                bytes: UnsafeRawBufferPointer(rebasing: body[offset...]),
-                storage: storage.map { ($0.buffer, $0.offset + offset) })
+            let offset = body.count - bytes.count
+            let payload = ReceivedPayload(bytes: bytes, storage: storage.map { ($0.buffer, $0.offset + offset) })
             // At most 255 recipients of at most a frame each: no overflow, but checked all the same.
             let cost = payload.bytes.count.multipliedReportingOverflow(by: recipients.count)
             if name == nil {
@@ -375,7 +224,7 @@ final class RelayConnection: ConnectionHandler {
         }
         if (type == FrameType.ping || type == FrameType.pong) && body.count == 8 {
             // Parsed in place: a flood of pings costs no allocation before it is cut off.
-            let token = body.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let token = try type == FrameType.ping ? TokenFrame.read(ping: body) : TokenFrame.read(pong: body)
             guard relay.admission.allowFrame(from: self) else { return }
             if type == FrameType.ping { pongDue = token }
             return
@@ -390,24 +239,6 @@ final class RelayConnection: ConnectionHandler {
         var seen = Set<String>(minimumCapacity: names.count)
         for name in names where !seen.insert(name).inserted { return name }
         return nil
-    }
-
-    /// Reads a `str8` at `offset` in place, moving `offset` past it; the same checks as ``ByteReader``.
-    private static func shortString(
-        _ body: UnsafeRawBufferPointer, at offset: inout Int, _ field: String
-    ) throws(WireError) -> String {
-        guard offset < body.count else { throw .malformed("\(field) needs 1 bytes but only 0 remain") }
-        let count = Int(body[offset])
-        let remaining = body.count - offset - 1
-        guard remaining >= count else {
-            throw .malformed("\(field) needs \(count) bytes but only \(remaining) remain")
-        }
-        let bytes = UnsafeRawBufferPointer(rebasing: body[(offset + 1)..<(offset + 1 + count)])
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw .malformed("\(field) is not valid UTF-8")
-        }
-        offset += 1 + count
-        return text
     }
 
     private func handle(_ frame: ClientFrame) throws(WireError) {
@@ -438,5 +269,42 @@ final class RelayConnection: ConnectionHandler {
 
     func connection(_ connection: any Connection, didCloseWith error: TransportError?) {
         relay.connectionClosed(self, reason: closeReason ?? error?.description ?? "disconnected")
+    }
+}
+
+extension RelayConnection: FrameReaderDelegate {
+    var isReadingFrames: Bool { connection.isOpen }
+
+    func largeFrameBuffer(frameLength: Int, for request: LargeFrameRequest) -> SharedBuffer? {
+        if let budget = relay.admission.frameBudgetExceeded(
+            capacity: Relay.largeFrameCapacity(frameLength: frameLength), isLarge: true, for: self)
+        {
+            // A guess, or the start of the next frame, is read as usual instead; a frame is refused.
+            if request == .frame {
+                relay.admission.refuseOverFrameBudget(self, frameLength: frameLength, budget: budget)
+            }
+            return nil
+        }
+        return relay.fanOut.takeLargeFrameBuffer(frameLength: frameLength)
+    }
+
+    func recycleLargeFrameBuffer(_ buffer: SharedBuffer) {
+        relay.fanOut.recycleLargeFrameBuffer(buffer)
+    }
+
+    func mayHoldSmallFrame(length: Int) -> Bool {
+        guard let budget = relay.admission.frameBudgetExceeded(capacity: length, isLarge: false, for: self) else {
+            return true
+        }
+        relay.admission.refuseOverFrameBudget(self, frameLength: length, budget: budget)
+        return false
+    }
+
+    func frameBytesHeldChanged(by delta: Int, isLarge: Bool) {
+        relay.admission.frameBytesChanged(by: delta, isLarge: isLarge, address: address)
+    }
+
+    func frameReaderFailed(_ error: WireError) {
+        refuse(error)
     }
 }

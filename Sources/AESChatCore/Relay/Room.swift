@@ -38,12 +38,8 @@ final class Room {
         let index = insertionIndex(of: name)
         let offset = rosterOffset(before: index)
         var entry: [UInt8] = []
-        entry.reserveCapacity(3 + name.utf8.count + profile.count)
-        entry.append(UInt8(name.utf8.count))
-        entry.append(contentsOf: name.utf8)
-        entry.append(UInt8(profile.count >> 8))
-        entry.append(UInt8(profile.count & 0xFF))
-        entry.append(contentsOf: profile)
+        entry.reserveCapacity(RelayFrame.memberEntryLength(name: name, profileCount: profile.count))
+        RelayFrame.writeMemberEntry(name: name, profile: profile, into: &entry)
         roster.insert(contentsOf: entry, at: offset)
         members.insert(client, at: index)
     }
@@ -70,7 +66,7 @@ final class Room {
     }
 
     private static func entryLength(of client: RelayConnection) -> Int {
-        3 + (client.name?.utf8.count ?? 0) + Int(client.profileLength)
+        RelayFrame.memberEntryLength(name: client.name ?? "", profileCount: Int(client.profileLength))
     }
 
     private func rosterOffset(before index: Int) -> Int {

@@ -25,7 +25,7 @@
 ///   reaches the others before its `left`; a member leaving in order is first handed what the
 ///   room owes it (one dropped as too slow is not).
 /// - **Publish.** ``publish(_:from:)`` puts one deliver frame into the room's order, encoded once
-///   into the room's batch (``FanOut/appendToBatch(of:frameLength:_:)``) for every local member
+///   into the room's batch (``FanOut/appendToBatch(of:length:_:)``) for every local member
 ///   but the sender, whose cursor skips it after it was handed what it was owed. A shared bus
 ///   ships the encoded frame to the other relays, where it enters the same way into their room
 ///   batches for their local members, in the bus's order; the sender's own relay then delivers

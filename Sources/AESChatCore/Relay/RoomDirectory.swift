@@ -63,16 +63,12 @@ final class RoomDirectory {
     func welcome(for name: String, to room: Room) -> [UInt8] {
         let roomName = room.name
         let (listed, rosterBytes) = room.rosterPrefix(maximumMembers: RelayFrame.maximumWelcomeMembers)
-        let welcome = Frame.encode(
-            type: FrameType.welcome, capacity: 6 + name.utf8.count + roomName.utf8.count + rosterBytes
-        ) {
-            $0.write(relayProtocolVersion)
-            $0.writeShortString(name)
-            $0.writeShortString(roomName)
-            $0.write(UInt16(listed))
-            $0.write(contentsOf: room.roster(prefixBytes: rosterBytes))
+        var welcome = ByteWriter(
+            capacity: RelayFrame.welcomeLength(name: name, room: roomName, entryBytes: rosterBytes))
+        room.roster(prefixBytes: rosterBytes).withUnsafeBytes {
+            RelayFrame.writeWelcome(name: name, room: roomName, memberCount: listed, entries: $0, into: &welcome)
         }
-        return welcome
+        return welcome.bytes
     }
 
     /// Lists `member` (registered in `room`, its name claimed) in its room's roster.

@@ -132,8 +132,8 @@ public final class MemoryConnection: Connection {
         if isClosing { loop.enqueue { [weak self] in self?.finish(error: nil, notifyPeer: true) } }
     }
 
-    /// Drops the writes held back by ``holdsOutput`` (each is whole frames).
-    public func discardUnsentFrames() {
+    /// Drops the writes held back by ``holdsOutput``; none is ever partly sent.
+    public func discardUnsentOutput(keepingPartlySent: (_ piece: UnsafeRawBufferPointer, _ sent: Int) -> Int) {
         heldOutput = []
         pendingOutputByteCount = 0
     }

@@ -6,7 +6,7 @@
 /// Bytes are appended, never changed once queued, until the owner ``reset()``s a buffer nobody
 /// else holds. (The relay may overwrite bytes it has not queued yet: a frame header in front of a
 /// payload it forwards from where it was read.) Loop thread only.
-public final class SharedBuffer: ByteSink {
+public final class SharedBuffer {
     /// The most bytes it holds.
     public let capacity: Int
     /// Bytes written so far.
@@ -46,32 +46,13 @@ public final class SharedBuffer: ByteSink {
         count += 1
     }
 
-    /// Appends a 32-bit big-endian integer.
+    /// Appends a 32-bit integer, big-endian (a length prefix, mostly), in one store.
     /// - Precondition: it fits.
-    public func append(bigEndian value: UInt32) {
+    public func appendBigEndian(_ value: UInt32) {
         precondition(count + 4 <= capacity, "shared buffer overflow")
         storage.storeBytes(of: value.bigEndian, toByteOffset: count, as: UInt32.self)
         count += 4
     }
-
-    /// Appends the UTF-8 bytes of a string with a one-byte length, as `str8`.
-    /// - Precondition: at most 255 bytes, and they fit.
-    public func appendShortString(_ text: String) {
-        var text = text
-        text.withUTF8 { utf8 in
-            precondition(utf8.count <= 255, "short string longer than 255 bytes")
-            append(UInt8(utf8.count))
-            append(UnsafeRawBufferPointer(utf8))
-        }
-    }
-
-    /// Appends one byte (``ByteSink``).
-    /// - Precondition: it fits.
-    public func write(_ value: UInt8) { append(value) }
-
-    /// Appends bytes (``ByteSink``).
-    /// - Precondition: they fit.
-    public func write(bytes: UnsafeRawBufferPointer) { append(bytes) }
 
     /// The unwritten rest of the storage, to read into; ``commit(_:)`` then counts what was put
     /// there. Valid while the buffer lives and nothing else is appended.

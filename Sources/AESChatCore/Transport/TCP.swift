@@ -34,7 +34,11 @@ public final class TCPConnection: Connection, ReadinessHandler {
         case closed
     }
 
-    public var handler: (any ConnectionHandler)?
+    public var handler: (any ConnectionHandler)? {
+        didSet { readDestinationProvider = handler as? any ReadDestinationProvider }
+    }
+    /// The handler, when it can have reads land in storage of its own.
+    private var readDestinationProvider: (any ReadDestinationProvider)?
     public let peerDescription: String
     public private(set) var pendingOutputByteCount = 0
     public private(set) var sentByteCount = 0
@@ -100,16 +104,17 @@ public final class TCPConnection: Connection, ReadinessHandler {
         requestFlush()
     }
 
-    public func discardUnsentFrames() {
+    public func discardUnsentOutput(keepingPartlySent: (_ piece: UnsafeRawBufferPointer, _ sent: Int) -> Int) {
         guard queueHead < queue.count else { return }
         // Whatever has not started to go out is dropped whole; the head piece, if partly sent, is
-        // cut after the frame it is in the middle of.
+        // cut where the caller says.
         var kept = 0
         if headOffset > 0 {
             let head = queue[queueHead]
-            let frameEnd = Self.endOfFrame(containing: head.start + headOffset, in: head)
-            queue[queueHead].end = frameEnd
-            kept = frameEnd - head.start - headOffset
+            let keep = Self.withBytes(of: head) { keepingPartlySent($0, headOffset) }
+            precondition(keep >= headOffset && keep <= head.count, "kept less than was sent, or more than queued")
+            queue[queueHead].end = head.start + keep
+            kept = keep - headOffset
             queue.removeSubrange((queueHead + 1)...)
         } else {
             queue.removeAll()
@@ -118,26 +123,13 @@ public final class TCPConnection: Connection, ReadinessHandler {
         pendingOutputByteCount = kept
     }
 
-    /// The end of the length-prefixed frame that covers `position` in a segment that starts at a
-    /// frame boundary.
-    private static func endOfFrame(containing position: Int, in segment: Segment) -> Int {
-        func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-            switch segment.storage {
-            case .array(let bytes): bytes.withUnsafeBytes(body)
-            case .shared(let buffer): buffer.withUnsafeBytes(in: 0..<buffer.count, body)
-            }
-        }
-        return withBytes { bytes in
-            var frameStart = segment.start
-            while frameStart < segment.end {
-                guard frameStart + 4 <= segment.end else { return segment.end }
-                var length = 0
-                for index in frameStart..<frameStart + 4 { length = length << 8 | Int(bytes[index]) }
-                let frameEnd = min(frameStart + 4 + length, segment.end)
-                if frameEnd > position { return frameEnd }
-                frameStart = frameEnd
-            }
-            return segment.end
+    /// Calls `body` with the bytes of `segment`.
+    private static func withBytes<R>(of segment: Segment, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        switch segment.storage {
+        case .array(let bytes):
+            bytes.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[segment.start..<segment.end])) }
+        case .shared(let buffer):
+            buffer.withUnsafeBytes(in: segment.start..<segment.end, body)
         }
     }
 
@@ -181,10 +173,12 @@ public final class TCPConnection: Connection, ReadinessHandler {
             guard state != .closed, !stoppedReading else { return }
             let delivering = state == .open || state == .draining
             // A handler assembling a large frame has the bytes land in its own storage.
-            if delivering, let handler, let destination = handler.readDestination(for: self), destination.count > 0 {
+            if delivering, let provider = readDestinationProvider,
+                let destination = provider.readDestination(for: self), destination.count > 0
+            {
                 let count = System.read(descriptor, into: destination)
                 if count > 0 {
-                    handler.connection(self, didReadIntoDestination: count)
+                    provider.connection(self, didReadIntoDestination: count)
                     if count < destination.count { return }
                     continue
                 }

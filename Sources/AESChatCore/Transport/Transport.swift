@@ -25,10 +25,13 @@ public protocol Connection: AnyObject {
     /// Queues `range` of a shared buffer, keeping the buffer alive (no copy) until those bytes
     /// are sent, so one encoded frame can go to many connections. Does nothing once closed.
     func write(_ buffer: SharedBuffer, range: Range<Int>)
-    /// Drops queued output that has not begun to go out, finishing only the frame already partly
-    /// sent, so that the peer still sees whole frames. Every write must have queued whole
-    /// length-prefixed frames (docs/PROTOCOL.md, section 2).
-    func discardUnsentFrames()
+    /// Drops queued output that has not begun to go out. The piece partly sent, if any, is kept up
+    /// to where `keepingPartlySent` says, so that the caller can finish what the peer has begun to
+    /// receive (a frame: see ``Frame/endOfFrame(in:containing:)``).
+    /// - Parameter keepingPartlySent: given the bytes of the piece being sent (from the start of one
+    ///   of the caller's writes) and how many of them have gone out, returns how many to keep, at
+    ///   least that many.
+    func discardUnsentOutput(keepingPartlySent: (_ piece: UnsafeRawBufferPointer, _ sent: Int) -> Int)
     /// Sends what is queued, then closes; gives up and closes after `timeout` if the peer does
     /// not take the bytes.
     func closeAfterFlushing(timeout: Duration)
@@ -42,14 +45,6 @@ public protocol ConnectionHandler: AnyObject {
     func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer)
     /// Everything queued has been handed to the kernel.
     func connectionDidDrainOutput(_ connection: any Connection)
-    /// Storage of the handler's own that the next read should land in instead of the loop's
-    /// shared read buffer: the rest of a large frame it assembles in place, so that the frame's
-    /// bytes are never copied in user space. Nil (the default) for the shared buffer. A connection
-    /// that does not read from a descriptor (an in-memory one) never asks.
-    func readDestination(for connection: any Connection) -> UnsafeMutableRawBufferPointer?
-    /// `count` bytes (at least one) were read into the start of the storage that
-    /// ``readDestination(for:)`` just returned.
-    func connection(_ connection: any Connection, didReadIntoDestination count: Int)
     /// The connection is closed: by the peer (`error` nil on an orderly end of stream), by a
     /// failure, or by this side. Called exactly once, never from inside `write` or `close`.
     func connection(_ connection: any Connection, didCloseWith error: TransportError?)
@@ -63,18 +58,25 @@ extension Connection {
     }
 
     /// Default: nothing is ever held back (an in-memory connection hands bytes over at once).
-    public func discardUnsentFrames() {}
+    public func discardUnsentOutput(keepingPartlySent: (_ piece: UnsafeRawBufferPointer, _ sent: Int) -> Int) {}
 }
 
 extension ConnectionHandler {
     /// Default: nothing to do when output drains.
     public func connectionDidDrainOutput(_ connection: any Connection) {}
+}
 
-    /// Default: reads land in the loop's shared buffer.
-    public func readDestination(for connection: any Connection) -> UnsafeMutableRawBufferPointer? { nil }
-
-    /// Default: never called, since ``readDestination(for:)`` returns nil.
-    public func connection(_ connection: any Connection, didReadIntoDestination count: Int) {}
+/// A handler that can have reads land in storage of its own instead of the loop's shared read
+/// buffer: the frame layer (``FrameReader``), which reads the rest of a large frame straight into
+/// the frame's buffer, so that its bytes are never copied in user space. A connection that reads
+/// from a descriptor asks before each read; an in-memory one never does (it hands its bytes to
+/// ``ConnectionHandler/connection(_:didRead:)``).
+public protocol ReadDestinationProvider: ConnectionHandler {
+    /// Storage the next read should land in; nil for the loop's shared buffer.
+    func readDestination(for connection: any Connection) -> UnsafeMutableRawBufferPointer?
+    /// `count` bytes (at least one) were read into the start of the storage that
+    /// ``readDestination(for:)`` just returned.
+    func connection(_ connection: any Connection, didReadIntoDestination count: Int)
 }
 
 /// Accepts connections. Confined to its event loop's thread.

@@ -6,6 +6,9 @@ public protocol ByteSink {
     mutating func write(_ value: UInt8)
     /// Appends raw bytes with no length prefix.
     mutating func write(bytes: UnsafeRawBufferPointer)
+    /// Appends a 32-bit big-endian integer (a length prefix, mostly). A default writes its bytes;
+    /// a sink may store it at once.
+    mutating func write(_ value: UInt32)
 }
 
 extension ByteSink {
@@ -45,6 +48,17 @@ extension ByteSink {
     /// Appends raw bytes with no length prefix.
     @inlinable
     public mutating func write(bytes: [UInt8]) { bytes.withUnsafeBytes { write(bytes: $0) } }
+}
+
+/// A byte array as a sink: encoders append to it (the load generator builds its frames this way).
+extension Array: ByteSink where Element == UInt8 {
+    /// Appends one byte.
+    @inlinable
+    public mutating func write(_ value: UInt8) { append(value) }
+
+    /// Appends raw bytes with no length prefix.
+    @inlinable
+    public mutating func write(bytes: UnsafeRawBufferPointer) { append(contentsOf: bytes) }
 }
 
 /// Builds a byte array in network byte order (big-endian).
@@ -257,4 +271,20 @@ public struct RawByteReader {
     public func expectEnd(_ what: String) throws(WireError) {
         guard isAtEnd else { throw .malformed("\(remainingCount) unexpected trailing bytes after \(what)") }
     }
+}
+
+/// The Wire encoders write straight into a shared buffer (a room's batch, a file chunk's frame). The conformance
+/// lives here so that Transport, which owns the buffer, knows nothing of the encoders.
+extension SharedBuffer: ByteSink {
+    /// Appends one byte.
+    /// - Precondition: it fits.
+    public func write(_ value: UInt8) { append(value) }
+
+    /// Appends bytes.
+    /// - Precondition: they fit.
+    public func write(bytes: UnsafeRawBufferPointer) { append(bytes) }
+
+    /// Appends a 32-bit big-endian integer in one store.
+    /// - Precondition: it fits.
+    public func write(_ value: UInt32) { appendBigEndian(value) }
 }

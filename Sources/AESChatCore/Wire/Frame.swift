@@ -43,6 +43,23 @@ public struct Frame: Equatable, Sendable {
     /// The default largest frame (type byte plus body) either side accepts: 16 MiB.
     public static let defaultMaximumLength = 16 * 1024 * 1024
 
+    /// The end of the frame that covers offset `position` in `bytes`, a run of whole length-prefixed
+    /// frames from its start (the last possibly cut short): what a connection that drops unsent
+    /// output keeps of the piece partly sent, so that the peer still sees whole frames
+    /// (``Connection/discardUnsentOutput(keepingPartlySent:)``).
+    public static func endOfFrame(in bytes: UnsafeRawBufferPointer, containing position: Int) -> Int {
+        var frameStart = 0
+        while frameStart < bytes.count {
+            guard frameStart + headerSize <= bytes.count else { return bytes.count }
+            var reader = RawByteReader(UnsafeRawBufferPointer(rebasing: bytes[frameStart..<frameStart + headerSize]))
+            let length = Int(try! reader.readUInt32("length"))
+            let frameEnd = min(frameStart + headerSize + length, bytes.count)
+            if frameEnd > position { return frameEnd }
+            frameStart = frameEnd
+        }
+        return bytes.count
+    }
+
     /// Encodes a frame: writes the prefix, lets `body` append the body, then patches the length.
     /// - Parameters:
     ///   - type: the frame type byte.
@@ -62,10 +79,11 @@ public struct Frame: Equatable, Sendable {
 
 /// Splits a byte stream into frames.
 ///
-/// Pure and incremental: feed it whatever arrived, in chunks of any size, then take frames until it
-/// returns nil. A length prefix above `maximumLength` is reported as soon as its four bytes are in,
-/// before anything is buffered for it, so a hostile prefix never drives an allocation.
-/// Not thread-safe; one decoder per connection.
+/// Pure and incremental: ``feed(_:_:)`` it whatever arrived, in chunks of any size, and it hands
+/// over every whole frame in place. A length prefix above `maximumLength` is reported as soon as
+/// its four bytes are in, before anything is buffered for it, so a hostile prefix never drives an
+/// allocation. ``FrameReader`` adds the assembly of large frames on top. Not thread-safe; one
+/// decoder per connection.
 public struct FrameDecoder: Sendable {
     /// The largest length prefix accepted.
     public let maximumLength: Int
@@ -80,46 +98,6 @@ public struct FrameDecoder: Sendable {
 
     /// Bytes received but not yet returned as frames.
     public var bufferedByteCount: Int { buffer.count - start }
-
-    /// Appends received bytes.
-    public mutating func append(_ bytes: UnsafeRawBufferPointer) {
-        compactIfWorthwhile()
-        buffer.append(contentsOf: bytes)
-    }
-
-    /// Appends received bytes.
-    public mutating func append<C: Collection<UInt8>>(contentsOf bytes: C) {
-        compactIfWorthwhile()
-        buffer.append(contentsOf: bytes)
-    }
-
-    /// Returns the next complete frame, or nil when more bytes are needed.
-    /// - Throws: ``WireError/frameTooLarge(length:maximum:)`` or ``WireError/emptyFrame``; the stream
-    ///   cannot be resynchronised after either, so the caller closes the connection.
-    public mutating func nextFrame() throws(WireError) -> Frame? {
-        let available = buffer.count - start
-        guard available >= Frame.headerSize else { return nil }
-        var length: UInt32 = 0
-        for index in start..<start + Frame.headerSize { length = length << 8 | UInt32(buffer[index]) }
-        guard length != 0 else { throw .emptyFrame }
-        guard UInt64(length) <= UInt64(maximumLength) else {
-            throw .frameTooLarge(length: UInt64(length), maximum: maximumLength)
-        }
-        let total = Frame.headerSize + Int(length)
-        guard available >= total else {
-            buffer.reserveCapacity(start + total)
-            return nil
-        }
-        let typeIndex = start + Frame.headerSize
-        let frame = Frame(type: buffer[typeIndex], body: buffer[(typeIndex + 1)..<(start + total)])
-        start += total
-        if start == buffer.count {
-            // Keep the storage for the next frame unless it grew large for one big frame.
-            buffer.removeAll(keepingCapacity: buffer.capacity <= 4 * 1024 * 1024)
-            start = 0
-        }
-        return frame
-    }
 
     /// Splits what is buffered plus `bytes` into whole frames and hands each to `body` as its type
     /// and body bytes, valid only during the call. Nothing is copied for a frame that arrived within
@@ -209,12 +187,5 @@ public struct FrameDecoder: Sendable {
             }
         }
         return (offset, false, nil)
-    }
-
-    private mutating func compactIfWorthwhile() {
-        if start > 0 && start >= buffer.count / 2 {
-            buffer.removeSubrange(0..<start)
-            start = 0
-        }
     }
 }

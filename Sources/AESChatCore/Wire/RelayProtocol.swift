@@ -115,9 +115,9 @@ public enum ClientFrame: Equatable, Sendable {
         case .bye:
             return Frame.encode(type: FrameType.bye) { _ in }
         case .ping(let token):
-            return Frame.encode(type: FrameType.ping) { $0.write(token) }
+            return TokenFrame.encode(type: FrameType.ping, token: token)
         case .pong(let token):
-            return Frame.encode(type: FrameType.pong) { $0.write(token) }
+            return TokenFrame.encode(type: FrameType.pong, token: token)
         }
     }
 
@@ -151,13 +151,11 @@ public enum ClientFrame: Equatable, Sendable {
             try reader.expectEnd("bye")
             self = .bye
         case FrameType.ping:
-            let token = try reader.readUInt64("ping token")
-            try reader.expectEnd("ping")
-            self = .ping(token: token)
+            self = .ping(
+                token: try withBytes(frame.body) { (body) throws(WireError) in try TokenFrame.read(ping: body) })
         case FrameType.pong:
-            let token = try reader.readUInt64("pong token")
-            try reader.expectEnd("pong")
-            self = .pong(token: token)
+            self = .pong(
+                token: try withBytes(frame.body) { (body) throws(WireError) in try TokenFrame.read(pong: body) })
         default:
             throw .unknownFrameType(frame.type)
         }
@@ -181,34 +179,33 @@ public enum RelayFrame: Equatable, Sendable {
     public func encoded() -> [UInt8] {
         switch self {
         case .welcome(let version, let name, let room, let members):
-            Frame.encode(type: FrameType.welcome, capacity: 8 + members.reduce(0) { $0 + 16 + $1.profile.count }) {
+            return Frame.encode(type: FrameType.welcome, capacity: 8 + members.reduce(0) { $0 + 16 + $1.profile.count })
+            {
                 $0.write(version)
                 $0.writeShortString(name)
                 $0.writeShortString(room)
                 $0.write(UInt16(members.count))
-                for member in members {
-                    $0.writeShortString(member.name)
-                    $0.writeBytes16(member.profile)
-                }
+                for member in members { Self.writeMemberEntry(name: member.name, profile: member.profile, into: &$0) }
             }
         case .joined(let member):
-            Frame.encode(type: FrameType.joined, capacity: 16 + member.profile.count) {
-                $0.writeShortString(member.name)
-                $0.writeBytes16(member.profile)
-            }
+            var writer = ByteWriter(capacity: Self.joinedLength(name: member.name, profileCount: member.profile.count))
+            Self.writeJoined(name: member.name, profile: member.profile, into: &writer)
+            return writer.bytes
         case .left(let name):
-            Frame.encode(type: FrameType.left) { $0.writeShortString(name) }
+            var writer = ByteWriter(capacity: Self.leftLength(name: name))
+            Self.writeLeft(name: name, into: &writer)
+            return writer.bytes
         case .deliver(let from, let isDirect, let payload):
-            Self.encodeDeliver(from: from, isDirect: isDirect, payload: payload)
+            return Self.encodeDeliver(from: from, isDirect: isDirect, payload: payload)
         case .error(let code, let message):
-            Frame.encode(type: FrameType.error) {
+            return Frame.encode(type: FrameType.error) {
                 $0.write(code)
                 $0.writeLongString(message)
             }
         case .ping(let token):
-            Frame.encode(type: FrameType.ping) { $0.write(token) }
+            return TokenFrame.encode(type: FrameType.ping, token: token)
         case .pong(let token):
-            Frame.encode(type: FrameType.pong) { $0.write(token) }
+            return TokenFrame.encode(type: FrameType.pong, token: token)
         }
     }
 
@@ -266,13 +263,11 @@ public enum RelayFrame: Equatable, Sendable {
             try reader.expectEnd("error")
             self = .error(code: code, message: message)
         case FrameType.ping:
-            let token = try reader.readUInt64("ping token")
-            try reader.expectEnd("ping")
-            self = .ping(token: token)
+            self = .ping(
+                token: try withBytes(frame.body) { (body) throws(WireError) in try TokenFrame.read(ping: body) })
         case FrameType.pong:
-            let token = try reader.readUInt64("pong token")
-            try reader.expectEnd("pong")
-            self = .pong(token: token)
+            self = .pong(
+                token: try withBytes(frame.body) { (body) throws(WireError) in try TokenFrame.read(pong: body) })
         default:
             throw .unknownFrameType(frame.type)
         }
@@ -280,6 +275,35 @@ public enum RelayFrame: Equatable, Sendable {
 }
 
 // MARK: Layouts written to and read from raw memory
+
+/// The body of ping and pong frames, the same both ways: `token u64`.
+public enum TokenFrame {
+    /// Encodes a ping or pong frame carrying `token`.
+    public static func encode(type: UInt8, token: UInt64) -> [UInt8] {
+        Frame.encode(type: type) { $0.write(token) }
+    }
+
+    /// Reads a ping's body in place.
+    /// - Throws: ``WireError/malformed(_:)`` unless it is exactly a token.
+    public static func read(ping body: UnsafeRawBufferPointer) throws(WireError) -> UInt64 {
+        try read(body, field: "ping token", frame: "ping")
+    }
+
+    /// Reads a pong's body in place.
+    /// - Throws: ``WireError/malformed(_:)`` unless it is exactly a token.
+    public static func read(pong body: UnsafeRawBufferPointer) throws(WireError) -> UInt64 {
+        try read(body, field: "pong token", frame: "pong")
+    }
+
+    private static func read(
+        _ body: UnsafeRawBufferPointer, field: String, frame: String
+    ) throws(WireError) -> UInt64 {
+        var reader = RawByteReader(body)
+        let token = try reader.readUInt64(field)
+        try reader.expectEnd(frame)
+        return token
+    }
+}
 
 /// Calls `body` with the bytes of `slice` in place, passing on its typed error.
 private func withBytes<R>(
@@ -290,6 +314,14 @@ private func withBytes<R>(
 }
 
 extension ClientFrame {
+    /// Writes the start of a publish frame, `length | type`; the caller writes the `payloadCount`
+    /// bytes of payload next.
+    @inlinable
+    public static func writePublishHeader<S: ByteSink>(payloadCount: Int, into sink: inout S) {
+        sink.write(UInt32(1 + payloadCount))
+        sink.write(FrameType.publish)
+    }
+
     /// The length of a direct frame's start, before its payload: prefix, type and recipient.
     public static func directHeaderLength(to recipient: String) -> Int {
         Frame.headerSize + 1 + 1 + recipient.utf8.count
@@ -347,6 +379,59 @@ extension ClientFrame {
 }
 
 extension RelayFrame {
+    /// The length of a member entry, `name str8 | profile bytes16`, as welcome and joined list it.
+    public static func memberEntryLength(name: String, profileCount: Int) -> Int {
+        1 + name.utf8.count + 2 + profileCount
+    }
+
+    /// Writes a member entry, `name str8 | profile bytes16`.
+    public static func writeMemberEntry<S: ByteSink>(name: String, profile: [UInt8], into sink: inout S) {
+        sink.writeShortString(name)
+        sink.writeBytes16(profile)
+    }
+
+    /// The length of a whole welcome frame, prefix included, that lists `memberCount` members
+    /// whose entries take `entryBytes`.
+    public static func welcomeLength(name: String, room: String, entryBytes: Int) -> Int {
+        Frame.headerSize + 1 + 2 + 1 + name.utf8.count + 1 + room.utf8.count + 2 + entryBytes
+    }
+
+    /// Writes a whole welcome frame in this build's protocol version, its member entries copied
+    /// from `entries` (``writeMemberEntry(name:profile:into:)`` each, `memberCount` of them).
+    public static func writeWelcome<S: ByteSink>(
+        name: String, room: String, memberCount: Int, entries: UnsafeRawBufferPointer, into sink: inout S
+    ) {
+        sink.write(UInt32(welcomeLength(name: name, room: room, entryBytes: entries.count) - Frame.headerSize))
+        sink.write(FrameType.welcome)
+        sink.write(relayProtocolVersion)
+        sink.writeShortString(name)
+        sink.writeShortString(room)
+        sink.write(UInt16(memberCount))
+        sink.write(bytes: entries)
+    }
+
+    /// The length of a whole joined frame, prefix included.
+    public static func joinedLength(name: String, profileCount: Int) -> Int {
+        Frame.headerSize + 1 + memberEntryLength(name: name, profileCount: profileCount)
+    }
+
+    /// Writes a whole joined frame.
+    public static func writeJoined<S: ByteSink>(name: String, profile: [UInt8], into sink: inout S) {
+        sink.write(UInt32(joinedLength(name: name, profileCount: profile.count) - Frame.headerSize))
+        sink.write(FrameType.joined)
+        writeMemberEntry(name: name, profile: profile, into: &sink)
+    }
+
+    /// The length of a whole left frame, prefix included.
+    public static func leftLength(name: String) -> Int { Frame.headerSize + 1 + 1 + name.utf8.count }
+
+    /// Writes a whole left frame.
+    public static func writeLeft<S: ByteSink>(name: String, into sink: inout S) {
+        sink.write(UInt32(leftLength(name: name) - Frame.headerSize))
+        sink.write(FrameType.left)
+        sink.writeShortString(name)
+    }
+
     /// The length of a deliver frame's start, before its payload: prefix, type, sender and flags.
     public static func deliverHeaderLength(from sender: String) -> Int {
         Frame.headerSize + 1 + 1 + sender.utf8.count + 1
