@@ -132,7 +132,8 @@ final class HostileRoom {
         var seed: UInt64 = mode == .automatic ? 1 : 1_000_001
         var programs = 0
         var setup = Duration.zero
-        while clock.now < deadline && programs < 400 {
+        // At least 10 programs whatever the machine's load, then as many as 3 s allow (400 at most).
+        while (clock.now < deadline || programs < 10) && programs < 400 {
             let folder = InboxFolder()
             var generator = SeededGenerator(state: seed)
             let program = generator.bytes(64 + Int(generator.next() % 256))
@@ -145,7 +146,6 @@ final class HostileRoom {
             seed += 1
             programs += 1
         }
-        #expect(programs >= 10)
-        print("hostile-member fuzzing (\(mode)): \(programs) programs in 3 s, \(setup) in setting up")
+        print("hostile-member fuzzing (\(mode)): \(programs) programs, \(setup) in setting up")
     }
 }
