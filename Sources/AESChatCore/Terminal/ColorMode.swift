@@ -19,66 +19,6 @@ enum ColorMode: Equatable, Sendable {
     }
 }
 
-/// What a piece of displayed text is, which decides its style.
-enum TextRole: Equatable, Sendable {
-    case plain
-    case timestamp
-    /// Another member's name, in that member's colour.
-    case name(String)
-    /// The user's own name: their colour, bold.
-    case ownName(String)
-    case ownText
-    case joined
-    case left
-    case warning
-    case error
-    /// Local information: command output, help, completion lists.
-    case notice
-    case privateText
-    /// Text that mentions the user.
-    case mention
-    case action
-    case statusBar
-    case prompt
-}
-
-/// A run of text with one role.
-struct Span: Equatable, Sendable {
-    var text: String
-    var role: TextRole
-
-    init(_ text: String, _ role: TextRole = .plain) {
-        self.text = text
-        self.role = role
-    }
-}
-
-/// One line of the message area, as spans.
-struct StyledLine: Equatable, Sendable {
-    var spans: [Span]
-
-    init(_ spans: [Span]) {
-        self.spans = spans
-    }
-
-    /// The text without styles.
-    var plainText: String { spans.map(\.text).joined() }
-
-    /// The line with SGR codes for `mode` (none at all for ``ColorMode/none``).
-    func rendered(_ mode: ColorMode) -> String {
-        var result = ""
-        for span in spans {
-            let parameters = mode.parameters(for: span.role)
-            if parameters.isEmpty {
-                result += span.text
-            } else {
-                result += "\u{1B}[\(parameters)m\(span.text)\u{1B}[0m"
-            }
-        }
-        return result
-    }
-}
-
 extension ColorMode {
     /// The SGR parameters for a role (`""` for the default style).
     func parameters(for role: TextRole) -> String {
@@ -112,31 +52,5 @@ extension ColorMode {
             let palette = NameColor.extendedPalette
             return "38;5;" + String(palette[NameColor.index(of: name, count: palette.count)])
         }
-    }
-}
-
-/// A stable colour for each member name: the same name gets the same colour in every client and
-/// every run (an FNV-1a hash of its UTF-8 bytes, not Swift's per-process seeded `hashValue`).
-enum NameColor {
-    /// Readable foreground colours of the 16-colour set (no black, white, or dark blue).
-    static let basicPalette = [31, 32, 33, 35, 36, 91, 92, 93, 94, 95, 96]
-    /// Readable, distinct colours of the 256-colour palette, on dark and light backgrounds.
-    static let extendedPalette = [
-        33, 39, 41, 43, 69, 75, 99, 105, 113, 135, 141, 163, 166, 169, 172, 178, 197, 203, 208, 214, 37, 71, 131, 176,
-    ]
-
-    /// The 32-bit FNV-1a hash of the name's UTF-8 bytes.
-    static func hash(_ name: String) -> UInt32 {
-        var value: UInt32 = 0x811C_9DC5
-        for byte in name.utf8 {
-            value ^= UInt32(byte)
-            value = value &* 0x0100_0193
-        }
-        return value
-    }
-
-    /// The palette index for a name.
-    static func index(of name: String, count: Int) -> Int {
-        Int(hash(name) % UInt32(count))
     }
 }
