@@ -1,19 +1,5 @@
 import AESChatNames
 
-/// How a client session ended.
-public enum ClientOutcome: Equatable, Sendable {
-    /// Input ended and everything read was handed to the relay.
-    case finished
-    /// The user interrupted (Ctrl-C, SIGTERM).
-    case interrupted
-    /// The relay refused registration (name taken, invalid name, …).
-    case refused(String)
-    /// The relay went away or shut down.
-    case relayLost(String)
-    /// The relay sent bytes that break the protocol.
-    case protocolViolation(String)
-}
-
 /// What a ``RelaySession`` hands to the room it serves: registration, members joining and
 /// leaving, what members sent, and the relay's confirmations. Loop thread only.
 protocol RelaySessionDelegate: AnyObject {

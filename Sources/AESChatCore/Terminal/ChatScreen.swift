@@ -1,13 +1,3 @@
-/// What the screen asks its owner to do besides drawing.
-enum TerminalAction: Equatable, Sendable {
-    /// Hand this line to the chat client (``InputEvent/line(_:)``).
-    case send(String)
-    /// Input is over: leave the room (``InputEvent/end``).
-    case end
-    /// Ctrl-C: quit at once, as SIGINT does.
-    case interrupt
-}
-
 /// The interactive chat screen: a message area that scrolls, a status row, and the input line at
 /// the bottom, which incoming messages never touch.
 ///

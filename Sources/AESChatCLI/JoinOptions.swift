@@ -1,0 +1,52 @@
+/// The options of `aeschat join`. Values are already validated when they come from the parser.
+public struct JoinOptions: Equatable, Sendable {
+    /// The member name, valid by ``Names/isValidMemberName(_:)``.
+    public var name: String
+    /// The inbox directory path, if one was given (never empty). Without it, `join` asks on a terminal and
+    /// refuses to start otherwise.
+    public var inbox: String?
+    /// The room to join, valid by ``Names/isValidRoomName(_:)``.
+    public var room = "lobby"
+    /// The relay's address: an IPv4 or IPv6 literal (without brackets) or a hostname.
+    public var host = "127.0.0.1"
+    /// The relay's TCP port, 1 to 65535.
+    public var port: UInt16 = 7777
+    /// The key file path, if one was given (never empty).
+    public var keyFile: String? = nil
+    /// Whether to write JSON output instead of text.
+    public var json = false
+    /// The identity file, if one was given (never empty); the default lives in the configuration folder.
+    public var identityFile: String? = nil
+    /// Files larger than this are declined; nil: unlimited.
+    public var maximumFileSize: UInt64? = nil
+
+    /// Creates join options.
+    ///
+    /// - Parameters:
+    ///   - name: The member name.
+    ///   - inbox: The inbox directory path, if any.
+    ///   - room: The room to join.
+    ///   - host: The relay's address.
+    ///   - port: The relay's TCP port.
+    ///   - keyFile: The key file path, if any.
+    ///   - json: Whether to write JSON output.
+    public init(
+        name: String,
+        inbox: String? = nil,
+        room: String = "lobby",
+        host: String = "127.0.0.1",
+        port: UInt16 = 7777,
+        keyFile: String? = nil,
+        json: Bool = false,
+        identityFile: String? = nil
+    ) {
+        self.identityFile = identityFile
+        self.name = name
+        self.inbox = inbox
+        self.room = room
+        self.host = host
+        self.port = port
+        self.keyFile = keyFile
+        self.json = json
+    }
+}

@@ -1,0 +1,13 @@
+/// How a client session ended.
+public enum ClientOutcome: Equatable, Sendable {
+    /// Input ended and everything read was handed to the relay.
+    case finished
+    /// The user interrupted (Ctrl-C, SIGTERM).
+    case interrupted
+    /// The relay refused registration (name taken, invalid name, …).
+    case refused(String)
+    /// The relay went away or shut down.
+    case relayLost(String)
+    /// The relay sent bytes that break the protocol.
+    case protocolViolation(String)
+}

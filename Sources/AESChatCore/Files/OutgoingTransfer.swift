@@ -1,0 +1,75 @@
+import AESChatCrypto
+
+/// A receiver's standing in an outgoing transfer.
+struct ReceiverProgress {
+    var acknowledged: UInt64
+    var resumeFrom: UInt64
+    var lastProgress: ContinuousClock.Instant
+}
+
+final class OutgoingTransfer {
+    enum Phase {
+        case offering
+        case streaming
+        case finishing
+        case done
+    }
+
+    /// Tells this transfer's timers from another's (the same file may be sent twice at once).
+    let serial: UInt64
+    let offer: FileOffer
+    /// The file's descriptor number, for `pread` while ``file`` holds it.
+    let descriptor: Int32
+    /// The file being sent; closed when the transfer is done.
+    private var file: Descriptor?
+    let cipher: AESGCM
+    let recipient: String?
+    let targets: [String]
+    var phase = Phase.offering
+    var receivers: [String: ReceiverProgress] = [:]
+    var declined: Set<String> = []
+    /// Per receiver after done: nil when it accepted the file, else why not.
+    var results: [String: String?] = [:]
+    var nextChunk: UInt64 = 0
+    let hasher = SHA256Hasher()
+    var digest: [UInt8] = []
+    var startedAt: ContinuousClock.Instant = .now
+    var bytesAtStart: UInt64 = 0
+    var lastProgressShown: ContinuousClock.Instant?
+    /// One chunk of plaintext, for hashing what the receivers already hold when resuming.
+    var buffer: [UInt8] = []
+    /// Frame buffers, reused once the connection has sent them.
+    private var frameBuffers: [SharedBuffer] = []
+    /// Enough for the output high-water mark of chunks in flight plus the one being sealed.
+    private static let maximumFrameBuffers = 24
+
+    /// An empty frame buffer of at least `capacity` bytes that no connection still holds.
+    func takeFrameBuffer(capacity: Int) -> SharedBuffer {
+        for index in frameBuffers.indices
+        where frameBuffers[index].capacity >= capacity && isKnownUniquelyReferenced(&frameBuffers[index]) {
+            frameBuffers[index].reset()
+            return frameBuffers[index]
+        }
+        let buffer = SharedBuffer(capacity: capacity)
+        if frameBuffers.count < Self.maximumFrameBuffers { frameBuffers.append(buffer) }
+        return buffer
+    }
+
+    init(
+        serial: UInt64, offer: FileOffer, file: consuming Descriptor, cipher: AESGCM, recipient: String?,
+        targets: [String]
+    ) {
+        self.serial = serial
+        self.offer = offer
+        self.descriptor = file.rawValue
+        self.cipher = cipher
+        self.recipient = recipient
+        self.targets = targets
+        self.file = .some(file)
+    }
+
+    /// Closes the file (once; later calls do nothing).
+    func closeFile() {
+        file.take()?.close()
+    }
+}
