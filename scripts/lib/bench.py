@@ -348,7 +348,7 @@ def render_ab(baseline, current, baseline_member, member, baseline_label, info, 
             rows.append(f"| {members:,} | {label} | {show(old)} | {show(new)} | {ratio} |")
     if baseline_member and member:
         old, new = baseline_member["us_per_message"], member["us_per_message"]
-        rows.append(f"| 1 | member cost per group message (µs) | {old:.0f} | {new:.0f} | {new / old:.2f} |")
+        rows.append(f"| one client | member cost per group message (µs) | {old:.0f} | {new:.0f} | {new / old:.2f} |")
     return "\n".join(rows)
 
 
