@@ -7,7 +7,7 @@
 #endif
 
 /// Overwrites `buffer` with zeros in a way the compiler may not remove as a dead store.
-func secureZero(_ buffer: UnsafeMutableRawBufferPointer) {
+package func secureZero(_ buffer: UnsafeMutableRawBufferPointer) {
     guard let base = buffer.baseAddress, buffer.count > 0 else { return }
     #if canImport(Darwin)
         _ = memset_s(base, buffer.count, 0, buffer.count)
@@ -17,6 +17,6 @@ func secureZero(_ buffer: UnsafeMutableRawBufferPointer) {
 }
 
 /// Overwrites the bytes of `array` with zeros (see ``secureZero(_:)-(UnsafeMutableRawBufferPointer)``).
-func secureZero(_ array: inout [UInt8]) {
+package func secureZero(_ array: inout [UInt8]) {
     array.withUnsafeMutableBytes { secureZero($0) }
 }
