@@ -55,5 +55,6 @@ if ProcessInfo.processInfo.environment["AESCHAT_FUZZ"] == "1" {
     package.products.append(.executable(name: "aeschat-fuzz", targets: ["aeschat-fuzz"]))
     package.targets.append(
         .executableTarget(
-            name: "aeschat-fuzz", dependencies: ["AESChatCore", "AESChatTesting"], swiftSettings: swiftSettings))
+            name: "aeschat-fuzz", dependencies: ["AESChatCore", "AESChatCrypto", "AESChatTesting"],
+            swiftSettings: swiftSettings))
 }

@@ -1,9 +1,10 @@
 // A libFuzzer target for everything that parses network or file data: the frame reader (decoder and
 // large-frame assembly, as the relay and the client read), ClientFrame, RelayFrame and their in-place readers, MessageContent, the automatic-keys profile check, room key files, identity files and the
-// known-peers file; and for the state machines behind authentication: a hostile member with valid keys
+// known-peers file; the encrypted link's record reader (LinkRecordReader) and preamble parser; and for the state machines behind authentication: a hostile member with valid keys
 // playing the input as a program against a real client (HostileMemberFuzzer), in both key modes. Built only by
 // scripts/fuzz (AESCHAT_FUZZ=1, -sanitize=fuzzer,address); the first input byte picks the target.
 
+import AESChatCrypto
 import AESChatTesting
 
 @testable import AESChatCore
@@ -21,9 +22,11 @@ public func fuzzOneInput(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     guard let start, count > 0 else { return 0 }
     let input = Array(UnsafeBufferPointer(start: start, count: count))
     let data = Array(input.dropFirst())
-    switch input[0] % 8 {
+    switch input[0] % 9 {
+    case 8:
+        fuzzLinkReader(data)
     case 6, 7:
-        runHostileMember(data, mode: input[0] % 8 == 6 ? .automatic : .roomKey)
+        runHostileMember(data, mode: input[0] % 9 == 6 ? .automatic : .roomKey)
     case 0:
         fuzzFrameReader(data)
     case 1:
@@ -142,6 +145,74 @@ private func fuzzFrameReader(_ data: [UInt8]) {
     let pieces = read(inPieces: true)
     precondition(whole.frames == pieces.frames, "the frame reader split one stream two ways")
     precondition(whole.failure == pieces.failure, "the frame reader failed differently on one stream")
+}
+
+/// Reads `data` through a ``LinkRecordReader`` under a fixed key, whole and in pieces whose sizes come from the data;
+/// the two must deliver the same plaintext and fail the same way. With the first byte's top bit clear the rest is fed
+/// as it is (lengths, short records, tags that never match); with it set, the rest is first sealed into records by a
+/// ``LinkRecordWriter`` (so the reader gets past the tag check and rekeys), and with the next bit set one bit of
+/// those records is flipped: the reader must then deliver a prefix of the plaintext, and all of it when nothing was
+/// flipped. The bytes also go through the preamble parser.
+private func fuzzLinkReader(_ data: [UInt8]) {
+    guard let first = data.first else { return }
+    let rest = Array(data.dropFirst())
+    _ = try? LinkPreamble.parse(rest)
+    let key = [UInt8](repeating: 0x5A, count: 32)
+    let interval = UInt64(first & 3) + 1
+    var stream = rest
+    var sent: [UInt8]?
+    var altered = false
+    if first & 0x80 != 0 {
+        guard let cipher = try? NoiseCipherState(key: SecretBytes(key)) else { return }
+        let writer = LinkRecordWriter(cipher: cipher, rekeyInterval: interval)
+        stream = []
+        var offset = 0
+        while offset < rest.count {
+            let end = min(rest.count, offset + Int(rest[offset]) * 4 + 1)
+            guard (try? rest[offset..<end].withUnsafeBytes { try writer.seal($0, into: &stream) }) != nil else {
+                return
+            }
+            offset = end
+        }
+        sent = rest
+        if first & 0x40 != 0, !stream.isEmpty {
+            stream[(Int(rest.last ?? 0) * 64 + Int(first & 0x3F)) % stream.count] ^= 1 << (first >> 3 & 7)
+            altered = true
+        }
+    }
+    func read(inPieces: Bool) -> (plaintext: [UInt8], error: LinkError?) {
+        guard let cipher = try? NoiseCipherState(key: SecretBytes(key)) else { return ([], nil) }
+        let reader = LinkRecordReader(cipher: cipher, rekeyInterval: interval)
+        var plaintext: [UInt8] = []
+        var offset = 0
+        var step = 0
+        while offset < stream.count {
+            let piece = inPieces ? Int(stream[(offset + step) % stream.count] % 97) + 1 : stream.count
+            step += 1
+            let end = min(stream.count, offset + piece)
+            do {
+                try reader.read(Array(stream[offset..<end]), into: &plaintext)
+            } catch {
+                return (plaintext, error)
+            }
+            offset = end
+        }
+        do {
+            try reader.finish()
+        } catch {
+            return (plaintext, error)
+        }
+        return (plaintext, nil)
+    }
+    let whole = read(inPieces: false)
+    let pieces = read(inPieces: true)
+    precondition(whole.plaintext == pieces.plaintext, "the record reader split one stream two ways")
+    precondition(whole.error == pieces.error, "the record reader failed differently on one stream")
+    if let sent {
+        precondition(sent.starts(with: whole.plaintext), "the record reader delivered what was not sent")
+        precondition(altered || (whole.plaintext == sent && whole.error == nil), "the record reader lost records")
+        precondition(!altered || whole.error != nil, "the record reader accepted an altered record")
+    }
 }
 
 /// Records the frames a fuzzed ``FrameReader`` hands over and checks each with every parser.

@@ -25,6 +25,14 @@ public enum LinkError: Error, Equatable, Sendable, CustomStringConvertible {
     /// An operation was called in a state that does not allow it; `operation` names it, `state` says what the
     /// handshake expects.
     case outOfOrder(operation: String, state: String)
+    /// The peer's first bytes are not the aeschat preamble (`"AESCHAT"`): it is not an aeschat relay or client.
+    case notAESChat
+    /// The peer's preamble names aeschat protocol version `version`, which this build does not speak.
+    case unsupportedVersion(Int)
+    /// The relay fingerprint given for a key id is shorter than the 4 bytes the id takes from it.
+    case fingerprintTooShort(actual: Int)
+    /// The stream ended inside a record: `buffered` bytes of it (length prefix included) had arrived.
+    case truncatedRecord(buffered: Int)
     /// A libgcrypt primitive failed.
     case crypto(CryptoError)
 
@@ -55,6 +63,17 @@ public enum LinkError: Error, Equatable, Sendable, CustomStringConvertible {
             "\(whose) is a low-order point that gives an all-zero shared secret; refuse this peer"
         case .outOfOrder(let operation, let state):
             "cannot \(operation) now: \(state)"
+        case .notAESChat:
+            "the peer is not an aeschat relay or client: its first bytes are not the aeschat preamble"
+        case .unsupportedVersion(let version):
+            "the peer speaks aeschat protocol version \(version), this build speaks \(LinkPreamble.version); "
+                + "update the older side"
+        case .fingerprintTooShort(let actual):
+            "the relay fingerprint is \(actual) bytes long, but the key id takes its first 4 bytes; "
+                + "pass the whole fingerprint hash"
+        case .truncatedRecord(let buffered):
+            "the connection ended inside an encrypted record (\(buffered) bytes of it had arrived); "
+                + "the end of the data was lost, connect again"
         case .crypto(let error):
             error.description
         }

@@ -109,6 +109,54 @@ public final class NoiseCipherState {
         return plaintext
     }
 
+    /// ``encrypt(_:associatedData:)`` in place, with an empty associated data: seals the first `buffer.count - 16`
+    /// bytes of `buffer` and writes the tag into its last 16 bytes, then moves the counter on.
+    ///
+    /// - Parameter buffer: The plaintext followed by 16 bytes of room for the tag, 16 to 65,535 bytes in all.
+    /// - Throws: ``LinkError/ciphertextTooShort(actual:)`` or ``LinkError/messageTooLong(actual:maximum:)`` for a
+    ///   length outside 16 to 65,535; ``LinkError/nonceExhausted`` once the counter has reached 2^64 − 1;
+    ///   ``LinkError/crypto(_:)`` if libgcrypt fails.
+    public func encryptInPlace(_ buffer: UnsafeMutableRawBufferPointer) throws(LinkError) {
+        try checkMessageLength(buffer.count)
+        do {
+            try cipher.sealInPlace(buffer, nonce: Self.nonceBytes(nonce), authenticating: [])
+        } catch {
+            throw .crypto(error)
+        }
+        nonce += 1
+    }
+
+    /// ``decrypt(_:associatedData:)`` in place, with an empty associated data: checks the tag in the last 16 bytes
+    /// of `buffer` and, only if it is authentic, leaves the plaintext in its first `buffer.count - 16` bytes and
+    /// moves the counter on. On failure those bytes are zeroed (no unauthenticated plaintext is left) and the
+    /// counter stays where it was.
+    ///
+    /// - Parameter buffer: The ciphertext followed by its 16-byte tag, 16 to 65,535 bytes.
+    /// - Returns: The length of the plaintext, `buffer.count - 16`.
+    /// - Throws: As ``decrypt(_:associatedData:)``.
+    @discardableResult
+    public func decryptInPlace(_ buffer: UnsafeMutableRawBufferPointer) throws(LinkError) -> Int {
+        try checkMessageLength(buffer.count)
+        do {
+            try cipher.openInPlace(buffer, nonce: Self.nonceBytes(nonce), authenticating: [])
+        } catch .authenticationFailed {
+            throw .authenticationFailed
+        } catch {
+            throw .crypto(error)
+        }
+        nonce += 1
+        return buffer.count - Self.tagLength
+    }
+
+    /// The checks the in-place calls share: a sealed length of 16 to 65,535 bytes and a nonce left to use.
+    private func checkMessageLength(_ count: Int) throws(LinkError) {
+        guard count >= Self.tagLength else { throw .ciphertextTooShort(actual: count) }
+        guard count <= Self.maximumMessageLength else {
+            throw .messageTooLong(actual: count, maximum: Self.maximumMessageLength)
+        }
+        guard nonce != Self.reservedNonce else { throw .nonceExhausted }
+    }
+
     /// `Rekey()`: replaces the key by `REKEY(k)`, the first 32 bytes of `ENCRYPT(k, 2^64 − 1, empty, 32 zero
     /// bytes)` (spec §4.2, the default for AESGCM); the counter is not reset. Both sides must rekey after the
     /// same message for the stream to go on.
