@@ -16,6 +16,33 @@ public enum LinkRekey {
     public static let lengthPrefixSize = 2
 }
 
+/// One direction's count of records under its current key, for ``LinkRecordWriter`` and ``LinkRecordReader`` alike:
+/// both sides count the same records, so both rekey at the same one.
+struct LinkRekeySchedule {
+    /// After how many records the key is replaced; at least 1.
+    let interval: UInt64
+    private var recordsUnderKey: UInt64 = 0
+
+    init(interval: UInt64) {
+        precondition(interval > 0, "a rekey interval of 0 records")
+        self.interval = interval
+    }
+
+    /// Counts one record sealed or opened with `cipher`, and rekeys it after every ``interval``; returns the
+    /// failure, if any.
+    mutating func countRecord(rekeying cipher: NoiseCipherState) -> LinkError? {
+        recordsUnderKey += 1
+        guard recordsUnderKey == interval else { return nil }
+        recordsUnderKey = 0
+        do {
+            try cipher.rekey()
+            return nil
+        } catch {
+            return error
+        }
+    }
+}
+
 /// Seals this side's outgoing byte stream into records, under the sending cipher state of a finished handshake.
 ///
 /// Ownership: owns its use of the cipher state (nothing else may encrypt with it). Any failure ends the writer: every
@@ -27,9 +54,9 @@ public final class LinkRecordWriter {
     public static let maximumChunk = NoiseCipherState.maximumPlaintextLength
 
     private let cipher: NoiseCipherState
+    private var rekeySchedule: LinkRekeySchedule
     /// After how many records the key is replaced.
-    public let rekeyInterval: UInt64
-    private var recordsUnderKey: UInt64 = 0
+    public var rekeyInterval: UInt64 { rekeySchedule.interval }
     private var failure: LinkError?
 
     /// A writer over `cipher`, which must be fresh from the handshake (`n` = 0) or only ever used by writers.
@@ -39,9 +66,8 @@ public final class LinkRecordWriter {
     ///   - rekeyInterval: Records per key; the protocol's is ``LinkRekey/defaultInterval``, smaller ones are for
     ///     tests. Must be at least 1.
     public init(cipher: NoiseCipherState, rekeyInterval: UInt64 = LinkRekey.defaultInterval) {
-        precondition(rekeyInterval > 0, "a rekey interval of 0 records")
         self.cipher = cipher
-        self.rekeyInterval = rekeyInterval
+        rekeySchedule = LinkRekeySchedule(interval: rekeyInterval)
     }
 
     /// Seals `plaintext` into as few records as it takes (full ones of 65,519 bytes, then the rest) and appends
@@ -74,7 +100,7 @@ public final class LinkRecordWriter {
                     return error
                 }
             }
-            if let error = error ?? rekeyIfDue() {
+            if let error = error ?? rekeySchedule.countRecord(rekeying: cipher) {
                 failure = error
                 output.removeSubrange(start...)
                 throw error
@@ -106,19 +132,6 @@ public final class LinkRecordWriter {
         let records = count / maximumChunk + (count % maximumChunk == 0 ? 0 : 1)
         return count + records * (LinkRekey.lengthPrefixSize + NoiseCipherState.tagLength)
     }
-
-    /// Counts one sealed record and rekeys after every ``rekeyInterval``; returns the failure, if any.
-    private func rekeyIfDue() -> LinkError? {
-        recordsUnderKey += 1
-        guard recordsUnderKey == rekeyInterval else { return nil }
-        recordsUnderKey = 0
-        do {
-            try cipher.rekey()
-            return nil
-        } catch {
-            return error
-        }
-    }
 }
 
 @available(*, unavailable, message: "A LinkRecordWriter belongs to one connection's thread.")
@@ -139,9 +152,9 @@ extension LinkRecordWriter: Sendable {}
 /// Threading: not thread-safe; confined to the connection's thread. Deliberately not `Sendable`.
 public final class LinkRecordReader {
     private let cipher: NoiseCipherState
+    private var rekeySchedule: LinkRekeySchedule
     /// After how many records the key is replaced; must match the writer's.
-    public let rekeyInterval: UInt64
-    private var recordsUnderKey: UInt64 = 0
+    public var rekeyInterval: UInt64 { rekeySchedule.interval }
     private var pending: [UInt8] = []
     private var failure: LinkError?
 
@@ -152,9 +165,8 @@ public final class LinkRecordReader {
     ///   - rekeyInterval: Records per key; the protocol's is ``LinkRekey/defaultInterval``, smaller ones are for
     ///     tests. Must be at least 1.
     public init(cipher: NoiseCipherState, rekeyInterval: UInt64 = LinkRekey.defaultInterval) {
-        precondition(rekeyInterval > 0, "a rekey interval of 0 records")
         self.cipher = cipher
-        self.rekeyInterval = rekeyInterval
+        rekeySchedule = LinkRekeySchedule(interval: rekeyInterval)
     }
 
     /// The bytes of an incomplete record held until the rest arrives.
@@ -196,7 +208,7 @@ public final class LinkRecordReader {
                     deliver(UnsafeRawBufferPointer(rebasing: record[0..<plaintextLength]))
                 }
                 offset = start + length
-                if let error = rekeyIfDue() { return (offset, error) }
+                if let error = rekeySchedule.countRecord(rekeying: cipher) { return (offset, error) }
             }
             return (offset, nil)
         }
@@ -237,19 +249,6 @@ public final class LinkRecordReader {
             failure = error
             pending = []
             throw error
-        }
-    }
-
-    /// Counts one opened record and rekeys after every ``rekeyInterval``; returns the failure, if any.
-    private func rekeyIfDue() -> LinkError? {
-        recordsUnderKey += 1
-        guard recordsUnderKey == rekeyInterval else { return nil }
-        recordsUnderKey = 0
-        do {
-            try cipher.rekey()
-            return nil
-        } catch {
-            return error
         }
     }
 }
