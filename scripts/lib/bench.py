@@ -352,6 +352,17 @@ def render_ab(baseline, current, baseline_member, member, baseline_label, info, 
     return "\n".join(rows)
 
 
+def exit_if_faulty(*result_sets):
+    """Exits 1, naming each run, if any run lost, duplicated or reordered a delivery or failed."""
+    faulty = [(members, run) for results in result_sets for members in SIZES for run in results[members]
+              if run.get("exit", 1) != 0 or "error" in run]
+    if faulty:
+        for members, run in faulty:
+            print(f"bench: N={members}: deliveries lost, duplicated or reordered, or the run failed: {run}",
+                  file=sys.stderr)
+        sys.exit(1)
+
+
 def main_ab(options, repeats, sizes):
     """--baseline: the same workloads against the baseline relay and the current one, alternating which goes
     first in each round so that drift on a noisy machine falls on both."""
@@ -376,13 +387,7 @@ def main_ab(options, repeats, sizes):
     member = load(options.bin, ["member-cost", "--messages", messages], timeout=600)
     print(render_ab(baseline, current, baseline_member, member, options.baseline_label or options.baseline,
                     machine(), options.command, started, load_before, loadavg(), repeats))
-    faulty = [(members, run) for results in (baseline, current) for members in SIZES for run in results[members]
-              if run.get("exit", 1) != 0 or "error" in run]
-    if faulty:
-        for members, run in faulty:
-            print(f"bench: N={members}: deliveries lost, duplicated or reordered, or the run failed: {run}",
-                  file=sys.stderr)
-        sys.exit(1)
+    exit_if_faulty(baseline, current)
 
 
 def main():
@@ -440,13 +445,7 @@ def main():
         with open(DOC, "w") as file:
             file.write(before + table + after)
         print(f"bench: wrote {os.path.relpath(DOC, ROOT)}", file=sys.stderr)
-    faulty = [(members, run) for members in SIZES for run in results[members]
-              if run.get("exit", 1) != 0 or "error" in run]
-    if faulty:
-        for members, run in faulty:
-            print(f"bench: N={members}: deliveries lost, duplicated or reordered, or the run failed: {run}",
-                  file=sys.stderr)
-        sys.exit(1)
+    exit_if_faulty(results)
 
 
 if __name__ == "__main__":
