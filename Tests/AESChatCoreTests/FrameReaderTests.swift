@@ -28,16 +28,12 @@ enum StreamChunking: CustomStringConvertible, Sendable {
         case .byteByByte:
             return Array(repeating: 1, count: count)
         case .random(let seed):
-            var state = seed &* 0x9E37_79B9_7F4A_7C15
+            var generator = SeededGenerator(seed: seed &* 0x9E37_79B9_7F4A_7C15)
             var sizes: [Int] = []
             var left = count
             while left > 0 {
-                // SplitMix64: sizes from one byte to a few hundred KiB, mostly small.
-                state &+= 0x9E37_79B9_7F4A_7C15
-                var mixed = state
-                mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
-                mixed ^= mixed >> 31
+                // Sizes from one byte to a few hundred KiB, mostly small.
+                let mixed = generator.next()
                 let scale = [16, 4096, 70_000, 300_000][Int(mixed & 3)]
                 let size = min(left, 1 + Int((mixed >> 8) % UInt64(scale)))
                 sizes.append(size)
@@ -400,25 +396,37 @@ func verifyFrameReader(
         return (stream, texts)
     }
 
+    /// bob, a room-key client, reading `stream` from its relay in the pieces `chunking` makes: the messages it showed
+    /// and how it ended (nil while it is still running, when it is then interrupted).
+    func clientReading(_ stream: [UInt8], in chunking: StreamChunking, key: RoomKey) -> (
+        messages: [String], outcome: ClientOutcome?
+    ) {
+        let loop = MemoryEventLoop()
+        let (clientEnd, _) = MemoryConnection.pair(loop: loop)
+        let output = EventCollector()
+        let outcome = Box<ClientOutcome?>(nil)
+        let client = ChatRoom(
+            name: "bob", room: "lobby", roomKey: key, connection: clientEnd, output: output, loop: loop
+        ) { outcome.value = $0 }
+        client.start()
+        deliver(stream, in: chunking, to: clientEnd.handler!, on: clientEnd) { loop.runUntilIdle() }
+        let result = (output.messages, outcome.value)
+        if result.1 == nil {
+            client.interrupt()
+            loop.runUntilIdle()
+        }
+        return result
+    }
+
     @Test func client_showsTheSameMessages_howeverTheRelaysStreamArrives() {
         let key = RoomKey(bytes: Array(0..<32))
         let threshold = FrameReader.largeFrameThreshold
         let (stream, texts) = Self.clientStream(
             sizes: [10, 70_000, threshold - 80, threshold, 300_000, 5, 262_144, 262_144, 1], key: key)
         for chunking in StreamChunking.all {
-            let loop = MemoryEventLoop()
-            let (clientEnd, _) = MemoryConnection.pair(loop: loop)
-            let output = EventCollector()
-            let outcome = Box<ClientOutcome?>(nil)
-            let client = ChatRoom(
-                name: "bob", room: "lobby", roomKey: key, connection: clientEnd, output: output, loop: loop
-            ) { outcome.value = $0 }
-            client.start()
-            deliver(stream, in: chunking, to: clientEnd.handler!, on: clientEnd) { loop.runUntilIdle() }
-            #expect(output.messages == texts, "\(chunking)")
-            #expect(outcome.value == nil, "\(chunking)")
-            client.interrupt()
-            loop.runUntilIdle()
+            let bob = clientReading(stream, in: chunking, key: key)
+            #expect(bob.messages == texts, "\(chunking)")
+            #expect(bob.outcome == nil, "\(chunking)")
         }
     }
 
@@ -433,18 +441,10 @@ func verifyFrameReader(
         }
         stream += RelayFrame.deliver(from: "alice", isDirect: false, payload: [5][...]).encoded()
         for chunking in StreamChunking.all {
-            let loop = MemoryEventLoop()
-            let (clientEnd, _) = MemoryConnection.pair(loop: loop)
-            let output = EventCollector()
-            let outcome = Box<ClientOutcome?>(nil)
-            let client = ChatRoom(
-                name: "bob", room: "lobby", roomKey: key, connection: clientEnd, output: output, loop: loop
-            ) { outcome.value = $0 }
-            client.start()
-            deliver(stream, in: chunking, to: clientEnd.handler!, on: clientEnd) { loop.runUntilIdle() }
-            #expect(output.messages == texts, "\(chunking)")
-            #expect(outcome.value == .protocolViolation("malformed frame: deliver flags 0x7 unknown"), "\(chunking)")
-            texts = output.messages
+            let bob = clientReading(stream, in: chunking, key: key)
+            #expect(bob.messages == texts, "\(chunking)")
+            #expect(bob.outcome == .protocolViolation("malformed frame: deliver flags 0x7 unknown"), "\(chunking)")
+            texts = bob.messages
         }
     }
 }

@@ -112,19 +112,6 @@ final class HostileRoom {
 /// Seeded state-machine fuzzing with real keys: random programs of valid, authenticated actions by
 /// a hostile member against a real client, in both key modes, for a few seconds each.
 @Suite struct HostileMemberFuzzTests {
-    /// SplitMix64: a seeded generator, so that a failure names the seed that reproduces it.
-    struct SeededGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8(truncatingIfNeeded: next()) } }
-    }
-
     @Test(arguments: HostileMemberFuzzer.Mode.allCases)
     func randomAuthenticatedPrograms_neverCrashOrStopTheVictim(mode: HostileMemberFuzzer.Mode) throws {
         let clock = ContinuousClock()
@@ -135,7 +122,7 @@ final class HostileRoom {
         // At least 10 programs whatever the machine's load, then as many as 3 s allow (400 at most).
         while (clock.now < deadline || programs < 10) && programs < 400 {
             let folder = InboxFolder()
-            var generator = SeededGenerator(state: seed)
+            var generator = SeededGenerator(seed: seed)
             let program = generator.bytes(64 + Int(generator.next() % 256))
             let started = clock.now
             let fuzzer = try HostileMemberFuzzer(mode: mode, folder: folder.path)
