@@ -335,15 +335,7 @@ func verifyFrameReader(
             let harness = RelayHarness()
             let bob = harness.member("bob")
             let carol = harness.member("carol")
-            let (aliceEnd, relayEnd) = MemoryConnection.pair(loop: harness.loop)
-            let alice = RawPeer(aliceEnd)
-            harness.relay.accept(relayEnd)
-            guard let handler = relayEnd.handler else {
-                Issue.record("not accepted: \(harness.log.lines)")
-                return
-            }
-            deliver(stream, in: chunking, to: handler, on: relayEnd) { harness.loop.runUntilIdle() }
-            harness.loop.runUntilIdle()
+            guard let alice = connect(sending: stream, in: chunking, to: harness) else { return }
             func delivered(_ peer: RawPeer) -> [RelayFrame] {
                 peer.frames.filter { if case .deliver = $0 { true } else { false } }
             }
@@ -352,6 +344,21 @@ func verifyFrameReader(
             #expect(alice.errors == [], "\(chunking)")
             #expect(alice.frames.last == .pong(token: UInt64(sizes.count - 1)), "\(chunking)")
         }
+    }
+
+    /// A new connection to `harness`'s relay that sends `stream` in the pieces `chunking` makes, with the loop run
+    /// after each; its far end, or nil (recorded as an issue) when the relay did not accept it.
+    func connect(sending stream: [UInt8], in chunking: StreamChunking, to harness: RelayHarness) -> RawPeer? {
+        let (peerEnd, relayEnd) = MemoryConnection.pair(loop: harness.loop)
+        let peer = RawPeer(peerEnd)
+        harness.relay.accept(relayEnd)
+        guard let handler = relayEnd.handler else {
+            Issue.record("not accepted: \(harness.log.lines)")
+            return nil
+        }
+        deliver(stream, in: chunking, to: handler, on: relayEnd) { harness.loop.runUntilIdle() }
+        harness.loop.runUntilIdle()
+        return peer
     }
 
     @Test func relay_refusesTheSameWay_howeverABadStreamArrives() {
@@ -364,15 +371,7 @@ func verifyFrameReader(
         for chunking in StreamChunking.all {
             let harness = RelayHarness(configuration: configuration)
             let bob = harness.member("bob")
-            let (aliceEnd, relayEnd) = MemoryConnection.pair(loop: harness.loop)
-            let alice = RawPeer(aliceEnd)
-            harness.relay.accept(relayEnd)
-            guard let handler = relayEnd.handler else {
-                Issue.record("not accepted: \(harness.log.lines)")
-                return
-            }
-            deliver(stream, in: chunking, to: handler, on: relayEnd) { harness.loop.runUntilIdle() }
-            harness.loop.runUntilIdle()
+            guard let alice = connect(sending: stream, in: chunking, to: harness) else { return }
             #expect(bob.frames.filter { if case .deliver = $0 { true } else { false } }.count == 2, "\(chunking)")
             #expect(alice.errors == [RelayErrorCode.frameTooLarge.rawValue], "\(chunking)")
             #expect(alice.closed, "\(chunking)")
