@@ -108,7 +108,7 @@ public final class HostileMember: ConnectionHandler {
         let used = counter ?? channel.counter
         channel.counter = max(channel.counter, used &+ 1)
         channels[member] = channel
-        var envelope = [AutomaticKeys.channelKind] + withUnsafeBytes(of: used.bigEndian, Array.init)
+        var envelope = [EnvelopeKind.channel.rawValue] + withUnsafeBytes(of: used.bigEndian, Array.init)
         let aad = AutomaticKeys.channelAssociatedData(counter: used, room: room, from: name, to: member)
         guard
             let sealed = try? channel.cipher.seal(
@@ -220,7 +220,8 @@ public final class HostileMember: ConnectionHandler {
         guard let sealed = try? cipher.seal(plaintext, nonce: FileChunk.nonce(index), authenticating: aad) else {
             return
         }
-        var envelope = [FileChunk.kind] + fileID + withUnsafeBytes(of: index.bigEndian, Array.init) + [flags]
+        var envelope =
+            [EnvelopeKind.fileChunk.rawValue] + fileID + withUnsafeBytes(of: index.bigEndian, Array.init) + [flags]
         envelope += sealed
         if recipients.count == 1 {
             connection.write(ClientFrame.direct(to: recipients[0], payload: envelope[...]).encoded())
@@ -261,7 +262,7 @@ public final class HostileMember: ConnectionHandler {
             channels[name] = nil
             heard.record(listener.memberLeft(name))
         case .deliver(let from, let isDirect, let payload):
-            if payload.first != FileChunk.kind {
+            if payload.first != EnvelopeKind.fileChunk.rawValue {
                 heard.record(listener.receive(payload, from: from, isDirect: isDirect))
             }
         case .ping(let token):

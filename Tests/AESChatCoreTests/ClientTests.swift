@@ -251,7 +251,7 @@ final class Box<T> {
         let sealer = RoomKeySealer(roomKey: key, room: "lobby", sender: "alice")
         let envelope = try sealer.seal(.text("hi"))
         #expect(envelope.count == RoomKeyEnvelope.headerSize + 3 + 16)
-        #expect(envelope[0] == RoomKeyEnvelope.kind)
+        #expect(envelope[0] == EnvelopeKind.roomKey.rawValue)
         #expect(Array(envelope[17..<25]) == [0, 0, 0, 0, 0, 0, 0, 0])
     }
 

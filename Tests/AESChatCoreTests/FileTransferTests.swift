@@ -248,7 +248,7 @@ final class InboxFolder {
                 }
             default:
                 chunk =
-                    [FileChunk.kind] + sender.offer.fileID
+                    [EnvelopeKind.fileChunk.rawValue] + sender.offer.fileID
                     + (0..<Int.random(in: 0...1100, using: &generator)).map { _ in
                         UInt8.random(in: 0...255, using: &generator)
                     }
@@ -350,7 +350,7 @@ final class InboxFolder {
             // length, direct, str8 recipient, then the envelope.
             #expect(frame[4] == FrameType.direct)
             let envelope = Array(frame[(6 + Int(frame[5]))...])
-            #expect(envelope[0] == FileChunk.kind)
+            #expect(envelope[0] == EnvelopeKind.fileChunk.rawValue)
             #expect(Array(envelope[1..<17]) == offer.fileID)
             let index = envelope[17..<25].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
             let flags = envelope[25]

@@ -6,7 +6,6 @@ import AESChatCrypto
 ///     nonce = 0x00000000 | index (u64);  key = the transfer's random key from the offer
 ///     aad   = "aeschat/1 file chunk" | file id | index | flags | str8(sender)
 public enum FileChunk {
-    public static let kind = EnvelopeKind.fileChunk.rawValue
     public static let headerSize = 1 + 16 + 8 + 1
     public static let finalFlag: UInt8 = 0x01
     /// The chunk size senders use.
@@ -48,7 +47,7 @@ public enum FileChunk {
 
     /// Writes the envelope's header: kind, file id, index and flags.
     static func writeHeader<S: ByteSink>(fileID: [UInt8], index: UInt64, flags: UInt8, into sink: inout S) {
-        sink.write(kind)
+        sink.write(EnvelopeKind.fileChunk.rawValue)
         sink.write(bytes: fileID)
         sink.write(index)
         sink.write(flags)

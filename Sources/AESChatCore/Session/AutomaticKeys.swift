@@ -7,10 +7,6 @@ package enum AutomaticKeys {
     package static let profileVersion: UInt8 = 0x01
     /// Profile size: version, identity key, session key, signature.
     package static let profileSize = 1 + 32 + 32 + 64
-    /// Envelope kind of a pairwise-channel message.
-    package static let channelKind = EnvelopeKind.channel.rawValue
-    /// Envelope kind of a group message.
-    package static let groupKind = EnvelopeKind.group.rawValue
     /// Channel plaintext kind carrying a sender chain.
     package static let senderKeyKind: UInt8 = 0x10
     /// Bytes of a chain id.
@@ -101,7 +97,7 @@ package enum AutomaticKeys {
     package static func channelAssociatedData(counter: UInt64, room: String, from: String, to: String) -> [UInt8] {
         var writer = ByteWriter(capacity: 96)
         writer.write(contentsOf: label)
-        writer.write(channelKind)
+        writer.write(EnvelopeKind.channel.rawValue)
         writer.write(counter)
         writer.writeShortString(room)
         writer.writeShortString(from)
@@ -135,7 +131,7 @@ package enum AutomaticKeys {
 
     package static func groupHeader(chainID: [UInt8], index: UInt32) -> [UInt8] {
         var writer = ByteWriter(capacity: groupHeaderSize)
-        writer.write(groupKind)
+        writer.write(EnvelopeKind.group.rawValue)
         writer.write(contentsOf: chainID)
         writer.write(index)
         return writer.bytes

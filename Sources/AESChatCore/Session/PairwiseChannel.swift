@@ -16,7 +16,7 @@ final class PairwiseChannel {
         let counter = sendCounter
         sendCounter += 1
         var writer = ByteWriter(capacity: plaintext.count + 32)
-        writer.write(AutomaticKeys.channelKind)
+        writer.write(EnvelopeKind.channel.rawValue)
         writer.write(counter)
         let aad = AutomaticKeys.channelAssociatedData(counter: counter, room: room, from: from, to: to)
         writer.write(
@@ -32,7 +32,7 @@ final class PairwiseChannel {
 
     func open(_ envelope: ArraySlice<UInt8>, room: String, from: String, to: String) -> Opened {
         var reader = ByteReader(envelope)
-        guard (try? reader.readUInt8("kind")) == AutomaticKeys.channelKind,
+        guard (try? reader.readUInt8("kind")) == EnvelopeKind.channel.rawValue,
             let counter = try? reader.readUInt64("counter")
         else { return .tampered }
         guard counter >= nextReceiveCounter else { return .replayed(counter) }

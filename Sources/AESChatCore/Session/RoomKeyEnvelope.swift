@@ -19,11 +19,6 @@ package import AESChatCrypto
 /// someone else makes it fail. The sending time bounds replays to a receiver that has no memory
 /// of the stream (one that just started). See docs/PROTOCOL.md section 5.
 public enum RoomKeyEnvelope {
-    /// The envelope kind byte of a room-key message.
-    public static let kind = EnvelopeKind.roomKey.rawValue
-    /// The kind byte of the first version's envelope (no sending time, no recipient), refused
-    /// with a message that names it.
-    public static let firstVersionKind = EnvelopeKind.roomKeyFirstVersion.rawValue
     /// Length of the random session id.
     public static let sessionIDSize = 16
     /// Bytes before the ciphertext: kind, session id, counter, sending time.
@@ -65,7 +60,7 @@ public enum RoomKeyEnvelope {
 
     static func header(sessionID: [UInt8], counter: UInt64, sentAt: UInt64) -> [UInt8] {
         var header = ByteWriter(capacity: headerSize)
-        header.write(kind)
+        header.write(EnvelopeKind.roomKey.rawValue)
         header.write(contentsOf: sessionID)
         header.write(counter)
         header.write(sentAt)

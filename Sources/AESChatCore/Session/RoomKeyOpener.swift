@@ -49,15 +49,16 @@ public final class RoomKeyOpener {
         _ envelope: ArraySlice<UInt8>, from sender: String, to recipient: String? = nil,
         sessionMayBeUnderway: Bool = true
     ) -> OpenedMessage {
-        guard envelope.count >= RoomKeyEnvelope.minimumSize || envelope.first == RoomKeyEnvelope.firstVersionKind
+        guard
+            envelope.count >= RoomKeyEnvelope.minimumSize || envelope.first == EnvelopeKind.roomKeyFirstVersion.rawValue
         else {
             return .tampered("message of \(envelope.count) bytes is too short to be genuine")
         }
         var reader = ByteReader(envelope)
         do {
             let kind = try reader.readUInt8("kind")
-            guard kind == RoomKeyEnvelope.kind else {
-                if kind == RoomKeyEnvelope.firstVersionKind {
+            guard kind == EnvelopeKind.roomKey.rawValue else {
+                if kind == EnvelopeKind.roomKeyFirstVersion.rawValue {
                     return .tampered(
                         "message in the first room-key format, which this version no longer accepts "
                             + "(\(sender) runs an older aeschat?)")
