@@ -120,6 +120,9 @@ public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible 
     case writeFailed(reason: Reason)
     case timedOut(String)
     case systemCall(String, reason: Reason)
+    /// The encrypted link failed: a record did not authenticate, was malformed or was cut short, or no record
+    /// could be sealed (see ``RecordProtection``).
+    case linkFailed(reason: Reason)
 
     public var description: String {
         switch self {
@@ -130,6 +133,7 @@ public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible 
         case .writeFailed(let reason): "connection lost while writing: \(reason)"
         case .timedOut(let what): "\(what) timed out"
         case .systemCall(let call, let reason): "\(call) failed: \(reason)"
+        case .linkFailed(let reason): "encrypted link failed: \(reason)"
         }
     }
 
@@ -168,7 +172,7 @@ public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible 
     public var errno: Int32? {
         switch self {
         case .resolveFailed(_, let reason), .listenFailed(_, let reason), .connectFailed(_, let reason),
-            .readFailed(let reason), .writeFailed(let reason), .systemCall(_, let reason):
+            .readFailed(let reason), .writeFailed(let reason), .systemCall(_, let reason), .linkFailed(let reason):
             reason.errno
         case .timedOut: nil
         }
