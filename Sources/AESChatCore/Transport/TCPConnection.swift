@@ -56,8 +56,9 @@ public final class TCPConnection: Connection, ReadinessHandler {
     private var stoppedReading = false
     public var isOpen: Bool { state == .open }
 
-    /// The descriptor's number, for system calls while ``owner`` holds it.
-    private let descriptor: Int32
+    /// The descriptor's number, for system calls while ``owner`` holds it (and tests that set
+    /// socket options).
+    let descriptor: Int32
     /// The open descriptor; taken and closed when the connection finishes.
     private var owner: Descriptor?
     private unowned let loop: PosixEventLoop
@@ -77,6 +78,8 @@ public final class TCPConnection: Connection, ReadinessHandler {
     /// The plaintext bytes the record in ``recordTail`` carries: counted in
     /// ``pendingOutputByteCount`` until the whole record has gone out, then in ``sentByteCount``.
     private var recordTailPlaintext = 0
+    /// The bytes of a sealed record that the kernel has not taken yet (for tests).
+    var unsentRecordByteCount: Int { recordTail.count - recordTailSent }
     private var flushPending = false
     private var waitingForWritable = false
     private var lingerTimer: TimerID?
