@@ -15,7 +15,7 @@ final class ManualHandshakes: HandshakeExecutor {
     func releaseAll() {
         let jobs = waiting
         waiting = []
-        for (job, completion) in jobs { completion(HandshakeResult.respond(to: job, ephemeralKey: nil)) }
+        for (job, completion) in jobs { completion(HandshakeResult.respond(to: job, ephemeralKey: nil).result) }
     }
 }
 
@@ -297,6 +297,31 @@ final class OtherAddressConnection: Connection, ConnectionHandler {
         #expect(delivered == .deliver(from: "alice", isDirect: false, payload: Array("over the worker".utf8)[...]))
         for link in links { link.close() }
         listener.close()
+    }
+
+    @Test func responder_usesAKeyMadeAhead_once_andHandsItBackWhenMessage1Fails() throws {
+        let relayKey = try X25519PrivateKey(ephemeral: ())
+        let preamble = try LinkPreamble(relayFingerprint: RelayPublicKey(bytes: relayKey.publicKey).fingerprintHash)
+        let ahead = try X25519PrivateKey(ephemeral: ())
+        let bad = HandshakeJob(
+            staticKey: relayKey, prologue: preamble.prologue, message1: SecureRandom.bytes(count: 48))
+        let refused = HandshakeResult.respond(to: bad, ephemeralKey: ahead)
+        #expect(refused.unusedKey === ahead)
+        guard case .failure(.handshakeAuthenticationFailed(message: 1)) = refused.result.outcome else {
+            Issue.record("a random message 1 was not refused")
+            return
+        }
+        let client = try NoiseHandshake.initiator(responderStaticKey: relayKey.publicKey, prologue: preamble.prologue)
+        let good = HandshakeJob(staticKey: relayKey, prologue: preamble.prologue, message1: try client.writeMessage())
+        let accepted = HandshakeResult.respond(to: good, ephemeralKey: ahead)
+        #expect(accepted.unusedKey == nil)
+        guard case .success(let (message2, keys)) = accepted.result.outcome else {
+            Issue.record("an honest message 1 was refused")
+            return
+        }
+        #expect(Array(message2.prefix(32)) == ahead.publicKey)
+        _ = try client.readMessage(message2)
+        #expect(try client.finish().handshakeHash == keys.handshakeHash)
     }
 
     @Test func relayKeysFrame_roundTrips_andRefusesBadCounts() throws {

@@ -24,15 +24,23 @@ public struct HandshakeResult: @unchecked Sendable {
 
     /// Runs the responder for `job`: reads message 1, writes message 2 with `ephemeralKey` (a fresh key from
     /// `GCRY_STRONG_RANDOM` when nil, made only once message 1 has authenticated), and splits.
-    static func respond(to job: HandshakeJob, ephemeralKey: X25519PrivateKey?) -> HandshakeResult {
+    /// - Returns: the result, and `ephemeralKey` back when message 1 failed before the key was used (it never left
+    ///   this side, so it may serve another handshake, once).
+    static func respond(
+        to job: HandshakeJob, ephemeralKey: X25519PrivateKey?
+    ) -> (result: HandshakeResult, unusedKey: X25519PrivateKey?) {
         let handshake = NoiseHandshake.responder(
             staticKey: job.staticKey, prologue: job.prologue, ephemeralKey: ephemeralKey)
         do throws(LinkError) {
             _ = try handshake.readMessage(job.message1)
-            let message2 = try handshake.writeMessage()
-            return HandshakeResult(outcome: .success((message2, try handshake.finish())))
         } catch {
-            return HandshakeResult(outcome: .failure(error))
+            return (HandshakeResult(outcome: .failure(error)), ephemeralKey)
+        }
+        do throws(LinkError) {
+            let message2 = try handshake.writeMessage()
+            return (HandshakeResult(outcome: .success((message2, try handshake.finish()))), nil)
+        } catch {
+            return (HandshakeResult(outcome: .failure(error)), nil)
         }
     }
 }
@@ -53,7 +61,7 @@ public final class InlineHandshakes: HandshakeExecutor {
     public init() {}
 
     public func respond(to job: HandshakeJob, completion: @escaping (HandshakeResult) -> Void) {
-        completion(HandshakeResult.respond(to: job, ephemeralKey: nil))
+        completion(HandshakeResult.respond(to: job, ephemeralKey: nil).result)
     }
 }
 
@@ -134,7 +142,10 @@ public final class WorkerHandshakes: HandshakeExecutor, @unchecked Sendable {
             let next = jobs.isEmpty ? nil : jobs.removeFirst()
             condition.unlock()
             if let next {
-                let result = HandshakeResult.respond(to: next.job, ephemeralKey: stock.popLast())
+                // A message 1 that fails leaves the key unused: it goes back to the stock, so a flood of bad
+                // handshakes does not drain it.
+                let (result, unusedKey) = HandshakeResult.respond(to: next.job, ephemeralKey: stock.popLast())
+                if let unusedKey { stock.append(unusedKey) }
                 inbox.post(Completed(id: next.id, result: result))
             } else if let key = try? X25519PrivateKey(ephemeral: ()) {
                 stock.append(key)
