@@ -9,7 +9,7 @@ public struct ServeOptions: Equatable, Sendable {
 
     /// The largest frame a client may send, in bytes (1 KiB to 16 MiB).
     public var maxFrameSize = 16 << 20
-    /// Seconds a connection has to complete hello.
+    /// Seconds a connection has to complete the encrypted link's handshake and hello.
     public var handshakeTimeout = 10
     /// Encrypted-link handshakes per second from one address on average; 0 for no limit.
     public var handshakeRate = 20

@@ -3,7 +3,8 @@ import AESChatCLI
 /// The limits a relay enforces against hostile or broken clients, each with the error code it
 /// refuses with (docs/PROTOCOL.md, error codes). A value of 0 turns a count or rate limit off.
 public struct RelayLimits: Sendable, Equatable {
-    /// A connection that has not completed hello within this time is closed (`handshake-timeout`).
+    /// A connection that has not completed the encrypted link's handshake and hello within this time is closed
+    /// (`handshake-timeout` once the link is up; without a word before).
     public var handshakeTimeout: Duration = .seconds(RelayLimits.serveDefaults.handshakeTimeout)
     /// Encrypted-link handshakes per second one address may start, a token bucket per address; a handshake beyond
     /// it and ``handshakeBurst`` is answered busy (each costs the relay an X25519 before message 1 can be checked,
