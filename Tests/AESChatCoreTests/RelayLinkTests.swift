@@ -62,6 +62,20 @@ final class OtherAddressConnection: Connection, ConnectionHandler {
         return peer
     }
 
+    @Test func handshake_completes_howeverThePreambleAndMessage1AreSplit() {
+        let harness = RelayHarness()
+        let alice = harness.member("alice")
+        for (index, chunkSize) in [1, 2, 5, 11, 12, 13, 49, 50, 61].enumerated() {
+            let peer = harness.peer(chunkSize: chunkSize)
+            peer.send(.hello(version: relayProtocolVersion, name: "m\(index)", room: "lobby", profile: []))
+            peer.send(.publish(payload: Array("split \(chunkSize)".utf8)[...]))
+            harness.loop.runUntilIdle()
+            #expect(peer.connection.state == .linked, "chunks of \(chunkSize)")
+            #expect(alice.delivered.last == "m\(index):split \(chunkSize)")
+        }
+        #expect(harness.relay.link.completedCount == 10)
+    }
+
     @Test func relay_answersAnOlderClient_withAProtocol1ErrorFrame() {
         let harness = RelayHarness()
         let hello = ClientFrame.hello(version: 1, name: "old", room: "lobby", profile: []).encoded()
