@@ -9,8 +9,12 @@ public struct ServeOptions: Equatable, Sendable {
 
     /// The largest frame a client may send, in bytes (1 KiB to 16 MiB).
     public var maxFrameSize = 16 << 20
-    /// Seconds a connection has to complete hello.
+    /// Seconds a connection has to complete the encrypted link's handshake and hello.
     public var handshakeTimeout = 10
+    /// Encrypted-link handshakes per second from one address on average; 0 for no limit.
+    public var handshakeRate = 20
+    /// Handshakes from one address at once.
+    public var handshakeBurst = 100
     /// Connections open at once; 0 for no limit.
     public var maxConnections = 10_000
     /// Connections open at once from one address; 0 for no limit.

@@ -3,8 +3,17 @@ import AESChatCLI
 /// The limits a relay enforces against hostile or broken clients, each with the error code it
 /// refuses with (docs/PROTOCOL.md, error codes). A value of 0 turns a count or rate limit off.
 public struct RelayLimits: Sendable, Equatable {
-    /// A connection that has not completed hello within this time is closed (`handshake-timeout`).
+    /// A connection that has not completed the encrypted link's handshake and hello within this time is closed
+    /// (`handshake-timeout` once the link is up; without a word before).
     public var handshakeTimeout: Duration = .seconds(RelayLimits.serveDefaults.handshakeTimeout)
+    /// Encrypted-link handshakes per second one address may start, a token bucket per address; a handshake beyond
+    /// it and ``handshakeBurst`` is answered busy (each costs the relay an X25519 before message 1 can be checked,
+    /// so this keeps a flood of fake handshakes from starving everyone else). 0: no limit.
+    public var handshakeRate = RelayLimits.serveDefaults.handshakeRate
+    /// Handshakes one address may start at once before ``handshakeRate`` applies.
+    public var handshakeBurst = RelayLimits.serveDefaults.handshakeBurst
+    /// Handshakes queued or in progress at once, from all addresses; more are answered busy. 0: no limit.
+    public var maximumHandshakesInProgress = 256
     /// Connections open at once; more are refused at accept (`too-many-connections`). 0: no limit.
     public var maximumConnections = RelayLimits.serveDefaults.maxConnections
     /// Connections open at once from one address; more are refused (`too-many-connections`). 0: no limit.
