@@ -1,5 +1,6 @@
 import AESChatCLI
 import AESChatCrypto
+import AESChatTesting
 import Testing
 
 @testable import AESChatCore
