@@ -17,6 +17,9 @@ public enum ExitCode: Int32, Sendable {
     case unavailable = 69
     /// Reading or writing a file or socket failed (`EX_IOERR`).
     case ioError = 74
+    /// The relay's key could not be confirmed (`EX_NOPERM`): the pinned key did not complete the handshake, a new
+    /// relay's key was not accepted, or the fingerprint given did not match. Nothing was sent to the relay.
+    case notPermitted = 77
     /// The user interrupted the program (128 + `SIGINT`).
     case interrupted = 130
 }

@@ -70,6 +70,7 @@ public enum HelpText {
         (.dataError, "Bad data or key file."),
         (.unavailable, "Relay unreachable or registration refused."),
         (.ioError, "I/O error."),
+        (.notPermitted, "The relay's key did not match the pinned one, or was not confirmed."),
         (.interrupted, "Interrupted."),
     ]
 

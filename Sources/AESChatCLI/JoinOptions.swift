@@ -11,6 +11,11 @@ public struct JoinOptions: Equatable, Sendable {
     public var host = "127.0.0.1"
     /// The relay's TCP port, 1 to 65535.
     public var port: UInt16 = 7777
+    /// The relay's key or fingerprint from `--relay-key`, pinned without a prompt; nil: the pin in `known_relays`,
+    /// else a prompt on a terminal.
+    public var relayKey: RelayKeyArgument? = nil
+    /// Whether to trust and pin the key a relay new to this computer presents, without a prompt.
+    public var acceptNewRelayKey = false
     /// The key file path, if one was given (never empty).
     public var keyFile: String? = nil
     /// Whether to write JSON output instead of text.
@@ -49,4 +54,13 @@ public struct JoinOptions: Equatable, Sendable {
         self.keyFile = keyFile
         self.json = json
     }
+}
+
+/// What `join --relay-key` names: the relay's whole public key, as its join line carries it, or its fingerprint.
+/// The syntax is checked; whether it is the relay's key is the join's business.
+public enum RelayKeyArgument: Equatable, Sendable {
+    /// The key's 52 base32 characters, in lower case, without spaces or dashes.
+    case key(String)
+    /// The fingerprint's 32 hexadecimal digits, in lower case, without the `relay` prefix or separators.
+    case fingerprint(String)
 }

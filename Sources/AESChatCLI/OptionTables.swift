@@ -23,6 +23,18 @@ enum OptionTables {
                 parse: Values.port,
                 into: \.port),
             .value(
+                "--relay-key", "file",
+                help: "The relay's key file, made on first start (mode 0600) and never overwritten (default: "
+                    + "$XDG_CONFIG_HOME/aeschat/relay-key, else ~/.config/aeschat/relay-key).",
+                parse: Values.path, into: \.relayKeyFile),
+            .value(
+                "--previous-relay-key", "file",
+                help: "The relay's previous key file during a key rotation: members pinned to it still connect and "
+                    + "are told the new key.",
+                parse: Values.path, into: \.previousRelayKeyFile),
+            .flag(
+                "--show-key", help: "Print the relay key's fingerprint and join line, then exit.", into: \.showKey),
+            .value(
                 "--max-pending-output", "bytes", default: Values.sizeText(serveDefaults.maxPendingOutput),
                 help: "Output queued for one member beyond which it is disconnected as too slow; "
                     + "a byte count above 16M, with an optional K, M or G suffix (1024-based).",
@@ -119,6 +131,15 @@ enum OptionTables {
                 parse: Values.host, into: \.host),
             .value(
                 "--port", "n", default: "7777", help: "Relay TCP port, 1 to 65535.", parse: Values.port, into: \.port),
+            .value(
+                "--relay-key", "key",
+                help: "The relay's key (52 characters, from its join line) or fingerprint (32 hex digits), "
+                    + "pinned for this host and port in known_relays.",
+                parse: Values.relayKey, into: \.relayKey),
+            .flag(
+                "--accept-new-relay-key",
+                help: "Trust and pin the key a relay new to this computer presents, without asking.",
+                into: \.acceptNewRelayKey),
             .value(
                 "--key", "file", help: "Room key file made by 'aeschat keygen --out <file>'.", parse: Values.path,
                 into: \.keyFile),

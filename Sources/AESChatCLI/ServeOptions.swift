@@ -4,6 +4,14 @@ public struct ServeOptions: Equatable, Sendable {
     public var host = "127.0.0.1"
     /// The TCP port to listen on, 1 to 65535.
     public var port: UInt16 = 7777
+    /// The relay's key file, if one was given (never empty); the default lives in the configuration folder. Made on
+    /// first start, never overwritten.
+    public var relayKeyFile: String? = nil
+    /// The key file of the relay's previous key, accepted beside the current one during a rotation (never empty);
+    /// read, never made.
+    public var previousRelayKeyFile: String? = nil
+    /// Print the relay key's fingerprint and join line and exit (making the key if it is missing).
+    public var showKey = false
     /// Output bytes queued for one member beyond which the relay disconnects it as too slow.
     public var maxPendingOutput = ServeOptions.defaultMaxPendingOutput
 

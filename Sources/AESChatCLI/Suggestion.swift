@@ -7,7 +7,8 @@ enum Suggestion {
     /// A candidate qualifies when its case-insensitive edit distance (insertions, deletions, substitutions and
     /// swaps of adjacent characters) is at most 1, or at most 2 when its name without leading dashes has five or more
     /// characters; the closest wins and ties go to the earlier candidate. Failing that, a candidate qualifies when
-    /// the input (with `-x` read as `--x`) is a prefix of it and of no other candidate.
+    /// the input (with `-x` read as `--x`) is a prefix of it and of no other candidate; a one-letter `-x`, read as a
+    /// short option, suggests the first candidate it is a prefix of (`-p`: `--port` before `--previous-relay-key`).
     ///
     /// - Parameters:
     ///   - input: What the user typed.
@@ -26,10 +27,11 @@ enum Suggestion {
         if let best { return best.candidate }
 
         var prefix = input.lowercased()
+        let isShortOption = prefix.count == 2 && prefix.hasPrefix("-") && prefix != "--"
         if prefix.hasPrefix("-"), !prefix.hasPrefix("--") { prefix = "-" + prefix }
         guard prefix.contains(where: { $0 != "-" }) else { return nil }
         let matches = candidates.filter { $0 != input && $0.lowercased().hasPrefix(prefix) }
-        return matches.count == 1 ? matches[0] : nil
+        return matches.count == 1 || (isShortOption && !matches.isEmpty) ? matches[0] : nil
     }
 
     /// The optimal-string-alignment distance: Levenshtein plus adjacent transpositions.

@@ -67,6 +67,36 @@ enum Values {
         return text
     }
 
+    /// What a relay key must look like, for messages.
+    static let relayKeyExpectation =
+        "expected the relay's key (52 characters from its join line) or its fingerprint (32 hexadecimal digits, "
+        + "as in 'relay 4f1c 93a0 ...')"
+
+    /// Parses a relay's key or fingerprint: 52 base32 characters (either case; spaces and dashes ignored) whose
+    /// unused last bits are zero, or 32 hexadecimal digits after an optional `relay` (spaces, colons and dashes
+    /// ignored).
+    static func relayKey(_ text: String, _ context: OptionContext) throws(UsageError) -> RelayKeyArgument {
+        let bytes = Array(text.lowercased().utf8)
+        let base32 = bytes.filter { $0 != UInt8(ascii: " ") && $0 != ASCII.hyphen }
+        let isBase32 = { (byte: UInt8) in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "2")...UInt8(ascii: "7")).contains(byte)
+        }
+        // 52 characters carry 260 bits: the last one holds the key's last bit and four zero bits ('a' or 'q').
+        if base32.count == 52, base32.allSatisfy(isBase32),
+            base32.last == UInt8(ascii: "a") || base32.last == UInt8(ascii: "q")
+        {
+            return .key(String(decoding: base32, as: UTF8.self))
+        }
+        var rest = bytes.drop { $0 == UInt8(ascii: " ") }
+        if rest.starts(with: Array("relay".utf8)) { rest = rest.dropFirst(5) }
+        let hex = rest.filter { $0 != UInt8(ascii: " ") && $0 != ASCII.colon && $0 != ASCII.hyphen }
+        if hex.count == 32, hex.allSatisfy(ASCII.isHexDigit) {
+            return .fingerprint(String(decoding: hex, as: UTF8.self))
+        }
+        throw invalid("relay key", text, relayKeyExpectation, context.mode)
+    }
+
     /// Parses a whole number from 0 to 1,000,000 (0 turns a limit off).
     static func limit(_ text: String, _ context: OptionContext) throws(UsageError) -> Int {
         let expectation = "expected a whole number from 0 (no limit) to 1000000"

@@ -3,11 +3,11 @@ import Testing
 
 @Suite struct HelpTextTests {
     static let flags: [Mode: [String]] = [
-        .serve: ["--host <addr>", "--port <n>", "-h, --help"],
+        .serve: ["--host <addr>", "--port <n>", "--relay-key <file>", "--show-key", "-h, --help"],
         // --max-pending-output <bytes> is wider than the flag column, so its help starts on the next line.
         .join: [
-            "--name <name>", "--inbox <dir>", "--room <room>", "--host <addr>", "--port <n>", "--key <file>", "--json",
-            "-h, --help",
+            "--name <name>", "--inbox <dir>", "--room <room>", "--host <addr>", "--port <n>", "--relay-key <key>",
+            "--accept-new-relay-key", "--key <file>", "--json", "-h, --help",
         ],
         .keygen: ["--out <file>", "-h, --help"],
     ]
@@ -40,7 +40,8 @@ import Testing
                 end-to-end encrypted messages within each room. It listens on 127.0.0.1 unless
                 --host says otherwise; use --host 0.0.0.0 or --host :: to serve a network.
 
-                USAGE: aeschat serve [--host <addr>] [--port <n>] [--max-pending-output <bytes>]
+                USAGE: aeschat serve [--host <addr>] [--port <n>] [--relay-key <file>]
+                       [--previous-relay-key <file>] [--show-key] [--max-pending-output <bytes>]
                        [--max-frame-size <bytes>] [--handshake-timeout <secs>]
                        [--handshake-rate <n>] [--handshake-burst <n>] [--max-connections <n>]
                        [--max-connections-per-address <n>] [--message-rate <n>]
@@ -52,6 +53,16 @@ import Testing
                   --host <addr>           Address to listen on: an IPv4 or IPv6 address or a
                                           hostname. (default: 127.0.0.1)
                   --port <n>              TCP port to listen on, 1 to 65535. (default: 7777)
+                  --relay-key <file>      The relay's key file, made on first start (mode 0600)
+                                          and never overwritten (default:
+                                          $XDG_CONFIG_HOME/aeschat/relay-key, else
+                                          ~/.config/aeschat/relay-key).
+                  --previous-relay-key <file>
+                                          The relay's previous key file during a key rotation:
+                                          members pinned to it still connect and are told the
+                                          new key.
+                  --show-key              Print the relay key's fingerprint and join line, then
+                                          exit.
                   --max-pending-output <bytes>
                                           Output queued for one member beyond which it is
                                           disconnected as too slow; a byte count above 16M, with
@@ -111,7 +122,8 @@ import Testing
             help.contains(
                 """
                 USAGE: aeschat join --name <name> [--inbox <dir>] [--room <room>]
-                       [--host <addr>] [--port <n>] [--key <file>] [--json]
+                       [--host <addr>] [--port <n>] [--relay-key <key>] [--accept-new-relay-key]
+                       [--key <file>] [--json] [--identity <file>] [--max-file-size <bytes>]
                 """
             )
         )
@@ -161,6 +173,8 @@ import Testing
                   65                      Bad data or key file.
                   69                      Relay unreachable or registration refused.
                   74                      I/O error.
+                  77                      The relay's key did not match the pinned one, or was
+                                          not confirmed.
                   130                     Interrupted.
                 """
             )
@@ -171,15 +185,17 @@ import Testing
         #expect(HelpText.usage(for: nil) == "aeschat <command> [<options>]")
         #expect(
             HelpText.usage(for: .serve)
-                == "aeschat serve [--host <addr>] [--port <n>] [--max-pending-output <bytes>] [--max-frame-size <bytes>] "
-                + "[--handshake-timeout <secs>] [--handshake-rate <n>] [--handshake-burst <n>] [--max-connections <n>] [--max-connections-per-address <n>] "
+                == "aeschat serve [--host <addr>] [--port <n>] [--relay-key <file>] [--previous-relay-key <file>] "
+                + "[--show-key] [--max-pending-output <bytes>] [--max-frame-size <bytes>] "
+                + "[--handshake-timeout <secs>] [--handshake-rate <n>] [--handshake-burst <n>] [--max-connections <n>] "
+                + "[--max-connections-per-address <n>] "
                 + "[--message-rate <n>] [--message-burst <n>] [--idle-timeout <secs>] [--byte-rate <bytes>] "
                 + "[--byte-burst <bytes>] [--frame-grace <secs>] [--min-frame-rate <bytes>] "
                 + "[--frame-budget <bytes>] [--frame-budget-per-address <bytes>]")
         #expect(
             HelpText.usage(for: .join)
                 == "aeschat join --name <name> [--inbox <dir>] [--room <room>] [--host <addr>] [--port <n>] "
-                + "[--key <file>] [--json] [--identity <file>] [--max-file-size <bytes>]"
+                + "[--relay-key <key>] [--accept-new-relay-key] [--key <file>] [--json] [--identity <file>] [--max-file-size <bytes>]"
         )
         #expect(HelpText.usage(for: .keygen) == "aeschat keygen [--out <file>] [--identity <file>]")
     }

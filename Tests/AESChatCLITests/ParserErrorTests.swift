@@ -192,7 +192,8 @@ import Testing
             error.description == """
                 Error: missing required option '--name <name>'
                 Usage: aeschat join --name <name> [--inbox <dir>] [--room <room>] [--host <addr>] [--port <n>] \
-                [--key <file>] [--json] [--identity <file>] [--max-file-size <bytes>]
+                [--relay-key <key>] [--accept-new-relay-key] [--key <file>] [--json] [--identity <file>] \
+                [--max-file-size <bytes>]
                 See 'aeschat join --help'.
                 """
         )

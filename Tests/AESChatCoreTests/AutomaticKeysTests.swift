@@ -4,8 +4,9 @@ import Testing
 
 @testable import AESChatCore
 
-/// A malicious network or relay between one client and the relay: sees and rewrites every frame in
-/// both directions.
+/// A malicious relay between one client and the relay: sees and rewrites every frame in both
+/// directions. It ends the client's encrypted link (the client pins its key,
+/// ``TestRelayKeys/current``; ``clientEnd`` has the link started) and has its own to the relay.
 final class InterceptingLink {
     final class Side: ConnectionHandler {
         var decoder = FrameDecoder()
@@ -34,7 +35,7 @@ final class InterceptingLink {
         let (client, linkSide) = MemoryConnection.pair(loop: harness.loop)
         clientEnd = client
         linkClientSide = linkSide
-        linkRelaySide = harness.listener.connect()
+        linkRelaySide = startLink(on: harness.listener.connect(), pinning: harness.relayKey, loop: harness.loop)
         let fromClient = Side(
             onFrame: { [unowned self] frame in
                 guard let decoded = try? ClientFrame(frame) else { return }
@@ -48,8 +49,9 @@ final class InterceptingLink {
                 for out in self.toClient(decoded) { self.linkClientSide.write(out.encoded()) }
             }, onClose: { [unowned self] in self.linkClientSide.close() })
         sides = [fromClient, fromRelay]
-        linkClientSide.handler = fromClient
+        TestLinkResponder(linkClientSide) { $0.handler = fromClient }
         linkRelaySide.handler = fromRelay
+        startLink(on: clientEnd, loop: harness.loop)
     }
 }
 
@@ -123,7 +125,8 @@ final class AutomaticHarness {
             link = InterceptingLink(harness: relayHarness)
             connection = link!.clientEnd
         } else {
-            connection = relayHarness.listener.connect(chunkSize: 777)
+            connection = startLink(
+                on: relayHarness.listener.connect(chunkSize: 777), pinning: relayHarness.relayKey, loop: loop)
         }
         let client = ChatRoom(
             name: name, room: room, security: security, connection: connection, output: output, loop: loop
@@ -188,7 +191,9 @@ extension EventCollector {
             knownPeers: KnownPeers())
         let carolOutput = EventCollector()
         let carol = ChatRoom(
-            name: "carol", room: "lobby", security: carolSecurity, connection: harness.relayHarness.listener.connect(),
+            name: "carol", room: "lobby", security: carolSecurity,
+            connection: startLink(
+                on: harness.relayHarness.listener.connect(), pinning: harness.relayHarness.relayKey, loop: harness.loop),
             output: carolOutput, loop: harness.loop
         ) { _ in }
         carol.start()

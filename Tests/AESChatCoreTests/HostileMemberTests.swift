@@ -25,7 +25,8 @@ final class HostileRoom {
                     knownPeers: KnownPeers())
             }
         bob = ChatRoom(
-            name: "bob", room: "lobby", security: security, connection: harness.linkedConnection(),
+            name: "bob", room: "lobby", security: security,
+            connection: startLink(on: harness.listener.connect(), pinning: harness.relayKey, loop: harness.loop),
             output: bobOutput, loop: harness.loop, inbox: try Inbox(path: folder.path + "/inbox")
         ) { [bobOutcome] in bobOutcome.value = $0 }
         bob.start()

@@ -6,6 +6,8 @@ public enum KeyFileError: Error, Equatable, Sendable, CustomStringConvertible {
         case roomKey
         /// An identity (`--identity`, made on first use).
         case identity
+        /// The relay's key (`serve --relay-key`, made on first start).
+        case relayKey
     }
 
     case unreadable(File, path: String, reason: String)
@@ -31,6 +33,16 @@ public enum KeyFileError: Error, Equatable, Sendable, CustomStringConvertible {
             "cannot write key file '\(path)': \(reason)"
         case .unwritable(.identity, let path, let reason):
             "cannot write '\(path)': \(reason)"
+        case .unreadable(.relayKey, let path, let reason):
+            "cannot read the relay key file '\(path)': \(reason); the relay does not start without the key its "
+                + "members pinned: repair the file or give the right path"
+        case .malformed(.relayKey, let path, let reason):
+            "relay key file '\(path)' is not an aeschat relay key: \(reason); the relay does not start with a "
+                + "new key in its place, since members pinned the old one"
+        case .alreadyExists(.relayKey, let path):
+            "'\(path)' already exists; aeschat never overwrites a relay key file"
+        case .unwritable(.relayKey, let path, let reason):
+            "cannot write the relay key file '\(path)': \(reason)"
         }
     }
 }

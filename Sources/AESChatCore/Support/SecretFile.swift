@@ -17,6 +17,8 @@ enum SecretFile {
         case notText
         /// Exclusive creation found something under the path.
         case exists
+        /// The path is a symbolic link, and the caller does not follow links.
+        case symbolicLink
 
         /// The reason, for a message that names the file.
         var reason: String {
@@ -26,6 +28,7 @@ enum SecretFile {
             case .tooLarge(_, let limit): "larger than \(limit) bytes"
             case .notText: "not text"
             case .exists: "it already exists"
+            case .symbolicLink: "it is a symbolic link, which aeschat does not follow for this file"
             }
         }
     }
@@ -39,9 +42,12 @@ enum SecretFile {
     }
 
     /// Reads a regular file of at most `limit` bytes of UTF-8.
-    static func read(path: String, limit: Int) throws(Failure) -> Contents {
-        guard let file = Descriptor(returned: open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) else {
-            throw .system(System.lastError)
+    /// - Parameter followingLinks: false to refuse a symbolic link as the last part of the path (`O_NOFOLLOW`):
+    ///   ``Failure/symbolicLink``.
+    static func read(path: String, limit: Int, followingLinks: Bool = true) throws(Failure) -> Contents {
+        let flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followingLinks ? 0 : O_NOFOLLOW)
+        guard let file = Descriptor(returned: open(path, flags)) else {
+            throw !followingLinks && errno == ELOOP ? .symbolicLink : .system(System.lastError)
         }
         let descriptor = file.rawValue
         var status = stat()
