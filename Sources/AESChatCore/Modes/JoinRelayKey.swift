@@ -82,6 +82,23 @@ enum JoinRelayKey {
         }
     }
 
+    /// Asks on the terminal in its ordinary line mode: writes the question to standard output and reads one line
+    /// from standard input, byte by byte, so that nothing typed after the answer is taken from the keyboard reader.
+    /// - Parameter question: the question, without a newline at the end.
+    /// - Returns: the answer without its end, or nil at the end of input.
+    static func askOnTerminal(_ question: String) -> String? {
+        _ = System.writeAll(1, Array(question.utf8))
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while bytes.count < 4096 {
+            let count = withUnsafeMutableBytes(of: &byte) { System.read(0, into: $0) }
+            if count <= 0 { return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self) }
+            if byte == 0x0A { break }
+            bytes.append(byte)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Pins the key a relay announced over a link authenticated by `vouchedBy` (a planned rotation), if it is new.
     /// - Parameters:
     ///   - announced: the keys of the `relay-keys` frame, current first.
