@@ -4,8 +4,9 @@ import Testing
 
 @testable import AESChatCore
 
-/// A malicious network or relay between one client and the relay: sees and rewrites every frame in
-/// both directions.
+/// A malicious relay between one client and the relay: sees and rewrites every frame in both
+/// directions. It ends the client's encrypted link (the client pins its key,
+/// ``TestRelayKeys/current``; ``clientEnd`` has the link started) and has its own to the relay.
 final class InterceptingLink {
     final class Side: ConnectionHandler {
         var decoder = FrameDecoder()
@@ -48,8 +49,9 @@ final class InterceptingLink {
                 for out in self.toClient(decoded) { self.linkClientSide.write(out.encoded()) }
             }, onClose: { [unowned self] in self.linkClientSide.close() })
         sides = [fromClient, fromRelay]
-        linkClientSide.handler = fromClient
+        TestLinkResponder(linkClientSide) { $0.handler = fromClient }
         linkRelaySide.handler = fromRelay
+        startLink(on: clientEnd, loop: harness.loop)
     }
 }
 

@@ -24,7 +24,8 @@ final class EventCollector: ClientOutput {
 }
 
 /// Sits between a client and the relay on two in-memory connections and lets a test rewrite or
-/// drop the frames the client publishes.
+/// drop the frames the client publishes. It ends the client's encrypted link (the client pins its
+/// key, ``TestRelayKeys/current``: see ``ChatHarness/tamperedEnds()``) and has its own to the relay.
 final class TamperingLink: ConnectionHandler {
     let towardRelay: RawPeer
     var decoder = FrameDecoder()
@@ -65,13 +66,25 @@ final class ChatHarness {
         return (client, output, outcome)
     }
 
+    /// A client's end whose frames pass through a ``TamperingLink``, with the encrypted link
+    /// started on it (pinning the tampering link's key).
+    func tamperedEnds() -> (client: MemoryConnection, link: TamperingLink) {
+        let (clientEnd, linkEnd) = MemoryConnection.pair(loop: loop)
+        let link = TamperingLink(relayEnd: relayHarness.listener.connect())
+        TestLinkResponder(linkEnd) { $0.handler = link }
+        link.towardRelay.connection.handler = ForwardToClient(clientSide: linkEnd)
+        return (linked(clientEnd, pinning: TestRelayKeys.pinned(TestRelayKeys.current)), link)
+    }
+
+    /// Starts the client's encrypted link on `connection`, pinning `key` (see ``startLink(on:pinning:loop:)``).
+    func linked(_ connection: MemoryConnection, pinning key: RelayPublicKey) -> MemoryConnection {
+        startLink(on: connection, pinning: key, loop: loop)
+    }
+
     /// A client whose published frames pass through a ``TamperingLink``.
     func tamperedClient(_ name: String) -> (ChatRoom, EventCollector, TamperingLink) {
         let output = EventCollector()
-        let (clientEnd, linkEnd) = MemoryConnection.pair(loop: loop)
-        let link = TamperingLink(relayEnd: relayHarness.listener.connect())
-        linkEnd.handler = link
-        link.towardRelay.connection.handler = ForwardToClient(clientSide: linkEnd)
+        let (clientEnd, link) = tamperedEnds()
         let client = ChatRoom(
             name: name, room: "lobby", roomKey: key, connection: clientEnd, output: output, loop: loop
         ) { _ in }
@@ -407,10 +420,7 @@ final class Box<T> {
         let harness = ChatHarness()
         _ = harness.client("bob")
         let output = EventCollector()
-        let (clientEnd, linkEnd) = MemoryConnection.pair(loop: harness.loop)
-        let link = TamperingLink(relayEnd: harness.relayHarness.listener.connect())
-        linkEnd.handler = link
-        link.towardRelay.connection.handler = ForwardToClient(clientSide: linkEnd)
+        let (clientEnd, link) = harness.tamperedEnds()
         let outcome = Box<ClientOutcome?>(nil)
         let alice = ChatRoom(
             name: "alice", room: "lobby", roomKey: harness.key, connection: clientEnd, output: output,

@@ -1,10 +1,12 @@
 import AESChatCLI
+import AESChatCrypto
 import Testing
 
 @testable import AESChatCore
 
 /// A ``ReconnectingSession`` on the in-memory transport, with every connection running through a
-/// ``TamperingLink`` the test can cut or make swallow frames.
+/// ``TamperingLink`` the test can cut or make swallow frames (the session pins the link's key,
+/// ``TestRelayKeys/current``).
 final class SessionHarness {
     let chat = ChatHarness()
     var loop: MemoryEventLoop { chat.loop }
@@ -16,12 +18,12 @@ final class SessionHarness {
 
     init() {
         session = ReconnectingSession(
-            output: output, loop: loop,
+            output: output, loop: loop, link: TestRelayKeys.link(),
             connect: { [unowned self] completion in
                 self.chat.relayHarness.listener.connect { relayEnd in
                     let (clientEnd, linkEnd) = MemoryConnection.pair(loop: self.loop)
                     let link = TamperingLink(relayEnd: try! relayEnd.get())
-                    linkEnd.handler = link
+                    TestLinkResponder(linkEnd) { $0.handler = link }
                     link.towardRelay.connection.handler = ForwardToClient(clientSide: linkEnd)
                     self.links.append(link)
                     completion(.success(clientEnd))
@@ -96,5 +98,86 @@ final class SessionHarness {
             harness.output.events.contains(
                 .info("sent again 2 line(s) the relay had not confirmed when the connection was lost")))
         #expect(harness.exitCode == .success)
+    }
+}
+
+/// A ``ReconnectingSession`` whose every connection reaches a scripted relay (``TestLinkResponder``).
+final class ScriptedRelaySession {
+    let loop = MemoryEventLoop()
+    let output = EventCollector()
+    var responders: [TestLinkResponder] = []
+    var fatal: [String] = []
+    var outcome: ReconnectingSession.Outcome?
+    var session: ReconnectingSession!
+    let start = ContinuousClock.now
+
+    init(relayKey: X25519PrivateKey, script: TestLinkResponder.Script) {
+        session = ReconnectingSession(
+            output: output, loop: loop, link: TestRelayKeys.link(),
+            connect: { [unowned self] completion in
+                let (client, server) = MemoryConnection.pair(loop: self.loop, chunkSize: 5)
+                self.responders.append(TestLinkResponder(server, key: relayKey, script: script))
+                self.loop.enqueue { completion(.success(client)) }
+            },
+            makeSecurity: { _ in RoomKeySecurity(roomKey: RoomKey(bytes: Array(0..<32)), room: "lobby", name: "alice")
+            },
+            makeClient: { [unowned self] security, connection, recent, ended in
+                ChatRoom(
+                    name: "alice", room: "lobby", security: security, connection: connection, output: self.output,
+                    loop: self.loop, recentMessageIDs: recent, onFinish: ended)
+            },
+            random: { 1.0 }, now: { [unowned self] in self.start + self.loop.now },
+            fatal: { [unowned self] in self.fatal.append($0) }, onFinish: { [unowned self] in self.outcome = $0 })
+        session.start()
+        session.submit(line: "a line that must not leave")
+        loop.advance(by: .seconds(600))
+    }
+}
+
+@Suite struct ReconnectingSessionLinkTests {
+    static let pinned = TestRelayKeys.pinned(TestRelayKeys.current)
+
+    static let endings: [(X25519PrivateKey, TestLinkResponder.Script, RelayLinkFailure.Kind, ExitCode)] = [
+        (
+            TestRelayKeys.other, .complete,
+            .keyMismatch(pinned: pinned, presented: [TestRelayKeys.pinned(TestRelayKeys.other)]), .notPermitted
+        ),
+        (TestRelayKeys.other, .impersonate, .handshakeFailed(pinned: pinned), .notPermitted),
+        (TestRelayKeys.current, .tamperMessage2, .handshakeFailed(pinned: pinned), .notPermitted),
+        (TestRelayKeys.current, .answer(LinkAnswerBytes.olderRelayRefusal), .olderRelay, .unavailable),
+        (TestRelayKeys.current, .answer(LinkAnswerBytes.version(3)), .versionMismatch(relayVersion: 3), .unavailable),
+        (TestRelayKeys.current, .answer(Array("HTTP/1.0 400\r\n".utf8)), .notAESChat, .unavailable),
+    ]
+
+    @Test(arguments: endings)
+    func aLinkFailureThatRetryingCannotFix_endsTheSessionAtOnce_andSendsNothing(
+        relayKey: X25519PrivateKey, script: TestLinkResponder.Script, kind: RelayLinkFailure.Kind, code: ExitCode
+    ) throws {
+        let harness = ScriptedRelaySession(relayKey: relayKey, script: script)
+        #expect(harness.responders.count == 1)
+        let outcome = try #require(harness.outcome)
+        #expect(outcome == .linkFailed(RelayLinkFailure(relay: "memory:7777", kind: kind)))
+        #expect(JoinMode.exitCode(for: outcome) == code)
+        #expect(harness.responders[0].received.count == LinkPreamble.length + 2 + NoiseHandshake.emptyMessageLength)
+        #expect(!harness.output.events.contains { if case .reconnecting = $0 { true } else { false } })
+        // The session does not report it: the caller shows the failure once.
+        #expect(harness.fatal.isEmpty)
+    }
+
+    @Test func aBusyRelay_isRetriedLikeALostConnection() {
+        let harness = ScriptedRelaySession(relayKey: TestRelayKeys.current, script: .answer(LinkAnswerBytes.busy))
+        #expect(harness.responders.count > 3)
+        #expect(harness.outcome == .unavailable)
+        #expect(
+            harness.output.events.contains {
+                if case .reconnecting(_, _, let reason) = $0 {
+                    reason == "the relay at memory:7777 is busy with other connections"
+                } else {
+                    false
+                }
+            })
+        for responder in harness.responders {
+            #expect(responder.received.count == LinkPreamble.length + 2 + NoiseHandshake.emptyMessageLength)
+        }
     }
 }

@@ -43,6 +43,9 @@ public final class ChatRoom {
     public var onBackpressure: ((Bool) -> Void)?
     /// Called once registration completes (after the `ready` event).
     public var onReady: (() -> Void)?
+    /// Called when the relay announces its keys (`relay-keys`), current first, inside the link made
+    /// under the pinned key.
+    public var onRelayKeysAnnounced: (([RelayPublicKey]) -> Void)?
 
     /// Creates a client; call ``start()`` to register.
     /// - Parameters:
@@ -344,6 +347,10 @@ extension ChatRoom: RelaySessionDelegate {
         unconfirmedLines.removeFirst(confirmed)
         sendWaitingLines()
         leaveIfIdle()
+    }
+
+    func relaySession(_ session: RelaySession, announcedKeys keys: [RelayPublicKey]) {
+        onRelayKeysAnnounced?(keys)
     }
 
     func relaySessionDidDrainOutput(_ session: RelaySession) {

@@ -1,8 +1,11 @@
-/// A chat session that survives the relay going away: when the connection is lost after
+/// A chat session that survives the relay going away: every connection first opens the encrypted
+/// link to the pinned relay key (``RelayLinkStarter``); when the connection is lost after
 /// registration, it says so, reconnects with exponential backoff and jitter, registers again with
 /// fresh session keys, and sends the lines typed meanwhile. Lines the lost connection had not had
 /// confirmed by the relay go first, with their message ids, so nothing typed is lost and members
-/// that did receive a line show it once. Loop thread only.
+/// that did receive a line show it once. A relay that is busy is retried like a lost connection; a
+/// link that fails for any other reason (the pinned key in question, another protocol version, not
+/// a relay) ends the session at once with ``Outcome/linkFailed(_:)``. Loop thread only.
 public final class ReconnectingSession {
     /// How a session ended; `JoinMode` maps it to the process exit code.
     public enum Outcome: Equatable, Sendable {
@@ -16,6 +19,10 @@ public final class ReconnectingSession {
         case protocolViolation
         /// The first connection failed for a reason other than the transport.
         case failed
+        /// The encrypted link failed for a reason that trying again does not fix: the pinned key is in question
+        /// (``RelayLinkFailure/isPinFailure``), or the relay speaks another protocol or is not a relay. Nothing
+        /// was sent on that connection; the session does not report it (the caller shows it).
+        case linkFailed(RelayLinkFailure)
     }
 
     /// How reconnection waits and when it gives up.
@@ -51,6 +58,8 @@ public final class ReconnectingSession {
     private let output: any ClientOutput
     private let loop: any EventLoop
     private let policy: Policy
+    /// The pinned relay key and the relay's name.
+    public private(set) var link: RelayLinkConfiguration
     private let connect: Connector
     private let makeSecurity: SecurityFactory
     private let makeClient: ClientFactory
@@ -76,10 +85,19 @@ public final class ReconnectingSession {
 
     /// Called with `true` when input should pause and `false` to resume.
     public var onBackpressure: ((Bool) -> Void)?
+    /// Called when the relay announces a new current key over a link made under the pinned one (a
+    /// planned rotation), with the keys it announced (current first) and the key that vouched for
+    /// them. The session already uses the new key for its next connections; the caller pins it and
+    /// tells the user. Not called for an announcement whose current key is the pinned one.
+    public var onRelayKeysAnnounced: ((_ announced: [RelayPublicKey], _ vouchedBy: RelayPublicKey) -> Void)?
 
     /// Creates a session; call ``start()``.
+    /// - Parameters:
+    ///   - link: The relay's pinned key, with which every connection opens the encrypted link.
+    ///   - connect: Makes a fresh connection to the relay (the link starts on it).
     public init(
-        output: any ClientOutput, loop: any EventLoop, policy: Policy = Policy(), connect: @escaping Connector,
+        output: any ClientOutput, loop: any EventLoop, policy: Policy = Policy(), link: RelayLinkConfiguration,
+        connect: @escaping Connector,
         makeSecurity: @escaping SecurityFactory, makeClient: @escaping ClientFactory,
         random: @escaping () -> Double = { Double.random(in: 0.5...1.5) },
         now: @escaping () -> ContinuousClock.Instant = { .now }, fatal: @escaping (String) -> Void,
@@ -89,6 +107,7 @@ public final class ReconnectingSession {
         self.output = output
         self.loop = loop
         self.policy = policy
+        self.link = link
         self.connect = connect
         self.makeSecurity = makeSecurity
         self.makeClient = makeClient
@@ -103,7 +122,9 @@ public final class ReconnectingSession {
     public func start(onFirstAttempt: (() -> Void)? = nil) {
         open { [weak self] error in
             guard let self else { return }
-            if let error = error as? TransportError {
+            if let failure = error as? RelayLinkFailure {
+                self.linkFailed(failure)
+            } else if let error = error as? TransportError {
                 self.fatal(error.description)
                 self.finish(.unavailable)
             } else if let error {
@@ -148,24 +169,51 @@ public final class ReconnectingSession {
 
     // MARK: Connections
 
-    /// Starts a connection attempt; `settled` is called once it is over, with nil when a client
-    /// now runs on the new connection, or the error that stopped it. Nothing is called once the
-    /// session has finished meanwhile (the connection, if one came, is closed).
+    /// Starts a connection attempt and the encrypted link on it; `settled` is called once it is
+    /// over, with nil when a client now runs on the new connection, or the error that stopped it (a
+    /// ``TransportError`` from connecting, a ``RelayLinkFailure`` from the link). Nothing is called
+    /// once the session has finished meanwhile (the connection, if one came, is closed).
     private func open(settled: @escaping ((any Error)?) -> Void) {
         connecting = true
         connect { [weak self] result in
             guard let self else { return }
-            self.connecting = false
-            guard !self.finished else {
-                if case .success(let connection) = result { connection.close() }
+            let connection: any Connection
+            do {
+                connection = try result.get()
+            } catch {
+                self.connecting = false
+                if !self.finished { settled(error) }
                 return
             }
-            do {
-                try self.begin(on: result.get())
-                settled(nil)
-            } catch {
-                settled(error)
+            guard !self.finished else {
+                self.connecting = false
+                connection.close()
+                return
             }
+            RelayLinkStarter.start(on: connection, configuration: self.link, loop: self.loop) { [weak self] linked in
+                guard let self else { return }
+                self.connecting = false
+                guard !self.finished else {
+                    if case .success(let connection) = linked { connection.close() }
+                    return
+                }
+                do {
+                    try self.begin(on: linked.get())
+                    settled(nil)
+                } catch {
+                    settled(error)
+                }
+            }
+        }
+    }
+
+    /// The link failed: a busy relay or a lost handshake is retried as a lost connection is;
+    /// anything else ends the session at once.
+    private func linkFailed(_ failure: RelayLinkFailure) {
+        if failure.isRetryable {
+            scheduleReconnect(reason: failure.description)
+        } else {
+            finish(.linkFailed(failure))
         }
     }
 
@@ -177,8 +225,18 @@ public final class ReconnectingSession {
         }
         made.onReady = { [weak self] in self?.registered() }
         made.onBackpressure = { [weak self] paused in self?.onBackpressure?(paused) }
+        made.onRelayKeysAnnounced = { [weak self] keys in self?.relayAnnounced(keys) }
         client = made
         made.start()
+    }
+
+    /// The relay that holds the pinned key announced its keys: a new current key is pinned for the
+    /// next connections, and reported.
+    private func relayAnnounced(_ keys: [RelayPublicKey]) {
+        guard let current = keys.first, current != link.relayKey else { return }
+        let vouchedBy = link.relayKey
+        link.relayKey = current
+        onRelayKeysAnnounced?(keys, vouchedBy)
     }
 
     private func registered() {
@@ -260,7 +318,9 @@ public final class ReconnectingSession {
         loop.schedule(after: delay) { [weak self] in
             guard let self, !self.finished, self.client == nil, !self.connecting else { return }
             self.open { [weak self] error in
-                if let error = error as? TransportError {
+                if let failure = error as? RelayLinkFailure {
+                    self?.linkFailed(failure)
+                } else if let error = error as? TransportError {
                     self?.scheduleReconnect(reason: error.description)
                 } else if let error {
                     self?.scheduleReconnect(reason: "\(error)")

@@ -21,6 +21,9 @@ protocol RelaySessionDelegate: AnyObject {
         _ session: RelaySession, deliveredChunkInPlace payload: UnsafeMutableRawBufferPointer, from sender: String)
     /// The relay handled everything sent before the ping with `token`.
     func relaySession(_ session: RelaySession, confirmedUpTo token: UInt64)
+    /// The relay announced its keys, current first, over the link made under the key the client
+    /// pinned (a planned rotation: the pinned key vouches for the new one).
+    func relaySession(_ session: RelaySession, announcedKeys keys: [RelayPublicKey])
     /// The connection sent everything queued.
     func relaySessionDidDrainOutput(_ session: RelaySession)
     /// The session is ending: the connection is about to close.

@@ -6,7 +6,8 @@ public enum JoinMode {
     /// Runs a client session until input ends, the user interrupts or the relay goes away.
     /// - Returns: the process exit code: 0 after a clean leave, 64 without a key, 65 for a bad
     ///   key file, 69 when the relay is unreachable or refuses, 74 when the inbox cannot be made or is
-    ///   not the user's alone, or when `known_peers` exists but cannot be read, 130 when interrupted.
+    ///   not the user's alone, or when `known_peers` exists but cannot be read, 77 when the relay's
+    ///   pinned key does not complete the encrypted link, 130 when interrupted.
     public static func run(_ options: JoinOptions) -> ExitCode {
         if options.inbox == nil, !InboxPrompt.canAsk {
             let problem =
@@ -35,6 +36,13 @@ public enum JoinMode {
             StandardError.write("Error: \(error.description)")
             return .ioError
         }
+        let relayKey: RelayPublicKey
+        switch pinnedRelayKey(options) {
+        case .success(let key): relayKey = key
+        case .failure(let failure):
+            StandardError.write("Error: \(failure.message)")
+            return failure.code
+        }
         let style: LineOutput.Style = options.json ? .json : .human
         // On a terminal (and without --json), the interactive terminal replaces line mode.
         let terminal =
@@ -53,8 +61,12 @@ public enum JoinMode {
         var code = ExitCode.success
         var ended = false
         let stall = stallTimeout()
+        let fatal = { (message: String) in
+            if options.json { output.emit(.error(message: message)) }
+            StandardError.write("Error: \(message)")
+        }
         let session = ReconnectingSession(
-            output: output, loop: loop,
+            output: output, loop: loop, link: RelayLinkConfiguration(relayKey: relayKey, relay: relayName(options)),
             connect: { completion in
                 TCPConnection.connect(host: options.host, port: options.port, loop: loop, timeout: .seconds(5)) {
                     completion($0.map { $0 })
@@ -72,11 +84,9 @@ public enum JoinMode {
                     loop: loop, inbox: inbox, maximumFileSize: options.maximumFileSize, transferStallTimeout: stall,
                     recentMessageIDs: recentMessageIDs, onFinish: ended)
             },
-            fatal: { message in
-                if options.json { output.emit(.error(message: message)) }
-                StandardError.write("Error: \(message)")
-            },
+            fatal: fatal,
             onFinish: { outcome in
+                if case .linkFailed(let failure) = outcome { fatal(failure.description) }
                 code = JoinMode.exitCode(for: outcome)
                 ended = true
                 loop.stop()
@@ -105,7 +115,7 @@ public enum JoinMode {
             StandardError.write("Error: \(error.description)")
             return .failure
         }
-        if code == .unavailable || code == .dataError {
+        if code == .unavailable || code == .dataError || code == .notPermitted {
             terminal?.close()
         }
         return code
@@ -196,7 +206,7 @@ public enum JoinMode {
         return .seconds(seconds)
     }
 
-    /// The process exit code for how a session ended: 0, 130, 69, 65 or 1.
+    /// The process exit code for how a session ended: 0, 130, 69, 65, 77 or 1.
     static func exitCode(for outcome: ReconnectingSession.Outcome) -> ExitCode {
         switch outcome {
         case .finished: .success
@@ -204,6 +214,24 @@ public enum JoinMode {
         case .unavailable: .unavailable
         case .protocolViolation: .dataError
         case .failed: .failure
+        case .linkFailed(let failure): failure.isPinFailure ? .notPermitted : .unavailable
         }
+    }
+
+    /// The relay as the user named it, `host:port` (an IPv6 literal in brackets), as messages show it.
+    static func relayName(_ options: JoinOptions) -> String {
+        (options.host.contains(":") ? "[\(options.host)]" : options.host) + ":\(options.port)"
+    }
+
+    /// The relay key to pin for this session: the whole key given with `--relay-key` (known_relays,
+    /// prompts and fingerprints come with the trust code).
+    static func pinnedRelayKey(_ options: JoinOptions) -> Result<RelayPublicKey, SetupFailure> {
+        guard case .key(let text) = options.relayKey, let key = RelayPublicKey(text: text) else {
+            return .failure(
+                SetupFailure(
+                    message: "no relay key: pass the relay's whole key (its join line's --relay-key) with --relay-key",
+                    code: .usage))
+        }
+        return .success(key)
     }
 }
