@@ -35,7 +35,7 @@ final class InterceptingLink {
         let (client, linkSide) = MemoryConnection.pair(loop: harness.loop)
         clientEnd = client
         linkClientSide = linkSide
-        linkRelaySide = harness.listener.connect()
+        linkRelaySide = startLink(on: harness.listener.connect(), pinning: harness.relayKey, loop: harness.loop)
         let fromClient = Side(
             onFrame: { [unowned self] frame in
                 guard let decoded = try? ClientFrame(frame) else { return }
@@ -125,7 +125,8 @@ final class AutomaticHarness {
             link = InterceptingLink(harness: relayHarness)
             connection = link!.clientEnd
         } else {
-            connection = relayHarness.listener.connect(chunkSize: 777)
+            connection = startLink(
+                on: relayHarness.listener.connect(chunkSize: 777), pinning: relayHarness.relayKey, loop: loop)
         }
         let client = ChatRoom(
             name: name, room: room, security: security, connection: connection, output: output, loop: loop
@@ -190,7 +191,9 @@ extension EventCollector {
             knownPeers: KnownPeers())
         let carolOutput = EventCollector()
         let carol = ChatRoom(
-            name: "carol", room: "lobby", security: carolSecurity, connection: harness.relayHarness.listener.connect(),
+            name: "carol", room: "lobby", security: carolSecurity,
+            connection: startLink(
+                on: harness.relayHarness.listener.connect(), pinning: harness.relayHarness.relayKey, loop: harness.loop),
             output: carolOutput, loop: harness.loop
         ) { _ in }
         carol.start()

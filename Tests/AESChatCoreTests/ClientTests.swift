@@ -57,7 +57,7 @@ final class ChatHarness {
     ) {
         let output = EventCollector()
         let outcome = Box<ClientOutcome?>(nil)
-        let connection = relayHarness.listener.connect(chunkSize: 999)
+        let connection = linked(relayHarness.listener.connect(chunkSize: 999), pinning: relayHarness.relayKey)
         let client = ChatRoom(
             name: name, room: room, roomKey: key ?? self.key, connection: connection, output: output, loop: loop
         ) { outcome.value = $0 }
@@ -131,7 +131,8 @@ final class Box<T> {
         let harness = ChatHarness()
         let (_, bobOutput, _) = harness.client("bob")
         let output = EventCollector()
-        let connection = harness.relayHarness.listener.connect()
+        let connection = harness.linked(
+            harness.relayHarness.listener.connect(), pinning: harness.relayHarness.relayKey)
         let alice = ChatRoom(
             name: "alice", room: "lobby", roomKey: harness.key, connection: connection, output: output,
             loop: harness.loop

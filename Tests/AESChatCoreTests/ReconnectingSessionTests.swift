@@ -1,5 +1,6 @@
 import AESChatCLI
 import AESChatCrypto
+import AESChatTesting
 import Testing
 
 @testable import AESChatCore
@@ -179,5 +180,101 @@ final class ScriptedRelaySession {
         for responder in harness.responders {
             #expect(responder.received.count == LinkPreamble.length + 2 + NoiseHandshake.emptyMessageLength)
         }
+    }
+}
+
+@Suite struct BusyRelayTests {
+    @Test func aRelayBusyAtFirst_isTriedAgain_andTheLineTypedMeanwhileArrives() {
+        let chat = ChatHarness()
+        let (_, bobOutput, _) = chat.client("bob")
+        let loop = chat.loop
+        let output = EventCollector()
+        var attempts = 0
+        var busyRelay: TestLinkResponder?
+        var outcome: ReconnectingSession.Outcome?
+        let session = ReconnectingSession(
+            output: output, loop: loop,
+            link: RelayLinkConfiguration(relayKey: chat.relayHarness.relayKey, relay: "r:1"),
+            connect: { completion in
+                attempts += 1
+                if attempts == 1 {
+                    let (client, server) = MemoryConnection.pair(loop: loop)
+                    busyRelay = TestLinkResponder(
+                        server, key: chat.relayHarness.relay.configuration.relayKey,
+                        script: .answer(LinkAnswerBytes.busy))
+                    loop.enqueue { completion(.success(client)) }
+                } else {
+                    chat.relayHarness.listener.connect { completion($0.map { $0 }) }
+                }
+            },
+            makeSecurity: { _ in RoomKeySecurity(roomKey: chat.key, room: "lobby", name: "alice") },
+            makeClient: { security, connection, recent, ended in
+                ChatRoom(
+                    name: "alice", room: "lobby", security: security, connection: connection, output: output,
+                    loop: loop, recentMessageIDs: recent, onFinish: ended)
+            },
+            random: { 1.0 }, fatal: { _ in }, onFinish: { outcome = $0 })
+        session.start()
+        loop.runUntilIdle()
+        session.submit(line: "typed while the relay was busy")
+        #expect(
+            output.events.first
+                == .reconnecting(
+                    attempt: 1, delayMilliseconds: 500, reason: "the relay at r:1 is busy with other connections"))
+        #expect(busyRelay?.received.count == LinkPreamble.length + 2 + NoiseHandshake.emptyMessageLength)
+        loop.advance(by: .seconds(1))
+        #expect(attempts == 2)
+        #expect(output.events.contains(.reconnected))
+        #expect(bobOutput.messages == ["alice: typed while the relay was busy"])
+        #expect(outcome == nil)
+    }
+}
+
+@Suite struct RelayKeyRotationTests {
+    @Test func aRelayAnnouncingItsNewKey_overTheOldOnesLink_isPinnedForTheNextConnections() {
+        let old = TestRelayKeys.current
+        let new = TestRelayKeys.other
+        let relay = RelayHarness(configuration: RelayConfiguration(relayKey: new, previousRelayKey: old))
+        let loop = relay.loop
+        let output = EventCollector()
+        var clientEnds: [MemoryConnection] = []
+        var announcements: [([RelayPublicKey], RelayPublicKey)] = []
+        let session = ReconnectingSession(
+            output: output, loop: loop, link: TestRelayKeys.link(old),
+            connect: { completion in
+                relay.listener.connect { result in
+                    let end = try! result.get()
+                    end.recordsWrites = true
+                    clientEnds.append(end)
+                    completion(.success(end))
+                }
+            },
+            makeSecurity: { _ in RoomKeySecurity(roomKey: RoomKey(bytes: Array(0..<32)), room: "lobby", name: "alice")
+            },
+            makeClient: { security, connection, recent, ended in
+                ChatRoom(
+                    name: "alice", room: "lobby", security: security, connection: connection, output: output,
+                    loop: loop, recentMessageIDs: recent, onFinish: ended)
+            },
+            random: { 1.0 }, fatal: { _ in }, onFinish: { _ in })
+        session.onRelayKeysAnnounced = { announcements.append(($0, $1)) }
+        session.start()
+        loop.runUntilIdle()
+        let newKey = TestRelayKeys.pinned(new)
+        let oldKey = TestRelayKeys.pinned(old)
+        #expect(announcements.count == 1)
+        #expect(announcements.first?.0 == [newKey, oldKey])
+        #expect(announcements.first?.1 == oldKey)
+        #expect(session.link.relayKey == newKey)
+        #expect(output.events.contains { if case .ready = $0 { true } else { false } })
+        // The next connection names the new key.
+        clientEnds.last?.close()
+        loop.advance(by: .seconds(2))
+        #expect(clientEnds.count == 2)
+        #expect(Array(clientEnds[0].writtenBytes[8..<12]) == oldKey.keyID)
+        #expect(Array(clientEnds[1].writtenBytes[8..<12]) == newKey.keyID)
+        #expect(output.events.contains(.reconnected))
+        // A link made under the current key hears no announcement.
+        #expect(announcements.count == 1)
     }
 }

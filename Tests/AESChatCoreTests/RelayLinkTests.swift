@@ -1,245 +1,325 @@
-import AESChatCLI
 import AESChatCrypto
 import AESChatTesting
 import Testing
 
 @testable import AESChatCore
 
-/// A client's link start against a scripted relay on the in-memory transport.
-final class LinkStartHarness {
-    let loop = MemoryEventLoop()
-    let client: MemoryConnection
-    let relay: TestLinkResponder
-    let relayPlaintext = PlaintextCollector()
-    var result: Result<any Connection, RelayLinkFailure>?
+/// Holds handshake jobs until the test releases them: handshakes in progress, in memory.
+final class ManualHandshakes: HandshakeExecutor {
+    var waiting: [(job: HandshakeJob, completion: (HandshakeResult) -> Void)] = []
 
-    init(
-        relayKey: X25519PrivateKey = TestRelayKeys.current, script: TestLinkResponder.Script = .complete,
-        pinned: X25519PrivateKey = TestRelayKeys.current, chunkSize: Int = 4096
-    ) {
-        let (client, server) = MemoryConnection.pair(loop: loop, chunkSize: chunkSize)
-        self.client = client
-        relay = TestLinkResponder(server, key: relayKey, script: script) { [relayPlaintext] in
-            $0.handler = relayPlaintext
-        }
-        RelayLinkStarter.start(on: client, configuration: TestRelayKeys.link(pinned), loop: loop) { [unowned self] in
-            self.result = $0
-        }
-        loop.runUntilIdle()
+    func respond(to job: HandshakeJob, completion: @escaping (HandshakeResult) -> Void) {
+        waiting.append((job, completion))
     }
 
-    var failure: RelayLinkFailure.Kind? {
-        guard case .failure(let failure) = result else { return nil }
-        return failure.kind
-    }
-
-    /// What a client sends before the relay answers: the preamble for `pinned`, then `0x00 0x30` and message 1.
-    func expectOnlyPreambleAndMessage1(pinned: X25519PrivateKey = TestRelayKeys.current) {
-        #expect(relay.received.count == LinkPreamble.length + 2 + NoiseHandshake.emptyMessageLength)
-        #expect(Array(relay.received.prefix(7)) == Array("AESCHAT".utf8))
-        #expect(Array(relay.received[7..<12]) == [0x02] + TestRelayKeys.pinned(pinned).keyID)
-        #expect(Array(relay.received[12..<14]) == [0x00, 0x30])
+    func releaseAll() {
+        let jobs = waiting
+        waiting = []
+        for (job, completion) in jobs { completion(HandshakeResult.respond(to: job, ephemeralKey: nil)) }
     }
 }
 
-@Suite struct RelayLinkStartTests {
-    @Test(arguments: [1, 7, 4096])
-    func linkStart_withThePinnedKey_protectsTheConnection_andFramesFlowBothWays(chunkSize: Int) throws {
-        let harness = LinkStartHarness(chunkSize: chunkSize)
-        let connection = try #require(try? harness.result?.get())
-        let clientPlaintext = PlaintextCollector()
-        connection.handler = clientPlaintext
-        let hello = ClientFrame.hello(version: relayProtocolVersion, name: "alice", room: "lobby", profile: [])
-        connection.write(hello.encoded())
-        harness.loop.runUntilIdle()
-        #expect(harness.relayPlaintext.bytes == hello.encoded())
-        #expect(harness.relay.received.count == LinkPreamble.length + 2 + NoiseHandshake.emptyMessageLength)
-        // The hello travels sealed: its bytes are not on the wire.
-        harness.relay.connection.write(RelayFrame.left(name: "bob").encoded())
-        harness.loop.runUntilIdle()
-        #expect(clientPlaintext.bytes == RelayFrame.left(name: "bob").encoded())
+/// The relay's end of an in-memory connection, presented as coming from another address.
+final class OtherAddressConnection: Connection, ConnectionHandler {
+    let inner: MemoryConnection
+    let peerDescription: String
+    var handler: (any ConnectionHandler)?
+
+    init(_ inner: MemoryConnection, peer: String) {
+        self.inner = inner
+        peerDescription = peer
+        inner.handler = self
     }
 
-    @Test(arguments: [1, 4096])
-    func linkStart_relayWithAnotherKey_isAKeyMismatch_andNothingFollowsMessage1(chunkSize: Int) {
-        let harness = LinkStartHarness(relayKey: TestRelayKeys.other, chunkSize: chunkSize)
-        #expect(
-            harness.failure
-                == .keyMismatch(
-                    pinned: TestRelayKeys.pinned(TestRelayKeys.current),
-                    presented: [TestRelayKeys.pinned(TestRelayKeys.other)]))
-        harness.expectOnlyPreambleAndMessage1()
-        #expect(!harness.client.isOpen)
+    var pendingOutputByteCount: Int { inner.pendingOutputByteCount }
+    var sentByteCount: Int { inner.sentByteCount }
+    var isOpen: Bool { inner.isOpen }
+    func write(_ bytes: [UInt8]) { inner.write(bytes) }
+    func protect(with protection: any RecordProtection) { inner.protect(with: protection) }
+    func closeAfterFlushing(timeout: Duration) { inner.closeAfterFlushing(timeout: timeout) }
+    func close() { inner.close() }
+
+    func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
+        handler?.connection(self, didRead: bytes)
     }
 
-    @Test(arguments: [1, 4096])
-    func linkStart_tamperedMessage2_isAHandshakeFailure_andNothingIsSent(chunkSize: Int) {
-        let harness = LinkStartHarness(script: .tamperMessage2, chunkSize: chunkSize)
-        #expect(harness.failure == .handshakeFailed(pinned: TestRelayKeys.pinned(TestRelayKeys.current)))
-        harness.expectOnlyPreambleAndMessage1()
-        #expect(harness.relay.closed)
-    }
-
-    @Test func linkStart_impostorAnsweringUnderThePinnedKeyID_failsTheHandshake_andNothingIsSent() {
-        // A machine in the path runs the handshake with a key of its own: message 2 cannot authenticate.
-        let harness = LinkStartHarness(relayKey: TestRelayKeys.other, script: .impersonate)
-        #expect(harness.failure == .handshakeFailed(pinned: TestRelayKeys.pinned(TestRelayKeys.current)))
-        harness.expectOnlyPreambleAndMessage1()
-        #expect(harness.relayPlaintext.bytes.isEmpty)
-    }
-
-    /// Answers a relay may give instead of message 2, and what the client makes of each.
-    static let otherAnswers: [([UInt8], RelayLinkFailure.Kind)] = [
-        (LinkAnswerBytes.olderRelayRefusal, .olderRelay),
-        (LinkAnswerBytes.version(3), .versionMismatch(relayVersion: 3)),
-        (LinkAnswerBytes.version(1), .versionMismatch(relayVersion: 1)),
-        (LinkAnswerBytes.busy, .busy),
-        (Array("HTTP/1.1 400 Bad Request\r\n\r\n".utf8), .notAESChat),
-        (Array("SSH-2.0-OpenSSH_9.6\r\n".utf8), .notAESChat),
-        ([0x00, 0x00, 0x01, 0x00, 0x85], .notAESChat),
-        ([0x00, 0x00, 0x00, 0x10, 0x81] + [UInt8](repeating: 0, count: 16), .notAESChat),
-        (Array("AESCHAT".utf8) + [0x02, 0x01, 0x03] + [UInt8](repeating: 7, count: 96), .notAESChat),
-        (Array("AESCHAT".utf8) + [0x02, 0x01, 0x00], .notAESChat),
-        (Array("AESCHAT".utf8) + [0x02, 0x09], .notAESChat),
-        ([0x00, 0x31] + [UInt8](repeating: 1, count: 49), .notAESChat),
-    ]
-
-    @Test(arguments: otherAnswers)
-    func linkStart_relayAnswersOtherThanMessage2_areTyped(answer: [UInt8], expected: RelayLinkFailure.Kind) {
-        for chunkSize in [1, 4096] {
-            let harness = LinkStartHarness(script: .answer(answer), chunkSize: chunkSize)
-            #expect(harness.failure == expected, "chunk size \(chunkSize)")
-            harness.expectOnlyPreambleAndMessage1()
-        }
-    }
-
-    @Test func linkStart_relayThatClosesWithoutAnswering_isALostConnection() {
-        let harness = LinkStartHarness(script: .answer([]))
-        guard case .connectionLost(let reason) = harness.failure else {
-            Issue.record("expected a lost connection, got \(String(describing: harness.failure))")
-            return
-        }
-        #expect(reason.contains("memory:7777"))
-    }
-
-    @Test func linkStart_relayThatNeverAnswers_timesOut() {
-        let loop = MemoryEventLoop()
-        let (client, server) = MemoryConnection.pair(loop: loop)
-        let silent = PlaintextCollector()
-        server.handler = silent
-        var result: Result<any Connection, RelayLinkFailure>?
-        RelayLinkStarter.start(on: client, configuration: TestRelayKeys.link(), loop: loop) { result = $0 }
-        loop.advance(by: .seconds(14))
-        #expect(result == nil)
-        loop.advance(by: .seconds(2))
-        guard case .failure(let failure) = result, case .connectionLost(let reason) = failure.kind else {
-            Issue.record("expected a timeout")
-            return
-        }
-        #expect(reason.contains("within 15 seconds"))
-        #expect(failure.isRetryable)
-        #expect(silent.closed)
-    }
-
-    @Test func linkStart_bytesWithMessage2_refuseTheRelay() {
-        // An honest relay waits for the hello: bytes that come with message 2 are not from one. (Bytes that come
-        // later are records, and the session refuses any frame before welcome.)
-        let harness = LinkStartHarness(script: .message2FollowedBy([0x00, 0x20] + [UInt8](repeating: 1, count: 32)))
-        #expect(harness.failure == .notAESChat)
-        harness.expectOnlyPreambleAndMessage1()
-    }
-
-    @Test func failures_sayWhatToDo_inOneLine() {
-        let pinned = TestRelayKeys.pinned(TestRelayKeys.current)
-        let presented = TestRelayKeys.pinned(TestRelayKeys.other)
-        let kinds: [RelayLinkFailure.Kind] = [
-            .keyMismatch(pinned: pinned, presented: [presented]), .handshakeFailed(pinned: pinned), .olderRelay,
-            .versionMismatch(relayVersion: 3), .notAESChat, .busy,
-        ]
-        for kind in kinds {
-            let text = RelayLinkFailure(relay: "relay.example.org:7777", kind: kind).description
-            #expect(!text.contains("\n"))
-            #expect(text.contains("relay.example.org:7777"))
-        }
-        let mismatch = RelayLinkFailure(relay: "r:1", kind: .keyMismatch(pinned: pinned, presented: [presented]))
-        #expect(mismatch.description.contains(pinned.fingerprint))
-        #expect(mismatch.description.contains(presented.fingerprint))
-        #expect(mismatch.isPinFailure && !mismatch.isRetryable)
-        #expect(RelayLinkFailure(relay: "r:1", kind: .handshakeFailed(pinned: pinned)).isPinFailure)
-        #expect(RelayLinkFailure(relay: "r:1", kind: .busy).isRetryable)
-        #expect(!RelayLinkFailure(relay: "r:1", kind: .olderRelay).isRetryable)
-        #expect(
-            RelayLinkFailure(relay: "r:1", kind: .olderRelay).description
-                == "the relay at r:1 runs an older aeschat (protocol 1) without the encrypted link; "
-                + "ask its operator to upgrade")
-        #expect(RelayLinkFailure(relay: "r:1", kind: .notAESChat).description == "r:1 is not an aeschat relay")
-    }
-
-    @Test func exitCodes_pinFailuresAre77_otherLinkFailures69() {
-        let pinned = TestRelayKeys.pinned(TestRelayKeys.current)
-        let cases: [(RelayLinkFailure.Kind, ExitCode)] = [
-            (.keyMismatch(pinned: pinned, presented: [pinned]), .notPermitted),
-            (.handshakeFailed(pinned: pinned), .notPermitted), (.olderRelay, .unavailable),
-            (.versionMismatch(relayVersion: 3), .unavailable), (.notAESChat, .unavailable),
-        ]
-        for (kind, code) in cases {
-            #expect(JoinMode.exitCode(for: .linkFailed(RelayLinkFailure(relay: "r:1", kind: kind))) == code)
-        }
-        #expect(ExitCode.notPermitted.rawValue == 77)
+    func connection(_ connection: any Connection, didCloseWith error: TransportError?) {
+        let upper = handler
+        handler = nil
+        upper?.connection(self, didCloseWith: error)
     }
 }
 
-@Suite struct RelayKeyProbeTests {
-    @Test(arguments: [1, 4096])
-    func probe_sendsTheKeyRequestOnly_andReturnsTheRelaysKeys(chunkSize: Int) {
-        let loop = MemoryEventLoop()
-        let (client, server) = MemoryConnection.pair(loop: loop, chunkSize: chunkSize)
-        let relay = TestLinkResponder(server, key: TestRelayKeys.other)
-        var result: Result<[RelayPublicKey], RelayLinkFailure>?
-        RelayKeyProbe.fetch(on: client, relay: "memory:7777", loop: loop) { result = $0 }
-        loop.runUntilIdle()
-        #expect(result == .success([TestRelayKeys.pinned(TestRelayKeys.other)]))
-        #expect(relay.received == Array("AESCHAT".utf8) + [0x02, 0, 0, 0, 0])
-        #expect(!client.isOpen)
+/// The relay's side of the encrypted link: answers, failures, limits and rotation, in memory with real crypto.
+@Suite struct RelayLinkTests {
+    /// A peer that sends `preamble` (and message 1 if asked) instead of the standard opening.
+    func opening(_ preamble: [UInt8], sendsMessage1: Bool = false, to harness: RelayHarness) -> RawPeer {
+        let memory = harness.listener.connect()
+        let link = try! LinkTestClient(
+            over: memory, relayKey: harness.relayKey, preamble: preamble, sendsMessage1: sendsMessage1)
+        let peer = RawPeer(link: link, memory: memory)
+        harness.loop.runUntilIdle()
+        return peer
     }
 
-    @Test func probe_readsBothKeysDuringARotation() {
-        let keys = [TestRelayKeys.pinned(TestRelayKeys.current), TestRelayKeys.pinned(TestRelayKeys.other)]
-        #expect(probe(answer: LinkAnswerBytes.keys(keys)) == .success(keys))
+    @Test func relay_answersAnOlderClient_withAProtocol1ErrorFrame() {
+        let harness = RelayHarness()
+        let hello = ClientFrame.hello(version: 1, name: "old", room: "lobby", profile: []).encoded()
+        let old = opening(hello, to: harness)
+        var decoder = FrameDecoder()
+        let frames = decoder.frames(after: old.connection.clearBytes).frames.compactMap { try? RelayFrame($0) }
+        #expect(
+            frames == [.error(code: RelayErrorCode.unsupportedVersion.rawValue, message: LinkAnswer.olderClientMessage)]
+        )
+        #expect(old.closed)
+        #expect(harness.log.lines.contains { $0.contains("it is not an aeschat 2 client") })
+        let browser = opening(Array("GET / HTTP/1.1\r\n".utf8), to: harness)
+        #expect(browser.connection.clearBytes == LinkAnswer.olderClientRefusal)
+        #expect(harness.relay.connectionCount == 0)
     }
 
-    @Test func probe_reportsOtherAnswersAsTypedFailures() {
-        #expect(kind(probe(answer: LinkAnswerBytes.busy)) == .busy)
-        #expect(kind(probe(answer: LinkAnswerBytes.version(3))) == .versionMismatch(relayVersion: 3))
-        #expect(kind(probe(answer: LinkAnswerBytes.olderRelayRefusal)) == .olderRelay)
-        #expect(kind(probe(answer: Array("220 smtp.example.org ESMTP\r\n".utf8))) == .notAESChat)
-        // A key whose id is the key request's is no relay key.
-        var zeroID: RelayPublicKey?
-        for byte in UInt8(0)...255 where zeroID == nil {
-            let key = try! RelayPublicKey(bytes: [UInt8](repeating: byte, count: 32))
-            if key.keyID == RelayPublicKey.keyRequestID { zeroID = key }
+    @Test func relay_answersAnotherVersion_withItsOwn() {
+        let harness = RelayHarness()
+        let future = opening(LinkPreamble.magic + [3] + harness.relayKey.keyID, to: harness)
+        #expect(future.connection.clearBytes == LinkPreamble.magic + [2, LinkAnswer.Kind.version])
+        #expect(future.connection.answer == .version(2))
+        #expect(future.closed)
+    }
+
+    @Test func relay_answersAKeyRequest_andAnUnknownKeyID_withItsKeys() throws {
+        let current = try X25519PrivateKey(ephemeral: ())
+        let previous = try X25519PrivateKey(ephemeral: ())
+        let harness = RelayHarness(configuration: RelayConfiguration(relayKey: current, previousRelayKey: previous))
+        let keys = [try RelayPublicKey(bytes: current.publicKey), try RelayPublicKey(bytes: previous.publicKey)]
+        let probe = try LinkTestClient.keyRequest(over: harness.listener.connect())
+        harness.loop.runUntilIdle()
+        #expect(probe.answer == .keys(keys))
+        #expect(!probe.isOpen)
+        let stranger = try LinkTestClient(
+            over: harness.listener.connect(), relayKey: try RelayPublicKey(bytes: X25519PrivateKey().publicKey))
+        harness.loop.runUntilIdle()
+        #expect(stranger.answer == .keys(keys))
+        #expect(stranger.state == .closed)
+        #expect(harness.relay.link.completedCount == 0)
+        #expect(harness.relay.connectionCount == 0)
+    }
+
+    @Test func relay_closesSilently_onABrokenMessage1() throws {
+        let harness = RelayHarness()
+        let preamble = try LinkPreamble(relayFingerprint: harness.relayKey.fingerprintHash).bytes
+        // The wrong length prefix.
+        let wrongLength = opening(preamble + [0x00, 0x31] + [UInt8](repeating: 1, count: 49), to: harness)
+        #expect(wrongLength.closed && wrongLength.connection.clearBytes.isEmpty)
+        // 48 bytes that are not a handshake message: the tag cannot match.
+        let garbage = opening(preamble + [0x00, 0x30] + SecureRandom.bytes(count: 48), to: harness)
+        #expect(garbage.closed && garbage.connection.clearBytes.isEmpty)
+        #expect(harness.relay.link.failedCount == 1)
+        // A message 1 made for another key under this relay's key id.
+        let memory = harness.listener.connect()
+        let wrongKey = RawPeer(
+            link: try LinkTestClient(
+                over: memory, relayKey: try RelayPublicKey(bytes: X25519PrivateKey(ephemeral: ()).publicKey),
+                preamble: preamble, sendsMessage1: true),
+            memory: memory)
+        harness.loop.runUntilIdle()
+        #expect(wrongKey.closed && wrongKey.connection.clearBytes.isEmpty)
+        #expect(harness.relay.link.failedCount == 2)
+        #expect(harness.relay.link.completedCount == 0)
+        // A message 1 cut short: the handshake timeout closes it, without a word.
+        let cut = opening(preamble + [0x00, 0x30] + [UInt8](repeating: 7, count: 20), to: harness)
+        #expect(!cut.closed)
+        harness.loop.advance(by: harness.relay.configuration.limits.handshakeTimeout + .seconds(1))
+        #expect(cut.closed && cut.connection.clearBytes.isEmpty)
+        #expect(harness.relay.connectionCount == 0)
+    }
+
+    @Test func relay_closes_onBytesBeforeItsMessage2() throws {
+        let harness = RelayHarness()
+        let preamble = try LinkPreamble(relayFingerprint: harness.relayKey.fingerprintHash)
+        let handshake = try NoiseHandshake.initiator(
+            responderStaticKey: harness.relayKey.bytes, prologue: preamble.prologue)
+        let eager = opening(
+            preamble.bytes + LinkTestClient.messagePrefix + (try handshake.writeMessage())
+                + ClientFrame.ping(token: 1).encoded(), to: harness)
+        #expect(eager.closed && eager.connection.clearBytes.isEmpty)
+        #expect(harness.relay.link.completedCount == 0)
+        // The same while message 1 is with the executor.
+        let held = ManualHandshakes()
+        let slow = RelayHarness(handshakes: held)
+        let impatient = slow.peer()
+        slow.loop.runUntilIdle()
+        #expect(held.waiting.count == 1)
+        impatient.connection.writeRaw([0])
+        slow.loop.runUntilIdle()
+        held.releaseAll()
+        slow.loop.runUntilIdle()
+        #expect(impatient.closed)
+        #expect(impatient.connection.state == .closed)
+        #expect(slow.relay.link.inProgress == 0)
+    }
+
+    @Test func tamperedRecord_closesOnlyItsSender() throws {
+        let harness = RelayHarness()
+        let alice = harness.member("alice")
+        let bob = harness.member("bob")
+        let mallory = harness.member("mallory")
+        var record = try mallory.connection.seal(ClientFrame.publish(payload: Array("forged".utf8)[...]).encoded())
+        record[record.count - 3] ^= 0x40
+        mallory.connection.writeRaw(record)
+        harness.loop.runUntilIdle()
+        #expect(mallory.closed)
+        #expect(!alice.delivered.contains { $0.contains("forged") })
+        alice.send(.publish(payload: Array("still here".utf8)[...]))
+        harness.loop.runUntilIdle()
+        #expect(bob.delivered == ["alice:still here"])
+        #expect(!alice.closed && !bob.closed)
+        #expect(alice.frames.contains(.left(name: "mallory")))
+    }
+
+    @Test func handshakeFlood_fromOneAddress_isAnsweredBusy_whileAnotherAddressJoinsAndChats() throws {
+        var configuration = RelayConfiguration()
+        configuration.limits.handshakeRate = 5
+        configuration.limits.handshakeBurst = 10
+        let harness = RelayHarness(configuration: configuration)
+        let flood = (0..<30).map { _ in harness.peer() }
+        harness.loop.runUntilIdle()
+        #expect(flood.filter { $0.connection.state == .linked }.count == 10)
+        #expect(flood.filter { $0.connection.answer == .busy }.count == 20)
+        #expect(harness.relay.link.busyCount == 20)
+        // Someone else, from another address, is not held back.
+        func fromElsewhere(_ name: String) -> RawPeer {
+            let (client, server) = MemoryConnection.pair(loop: harness.loop)
+            harness.relay.accept(OtherAddressConnection(server, peer: "192.0.2.7:4000"))
+            let peer = RawPeer(client, relayKey: harness.relayKey)
+            peer.send(.hello(version: relayProtocolVersion, name: name, room: "lobby", profile: []))
+            harness.loop.runUntilIdle()
+            return peer
         }
-        if let zeroID {
-            #expect(kind(probe(answer: LinkAnswerBytes.keys([zeroID]))) == .notAESChat)
+        let carol = fromElsewhere("carol")
+        let dave = fromElsewhere("dave")
+        #expect(
+            carol.frames.first == .welcome(version: relayProtocolVersion, name: "carol", room: "lobby", members: []))
+        carol.send(.publish(payload: Array("hi".utf8)[...]))
+        harness.loop.runUntilIdle()
+        #expect(dave.delivered == ["carol:hi"])
+        // The flooder's bucket refills at its rate.
+        harness.loop.advance(by: .seconds(1))
+        let later = (0..<6).map { _ in harness.peer() }
+        harness.loop.runUntilIdle()
+        #expect(later.filter { $0.connection.state == .linked }.count == 5)
+    }
+
+    @Test func handshakesInProgress_beyondTheCap_areAnsweredBusy_andAClosedOnesResultIsDropped() {
+        var configuration = RelayConfiguration()
+        configuration.limits.maximumHandshakesInProgress = 2
+        let held = ManualHandshakes()
+        let harness = RelayHarness(configuration: configuration, handshakes: held)
+        let first = harness.peer()
+        let second = harness.peer()
+        let third = harness.peer()
+        harness.loop.runUntilIdle()
+        #expect(held.waiting.count == 2)
+        #expect(third.connection.answer == .busy)
+        first.connection.close()
+        harness.loop.runUntilIdle()
+        held.releaseAll()
+        harness.loop.runUntilIdle()
+        #expect(harness.relay.link.inProgress == 0)
+        #expect(harness.relay.link.completedCount == 1)
+        #expect(second.connection.state == .linked)
+        second.send(.hello(version: relayProtocolVersion, name: "bob", room: "lobby", profile: []))
+        harness.loop.runUntilIdle()
+        #expect(second.frames.first == .welcome(version: relayProtocolVersion, name: "bob", room: "lobby", members: []))
+    }
+
+    @Test func rotation_aLinkUnderThePreviousKey_getsTheRelayKeys_afterWelcome() throws {
+        let current = try X25519PrivateKey(ephemeral: ())
+        let previous = try X25519PrivateKey(ephemeral: ())
+        let harness = RelayHarness(configuration: RelayConfiguration(relayKey: current, previousRelayKey: previous))
+        let keys = [try RelayPublicKey(bytes: current.publicKey), try RelayPublicKey(bytes: previous.publicKey)]
+        let old = RawPeer(harness.listener.connect(), relayKey: keys[1])
+        old.send(.hello(version: relayProtocolVersion, name: "old", room: "lobby", profile: []))
+        harness.loop.runUntilIdle()
+        #expect(
+            old.frames == [
+                .welcome(version: relayProtocolVersion, name: "old", room: "lobby", members: []), .relayKeys(keys),
+            ])
+        let new = harness.member("new")
+        #expect(
+            new.frames == [
+                .welcome(version: relayProtocolVersion, name: "new", room: "lobby", members: [MemberEntry(name: "old")])
+            ])
+    }
+
+    @Test func workerThreadHandshakes_overRealSockets_linkAndDeliver() throws {
+        let loop = try PosixEventLoop()
+        let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
+        let worker = WorkerHandshakes(loop: loop, stockSize: 4)
+        defer { worker.stop() }
+        let relay = Relay(loop: loop, handshakes: worker) { _ in }
+        relay.attach(to: listener)
+        let sinks = [FrameSink(), FrameSink()]
+        let links = try ["alice", "bob"].enumerated().map { index, name in
+            let link = try LinkTestClient(
+                over: try TCPConnection.connectNow(host: "127.0.0.1", port: listener.localPort, loop: loop),
+                relayKey: relay.publicKey)
+            link.handler = sinks[index]
+            link.write(
+                ClientFrame.hello(version: relayProtocolVersion, name: name, room: "lobby", profile: []).encoded())
+            return link
+        }
+        var sent = false
+        func poll() {
+            let welcomed = sinks.allSatisfy { $0.frames.contains { $0.type == FrameType.welcome } }
+            if welcomed && !sent {
+                sent = true
+                links[0].write(ClientFrame.publish(payload: Array("over the worker".utf8)[...]).encoded())
+            }
+            if sinks[1].frames.contains(where: { $0.type == FrameType.deliver }) {
+                loop.stop()
+            } else {
+                loop.schedule(after: .milliseconds(5), poll)
+            }
+        }
+        poll()
+        var timedOut = false
+        loop.schedule(after: .seconds(20)) {
+            timedOut = true
+            loop.stop()
+        }
+        try loop.run()
+        #expect(!timedOut)
+        #expect(links.allSatisfy { $0.state == .linked })
+        #expect(relay.link.completedCount == 2)
+        #expect(relay.link.inProgress == 0)
+        let delivered = sinks[1].frames.compactMap { try? RelayFrame($0) }.last
+        #expect(delivered == .deliver(from: "alice", isDirect: false, payload: Array("over the worker".utf8)[...]))
+        for link in links { link.close() }
+        listener.close()
+    }
+
+    @Test func relayKeysFrame_roundTrips_andRefusesBadCounts() throws {
+        let keys = [try RelayPublicKey(bytes: Array(repeating: 1, count: 32))]
+        let encoded = RelayFrame.relayKeys(keys).encoded()
+        #expect(encoded == [0, 0, 0, 34, 0x86, 1] + Array(repeating: 1, count: 32))
+        var decoder = FrameDecoder()
+        #expect(decoder.frames(after: encoded).frames.compactMap { try? RelayFrame($0) } == [.relayKeys(keys)])
+        #expect(throws: WireError.self) { try RelayFrame(Frame(type: 0x86, body: [0][...])) }
+        #expect(throws: WireError.self) {
+            try RelayFrame(Frame(type: 0x86, body: ([2] + Array(repeating: 1, count: 32))[...]))
         }
     }
 
-    private func kind(_ result: Result<[RelayPublicKey], RelayLinkFailure>?) -> RelayLinkFailure.Kind? {
-        guard case .failure(let failure) = result else { return nil }
-        return failure.kind
-    }
-
-    /// What a probe makes of a relay that answers `answer` to anything.
-    private func probe(answer: [UInt8]) -> Result<[RelayPublicKey], RelayLinkFailure>? {
-        let loop = MemoryEventLoop()
-        let (client, server) = MemoryConnection.pair(loop: loop, chunkSize: 3)
-        let relay = PlaintextCollector()
-        server.handler = relay
-        var result: Result<[RelayPublicKey], RelayLinkFailure>?
-        RelayKeyProbe.fetch(on: client, relay: "memory:7777", loop: loop) { result = $0 }
-        server.write(answer)
-        server.closeAfterFlushing(timeout: .seconds(1))
-        loop.runUntilIdle()
-        return result
+    @Test func linkAnswers_encodeAndParse() throws {
+        let key = try RelayPublicKey(bytes: Array(repeating: 5, count: 32))
+        for answer in [LinkAnswer.keys([key]), .keys([key, key]), .version(2), .busy] {
+            let bytes = answer.encoded()
+            #expect(try LinkAnswer.parse(bytes)?.answer == answer)
+            #expect(try LinkAnswer.parse(bytes)?.length == bytes.count)
+            #expect(try LinkAnswer.parse(bytes.dropLast()) == nil || answer == .version(2) || answer == .busy)
+        }
+        #expect(throws: WireError.self) { try LinkAnswer.parse(Array("AESCHAT".utf8) + [2, 9]) }
+        #expect(throws: WireError.self) { try LinkAnswer.parse(Array("AESCHAT".utf8) + [2, 1, 3]) }
+        #expect(throws: WireError.self) { try LinkAnswer.parse(Array("AESCHAX".utf8)) }
     }
 }

@@ -248,22 +248,34 @@ final class FrameSink: ConnectionHandler {
         let key = RoomKey.generate()
         let outputs = [EventCollector(), EventCollector()]
         var finished = 0
-        let clients = try ["alice", "bob"].enumerated().map { index, name in
+        // Each client opens the encrypted link as a session does (RelayLinkStarter over the TCP connection,
+        // which then seals at flush time), pinning the relay's key.
+        var clients: [String: ChatRoom] = [:]
+        for (index, name) in ["alice", "bob"].enumerated() {
             let connection = try TCPConnection.connectNow(host: "127.0.0.1", port: listener.localPort, loop: loop)
-            let client = ChatRoom(
-                name: name, room: "lobby", roomKey: key, connection: connection, output: outputs[index], loop: loop
-            ) { _ in
-                finished += 1
-                if finished == 2 { loop.schedule(after: .milliseconds(200)) { loop.stop() } }
+            let link = RelayLinkConfiguration(relayKey: relay.publicKey, relay: "127.0.0.1:\(listener.localPort)")
+            RelayLinkStarter.start(on: connection, configuration: link, loop: loop) { result in
+                guard case .success(let connection) = result else {
+                    Issue.record("the link did not start: \(result)")
+                    loop.stop()
+                    return
+                }
+                let client = ChatRoom(
+                    name: name, room: "lobby", roomKey: key, connection: connection, output: outputs[index], loop: loop
+                ) { _ in
+                    finished += 1
+                    if finished == 2 { loop.schedule(after: .milliseconds(200)) { loop.stop() } }
+                }
+                client.start()
+                clients[name] = client
+                guard let alice = clients["alice"], let bob = clients["bob"] else { return }
+                loop.schedule(after: .milliseconds(100)) {
+                    for n in 0..<300 { alice.submit(line: "line \(n) " + String(repeating: "x", count: n * 10)) }
+                    alice.endOfInput()
+                }
+                loop.schedule(after: .milliseconds(1500)) { bob.endOfInput() }
             }
-            client.start()
-            return client
         }
-        loop.schedule(after: .milliseconds(100)) {
-            for n in 0..<300 { clients[0].submit(line: "line \(n) " + String(repeating: "x", count: n * 10)) }
-            clients[0].endOfInput()
-        }
-        loop.schedule(after: .milliseconds(1500)) { clients[1].endOfInput() }
         try run(loop)
         #expect(outputs[1].messages == (0..<300).map { "alice: line \($0) " + String(repeating: "x", count: $0 * 10) })
         #expect(relay.connectionCount == 0)

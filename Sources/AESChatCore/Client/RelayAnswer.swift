@@ -24,14 +24,8 @@ enum RelayAnswer: Equatable {
 
     /// The length prefix of message 2: 48, big-endian.
     static let message2Prefix: [UInt8] = [0x00, UInt8(NoiseHandshake.emptyMessageLength)]
-    /// The kind bytes after `"AESCHAT" ‖ version`.
-    static let keysKind: UInt8 = 0x01
-    static let versionKind: UInt8 = 0x02
-    static let busyKind: UInt8 = 0x03
-    /// How many keys a keys answer may list.
-    static let keyCounts: ClosedRange<Int> = 1...2
     /// The most bytes an answer takes: `"AESCHAT"`, version, kind, count and two keys.
-    static let maximumLength = LinkPreamble.magic.count + 3 + 2 * RelayPublicKey.length
+    static let maximumLength = LinkPreamble.magic.count + 3 + LinkAnswer.maximumKeys * RelayPublicKey.length
 
     /// Decides what the relay answered from the bytes received so far.
     ///
@@ -44,33 +38,24 @@ enum RelayAnswer: Equatable {
         for (byte, expected) in zip(bytes, magic) where byte != expected {
             return (.notAESChat, 0)
         }
-        let versionIndex = magic.count
-        let kindIndex = versionIndex + 1
-        guard bytes.count > kindIndex else { return nil }
-        let version = bytes[versionIndex]
-        let kind = bytes[kindIndex]
-        guard version == LinkPreamble.version else { return (.version(Int(version)), kindIndex + 1) }
-        switch kind {
-        case keysKind:
-            let countIndex = kindIndex + 1
-            guard bytes.count > countIndex else { return nil }
-            let count = Int(bytes[countIndex])
-            guard keyCounts.contains(count) else { return (.notAESChat, 0) }
-            let length = countIndex + 1 + count * RelayPublicKey.length
-            guard bytes.count >= length else { return nil }
-            var keys: [RelayPublicKey] = []
-            for index in 0..<count {
-                let start = countIndex + 1 + index * RelayPublicKey.length
-                // Key id 00000000 asks for the keys: no relay key may have it.
-                guard let key = try? RelayPublicKey(bytes: Array(bytes[start..<start + RelayPublicKey.length])),
-                    key.keyID != RelayPublicKey.keyRequestID
-                else { return (.notAESChat, 0) }
-                keys.append(key)
-            }
+        guard bytes.count > magic.count else { return nil }
+        // A relay of another version says so whatever else follows.
+        let version = bytes[magic.count]
+        guard version == LinkPreamble.version else { return (.version(Int(version)), magic.count + 1) }
+        let parsed: (answer: LinkAnswer, length: Int)?
+        do {
+            parsed = try LinkAnswer.parse(bytes)
+        } catch {
+            return (.notAESChat, 0)
+        }
+        guard let (answer, length) = parsed else { return nil }
+        switch answer {
+        case .keys(let keys):
+            // Key id 00000000 asks for the keys: no relay key may have it.
+            guard !keys.contains(where: { $0.keyID == RelayPublicKey.keyRequestID }) else { return (.notAESChat, 0) }
             return (.keys(keys), length)
-        case versionKind: return (.version(Int(version)), kindIndex + 1)
-        case busyKind: return (.busy, kindIndex + 1)
-        default: return (.notAESChat, 0)
+        case .version(let version): return (.version(Int(version)), length)
+        case .busy: return (.busy, length)
         }
     }
 

@@ -53,6 +53,8 @@ final class RelaySession: ReadDestinationProvider {
     /// The most members (this client included) a room may have before the relay's announcements
     /// count as a protocol violation: a cap on the member table a hostile relay could grow.
     static let maximumMembers = 16_384
+    /// The most keys a `relay-keys` frame may list: the current key and the previous one.
+    static let maximumAnnouncedKeys = 2
 
     private let name: String
     /// The room joined.
@@ -81,6 +83,8 @@ final class RelaySession: ReadDestinationProvider {
     private var confirmations = 0
     private var bytesRead = 0
     private var watchingForAnswers = false
+    /// Whether the relay announced its keys on this link already.
+    private var heardRelayKeys = false
 
     /// Creates a session; call ``start()`` to register.
     /// - Parameters:
@@ -319,6 +323,18 @@ final class RelaySession: ReadDestinationProvider {
             connection.write(ClientFrame.pong(token: token).encoded())
         case .pong(let token):
             confirm(upTo: token)
+        case .relayKeys(let keys):
+            guard state == .ready || state == .leaving else { throw .malformed("relay-keys before welcome") }
+            // Only the first announcement of a link counts: the pinned key vouches for it once.
+            guard !heardRelayKeys else { return }
+            heardRelayKeys = true
+            guard keys.count <= Self.maximumAnnouncedKeys else {
+                throw .malformed("relay-keys lists \(keys.count) keys; a relay holds at most 2")
+            }
+            if keys.contains(where: { $0.keyID == RelayPublicKey.keyRequestID }) {
+                throw .malformed("relay-keys announces a key whose key id is 00000000, which no relay key may have")
+            }
+            delegate?.relaySession(self, announcedKeys: keys)
         }
     }
 }
