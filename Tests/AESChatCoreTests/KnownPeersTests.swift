@@ -187,6 +187,40 @@ final class TemporaryFolder {
         #expect(try KnownPeers(path: path).pin(relay: "127.0.0.1:7777", name: "carol")?.state == .messaged)
     }
 
+    @Test func relayIdentity_isTheRelayKeysFingerprint_withoutSpaces() throws {
+        let key = try RelayPublicKey(bytes: Array(0..<32))
+        #expect(KnownPeers.relayIdentity(of: key) == "relay-543bcbbf75962b435b78d432d912d096")
+        #expect(!KnownPeers.relayIdentity(of: key).contains(" "))
+        let other = try RelayPublicKey(bytes: Array(repeating: 1, count: 32))
+        #expect(KnownPeers.relayIdentity(of: other) != KnownPeers.relayIdentity(of: key))
+    }
+
+    @Test func pinsUnderTheAddressOrAnEarlierKey_areFoundThroughLegacyNames_andNewPinsGoUnderTheKey() throws {
+        let folder = TemporaryFolder()
+        let path = folder.file("known_peers")
+        let relay = KnownPeers.relayIdentity(of: try RelayPublicKey(bytes: Array(0..<32)))
+        let earlier = KnownPeers.relayIdentity(of: try RelayPublicKey(bytes: Array(repeating: 1, count: 32)))
+        let text =
+            "127.0.0.1:7777 bob \(Hex.encode(Self.key)) verified\n"
+            + "\(earlier) carol \(Hex.encode(Self.otherKey)) messaged\n"
+            + "\(earlier) bob \(Hex.encode(Self.otherKey)) unverified\n"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        let store = try KnownPeers(path: path)
+        #expect(store.pin(relay: relay, name: "bob") == nil)
+        store.legacyRelayNames = [earlier, "127.0.0.1:7777", "localhost:7777"]
+        // The earlier key's pins come first, then the address's.
+        #expect(store.pin(relay: relay, name: "bob") == PeerPin(identityKey: Self.otherKey, state: .unverified))
+        #expect(store.pin(relay: relay, name: "carol") == PeerPin(identityKey: Self.otherKey, state: .messaged))
+        store.legacyRelayNames = ["127.0.0.1:7777"]
+        #expect(store.pin(relay: relay, name: "bob") == PeerPin(identityKey: Self.key, state: .verified))
+        // Without the aliases (another relay's key at the same address), they are not its pins.
+        store.legacyRelayNames = []
+        #expect(store.pin(relay: relay, name: "bob") == nil)
+        store.trust(Self.otherKey, relay: relay, name: "dave")
+        let after = String(decoding: try #require(folder.bytes("known_peers")), as: UTF8.self)
+        #expect(after == text + "\(relay) dave \(Hex.encode(Self.otherKey)) verified\n")
+    }
+
     @Test func relayIdentity_isTheNumericAddressConnectedTo_withMappedIPv4AsIPv4() {
         #expect(KnownPeers.relayIdentity(connectedTo: "127.0.0.1:7777") == "127.0.0.1:7777")
         #expect(KnownPeers.relayIdentity(connectedTo: "[::1]:7777") == "[::1]:7777")

@@ -201,7 +201,7 @@ import Testing
     @Test func prompt_andRefusals_readAsDocumented() {
         #expect(
             RelayTrustText.prompt(address: Self.address, presented: Self.keyA)
-                == "127.0.0.1:7777 is new to this computer. Its relay key fingerprint is relay 543b cbbf 7596 2b43 "
+                == "127.0.0.1:7777 is new to this computer. Its relay key fingerprint is\n  relay 543b cbbf 7596 2b43 "
                 + "5b78 d432 d912 d096\nCompare it with the one the relay's operator published. Trust it? "
                 + "[yes / no / paste the fingerprint] ")
         #expect(

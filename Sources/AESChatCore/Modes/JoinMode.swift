@@ -6,8 +6,9 @@ public enum JoinMode {
     /// Runs a client session until input ends, the user interrupts or the relay goes away.
     /// - Returns: the process exit code: 0 after a clean leave, 64 without a key, 65 for a bad
     ///   key file, 69 when the relay is unreachable or refuses, 74 when the inbox cannot be made or is
-    ///   not the user's alone, or when `known_peers` exists but cannot be read, 77 when the relay's
-    ///   pinned key does not complete the encrypted link, 130 when interrupted.
+    ///   not the user's alone, or when `known_peers` or `known_relays` exists but cannot be read, 77 when
+    ///   the relay's pinned key does not complete the encrypted link or a new relay's key is not
+    ///   confirmed, 130 when interrupted.
     public static func run(_ options: JoinOptions) -> ExitCode {
         if options.inbox == nil, !InboxPrompt.canAsk {
             let problem =
@@ -24,6 +25,15 @@ public enum JoinMode {
             StandardError.write("Error: \(failure.message)")
             return failure.code
         }
+        let knownRelays: KnownRelays
+        do {
+            knownRelays = try KnownRelays(
+                path: KnownRelays.defaultPath(configurationFolder: ConfigurationFolder.path()),
+                warn: { StandardError.write("warning: \($0)") })
+        } catch {
+            StandardError.write("Error: \(error.description)")
+            return .ioError
+        }
         guard let inboxPath = options.inbox ?? InboxPrompt.ask(writingTo: options.json ? 2 : 1) else {
             StandardError.write("Error: no inbox folder given")
             return .usage
@@ -36,8 +46,13 @@ public enum JoinMode {
             StandardError.write("Error: \(error.description)")
             return .ioError
         }
-        let relayKey: RelayPublicKey
-        switch pinnedRelayKey(options) {
+        // The relay key: the pin, or one pinned now from --relay-key, the question or --accept-new-relay-key.
+        var relayKey: RelayPublicKey
+        switch JoinRelayKey.choose(
+            options: options, knownRelays: knownRelays, canAsk: !options.json && InboxPrompt.canAsk,
+            fetch: { fetchRelayKeys(options, loop: nil) }, ask: JoinRelayKey.askOnTerminal,
+            info: { StandardError.write($0) })
+        {
         case .success(let key): relayKey = key
         case .failure(let failure):
             StandardError.write("Error: \(failure.message)")
@@ -60,6 +75,7 @@ public enum JoinMode {
         }
         var code = ExitCode.success
         var ended = false
+        var pinFailure: RelayLinkFailure?
         let stall = stallTimeout()
         let fatal = { (message: String) in
             if options.json { output.emit(.error(message: message)) }
@@ -73,7 +89,8 @@ public enum JoinMode {
                 }
             },
             makeSecurity: { connection in
-                switch makeSecurity(keys, options: options, connection: connection) {
+                let relay = (relayKey, knownRelays)
+                switch makeSecurity(keys, options: options, connection: connection, relay: relay) {
                 case .success(let security): return security
                 case .failure(let failure): throw failure
                 }
@@ -86,7 +103,9 @@ public enum JoinMode {
             },
             fatal: fatal,
             onFinish: { outcome in
-                if case .linkFailed(let failure) = outcome { fatal(failure.description) }
+                if case .linkFailed(let failure) = outcome {
+                    if failure.isPinFailure { pinFailure = failure } else { fatal(failure.description) }
+                }
                 code = JoinMode.exitCode(for: outcome)
                 ended = true
                 loop.stop()
@@ -99,6 +118,14 @@ public enum JoinMode {
             }
         }
         session.onBackpressure = { paused in paused ? input.pause() : input.resume() }
+        session.onRelayKeysAnnounced = { announced, vouchedBy in
+            guard
+                let pinned = JoinRelayKey.pinAnnounced(
+                    announced, vouchedBy: vouchedBy, options: options, knownRelays: knownRelays)
+            else { return }
+            relayKey = pinned.key
+            output.emit(.info(pinned.line))
+        }
         do {
             let watcher = try SignalWatcher(loop: loop, signals: SignalWatcher.terminating) { _ in session.interrupt() }
             // Input is read (and the terminal taken) once the first connection attempt has settled,
@@ -117,6 +144,9 @@ public enum JoinMode {
         }
         if code == .unavailable || code == .dataError || code == .notPermitted {
             terminal?.close()
+        }
+        if let pinFailure {
+            showMismatch(pinFailure, options: options, knownRelays: knownRelays, output: output)
         }
         return code
     }
@@ -160,10 +190,6 @@ public enum JoinMode {
             let knownPeers = try KnownPeers(path: KnownPeers.defaultPath(configurationFolder: folder)) {
                 StandardError.write("warning: \($0)")
             }
-            // Pins of the first format name the relay as typed.
-            knownPeers.legacyRelayNames = [
-                (options.host.contains(":") ? "[\(options.host)]" : options.host) + ":\(options.port)"
-            ]
             return .success(.automatic(identity, knownPeers))
         } catch let error as KeyFileError {
             switch error {
@@ -178,20 +204,24 @@ public enum JoinMode {
     }
 
     /// The end-to-end layer for one connection: fresh session keys, pins under the relay identity
-    /// of the address actually connected to.
-    static func makeSecurity(_ keys: Keys, options: JoinOptions, connection: any Connection) -> Result<
-        any MessageSecurity, SetupFailure
-    > {
+    /// of the relay key the connection's link used (``KnownPeers/relayIdentity(of:)``), and older
+    /// pins of the same relay found under its earlier keys and addresses.
+    static func makeSecurity(
+        _ keys: Keys, options: JoinOptions, connection: any Connection,
+        relay: (key: RelayPublicKey, knownRelays: KnownRelays)
+    ) -> Result<any MessageSecurity, SetupFailure> {
         switch keys {
         case .roomKey(let roomKey):
             return .success(RoomKeySecurity(roomKey: roomKey, room: options.room, name: options.name))
         case .automatic(let identity, let knownPeers):
+            knownPeers.legacyRelayNames = JoinRelayKey.legacyRelayNames(
+                current: relay.key, options: options, knownRelays: relay.knownRelays,
+                connectedTo: connection.peerDescription)
             do {
                 return .success(
                     try AutomaticKeySecurity(
                         identity: identity.key, name: options.name, room: options.room,
-                        relay: KnownPeers.relayIdentity(connectedTo: connection.peerDescription),
-                        knownPeers: knownPeers))
+                        relay: KnownPeers.relayIdentity(of: relay.key), knownPeers: knownPeers))
             } catch {
                 return .failure(SetupFailure(message: "cannot start the session keys: \(error)", code: .failure))
             }
@@ -223,15 +253,59 @@ public enum JoinMode {
         (options.host.contains(":") ? "[\(options.host)]" : options.host) + ":\(options.port)"
     }
 
-    /// The relay key to pin for this session: the whole key given with `--relay-key` (known_relays,
-    /// prompts and fingerprints come with the trust code).
-    static func pinnedRelayKey(_ options: JoinOptions) -> Result<RelayPublicKey, SetupFailure> {
-        guard case .key(let text) = options.relayKey, let key = RelayPublicKey(text: text) else {
-            return .failure(
-                SetupFailure(
-                    message: "no relay key: pass the relay's whole key (its join line's --relay-key) with --relay-key",
-                    code: .usage))
+    /// Fetches the keys the relay presents (``RelayKeyProbe``), running `loop` (or a loop of its own)
+    /// until it answers.
+    static func fetchRelayKeys(_ options: JoinOptions, loop: PosixEventLoop?) -> Result<
+        [RelayPublicKey], JoinRelayKey.FetchFailure
+    > {
+        let running: PosixEventLoop
+        if let loop {
+            running = loop
+        } else {
+            do {
+                running = try PosixEventLoop()
+            } catch {
+                return .failure(JoinRelayKey.FetchFailure(reason: error.description))
+            }
         }
-        return .success(key)
+        var result: Result<[RelayPublicKey], JoinRelayKey.FetchFailure>?
+        RelayKeyProbe.fetch(host: options.host, port: options.port, loop: running, timeout: .seconds(5)) { answer in
+            result = answer.mapError { JoinRelayKey.FetchFailure(reason: $0.description) }
+            running.stop()
+        }
+        while result == nil {
+            do {
+                try running.run()
+            } catch {
+                return .failure(JoinRelayKey.FetchFailure(reason: error.description))
+            }
+        }
+        return result ?? .failure(JoinRelayKey.FetchFailure(reason: "no answer"))
+    }
+
+    /// Shows why a pinned relay key failed: the mismatch screen on standard error, or with `--json`
+    /// one `error` event (and its line on standard error). What the relay presents is fetched again
+    /// (on a loop of its own) when the failed handshake did not say.
+    static func showMismatch(
+        _ failure: RelayLinkFailure, options: JoinOptions, knownRelays: KnownRelays, output: any ClientOutput
+    ) {
+        let pinned: RelayPublicKey
+        var presented: [RelayPublicKey]?
+        switch failure.kind {
+        case .keyMismatch(let key, let keys):
+            pinned = key
+            presented = keys
+        case .handshakeFailed(let key): pinned = key
+        default: return
+        }
+        let shown = JoinRelayKey.mismatch(
+            pinned: pinned, presented: presented, options: options, knownRelays: knownRelays,
+            fetch: { fetchRelayKeys(options, loop: nil) })
+        if options.json {
+            output.emit(.error(message: shown.line))
+            StandardError.write("Error: \(shown.line)")
+        } else {
+            StandardError.write(shown.screen)
+        }
     }
 }

@@ -27,7 +27,7 @@ public enum ServeMode {
             ProcessLimits.raiseDescriptorLimit()
             let loop = try PosixEventLoop()
             let listener = try TCPListener(host: options.host, port: options.port, loop: loop)
-            var configuration = RelayConfiguration()
+            var configuration = RelayConfiguration(relayKey: keys.current, previousRelayKey: keys.previous)
             configuration.maximumPendingOutput = options.maxPendingOutput
             configuration.maximumFrameLength = options.maxFrameSize
             configuration.limits.handshakeTimeout = .seconds(options.handshakeTimeout)

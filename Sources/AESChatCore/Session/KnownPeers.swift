@@ -26,15 +26,17 @@ public enum KnownPeersError: Error, Equatable, Sendable, CustomStringConvertible
 /// Trust on first use, like SSH's known_hosts: the identity key first seen for each name on a
 /// relay (in every room of it), and how far the user has gone with it (``PinState``).
 ///
-/// The relay is named by its relay identity, ``relayIdentity(connectedTo:)``. File format
+/// The relay is named by its relay identity, ``relayIdentity(of:)``: its key's fingerprint, so that
+/// pins follow the relay's key rather than the address it was reached at. File format
 /// (`known_peers` in the configuration folder, mode 0600), one pin per line:
 /// `<relay identity> <name> <identity key, 64 hex digits> unverified|messaged|verified`; a later line
 /// for the same relay and name replaces an earlier one. Lines are only ever appended, all of one
-/// batch (a welcome) in one write and one `fsync`. Lines of the first format,
-/// `<relay host:port as typed> <room> <name> <key> verified|unverified`, are read as pins for the
-/// name at that relay in every room; `#` comments and blank lines are skipped. Any other line, or a
-/// file that cannot be read, is an error (``KnownPeersError``): the store never treats a damaged
-/// file as empty. Loop thread only.
+/// batch (a welcome) in one write and one `fsync`. Lines written before relays had keys name the
+/// relay by the numeric address connected to (``relayIdentity(connectedTo:)``); lines of the first
+/// format, `<relay host:port as typed> <room> <name> <key> verified|unverified`, are read as pins
+/// for the name at that relay in every room. Both are found through ``legacyRelayNames``. `#`
+/// comments and blank lines are skipped. Any other line, or a file that cannot be read, is an error
+/// (``KnownPeersError``): the store never treats a damaged file as empty. Loop thread only.
 public final class KnownPeers {
     struct PinKey: Hashable {
         var relay: String
@@ -60,8 +62,10 @@ public final class KnownPeers {
     private var needsLeadingNewline = false
     private var hasToldAboutLimit = false
 
-    /// Other names of the relay under which first-format lines may have pinned names (the relay as
-    /// the user typed it, `host:port`).
+    /// Other names of the relay under which earlier lines may have pinned names: the identities of
+    /// keys pinned for it before (a rotation), the numeric address connected to, and the relay as
+    /// the user typed it (`host:port`, first-format lines). Looked up in this order, after the relay
+    /// identity itself.
     public var legacyRelayNames: [String] = []
     /// New names pinned so far in this session.
     public private(set) var newPinCount = 0
@@ -107,9 +111,19 @@ public final class KnownPeers {
         needsLeadingNewline = !text.isEmpty && !text.hasSuffix("\n")
     }
 
-    /// The relay identity of a connection: the numeric address and port actually connected to
-    /// (`127.0.0.1:7777`, `[::1]:7777`; an IPv4-mapped IPv6 address as IPv4), so that `localhost`
-    /// and `127.0.0.1` are one relay. The one place that names a relay for pinning.
+    /// The relay identity of a relay key: `relay-` and the 32 hex digits of its fingerprint
+    /// (`relay-543bcbbf75962b435b78d432d912d096`), so that one relay reached at several addresses
+    /// (`localhost`, `127.0.0.1`, a new DNS name) is one relay, and another relay at the same address is
+    /// another. The one place that names a relay for pinning.
+    /// - Parameter key: the relay's key (the one the connection's handshake used).
+    /// - Returns: the relay identity.
+    public static func relayIdentity(of key: RelayPublicKey) -> String {
+        "relay-" + Hex.encode(key.fingerprintBytes)
+    }
+
+    /// The relay identity that lines written before relays had keys use: the numeric address and port
+    /// actually connected to (`127.0.0.1:7777`, `[::1]:7777`; an IPv4-mapped IPv6 address as IPv4).
+    /// Now one of ``legacyRelayNames``.
     public static func relayIdentity(connectedTo peerDescription: String) -> String {
         let mapped = "[::ffff:"
         if peerDescription.lowercased().hasPrefix(mapped), let close = peerDescription.firstIndex(of: "]") {
@@ -187,10 +201,13 @@ public final class KnownPeers {
         configurationFolder + "/known_peers"
     }
 
-    /// The pin for a name at a relay, in any room: this format's, else a first-format line's for the
-    /// relay or one of ``legacyRelayNames``.
+    /// The pin for a name at a relay, in any room: this format's under the relay identity, else under
+    /// one of ``legacyRelayNames``, else a first-format line's for the relay or one of them.
     public func pin(relay: String, name: String) -> PeerPin? {
         if let pin = pins[PinKey(relay: relay, name: name)] { return pin }
+        for alias in legacyRelayNames {
+            if let pin = pins[PinKey(relay: alias, name: name)] { return pin }
+        }
         for alias in [relay] + legacyRelayNames {
             if let pin = legacyPins[PinKey(relay: alias, name: name)] { return pin }
         }

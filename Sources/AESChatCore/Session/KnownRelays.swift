@@ -173,6 +173,11 @@ public final class KnownRelays {
         pins[address]?.last
     }
 
+    /// Every pin of an address over time, oldest first (the current one last).
+    public func pins(for address: String) -> [KnownRelay] {
+        pins[address, default: []]
+    }
+
     /// Every key pinned for an address over time, oldest first (the current one last).
     public func keys(for address: String) -> [RelayPublicKey] {
         pins[address, default: []].map(\.key)

@@ -166,9 +166,10 @@ public enum RelayTrust {
 /// The texts of relay pinning: the prompt, the one-line refusals and info lines, and the mismatch screen. Kept
 /// together so that tests (and the end-to-end tests) match them. Pure; safe from any thread.
 public enum RelayTrustText {
-    /// The question asked on a terminal for a relay new to this computer (no newline at the end).
+    /// The question asked on a terminal for a relay new to this computer (no newline at the end). The fingerprint
+    /// has a line of its own, so that a narrow terminal never splits it.
     public static func prompt(address: String, presented: RelayPublicKey) -> String {
-        "\(address) is new to this computer. Its relay key fingerprint is \(presented.fingerprint)\n"
+        "\(address) is new to this computer. Its relay key fingerprint is\n  \(presented.fingerprint)\n"
             + "Compare it with the one the relay's operator published. Trust it? [yes / no / paste the fingerprint] "
     }
 
