@@ -255,6 +255,50 @@ public final class AESGCM {
         }
     }
 
+    /// ``sealInPlace(_:nonce:authenticating:)`` with no associated data and the nonce in borrowed memory, so that a
+    /// caller that makes a nonce per message (a counter) allocates nothing.
+    ///
+    /// - Parameters:
+    ///   - buffer: The plaintext followed by 16 bytes of room for the tag.
+    ///   - nonce: 12 bytes, never reused with this key.
+    /// - Throws: As ``sealInPlace(_:nonce:authenticating:)``.
+    public func sealInPlace(_ buffer: UnsafeMutableRawBufferPointer, nonce: UnsafeRawBufferPointer) throws(CryptoError)
+    {
+        guard nonce.count == Self.nonceSize else {
+            throw .invalidNonceSize(expected: Self.nonceSize, actual: nonce.count)
+        }
+        guard buffer.count >= Self.tagSize else { throw .ciphertextTooShort }
+        let plaintext = UnsafeRawBufferPointer(rebasing: buffer[0..<(buffer.count - Self.tagSize)])
+        if let failure = seal(plaintext, iv: nonce, aad: UnsafeRawBufferPointer(start: nil, count: 0), into: buffer) {
+            throw failure
+        }
+    }
+
+    /// ``openInPlace(_:nonce:authenticating:)`` with no associated data and the nonce in borrowed memory. On any
+    /// failure the ciphertext bytes are zeroed.
+    ///
+    /// - Parameters:
+    ///   - buffer: The ciphertext followed by its tag.
+    ///   - nonce: The 12-byte nonce.
+    /// - Throws: As ``openInPlace(_:nonce:authenticating:)``.
+    public func openInPlace(_ buffer: UnsafeMutableRawBufferPointer, nonce: UnsafeRawBufferPointer) throws(CryptoError)
+    {
+        guard nonce.count == Self.nonceSize else {
+            throw .invalidNonceSize(expected: Self.nonceSize, actual: nonce.count)
+        }
+        guard buffer.count >= Self.tagSize else { throw .ciphertextTooShort }
+        let count = buffer.count - Self.tagSize
+        // Decrypting overwrites only the ciphertext, never the tag after it; a failure zeroes it.
+        if let failure = open(
+            ciphertext: UnsafeRawBufferPointer(rebasing: buffer[0..<count]),
+            tag: UnsafeRawBufferPointer(rebasing: buffer[count...]), iv: nonce,
+            aad: UnsafeRawBufferPointer(start: nil, count: 0),
+            into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]))
+        {
+            throw failure
+        }
+    }
+
     /// The checks and borrowing the four buffer entry points share: `nonce` must be 12 bytes and, when
     /// `sealedCount` is given, the sealed bytes must have room for the tag; then `body` gets `nonce` and `aad` as
     /// raw bytes, and the failure it reports is thrown.

@@ -74,6 +74,15 @@ import Testing
         #expect(
             try cipher.seal([1, 2], nonce: nonce, authenticating: [])
                 == AESGCM(key: second).seal([1, 2], nonce: nonce, authenticating: []))
+        var buffer: [UInt8] = [1, 2] + [UInt8](repeating: 0, count: 16)
+        try buffer.withUnsafeMutableBytes { output in
+            try nonce.withUnsafeBytes { try cipher.sealInPlace(output, nonce: $0) }
+        }
+        #expect(buffer == (try AESGCM(key: second).seal([1, 2], nonce: nonce, authenticating: [])))
+        try buffer.withUnsafeMutableBytes { output in
+            try nonce.withUnsafeBytes { try cipher.openInPlace(output, nonce: $0) }
+        }
+        #expect(buffer.prefix(2) == [1, 2])
         #expect(throws: CryptoError.self) { try cipher.setKey(SecretBytes([1, 2, 3])) }
     }
 

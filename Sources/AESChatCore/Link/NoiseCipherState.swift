@@ -65,6 +65,25 @@ public final class NoiseCipherState {
         [0, 0, 0, 0] + (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) }
     }
 
+    /// Calls `body` with the 12-byte nonce for counter `value` in stack memory (no allocation per message).
+    private static func withNonce(
+        _ value: UInt64, _ body: (UnsafeRawBufferPointer) throws(CryptoError) -> Void
+    ) throws(CryptoError) {
+        // Three 32-bit words, no padding: 0, then `value` big-endian.
+        var words = (
+            UInt32(0), UInt32(truncatingIfNeeded: value >> 32).bigEndian, UInt32(truncatingIfNeeded: value).bigEndian
+        )
+        var failure: CryptoError?
+        withUnsafeBytes(of: &words) { bytes in
+            do throws(CryptoError) {
+                try body(bytes)
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+    }
+
     /// `EncryptWithAd(ad, plaintext)`: seals `plaintext` under the next nonce and moves the counter on.
     ///
     /// - Parameters:
@@ -130,7 +149,7 @@ public final class NoiseCipherState {
         try checkMessageLength(buffer.count)
         let cipher = try cipher()
         do {
-            try cipher.sealInPlace(buffer, nonce: Self.nonceBytes(nonce), authenticating: [])
+            try Self.withNonce(nonce) { (bytes) throws(CryptoError) in try cipher.sealInPlace(buffer, nonce: bytes) }
         } catch {
             throw .crypto(error)
         }
@@ -150,7 +169,7 @@ public final class NoiseCipherState {
         try checkMessageLength(buffer.count)
         let cipher = try cipher()
         do {
-            try cipher.openInPlace(buffer, nonce: Self.nonceBytes(nonce), authenticating: [])
+            try Self.withNonce(nonce) { (bytes) throws(CryptoError) in try cipher.openInPlace(buffer, nonce: bytes) }
         } catch .authenticationFailed {
             throw .authenticationFailed
         } catch {
