@@ -333,6 +333,22 @@ import Testing
         #expect(opener.nonce == 1)
     }
 
+    @Test func cipherState_inPlace_matchesTheArrayCalls_atLargeCounters() throws {
+        for counter: UInt64 in [1, 255, 256, 1 << 32 - 1, 1 << 32, 1 << 56, UInt64.max - 1] {
+            let (arrayState, inPlaceState) = try pair(key: 3)
+            arrayState.setNonce(counter)
+            inPlaceState.setNonce(counter)
+            let plaintext = bytes(33, seed: counter)
+            var buffer = plaintext + [UInt8](repeating: 0, count: 16)
+            try buffer.withUnsafeMutableBytes { try inPlaceState.encryptInPlace($0) }
+            #expect(buffer == (try arrayState.encrypt(plaintext)), "counter \(counter)")
+            let (opener, _) = try pair(key: 3)
+            opener.setNonce(counter)
+            let count = try buffer.withUnsafeMutableBytes { try opener.decryptInPlace($0) }
+            #expect(Array(buffer[..<count]) == plaintext, "counter \(counter)")
+        }
+    }
+
     @Test func cipherState_decryptInPlace_tamperedZeroesAndKeepsTheCounter() throws {
         let (sending, receiving) = try pair()
         var buffer = try sending.encrypt(bytes(64, seed: 10))
