@@ -323,14 +323,16 @@ final class RelaySession: ReadDestinationProvider {
             connection.write(ClientFrame.pong(token: token).encoded())
         case .pong(let token):
             confirm(upTo: token)
-        case .relayKeys(let keys):
+        case .relayKeys(let rawKeys):
             guard state == .ready || state == .leaving else { throw .malformed("relay-keys before welcome") }
             // Only the first announcement of a link counts: the pinned key vouches for it once.
             guard !heardRelayKeys else { return }
             heardRelayKeys = true
-            guard keys.count <= Self.maximumAnnouncedKeys else {
-                throw .malformed("relay-keys lists \(keys.count) keys; a relay holds at most 2")
+            guard rawKeys.count <= Self.maximumAnnouncedKeys else {
+                throw .malformed("relay-keys lists \(rawKeys.count) keys; a relay holds at most 2")
             }
+            // The frame's decoder checked each key's length.
+            let keys = rawKeys.compactMap { try? RelayPublicKey(bytes: $0) }
             if keys.contains(where: { $0.keyID == RelayPublicKey.keyRequestID }) {
                 throw .malformed("relay-keys announces a key whose key id is 00000000, which no relay key may have")
             }
