@@ -33,7 +33,7 @@ def join_once(tmp_path, relay, config, inbox=None, extra=()):
     environment = dict(os.environ, XDG_CONFIG_HOME=str(config))
     return subprocess.run(
         [binary_path(), "join", "--name", "alice", "--inbox", str(inbox or tmp_path / "inbox"), "--port",
-         str(relay.port), *extra],
+         str(relay.port), "--relay-key", relay.key, *extra],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30, env=environment,
     )
 
