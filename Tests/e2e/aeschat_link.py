@@ -233,9 +233,9 @@ class LinkSocket:
 
     @classmethod
     def begin(cls, port, relay_key, host="127.0.0.1", timeout=10, rcvbuf=None, sndbuf=None, key_id_bytes=None,
-              version=VERSION, source=None):
-        """Connects (from address `source`, if given) and sends the preamble and message 1; `finish()` then reads
-        message 2."""
+              version=VERSION, source=None, then=b""):
+        """Connects (from address `source`, if given) and sends the preamble and message 1 (and `then`, in the same
+        write: what an impatient client would send before message 2); `finish()` then reads message 2."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         if source is not None:
@@ -256,7 +256,7 @@ class LinkSocket:
         noise.start_handshake()
         message1 = bytes(noise.write_message(b""))
         assert len(message1) == HANDSHAKE_MESSAGE_LENGTH
-        sock.sendall(wire_preamble + HANDSHAKE_PREFIX + message1)
+        sock.sendall(wire_preamble + HANDSHAKE_PREFIX + message1 + then)
         link = cls(sock, noise)
         link.timeout = timeout
         return link
