@@ -145,6 +145,8 @@ class Relay:
         if self.key is None:
             self.key = show_key(self.key_file)
         self.public = parse_key_text(self.key)
+        # The join line shows the key the file holds ("aeschat-relay-key-v1 <64 hex digits of the scalar>").
+        assert self.public == StaticKey(bytes.fromhex(self.key_file.read_text().split()[1])).public
         self.fingerprint = fingerprint(self.public)
         self.key_id = key_id(self.public)
         register_relay_key(port, self.key)
