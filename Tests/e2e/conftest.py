@@ -138,12 +138,15 @@ class Relay:
         )
         self.log = LineReader(self.process.stderr)
         self.out = LineReader(self.process.stdout)
-        listening = self.log.wait_for(lambda line: "listening on" in line, timeout=15, what="relay to listen")
-        self.key = None
-        for line in [*self.log.seen, *self._stdout_so_far(), listening]:
-            self.key = self.key or key_from_join_line(line)
+        self.log.wait_for(lambda line: "listening on" in line, timeout=15, what="relay to listen")
+        # The fingerprint and the join line follow (on stderr, as every log line).
+        self.key = next(filter(None, map(key_from_join_line, self.log.seen)), None)
         if self.key is None:
-            self.key = show_key(self.key_file)
+            try:
+                self.key = key_from_join_line(self.log.wait_for(key_from_join_line, timeout=5, what="join line"))
+            except AssertionError:
+                self.key = next(filter(None, map(key_from_join_line, self._stdout_so_far())), None)
+        assert self.key, f"no join line from the relay: {self.log.seen}"
         self.public = parse_key_text(self.key)
         # The join line shows the key the file holds ("aeschat-relay-key-v1 <64 hex digits of the scalar>").
         assert self.public == StaticKey(bytes.fromhex(self.key_file.read_text().split()[1])).public
