@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from aeschat_link import LinkError, LinkSocket, StaticKey, fingerprint, key_id, parse_key_text
+from aeschat_link import (KEY_REQUEST_ID, LinkError, LinkSocket, StaticKey, fingerprint, key_id, parse_answer,
+                          parse_key_text, preamble, read_until_close)
 
 ROOT = Path(__file__).resolve().parents[2]
 # The protocol version hello and welcome carry.
@@ -148,8 +149,18 @@ class Relay:
                 self.key = next(filter(None, map(key_from_join_line, self._stdout_so_far())), None)
         assert self.key, f"no join line from the relay: {self.log.seen}"
         self.public = parse_key_text(self.key)
-        # The join line shows the key the file holds ("aeschat-relay-key-v1 <64 hex digits of the scalar>").
+        # The join line shows the key the file holds ("aeschat-relay-key-v1 <64 hex digits of the scalar>"), and the
+        # relay presents that key (first) when asked for it.
         assert self.public == StaticKey(bytes.fromhex(self.key_file.read_text().split()[1])).public
+        before = descriptors(self.process.pid)
+        presented = probe_keys(port)
+        # The relay closes the probe's connection once it has seen this side close: wait for that, so that tests
+        # counting the relay's descriptors from now on start from a settled figure.
+        deadline = time.monotonic() + 2
+        while descriptors(self.process.pid) > before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert presented[0] == self.public, (
+            f"the relay presents {fingerprint(presented[0])}, its join line shows {fingerprint(self.public)}")
         self.fingerprint = fingerprint(self.public)
         self.key_id = key_id(self.public)
         register_relay_key(port, self.key)
@@ -174,6 +185,18 @@ class Relay:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def probe_keys(port):
+    """The keys the relay at `port` presents to a key request (key id 00000000), current first."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        sock.sendall(preamble(KEY_REQUEST_ID))
+        answer = parse_answer(read_until_close(sock))
+    finally:
+        sock.close()
+    assert answer.kind == "keys" and answer.keys, f"no keys answer: {answer.data!r}"
+    return answer.keys
 
 
 def show_key(key_file):
