@@ -471,6 +471,20 @@ def test_the_relay_answers_another_version_garbage_and_v1_clients_as_documented(
     assert refused.value.kind == "keys" and refused.value.keys == [relay.public]
 
 
+def test_an_aeschat_0_1_client_shows_the_relays_line_and_gives_up(tmp_path, relay, key_file):
+    """The real 0.1 binary (plaintext protocol 1), when $AESCHAT_V1_BIN names one."""
+    old = os.environ.get("AESCHAT_V1_BIN")
+    if not old:
+        pytest.skip("set AESCHAT_V1_BIN to an aeschat 0.1 binary to run this")
+    environment = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"))
+    result = subprocess.run([old, "join", "--name", "oldtimer", "--inbox", str(tmp_path / "inbox"), "--port",
+                             str(relay.port), "--key", str(key_file), "--json"], stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=60, env=environment)
+    assert result.returncode != 0
+    assert V1_REFUSAL_TEXT.decode() in result.stdout + result.stderr, result
+    assert not any("oldtimer joined" in line for line in relay.log.seen)
+
+
 def test_the_relay_closes_on_a_bad_message_1_early_bytes_and_a_record_that_does_not_authenticate(relay):
     baseline = relay_usage(relay)
     # A message 1 that does not authenticate (random bytes for e and the tag): no message 2, the end.
