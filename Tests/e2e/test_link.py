@@ -208,8 +208,13 @@ class StubRelay:
         try:
             sock.settimeout(10)
             if self.answer is not None:
-                opening = read_exactly(sock, 12 + 50, time.monotonic() + 10)
-                self.preambles.append(opening[:12])
+                opening = read_exactly(sock, 12, time.monotonic() + 10)
+                self.preambles.append(opening)
+                if opening[8:] == b"\x00\x00\x00\x00":  # a key request: this relay presents its own key
+                    sock.sendall(MAGIC + bytes([2, aeschat_link.ANSWER_KEYS, 1]) + self.key.public)
+                    self.upstream.append(opening + read_until_close(sock, timeout=5))
+                    return
+                opening += read_exactly(sock, 50, time.monotonic() + 10)
                 self.upstream.append(opening)
                 if self.answer(sock, opening):
                     return
@@ -647,8 +652,13 @@ def test_a_man_in_the_middle_holding_the_key_id_but_not_the_key_gets_nothing_aft
     try:
         result = join_once(stub.port, tmp_path / "config", relay_key=relay.key)
         assert result.returncode == KEY_MISMATCH, result
-        assert stub.preambles and all(p == MAGIC + b"\x02" + relay.key_id for p in stub.preambles)
+        # The handshake, then at most a key request (to show what is presented): nothing else, before or after.
+        assert MAGIC + b"\x02" + relay.key_id in stub.preambles
+        assert all(p in (MAGIC + b"\x02" + relay.key_id, MAGIC + b"\x02\x00\x00\x00\x00") for p in stub.preambles)
         assert all(rest == b"" for rest in stub.after_message_2), stub.after_message_2
+        assert all(len(sent) in (12, 62) for sent in stub.upstream), [bytes(sent).hex() for sent in stub.upstream]
+        text = result.stdout + result.stderr
+        assert fingerprint(relay.public) in text, text  # what was pinned
         assert f"127.0.0.1:{stub.port}" not in known_relays(tmp_path / "config") or \
             known_relays(tmp_path / "config")[f"127.0.0.1:{stub.port}"][0] == relay.key
     finally:
