@@ -618,6 +618,7 @@ def test_a_relay_whose_key_differs_from_the_pin_gets_no_hello_and_join_exits_77(
         result = join_once(pipe.port, config, relay_key=pinned)  # pinned as the address the client uses
         assert result.returncode == KEY_MISMATCH, result
         assert_nothing_after_message_1(pipe, key_id(aeschat_link.parse_key_text(pinned)))
+        assert len(pipe.upstream) <= 2, len(pipe.upstream)  # never retried: the handshake, at most a key request
         text = result.stdout + result.stderr
         assert impostor.fingerprint in text, text  # what is presented now
         assert fingerprint(aeschat_link.parse_key_text(pinned)) in text  # what was pinned
@@ -687,6 +688,7 @@ def test_without_a_terminal_and_without_a_key_join_refuses_and_sends_nothing(tmp
         assert result.returncode == KEY_MISMATCH, result
         assert "--relay-key" in result.stdout + result.stderr and "--accept-new-relay-key" in result.stdout + result.stderr
         assert known_relays(config) == {}
+        assert len(pipe.upstream) <= 1
         for sent in pipe.upstream:  # at most a key request
             assert bytes(sent) == MAGIC + b"\x02\x00\x00\x00\x00", bytes(sent).hex()
         assert not any("alice joined" in line for line in relay.log.seen)
@@ -849,6 +851,24 @@ def test_a_handshake_flood_from_one_address_is_answered_busy_while_members_chat(
         carol.kill()
         for link in held:
             link.close()
+    finally:
+        for client in (alice, bob):
+            if client is not None:
+                client.kill()
+        relay.stop()
+
+
+def test_a_client_answered_busy_tries_again_like_after_a_lost_connection(tmp_path, key_file):
+    relay = Relay(free_port(), ["--handshake-rate", "1", "--handshake-burst", "1"])
+    alice = bob = None
+    try:
+        alice = Client("alice", relay.port, key_file, tmp_path / "inbox-alice")
+        alice.ready()  # the one token
+        bob = Client("bob", relay.port, key_file, tmp_path / "inbox-bob")
+        bob.ready(timeout=20)
+        retried = [json.loads(line) for line in bob.out.seen if '"reconnecting"' in line]
+        assert retried and "busy" in retried[0]["reason"], bob.out.seen
+        alice.events(event="joined", name="bob")
     finally:
         for client in (alice, bob):
             if client is not None:
