@@ -56,17 +56,13 @@ def key_from_join_line(text):
     return found.group(1) if found else None
 
 
-@pytest.fixture(autouse=True, scope="session")
-def private_configuration(tmp_path_factory):
-    """No test writes to the real ~/.config: `serve` and `join` started without their own folder use this one."""
-    folder = tmp_path_factory.mktemp("xdg-config")
-    old = os.environ.get("XDG_CONFIG_HOME")
-    os.environ["XDG_CONFIG_HOME"] = str(folder)
-    yield folder
-    if old is None:
-        os.environ.pop("XDG_CONFIG_HOME", None)
-    else:
-        os.environ["XDG_CONFIG_HOME"] = old
+@pytest.fixture(autouse=True)
+def private_configuration(tmp_path, monkeypatch):
+    """No test writes to the real ~/.config: `serve` and `join` started without a folder of their own use one private
+    to the test (relay keys, identities, known_relays and known_peers included)."""
+    folder = tmp_path / "xdg-config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(folder))
+    return folder
 
 
 def binary_path():
@@ -126,7 +122,11 @@ class Relay:
 
     def __init__(self, port, extra=(), key_file=None, previous_key_file=None, preexec_fn=None):
         self.port = port
-        self.key_file = Path(key_file) if key_file else Path(tempfile.mkdtemp(prefix="aeschat-relay-")) / "relay-key"
+        if key_file is None:
+            # Beside the test's private configuration folder (see private_configuration), so pytest cleans it up.
+            beside = Path(os.environ.get("XDG_CONFIG_HOME", tempfile.gettempdir())).parent
+            key_file = Path(tempfile.mkdtemp(prefix="relay-", dir=beside)) / "relay-key"
+        self.key_file = Path(key_file)
         command = [binary_path(), "serve", "--port", str(port), "--relay-key", str(self.key_file)]
         if previous_key_file is not None:
             command += ["--previous-relay-key", str(previous_key_file)]

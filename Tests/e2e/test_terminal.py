@@ -38,7 +38,7 @@ class Pane:
         self.folder = folder
         self.socket = "aeschat-test-" + uuid.uuid4().hex[:12]
         self.socket_path = None
-        settings = {"NO_COLOR": None, "COLORTERM": None, "HOME": str(folder)}
+        settings = {"NO_COLOR": None, "COLORTERM": None, "HOME": str(folder), "XDG_CONFIG_HOME": None}
         settings.update(environment or {})
         lines = ["cd " + shlex.quote(str(folder))]
         for key, value in settings.items():
