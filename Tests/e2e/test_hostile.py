@@ -17,7 +17,7 @@ import sys
 import time
 
 from aeschat_link import LinkRefused, LinkSocket
-from conftest import Relay, descriptors, free_port, link, relay_key_for, rss_kib
+from conftest import Relay, descriptors, free_port, link, rss_kib
 from test_relay_cap import Reader, frame, hello
 
 E2E = os.path.dirname(os.path.abspath(__file__))
