@@ -195,7 +195,8 @@ def test_malformed_identity_file_exits_65(tmp_path, relay):
     bad = tmp_path / "bad-identity"
     bad.write_text("not an identity\n")
     result = subprocess.run(
-        [binary_path(), "join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--port", str(relay.port), "--identity", str(bad)],
+        [binary_path(), "join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--port", str(relay.port), "--identity", str(bad),
+         "--relay-key", relay.key],
         capture_output=True,
         timeout=30,
     )
@@ -206,7 +207,7 @@ def test_malformed_identity_file_exits_65(tmp_path, relay):
 def test_identity_with_a_room_key_is_a_usage_error(tmp_path, key_file, relay):
     result = subprocess.run(
         [binary_path(), "join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--port", str(relay.port),
-         "--key", str(key_file), "--identity", str(tmp_path / "id")],
+         "--key", str(key_file), "--identity", str(tmp_path / "id"), "--relay-key", relay.key],
         capture_output=True,
         timeout=30,
     )

@@ -4,12 +4,12 @@ import base64
 import json
 import os
 import signal
-import socket
 import struct
 import subprocess
 import time
 
-from conftest import Client, Proxy, Relay, assert_relay_back_to, binary_path, free_port, relay_usage
+from conftest import (PROTOCOL_VERSION, Client, Proxy, Relay, assert_relay_back_to, binary_path, free_port, link,
+                      relay_usage)
 
 
 def start_all(clients, names, room=None):
@@ -217,7 +217,7 @@ def test_relay_shutdown_tells_clients_who_reconnect_when_it_returns(clients, rel
     alice.say("typed while the relay is away")
     assert "queued" in alice.events(event="info")["message"]
     alice.events(event="reconnecting", attempt=2)  # the relay stays away through a couple of attempts
-    returned = Relay(relay.port)
+    returned = Relay(relay.port, key_file=relay.key_file)  # the same relay: it keeps its key
     try:
         # carol registers at once; alice comes back on her next backoff step, so carol is there to receive the
         # line alice queued while the relay was away.
@@ -242,7 +242,7 @@ def test_relay_killed_and_restarted_on_the_same_port_clients_chat_again(clients,
     relay.process.send_signal(signal.SIGKILL)
     relay.process.wait()
     alice.events(event="reconnecting")
-    returned = Relay(relay.port)
+    returned = Relay(relay.port, key_file=relay.key_file)  # the same relay: it keeps its key
     try:
         started = time.monotonic()
         alice.events(event="reconnected", timeout=30)
@@ -278,7 +278,8 @@ def test_terminal_output_shows_escape_sequences_visibly(tmp_path, key_file, rela
     bob = clients("bob", key=key_file)
     bob.ready()
     human = subprocess.Popen(
-        [binary_path(), "join", "--name", "carol", "--inbox", str(tmp_path / "c"), "--port", str(relay.port), "--key", str(key_file)],
+        [binary_path(), "join", "--name", "carol", "--inbox", str(tmp_path / "c"), "--port", str(relay.port), "--key", str(key_file),
+         "--relay-key", relay.key],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -309,8 +310,8 @@ def test_relay_logs_one_line_per_join_and_leave(clients, relay):
 
 
 def raw_connection(port):
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    return sock
+    """An encrypted link to the relay, handshake done: what follows is the plaintext frame stream."""
+    return link(port)
 
 
 def read_frames_until_close(sock, limit=1 << 20):
@@ -329,7 +330,7 @@ def read_frames_until_close(sock, limit=1 << 20):
     return frames
 
 
-def hello(name, room="lobby", version=1):
+def hello(name, room="lobby", version=PROTOCOL_VERSION):
     name = name if isinstance(name, bytes) else name.encode()
     room = room if isinstance(room, bytes) else room.encode()
     body = struct.pack(">H", version) + bytes([len(name)]) + name + bytes([len(room)]) + room + b"\x00\x00"

@@ -6,7 +6,11 @@ import subprocess
 
 import pytest
 
-from conftest import binary_path, free_port
+from aeschat_link import StaticKey
+from conftest import binary_path, free_port, key_from_join_line, show_key
+
+# A relay key for joins to a port where no relay listens (the join fails before any key could matter).
+NOBODY_KEY = StaticKey().text
 
 
 def run(*args, stdin=b""):
@@ -57,7 +61,8 @@ def test_usage_errors_exit_64_with_the_problem_first_on_stderr(args, fragment):
 def test_join_without_a_key_uses_automatic_keys_and_makes_an_identity(tmp_path):
     environment = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"))
     result = subprocess.run(
-        [binary_path(), "join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--port", str(free_port())],
+        [binary_path(), "join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--port", str(free_port()),
+         "--relay-key", NOBODY_KEY],
         capture_output=True, timeout=30, env=environment,
     )
     assert result.returncode == 69
@@ -76,14 +81,15 @@ def test_bad_key_files_exit_65(tmp_path, content):
     if content is not None:
         key.write_bytes(content)
         key.chmod(0o600)
-    result = run("join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--key", str(key), "--port", str(free_port()))
+    result = run("join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--key", str(key), "--port", str(free_port()),
+                 "--relay-key", NOBODY_KEY)
     assert result.returncode == 65, result.stderr
     assert len(result.stderr.decode().strip().splitlines()) == 1
     assert str(key) in result.stderr.decode()
 
 
 def test_key_file_that_is_a_directory_exits_65(tmp_path):
-    result = run("join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--key", str(tmp_path))
+    result = run("join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--key", str(tmp_path), "--relay-key", NOBODY_KEY)
     assert result.returncode == 65
 
 
@@ -123,13 +129,15 @@ def test_keygen_out_refuses_to_follow_a_symlink(tmp_path):
 
 def test_group_readable_key_file_is_warned_about(tmp_path, key_file):
     key_file.chmod(0o644)
-    result = run("join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--key", str(key_file), "--port", str(free_port()))
+    result = run("join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--key", str(key_file), "--port", str(free_port()),
+                 "--relay-key", NOBODY_KEY)
     assert b"chmod 600" in result.stderr
     assert result.returncode == 69
 
 
 def test_unreachable_relay_exits_69_with_one_clear_line(tmp_path, key_file):
-    result = run("join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--key", str(key_file), "--port", str(free_port()))
+    result = run("join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--key", str(key_file), "--port", str(free_port()),
+                 "--relay-key", NOBODY_KEY)
     assert result.returncode == 69
     assert b"cannot reach relay" in result.stderr
     assert b"Connection refused" in result.stderr
@@ -137,7 +145,8 @@ def test_unreachable_relay_exits_69_with_one_clear_line(tmp_path, key_file):
 
 def test_join_creates_the_inbox_folder(tmp_path, key_file, relay):
     inbox = tmp_path / "deep" / "inbox"
-    result = run("join", "--name", "alice", "--inbox", str(inbox), "--key", str(key_file), "--port", str(relay.port))
+    result = run("join", "--name", "alice", "--inbox", str(inbox), "--key", str(key_file), "--port", str(relay.port),
+                 "--relay-key", relay.key)
     assert result.returncode == 0, result.stderr
     assert inbox.is_dir()
 
@@ -150,11 +159,17 @@ def test_serve_on_a_port_in_use_exits_69(relay):
 
 def test_serve_on_ipv6_loopback_and_join_over_it(tmp_path, key_file):
     port = free_port()
-    server = subprocess.Popen([binary_path(), "serve", "--host", "::1", "--port", str(port)], stderr=subprocess.PIPE)
+    key_path = tmp_path / "relay-key"
+    server = subprocess.Popen([binary_path(), "serve", "--host", "::1", "--port", str(port), "--relay-key", str(key_path)],
+                              stderr=subprocess.PIPE)
     try:
-        line = server.stderr.readline().decode()
-        assert "[::1]" in line
-        result = run("join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--key", str(key_file), "--host", "::1", "--port", str(port), "--json")
+        lines = []
+        while not any("[::1]" in line for line in lines):
+            lines.append(server.stderr.readline().decode())
+            assert lines[-1] and len(lines) < 20, lines
+        relay_key = next(filter(None, map(key_from_join_line, lines)), None) or show_key(key_path)
+        result = run("join", "--name", "alice", "--inbox", str(tmp_path / "in"), "--key", str(key_file), "--host", "::1",
+                     "--port", str(port), "--json", "--relay-key", relay_key)
         assert result.returncode == 0, result.stderr
         assert b'"event":"ready"' in result.stdout
     finally:
@@ -167,6 +182,6 @@ def test_join_with_an_inbox_under_a_file_exits_74(tmp_path, key_file, relay):
     blocker.write_text("not a folder")
     result = subprocess.run(
         [binary_path(), "join", "--name", "eve", "--port", str(relay.port), "--key", str(key_file), "--inbox",
-         str(blocker / "inbox")], input="", capture_output=True, text=True, timeout=30)
+         str(blocker / "inbox"), "--relay-key", relay.key], input="", capture_output=True, text=True, timeout=30)
     assert result.returncode == 74, result.stderr
     assert result.stderr.count("\n") <= 2, result.stderr

@@ -15,16 +15,20 @@ import time
 
 import pytest
 
-from conftest import Client, Relay, assert_relay_back_to, free_port, relay_usage
+from aeschat_link import LinkSocket
+from conftest import Client, Relay, assert_relay_back_to, free_port, link, register_relay_key, relay_key_for, relay_usage
 from test_relay_cap import Reader, frame, hello
+
+E2E = os.path.dirname(os.path.abspath(__file__))
 
 DELIVER = 0x84
 
 
 class FaultyProxy:
-    """Forwards 127.0.0.1 connections to the relay. `stall` seconds: the first connection stops moving bytes in
-    both directions for that long. `cuts`: the first connection is cut after a second, the next `cuts - 1` after a
-    random number of bytes (1 to 60, so during registration or in the middle of a frame)."""
+    """Forwards 127.0.0.1 connections to the relay (its clients pin the relay's key: the link passes through).
+    `stall` seconds: the first connection stops moving bytes in both directions for that long. `cuts`: the first
+    connection is cut after a second, the next `cuts - 1` after a random number of bytes (1 to 400: in the
+    handshake's 62 + 50 bytes, in the hello's record or in the middle of a later record)."""
 
     def __init__(self, target_port, stall=0.0, cuts=0, seed=3):
         self.target_port = target_port
@@ -33,6 +37,7 @@ class FaultyProxy:
         self.random = random.Random(seed)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
+        register_relay_key(self.port, relay_key_for(target_port))
         self.accepted = 0
         self.stalled = threading.Event()
         self.closed = False
@@ -47,7 +52,7 @@ class FaultyProxy:
             self.accepted += 1
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
             stall_until = time.monotonic() + self.stall if self.accepted == 1 and self.stall else 0
-            budget = self.random.randint(1, 60) if 1 < self.accepted <= self.cuts else None
+            budget = self.random.randint(1, 400) if 1 < self.accepted <= self.cuts else None
             state = {"budget": budget}
             if self.accepted == 1 and self.cuts:
                 threading.Timer(1.0, self.cut, args=(downstream, upstream)).start()
@@ -93,7 +98,7 @@ class FaultyProxy:
 
 
 def member(port, name):
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock = link(port)
     sock.sendall(hello(name))
     reader = Reader(sock)
     assert reader.next(40)[0] == 0x81
@@ -111,13 +116,12 @@ def deliveries(reader, sender, count, timeout):
 
 
 def test_a_connection_stalled_for_30_seconds_does_not_slow_the_others():
-    # The stalled member's hello arrives after 30 s, beyond the default handshake timeout.
+    # The stalled member's preamble and message 1 arrive after 30 s, beyond the default handshake timeout.
     relay = Relay(free_port(), ["--handshake-timeout", "60"])
     proxy = FaultyProxy(relay.port, stall=30)
     baseline = relay_usage(relay)
     try:
-        slow = socket.create_connection(("127.0.0.1", proxy.port), timeout=40)
-        slow.sendall(hello("slow"))
+        slow = LinkSocket.begin(proxy.port, relay.key, timeout=40)
         assert proxy.stalled.wait(5)
         alice, _ = member(relay.port, "alice")
         bob, bob_reader = member(relay.port, "bob")
@@ -126,7 +130,9 @@ def test_a_connection_stalled_for_30_seconds_does_not_slow_the_others():
             alice.sendall(frame(0x02, b"message %d" % index))
         assert deliveries(bob_reader, b"alice", 20, timeout=5) == [b"message %d" % i for i in range(20)]
         assert time.monotonic() - started < 2
-        # Once the stall ends the slow member registers and chats like the others.
+        # Once the stall ends the slow member finishes its handshake, registers and chats like the others.
+        slow.finish(timeout=40)
+        slow.sendall(hello("slow"))
         slow_reader = Reader(slow)
         kind, _ = slow_reader.next(40)
         assert kind == 0x81
@@ -178,6 +184,7 @@ class CuttableProxy:
         self.target_port = target_port
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
+        register_relay_key(self.port, relay_key_for(target_port))
         self.current = None
         self.swallowing = set()
         self.accepted = 0
@@ -269,9 +276,11 @@ def test_a_line_in_flight_when_the_connection_is_cut_arrives_exactly_once(tmp_pa
 
 HALF_A_MESSAGE = r"""
 import socket, struct, sys, time
-sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+sys.path.insert(0, sys.argv[3])
+from aeschat_link import LinkSocket
+sock = LinkSocket.connect(int(sys.argv[1]), sys.argv[2])
 name, room = b"dave", b"lobby"
-hello = b"\x01" + struct.pack(">H", 1) + bytes([len(name)]) + name + bytes([len(room)]) + room + b"\x00\x00"
+hello = b"\x01" + struct.pack(">H", 2) + bytes([len(name)]) + name + bytes([len(room)]) + room + b"\x00\x00"
 sock.sendall(struct.pack(">I", len(hello)) + hello)
 sock.recv(65536)
 # A publish of 1 MiB, of which only the first 300 KB leave before the process is killed.
@@ -291,7 +300,8 @@ def test_a_client_killed_mid_message_leaves_the_others_chatting_and_nothing_behi
         erin.ready()
         carol.events(event="joined", name="erin")
         baseline = relay_usage(relay)
-        child = subprocess.Popen([sys.executable, "-c", HALF_A_MESSAGE, str(relay.port)], stdout=subprocess.PIPE)
+        child = subprocess.Popen([sys.executable, "-c", HALF_A_MESSAGE, str(relay.port), relay.key, E2E],
+                                 stdout=subprocess.PIPE)
         assert child.stdout.readline() == b"half sent\n"
         carol.events(event="joined", name="dave")
         child.kill()

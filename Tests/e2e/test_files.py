@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Client, assert_relay_back_to, binary_path, free_port, relay_usage, rss_kib
+from conftest import (Client, assert_relay_back_to, binary_path, free_port, register_relay_key, relay_key_for, relay_usage,
+                      rss_kib)
 
 CHUNK = 256 * 1024
 
@@ -164,8 +165,9 @@ def test_sender_killed_mid_transfer_leaves_no_file_and_resending_resumes(tmp_pat
 
 
 class CountingProxy:
-    """Forwards a client's connection to the relay; calls `on_bytes(total)` as relay bytes reach the client, and can
-    stop reading from the relay altogether (a stalled receiver)."""
+    """Forwards a client's connection to the relay (the link passes through: its clients pin the relay's key); calls
+    `on_bytes(total)` as relay bytes reach the client, and can stop reading from the relay altogether (a stalled
+    receiver)."""
 
     def __init__(self, relay_port, on_bytes=None):
         self.relay_port = relay_port
@@ -177,6 +179,7 @@ class CountingProxy:
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(4)
         self.port = self.listener.getsockname()[1]
+        register_relay_key(self.port, relay_key_for(relay_port))
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):

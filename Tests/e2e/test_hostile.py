@@ -1,6 +1,9 @@
 """Hostile clients against the real relay: the limits of `serve` (handshake timeout, frame size, connection caps,
 message rate, idle pings), malformed and random frames, churn and descriptor exhaustion. Each test checks that the
-relay keeps serving and that its descriptors and memory come back."""
+relay keeps serving and that its descriptors and memory come back.
+
+Every hostile frame travels inside the encrypted link (aeschat_link.LinkSocket), as a real attacker's would: the
+relay must hold its limits after paying for a handshake. Garbage in place of the link itself is tested too."""
 
 import os
 import random
@@ -13,8 +16,11 @@ import subprocess
 import sys
 import time
 
-from conftest import Relay, binary_path, descriptors, free_port, rss_kib
+from aeschat_link import LinkRefused, LinkSocket
+from conftest import Relay, descriptors, free_port, link, rss_kib
 from test_relay_cap import Reader, frame, hello
+
+E2E = os.path.dirname(os.path.abspath(__file__))
 
 ERROR = 0x85
 PING = 0x05
@@ -27,9 +33,14 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def connect(port):
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    return sock
+def connect(port, **options):
+    """An encrypted link to the relay at `port`, handshake done."""
+    return link(port, **options)
+
+
+def connect_raw(port):
+    """A plain TCP connection to the relay at `port`: no preamble, no handshake."""
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
 
 
 def error_code(reader, timeout=10):
@@ -102,14 +113,23 @@ def test_a_connection_that_never_says_hello_is_closed_after_the_handshake_timeou
     try:
         pid = relay.process.pid
         baseline, rss = descriptors(pid), rss_kib(pid)
+        # The handshake done, no hello: error 12 inside the link, then the end.
         silent = connect(relay.port)
         started = time.monotonic()
         assert error_code(Reader(silent), timeout=5) == 12
         assert closes(silent, timeout=5)
         assert 0.8 <= time.monotonic() - started < 4
         silent.close()
-        assert_back_to(pid, baseline, rss)
         relay.log.wait_for(lambda line: "no hello within 1 seconds" in line, timeout=5, what="refusal log")
+        # Not even a preamble, or a preamble without message 1: closed within the same timeout.
+        for opening in (b"", b"AESCHAT\x02" + relay.key_id):
+            mute = connect_raw(relay.port)
+            mute.sendall(opening)
+            started = time.monotonic()
+            assert closes(mute, timeout=5)
+            assert 0.8 <= time.monotonic() - started < 4
+            mute.close()
+        assert_back_to(pid, baseline, rss)
     finally:
         relay.stop()
 
@@ -145,10 +165,8 @@ def test_connections_beyond_the_caps_are_refused_and_accepted_again_once_others_
         pid = relay.process.pid
         baseline, rss = descriptors(pid), rss_kib(pid)
         held = [connect(relay.port) for _ in range(4)]
-        extra = connect(relay.port)
-        assert error_code(Reader(extra)) == 13
-        assert closes(extra)
-        extra.close()
+        # Before the link exists the relay cannot send an error frame: it answers "busy" in clear, and closes.
+        assert refusal(relay.port) == "busy"
         relay.log.wait_for(lambda line: "too many connections from 127.0.0.1" in line, timeout=5, what="log")
         held.pop().close()
         time.sleep(0.2)
@@ -213,8 +231,30 @@ def test_an_idle_member_is_pinged_and_closed_when_it_does_not_answer_but_kept_wh
         relay.stop()
 
 
+def refusal(port):
+    """How the relay refuses a connection: the kind of its cleartext answer in place of message 2 ("busy"), or the
+    code of the error frame inside the link. Either way the relay closes the connection."""
+    try:
+        sock = connect(port)
+    except LinkRefused as refused:
+        return refused.kind
+    code = error_code(Reader(sock))
+    assert closes(sock)
+    sock.close()
+    return code
+
+
+def mutated(data, generator):
+    data = bytearray(data)
+    for _ in range(generator.randint(1, 3)):
+        data[generator.randrange(len(data))] = generator.getrandbits(8)
+    return bytes(data)
+
+
 def test_ten_thousand_random_and_mutated_frames_while_two_members_chat():
-    relay = Relay(free_port(), ["--handshake-timeout", "2"])
+    # Inside the link: random and mutated frames. In its place (one connection in five): random bytes, v1 frames, a
+    # mutated preamble and message 1, records that do not authenticate. Handshakes are not rate-limited here.
+    relay = Relay(free_port(), ["--handshake-timeout", "2", "--handshake-rate", "0"])
     try:
         pid = relay.process.pid
         alice, _ = member(relay.port, "alice")
@@ -226,6 +266,28 @@ def test_ten_thousand_random_and_mutated_frames_while_two_members_chat():
         sent = 0
         chat = 0
         while sent < 10_000:
+            if generator.random() < 0.2:
+                choice = generator.random()
+                if choice < 0.2:
+                    # A finished handshake, then records that were never sealed with its keys.
+                    sock = connect(relay.port).sock
+                    garbage = b"".join(struct.pack(">H", size) + bytes(generator.getrandbits(8) for _ in range(size))
+                                       for size in [generator.randint(0, 80) for _ in range(generator.randint(1, 4))])
+                else:
+                    sock = connect_raw(relay.port)
+                    if choice < 0.45:
+                        garbage = mutated(b"AESCHAT\x02" + relay.key_id + b"\x00\x30" + bytes(48), generator)
+                    elif choice < 0.7:
+                        garbage = mutated(generator.choice(valid), generator)
+                    else:
+                        garbage = bytes(generator.getrandbits(8) for _ in range(generator.randint(1, 80)))
+                try:
+                    sock.sendall(garbage)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                sock.close()
+                sent += 1
+                continue
             sock = connect(relay.port)
             batch = b""
             for _ in range(generator.randint(1, 40)):
@@ -265,7 +327,8 @@ def test_ten_thousand_random_and_mutated_frames_while_two_members_chat():
 
 
 def test_a_thousand_connect_disconnect_cycles_leave_descriptors_and_memory_where_they_were():
-    relay = Relay(free_port())
+    # Handshakes are not rate-limited here: this is about what a connection leaves behind at each stage.
+    relay = Relay(free_port(), ["--handshake-rate", "0"])
     try:
         pid = relay.process.pid
         for index in range(50):
@@ -274,10 +337,16 @@ def test_a_thousand_connect_disconnect_cycles_leave_descriptors_and_memory_where
         time.sleep(0.5)
         baseline, rss = descriptors(pid), rss_kib(pid)
         for index in range(1000):
-            sock = connect(relay.port)
-            if index % 2:
-                sock.sendall(hello(f"cycle{index}"))
-                Reader(sock).next()
+            stage = index % 4
+            if stage == 0:  # closed before the preamble
+                sock = connect_raw(relay.port)
+            elif stage == 1:  # closed after message 1, before or while the relay answers
+                sock = LinkSocket.begin(relay.port, relay.key)
+            else:  # closed after the handshake, with or without a hello
+                sock = connect(relay.port)
+                if stage == 3:
+                    sock.sendall(hello(f"cycle{index}"))
+                    Reader(sock).next()
             sock.close()
         assert settle(pid, baseline) == baseline
         time.sleep(2.5)
@@ -288,18 +357,9 @@ def test_a_thousand_connect_disconnect_cycles_leave_descriptors_and_memory_where
 
 def test_descriptor_exhaustion_neither_spins_nor_kills_the_relay_and_it_serves_again_after():
     port = free_port()
-    process = subprocess.Popen(
-        [binary_path(), "serve", "--port", str(port)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128)))
+    relay = Relay(port, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128)))
+    process = relay.process
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "relay did not listen"
-                time.sleep(0.05)
         time.sleep(0.2)
         baseline, rss = descriptors(process.pid), rss_kib(process.pid)
         held = []
@@ -321,8 +381,7 @@ def test_descriptor_exhaustion_neither_spins_nor_kills_the_relay_and_it_serves_a
         assert settle(process.pid, baseline) == baseline
         assert rss_kib(process.pid) < rss + 8 * 1024
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        relay.stop()
 
 
 MULTICAST = 0x07
@@ -378,9 +437,7 @@ def test_direct_frames_flooding_a_member_that_stopped_reading_refuse_the_sender_
     try:
         pid = relay.process.pid
         baseline, rss = descriptors(pid), rss_kib(pid)
-        bob = socket.socket()
-        bob.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        bob.connect(("127.0.0.1", relay.port))
+        bob = connect(relay.port, rcvbuf=4096)
         bob.sendall(hello("bob"))
         bob_reader = Reader(bob)
         assert bob_reader.next()[0] == 0x81
@@ -406,26 +463,30 @@ def test_direct_frames_flooding_a_member_that_stopped_reading_refuse_the_sender_
 
 FLOODER = r"""
 import socket, struct, sys, time
-port, name, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+port, name, seconds, key = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4]
+sys.path.insert(0, sys.argv[5])
+from aeschat_link import LinkSocket
 def frame(kind, body=b""):
     return struct.pack(">IB", len(body) + 1, kind) + body
 def hello(name):
-    return frame(0x01, struct.pack(">H", 1) + bytes([len(name)]) + name.encode() + b"\x05flood\x00\x00")
+    return frame(0x01, struct.pack(">H", 2) + bytes([len(name)]) + name.encode() + b"\x05flood\x00\x00")
 pings = b"".join(frame(0x05, struct.pack(">Q", token)) for token in range(10_000))
 deadline = time.monotonic() + seconds
 connections = 0
 while time.monotonic() < deadline:
+    sock = None
     try:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=1)
+        sock = LinkSocket.connect(port, key, timeout=1)
         sock.settimeout(None)
         sock.sendall(hello(f"{name}-{connections}"))
         connections += 1
         while time.monotonic() < deadline:
             sock.sendall(pings)
-    except OSError:
-        pass
+    except Exception:
+        time.sleep(0.05)
     finally:
-        sock.close()
+        if sock is not None:
+            sock.close()
 """
 
 
@@ -456,8 +517,8 @@ def test_a_ping_flood_is_cut_off_and_leaves_the_others_latency_within_twice_a_qu
         quiet = publish_latencies(alice, bob_reader, 3)
         # Four connections ping as fast as they can, for the whole measurement, connecting again when cut off
         # (the relay closes a cut-off connection after its close timeout of 5 s, so each connects again once).
-        flooders = [subprocess.Popen([sys.executable, "-c", FLOODER, str(relay.port), f"flood{index}", "60"])
-                    for index in range(4)]
+        flooders = [subprocess.Popen([sys.executable, "-c", FLOODER, str(relay.port), f"flood{index}", "60", relay.key,
+                                      E2E]) for index in range(4)]
         time.sleep(0.5)
         flooded = publish_latencies(alice, bob_reader, 6.5)
         figures = {name: (function(quiet), function(flooded))
@@ -486,6 +547,7 @@ def send_all_or_refused(connections, data, timeout=60):
     """Sends `data` on every (socket, reader) at once, until each has sent it all or has been sent an error frame;
     returns each one's error code (None when it sent everything)."""
     sent = {sock: 0 for sock, _ in connections}
+    view = memoryview(data)
     codes = {}
     readers = dict(connections)
     for sock in sent:
@@ -493,7 +555,8 @@ def send_all_or_refused(connections, data, timeout=60):
     deadline = time.monotonic() + timeout
     while len(codes) < len(connections) and time.monotonic() < deadline:
         waiting = [sock for sock in sent if sock not in codes]
-        readable, writable, _ = select.select(waiting, [sock for sock in waiting if sent[sock] < len(data)], [], 0.5)
+        readable, writable, _ = select.select(
+            waiting, [sock for sock in waiting if sent[sock] < len(data) or not sock.all_sent], [], 0.5)
         for sock in readable:
             sock.setblocking(True)
             codes[sock] = error_code(readers[sock], timeout=5)
@@ -501,12 +564,12 @@ def send_all_or_refused(connections, data, timeout=60):
             if sock in codes:
                 continue
             try:
-                sent[sock] += sock.send(data[sent[sock]:sent[sock] + (1 << 20)])
+                sent[sock] += sock.send(view[sent[sock]:sent[sock] + (1 << 20)])
             except OSError:
                 sock.setblocking(True)
                 codes[sock] = error_code(readers[sock], timeout=5)
         for sock in waiting:
-            if sock not in codes and sent[sock] == len(data) and sock not in readable:
+            if sock not in codes and sent[sock] == len(data) and sock.all_sent and sock not in readable:
                 codes[sock] = None
     for sock in sent:
         sock.setblocking(True)

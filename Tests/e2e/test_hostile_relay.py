@@ -1,7 +1,10 @@
 """A hostile relay cannot hurt a client: a fake relay (a Python socket server) sends garbage, huge length prefixes,
 impossible welcomes, floods of joined frames, names full of escapes, invalid UTF-8 and unknown frame types. Each gives
 one clear line at the client, which keeps its memory under 64 MiB and either exits 65 (bad data before it ever
-registered) or reconnects."""
+registered) or reconnects.
+
+The fake relay holds a key of its own, which the client pins: it completes the encrypted link (PyPI
+`noiseprotocol`, aeschat_link.py) and sends its garbage inside it, where only a relay the client trusts can."""
 
 import json
 import random
@@ -14,7 +17,8 @@ import time
 
 import pytest
 
-from conftest import binary_path
+from aeschat_link import LinkError, LinkSocket, StaticKey
+from conftest import PROTOCOL_VERSION, binary_path
 
 MEMORY_LIMIT_KIB = 64 * 1024
 
@@ -28,19 +32,22 @@ def str8(text):
 
 
 def welcome(name=b"bob", room=b"lobby", members=()):
-    body = struct.pack(">H", 1) + str8(name) + str8(room) + struct.pack(">H", len(members))
+    body = struct.pack(">H", PROTOCOL_VERSION) + str8(name) + str8(room) + struct.pack(">H", len(members))
     for member in members:
         body += str8(member) + struct.pack(">H", 0)
     return frame(0x81, body)
 
 
 class FakeRelay:
-    """Accepts one connection at a time on 127.0.0.1, reads the hello, then runs `script(sock)`."""
+    """Accepts one connection at a time on 127.0.0.1, completes the link's handshake as a relay with its own key
+    (`key`), reads the hello, then runs `script(link)`. `hellos` holds the first plaintext of each connection."""
 
     def __init__(self, script):
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
+        self.key = StaticKey()
         self.script = script
+        self.hellos = []
         self.connections = 0
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
@@ -52,10 +59,10 @@ class FakeRelay:
                 sock, _ = self.server.accept()
                 self.connections += 1
                 try:
-                    sock.settimeout(10)
-                    sock.recv(65536)
-                    self.script(sock)
-                except OSError:
+                    link, _ = LinkSocket.accept(sock, self.key, timeout=10)
+                    self.hellos.append(link.recv(65536))
+                    self.script(link)
+                except (OSError, LinkError):
                     pass
                 finally:
                     sock.close()
@@ -66,14 +73,14 @@ class FakeRelay:
         self.server.close()
 
 
-def start_client(port, tmp_path, name="bob"):
+def start_client(relay, tmp_path, name="bob"):
     key = tmp_path / "room.key"
     if not key.exists():
         subprocess.run([binary_path(), "keygen", "--out", str(key)], check=True, capture_output=True, timeout=30)
     environment = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"))
     return subprocess.Popen(
-        [binary_path(), "join", "--name", name, "--port", str(port), "--json", "--key", str(key), "--inbox",
-         str(tmp_path / "inbox")],
+        [binary_path(), "join", "--name", name, "--port", str(relay.port), "--json", "--key", str(key), "--inbox",
+         str(tmp_path / "inbox"), "--relay-key", relay.key.text],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment)
 
 
@@ -125,7 +132,7 @@ def test_bad_data_before_registration_gives_one_clear_line_and_exit_65(case, tmp
 
     relay = FakeRelay(script)
     try:
-        process = start_client(relay.port, tmp_path)
+        process = start_client(relay, tmp_path)
         code, out, err, peak = run_until_exit(process)
         errors = [json.loads(line) for line in out.splitlines() if '"error"' in line]
         assert code == 65, (code, out, err)
@@ -151,7 +158,7 @@ def test_a_flood_of_joined_frames_is_capped_and_the_client_reconnects(tmp_path):
 
     relay = FakeRelay(script)
     try:
-        process = start_client(relay.port, tmp_path)
+        process = start_client(relay, tmp_path)
         peak = 0
         seen = []
         deadline = time.monotonic() + 60
@@ -186,7 +193,7 @@ def test_a_10_kb_error_message_full_of_escapes_reaches_the_client_as_one_escaped
 
     relay = FakeRelay(script)
     try:
-        process = start_client(relay.port, tmp_path)
+        process = start_client(relay, tmp_path)
         deadline = time.monotonic() + 20
         raw = b""
         while time.monotonic() < deadline and process.poll() is None:

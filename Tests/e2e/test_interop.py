@@ -1,8 +1,8 @@
-"""A second client, written from docs/PROTOCOL.md alone with Python's `cryptography` package, talks to the real
-relay and the real aeschat client. If the document and the code ever disagree, this fails."""
+"""A second client, written from docs/PROTOCOL.md alone with Python's `cryptography` package and PyPI
+`noiseprotocol` (the encrypted link), talks to the real relay and the real aeschat client. If the document and the
+code ever disagree, this fails."""
 
 import os
-import socket
 import struct
 import time
 
@@ -12,6 +12,8 @@ cryptography = pytest.importorskip("cryptography")
 from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # noqa: E402
+
+from conftest import PROTOCOL_VERSION, link  # noqa: E402
 
 
 def str8(text):
@@ -58,8 +60,10 @@ def open_envelope(room_key, room, sender, envelope, recipient=""):
 
 
 class FrameSocket:
+    """Frames over an encrypted link to the relay at `port`."""
+
     def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock = link(port)
         self.buffer = b""
 
     def send(self, frame_type, body):
@@ -84,11 +88,11 @@ def test_independent_client_interoperates_with_aeschat(clients, relay, key_file)
     alice.ready()
 
     py = FrameSocket(relay.port)
-    py.send(0x01, struct.pack(">H", 1) + str8("pyclient") + str8("lobby") + struct.pack(">H", 0))
+    py.send(0x01, struct.pack(">H", PROTOCOL_VERSION) + str8("pyclient") + str8("lobby") + struct.pack(">H", 0))
     frame_type, body = py.receive()
     assert frame_type == 0x81
     version = struct.unpack(">H", body[:2])[0]
-    assert version == 1
+    assert version == 2
     alice.events(event="joined", name="pyclient")
 
     session = os.urandom(16)

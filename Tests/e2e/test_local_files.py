@@ -33,7 +33,7 @@ def join_once(tmp_path, relay, config, inbox=None, extra=()):
     environment = dict(os.environ, XDG_CONFIG_HOME=str(config))
     return subprocess.run(
         [binary_path(), "join", "--name", "alice", "--inbox", str(inbox or tmp_path / "inbox"), "--port",
-         str(relay.port), *extra],
+         str(relay.port), "--relay-key", relay.key, *extra],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30, env=environment,
     )
 
@@ -83,11 +83,12 @@ def test_a_pin_covers_the_name_in_every_room_of_the_relay_however_it_is_addresse
     for client in (alice, bob):
         client.close_input()
         assert client.wait() == 0
-    # The pin names the relay by the address connected to and bob without a room.
+    # The pin names the relay by its key's fingerprint (relay-<32 hex digits>) and bob without a room.
+    relay_identity = "relay-" + "".join(relay.fingerprint.split()[1:])
     lines = (alice_config / "aeschat" / "known_peers").read_text().splitlines()
     assert [line.split()[:2] + line.split()[3:] for line in lines] == [
-        [f"127.0.0.1:{relay.port}", "bob", "unverified"],
-        [f"127.0.0.1:{relay.port}", "bob", "verified"],
+        [relay_identity, "bob", "unverified"],
+        [relay_identity, "bob", "verified"],
     ]
     # Someone else as bob, in another room, with alice reaching the relay as localhost.
     impostor = Client("bob", relay.port, None, tmp_path / "inbox-impostor", room="ops")

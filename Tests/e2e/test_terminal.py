@@ -38,7 +38,7 @@ class Pane:
         self.folder = folder
         self.socket = "aeschat-test-" + uuid.uuid4().hex[:12]
         self.socket_path = None
-        settings = {"NO_COLOR": None, "COLORTERM": None, "HOME": str(folder)}
+        settings = {"NO_COLOR": None, "COLORTERM": None, "HOME": str(folder), "XDG_CONFIG_HOME": None}
         settings.update(environment or {})
         lines = ["cd " + shlex.quote(str(folder))]
         for key, value in settings.items():
@@ -136,7 +136,7 @@ def terminal(tmp_path, mode_key, relay):
 
     def start(name="alice", environment=None, extra=(), inbox=True, **size):
         key = ["--key", str(mode_key)] if mode_key else []
-        arguments = ["join", "--name", name, *key, "--port", str(relay.port), *extra]
+        arguments = ["join", "--name", name, *key, "--port", str(relay.port), "--relay-key", relay.key, *extra]
         if inbox:
             arguments += ["--inbox", str(tmp_path / f"inbox-{name}")]
         pane = Pane(tmp_path / f"pane-{name}", arguments, environment, **size)
