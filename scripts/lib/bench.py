@@ -89,7 +89,11 @@ class Relay:
             return log.read()
 
     def _key(self, binary):
+        deadline = time.monotonic() + 5
         match = KEY_TEXT.search(self._log())
+        while not match and time.monotonic() < deadline and self.process.poll() is None:
+            time.sleep(0.05)
+            match = KEY_TEXT.search(self._log())
         if not match:
             shown = subprocess.run([os.path.join(binary, "aeschat"), "serve", "--show-key", "--relay-key",
                                     os.path.join(self.folder, "relay-key")], capture_output=True, text=True,
