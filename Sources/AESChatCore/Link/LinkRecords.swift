@@ -43,7 +43,176 @@ struct LinkRekeySchedule {
     }
 }
 
-/// Seals this side's outgoing byte stream into records, under the sending cipher state of a finished handshake.
+/// Runs `body` and returns its failure, for calls through rethrowing functions (`withUnsafeBytes`), which would
+/// widen a typed error to `any Error`.
+func linkFailure(_ body: () throws(LinkError) -> Void) -> LinkError? {
+    do {
+        try body()
+        return nil
+    } catch {
+        return error
+    }
+}
+
+/// One direction's sealing: the cipher state, its rekey schedule and the first failure. The one implementation
+/// behind ``LinkRecordWriter`` and ``LinkRecordLayer``: it seals a record that its caller laid out, in place.
+struct LinkRecordSealer {
+    private let cipher: NoiseCipherState
+    private(set) var rekeySchedule: LinkRekeySchedule
+    private var failure: LinkError?
+
+    init(cipher: NoiseCipherState, rekeyInterval: UInt64) {
+        self.cipher = cipher
+        rekeySchedule = LinkRekeySchedule(interval: rekeyInterval)
+    }
+
+    /// Throws the failure that ended this sealer, if any.
+    func throwIfFailed() throws(LinkError) {
+        if let failure { throw failure }
+    }
+
+    /// Seals one record in place: `record` is the 2-byte length prefix's room, the plaintext (0 to 65,519 bytes),
+    /// then 16 bytes of room for the tag; on return it is the record as it goes on the wire.
+    ///
+    /// - Throws: ``LinkError/nonceExhausted`` when the cipher state has no nonce left; ``LinkError/crypto(_:)`` if
+    ///   libgcrypt fails; after any failure, that failure again (the record's bytes are then undefined).
+    mutating func seal(record: UnsafeMutableRawBufferPointer) throws(LinkError) {
+        if let failure { throw failure }
+        let sealedLength = record.count - LinkRekey.lengthPrefixSize
+        precondition(
+            sealedLength >= NoiseCipherState.tagLength && sealedLength <= NoiseCipherState.maximumMessageLength,
+            "a record laid out with room for \(sealedLength) sealed bytes")
+        record[0] = UInt8(truncatingIfNeeded: sealedLength >> 8)
+        record[1] = UInt8(truncatingIfNeeded: sealedLength)
+        do {
+            try cipher.encryptInPlace(UnsafeMutableRawBufferPointer(rebasing: record[LinkRekey.lengthPrefixSize...]))
+        } catch {
+            failure = error
+            throw error
+        }
+        if let error = rekeySchedule.countRecord(rekeying: cipher) {
+            failure = error
+            throw error
+        }
+    }
+}
+
+/// One direction's opening: the cipher state, its rekey schedule, the first failure, and the start of a record cut
+/// by the end of a read. The one implementation behind ``LinkRecordReader`` and ``LinkRecordLayer``.
+///
+/// Records that arrive whole in one piece are opened in place in that piece; only a record cut by the piece's end is
+/// copied (into ``pending``, which holds no storage between records).
+struct LinkRecordOpener {
+    private let cipher: NoiseCipherState
+    private(set) var rekeySchedule: LinkRekeySchedule
+    private(set) var failure: LinkError?
+    /// The start of a record whose end has not arrived yet (its length prefix included); empty between records.
+    private(set) var pending: [UInt8] = []
+
+    init(cipher: NoiseCipherState, rekeyInterval: UInt64) {
+        self.cipher = cipher
+        rekeySchedule = LinkRekeySchedule(interval: rekeyInterval)
+    }
+
+    /// Opens the records in `bytes` (the next piece of the stream, overwritten by the plaintext) and hands each
+    /// authentic record's plaintext, in order, to `deliver` (records with no plaintext are not delivered).
+    ///
+    /// - Throws: ``LinkError/ciphertextTooShort(actual:)`` for a `len` below 16; ``LinkError/authenticationFailed``
+    ///   for a record whose tag does not match; ``LinkError/nonceExhausted``; ``LinkError/crypto(_:)``; after any
+    ///   failure, that failure again. Nothing from the failed record or after it is delivered.
+    mutating func open(
+        _ bytes: UnsafeMutableRawBufferPointer, deliver: (UnsafeRawBufferPointer) -> Void
+    ) throws(LinkError) {
+        if let failure { throw failure }
+        do {
+            try openRecords(bytes, deliver: deliver)
+        } catch {
+            failure = error
+            secureZero(&pending)
+            pending = []
+            throw error
+        }
+    }
+
+    private mutating func openRecords(
+        _ bytes: UnsafeMutableRawBufferPointer, deliver: (UnsafeRawBufferPointer) -> Void
+    ) throws(LinkError) {
+        var offset = 0
+        if !pending.isEmpty {
+            // Complete the record held from the last piece, copying only what it lacks.
+            if pending.count < LinkRekey.lengthPrefixSize {
+                let take = min(LinkRekey.lengthPrefixSize - pending.count, bytes.count)
+                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[0..<take]))
+                offset = take
+                guard pending.count == LinkRekey.lengthPrefixSize else { return }
+            }
+            let length = try Self.checkedLength(pending[0], pending[1])
+            let wanted = LinkRekey.lengthPrefixSize + length - pending.count
+            let take = min(wanted, bytes.count - offset)
+            pending.reserveCapacity(LinkRekey.lengthPrefixSize + length)
+            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + take)]))
+            offset += take
+            guard take == wanted else { return }
+            var record = pending
+            pending = []
+            defer { secureZero(&record) }
+            let failure = record.withUnsafeMutableBytes { buffer in
+                linkFailure {
+                    () throws(LinkError) in
+                    try openOne(
+                        UnsafeMutableRawBufferPointer(rebasing: buffer[LinkRekey.lengthPrefixSize...]), deliver)
+                }
+            }
+            if let failure { throw failure }
+        }
+        while bytes.count - offset >= LinkRekey.lengthPrefixSize {
+            let length = try Self.checkedLength(bytes[offset], bytes[offset + 1])
+            let start = offset + LinkRekey.lengthPrefixSize
+            guard bytes.count - start >= length else { break }
+            try openOne(UnsafeMutableRawBufferPointer(rebasing: bytes[start..<(start + length)]), deliver)
+            offset = start + length
+        }
+        if offset < bytes.count {
+            pending = Array(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+        }
+    }
+
+    /// The `len` of a record from its two prefix bytes, refused below the tag's 16 bytes.
+    private static func checkedLength(_ high: UInt8, _ low: UInt8) throws(LinkError) -> Int {
+        let length = Int(high) << 8 | Int(low)
+        guard length >= NoiseCipherState.tagLength else { throw .ciphertextTooShort(actual: length) }
+        return length
+    }
+
+    /// Opens one record's sealed bytes in place, delivers its plaintext, and counts it for rekeying.
+    private mutating func openOne(
+        _ sealed: UnsafeMutableRawBufferPointer, _ deliver: (UnsafeRawBufferPointer) -> Void
+    ) throws(LinkError) {
+        let plaintextLength = try cipher.decryptInPlace(sealed)
+        if plaintextLength > 0 {
+            deliver(UnsafeRawBufferPointer(rebasing: sealed[0..<plaintextLength]))
+        }
+        if let error = rekeySchedule.countRecord(rekeying: cipher) { throw error }
+    }
+
+    /// Checks the stream ended between records.
+    ///
+    /// - Throws: ``LinkError/truncatedRecord(buffered:)`` if part of a record was held; the failure, if any.
+    mutating func finish() throws(LinkError) {
+        if let failure { throw failure }
+        guard pending.isEmpty else {
+            let error = LinkError.truncatedRecord(buffered: pending.count)
+            failure = error
+            secureZero(&pending)
+            pending = []
+            throw error
+        }
+    }
+}
+
+/// Seals this side's outgoing byte stream into records, under the sending cipher state of a finished handshake
+/// (for tests and the fuzzer; connections use ``LinkRecordLayer``, which shares its implementation,
+/// ``LinkRecordSealer``).
 ///
 /// Ownership: owns its use of the cipher state (nothing else may encrypt with it). Any failure ends the writer: every
 /// later call throws the same error, and the connection must close.
@@ -53,11 +222,9 @@ public final class LinkRecordWriter {
     /// The most plaintext one record carries: 65,519 bytes.
     public static let maximumChunk = NoiseCipherState.maximumPlaintextLength
 
-    private let cipher: NoiseCipherState
-    private var rekeySchedule: LinkRekeySchedule
+    private var sealer: LinkRecordSealer
     /// After how many records the key is replaced.
-    public var rekeyInterval: UInt64 { rekeySchedule.interval }
-    private var failure: LinkError?
+    public var rekeyInterval: UInt64 { sealer.rekeySchedule.interval }
 
     /// A writer over `cipher`, which must be fresh from the handshake (`n` = 0) or only ever used by writers.
     ///
@@ -66,8 +233,7 @@ public final class LinkRecordWriter {
     ///   - rekeyInterval: Records per key; the protocol's is ``LinkRekey/defaultInterval``, smaller ones are for
     ///     tests. Must be at least 1.
     public init(cipher: NoiseCipherState, rekeyInterval: UInt64 = LinkRekey.defaultInterval) {
-        self.cipher = cipher
-        rekeySchedule = LinkRekeySchedule(interval: rekeyInterval)
+        sealer = LinkRecordSealer(cipher: cipher, rekeyInterval: rekeyInterval)
     }
 
     /// Seals `plaintext` into as few records as it takes (full ones of 65,519 bytes, then the rest) and appends
@@ -80,32 +246,31 @@ public final class LinkRecordWriter {
     /// - Throws: ``LinkError/nonceExhausted`` when the cipher state has no nonce left; ``LinkError/crypto(_:)`` if
     ///   libgcrypt fails; after any failure, that failure again.
     public func seal(_ plaintext: UnsafeRawBufferPointer, into output: inout [UInt8]) throws(LinkError) {
-        if let failure { throw failure }
         let start = output.count
         var offset = 0
-        while offset < plaintext.count {
-            let chunk = min(Self.maximumChunk, plaintext.count - offset)
-            let sealedLength = chunk + NoiseCipherState.tagLength
-            output.append(UInt8(truncatingIfNeeded: sealedLength >> 8))
-            output.append(UInt8(truncatingIfNeeded: sealedLength))
-            let recordStart = output.count
-            output.append(contentsOf: UnsafeRawBufferPointer(rebasing: plaintext[offset..<(offset + chunk)]))
-            output.append(contentsOf: repeatElement(0, count: NoiseCipherState.tagLength))
-            let error = output.withUnsafeMutableBytes { bytes -> LinkError? in
-                do throws(LinkError) {
-                    try cipher.encryptInPlace(
-                        UnsafeMutableRawBufferPointer(rebasing: bytes[recordStart..<(recordStart + sealedLength)]))
-                    return nil
-                } catch {
-                    return error
+        do throws(LinkError) {
+            while offset < plaintext.count {
+                let chunk = min(Self.maximumChunk, plaintext.count - offset)
+                let recordStart = output.count
+                let recordLength = LinkRekey.lengthPrefixSize + chunk + NoiseCipherState.tagLength
+                output.append(contentsOf: repeatElement(0, count: LinkRekey.lengthPrefixSize))
+                output.append(contentsOf: UnsafeRawBufferPointer(rebasing: plaintext[offset..<(offset + chunk)]))
+                output.append(contentsOf: repeatElement(0, count: NoiseCipherState.tagLength))
+                let failure = output.withUnsafeMutableBytes { bytes in
+                    linkFailure { () throws(LinkError) in
+                        try sealer.seal(
+                            record: UnsafeMutableRawBufferPointer(
+                                rebasing: bytes[recordStart..<(recordStart + recordLength)]))
+                    }
                 }
+                if let failure { throw failure }
+                offset += chunk
             }
-            if let error = error ?? rekeySchedule.countRecord(rekeying: cipher) {
-                failure = error
-                output.removeSubrange(start...)
-                throw error
-            }
-            offset += chunk
+            // No plaintext makes no record, but a failed writer still says so.
+            try sealer.throwIfFailed()
+        } catch {
+            output.removeSubrange(start...)
+            throw error
         }
     }
 
@@ -115,15 +280,10 @@ public final class LinkRecordWriter {
     public func seal(_ plaintext: [UInt8]) throws(LinkError) -> [UInt8] {
         var output: [UInt8] = []
         output.reserveCapacity(Self.recordsLength(forPlaintext: plaintext.count))
-        let error = plaintext.withUnsafeBytes { bytes -> LinkError? in
-            do throws(LinkError) {
-                try seal(bytes, into: &output)
-                return nil
-            } catch {
-                return error
-            }
+        let failure = plaintext.withUnsafeBytes { bytes in
+            linkFailure { () throws(LinkError) in try seal(bytes, into: &output) }
         }
-        if let error { throw error }
+        if let failure { throw failure }
         return output
     }
 
@@ -138,25 +298,24 @@ public final class LinkRecordWriter {
 extension LinkRecordWriter: Sendable {}
 
 /// Opens the peer's incoming records, under the receiving cipher state of a finished handshake, from the TCP stream
-/// in whatever pieces it arrives: a piece may end inside a length prefix or a record, or hold many records.
+/// in whatever pieces it arrives: a piece may end inside a length prefix or a record, or hold many records (for
+/// tests and the fuzzer; connections use ``LinkRecordLayer``, which shares its implementation,
+/// ``LinkRecordOpener``).
 ///
 /// Every length is checked before it is used: a `len` below 16 (no room for the tag) is refused with
 /// ``LinkError/ciphertextTooShort(actual:)``; a `len` above 65,535 cannot be written in 16 bits. A record is
-/// delivered only once its tag has been checked, and decrypted in place in the reader's buffer. The first failure
-/// ends the reader (fail closed): nothing from that record or anything after it is delivered, every later call
-/// throws the same error, and the connection must close. Records before it in the same piece have been delivered.
+/// delivered only once its tag has been checked. The first failure ends the reader (fail closed): nothing from that
+/// record or anything after it is delivered, every later call throws the same error, and the connection must close.
+/// Records before it in the same piece have been delivered.
 ///
 /// Ownership: owns its use of the cipher state and a buffer of at most one incomplete record (65,537 bytes) between
-/// calls, plus the piece being read.
+/// calls.
 ///
 /// Threading: not thread-safe; confined to the connection's thread. Deliberately not `Sendable`.
 public final class LinkRecordReader {
-    private let cipher: NoiseCipherState
-    private var rekeySchedule: LinkRekeySchedule
+    private var opener: LinkRecordOpener
     /// After how many records the key is replaced; must match the writer's.
-    public var rekeyInterval: UInt64 { rekeySchedule.interval }
-    private var pending: [UInt8] = []
-    private var failure: LinkError?
+    public var rekeyInterval: UInt64 { opener.rekeySchedule.interval }
 
     /// A reader over `cipher`, which must be fresh from the handshake (`n` = 0) or only ever used by readers.
     ///
@@ -165,17 +324,17 @@ public final class LinkRecordReader {
     ///   - rekeyInterval: Records per key; the protocol's is ``LinkRekey/defaultInterval``, smaller ones are for
     ///     tests. Must be at least 1.
     public init(cipher: NoiseCipherState, rekeyInterval: UInt64 = LinkRekey.defaultInterval) {
-        self.cipher = cipher
-        rekeySchedule = LinkRekeySchedule(interval: rekeyInterval)
+        opener = LinkRecordOpener(cipher: cipher, rekeyInterval: rekeyInterval)
     }
 
     /// The bytes of an incomplete record held until the rest arrives.
-    public var bufferedByteCount: Int { pending.count }
+    public var bufferedByteCount: Int { opener.pending.count }
 
     /// Whether the reader has failed; it then delivers nothing more.
-    public var hasFailed: Bool { failure != nil }
+    public var hasFailed: Bool { opener.failure != nil }
 
     /// Reads the next piece of the stream and hands each authentic record's plaintext, in order, to `deliver`.
+    /// The piece is copied once (the caller's bytes are not changed), and opened in the copy.
     ///
     /// - Parameters:
     ///   - bytes: The next bytes from the connection, any number.
@@ -186,39 +345,12 @@ public final class LinkRecordReader {
     ///   ``LinkError/nonceExhausted`` when the cipher state has no nonce left; ``LinkError/crypto(_:)`` if libgcrypt
     ///   fails; after any failure, that failure again.
     public func read(_ bytes: UnsafeRawBufferPointer, deliver: (UnsafeRawBufferPointer) -> Void) throws(LinkError) {
+        var piece = Array(bytes)
+        defer { secureZero(&piece) }
+        let failure = piece.withUnsafeMutableBytes { buffer in
+            linkFailure { () throws(LinkError) in try opener.open(buffer, deliver: deliver) }
+        }
         if let failure { throw failure }
-        pending.append(contentsOf: bytes)
-        let (consumed, error) = pending.withUnsafeMutableBytes { buffer -> (Int, LinkError?) in
-            var offset = 0
-            while buffer.count - offset >= LinkRekey.lengthPrefixSize {
-                let length = Int(buffer[offset]) << 8 | Int(buffer[offset + 1])
-                guard length >= NoiseCipherState.tagLength else {
-                    return (offset, .ciphertextTooShort(actual: length))
-                }
-                let start = offset + LinkRekey.lengthPrefixSize
-                guard buffer.count - start >= length else { break }
-                let record = UnsafeMutableRawBufferPointer(rebasing: buffer[start..<(start + length)])
-                let plaintextLength: Int
-                do throws(LinkError) {
-                    plaintextLength = try cipher.decryptInPlace(record)
-                } catch {
-                    return (offset, error)
-                }
-                if plaintextLength > 0 {
-                    deliver(UnsafeRawBufferPointer(rebasing: record[0..<plaintextLength]))
-                }
-                offset = start + length
-                if let error = rekeySchedule.countRecord(rekeying: cipher) { return (offset, error) }
-            }
-            return (offset, nil)
-        }
-        if let error {
-            failure = error
-            secureZero(&pending)
-            pending = []
-            throw error
-        }
-        pending.removeFirst(consumed)
     }
 
     /// ``read(_:deliver:)`` for an array, appending each record's plaintext to `plaintext`. What was appended
@@ -226,15 +358,10 @@ public final class LinkRecordReader {
     ///
     /// - Throws: As ``read(_:deliver:)``.
     public func read(_ bytes: [UInt8], into plaintext: inout [UInt8]) throws(LinkError) {
-        let error = bytes.withUnsafeBytes { piece -> LinkError? in
-            do throws(LinkError) {
-                try read(piece) { plaintext.append(contentsOf: $0) }
-                return nil
-            } catch {
-                return error
-            }
+        let failure = bytes.withUnsafeBytes { piece in
+            linkFailure { () throws(LinkError) in try read(piece) { plaintext.append(contentsOf: $0) } }
         }
-        if let error { throw error }
+        if let failure { throw failure }
     }
 
     /// Says the connection has ended; checks it ended between records. Noise does not detect a cut at a record
@@ -243,13 +370,7 @@ public final class LinkRecordReader {
     /// - Throws: ``LinkError/truncatedRecord(buffered:)`` if part of a record was held; the reader's failure, if it
     ///   had failed.
     public func finish() throws(LinkError) {
-        if let failure { throw failure }
-        guard pending.isEmpty else {
-            let error = LinkError.truncatedRecord(buffered: pending.count)
-            failure = error
-            pending = []
-            throw error
-        }
+        try opener.finish()
     }
 }
 

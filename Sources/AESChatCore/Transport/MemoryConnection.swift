@@ -1,6 +1,10 @@
 /// One end of an in-memory byte stream. Bytes written at one end arrive at the other on the next
 /// ``MemoryEventLoop/runUntilIdle()``, in chunks of at most `chunkSize` bytes (so tests see
 /// frames split across reads). Loop thread only.
+///
+/// Once protected (``protect(with:)``), each write is sealed when it is handed over (held output when it is
+/// released), in records of at most the protection's maximum, and the reading end opens them as they arrive, handing
+/// the plaintext to its handler in chunks of at most `chunkSize` bytes.
 public final class MemoryConnection: Connection {
     public var handler: (any ConnectionHandler)?
     public let peerDescription: String
@@ -11,9 +15,13 @@ public final class MemoryConnection: Connection {
     /// When true, writes are held back and counted as pending, as they are for a peer that stops
     /// reading, until ``releaseHeldOutput()`` hands them over.
     public var holdsOutput = false
-    private var heldOutput: [[UInt8]] = []
+    /// Held writes, as written, each with whether it is to be sealed (written after ``protect(with:)``).
+    private var heldOutput: [(bytes: [UInt8], sealed: Bool)] = []
+    /// The record protection, once ``protect(with:)`` is called.
+    private var protection: (any RecordProtection)?
 
-    /// Every byte this end has written, for tests that inspect the wire.
+    /// Every byte this end has written (the plaintext, before any sealing), for tests that inspect
+    /// the stream.
     public private(set) var writtenBytes: [UInt8] = []
     /// Whether the test wants to record written bytes.
     public var recordsWrites = false
@@ -48,11 +56,15 @@ public final class MemoryConnection: Connection {
         guard isOpen, !bytes.isEmpty else { return }
         if recordsWrites { writtenBytes.append(contentsOf: bytes) }
         if holdsOutput {
-            heldOutput.append(bytes)
+            heldOutput.append((bytes, protection != nil))
             pendingOutputByteCount += bytes.count
             return
         }
-        hand(bytes)
+        send(bytes, sealed: protection != nil)
+    }
+
+    public func protect(with protection: any RecordProtection) {
+        self.protection = protection
     }
 
     /// Hands the writes held back by ``holdsOutput`` to the peer, in order, and stops holding.
@@ -61,7 +73,7 @@ public final class MemoryConnection: Connection {
         let held = heldOutput
         heldOutput = []
         pendingOutputByteCount = 0
-        for bytes in held { hand(bytes) }
+        for piece in held { send(piece.bytes, sealed: piece.sealed) }
         if isClosing { loop.enqueue { [weak self] in self?.finish(error: nil, notifyPeer: true) } }
     }
 
@@ -71,18 +83,89 @@ public final class MemoryConnection: Connection {
         pendingOutputByteCount = 0
     }
 
-    private func hand(_ bytes: [UInt8]) {
-        sentByteCount += bytes.count
+    /// Hands `bytes` to the peer, sealed into records first if `sealed`; a record that cannot be
+    /// sealed closes the connection.
+    private func send(_ bytes: [UInt8], sealed: Bool) {
+        guard !isClosed else { return }
+        guard sealed, let protection else {
+            hand(bytes, plaintextCount: bytes.count)
+            return
+        }
+        do {
+            hand(try Self.seal(bytes, with: protection), plaintextCount: bytes.count)
+        } catch {
+            finish(error: error, notifyPeer: true)
+        }
+    }
+
+    /// `plaintext` as records of at most the protection's maximum each.
+    private static func seal(_ plaintext: [UInt8], with protection: any RecordProtection) throws(TransportError)
+        -> [UInt8]
+    {
+        let header = protection.recordHeaderLength
+        let overhead = header + protection.recordTrailerLength
+        let maximum = protection.maximumRecordPlaintext
+        var wire: [UInt8] = []
+        wire.reserveCapacity(plaintext.count + (plaintext.count / maximum + 1) * overhead)
+        var offset = 0
+        while offset < plaintext.count {
+            let chunk = min(maximum, plaintext.count - offset)
+            let start = wire.count
+            wire.append(contentsOf: repeatElement(0, count: header))
+            wire.append(contentsOf: plaintext[offset..<(offset + chunk)])
+            wire.append(contentsOf: repeatElement(0, count: protection.recordTrailerLength))
+            let failure = wire.withUnsafeMutableBytes { buffer -> TransportError? in
+                do throws(TransportError) {
+                    try protection.sealRecord(
+                        UnsafeMutableRawBufferPointer(rebasing: buffer[start..<(start + chunk + overhead)]))
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+            if let failure { throw failure }
+            offset += chunk
+        }
+        return wire
+    }
+
+    private func hand(_ bytes: [UInt8], plaintextCount: Int) {
+        sentByteCount += plaintextCount
         let chunkSize = chunkSize
         loop.enqueue { [weak peer] in
             guard let peer, !peer.isClosed else { return }
             var offset = 0
             while offset < bytes.count, !peer.isClosed {
                 let end = min(offset + chunkSize, bytes.count)
-                bytes[offset..<end].withUnsafeBytes { peer.handler?.connection(peer, didRead: $0) }
+                peer.receive(bytes[offset..<end])
                 offset = end
             }
         }
+    }
+
+    /// Hands bytes that arrived to the handler: as they are, or opened when protected.
+    private func receive(_ piece: ArraySlice<UInt8>) {
+        guard let protection else {
+            piece.withUnsafeBytes { handler?.connection(self, didRead: $0) }
+            return
+        }
+        var bytes = Array(piece)
+        let failure = bytes.withUnsafeMutableBytes { buffer -> TransportError? in
+            do throws(TransportError) {
+                try protection.openRecords(buffer) { plaintext in
+                    var offset = 0
+                    while offset < plaintext.count, !isClosed {
+                        let end = min(offset + chunkSize, plaintext.count)
+                        handler?.connection(self, didRead: UnsafeRawBufferPointer(rebasing: plaintext[offset..<end]))
+                        offset = end
+                    }
+                }
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let failure { finish(error: failure, notifyPeer: true) }
     }
 
     public func closeAfterFlushing(timeout: Duration) {
@@ -112,7 +195,19 @@ public final class MemoryConnection: Connection {
             handler?.connection(self, didCloseWith: error)
         }
         if notifyPeer, let peer {
-            loop.enqueue { [weak peer] in peer?.finish(error: nil, notifyPeer: false) }
+            loop.enqueue { [weak peer] in peer?.peerEnded() }
         }
+    }
+
+    /// The other end closed: an orderly end of stream, unless it ended inside a record.
+    private func peerEnded() {
+        guard !isClosed else { return }
+        var error: TransportError?
+        do throws(TransportError) {
+            try protection?.finishOpening()
+        } catch let failure {
+            error = failure
+        }
+        finish(error: error, notifyPeer: false)
     }
 }

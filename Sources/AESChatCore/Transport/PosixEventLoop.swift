@@ -40,6 +40,10 @@ public final class PosixEventLoop: EventLoop {
     /// One read buffer shared by every connection of the loop: reads land here and are handed to
     /// the connection's handler, which copies only what it must keep.
     let readBuffer: UnsafeMutableRawBufferPointer
+    /// One buffer for sealing a record at flush time, shared by every protected connection of the
+    /// loop: a record is gathered and sealed here, sent, and only the part the kernel did not take
+    /// is copied into its connection. Allocated at the first use.
+    private var sealScratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
 
     /// Creates a loop.
     /// - Parameter selector: the readiness backend; the standard one (epoll on Linux) unless a test
@@ -55,6 +59,17 @@ public final class PosixEventLoop: EventLoop {
 
     deinit {
         readBuffer.deallocate()
+        sealScratch.deallocate()
+    }
+
+    /// The loop's scratch buffer for sealing one record, at least `count` bytes; valid until the
+    /// next call.
+    func recordScratch(count: Int) -> UnsafeMutableRawBufferPointer {
+        if sealScratch.count < count {
+            sealScratch.deallocate()
+            sealScratch = .allocate(byteCount: count, alignment: 16)
+        }
+        return sealScratch
     }
 
     // MARK: Registration (used by sockets)

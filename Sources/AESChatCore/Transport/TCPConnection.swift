@@ -12,6 +12,13 @@
 /// gathering up to 256 queued pieces. An idle connection holds no buffer: reads land in the loop's
 /// shared read buffer, and the output queue's storage is released once it has grown past a few
 /// entries and drained. Loop thread only.
+///
+/// Once protected (``protect(with:)``, the encrypted link), queued pieces stay plaintext until
+/// `flush()`: each record gathers up to the protection's maximum of them into the loop's one
+/// scratch buffer, is sealed there in place and sent; only the part of a record the kernel did
+/// not take is copied into the connection (at most one record), and released once sent. Reads are
+/// then opened in the loop's read buffer, and the handler gets the plaintext through
+/// ``ConnectionHandler/connection(_:didRead:)``.
 public final class TCPConnection: Connection, ReadinessHandler {
     /// One queued piece of output: an array, or a range of a shared buffer.
     private struct Segment {
@@ -49,8 +56,9 @@ public final class TCPConnection: Connection, ReadinessHandler {
     private var stoppedReading = false
     public var isOpen: Bool { state == .open }
 
-    /// The descriptor's number, for system calls while ``owner`` holds it.
-    private let descriptor: Int32
+    /// The descriptor's number, for system calls while ``owner`` holds it (and tests that set
+    /// socket options).
+    let descriptor: Int32
     /// The open descriptor; taken and closed when the connection finishes.
     private var owner: Descriptor?
     private unowned let loop: PosixEventLoop
@@ -58,6 +66,20 @@ public final class TCPConnection: Connection, ReadinessHandler {
     private var queue: [Segment] = []
     private var queueHead = 0
     private var headOffset = 0
+    /// The record protection, once ``protect(with:)`` is called.
+    private var protection: (any RecordProtection)?
+    /// Queued bytes, from the head, that were written before ``protect(with:)``: they go out raw.
+    private var rawBytesAhead = 0
+    /// The unsent rest of the record in progress, as it goes on the wire; empty (no storage) when
+    /// every sealed record has gone out.
+    private var recordTail: [UInt8] = []
+    /// How much of ``recordTail`` has gone out.
+    private var recordTailSent = 0
+    /// The plaintext bytes the record in ``recordTail`` carries: counted in
+    /// ``pendingOutputByteCount`` until the whole record has gone out, then in ``sentByteCount``.
+    private var recordTailPlaintext = 0
+    /// The bytes of a sealed record that the kernel has not taken yet (for tests).
+    var unsentRecordByteCount: Int { recordTail.count - recordTailSent }
     private var flushPending = false
     private var waitingForWritable = false
     private var lingerTimer: TimerID?
@@ -104,23 +126,34 @@ public final class TCPConnection: Connection, ReadinessHandler {
         requestFlush()
     }
 
+    public func protect(with protection: any RecordProtection) {
+        precondition(self.protection == nil, "a connection is protected at most once")
+        self.protection = protection
+        rawBytesAhead = pendingOutputByteCount
+    }
+
     public func discardUnsentOutput(keepingPartlySent: (_ piece: UnsafeRawBufferPointer, _ sent: Int) -> Int) {
         guard queueHead < queue.count else { return }
-        // Whatever has not started to go out is dropped whole; the head piece, if partly sent, is
-        // cut where the caller says.
+        // Whatever has not started to go out (or, when protected, to be sealed) is dropped whole;
+        // the head piece, if partly sent (sealed), is cut where the caller says. A record already
+        // sealed stays whole in `recordTail`: the peer counts records, so none may be dropped.
         var kept = 0
         if headOffset > 0 {
             let head = queue[queueHead]
             let keep = Self.withBytes(of: head) { keepingPartlySent($0, headOffset) }
             precondition(keep >= headOffset && keep <= head.count, "kept less than was sent, or more than queued")
-            queue[queueHead].end = head.start + keep
             kept = keep - headOffset
+        }
+        if kept > 0 {
+            queue[queueHead].end = queue[queueHead].start + headOffset + kept
             queue.removeSubrange((queueHead + 1)...)
         } else {
+            headOffset = 0
             queue.removeAll()
             queueHead = 0
         }
-        pendingOutputByteCount = kept
+        pendingOutputByteCount = recordTailPlaintext + kept
+        rawBytesAhead = min(rawBytesAhead, kept)
     }
 
     /// Calls `body` with the bytes of `segment`.
@@ -172,8 +205,11 @@ public final class TCPConnection: Connection, ReadinessHandler {
         for _ in 0..<4 {
             guard state != .closed, !stoppedReading else { return }
             let delivering = state == .open || state == .draining
-            // A handler assembling a large frame has the bytes land in its own storage.
-            if delivering, let provider = readDestinationProvider,
+            // A handler assembling a large frame has the bytes land in its own storage. Not when
+            // protected: records are opened in the loop's read buffer and the plaintext handed over
+            // through `didRead`, which costs the handler one more copy of a large frame's bytes
+            // (opening a record out of place, straight into the handler's storage, would avoid it).
+            if delivering, protection == nil, let provider = readDestinationProvider,
                 let destination = provider.readDestination(for: self), destination.count > 0
             {
                 let count = System.read(descriptor, into: destination)
@@ -189,7 +225,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
             let count = System.read(descriptor, into: buffer)
             if count > 0 {
                 if delivering {
-                    handler?.connection(self, didRead: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+                    guard deliver(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])) else { return }
                 }
                 if state != .open && state != .closed {
                     inputReadWhileClosing += count
@@ -207,32 +243,78 @@ public final class TCPConnection: Connection, ReadinessHandler {
         }
     }
 
+    /// Hands bytes read to the handler: as they are, or the plaintext of the records among them when
+    /// protected. Returns false if a record failed to open (the connection is then closed).
+    private func deliver(_ bytes: UnsafeMutableRawBufferPointer) -> Bool {
+        guard let protection else {
+            handler?.connection(self, didRead: UnsafeRawBufferPointer(bytes))
+            return true
+        }
+        do throws(TransportError) {
+            try protection.openRecords(bytes) { plaintext in
+                // The handler may close the connection on one record; later ones are dropped.
+                guard state == .open || state == .draining else { return }
+                handler?.connection(self, didRead: plaintext)
+            }
+            return true
+        } catch {
+            finish(error: error)
+            return false
+        }
+    }
+
     /// Handles a read that returned `count` ≤ 0: end of stream or an error closes the connection;
     /// nothing more to read now (EAGAIN) leaves it open.
     private func readGotNothing(_ count: Int) {
         if count == 0 {
-            finish(error: nil)
+            var error: TransportError?
+            if state == .open || state == .draining {
+                // An end of stream inside a record lost data: a link failure, not an orderly end.
+                do throws(TransportError) {
+                    try protection?.finishOpening()
+                } catch let failure {
+                    error = failure
+                }
+            }
+            finish(error: error)
         } else if errno != EAGAIN && errno != EWOULDBLOCK {
             finish(error: .readFailed(reason: System.lastReason))
         }
     }
 
+    /// What one step of `flush()` came to.
+    private enum SendOutcome {
+        /// Bytes went out; there may be more to send.
+        case progressed
+        /// The kernel takes no more for now.
+        case blocked
+        case failed(TransportError)
+    }
+
     private func flush() {
         guard state == .open || state == .draining else { return }
-        while queueHead < queue.count {
-            let sent = sendQueued()
-            if sent < 0 {
-                if errno == EAGAIN || errno == EWOULDBLOCK {
-                    if !waitingForWritable {
-                        waitingForWritable = true
-                        loop.modify(descriptor, interest: stoppedReading ? .write : [.read, .write])
-                    }
-                    return
+        while recordTailSent < recordTail.count || queueHead < queue.count {
+            let outcome: SendOutcome
+            if recordTailSent < recordTail.count {
+                outcome = sendRecordTail()
+            } else if let protection, rawBytesAhead == 0 {
+                outcome = sealAndSendRecord(protection)
+            } else {
+                outcome = sendQueuedRaw()
+            }
+            switch outcome {
+            case .progressed:
+                continue
+            case .blocked:
+                if !waitingForWritable {
+                    waitingForWritable = true
+                    loop.modify(descriptor, interest: stoppedReading ? .write : [.read, .write])
                 }
-                finish(error: .writeFailed(reason: System.lastReason))
+                return
+            case .failed(let error):
+                finish(error: error)
                 return
             }
-            consume(sent)
         }
         queue.removeAll(keepingCapacity: queue.capacity <= 4)
         queueHead = 0
@@ -247,27 +329,105 @@ public final class TCPConnection: Connection, ReadinessHandler {
         }
     }
 
-    /// Sends as much of the queue as the kernel takes in one call; returns the byte count or -1.
-    private func sendQueued() -> Int {
+    /// The outcome of a send that failed (returned -1): blocked on EAGAIN, failed otherwise.
+    private static func failedSend() -> SendOutcome {
+        errno == EAGAIN || errno == EWOULDBLOCK ? .blocked : .failed(.writeFailed(reason: System.lastReason))
+    }
+
+    /// Sends queued pieces as they are: all of them before protection, the ones queued before it
+    /// after.
+    private func sendQueuedRaw() -> SendOutcome {
+        let sent = sendQueued(limit: protection == nil ? Int.max : rawBytesAhead)
+        guard sent >= 0 else { return Self.failedSend() }
+        pendingOutputByteCount -= sent
+        sentByteCount += sent
+        if protection != nil { rawBytesAhead -= sent }
+        consume(sent)
+        return .progressed
+    }
+
+    /// Gathers up to one record's plaintext from the queue into the loop's scratch buffer, seals it
+    /// there in place and sends it; what the kernel does not take is kept in ``recordTail``.
+    private func sealAndSendRecord(_ protection: any RecordProtection) -> SendOutcome {
+        let header = protection.recordHeaderLength
+        let trailer = protection.recordTrailerLength
+        let maximum = protection.maximumRecordPlaintext
+        let scratch = loop.recordScratch(count: header + maximum + trailer)
+        var gathered = 0
+        while gathered < maximum && queueHead < queue.count {
+            let segment = queue[queueHead]
+            let take = min(segment.count - headOffset, maximum - gathered)
+            Self.withBytes(of: segment) { bytes in
+                (scratch.baseAddress! + header + gathered).copyMemory(
+                    from: bytes.baseAddress! + headOffset, byteCount: take)
+            }
+            gathered += take
+            consume(take)
+        }
+        let record = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<(header + gathered + trailer)])
+        do {
+            try protection.sealRecord(record)
+        } catch {
+            return .failed(error)
+        }
+        let sent = System.retryingInterrupts { send(descriptor, record.baseAddress, record.count, System.noSignalFlag) }
+        if sent == record.count {
+            pendingOutputByteCount -= gathered
+            sentByteCount += gathered
+            return .progressed
+        }
+        // The record is sealed: it must go out whole, so its unsent part moves into the connection.
+        recordTail = Array(UnsafeRawBufferPointer(rebasing: record[max(sent, 0)...]))
+        recordTailSent = 0
+        recordTailPlaintext = gathered
+        // A short send means the kernel's buffer is full; waiting for writability beats asking again.
+        return sent < 0 ? Self.failedSend() : .blocked
+    }
+
+    /// Sends what is left of the record in progress; releases it once it has all gone out.
+    private func sendRecordTail() -> SendOutcome {
+        let sent = recordTail.withUnsafeBytes { bytes in
+            System.retryingInterrupts {
+                send(descriptor, bytes.baseAddress! + recordTailSent, bytes.count - recordTailSent, System.noSignalFlag)
+            }
+        }
+        guard sent >= 0 else { return Self.failedSend() }
+        recordTailSent += sent
+        guard recordTailSent == recordTail.count else { return .blocked }
+        pendingOutputByteCount -= recordTailPlaintext
+        sentByteCount += recordTailPlaintext
+        recordTail = []
+        recordTailSent = 0
+        recordTailPlaintext = 0
+        return .progressed
+    }
+
+    /// Sends as much of the queue as the kernel takes in one call, at most `limit` bytes; returns
+    /// the byte count or -1.
+    private func sendQueued(limit: Int) -> Int {
         let count = min(queue.count - queueHead, Self.maximumIOVectors)
         return withUnsafeTemporaryAllocation(of: iovec.self, capacity: count) { vectors in
             // The arrays stay alive in `queue` for the duration of the call, so their base
             // addresses stay valid; the pointers do not escape the closure.
-            for index in 0..<count {
-                let segment = queue[queueHead + index]
-                let start = segment.start + (index == 0 ? headOffset : 0)
+            var used = 0
+            var remaining = limit
+            while used < count && remaining > 0 {
+                let segment = queue[queueHead + used]
+                let start = segment.start + (used == 0 ? headOffset : 0)
+                let length = min(segment.end - start, remaining)
+                remaining -= length
                 switch segment.storage {
                 case .array(let bytes):
                     bytes.withUnsafeBytes { raw in
-                        vectors[index] = iovec(
-                            iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress! + start),
-                            iov_len: segment.end - start)
+                        vectors[used] = iovec(
+                            iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress! + start), iov_len: length)
                     }
                 case .shared(let buffer):
-                    vectors[index] = iovec(iov_base: buffer.storage + start, iov_len: segment.end - start)
+                    vectors[used] = iovec(iov_base: buffer.storage + start, iov_len: length)
                 }
+                used += 1
             }
-            if count == 1 {
+            if used == 1 {
                 // One piece (the common case in a fan-out): send(2) skips sendmsg's header copying.
                 let piece = vectors[0]
                 return System.retryingInterrupts {
@@ -276,15 +436,14 @@ public final class TCPConnection: Connection, ReadinessHandler {
             }
             var message = msghdr()
             message.msg_iov = vectors.baseAddress
-            message.msg_iovlen = numericCast(count)
+            message.msg_iovlen = numericCast(used)
             return System.retryingInterrupts { sendmsg(descriptor, &message, System.noSignalFlag) }
         }
     }
 
-    private func consume(_ sent: Int) {
-        var remaining = sent
-        pendingOutputByteCount -= sent
-        sentByteCount += sent
+    /// Moves the head of the queue past `count` bytes (sent, or gathered into a record).
+    private func consume(_ count: Int) {
+        var remaining = count
         while remaining > 0 {
             let available = queue[queueHead].count - headOffset
             if remaining >= available {
@@ -317,6 +476,10 @@ public final class TCPConnection: Connection, ReadinessHandler {
         queue.removeAll()
         queueHead = 0
         headOffset = 0
+        recordTail = []
+        recordTailSent = 0
+        recordTailPlaintext = 0
+        rawBytesAhead = 0
         pendingOutputByteCount = 0
         loop.runLater { [self] in
             let handler = self.handler

@@ -11,11 +11,15 @@ public protocol Connection: AnyObject {
     var handler: (any ConnectionHandler)? { get set }
     /// A printable description of the peer, such as `127.0.0.1:53422`.
     var peerDescription: String { get }
-    /// Bytes queued for sending and not yet accepted by the kernel (or the peer, in memory).
+    /// Bytes queued for sending and not yet accepted by the kernel (or the peer, in memory). On a
+    /// protected connection (``protect(with:)``) these are the caller's plaintext bytes: those not yet
+    /// sealed, and those of the record in progress until the whole record has been accepted.
     var pendingOutputByteCount: Int { get }
     /// Bytes accepted by the kernel (or the peer, in memory) since the connection opened: with
     /// ``pendingOutputByteCount``, it places a queued byte in the stream, so a caller can tell
-    /// whether what it queued earlier has gone out.
+    /// whether what it queued earlier has gone out. On a protected connection it counts the
+    /// caller's plaintext bytes, each once the whole record carrying it has been accepted (record
+    /// headers and tags are not counted).
     var sentByteCount: Int { get }
     /// Whether the connection can still send.
     var isOpen: Bool { get }
@@ -27,11 +31,20 @@ public protocol Connection: AnyObject {
     func write(_ buffer: SharedBuffer, range: Range<Int>)
     /// Drops queued output that has not begun to go out. The piece partly sent, if any, is kept up
     /// to where `keepingPartlySent` says, so that the caller can finish what the peer has begun to
-    /// receive (a frame: see ``Frame/endOfFrame(in:containing:)``).
+    /// receive (a frame: see ``Frame/endOfFrame(in:containing:)``). On a protected connection, a
+    /// record already sealed is always sent whole, and "partly sent" means partly sealed.
     /// - Parameter keepingPartlySent: given the bytes of the piece being sent (from the start of one
     ///   of the caller's writes) and how many of them have gone out, returns how many to keep, at
     ///   least that many.
     func discardUnsentOutput(keepingPartlySent: (_ piece: UnsafeRawBufferPointer, _ sent: Int) -> Int)
+    /// From now on, seals everything written into records and opens every byte read before the
+    /// handler sees it (the encrypted link, once a key exchange over this connection has finished).
+    /// Bytes queued before the call go out as they were, first. Bytes already handed to the handler
+    /// are not looked at again: a handler that calls this in the middle of a read must deal with the
+    /// rest of that read itself. A record that does not open, or an end of stream inside a record,
+    /// closes the connection with ``TransportError/linkFailed(reason:)``; so does a record that cannot
+    /// be sealed. Call it at most once.
+    func protect(with protection: any RecordProtection)
     /// Sends what is queued, then closes; gives up and closes after `timeout` if the peer does
     /// not take the bytes.
     func closeAfterFlushing(timeout: Duration)
