@@ -257,9 +257,20 @@ import Foundation
                     return
                 }
                 sendHello(index)
+                // Records that came with message 2 (an honest relay sends none before hello).
                 if used < joined.count {
-                    joined.withUnsafeBytes { raw in
-                        consume(index, UnsafeRawBufferPointer(rebasing: raw[used...]), now: now)
+                    var rest = Array(joined[used...])
+                    var failed = false
+                    rest.withUnsafeMutableBytes { raw in
+                        do throws(TransportError) {
+                            try records[index]!.open(raw) { consume(index, $0, now: now) }
+                        } catch {
+                            failed = true
+                        }
+                    }
+                    if failed {
+                        faults.linkFailures += 1
+                        memberLost(index)
                     }
                 }
             }
@@ -744,7 +755,7 @@ import Foundation
                 let count = read(descriptor, readBuffer.baseAddress, readBuffer.count)
                 if count > 0 {
                     let now = Measure.nanoseconds()
-                    let bytes = UnsafeRawBufferPointer(rebasing: readBuffer[0..<count])
+                    let bytes = UnsafeMutableRawBufferPointer(rebasing: readBuffer[0..<count])
                     if linkState[index] == 2 {
                         do {
                             try records[index]!.open(bytes) { consume(index, $0, now: now) }
@@ -754,7 +765,7 @@ import Foundation
                             return
                         }
                     } else {
-                        readAnswer(index, bytes, now: now)
+                        readAnswer(index, UnsafeRawBufferPointer(bytes), now: now)
                     }
                     guard descriptors[index] >= 0 else { return }
                     if count < readBuffer.count { return }

@@ -73,34 +73,48 @@ enum MemberLink {
         }
     }
 
-    /// The record layer of one linked member: seals what it sends, opens what it receives.
+    /// The record layer of one linked member (``LinkRecordLayer``, as `aeschat join` uses it): seals what it sends
+    /// in place in the engine's scratch buffer, opens what it receives in place in the engine's read buffer. It keeps
+    /// keys and counters only, plus the start of a record cut by the end of a read.
     ///
     /// Threading: confined to the engine that made it.
     final class Records {
-        private let writer: LinkRecordWriter
-        private let reader: LinkRecordReader
+        private let layer: LinkRecordLayer
 
         init(_ keys: NoiseTransportKeys) {
-            writer = LinkRecordWriter(cipher: keys.sending)
-            reader = LinkRecordReader(cipher: keys.receiving)
+            layer = LinkRecordLayer(keys: keys)
         }
 
-        /// Appends the records for `plaintext` to `output`.
-        func seal(_ plaintext: [UInt8], into output: inout [UInt8]) throws(LinkError) {
-            let error = plaintext.withUnsafeBytes { bytes -> LinkError? in
-                do throws(LinkError) {
-                    try writer.seal(bytes, into: &output)
-                    return nil
-                } catch {
-                    return error
+        /// Appends the records for `plaintext` to `output`: each laid out as length room, plaintext, tag room, then
+        /// sealed where it lies.
+        func seal(_ plaintext: [UInt8], into output: inout [UInt8]) throws(TransportError) {
+            let header = layer.recordHeaderLength
+            let trailer = layer.recordTrailerLength
+            var offset = 0
+            while offset < plaintext.count {
+                let chunk = min(layer.maximumRecordPlaintext, plaintext.count - offset)
+                let start = output.count
+                output.append(contentsOf: repeatElement(0, count: header))
+                output.append(contentsOf: plaintext[offset..<(offset + chunk)])
+                output.append(contentsOf: repeatElement(0, count: trailer))
+                var failure: TransportError?
+                output.withUnsafeMutableBytes { bytes in
+                    do throws(TransportError) {
+                        try layer.sealRecord(UnsafeMutableRawBufferPointer(rebasing: bytes[start...]))
+                    } catch {
+                        failure = error
+                    }
                 }
+                if let failure { throw failure }
+                offset += chunk
             }
-            if let error { throw error }
         }
 
-        /// Opens the records in `bytes` and hands each one's plaintext to `deliver`.
-        func open(_ bytes: UnsafeRawBufferPointer, deliver: (UnsafeRawBufferPointer) -> Void) throws(LinkError) {
-            try reader.read(bytes, deliver: deliver)
+        /// Opens the records in `bytes` (overwriting it) and hands each one's plaintext to `deliver`.
+        func open(
+            _ bytes: UnsafeMutableRawBufferPointer, deliver: (UnsafeRawBufferPointer) -> Void
+        ) throws(TransportError) {
+            try layer.openRecords(bytes, deliver: deliver)
         }
     }
 }
