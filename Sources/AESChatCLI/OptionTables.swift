@@ -36,6 +36,14 @@ enum OptionTables {
                 help: "Close a connection that has not said hello within this many seconds.",
                 parse: Values.seconds, into: \.handshakeTimeout),
             .value(
+                "--handshake-rate", "n", default: String(serveDefaults.handshakeRate),
+                help: "Encrypted-link handshakes per second one address may start on average; beyond rate and "
+                    + "burst the relay answers busy. 0 for no limit.",
+                parse: Values.limit, into: \.handshakeRate),
+            .value(
+                "--handshake-burst", "n", default: String(serveDefaults.handshakeBurst),
+                help: "Handshakes one address may start at once.", parse: Values.limit, into: \.handshakeBurst),
+            .value(
                 "--max-connections", "n", default: String(serveDefaults.maxConnections),
                 help: "Connections open at once; 0 for no limit.",
                 parse: Values.limit, into: \.maxConnections),

@@ -11,6 +11,10 @@ public struct ServeOptions: Equatable, Sendable {
     public var maxFrameSize = 16 << 20
     /// Seconds a connection has to complete hello.
     public var handshakeTimeout = 10
+    /// Encrypted-link handshakes per second from one address on average; 0 for no limit.
+    public var handshakeRate = 20
+    /// Handshakes from one address at once.
+    public var handshakeBurst = 100
     /// Connections open at once; 0 for no limit.
     public var maxConnections = 10_000
     /// Connections open at once from one address; 0 for no limit.

@@ -46,6 +46,19 @@ public final class X25519PrivateKey: Sendable {
         }
     }
 
+    /// Creates a key for one use only, such as a Noise handshake's ephemeral key, from a fresh scalar drawn at
+    /// libgcrypt's `GCRY_STRONG_RANDOM` level (about 10 µs, against 5 ms for the very strong level that ``init()``
+    /// uses for long-term keys). The scalar never passes through an array that is not wiped.
+    ///
+    /// The corresponding libgcrypt calls are `gcry_randomize` and `gcry_ecc_mul_point` with `GCRY_ECC_CURVE25519`.
+    ///
+    /// - Parameter ephemeral: Marks the intent; pass `()`.
+    /// - Throws: ``CryptoError/library(operation:code:message:)`` if libgcrypt cannot compute the public key.
+    public convenience init(ephemeral: Void) throws(CryptoError) {
+        let scalar = SecretBytes(strongRandomCount: Self.byteCount)
+        self.init(rawRepresentation: scalar, publicKey: try Self.derivePublicKey(scalar: scalar).get())
+    }
+
     /// Restores a key from its 32-byte scalar.
     ///
     /// The corresponding libgcrypt call is `gcry_ecc_mul_point` with `GCRY_ECC_CURVE25519`.

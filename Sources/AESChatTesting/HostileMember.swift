@@ -269,7 +269,7 @@ public final class HostileMember: ConnectionHandler {
             connection.write(ClientFrame.pong(token: token).encoded())
         case .error(let code, _):
             relayErrors.append(code)
-        case .pong:
+        case .pong, .relayKeys:
             break
         }
     }

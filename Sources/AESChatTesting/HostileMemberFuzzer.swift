@@ -72,7 +72,8 @@ public final class HostileMemberFuzzer {
             }
         let inbox = try Inbox(path: folder + "/inbox")
         victim = ChatRoom(
-            name: "bob", room: "lobby", security: security, connection: listener.connect(chunkSize: 1500),
+            name: "bob", room: "lobby", security: security,
+            connection: try Self.linkedConnection(to: relay, via: listener, chunkSize: 1500),
             output: victimOutput, loop: loop, inbox: inbox, maximumFileSize: nil
         ) { [outcome] in outcome.value = $0 }
         victim.start()
@@ -83,9 +84,18 @@ public final class HostileMemberFuzzer {
     private func joinHostile() throws {
         let keys: HostileMember.Keys =
             mode == .automatic ? .automatic(identity: Self.hostileIdentity) : .roomKey(roomKey)
-        hostile = try HostileMember(name: "mallory", room: "lobby", keys: keys, connection: listener.connect())
+        hostile = try HostileMember(
+            name: "mallory", room: "lobby", keys: keys, connection: try Self.linkedConnection(to: relay, via: listener))
         hostile.start()
         loop.runUntilIdle()
+    }
+
+    /// A new connection to the relay over the encrypted link.
+    private static func linkedConnection(
+        to relay: Relay, via listener: MemoryListener, chunkSize: Int = 4096
+    ) throws -> LinkTestClient {
+        let relayKey = try RelayPublicKey(bytes: relay.configuration.relayKey.publicKey)
+        return try LinkTestClient(over: listener.connect(chunkSize: chunkSize), relayKey: relayKey)
     }
 
     /// Whether the victim's session is still running (a hostile member can never end it).

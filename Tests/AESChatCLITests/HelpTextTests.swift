@@ -42,11 +42,11 @@ import Testing
 
                 USAGE: aeschat serve [--host <addr>] [--port <n>] [--max-pending-output <bytes>]
                        [--max-frame-size <bytes>] [--handshake-timeout <secs>]
-                       [--max-connections <n>] [--max-connections-per-address <n>]
-                       [--message-rate <n>] [--message-burst <n>] [--idle-timeout <secs>]
-                       [--byte-rate <bytes>] [--byte-burst <bytes>] [--frame-grace <secs>]
-                       [--min-frame-rate <bytes>] [--frame-budget <bytes>]
-                       [--frame-budget-per-address <bytes>]
+                       [--handshake-rate <n>] [--handshake-burst <n>] [--max-connections <n>]
+                       [--max-connections-per-address <n>] [--message-rate <n>]
+                       [--message-burst <n>] [--idle-timeout <secs>] [--byte-rate <bytes>]
+                       [--byte-burst <bytes>] [--frame-grace <secs>] [--min-frame-rate <bytes>]
+                       [--frame-budget <bytes>] [--frame-budget-per-address <bytes>]
 
                 OPTIONS:
                   --host <addr>           Address to listen on: an IPv4 or IPv6 address or a
@@ -63,6 +63,11 @@ import Testing
                   --handshake-timeout <secs>
                                           Close a connection that has not said hello within this
                                           many seconds. (default: 10)
+                  --handshake-rate <n>    Encrypted-link handshakes per second one address may
+                                          start on average; beyond rate and burst the relay
+                                          answers busy. 0 for no limit. (default: 20)
+                  --handshake-burst <n>   Handshakes one address may start at once. (default:
+                                          100)
                   --max-connections <n>   Connections open at once; 0 for no limit. (default:
                                           10000)
                   --max-connections-per-address <n>
@@ -167,7 +172,7 @@ import Testing
         #expect(
             HelpText.usage(for: .serve)
                 == "aeschat serve [--host <addr>] [--port <n>] [--max-pending-output <bytes>] [--max-frame-size <bytes>] "
-                + "[--handshake-timeout <secs>] [--max-connections <n>] [--max-connections-per-address <n>] "
+                + "[--handshake-timeout <secs>] [--handshake-rate <n>] [--handshake-burst <n>] [--max-connections <n>] [--max-connections-per-address <n>] "
                 + "[--message-rate <n>] [--message-burst <n>] [--idle-timeout <secs>] [--byte-rate <bytes>] "
                 + "[--byte-burst <bytes>] [--frame-grace <secs>] [--min-frame-rate <bytes>] "
                 + "[--frame-budget <bytes>] [--frame-budget-per-address <bytes>]")

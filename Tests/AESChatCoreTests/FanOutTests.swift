@@ -1,3 +1,4 @@
+import AESChatTesting
 import Testing
 
 @testable import AESChatCore
@@ -141,7 +142,8 @@ import Testing
         for name in ["mike", "alice", "zed", "bob", "Carl", "a.b", "a-b"] {
             let peer = harness.peer()
             peer.send(
-                .hello(version: 1, name: name, room: "lobby", profile: name == "bob" ? [1, 2, 3] : []))
+                .hello(
+                    version: relayProtocolVersion, name: name, room: "lobby", profile: name == "bob" ? [1, 2, 3] : []))
             harness.loop.runUntilIdle()
         }
         let late = harness.member("late")
@@ -190,7 +192,7 @@ import Testing
         #expect(
             late.frames.first
                 == .welcome(
-                    version: 1, name: "e", room: "lobby",
+                    version: relayProtocolVersion, name: "e", room: "lobby",
                     members: [
                         MemberEntry(name: "a"), MemberEntry(name: "c"),
                     ]))

@@ -1,3 +1,4 @@
+import AESChatTesting
 import Testing
 
 @testable import AESChatCore
@@ -311,7 +312,8 @@ func verifyFrameReader(
     }
 
     func verifyRelay(sizes: [Int], _ chunkings: [StreamChunking]) {
-        var stream = ClientFrame.hello(version: 1, name: "alice", room: "lobby", profile: []).encoded()
+        var stream = ClientFrame.hello(version: relayProtocolVersion, name: "alice", room: "lobby", profile: [])
+            .encoded()
         var expectedBob: [RelayFrame] = []
         var expectedCarol: [RelayFrame] = []
         for (index, size) in sizes.enumerated() {
@@ -346,13 +348,14 @@ func verifyFrameReader(
         }
     }
 
-    /// A new connection to `harness`'s relay that sends `stream` in the pieces `chunking` makes, with the loop run
-    /// after each; its far end, or nil (recorded as an issue) when the relay did not accept it.
+    /// A new connection to `harness`'s relay that, once its encrypted link is up, sends `stream` in the pieces
+    /// `chunking` makes, with the loop run after each; its far end, or nil (recorded as an issue) when the relay did
+    /// not accept it. The pieces go to the relay's handler as its protected connection hands plaintext over.
     func connect(sending stream: [UInt8], in chunking: StreamChunking, to harness: RelayHarness) -> RawPeer? {
-        let (peerEnd, relayEnd) = MemoryConnection.pair(loop: harness.loop)
-        let peer = RawPeer(peerEnd)
-        harness.relay.accept(relayEnd)
-        guard let handler = relayEnd.handler else {
+        let peer = harness.peer()
+        harness.loop.runUntilIdle()
+        guard peer.connection.state == .linked, let relayEnd = peer.memory.otherEnd, let handler = relayEnd.handler
+        else {
             Issue.record("not accepted: \(harness.log.lines)")
             return nil
         }
@@ -364,7 +367,8 @@ func verifyFrameReader(
     @Test func relay_refusesTheSameWay_howeverABadStreamArrives() {
         var configuration = RelayConfiguration()
         configuration.maximumFrameLength = 200_000
-        var stream = ClientFrame.hello(version: 1, name: "alice", room: "lobby", profile: []).encoded()
+        var stream = ClientFrame.hello(version: relayProtocolVersion, name: "alice", room: "lobby", profile: [])
+            .encoded()
         stream += ClientFrame.direct(to: "bob", payload: Self.payload(90_000, seed: 1)[...]).encoded()
         stream += ClientFrame.publish(payload: [1, 2, 3][...]).encoded()
         stream += [0x00, 0x04, 0x00, 0x00, FrameType.direct] + Self.payload(1000, seed: 2)
@@ -381,8 +385,10 @@ func verifyFrameReader(
     /// What a relay sends bob: the welcome, then alice's messages of `sizes` bytes, sealed with
     /// the room key.
     static func clientStream(sizes: [Int], key: RoomKey) -> (stream: [UInt8], texts: [String]) {
-        var stream = RelayFrame.welcome(version: 1, name: "bob", room: "lobby", members: [MemberEntry(name: "alice")])
-            .encoded()
+        var stream = RelayFrame.welcome(
+            version: relayProtocolVersion, name: "bob", room: "lobby", members: [MemberEntry(name: "alice")]
+        )
+        .encoded()
         let sealer = RoomKeySealer(roomKey: key, room: "lobby", sender: "alice")
         var texts: [String] = []
         for (index, size) in sizes.enumerated() {

@@ -25,14 +25,14 @@ final class HostileRoom {
                     knownPeers: KnownPeers())
             }
         bob = ChatRoom(
-            name: "bob", room: "lobby", security: security, connection: harness.listener.connect(),
+            name: "bob", room: "lobby", security: security, connection: harness.linkedConnection(),
             output: bobOutput, loop: harness.loop, inbox: try Inbox(path: folder.path + "/inbox")
         ) { [bobOutcome] in bobOutcome.value = $0 }
         bob.start()
         harness.loop.runUntilIdle()
         let keys: HostileMember.Keys = roomKey.map { .roomKey($0) } ?? .automatic(identity: Ed25519PrivateKey())
         mallory = try HostileMember(
-            name: "mallory", room: "lobby", keys: keys, connection: harness.listener.connect())
+            name: "mallory", room: "lobby", keys: keys, connection: harness.linkedConnection())
         mallory.start()
         harness.loop.runUntilIdle()
     }

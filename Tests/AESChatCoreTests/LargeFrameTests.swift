@@ -1,3 +1,4 @@
+import AESChatTesting
 import Testing
 
 @testable import AESChatCore
@@ -74,9 +75,12 @@ import Testing
         let names = ["alice", "bob", "carol"]
         let sinks = names.map { _ in FrameSink() }
         let connections = try names.enumerated().map { index, name in
-            let connection = try TCPConnection.connectNow(host: "127.0.0.1", port: listener.localPort, loop: loop)
+            let connection = try LinkTestClient(
+                over: try TCPConnection.connectNow(host: "127.0.0.1", port: listener.localPort, loop: loop),
+                relayKey: relay.publicKey)
             connection.handler = sinks[index]
-            connection.write(ClientFrame.hello(version: 1, name: name, room: "lobby", profile: []).encoded())
+            connection.write(
+                ClientFrame.hello(version: relayProtocolVersion, name: name, room: "lobby", profile: []).encoded())
             return connection
         }
         // Everything alice sends goes out in one piece: large frames back to back, small ones between,

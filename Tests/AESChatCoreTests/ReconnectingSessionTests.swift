@@ -1,4 +1,5 @@
 import AESChatCLI
+import AESChatTesting
 import Testing
 
 @testable import AESChatCore

@@ -10,7 +10,7 @@ import Testing
 /// payloads of every sender arrive once, whole and in order.
 final class CountingMember: ConnectionHandler {
     let name: String
-    let connection: TCPConnection
+    let connection: LinkTestClient
     var decoder = FrameDecoder()
     var welcomed = false
     var others = 0
@@ -22,11 +22,13 @@ final class CountingMember: ConnectionHandler {
     var closed = false
     var onChange: () -> Void = {}
 
-    init(name: String, room: String, port: UInt16, loop: PosixEventLoop) throws {
+    init(name: String, room: String, port: UInt16, loop: PosixEventLoop, relayKey: RelayPublicKey) throws {
         self.name = name
-        connection = try TCPConnection.connectNow(host: "127.0.0.1", port: port, loop: loop)
+        connection = try LinkTestClient(
+            over: try TCPConnection.connectNow(host: "127.0.0.1", port: port, loop: loop), relayKey: relayKey)
         connection.handler = self
-        connection.write(ClientFrame.hello(version: 1, name: name, room: room, profile: []).encoded())
+        connection.write(
+            ClientFrame.hello(version: relayProtocolVersion, name: name, room: room, profile: []).encoded())
     }
 
     /// A payload of `size` bytes that names its sender and sequence number and can be checked.
@@ -79,7 +81,7 @@ final class CountingMember: ConnectionHandler {
             delivered += 1
         case .error(let code, _):
             errorCodes.append(code)
-        case .ping, .pong:
+        case .ping, .pong, .relayKeys:
             break
         }
     }
@@ -119,11 +121,15 @@ final class CountingMember: ConnectionHandler {
         ProcessLimits.raiseDescriptorLimit()
         let loop = try PosixEventLoop()
         let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
-        let relay = Relay(loop: loop) { _ in }
+        // Every member comes from 127.0.0.1: no per-address handshake rate here.
+        var configuration = RelayConfiguration()
+        configuration.limits.handshakeRate = 0
+        let relay = Relay(configuration: configuration, loop: loop) { _ in }
         relay.attach(to: listener)
         let count = 500
         let members = try (0..<count).map {
-            try CountingMember(name: "m\($0)", room: "soak", port: listener.localPort, loop: loop)
+            try CountingMember(
+                name: "m\($0)", room: "soak", port: listener.localPort, loop: loop, relayKey: relay.publicKey)
         }
         let joined = try run(loop, seconds: 30) { members.allSatisfy { $0.welcomed && $0.others == count - 1 } }
         #expect(joined, "not every member saw the \(count - 1) others")
@@ -178,7 +184,7 @@ final class CountingMember: ConnectionHandler {
         let relay = Relay(configuration: configuration, loop: loop) { logged.append($0) }
         relay.attach(to: listener)
         let members = try ["alice", "bob", "carol"].map {
-            try CountingMember(name: $0, room: "lobby", port: listener.localPort, loop: loop)
+            try CountingMember(name: $0, room: "lobby", port: listener.localPort, loop: loop, relayKey: relay.publicKey)
         }
         // The slow member is a bare socket outside the loop with a small receive buffer: after its
         // welcome it reads nothing until the relay has given up on it.
@@ -196,7 +202,23 @@ final class CountingMember: ConnectionHandler {
             }
         }
         #expect(connected == 0)
-        let hello = ClientFrame.hello(version: 1, name: "sloth", room: "lobby", profile: []).encoded()
+        // The sloth's link, by hand on the bare socket: preamble and message 1, then message 2.
+        let preamble = try LinkPreamble(relayFingerprint: relay.publicKey.fingerprintHash)
+        let handshake = try NoiseHandshake.initiator(
+            responderStaticKey: relay.publicKey.bytes, prologue: preamble.prologue)
+        let opening = preamble.bytes + LinkTestClient.messagePrefix + (try handshake.writeMessage())
+        #expect(send(slow, opening, opening.count, Int32(MSG_NOSIGNAL)) == opening.count)
+        var message2: [UInt8] = []
+        var piece = [UInt8](repeating: 0, count: 50)
+        _ = try run(loop, seconds: 10) {
+            let count = recv(slow, &piece, 50 - message2.count, Int32(MSG_DONTWAIT))
+            if count > 0 { message2 += piece[0..<count] }
+            return message2.count == 50
+        }
+        _ = try handshake.readMessage(Array(message2.dropFirst(2)))
+        let keys = try handshake.finish()
+        let hello = try LinkRecordWriter(cipher: keys.sending).seal(
+            ClientFrame.hello(version: relayProtocolVersion, name: "sloth", room: "lobby", profile: []).encoded())
         #expect(send(slow, hello, hello.count, Int32(MSG_NOSIGNAL)) == hello.count)
         #expect(try run(loop, seconds: 10) { members.allSatisfy { $0.welcomed && $0.others == 3 } })
 
@@ -219,7 +241,9 @@ final class CountingMember: ConnectionHandler {
         #expect(logged.contains { $0.hasPrefix("dropping sloth") && $0.contains("too slow") })
         #expect(relay.memberCount == 3)
 
-        // The sloth's stream: whole frames (deliveries in order), then the too-slow error, then the end.
+        // The sloth's stream: whole records of whole frames (deliveries in order), then the too-slow error, then
+        // the end.
+        let records = LinkRecordReader(cipher: keys.receiving)
         var decoder = FrameDecoder(maximumLength: 64 * 1024)
         var frames: [RelayFrame] = []
         var sawEnd = false
@@ -229,7 +253,14 @@ final class CountingMember: ConnectionHandler {
             while !sawEnd && ContinuousClock.now < deadline {
                 let count = recv(slow, &chunk, chunk.count, Int32(MSG_DONTWAIT))
                 if count > 0 {
-                    for frame in decoder.frames(after: chunk[0..<count]).frames {
+                    var plaintext: [UInt8] = []
+                    do {
+                        try records.read(Array(chunk[0..<count]), into: &plaintext)
+                    } catch {
+                        Issue.record("the sloth's records: \(error)")
+                        sawEnd = true
+                    }
+                    for frame in decoder.frames(after: plaintext[...]).frames {
                         if let decoded = try? RelayFrame(frame) { frames.append(decoded) }
                     }
                 } else if count == 0 {
@@ -244,6 +275,7 @@ final class CountingMember: ConnectionHandler {
             return sawEnd
         }
         #expect(sawEnd, "the relay never closed the sloth's connection")
+        #expect(records.bufferedByteCount == 0, "the sloth's stream ended inside a record")
         #expect(decoder.bufferedByteCount == 0, "the sloth's stream ended inside a frame")
         guard case .error(let code, let message)? = frames.last else {
             Issue.record("the sloth's stream does not end with an error: \(String(describing: frames.last))")

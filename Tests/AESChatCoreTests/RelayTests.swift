@@ -1,18 +1,39 @@
+import AESChatCrypto
 import AESChatTesting
 import Testing
 
 @testable import AESChatCore
 
-/// A raw protocol peer on an in-memory connection: records every relay frame it gets.
+/// A raw protocol peer over the encrypted link (``LinkTestClient``) on an in-memory connection:
+/// records every relay frame it gets.
 final class RawPeer: ConnectionHandler {
-    let connection: MemoryConnection
+    /// The link: what the peer writes goes out sealed in records, and the relay's records are opened.
+    let connection: LinkTestClient
+    /// The in-memory connection under the link.
+    let memory: MemoryConnection
     var decoder = FrameDecoder()
     var frames: [RelayFrame] = []
     var closed = false
 
-    init(_ connection: MemoryConnection) {
-        self.connection = connection
+    /// A peer on `memory` whose link pins `relayKey`.
+    convenience init(_ memory: MemoryConnection, relayKey: RelayPublicKey) {
+        // A fresh link over a fresh connection cannot fail to start.
+        self.init(link: try! LinkTestClient(over: memory, relayKey: relayKey), memory: memory)
+    }
+
+    /// A peer on a link the test started itself over `memory`.
+    init(link: LinkTestClient, memory: MemoryConnection) {
+        self.memory = memory
+        connection = link
         connection.handler = self
+    }
+
+    /// A peer on `memory`, whose far end a relay has just accepted: the link pins that relay's key.
+    convenience init(_ memory: MemoryConnection) {
+        guard let relay = (memory.otherEnd?.handler as? RelayConnection)?.relay else {
+            preconditionFailure("RawPeer(_:) needs a connection a relay has accepted")
+        }
+        self.init(memory, relayKey: relay.publicKey)
     }
 
     func send(_ frame: ClientFrame) { connection.write(frame.encoded()) }
@@ -42,6 +63,11 @@ final class RawPeer: ConnectionHandler {
     }
 }
 
+extension Relay {
+    /// The relay's current public key, as a client pins it.
+    var publicKey: RelayPublicKey { try! RelayPublicKey(bytes: configuration.relayKey.publicKey) }
+}
+
 final class LineCollector {
     var lines: [String] = []
 }
@@ -52,17 +78,32 @@ final class RelayHarness {
     let relay: Relay
     let log = LineCollector()
 
-    init(configuration: RelayConfiguration = RelayConfiguration()) {
+    init(
+        configuration: RelayConfiguration = RelayConfiguration(), handshakes: any HandshakeExecutor = InlineHandshakes()
+    ) {
         listener = MemoryListener(loop: loop)
-        relay = Relay(configuration: configuration, loop: loop) { [log] in log.lines.append($0) }
+        relay = Relay(configuration: configuration, loop: loop, handshakes: handshakes) { [log] in
+            log.lines.append($0)
+        }
         relay.attach(to: listener)
     }
 
-    func peer(chunkSize: Int = 4096) -> RawPeer { RawPeer(listener.connect(chunkSize: chunkSize)) }
+    /// The relay's current public key, as a client pins it.
+    var relayKey: RelayPublicKey { relay.publicKey }
+
+    /// A peer that has started the link; what it sends waits until the link is up.
+    func peer(chunkSize: Int = 4096) -> RawPeer {
+        RawPeer(listener.connect(chunkSize: chunkSize), relayKey: relayKey)
+    }
+
+    /// A connection over the link for a client of the test's own (a session, a hostile member).
+    func linkedConnection(chunkSize: Int = 4096) -> LinkTestClient {
+        try! LinkTestClient(over: listener.connect(chunkSize: chunkSize), relayKey: relayKey)
+    }
 
     func member(_ name: String, room: String = "lobby") -> RawPeer {
         let peer = peer()
-        peer.send(.hello(version: 1, name: name, room: room, profile: []))
+        peer.send(.hello(version: relayProtocolVersion, name: name, room: room, profile: []))
         loop.runUntilIdle()
         return peer
     }
@@ -72,9 +113,13 @@ final class RelayHarness {
     @Test func relay_welcomesMembers_andAnnouncesJoinsAndLeaves() {
         let harness = RelayHarness()
         let alice = harness.member("alice")
-        #expect(alice.frames == [.welcome(version: 1, name: "alice", room: "lobby", members: [])])
+        #expect(alice.frames == [.welcome(version: relayProtocolVersion, name: "alice", room: "lobby", members: [])])
         let bob = harness.member("bob")
-        #expect(bob.frames == [.welcome(version: 1, name: "bob", room: "lobby", members: [MemberEntry(name: "alice")])])
+        #expect(
+            bob.frames == [
+                .welcome(
+                    version: relayProtocolVersion, name: "bob", room: "lobby", members: [MemberEntry(name: "alice")])
+            ])
         #expect(alice.frames.last == .joined(MemberEntry(name: "bob")))
         bob.connection.close()
         harness.loop.runUntilIdle()
@@ -115,7 +160,7 @@ final class RelayHarness {
         #expect(carol.delivered == ["alice:a"])
         #expect(bob.delivered.isEmpty)
         #expect(!bob.frames.contains(.joined(MemberEntry(name: "carol"))))
-        #expect(bob.frames == [.welcome(version: 1, name: "bob", room: "two", members: [])])
+        #expect(bob.frames == [.welcome(version: relayProtocolVersion, name: "bob", room: "two", members: [])])
     }
 
     @Test func relay_refusesTakenInvalidAndUnregistered() {

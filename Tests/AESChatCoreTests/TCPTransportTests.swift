@@ -249,7 +249,9 @@ final class FrameSink: ConnectionHandler {
         let outputs = [EventCollector(), EventCollector()]
         var finished = 0
         let clients = try ["alice", "bob"].enumerated().map { index, name in
-            let connection = try TCPConnection.connectNow(host: "127.0.0.1", port: listener.localPort, loop: loop)
+            let connection = try LinkTestClient(
+                over: try TCPConnection.connectNow(host: "127.0.0.1", port: listener.localPort, loop: loop),
+                relayKey: relay.publicKey)
             let client = ChatRoom(
                 name: name, room: "lobby", roomKey: key, connection: connection, output: outputs[index], loop: loop
             ) { _ in

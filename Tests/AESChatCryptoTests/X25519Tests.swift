@@ -76,6 +76,18 @@ struct X25519Tests {
         #expect(aliceSecret == bytes(try bob.sharedSecret(with: alice.publicKey)))
     }
 
+    @Test func x25519_ephemeralKeys_agreeDifferAndRoundTrip() throws {
+        let first = try X25519PrivateKey(ephemeral: ())
+        let second = try X25519PrivateKey(ephemeral: ())
+        #expect(first.publicKey.count == 32)
+        #expect(first.publicKey != second.publicKey)
+        #expect(bytes(first.rawRepresentation) != bytes(second.rawRepresentation))
+        let restored = try X25519PrivateKey(rawRepresentation: bytes(first.rawRepresentation))
+        #expect(restored.publicKey == first.publicKey)
+        let secret = bytes(try first.sharedSecret(with: second.publicKey))
+        #expect(secret == bytes(try second.sharedSecret(with: first.publicKey)))
+    }
+
     @Test func x25519_rawRepresentation_roundTripsUnclamped() throws {
         let original = X25519PrivateKey()
         let restored = try X25519PrivateKey(rawRepresentation: bytes(original.rawRepresentation))

@@ -316,6 +316,8 @@ final class RelaySession: ReadDestinationProvider {
             connection.write(ClientFrame.pong(token: token).encoded())
         case .pong(let token):
             confirm(upTo: token)
+        case .relayKeys:
+            break  // Pinning the announced key is the client's part of issue 13 (branch clientlink).
         }
     }
 }

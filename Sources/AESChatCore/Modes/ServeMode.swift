@@ -19,6 +19,8 @@ public enum ServeMode {
             configuration.maximumPendingOutput = options.maxPendingOutput
             configuration.maximumFrameLength = options.maxFrameSize
             configuration.limits.handshakeTimeout = .seconds(options.handshakeTimeout)
+            configuration.limits.handshakeRate = options.handshakeRate
+            configuration.limits.handshakeBurst = options.handshakeBurst
             configuration.limits.maximumConnections = options.maxConnections
             configuration.limits.maximumConnectionsPerAddress = options.maxConnectionsPerAddress
             configuration.limits.messageRate = options.messageRate
@@ -30,7 +32,9 @@ public enum ServeMode {
             configuration.limits.minimumFrameRate = options.minFrameRate
             configuration.limits.incompleteFrameBudget = options.frameBudget
             configuration.limits.incompleteFrameBudgetPerAddress = options.frameBudgetPerAddress
-            let relay = Relay(configuration: configuration, loop: loop, log: log)
+            let handshakes = WorkerHandshakes(loop: loop)
+            defer { handshakes.stop() }
+            let relay = Relay(configuration: configuration, loop: loop, handshakes: handshakes, log: log)
             relay.attach(to: listener)
             giveBackMemory(relay: relay, loop: loop, seen: relay.membershipChanges)
             let watcher = try SignalWatcher(loop: loop, signals: SignalWatcher.terminating) { number in

@@ -28,6 +28,7 @@ final class LocalBus: RoomBus {
         // The newcomer is owed nothing the room was sent before its welcome.
         member.enter(room, as: name, profileLength: UInt16(profile.count))
         fanOut.sendPrivately(directory.welcome(for: name, to: room), to: member)
+        if member.announcesRelayKeys { fanOut.sendPrivately(member.relay.link.relayKeysFrame, to: member) }
         fanOut.appendToBatch(of: room, length: RelayFrame.joinedLength(name: name, profileCount: profile.count)) {
             RelayFrame.writeJoined(name: name, profile: profile, into: &$0)
         }

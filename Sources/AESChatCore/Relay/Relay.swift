@@ -1,6 +1,7 @@
 /// The relay: registers members by name into rooms, and forwards each member's opaque payloads
-/// to the other members of its room, in order. It never holds a key and never looks inside a
-/// payload.
+/// to the other members of its room, in order. It holds no room or member key and never looks
+/// inside a payload; its own key authenticates it to clients through the encrypted link
+/// (``RelayLink``), inside which every connection's frames travel.
 ///
 /// Fan-out is batched per loop iteration: every frame for a room (deliver, joined, left) is
 /// encoded once into the room's shared buffer, and at the end of the iteration each member gets
@@ -10,7 +11,7 @@
 /// payload is copied once from the read buffer into a shared buffer, and buffers are reused once
 /// no connection holds them.
 ///
-/// A façade over its parts: ``RelayAdmission`` (limits and timers), ``RoomDirectory`` (names,
+/// A façade over its parts: ``RelayLink`` (handshakes), ``RelayAdmission`` (limits and timers), ``RoomDirectory`` (names,
 /// rooms, rosters), ``FanOut`` (batches, buffers, slow members) and the ``RoomBus`` between the
 /// last two (``LocalBus``); each connection is a ``RelayConnection``. The relay keeps the list of
 /// connections, the timers and the shutdown.
@@ -21,6 +22,7 @@ public final class Relay {
     private let loop: any EventLoop
     private let log: (String) -> Void
     let admission: RelayAdmission
+    let link: RelayLink
     let directory: RoomDirectory
     let fanOut: FanOut
     /// Held as its concrete type, so that publishing is dispatched statically.
@@ -33,11 +35,14 @@ public final class Relay {
 
     /// Creates a relay.
     /// - Parameters:
-    ///   - configuration: limits.
+    ///   - configuration: keys and limits.
     ///   - loop: the loop that drives its connections (for timers and the end-of-iteration fan-out).
+    ///   - handshakes: where the encrypted link's handshakes run: on the loop thread at once (the default, for
+    ///     in-memory tests) or on a worker thread (``WorkerHandshakes``, what `aeschat serve` uses).
     ///   - log: receives one line per join, leave and refusal.
     public init(
-        configuration: RelayConfiguration = RelayConfiguration(), loop: any EventLoop, log: @escaping (String) -> Void
+        configuration: RelayConfiguration = RelayConfiguration(), loop: any EventLoop,
+        handshakes: any HandshakeExecutor = InlineHandshakes(), log: @escaping (String) -> Void
     ) {
         precondition(
             configuration.maximumPendingOutput > configuration.maximumFrameLength,
@@ -47,6 +52,7 @@ public final class Relay {
         self.log = log
         fanOut = FanOut(configuration: configuration, log: log)
         admission = RelayAdmission(limits: configuration.limits, fanOut: fanOut)
+        link = RelayLink(configuration: configuration, admission: admission, executor: handshakes, log: log)
         directory = RoomDirectory()
         bus = LocalBus(directory: directory, fanOut: fanOut, log: log)
         loop.addIterationEndHandler { [weak self] in self?.endIteration() }
@@ -75,9 +81,8 @@ public final class Relay {
     /// Takes charge of a new connection.
     public func accept(_ connection: any Connection) {
         guard !isShuttingDown else {
-            connection.write(
-                RelayFrame.error(code: RelayErrorCode.shuttingDown.rawValue, message: "relay is shutting down")
-                    .encoded())
+            // No link yet, so no frame: busy tells the client to try again later.
+            connection.write(LinkAnswer.busy.encoded())
             connection.closeAfterFlushing(timeout: .seconds(1))
             return
         }
@@ -102,9 +107,11 @@ public final class Relay {
         }
     }
 
+    /// Refuses a connection over a connection cap: it has no link yet, so it gets the busy answer (try again later)
+    /// in the clear, and the reason goes to the log only.
     private func refuseAtAccept(_ connection: any Connection, _ message: String) {
         log("refused connection from \(connection.peerDescription): \(message)")
-        connection.write(RelayFrame.error(code: RelayErrorCode.tooManyConnections.rawValue, message: message).encoded())
+        connection.write(LinkAnswer.busy.encoded())
         connection.closeAfterFlushing(timeout: .seconds(1))
     }
 
@@ -130,8 +137,12 @@ public final class Relay {
         let farewell = RelayFrame.error(code: RelayErrorCode.shuttingDown.rawValue, message: "relay is shutting down")
             .encoded()
         for member in connections {
-            fanOut.sendPrivately(farewell, to: member)
-            member.connection.closeAfterFlushing(timeout: .seconds(1))
+            if member.isLinked {
+                fanOut.sendPrivately(farewell, to: member)
+                member.connection.closeAfterFlushing(timeout: .seconds(1))
+            } else if member.connection.isOpen {
+                link.answerBusy(member, reason: "relay is shutting down")
+            }
         }
         loop.schedule(after: .seconds(2)) { [weak self] in self?.finishShutdown() }
         if connections.isEmpty { finishShutdown() }
@@ -171,9 +182,14 @@ public final class Relay {
         bus.multicast(payload, to: recipients, from: member)
     }
 
-    /// Sends `member` an error and closes it, after taking it out of its room.
+    /// Sends `member` an error and closes it, after taking it out of its room. (Refusals happen once its link is up:
+    /// before that it only ever gets a handshake answer.)
     func refuse(_ member: RelayConnection, _ code: RelayErrorCode, _ message: String) {
         log("refused \(member.name ?? "unregistered client") from \(member.connection.peerDescription): \(message)")
+        guard member.isLinked else {
+            link.end(member, reason: message)
+            return
+        }
         fanOut.sendPrivately(RelayFrame.error(code: code.rawValue, message: message).encoded(), to: member)
         leave(member, reason: message)
         member.connection.closeAfterFlushing(timeout: configuration.closeTimeout)

@@ -16,6 +16,9 @@ final class RelayAdmission {
     /// Bytes held for frames in progress by address, large or small
     /// (``RelayLimits/incompleteFrameBudgetPerAddress``).
     private var frameBytesByAddress: [String: Int] = [:]
+    /// Handshake tokens by address (``RelayLimits/handshakeRate``); an address whose bucket is full again is
+    /// forgotten, so the table holds only addresses that made handshakes lately.
+    private var handshakeBuckets: [String: TokenBucket] = [:]
 
     /// Creates the admission of a relay.
     /// - Parameters:
@@ -54,8 +57,22 @@ final class RelayAdmission {
         }
     }
 
-    /// Closes `connection` (`handshake-timeout`): it sent no hello within the handshake timeout.
+    /// Takes a handshake token for `address`; false (taking none) when its bucket is empty.
+    func takeHandshakeToken(for address: String) -> Bool {
+        guard limits.handshakeRate > 0 else { return true }
+        var bucket = handshakeBuckets[address] ?? TokenBucket(capacity: max(1, limits.handshakeBurst))
+        let taken = bucket.take()
+        handshakeBuckets[address] = bucket
+        return taken
+    }
+
+    /// Closes `connection` (`handshake-timeout`): it sent no hello within the handshake timeout. A connection whose
+    /// link is not up yet is closed without a word (it cannot read a frame).
     func refuseHandshakeTimeout(_ connection: RelayConnection) {
+        guard connection.isLinked else {
+            connection.relay.link.end(connection, reason: "no handshake within the handshake timeout")
+            return
+        }
         connection.refuse(
             .handshakeTimeout, "no hello within \(limits.handshakeTimeout.wholeSeconds) seconds",
             reason: "no hello within the handshake timeout")
@@ -71,6 +88,7 @@ final class RelayAdmission {
         let refill = Double(limits.messageRate) * intervalSeconds
         let byteRefill = Double(limits.byteRate) * intervalSeconds
         let idleTimeout = limits.idleTimeout
+        refillHandshakeBuckets(by: Double(limits.handshakeRate) * intervalSeconds)
         for member in members where member.connection.isOpen {
             member.refillBuckets(frames: refill, bytes: byteRefill)
             if checkFrameInProgress(of: member, interval: interval) { continue }
@@ -85,6 +103,14 @@ final class RelayAdmission {
                 fanOut.sendPrivately(
                     RelayFrame.ping(token: UInt64(member.silentFor.wholeSeconds)).encoded(), to: member)
             }
+        }
+    }
+
+    private func refillHandshakeBuckets(by amount: Double) {
+        guard !handshakeBuckets.isEmpty else { return }
+        for (address, var bucket) in handshakeBuckets {
+            bucket.refill(amount)
+            handshakeBuckets[address] = bucket.tokens >= bucket.capacity ? nil : bucket
         }
     }
 

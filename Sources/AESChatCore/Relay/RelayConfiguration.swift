@@ -1,7 +1,14 @@
 import AESChatCLI
+public import AESChatCrypto
 
-/// Limits and timings of a relay.
+/// The relay's keys, limits and timings.
 public struct RelayConfiguration: Sendable {
+    /// The relay's static X25519 key: clients pin its public half and name it by its key id in their preamble.
+    /// `aeschat serve` loads it from its key file; the default is a fresh key (for tests).
+    public var relayKey: X25519PrivateKey
+    /// The key the relay held before a planned rotation (`serve --previous-relay-key`): handshakes under it still
+    /// work, and on such a link the relay announces its keys (`relay-keys`) right after `welcome`.
+    public var previousRelayKey: X25519PrivateKey?
     /// The largest frame accepted from a client (type byte plus body).
     public var maximumFrameLength = Frame.defaultMaximumLength
     /// Output queued for one member beyond which that member is disconnected as too slow (error
@@ -22,6 +29,17 @@ public struct RelayConfiguration: Sendable {
     /// The default of ``maximumPendingOutput``: 64 MiB, that of `aeschat serve`.
     public static let defaultMaximumPendingOutput = ServeOptions.defaultMaxPendingOutput
 
-    /// The defaults documented in docs/CLI.md.
-    public init() {}
+    /// The defaults documented in docs/CLI.md, with a fresh relay key.
+    public init() {
+        relayKey = (try? X25519PrivateKey(ephemeral: ())) ?? X25519PrivateKey()
+    }
+
+    /// The defaults documented in docs/CLI.md, with the relay's keys.
+    /// - Parameters:
+    ///   - relayKey: the relay's current static key.
+    ///   - previousRelayKey: the key it held before a planned rotation, if it still accepts it.
+    public init(relayKey: X25519PrivateKey, previousRelayKey: X25519PrivateKey? = nil) {
+        self.relayKey = relayKey
+        self.previousRelayKey = previousRelayKey
+    }
 }

@@ -1,4 +1,5 @@
-/// One connection's state at the relay: its frame reader and, once registered, its name, room
+/// One connection's state at the relay: first its encrypted link's handshake (``RelayLink`` reads the preamble and
+/// message 1), then its frame reader and, once registered, its name, room
 /// and place in the room's current batch, its token buckets and its timers. It reads and parses
 /// the frames its peer sends and hands each to the ``Relay``; the relay's parts change its state
 /// through its methods (``refuse(_:_:reason:)``, ``enter(_:as:profileLength:)``,
@@ -29,6 +30,14 @@ final class RelayConnection: ReadDestinationProvider {
     private(set) var isTooSlow = false
     /// Why the connection is closing, for the log line when it has closed.
     private(set) var closeReason: String?
+    /// Where its encrypted link's handshake is; ``RelayLink`` moves it on.
+    var linkStage = LinkStage.preamble
+    /// The preamble or message 1 received so far, while the handshake reads them.
+    var handshakeBytes: [UInt8] = []
+    /// Whether the link is up, so that bytes are frames (the hot path's check).
+    private(set) var isLinked = false
+    /// Whether the link was made under the relay's previous key: the relay then sends `relay-keys` after `welcome`.
+    private(set) var announcesRelayKeys = false
     /// The peer's address, as counted by the per-address limit.
     let address: String
     /// Frames, for ``RelayLimits/messageRate``.
@@ -83,6 +92,13 @@ final class RelayConnection: ReadDestinationProvider {
     /// Records why the connection is being closed, for the log line once it has closed.
     func willClose(reason: String) {
         closeReason = reason
+    }
+
+    /// The handshake completed and the connection is protected: from now on its bytes are frames, hello first.
+    func becomeLinked(announcingRelayKeys: Bool) {
+        linkStage = .linked
+        isLinked = true
+        announcesRelayKeys = announcingRelayKeys
     }
 
     /// Registers the member as `name` in `room`, owed nothing the room's batch holds so far.
@@ -142,6 +158,10 @@ final class RelayConnection: ReadDestinationProvider {
     var smallFrameBytes: Int { reader.smallFrameBytes }
 
     func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
+        guard isLinked else {
+            relay.link.read(bytes, for: self)
+            return
+        }
         silentFor = .zero
         pingOutstanding = false
         reader.read(bytes, for: self)
@@ -156,8 +176,10 @@ final class RelayConnection: ReadDestinationProvider {
     }
 
     func readDestination(for connection: any Connection) -> UnsafeMutableRawBufferPointer? {
-        // A closing connection's input is dropped (by the transport, which counts it).
-        reader.readDestination(for: self)
+        // A closing connection's input is dropped (by the transport, which counts it); the handshake reads into the
+        // loop's buffer.
+        guard isLinked else { return nil }
+        return reader.readDestination(for: self)
     }
 
     func connection(_ connection: any Connection, didReadIntoDestination count: Int) {

@@ -5,6 +5,14 @@ import AESChatCLI
 public struct RelayLimits: Sendable, Equatable {
     /// A connection that has not completed hello within this time is closed (`handshake-timeout`).
     public var handshakeTimeout: Duration = .seconds(RelayLimits.serveDefaults.handshakeTimeout)
+    /// Encrypted-link handshakes per second one address may start, a token bucket per address; a handshake beyond
+    /// it and ``handshakeBurst`` is answered busy (each costs the relay an X25519 before message 1 can be checked,
+    /// so this keeps a flood of fake handshakes from starving everyone else). 0: no limit.
+    public var handshakeRate = RelayLimits.serveDefaults.handshakeRate
+    /// Handshakes one address may start at once before ``handshakeRate`` applies.
+    public var handshakeBurst = RelayLimits.serveDefaults.handshakeBurst
+    /// Handshakes queued or in progress at once, from all addresses; more are answered busy. 0: no limit.
+    public var maximumHandshakesInProgress = 256
     /// Connections open at once; more are refused at accept (`too-many-connections`). 0: no limit.
     public var maximumConnections = RelayLimits.serveDefaults.maxConnections
     /// Connections open at once from one address; more are refused (`too-many-connections`). 0: no limit.

@@ -7,6 +7,8 @@ public enum RelayFrame: Equatable, Sendable {
     case error(code: UInt16, message: String)
     case ping(token: UInt64)
     case pong(token: UInt64)
+    /// The relay's keys, current first (sent after `welcome` on a link made under its previous key).
+    case relayKeys([RelayPublicKey])
 
     /// The most members a welcome frame lists (the count field is 16 bits).
     public static let maximumWelcomeMembers = 65_535
@@ -42,6 +44,12 @@ public enum RelayFrame: Equatable, Sendable {
             return TokenFrame.encode(type: FrameType.ping, token: token)
         case .pong(let token):
             return TokenFrame.encode(type: FrameType.pong, token: token)
+        case .relayKeys(let keys):
+            precondition((1...255).contains(keys.count), "a relay-keys frame lists 1 to 255 keys")
+            return Frame.encode(type: FrameType.relayKeys, capacity: 1 + keys.count * RelayPublicKey.length) {
+                $0.write(UInt8(keys.count))
+                for key in keys { $0.write(contentsOf: key.bytes[...]) }
+            }
         }
     }
 
@@ -104,6 +112,22 @@ public enum RelayFrame: Equatable, Sendable {
         case FrameType.pong:
             self = .pong(
                 token: try withBytes(frame.body) { (body) throws(WireError) in try TokenFrame.read(pong: body) })
+        case FrameType.relayKeys:
+            let count = Int(try reader.readUInt8("relay-keys count"))
+            guard count > 0, reader.remainingCount == count * RelayPublicKey.length else {
+                throw .malformed(
+                    "relay-keys announces \(count) keys but carries \(reader.remainingCount) bytes; "
+                        + "it must list 1 to 255 keys of 32 bytes")
+            }
+            var keys: [RelayPublicKey] = []
+            for _ in 0..<count {
+                let bytes = try reader.readBytes(RelayPublicKey.length, "relay-keys key")
+                guard let key = try? RelayPublicKey(bytes: Array(bytes)) else {
+                    throw .malformed("relay-keys carries a key that is not 32 bytes")
+                }
+                keys.append(key)
+            }
+            self = .relayKeys(keys)
         default:
             throw .unknownFrameType(frame.type)
         }

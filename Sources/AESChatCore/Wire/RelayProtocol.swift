@@ -27,10 +27,13 @@ public enum FrameType {
     public static let deliver: UInt8 = 0x84
     /// Relay → client: `code u16 | message str16`.
     public static let error: UInt8 = 0x85
+    /// Relay → client, right after `welcome` on a link made under the relay's previous key (a planned rotation):
+    /// `count u8 | count × 32-byte public key`, the relay's keys, current first.
+    public static let relayKeys: UInt8 = 0x86
 }
 
-/// The relay protocol version this build speaks.
-public let relayProtocolVersion: UInt16 = 1
+/// The relay protocol version this build speaks: 2, the frame stream inside the encrypted link.
+public let relayProtocolVersion: UInt16 = 2
 
 /// Error codes carried by an `error` frame.
 public enum RelayErrorCode: UInt16, Sendable, CaseIterable {
