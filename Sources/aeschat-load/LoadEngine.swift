@@ -95,6 +95,8 @@ import Foundation
         private var linkState: [UInt8]
         private var prepared: [MemberLink.Prepared?]
         private var records: [MemberLink.Records?]
+        /// Per slot: busy answers since its last message 2.
+        private var busyInARow: [Int]
         /// Slots refused as busy, and when they may connect again (nanoseconds).
         private var busyQueue: [(slot: Int, at: UInt64)] = []
         /// Why the relay cannot be driven, once known: every phase then stops with it.
@@ -166,6 +168,7 @@ import Foundation
             lost = [Bool](repeating: false, count: n)
             expected = [UInt32](repeating: 0, count: n * senderSlots)
             linkState = [UInt8](repeating: 0, count: n)
+            busyInARow = [Int](repeating: 0, count: n)
             prepared = [MemberLink.Prepared?](repeating: nil, count: n)
             records = [MemberLink.Records?](repeating: nil, count: n)
             guard configuration.relayKey != nil else { throw .usage("--relay-key is required") }
@@ -230,9 +233,13 @@ import Foundation
                 carry[index] = joined
             case .busy:
                 busyAnswers += 1
-                // A busy answer is not a failed attempt: the member waits a little and tries again.
+                // A busy answer is not a failed attempt: the member waits and tries again, as a client does, with
+                // a new handshake (an ephemeral key is never sent twice), waiting 10 ms, then twice as long after
+                // each busy answer in a row, up to 320 ms, plus up to 15 ms so that they do not all come back at once.
                 attempts[index] -= 1
-                retryLater(index, at: now + 5_000_000 + UInt64(index % 16) * 1_000_000)
+                let wait = UInt64(10_000_000) << UInt64(min(busyInARow[index], 5))
+                busyInARow[index] += 1
+                retryLater(index, at: now + wait + UInt64(index % 16) * 1_000_000)
             case .refused(let why):
                 fatal = why
                 memberLost(index)
@@ -250,6 +257,7 @@ import Foundation
                     return
                 }
                 linkState[index] = 2
+                busyInARow[index] = 0
                 handshakesCompleted += 1
                 handshakeCPU += Measure.threadCPUNanoseconds() - cpuBefore
                 if probeRange.contains(index) {
@@ -293,6 +301,7 @@ import Foundation
             outbox[index] = []
             wantsWritable[index] = false
             connecting[index] = false
+            if linkState[index] == 1 { prepared[index] = nil }
             linkState[index] = 0
             records[index] = nil
             busyQueue.append((index, at))
@@ -434,6 +443,8 @@ import Foundation
             outbox[index] = []
             wantsWritable[index] = false
             connecting[index] = false
+            // A message 1 that went out is spent: a reconnect writes a new one.
+            if linkState[index] == 1 { prepared[index] = nil }
             linkState[index] = 0
             records[index] = nil
             if wasWaiting && fatal == nil && attempts[index] < configuration.connectAttempts {
