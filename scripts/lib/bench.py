@@ -215,6 +215,173 @@ def one_size(binary, members, quick):
         finally:
             relay.stop()
         merge_run(figures, storm, ("handshake", "storm_", "calm_"))
+    if members == 1000:
+        merge_run(figures, join_storm(binary, quick), ("stormab_",))
+    return figures
+
+
+class StormClients:
+    """`count` members that connect all at once into room `room` with the names s0, s1, …, speaking the relay's
+    protocol: plaintext protocol 1 for a relay from before the link, the encrypted link (with PyPI `noiseprotocol`,
+    as the end-to-end tests do) for one that speaks it. They send hello, then read and discard everything until
+    stop(). A busy answer is retried after 10–320 ms with a new handshake, as a client would. Runs on its own
+    thread; `seconds` is the time until every one of them has had an answer to its hello (its welcome)."""
+
+    def __init__(self, port, count, key_text, room="storm"):
+        import selectors
+        import threading
+        self.port, self.count, self.room = port, count, room
+        self.key = None
+        if key_text:
+            import base64
+            import hashlib
+            self.key = base64.b32decode(key_text.upper() + "=" * (-len(key_text) % 8))
+            key_id = hashlib.sha256(b"aeschat/2 relay fingerprint" + self.key).digest()[:4]
+            self.preamble = b"AESCHAT\x02" + key_id
+        self.selector = selectors.DefaultSelector()
+        self.welcomed = 0
+        self.busy = 0
+        self.failures = 0
+        self.seconds = None
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(timeout=30)
+
+    def _hello(self, index):
+        name, room = f"s{index}".encode(), self.room.encode()
+        body = (bytes([0x01]) + (2 if self.key else 1).to_bytes(2, "big") + bytes([len(name)]) + name
+                + bytes([len(room)]) + room + (0).to_bytes(2, "big"))
+        return len(body).to_bytes(4, "big") + body
+
+    def _open(self, index):
+        import selectors
+        connection = socket.socket()
+        connection.setblocking(False)
+        connection.connect_ex(("127.0.0.1", self.port))
+        state = {"index": index, "stage": "connecting", "buffer": b"", "noise": None}
+        self.selector.register(connection, selectors.EVENT_WRITE, state)
+
+    def _close(self, connection):
+        self.selector.unregister(connection)
+        connection.close()
+
+    def _run(self):
+        import selectors
+        start = time.monotonic()
+        for index in range(self.count):
+            self._open(index)
+        retries = []
+        attempts = [0] * self.count
+        answered = [False] * self.count
+        while not self.stopping:
+            now = time.monotonic()
+            for entry in [entry for entry in retries if entry[0] <= now]:
+                retries.remove(entry)
+                self._open(entry[1])
+            for key, _ in self.selector.select(timeout=0.01):
+                connection, state = key.fileobj, key.data
+                index = state["index"]
+                try:
+                    if state["stage"] == "connecting":
+                        if connection.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                            raise OSError("connect failed")
+                        if self.key:
+                            from noise.connection import NoiseConnection
+                            noise = NoiseConnection.from_name(b"Noise_NK_25519_AESGCM_SHA256")
+                            noise.set_as_initiator()
+                            noise.set_keypair_from_public_bytes(__import__("noise.connection").connection.Keypair.REMOTE_STATIC,
+                                                                self.key)
+                            noise.set_prologue(b"aeschat/2 transport" + self.preamble)
+                            noise.start_handshake()
+                            message = noise.write_message()
+                            state["noise"] = noise
+                            connection.sendall(self.preamble + len(message).to_bytes(2, "big") + message)
+                            state["stage"] = "handshake"
+                        else:
+                            connection.sendall(self._hello(index))
+                            state["stage"] = "hello"
+                        self.selector.modify(connection, selectors.EVENT_READ, state)
+                        continue
+                    data = connection.recv(1 << 16)
+                    if not data:
+                        raise OSError("closed")
+                    if state["stage"] == "handshake":
+                        state["buffer"] += data
+                        if state["buffer"].startswith(b"AESCHAT") and len(state["buffer"]) >= 9:
+                            self.busy += 1
+                            self._close(connection)
+                            wait = 0.01 * (1 << min(attempts[index], 5)) + (index % 16) / 1000
+                            attempts[index] += 1
+                            retries.append((time.monotonic() + wait, index))
+                            continue
+                        if len(state["buffer"]) < 50:
+                            continue
+                        noise = state["noise"]
+                        noise.read_message(state["buffer"][2:50])
+                        sealed = noise.encrypt(self._hello(index))
+                        connection.sendall(len(sealed).to_bytes(2, "big") + sealed)
+                        state["buffer"] = b""
+                        state["stage"] = "hello"
+                        if len(data) <= 50:
+                            continue
+                    if state["stage"] == "hello" and not answered[index]:
+                        answered[index] = True
+                        self.welcomed += 1
+                        if self.welcomed == self.count:
+                            self.seconds = time.monotonic() - start
+                        state["stage"] = "member"
+                except (OSError, ValueError) as error:
+                    self.failures += 1
+                    self._close(connection)
+                    if not answered[index] and attempts[index] < 20:
+                        attempts[index] += 1
+                        retries.append((time.monotonic() + 0.05, index))
+        for key in list(self.selector.get_map().values()):
+            key.fileobj.close()
+
+
+def join_storm(binary, quick):
+    """Paced chat during a join storm, the same for every build (so that A/B compares them): the build's own
+    generator has 40 members chat paced (10 senders × 10 messages/s) for 6 s (4 with --quick) while, 1.5 s after it
+    starts, 1,000 more members (StormClients, in this process) connect all at once into another room and stay.
+    Returns the generator's paced figures as stormab_*, and the storm's time to welcome all 1,000."""
+    port = free_port()
+    relay = Relay(binary, port)
+    seconds = 4 if quick else 6
+    storm = StormClients(port, 1000, relay.key)
+    try:
+        chat = subprocess.Popen([os.path.join(binary, "aeschat-load"), "run", "--port", str(port), "--pid",
+                                 str(relay.pid), "--members", "40", "--paced-seconds", str(seconds), "--idle-seconds",
+                                 "0.2", "--threads", "1", *relay.load_arguments()],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        storm.start()
+        try:
+            stdout, stderr = chat.communicate(timeout=LOAD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            chat.kill()
+            stdout, stderr = chat.communicate()
+        storm.stop()
+    finally:
+        relay.stop()
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    result = json.loads(lines[-1]) if lines else {"error": f"no result: {stderr.strip()[-500:]}"}
+    figures = {f"stormab_{key[len('paced_'):]}": value for key, value in result.items() if key.startswith("paced_")}
+    figures["stormab_join_seconds"] = storm.seconds
+    figures["stormab_busy"] = storm.busy
+    figures["stormab_welcomed"] = storm.welcomed
+    for key in FAULT_KEYS:
+        figures[key] = result.get(key, 0)
+    figures["exit"] = chat.returncode
+    if "error" in result:
+        figures["error"] = result["error"]
+        print(f"bench: join storm: {result['error']}", file=sys.stderr, flush=True)
     return figures
 
 
@@ -472,6 +639,10 @@ AB_FIGURES = [
     ("paced p50 (ms)", "paced_p50_ms", lambda v: f"{v:.2f}"),
     ("paced p99 (ms)", "paced_p99_ms", lambda v: f"{v:.2f}"),
     ("paced max (ms)", "paced_max_ms", lambda v: f"{v:.2f}"),
+    ("paced p50 during a 1,000-member join storm (ms)", "stormab_p50_ms", lambda v: f"{v:.2f}"),
+    ("paced p99 during a 1,000-member join storm (ms)", "stormab_p99_ms", lambda v: f"{v:.2f}"),
+    ("paced max during a 1,000-member join storm (ms)", "stormab_max_ms", lambda v: f"{v:.2f}"),
+    ("join storm: seconds for 1,000 members to join", "stormab_join_seconds", lambda v: f"{v:.2f}"),
 ]
 
 
