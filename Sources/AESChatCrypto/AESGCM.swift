@@ -5,7 +5,8 @@ internal import CGcryptShims
 ///
 /// Ownership: owns one libgcrypt cipher handle with the key set, opened in `init` and closed in `deinit`
 /// (`gcry_cipher_close` wipes the key schedule). The handle is reused for every message: `gcry_cipher_setiv`
-/// resets it before each one.
+/// resets it before each one. ``setKey(_:)`` replaces the key (``AESGCMWorkspace`` keys one handle per thread for
+/// many connections).
 ///
 /// Threading: not thread-safe; one owner at a time (for example one per connection direction). It is deliberately
 /// not `Sendable`.
@@ -50,17 +51,50 @@ public final class AESGCM {
         self.init(handle: try opened.get())
     }
 
+    /// Creates a cipher for keys of `keyLength` bytes with no key set yet, for ``AESGCMWorkspace``: every use
+    /// must follow a ``setKey(_:)``.
+    ///
+    /// - Parameter keyLength: 16, 24 or 32.
+    /// - Throws: ``CryptoError/invalidKeySize(expected:actual:)`` for another length;
+    ///   ``CryptoError/library(operation:code:message:)`` if libgcrypt fails.
+    convenience init(unkeyedFor keyLength: Int) throws(CryptoError) {
+        self.init(handle: try Self.openUnkeyedHandle(keyLength: keyLength).get())
+    }
+
     deinit {
         gcry_cipher_close(handle)
     }
 
+    /// Replaces the key: later messages are sealed and opened under `key`. The key must have the length the
+    /// cipher was made for (32 bytes for a workspace's).
+    ///
+    /// The corresponding libgcrypt call is `gcry_cipher_setkey`.
+    ///
+    /// - Parameter key: The new key.
+    /// - Throws: ``CryptoError/library(operation:code:message:)`` if libgcrypt refuses it (a wrong length
+    ///   included); the cipher then has no usable key.
+    public func setKey(_ key: SecretBytes) throws(CryptoError) {
+        let error = key.withUnsafeBytes { gcry_cipher_setkey(handle, $0.baseAddress, $0.count) }
+        if let failure = Gcrypt.check(error, "gcry_cipher_setkey") { throw failure }
+    }
+
     private static func openHandle(key: UnsafeRawBufferPointer) -> Result<gcry_cipher_hd_t, CryptoError> {
+        let opened = openUnkeyedHandle(keyLength: key.count)
+        guard case .success(let handle) = opened else { return opened }
+        if let failure = Gcrypt.check(gcry_cipher_setkey(handle, key.baseAddress, key.count), "gcry_cipher_setkey") {
+            gcry_cipher_close(handle)
+            return .failure(failure)
+        }
+        return .success(handle)
+    }
+
+    private static func openUnkeyedHandle(keyLength: Int) -> Result<gcry_cipher_hd_t, CryptoError> {
         let algorithm: gcry_cipher_algos
-        switch key.count {
+        switch keyLength {
         case 16: algorithm = GCRY_CIPHER_AES  // GCRY_CIPHER_AES128 is a macro alias of this.
         case 24: algorithm = GCRY_CIPHER_AES192
         case 32: algorithm = GCRY_CIPHER_AES256
-        default: return .failure(.invalidKeySize(expected: 32, actual: key.count))
+        default: return .failure(.invalidKeySize(expected: 32, actual: keyLength))
         }
         Gcrypt.ensureInitialised()
         var opened: gcry_cipher_hd_t?
@@ -71,10 +105,6 @@ public final class AESGCM {
         }
         guard let handle = opened else {
             return .failure(.library(operation: "gcry_cipher_open", code: 0, message: "no handle returned"))
-        }
-        if let failure = Gcrypt.check(gcry_cipher_setkey(handle, key.baseAddress, key.count), "gcry_cipher_setkey") {
-            gcry_cipher_close(handle)
-            return .failure(failure)
         }
         return .success(handle)
     }

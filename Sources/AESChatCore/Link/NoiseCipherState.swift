@@ -11,11 +11,13 @@ import AESChatCrypto
 /// A state always has a key: where the spec's `CipherState` may be empty (during a handshake, before the first
 /// `MixKey`), ``NoiseSymmetricState`` holds no cipher state at all.
 ///
-/// Ownership: owns one ``AESGCM`` handle with `k` set (libgcrypt wipes the key schedule when it is released); the
-/// key itself is not kept anywhere else. One state serves one direction of one connection; copying the reference
-/// shares the counter, so it never leads to a reused nonce.
+/// Ownership: owns only `k` (32 bytes, in ``SecretBytes``, wiped when released) and `n`: no cipher handle, so an
+/// idle connection costs its keys and counters and nothing more. Each operation borrows the current thread's
+/// ``AESGCMWorkspace`` and sets `k` in it (skipped when the workspace's handle already has it). One state serves one
+/// direction of one connection; copying the reference shares the counter, so it never leads to a reused nonce.
 ///
-/// Threading: not thread-safe; confined to the thread that owns the connection. Deliberately not `Sendable`.
+/// Threading: not thread-safe; used by one thread at a time (a state made by a handshake on a worker thread may be
+/// handed to the event loop's thread, and then used only there). Deliberately not `Sendable`.
 public final class NoiseCipherState {
     /// The largest Noise message, in bytes (spec §3): a transport message's ciphertext and tag together.
     public static let maximumMessageLength = 65_535
@@ -28,7 +30,8 @@ public final class NoiseCipherState {
     /// The nonce the spec reserves (§5.1): never used to encrypt a message; ``rekey()`` uses it.
     static let reservedNonce = UInt64.max
 
-    private var cipher: AESGCM
+    /// The key `k`.
+    private var key: SecretBytes
     /// The counter `n`: the nonce the next message uses.
     public private(set) var nonce: UInt64 = 0
 
@@ -40,8 +43,13 @@ public final class NoiseCipherState {
         guard key.count == Self.keyLength else {
             throw .crypto(.invalidKeySize(expected: Self.keyLength, actual: key.count))
         }
+        self.key = key
+    }
+
+    /// The current thread's cipher handle with `k` set, for one operation.
+    private func cipher() throws(LinkError) -> AESGCM {
         do {
-            cipher = try AESGCM(key: key)
+            return try AESGCMWorkspace.current().cipher(keyedWith: key)
         } catch {
             throw .crypto(error)
         }
@@ -72,6 +80,7 @@ public final class NoiseCipherState {
         }
         guard nonce != Self.reservedNonce else { throw .nonceExhausted }
         let sealed: [UInt8]
+        let cipher = try cipher()
         do {
             sealed = try cipher.seal(plaintext, nonce: Self.nonceBytes(nonce), authenticating: associatedData)
         } catch {
@@ -98,6 +107,7 @@ public final class NoiseCipherState {
         }
         guard nonce != Self.reservedNonce else { throw .nonceExhausted }
         let plaintext: [UInt8]
+        let cipher = try cipher()
         do {
             plaintext = try cipher.open(ciphertext, nonce: Self.nonceBytes(nonce), authenticating: associatedData)
         } catch .authenticationFailed {
@@ -118,6 +128,7 @@ public final class NoiseCipherState {
     ///   ``LinkError/crypto(_:)`` if libgcrypt fails.
     public func encryptInPlace(_ buffer: UnsafeMutableRawBufferPointer) throws(LinkError) {
         try checkMessageLength(buffer.count)
+        let cipher = try cipher()
         do {
             try cipher.sealInPlace(buffer, nonce: Self.nonceBytes(nonce), authenticating: [])
         } catch {
@@ -137,6 +148,7 @@ public final class NoiseCipherState {
     @discardableResult
     public func decryptInPlace(_ buffer: UnsafeMutableRawBufferPointer) throws(LinkError) -> Int {
         try checkMessageLength(buffer.count)
+        let cipher = try cipher()
         do {
             try cipher.openInPlace(buffer, nonce: Self.nonceBytes(nonce), authenticating: [])
         } catch .authenticationFailed {
@@ -164,12 +176,13 @@ public final class NoiseCipherState {
     /// - Throws: ``LinkError/crypto(_:)`` if libgcrypt fails; the state then keeps its old key.
     public func rekey() throws(LinkError) {
         let zeros = [UInt8](repeating: 0, count: Self.keyLength)
+        let cipher = try cipher()
         do {
             var sealed = try cipher.seal(zeros, nonce: Self.nonceBytes(Self.reservedNonce), authenticating: [])
             defer { secureZero(&sealed) }
             var newKey = Array(sealed[0..<Self.keyLength])
             defer { secureZero(&newKey) }
-            cipher = try AESGCM(key: SecretBytes(newKey))
+            key = SecretBytes(newKey)
         } catch {
             throw .crypto(error)
         }
