@@ -70,7 +70,7 @@ final class RelayLink {
         publicKeys = [current, previous].compactMap { $0 }
         currentKeyID = publicKeys[0].keyID
         previousKeyID = previous?.keyID
-        relayKeysFrame = RelayFrame.relayKeys(publicKeys).encoded()
+        relayKeysFrame = RelayFrame.relayKeys(publicKeys.map(\.bytes)).encoded()
     }
 
     /// Handles bytes a connection sent before its link is up.

@@ -7,8 +7,12 @@ public enum RelayFrame: Equatable, Sendable {
     case error(code: UInt16, message: String)
     case ping(token: UInt64)
     case pong(token: UInt64)
-    /// The relay's keys, current first (sent after `welcome` on a link made under its previous key).
-    case relayKeys([RelayPublicKey])
+    /// The relay's public keys (32 bytes each, as `RelayPublicKey` holds them), current first: sent after
+    /// `welcome` on a link made under its previous key.
+    case relayKeys([[UInt8]])
+
+    /// The length of each key a relay-keys frame lists: an X25519 public key.
+    public static let relayKeyLength = 32
 
     /// The most members a welcome frame lists (the count field is 16 bits).
     public static let maximumWelcomeMembers = 65_535
@@ -45,10 +49,12 @@ public enum RelayFrame: Equatable, Sendable {
         case .pong(let token):
             return TokenFrame.encode(type: FrameType.pong, token: token)
         case .relayKeys(let keys):
-            precondition((1...255).contains(keys.count), "a relay-keys frame lists 1 to 255 keys")
-            return Frame.encode(type: FrameType.relayKeys, capacity: 1 + keys.count * RelayPublicKey.length) {
+            precondition(
+                (1...255).contains(keys.count) && keys.allSatisfy { $0.count == Self.relayKeyLength },
+                "a relay-keys frame lists 1 to 255 keys of 32 bytes")
+            return Frame.encode(type: FrameType.relayKeys, capacity: 1 + keys.count * Self.relayKeyLength) {
                 $0.write(UInt8(keys.count))
-                for key in keys { $0.write(contentsOf: key.bytes[...]) }
+                for key in keys { $0.write(contentsOf: key) }
             }
         }
     }
@@ -114,18 +120,14 @@ public enum RelayFrame: Equatable, Sendable {
                 token: try withBytes(frame.body) { (body) throws(WireError) in try TokenFrame.read(pong: body) })
         case FrameType.relayKeys:
             let count = Int(try reader.readUInt8("relay-keys count"))
-            guard count > 0, reader.remainingCount == count * RelayPublicKey.length else {
+            guard count > 0, reader.remainingCount == count * Self.relayKeyLength else {
                 throw .malformed(
                     "relay-keys announces \(count) keys but carries \(reader.remainingCount) bytes; "
                         + "it must list 1 to 255 keys of 32 bytes")
             }
-            var keys: [RelayPublicKey] = []
+            var keys: [[UInt8]] = []
             for _ in 0..<count {
-                let bytes = try reader.readBytes(RelayPublicKey.length, "relay-keys key")
-                guard let key = try? RelayPublicKey(bytes: Array(bytes)) else {
-                    throw .malformed("relay-keys carries a key that is not 32 bytes")
-                }
-                keys.append(key)
+                keys.append(Array(try reader.readBytes(Self.relayKeyLength, "relay-keys key")))
             }
             self = .relayKeys(keys)
         default:
