@@ -119,8 +119,10 @@ class Relay:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-# Wall-clock limit of one aeschat-load run. The tool gives up on any phase after 60 s by itself and says what
-# it was waiting for; this catches whatever that misses, so a hang is a failure, never a stuck bench.
+# Wall-clock limit of one aeschat-load run. The tool gives up on any phase after 60 s by itself (150 s for the
+# joins of 5,000 and 10,000 members, which take every handshake and N² joined frames, and tens of seconds on a
+# busy machine) and says what it was waiting for; this catches whatever that misses, so a hang is a failure,
+# never a stuck bench.
 LOAD_TIMEOUT = 300
 
 
@@ -183,7 +185,7 @@ def one_size(binary, members, quick):
         figures = load(binary, [
             "run", "--port", str(port), "--pid", str(relay.pid), "--members", str(members),
             "--messages", str(messages), "--idle-seconds", "4.5", "--threads", "2", "--join-concurrency",
-            JOIN_CONCURRENCY, *relay.load_arguments(),
+            JOIN_CONCURRENCY, "--phase-timeout", "150" if members >= 5000 else "60", *relay.load_arguments(),
         ])
     finally:
         relay.stop()
