@@ -18,6 +18,11 @@
                 // The join concurrency is the whole generator's (docs/BENCHMARKS.md: up to 1,000 waiting
                 // for their welcome at once), shared between the engines.
                 part.joinConcurrency = max(1, configuration.joinConcurrency / threads)
+                // The handshake probes are shared out; the join storm belongs to the last engine, so that
+                // with two threads its handshakes do not run on the thread that times the paced senders.
+                part.probeCount = configuration.probeCount * (k + 1) / threads - configuration.probeCount * k / threads
+                part.probeConcurrency = max(1, configuration.probeConcurrency / threads)
+                part.stormCount = k == threads - 1 ? configuration.stormCount : 0
                 engines.append(try LoadEngine(part))
             }
             self.engines = engines

@@ -7,10 +7,14 @@ import Foundation
 
     /// Opens many real connections to a relay and drives the benchmark workloads over them.
     ///
-    /// One thread, one epoll instance, no per-message allocation: reads land in one shared buffer and
-    /// are parsed in place; only a frame cut across two reads is copied, into that member's carry
-    /// buffer. Members are kept in flat arrays indexed by member number, which is also the epoll
-    /// token. Not thread-safe.
+    /// One thread, one epoll instance, no per-message allocation: reads land in one shared buffer, are
+    /// opened as link records and parsed; only a frame cut across two records is copied, into that
+    /// member's carry buffer. Every connection speaks the encrypted link (docs/PROTOCOL.md): its
+    /// handshake's message 1 is written ahead of time by ``prepare()`` (ephemeral key and the `es`
+    /// agreement), so the timed phases pay only for reading message 2. Connections are kept in flat
+    /// arrays indexed by slot, which is also the epoll token: the engine's members first, then the
+    /// members of the join storm (``Configuration/stormCount``), then the handshake probes
+    /// (``Configuration/probeCount``). Not thread-safe.
     final class LoadEngine {
         struct Configuration {
             var host = "127.0.0.1"
@@ -34,6 +38,17 @@ import Foundation
             /// reset before the relay registered the member (a listen-queue overflow, say) is
             /// replaced by a new one, as a real client would reconnect.
             var connectAttempts = 5
+            /// The relay's static public key, which every connection's handshake authenticates.
+            var relayKey: RelayPublicKey?
+            /// Members of a second room (``stormRoom``) that all connect at once during the paced phase,
+            /// ``stormDelay`` seconds after it starts, while the paced senders go on.
+            var stormCount = 0
+            var stormRoom = "storm"
+            var stormDelay: Double = 1
+            /// Connections that only complete a handshake and close (``probeHandshakes()``).
+            var probeCount = 0
+            /// Probes in progress at once.
+            var probeConcurrency = 64
         }
 
         /// What went wrong, counted and shown in the results.
@@ -42,10 +57,15 @@ import Foundation
             var duplicates = 0
             var relayErrors: [UInt16: Int] = [:]
             var unexpectedCloses = 0
-            var total: Int { outOfOrder + duplicates + relayErrors.values.reduce(0, +) + unexpectedCloses }
+            /// Records that failed to open, or handshakes whose message 2 did not authenticate.
+            var linkFailures = 0
+            var total: Int {
+                outOfOrder + duplicates + relayErrors.values.reduce(0, +) + unexpectedCloses + linkFailures
+            }
         }
 
         private enum Phase {
+            case probing
             case joining
             case idle
             case fanOut
@@ -71,6 +91,30 @@ import Foundation
         private var lost: [Bool]
         private(set) var reconnects = 0
         private var expected: [UInt32]
+        /// Per slot: 0 not linked, 1 message 1 sent and waiting for message 2, 2 linked.
+        private var linkState: [UInt8]
+        private var prepared: [MemberLink.Prepared?]
+        private var records: [MemberLink.Records?]
+        /// Per slot: busy answers since its last message 2.
+        private var busyInARow: [Int]
+        /// Slots refused as busy, and when they may connect again (nanoseconds).
+        private var busyQueue: [(slot: Int, at: UInt64)] = []
+        /// Why the relay cannot be driven, once known: every phase then stops with it.
+        private var fatal: String?
+        private var sealed: [UInt8] = []
+        /// Handshakes written during a timed phase because the prepared one was used (reconnects).
+        private(set) var lateHandshakes = 0
+        /// Busy answers received.
+        private(set) var busyAnswers = 0
+        /// This thread's CPU spent reading message 2 and setting up the records, in nanoseconds.
+        private(set) var handshakeCPU: UInt64 = 0
+        /// Handshakes completed (message 2 authenticated).
+        private(set) var handshakesCompleted = 0
+        private var total: Int { configuration.count + configuration.stormCount + configuration.probeCount }
+        private var stormRange: Range<Int> {
+            configuration.count..<(configuration.count + configuration.stormCount)
+        }
+        private var probeRange: Range<Int> { (configuration.count + configuration.stormCount)..<total }
         private let senderSlots = 16
         private let readBuffer: UnsafeMutableRawBufferPointer
         private let events: UnsafeMutableBufferPointer<epoll_event>
@@ -81,6 +125,11 @@ import Foundation
         // Join accounting.
         private var fullyJoined = 0
         private var waitingForWelcome = 0
+        private var stormJoined = 0
+        private var probesDone = 0
+        /// When the storm's first member connected and when its last had seen all the others (0: not yet).
+        private(set) var stormStart: UInt64 = 0
+        private(set) var stormEnd: UInt64 = 0
 
         // Fan-out accounting.
         private var remaining: [Int32] = []
@@ -95,6 +144,10 @@ import Foundation
         /// Per paced message: the latency of its first delivery.
         private(set) var firstReceipt: [UInt64] = []
         private var pacedDelivered = 0
+        /// Per paced delivery, when the storm runs in this process: (sent at, latency), to tell the messages
+        /// sent during the storm from the others.
+        private(set) var pacedSamples: [(sentAt: UInt64, latency: UInt64)] = []
+        var recordsSamples = false
 
         private var frameScratch: [UInt8] = []
 
@@ -102,7 +155,7 @@ import Foundation
             self.configuration = configuration
             epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
             guard epoll >= 0 else { throw .system("epoll_create1") }
-            let n = configuration.count
+            let n = configuration.count + configuration.stormCount + configuration.probeCount
             descriptors = [Int32](repeating: -1, count: n)
             welcomed = [Bool](repeating: false, count: n)
             joinCounted = [Bool](repeating: false, count: n)
@@ -114,6 +167,11 @@ import Foundation
             attempts = [Int](repeating: 0, count: n)
             lost = [Bool](repeating: false, count: n)
             expected = [UInt32](repeating: 0, count: n * senderSlots)
+            linkState = [UInt8](repeating: 0, count: n)
+            busyInARow = [Int](repeating: 0, count: n)
+            prepared = [MemberLink.Prepared?](repeating: nil, count: n)
+            records = [MemberLink.Records?](repeating: nil, count: n)
+            guard configuration.relayKey != nil else { throw .usage("--relay-key is required") }
             readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
             events = .allocate(capacity: 4096)
             address.sin_family = sa_family_t(AF_INET)
@@ -132,6 +190,179 @@ import Foundation
 
         static func memberName(_ index: Int) -> String { "m\(index)" }
 
+        // MARK: Handshakes
+
+        /// Writes every slot's message 1 ahead of the timed phases (a fresh ephemeral key each).
+        /// - Returns: this thread's CPU seconds for it.
+        func prepare() throws(LoadError) -> Double {
+            let before = Measure.threadCPUNanoseconds()
+            for slot in 0..<total { prepared[slot] = try makeHandshake() }
+            return Double(Measure.threadCPUNanoseconds() - before) / 1e9
+        }
+
+        private func makeHandshake() throws(LoadError) -> MemberLink.Prepared {
+            do {
+                return try MemberLink.Prepared(relayKey: configuration.relayKey!)
+            } catch {
+                throw .relay("could not write a handshake message: \(error)")
+            }
+        }
+
+        /// Sends the slot's preamble and message 1, once its connection is up.
+        private func startLink(_ index: Int) {
+            if prepared[index] == nil {
+                guard let fresh = try? makeHandshake() else {
+                    fatal = "could not write a handshake message"
+                    return
+                }
+                prepared[index] = fresh
+                lateHandshakes += 1
+            }
+            linkState[index] = 1
+            sendRaw(prepared[index]!.opening, from: index)
+        }
+
+        /// The relay's answer to message 1 in `bytes` (with anything carried from earlier reads).
+        private func readAnswer(_ index: Int, _ bytes: UnsafeRawBufferPointer, now: UInt64) {
+            var joined = carry[index]
+            carry[index] = []
+            joined.append(contentsOf: bytes)
+            let answer = joined.withUnsafeBytes { MemberLink.classify($0) }
+            switch answer {
+            case .incomplete:
+                carry[index] = joined
+            case .busy:
+                busyAnswers += 1
+                // A busy answer is not a failed attempt: the member waits and tries again, as a client does, with
+                // a new handshake (an ephemeral key is never sent twice), waiting 10 ms, then twice as long after
+                // each busy answer in a row, up to 320 ms, plus up to 15 ms so that they do not all come back at once.
+                attempts[index] -= 1
+                let wait = UInt64(10_000_000) << UInt64(min(busyInARow[index], 5))
+                busyInARow[index] += 1
+                retryLater(index, at: now + wait + UInt64(index % 16) * 1_000_000)
+            case .refused(let why):
+                fatal = why
+                memberLost(index)
+            case .message2(let used):
+                let cpuBefore = Measure.threadCPUNanoseconds()
+                let handshake = prepared[index]!.handshake
+                prepared[index] = nil
+                do {
+                    _ = try handshake.readMessage(Array(joined[MemberLink.prefixLength..<used]))
+                    records[index] = MemberLink.Records(try handshake.finish())
+                } catch {
+                    faults.linkFailures += 1
+                    fatal = "message 2 did not authenticate (\(error)): is --relay-key the relay's key?"
+                    memberLost(index)
+                    return
+                }
+                linkState[index] = 2
+                busyInARow[index] = 0
+                handshakesCompleted += 1
+                handshakeCPU += Measure.threadCPUNanoseconds() - cpuBefore
+                if probeRange.contains(index) {
+                    finishProbe(index)
+                    return
+                }
+                sendHello(index)
+                // Records that came with message 2 (an honest relay sends none before hello).
+                if used < joined.count {
+                    var rest = Array(joined[used...])
+                    var failed = false
+                    rest.withUnsafeMutableBytes { raw in
+                        do throws(TransportError) {
+                            try records[index]!.open(raw) { consume(index, $0, now: now) }
+                        } catch {
+                            failed = true
+                        }
+                    }
+                    if failed {
+                        faults.linkFailures += 1
+                        memberLost(index)
+                    }
+                }
+            }
+        }
+
+        /// Closes a connection (the slot is done with it, or will reconnect).
+        private func closeSlot(_ index: Int) {
+            let descriptor = descriptors[index]
+            guard descriptor >= 0 else { return }
+            _ = epoll_ctl(epoll, EPOLL_CTL_DEL, descriptor, nil)
+            close(descriptor)
+            descriptors[index] = -1
+        }
+
+        /// Puts a slot refused as busy back in line, to connect again at `at`.
+        private func retryLater(_ index: Int, at: UInt64) {
+            closeSlot(index)
+            if !welcomed[index] && !lost[index] { waitingForWelcome -= 1 }
+            carry[index] = []
+            outbox[index] = []
+            wantsWritable[index] = false
+            connecting[index] = false
+            if linkState[index] == 1 { prepared[index] = nil }
+            linkState[index] = 0
+            records[index] = nil
+            busyQueue.append((index, at))
+        }
+
+        /// Opens the busy slots whose wait is over, within `limit` connections waiting at once.
+        private func reopenBusy(now: UInt64, limit: Int) throws(LoadError) {
+            var kept = 0
+            for entry in busyQueue {
+                if entry.at <= now && waitingForWelcome < limit {
+                    try open(member: entry.slot)
+                } else {
+                    busyQueue[kept] = entry
+                    kept += 1
+                }
+            }
+            busyQueue.removeLast(busyQueue.count - kept)
+        }
+
+        private func checkFatal() throws(LoadError) {
+            if let fatal { throw .relay(fatal) }
+        }
+
+        // MARK: Handshake probes
+
+        /// Connections that complete a handshake (preamble, message 1, message 2) and close, at most
+        /// ``Configuration/probeConcurrency`` at once: what one handshake costs the relay.
+        /// - Returns: seconds from the first connect to the last message 2.
+        func probeHandshakes() throws(LoadError) -> Double {
+            phase = .probing
+            let start = Measure.nanoseconds()
+            let deadline = start + UInt64(configuration.phaseTimeout * 1e9)
+            var next = probeRange.lowerBound
+            let limit = configuration.probeConcurrency
+            while probesDone < configuration.probeCount {
+                try checkFatal()
+                let now = Measure.nanoseconds()
+                try reopenBusy(now: now, limit: limit)
+                while waitingForWelcome < limit, let slot = reconnectQueue.popLast() { try open(member: slot) }
+                while next < probeRange.upperBound && waitingForWelcome < limit {
+                    try open(member: next)
+                    next += 1
+                }
+                pump(timeoutMilliseconds: 10)
+                if now > deadline {
+                    throw .timedOut(
+                        "handshake probes after \(configuration.phaseTimeout) s: \(probesDone) of "
+                            + "\(configuration.probeCount) done, \(busyAnswers) busy answers")
+                }
+            }
+            return Double(Measure.nanoseconds() - start) / 1e9
+        }
+
+        private func finishProbe(_ index: Int) {
+            closeSlot(index)
+            welcomed[index] = true
+            waitingForWelcome -= 1
+            records[index] = nil
+            probesDone += 1
+        }
+
         // MARK: Join
 
         /// Connects every member and registers it in the room; returns when each member has seen all
@@ -144,6 +375,8 @@ import Foundation
             var next = 0
             let n = configuration.count
             while fullyJoined < n {
+                try checkFatal()
+                try reopenBusy(now: Measure.nanoseconds(), limit: configuration.joinConcurrency)
                 while waitingForWelcome < configuration.joinConcurrency, let member = reconnectQueue.popLast() {
                     try open(member: member)
                 }
@@ -193,7 +426,8 @@ import Foundation
                 + "connecting, \(awaitingWelcome) connected but never welcomed, \(incomplete) welcomed but missing "
                 + "joined frames"
             if incomplete > 0 { text += " (fewest others seen: \(fewestOthers))" }
-            text += ", \(lostCount) lost (connection closed or failed), \(reconnects) reconnects"
+            text += ", \(lostCount) lost (connection closed or failed), \(reconnects) reconnects, \(busyAnswers) busy "
+            text += "answers (\(busyQueue.count) waiting to retry)"
             if example >= 0 { text += "; e.g. \(Self.memberName(configuration.first + example))" }
             return text
         }
@@ -202,19 +436,18 @@ import Foundation
         /// connects again (if the relay had registered it, the others see it leave and join again);
         /// otherwise it is lost.
         private func memberLost(_ index: Int) {
-            let descriptor = descriptors[index]
-            if descriptor >= 0 {
-                _ = epoll_ctl(epoll, EPOLL_CTL_DEL, descriptor, nil)
-                close(descriptor)
-                descriptors[index] = -1
-            }
+            closeSlot(index)
             let wasWaiting = !welcomed[index] && !lost[index]
             if wasWaiting { waitingForWelcome -= 1 }
             carry[index] = []
             outbox[index] = []
             wantsWritable[index] = false
             connecting[index] = false
-            if wasWaiting && phase == .joining && attempts[index] < configuration.connectAttempts {
+            // A message 1 that went out is spent: a reconnect writes a new one.
+            if linkState[index] == 1 { prepared[index] = nil }
+            linkState[index] = 0
+            records[index] = nil
+            if wasWaiting && fatal == nil && attempts[index] < configuration.connectAttempts {
                 reconnects += 1
                 reconnectQueue.append(index)
                 return
@@ -246,17 +479,18 @@ import Foundation
             event.data.u64 = UInt64(index)
             guard epoll_ctl(epoll, EPOLL_CTL_ADD, descriptor, &event) == 0 else { throw .system("epoll_ctl") }
             wantsWritable[index] = result != 0
-            if result == 0 { sendHello(index) }
+            if result == 0 { startLink(index) }
         }
 
         private func sendHello(_ index: Int) {
-            let global = configuration.first + index
+            let storm = stormRange.contains(index)
+            let global = storm ? index - configuration.count : configuration.first + index
             let size = configuration.profileBytes
             // A profile of the configured size: a version byte, then filler.
             let profile = size > 0 ? [0x01] + (1..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ global) } : []
             let hello = ClientFrame.hello(
-                version: relayProtocolVersion, name: Self.memberName(global), room: configuration.room, profile: profile
-            )
+                version: relayProtocolVersion, name: (storm ? "s" : "m") + "\(global)",
+                room: storm ? configuration.stormRoom : configuration.room, profile: profile)
             send(hello.encoded(), from: index)
         }
 
@@ -364,7 +598,11 @@ import Foundation
             var sentBy = [Int](repeating: 0, count: senders)
             let isSender = configuration.first == 0
             var totalSent = isSender ? 0 : perSender * senders
+            let stormAt = start + UInt64(configuration.stormDelay * 1e9)
+            var stormNext = stormRange.lowerBound
+            if recordsSamples { pacedSamples.reserveCapacity(perSender * senders * configuration.count) }
             while totalSent < perSender * senders {
+                try serviceStorm(now: Measure.nanoseconds(), at: stormAt, next: &stormNext)
                 var nextDue = UInt64.max
                 let now = Measure.nanoseconds()
                 for s in 0..<senders where sentBy[s] < perSender {
@@ -389,17 +627,32 @@ import Foundation
                 ? totalSent * (configuration.count - 1)
                 : totalSent * configuration.count
             let deadline = Measure.nanoseconds() + UInt64((seconds + 10) * 1e9)
-            while pacedDelivered < expectedDeliveries {
+            while pacedDelivered < expectedDeliveries || stormJoined < configuration.stormCount {
+                try serviceStorm(now: Measure.nanoseconds(), at: stormAt, next: &stormNext)
                 if Measure.nanoseconds() > deadline {
                     throw .timedOut(
                         "W1-paced \(Int(seconds + 10)) s after the start: members \(configuration.first)..<"
                             + "\(configuration.first + configuration.count): \(pacedDelivered) of "
                             + "\(expectedDeliveries) deliveries, \(expectedDeliveries - pacedDelivered) missing, "
-                            + "\(lost.filter { $0 }.count) members lost")
+                            + "\(lost.filter { $0 }.count) members lost; storm: \(stormJoined) of "
+                            + "\(configuration.stormCount) joined, \(busyAnswers) busy answers")
                 }
                 pump(timeoutMilliseconds: configuration.busyPoll ? 0 : 10)
             }
             return pacedDelivered
+        }
+
+        /// Starts the join storm at `at`, all of it at once, and keeps its busy and reconnecting members going.
+        private func serviceStorm(now: UInt64, at: UInt64, next: inout Int) throws(LoadError) {
+            guard configuration.stormCount > 0, now >= at else { return }
+            try checkFatal()
+            if stormStart == 0 { stormStart = now }
+            while next < stormRange.upperBound {
+                try open(member: next)
+                next += 1
+            }
+            try reopenBusy(now: now, limit: .max)
+            while let slot = reconnectQueue.popLast() { try open(member: slot) }
         }
 
         /// Closes every connection (members leave by disconnecting).
@@ -429,7 +682,21 @@ import Foundation
 
         // MARK: Sockets
 
+        /// Sends frames: sealed into records (every frame goes after the handshake).
         private func send(_ bytes: [UInt8], from index: Int) {
+            guard let link = records[index] else { return }
+            sealed.removeAll(keepingCapacity: true)
+            do {
+                try link.seal(bytes, into: &sealed)
+            } catch {
+                faults.linkFailures += 1
+                memberLost(index)
+                return
+            }
+            sendRaw(sealed, from: index)
+        }
+
+        private func sendRaw(_ bytes: [UInt8], from index: Int) {
             guard descriptors[index] >= 0 else { return }
             if !outbox[index].isEmpty || connecting[index] {
                 outbox[index].append(contentsOf: bytes)
@@ -468,13 +735,13 @@ import Foundation
                     return
                 }
                 setWritable(index, false)
-                sendHello(index)
+                startLink(index)
                 return
             }
             let pending = outbox[index]
             outbox[index] = []
             setWritable(index, false)
-            if !pending.isEmpty { send(pending, from: index) }
+            if !pending.isEmpty { sendRaw(pending, from: index) }
         }
 
         /// Waits for readiness once and handles everything ready.
@@ -499,7 +766,19 @@ import Foundation
                 let count = read(descriptor, readBuffer.baseAddress, readBuffer.count)
                 if count > 0 {
                     let now = Measure.nanoseconds()
-                    consume(index, UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]), now: now)
+                    let bytes = UnsafeMutableRawBufferPointer(rebasing: readBuffer[0..<count])
+                    if linkState[index] == 2 {
+                        do {
+                            try records[index]!.open(bytes) { consume(index, $0, now: now) }
+                        } catch {
+                            faults.linkFailures += 1
+                            memberLost(index)
+                            return
+                        }
+                    } else {
+                        readAnswer(index, UnsafeRawBufferPointer(bytes), now: now)
+                    }
+                    guard descriptors[index] >= 0 else { return }
                     if count < readBuffer.count { return }
                 } else if count == 0 || (errno != EAGAIN && errno != EINTR) {
                     memberLost(index)
@@ -569,6 +848,7 @@ import Foundation
                     pacedDelivered += 1
                     let latency = now > sentAt ? now - sentAt : 0
                     latencies.record(nanoseconds: latency)
+                    if recordsSamples { pacedSamples.append((sentAt, latency)) }
                     let key = sender * 100_000 + Int(sequence)
                     if key < lastReceipt.count && latency > lastReceipt[key] { lastReceipt[key] = latency }
                     if key < firstReceipt.count && (firstReceipt[key] == 0 || latency < firstReceipt[key]) {
@@ -584,6 +864,7 @@ import Foundation
                 _ = try? welcome.readShortString("name")
                 _ = try? welcome.readShortString("room")
                 let count = Int32((try? welcome.readUInt16("count")) ?? 0)
+                guard !welcomed[index] else { return }
                 welcomed[index] = true
                 waitingForWelcome -= 1
                 others[index] += count
@@ -595,7 +876,7 @@ import Foundation
                 others[index] -= 1
                 if joinCounted[index] {
                     joinCounted[index] = false
-                    fullyJoined -= 1
+                    if stormRange.contains(index) { stormJoined -= 1 } else { fullyJoined -= 1 }
                 }
             case FrameType.error:
                 var error = RawByteReader(body)
@@ -610,9 +891,16 @@ import Foundation
         }
 
         private func noteJoinProgress(_ index: Int) {
-            guard !joinCounted[index], welcomed[index], Int(others[index]) == configuration.members - 1 else { return }
+            let storm = stormRange.contains(index)
+            let others = storm ? configuration.stormCount - 1 : configuration.members - 1
+            guard !joinCounted[index], welcomed[index], Int(self.others[index]) == others else { return }
             joinCounted[index] = true
-            fullyJoined += 1
+            if !storm {
+                fullyJoined += 1
+                return
+            }
+            stormJoined += 1
+            if stormJoined == configuration.stormCount { stormEnd = Measure.nanoseconds() }
         }
     }
 #endif
@@ -644,6 +932,8 @@ enum LoadError: Error, CustomStringConvertible {
     case usage(String)
     case system(String)
     case timedOut(String)
+    /// The relay cannot be driven (wrong key, another protocol version, not a relay).
+    case relay(String)
     /// Several engines failed; their descriptions, joined.
     case several(String)
 
@@ -652,6 +942,7 @@ enum LoadError: Error, CustomStringConvertible {
         case .usage(let text): text
         case .system(let call): "\(call) failed: errno \(errno)"
         case .timedOut(let what): "timed out: \(what)"
+        case .relay(let why): why
         case .several(let descriptions): descriptions
         }
     }

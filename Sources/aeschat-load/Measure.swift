@@ -30,6 +30,13 @@ enum Measure {
         return nil
     }
 
+    /// CPU time the calling thread has used, in nanoseconds.
+    static func threadCPUNanoseconds() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec)
+        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+    }
+
     /// CPU seconds this process has used (user plus system).
     static func ownCPUSeconds() -> Double {
         var usage = rusage()

@@ -6,16 +6,22 @@
 import AESChatCore
 
 let usage = """
-    Usage: aeschat-load run --members N [--port N] [--host ADDR] [--pid PID] [--messages M] [--window W]
-                            [--paced-seconds S] [--senders K] [--rate R] [--idle-seconds S]
+    Usage: aeschat-load run --relay-key KEY --members N [--port N] [--host ADDR] [--pid PID] [--messages M]
+                            [--window W] [--paced-seconds S] [--senders K] [--rate R] [--idle-seconds S]
                             [--payload-bytes B] [--profile-bytes B] [--room ROOM] [--join-concurrency C]
-                            [--threads T] [--busy-poll 0|1] [--phase-timeout S]
+                            [--threads T] [--busy-poll 0|1] [--phase-timeout S] [--handshakes H]
+                            [--storm-joins J] [--storm-delay S]
            aeschat-load member-cost [--messages M]
 
-    run: N members join one room (timed), stay idle (relay RSS measured), then W1: member m0 publishes M
-    payloads with at most W not yet delivered to everyone; then W1-paced: K members each publish R
-    messages a second for S seconds, and every delivery's latency is recorded. --pid is the relay's
-    process id, for its CPU (/proc/PID/stat) and memory (/proc/PID/status). Prints one JSON object.
+    run: every connection speaks the encrypted link to the relay whose public key is KEY (the 52-character
+    text of its join line); each one's message 1 is written before the timed phases. --handshakes H first
+    times H connections that only complete a handshake and close (the relay's CPU per handshake). Then N
+    members join one room (timed), stay idle (relay RSS measured), then W1: member m0 publishes M payloads
+    with at most W not yet delivered to everyone; then W1-paced: K members each publish R messages a second
+    for S seconds, and every delivery's latency is recorded; with --storm-joins J, J more members join
+    another room all at once, --storm-delay seconds (default 1) into the paced phase, and the latencies of
+    the messages sent during that storm are reported apart. --pid is the relay's process id, for its CPU
+    (/proc/PID/stat) and memory (/proc/PID/status). Prints one JSON object.
     Every phase gives up after --phase-timeout seconds (default 60): the JSON object then has an "error"
     saying what the phase was still waiting for, and the exit status is 1.
     member-cost: CPU per received group message in one client (verify, ratchet, decrypt, JSON line).
@@ -92,6 +98,16 @@ if mode == "member-cost" {
     configuration.count = configuration.members
     configuration.busyPoll = integer("busy-poll", 0) != 0
     configuration.phaseTimeout = number("phase-timeout", 60)
+    configuration.probeCount = integer("handshakes", 0)
+    configuration.stormCount = integer("storm-joins", 0)
+    configuration.stormDelay = number("storm-delay", 1)
+    guard let keyText = values.removeValue(forKey: "relay-key") else {
+        fail("--relay-key is required: the relay's public key, as its join line prints it\n\(usage)")
+    }
+    guard let relayKey = RelayPublicKey(text: keyText) else {
+        fail("--relay-key needs the 52-character key text of the relay's join line, got '\(keyText)'")
+    }
+    configuration.relayKey = relayKey
     let pid = Int32(integer("pid", 0))
     let messages = integer("messages", 0)
     let window = integer("window", 100)
@@ -105,7 +121,7 @@ if mode == "member-cost" {
     guard values.isEmpty else { fail("unknown option --\(values.keys.sorted()[0])\n\(usage)") }
     guard configuration.members >= 2 else { fail("--members must be at least 2") }
     let limit = ProcessLimits.raiseDescriptorLimit() ?? 1024
-    guard limit > configuration.members + 16 else {
+    guard limit > configuration.members + configuration.stormCount + configuration.probeCount + 16 else {
         fail("descriptor limit \(limit) is too low for \(configuration.members) members; raise ulimit -n")
     }
     var fields: [(String, String)] = [
@@ -115,6 +131,35 @@ if mode == "member-cost" {
     do {
         let group = try EngineGroup(configuration: configuration, threads: threads)
         fields.append(("load_threads", "\(group.engines.count)"))
+        // Every connection's message 1, written before anything is timed (each engine on its own thread).
+        let prepareStart = Measure.nanoseconds()
+        let prepareCPU = try group.run { _, engine throws(LoadError) in try engine.prepare() }.reduce(0, +)
+        fields.append(("prepare_seconds", fixed(Double(Measure.nanoseconds() - prepareStart) / 1e9)))
+        fields.append(("prepare_load_cpu_seconds", fixed(prepareCPU)))
+        fields.append(
+            (
+                "prepare_load_cpu_ms_per_handshake",
+                fixed(
+                    prepareCPU * 1e3
+                        / Double(configuration.members + configuration.stormCount + configuration.probeCount))
+            ))
+        if configuration.probeCount > 0 {
+            note("handshakes: \(configuration.probeCount)")
+            let relayBefore = pid > 0 ? Measure.cpuSeconds(pid: pid) : nil
+            let seconds = try group.run { _, engine throws(LoadError) in try engine.probeHandshakes() }.max() ?? 0
+            let probes = Double(configuration.probeCount)
+            let ownCPU = group.engines.reduce(0) { $0 + $1.handshakeCPU }
+            fields.append(("handshakes", "\(configuration.probeCount)"))
+            fields.append(("handshake_seconds", fixed(seconds)))
+            fields.append(("handshakes_per_second", fixed(probes / seconds, 0)))
+            fields.append(("handshake_load_cpu_ms", fixed(Double(ownCPU) / 1e6 / probes, 4)))
+            fields.append(("handshake_busy", "\(group.engines.reduce(0) { $0 + $1.busyAnswers })"))
+            if let before = relayBefore, let after = Measure.cpuSeconds(pid: pid) {
+                fields.append(("handshake_relay_cpu_ms", fixed((after - before) * 1e3 / probes, 4)))
+            }
+        }
+        let handshakeCPUBefore = group.engines.reduce(0) { $0 + $1.handshakeCPU }
+        let busyBefore = group.engines.reduce(0) { $0 + $1.busyAnswers }
         let rssBefore = pid > 0 ? Measure.residentBytes(pid: pid) : nil
         let relayCPUBefore = pid > 0 ? Measure.cpuSeconds(pid: pid) : nil
         note("joining \(configuration.members) members")
@@ -123,8 +168,14 @@ if mode == "member-cost" {
         fields.append(("join_seconds", fixed(joinSeconds)))
         fields.append(("join_reconnects", "\(group.engines.reduce(0) { $0 + $1.reconnects })"))
         fields.append(("join_load_cpu_seconds", fixed(Measure.ownCPUSeconds() - joinOwnBefore)))
+        let joinHandshakeCPU = group.engines.reduce(0) { $0 + $1.handshakeCPU } - handshakeCPUBefore
+        fields.append(("join_load_handshake_cpu_seconds", fixed(Double(joinHandshakeCPU) / 1e9)))
+        fields.append(("join_busy", "\(group.engines.reduce(0) { $0 + $1.busyAnswers } - busyBefore)"))
+        fields.append(("join_late_handshakes", "\(group.engines.reduce(0) { $0 + $1.lateHandshakes })"))
         if let before = relayCPUBefore, let after = Measure.cpuSeconds(pid: pid) {
             fields.append(("join_relay_cpu_seconds", fixed(after - before)))
+            fields.append(
+                ("join_relay_cpu_ms_per_member", fixed((after - before) * 1e3 / Double(configuration.members), 4)))
         }
         _ = try group.run { _, engine throws(LoadError) in engine.idle(seconds: idleSeconds) }
         if let before = rssBefore, let after = Measure.residentBytes(pid: pid) {
@@ -159,6 +210,11 @@ if mode == "member-cost" {
         }
         if pacedSeconds > 0 {
             note("W1-paced: \(senders) senders x \(rate) msg/s for \(pacedSeconds) s")
+            if configuration.stormCount > 0 {
+                note("join storm: \(configuration.stormCount) members, \(configuration.stormDelay) s in")
+                for engine in group.engines { engine.recordsSamples = true }
+            }
+            let stormBusyBefore = group.engines.reduce(0) { $0 + $1.busyAnswers }
             let relayBefore = pid > 0 ? Measure.cpuSeconds(pid: pid) : nil
             let ownBefore = Measure.ownCPUSeconds()
             let delivered = try group.run { _, engine throws(LoadError) in
@@ -194,18 +250,45 @@ if mode == "member-cost" {
             if let before = relayBefore, let after = Measure.cpuSeconds(pid: pid) {
                 fields.append(("paced_relay_cpu_share", fixed((after - before) / pacedSeconds)))
             }
+            if configuration.stormCount > 0, let storm = group.engines.last, storm.stormEnd > storm.stormStart {
+                // Messages sent while the storm was joining, against the others of the same run.
+                var during = LatencyHistogram()
+                var outside = LatencyHistogram()
+                for engine in group.engines {
+                    for sample in engine.pacedSamples {
+                        if sample.sentAt >= storm.stormStart && sample.sentAt <= storm.stormEnd {
+                            during.record(nanoseconds: sample.latency)
+                        } else {
+                            outside.record(nanoseconds: sample.latency)
+                        }
+                    }
+                }
+                fields.append(("storm_joins", "\(configuration.stormCount)"))
+                fields.append(("storm_join_seconds", fixed(Double(storm.stormEnd - storm.stormStart) / 1e9)))
+                fields.append(("storm_busy", "\(group.engines.reduce(0) { $0 + $1.busyAnswers } - stormBusyBefore)"))
+                fields.append(("storm_deliveries", "\(during.count)"))
+                fields.append(("storm_p50_ms", fixed(during.percentile(0.50))))
+                fields.append(("storm_p99_ms", fixed(during.percentile(0.99))))
+                fields.append(("storm_max_ms", fixed(during.maximumMilliseconds)))
+                fields.append(("calm_p50_ms", fixed(outside.percentile(0.50))))
+                fields.append(("calm_p99_ms", fixed(outside.percentile(0.99))))
+                fields.append(("calm_max_ms", fixed(outside.maximumMilliseconds)))
+            }
         }
         var faults = LoadEngine.Faults()
         for engine in group.engines {
             faults.outOfOrder += engine.faults.outOfOrder
             faults.duplicates += engine.faults.duplicates
             faults.unexpectedCloses += engine.faults.unexpectedCloses
+            faults.linkFailures += engine.faults.linkFailures
             faults.relayErrors.merge(engine.faults.relayErrors, uniquingKeysWith: +)
         }
         fields.append(("out_of_order", "\(faults.outOfOrder)"))
         fields.append(("duplicates", "\(faults.duplicates)"))
         fields.append(("relay_errors", "\(faults.relayErrors.values.reduce(0, +))"))
         fields.append(("unexpected_closes", "\(faults.unexpectedCloses)"))
+        fields.append(("link_failures", "\(faults.linkFailures)"))
+        fields.append(("load_handshakes", "\(group.engines.reduce(0) { $0 + $1.handshakesCompleted })"))
         for engine in group.engines { engine.closeAll() }
         print(json(fields))
         exit(faults.total == 0 ? 0 : 1)
