@@ -74,8 +74,12 @@ public final class AESGCM {
     /// - Throws: ``CryptoError/library(operation:code:message:)`` if libgcrypt refuses it (a wrong length
     ///   included); the cipher then has no usable key.
     public func setKey(_ key: SecretBytes) throws(CryptoError) {
-        let error = key.withUnsafeBytes { gcry_cipher_setkey(handle, $0.baseAddress, $0.count) }
-        if let failure = Gcrypt.check(error, "gcry_cipher_setkey") { throw failure }
+        if let failure = key.withUnsafeBytes({ setKey(bytes: $0) }) { throw failure }
+    }
+
+    /// ``setKey(_:)`` from bytes the caller lends (a slot of ``SecretKeySlots``); returns the failure, if any.
+    func setKey(bytes key: UnsafeRawBufferPointer) -> CryptoError? {
+        Gcrypt.check(gcry_cipher_setkey(handle, key.baseAddress, key.count), "gcry_cipher_setkey")
     }
 
     private static func openHandle(key: UnsafeRawBufferPointer) -> Result<gcry_cipher_hd_t, CryptoError> {

@@ -11,14 +11,20 @@
 /// Setting a key costs about 120 ns (the AES key schedule and GHASH's table); a workspace remembers the last key it
 /// set and skips setting it again when the next operation uses the same key (a run of records on one connection).
 ///
-/// Ownership: owns one ``AESGCM`` and a reference to the last key set (which keeps that key alive, and so makes the
-/// identity check sound, until another key is set). The handle is closed, and its key schedule wiped, when the
+/// Ownership: owns one ``AESGCM`` and a reference to the holder of the last key set (which keeps that holder alive,
+/// and so makes the identity check sound, until another key is set); for a key in ``SecretKeySlots``, also its slot
+/// and the slots' generation then (a replaced key moves the generation on). The handle is closed, and its key schedule wiped, when the
 /// thread ends.
 ///
 /// Threading: one per thread, reached through ``current``; never shared, so it is deliberately not `Sendable`.
 public final class AESGCMWorkspace {
     private let cipher: AESGCM
-    private var keyInCipher: SecretBytes?
+    /// The ``SecretBytes`` or ``SecretKeySlots`` whose key the handle has, if any.
+    private var keyInCipher: AnyObject?
+    /// The slot of ``keyInCipher``'s key when it is a ``SecretKeySlots``; -1 for ``SecretBytes``.
+    private var slotInCipher = -1
+    /// The ``SecretKeySlots/generation`` when its key was set.
+    private var generationInCipher: UInt64 = 0
 
     private init() throws(CryptoError) {
         cipher = try AESGCM(unkeyedFor: 32)
@@ -47,6 +53,26 @@ public final class AESGCMWorkspace {
             keyInCipher = nil
             try cipher.setKey(key)
             keyInCipher = key
+            slotInCipher = -1
+        }
+        return cipher
+    }
+
+    /// The thread's cipher with the key in slot `slot` of `keys` set, as ``cipher(keyedWith:)``: valid for the
+    /// caller's operation only. The key is set again once it has been replaced in its slot.
+    ///
+    /// - Parameters:
+    ///   - keys: The keys.
+    ///   - slot: The slot, from 0 to ``SecretKeySlots/slotCount`` − 1.
+    /// - Throws: ``CryptoError/library(operation:code:message:)`` if libgcrypt fails.
+    public func cipher(keyedWith keys: SecretKeySlots, slot: Int) throws(CryptoError) -> AESGCM {
+        if keyInCipher !== keys || slotInCipher != slot || generationInCipher != keys.generation {
+            keyInCipher = nil
+            let failure = keys.withUnsafeBytes(ofSlot: slot) { cipher.setKey(bytes: $0) }
+            if let failure { throw failure }
+            keyInCipher = keys
+            slotInCipher = slot
+            generationInCipher = keys.generation
         }
         return cipher
     }

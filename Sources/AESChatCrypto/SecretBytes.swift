@@ -95,3 +95,69 @@ extension SecretBytes: CustomStringConvertible {
         "SecretBytes(\(count) bytes, redacted)"
     }
 }
+
+/// Secret keys of 32 bytes each, in numbered slots of one zero-on-release allocation: the keys of both directions
+/// of a connection's encrypted link cost one allocation rather than two objects and two buffers each.
+///
+/// Unlike ``SecretBytes``, a slot's key can be replaced in place (``replaceKey(inSlot:with:)``, for a rekey). Each
+/// replacement moves ``generation`` on, so that a cipher handle keyed from a slot can tell it holds an old key
+/// (``AESGCMWorkspace/cipher(keyedWith:slot:)``).
+///
+/// Ownership: the keys live in this object's own tail storage, zeroed in `deinit`, never copied elsewhere by it.
+/// Make one with ``make(slotCount:)``.
+///
+/// Threading: not thread-safe (a key can be replaced); used by one thread at a time. Not `Sendable` (no
+/// `ManagedBuffer` is).
+public final class SecretKeySlots: ManagedBuffer<UInt64, UInt8> {
+    /// The length of each slot's key.
+    public static let keyLength = 32
+
+    /// Storage for `slotCount` keys, all zero until written.
+    ///
+    /// - Parameter slotCount: How many keys; at least 1.
+    public static func make(slotCount: Int) -> SecretKeySlots {
+        precondition(slotCount > 0, "SecretKeySlots needs at least one slot, not \(slotCount)")
+        let byteCount = slotCount * keyLength
+        let made = create(minimumCapacity: byteCount) { _ in 0 }
+        made.withUnsafeMutablePointerToElements { $0.initialize(repeating: 0, count: made.capacity) }
+        return unsafeDowncast(made, to: SecretKeySlots.self)
+    }
+
+    deinit {
+        let count = capacity
+        withUnsafeMutablePointerToElements { secureZero(UnsafeMutableRawBufferPointer(start: $0, count: count)) }
+    }
+
+    /// Moves on each time a key is replaced.
+    public var generation: UInt64 { header }
+
+    /// The number of slots.
+    public var slotCount: Int { capacity / Self.keyLength }
+
+    /// The storage of slot `slot`, checked.
+    private func slotBytes(_ slot: Int) -> UnsafeMutableRawBufferPointer {
+        precondition(slot >= 0 && slot < slotCount, "no key slot \(slot) among \(slotCount)")
+        return withUnsafeMutablePointerToElements {
+            UnsafeMutableRawBufferPointer(start: $0 + slot * Self.keyLength, count: Self.keyLength)
+        }
+    }
+
+    /// Writes `key` (32 bytes) into slot `slot`, over its old key, and moves ``generation`` on.
+    ///
+    /// - Parameters:
+    ///   - slot: The slot, from 0 to ``slotCount`` − 1.
+    ///   - key: The new key; the caller wipes its copy.
+    public func replaceKey(inSlot slot: Int, with key: UnsafeRawBufferPointer) {
+        precondition(key.count == Self.keyLength, "a key of \(key.count) bytes for a \(Self.keyLength)-byte slot")
+        slotBytes(slot).copyMemory(from: key)
+        header &+= 1
+    }
+
+    /// Lends slot `slot`'s key to `body` without copying it.
+    ///
+    /// The pointer is valid only during `body`; do not keep it or copy the bytes into memory that is never wiped.
+    public func withUnsafeBytes<R>(ofSlot slot: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let bytes = slotBytes(slot)
+        return try withExtendedLifetime(self) { try body(UnsafeRawBufferPointer(bytes)) }
+    }
+}

@@ -86,6 +86,59 @@ import Testing
         #expect(throws: CryptoError.self) { try cipher.setKey(SecretBytes([1, 2, 3])) }
     }
 
+    @Test func recordLayer_rekeyingInItsSlots_matchesAReaderAndWriterOverCipherStates() throws {
+        // Two layers' directions share one SecretKeySlots each; rekeying one slot must not disturb the other, and the
+        // thread's handle must take up each replaced key.
+        let (client, relay) = try linkHandshake()
+        let clientLayer = LinkRecordLayer(keys: client, rekeyInterval: 2)
+        let relayLayer = LinkRecordLayer(keys: relay, rekeyInterval: 2)
+        for round in 0..<7 {
+            let plaintext = linkTestBytes(20 + round, seed: UInt64(round))
+            for (layer, peer) in [(clientLayer, relayLayer), (relayLayer, clientLayer)] {
+                var record = [UInt8](repeating: 0, count: 2) + plaintext + [UInt8](repeating: 0, count: 16)
+                try record.withUnsafeMutableBytes { try layer.sealRecord($0) }
+                var opened: [UInt8] = []
+                try record.withUnsafeMutableBytes { buffer in
+                    try peer.openRecords(buffer) { opened.append(contentsOf: $0) }
+                }
+                #expect(opened == plaintext)
+            }
+        }
+        // The cipher states handed over can no longer seal or open: no nonce is used twice.
+        #expect(throws: LinkError.nonceExhausted) { try client.sending.encrypt([1]) }
+        #expect(throws: LinkError.nonceExhausted) { try relay.receiving.decrypt([UInt8](repeating: 0, count: 16)) }
+    }
+
+    @Test func recordLayer_sealsAsAWriterOverTheSameCipherState() throws {
+        // The same keys, handed to a layer and (from a second identical handshake's state) to a writer, give the
+        // same records, rekeys included.
+        let key = [UInt8](repeating: 9, count: 32)
+        func keys() throws -> NoiseTransportKeys {
+            NoiseTransportKeys(
+                role: .initiator, initiatorToResponder: try NoiseCipherState(key: SecretBytes(key)),
+                responderToInitiator: try NoiseCipherState(key: SecretBytes(key)), handshakeHash: [])
+        }
+        let layer = LinkRecordLayer(keys: try keys(), rekeyInterval: 3)
+        let writer = LinkRecordWriter(cipher: try keys().sending, rekeyInterval: 3)
+        for round in 0..<8 {
+            let plaintext = linkTestBytes(5 + round, seed: UInt64(100 + round))
+            var record = [UInt8](repeating: 0, count: 2) + plaintext + [UInt8](repeating: 0, count: 16)
+            try record.withUnsafeMutableBytes { try layer.sealRecord($0) }
+            #expect(record == (try writer.seal(plaintext)))
+        }
+    }
+
+    @Test func secretKeySlots_replaceKey_movesTheGenerationAndKeepsOtherSlots() {
+        let slots = SecretKeySlots.make(slotCount: 2)
+        #expect(slots.slotCount >= 2)
+        #expect(slots.withUnsafeBytes(ofSlot: 1) { Array($0) } == [UInt8](repeating: 0, count: 32))
+        let before = slots.generation
+        [UInt8](repeating: 3, count: 32).withUnsafeBytes { slots.replaceKey(inSlot: 0, with: $0) }
+        #expect(slots.generation != before)
+        #expect(slots.withUnsafeBytes(ofSlot: 0) { Array($0) } == [UInt8](repeating: 3, count: 32))
+        #expect(slots.withUnsafeBytes(ofSlot: 1) { Array($0) } == [UInt8](repeating: 0, count: 32))
+    }
+
     #if canImport(Glibc)
         /// Bytes the allocator has handed out and not taken back.
         private func allocatedBytes() -> Int { Int(mallinfo2().uordblks) }
@@ -109,8 +162,9 @@ import Testing
                 perLayer = min(perLayer, (allocatedBytes() - before) / count)
                 withExtendedLifetime(layers) {}
             }
-            // 384 bytes here (glibc, 64-bit): the layer, two cipher states, two keys; 4,304 with a cipher handle each.
-            #expect(perLayer <= 450, "\(perLayer) bytes per idle record layer")
+            // 224 bytes here (glibc, 64-bit): the layer and one allocation for both keys; 384 with a cipher state
+            // object and a SecretBytes (two allocations) per direction; 4,304 with a cipher handle each.
+            #expect(perLayer <= 240, "\(perLayer) bytes per idle record layer")
         }
     #endif
 }

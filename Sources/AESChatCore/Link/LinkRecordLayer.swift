@@ -1,3 +1,5 @@
+import AESChatCrypto
+
 /// The encrypted link's record layer on a connection (``Connection/protect(with:)``): seals what this side sends
 /// under ``NoiseTransportKeys/sending`` and opens what it receives under ``NoiseTransportKeys/receiving``, in the
 /// records of LinkRecords.swift (`len:u16 ‖ AES-256-GCM ciphertext ‖ tag`, at most 65,519 bytes of plaintext each,
@@ -7,23 +9,28 @@
 /// Failures become ``TransportError/linkFailed(reason:)``; the first one in a direction ends that direction (every
 /// later call throws it again), and the connection closes with it.
 ///
-/// Ownership: owns the two cipher states (keys and counters only) and at most one incomplete incoming record. It
-/// holds no cipher handle: each seal or open borrows the current thread's (see ``NoiseCipherState``).
+/// Ownership: owns both directions' keys, in one ``SecretKeySlots`` (zeroed when released), their counters and
+/// rekey schedules, and at most one incomplete incoming record: an idle layer is two allocations, itself and the
+/// keys. It holds no cipher handle: each seal or open borrows the current thread's (see ``NoiseCipherState``).
 ///
 /// Threading: not thread-safe; confined to the connection's thread. Deliberately not `Sendable`.
 public final class LinkRecordLayer: RecordProtection {
-    private var sealer: LinkRecordSealer
-    private var opener: LinkRecordOpener
+    private var sealer: LinkRecordSealer<LinkSlotCipher>
+    private var opener: LinkRecordOpener<LinkSlotCipher>
 
-    /// A record layer over the transport keys of a finished handshake, whose cipher states nothing else uses.
+    /// A record layer over the transport keys of a finished handshake. It takes their keys and counters over
+    /// (``NoiseCipherState/handOver(into:slot:)``): the two cipher states of `keys` can no longer seal or open.
     ///
     /// - Parameters:
     ///   - keys: This side's keys (``NoiseHandshake/finish()``).
     ///   - rekeyInterval: Records per key in each direction; the protocol's is ``LinkRekey/defaultInterval``,
     ///     smaller ones are for tests. Must be at least 1.
     public init(keys: NoiseTransportKeys, rekeyInterval: UInt64 = LinkRekey.defaultInterval) {
-        sealer = LinkRecordSealer(cipher: keys.sending, rekeyInterval: rekeyInterval)
-        opener = LinkRecordOpener(cipher: keys.receiving, rekeyInterval: rekeyInterval)
+        let slots = SecretKeySlots.make(slotCount: 2)
+        let sending = LinkSlotCipher(keys: slots, slot: 0, nonce: keys.sending.handOver(into: slots, slot: 0))
+        let receiving = LinkSlotCipher(keys: slots, slot: 1, nonce: keys.receiving.handOver(into: slots, slot: 1))
+        sealer = LinkRecordSealer(cipher: sending, rekeyInterval: rekeyInterval)
+        opener = LinkRecordOpener(cipher: receiving, rekeyInterval: rekeyInterval)
     }
 
     public var maximumRecordPlaintext: Int { NoiseCipherState.maximumPlaintextLength }

@@ -28,18 +28,14 @@ struct LinkRekeySchedule {
         self.interval = interval
     }
 
-    /// Counts one record sealed or opened with `cipher`, and rekeys it after every ``interval``; returns the
-    /// failure, if any.
-    mutating func countRecord(rekeying cipher: NoiseCipherState) -> LinkError? {
+    /// Counts one record sealed or opened with `cipher`, and rekeys it after every ``interval``.
+    ///
+    /// - Throws: The rekey's failure.
+    mutating func countRecord<Cipher: LinkCipher>(rekeying cipher: inout Cipher) throws(LinkError) {
         recordsUnderKey += 1
-        guard recordsUnderKey == interval else { return nil }
+        guard recordsUnderKey == interval else { return }
         recordsUnderKey = 0
-        do {
-            try cipher.rekey()
-            return nil
-        } catch {
-            return error
-        }
+        try cipher.rekey()
     }
 }
 
@@ -66,12 +62,12 @@ final class LinkFailure {
 
 /// One direction's sealing: the cipher state, its rekey schedule and the first failure. The one implementation
 /// behind ``LinkRecordWriter`` and ``LinkRecordLayer``: it seals a record that its caller laid out, in place.
-struct LinkRecordSealer {
-    private let cipher: NoiseCipherState
+struct LinkRecordSealer<Cipher: LinkCipher> {
+    private var cipher: Cipher
     private(set) var rekeySchedule: LinkRekeySchedule
     private var failure: LinkFailure?
 
-    init(cipher: NoiseCipherState, rekeyInterval: UInt64) {
+    init(cipher: Cipher, rekeyInterval: UInt64) {
         self.cipher = cipher
         rekeySchedule = LinkRekeySchedule(interval: rekeyInterval)
     }
@@ -100,7 +96,9 @@ struct LinkRecordSealer {
             failure = LinkFailure(error)
             throw error
         }
-        if let error = rekeySchedule.countRecord(rekeying: cipher) {
+        do {
+            try rekeySchedule.countRecord(rekeying: &cipher)
+        } catch {
             failure = LinkFailure(error)
             throw error
         }
@@ -112,8 +110,8 @@ struct LinkRecordSealer {
 ///
 /// Records that arrive whole in one piece are opened in place in that piece; only a record cut by the piece's end is
 /// copied (into ``pending``, which holds no storage between records).
-struct LinkRecordOpener {
-    private let cipher: NoiseCipherState
+struct LinkRecordOpener<Cipher: LinkCipher> {
+    private var cipher: Cipher
     private(set) var rekeySchedule: LinkRekeySchedule
     private var failure: LinkFailure?
     /// Whether the opener has failed; it then delivers nothing more.
@@ -121,7 +119,7 @@ struct LinkRecordOpener {
     /// The start of a record whose end has not arrived yet (its length prefix included); empty between records.
     private(set) var pending: [UInt8] = []
 
-    init(cipher: NoiseCipherState, rekeyInterval: UInt64) {
+    init(cipher: Cipher, rekeyInterval: UInt64) {
         self.cipher = cipher
         rekeySchedule = LinkRekeySchedule(interval: rekeyInterval)
     }
@@ -204,7 +202,7 @@ struct LinkRecordOpener {
         if plaintextLength > 0 {
             deliver(UnsafeRawBufferPointer(rebasing: sealed[0..<plaintextLength]))
         }
-        if let error = rekeySchedule.countRecord(rekeying: cipher) { throw error }
+        try rekeySchedule.countRecord(rekeying: &cipher)
     }
 
     /// Checks the stream ended between records.
@@ -234,7 +232,7 @@ public final class LinkRecordWriter {
     /// The most plaintext one record carries: 65,519 bytes.
     public static let maximumChunk = NoiseCipherState.maximumPlaintextLength
 
-    private var sealer: LinkRecordSealer
+    private var sealer: LinkRecordSealer<NoiseCipherState>
     /// After how many records the key is replaced.
     public var rekeyInterval: UInt64 { sealer.rekeySchedule.interval }
 
@@ -325,7 +323,7 @@ extension LinkRecordWriter: Sendable {}
 ///
 /// Threading: not thread-safe; confined to the connection's thread. Deliberately not `Sendable`.
 public final class LinkRecordReader {
-    private var opener: LinkRecordOpener
+    private var opener: LinkRecordOpener<NoiseCipherState>
     /// After how many records the key is replaced; must match the writer's.
     public var rekeyInterval: UInt64 { opener.rekeySchedule.interval }
 

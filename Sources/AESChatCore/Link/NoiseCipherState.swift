@@ -146,13 +146,8 @@ public final class NoiseCipherState {
     ///   length outside 16 to 65,535; ``LinkError/nonceExhausted`` once the counter has reached 2^64 − 1;
     ///   ``LinkError/crypto(_:)`` if libgcrypt fails.
     public func encryptInPlace(_ buffer: UnsafeMutableRawBufferPointer) throws(LinkError) {
-        try checkMessageLength(buffer.count)
-        let cipher = try cipher()
-        do {
-            try Self.withNonce(nonce) { (bytes) throws(CryptoError) in try cipher.sealInPlace(buffer, nonce: bytes) }
-        } catch {
-            throw .crypto(error)
-        }
+        try Self.checkMessageLength(buffer.count, nonce: nonce)
+        try Self.seal(buffer, nonce: nonce, with: try cipher())
         nonce += 1
     }
 
@@ -166,26 +161,53 @@ public final class NoiseCipherState {
     /// - Throws: As ``decrypt(_:associatedData:)``.
     @discardableResult
     public func decryptInPlace(_ buffer: UnsafeMutableRawBufferPointer) throws(LinkError) -> Int {
-        try checkMessageLength(buffer.count)
-        let cipher = try cipher()
-        do {
-            try Self.withNonce(nonce) { (bytes) throws(CryptoError) in try cipher.openInPlace(buffer, nonce: bytes) }
-        } catch .authenticationFailed {
-            throw .authenticationFailed
-        } catch {
-            throw .crypto(error)
-        }
+        try Self.checkMessageLength(buffer.count, nonce: nonce)
+        try Self.open(buffer, nonce: nonce, with: try cipher())
         nonce += 1
         return buffer.count - Self.tagLength
     }
 
     /// The checks the in-place calls share: a sealed length of 16 to 65,535 bytes and a nonce left to use.
-    private func checkMessageLength(_ count: Int) throws(LinkError) {
-        guard count >= Self.tagLength else { throw .ciphertextTooShort(actual: count) }
-        guard count <= Self.maximumMessageLength else {
-            throw .messageTooLong(actual: count, maximum: Self.maximumMessageLength)
+    static func checkMessageLength(_ count: Int, nonce: UInt64) throws(LinkError) {
+        guard count >= tagLength else { throw .ciphertextTooShort(actual: count) }
+        guard count <= maximumMessageLength else {
+            throw .messageTooLong(actual: count, maximum: maximumMessageLength)
         }
-        guard nonce != Self.reservedNonce else { throw .nonceExhausted }
+        guard nonce != reservedNonce else { throw .nonceExhausted }
+    }
+
+    /// Seals `buffer` in place under `nonce` with `cipher` (keyed by the caller), after ``checkMessageLength``.
+    static func seal(_ buffer: UnsafeMutableRawBufferPointer, nonce: UInt64, with cipher: AESGCM) throws(LinkError) {
+        do {
+            try withNonce(nonce) { (bytes) throws(CryptoError) in try cipher.sealInPlace(buffer, nonce: bytes) }
+        } catch {
+            throw .crypto(error)
+        }
+    }
+
+    /// Opens `buffer` in place under `nonce` with `cipher` (keyed by the caller), after ``checkMessageLength``; on
+    /// failure its bytes are zeroed.
+    static func open(_ buffer: UnsafeMutableRawBufferPointer, nonce: UInt64, with cipher: AESGCM) throws(LinkError) {
+        do {
+            try withNonce(nonce) { (bytes) throws(CryptoError) in try cipher.openInPlace(buffer, nonce: bytes) }
+        } catch .authenticationFailed {
+            throw .authenticationFailed
+        } catch {
+            throw .crypto(error)
+        }
+    }
+
+    /// Computes `REKEY(k)` with `cipher` (keyed with `k` by the caller) and lends the new 32-byte key to `install`,
+    /// in memory wiped afterwards.
+    static func rekey(with cipher: AESGCM, install: (UnsafeRawBufferPointer) -> Void) throws(LinkError) {
+        let zeros = [UInt8](repeating: 0, count: keyLength)
+        do {
+            var sealed = try cipher.seal(zeros, nonce: nonceBytes(reservedNonce), authenticating: [])
+            defer { secureZero(&sealed) }
+            sealed.withUnsafeBytes { install(UnsafeRawBufferPointer(rebasing: $0[0..<keyLength])) }
+        } catch {
+            throw .crypto(error)
+        }
     }
 
     /// `Rekey()`: replaces the key by `REKEY(k)`, the first 32 bytes of `ENCRYPT(k, 2^64 − 1, empty, 32 zero
@@ -194,17 +216,84 @@ public final class NoiseCipherState {
     ///
     /// - Throws: ``LinkError/crypto(_:)`` if libgcrypt fails; the state then keeps its old key.
     public func rekey() throws(LinkError) {
-        let zeros = [UInt8](repeating: 0, count: Self.keyLength)
-        let cipher = try cipher()
+        var newKey: SecretBytes?
+        try Self.rekey(with: try cipher()) { bytes in
+            var copy = Array(bytes)
+            defer { secureZero(&copy) }
+            newKey = SecretBytes(copy)
+        }
+        if let newKey { key = newKey }
+    }
+
+    /// Hands this state's key and counter over to slot `slot` of `keys` (a connection's record layer, which keeps
+    /// both directions' keys in one allocation) and retires this state: its key is dropped and its counter set to
+    /// the reserved nonce, so it can never seal or open again (no nonce is used twice).
+    ///
+    /// - Returns: The counter `n` the state had, for the new owner of the key.
+    func handOver(into keys: SecretKeySlots, slot: Int) -> UInt64 {
+        let handedNonce = nonce
+        key.withUnsafeBytes { keys.replaceKey(inSlot: slot, with: $0) }
+        key = SecretBytes([])
+        nonce = Self.reservedNonce
+        return handedNonce
+    }
+}
+
+/// What a record sealer or opener needs of one direction's cipher state: a ``NoiseCipherState``, or a
+/// ``LinkSlotCipher`` whose key lives in its record layer's ``SecretKeySlots``.
+protocol LinkCipher {
+    /// As ``NoiseCipherState/encryptInPlace(_:)``.
+    mutating func encryptInPlace(_ buffer: UnsafeMutableRawBufferPointer) throws(LinkError)
+    /// As ``NoiseCipherState/decryptInPlace(_:)``.
+    mutating func decryptInPlace(_ buffer: UnsafeMutableRawBufferPointer) throws(LinkError) -> Int
+    /// As ``NoiseCipherState/rekey()``.
+    mutating func rekey() throws(LinkError)
+}
+
+extension NoiseCipherState: LinkCipher {}
+
+/// One direction's cipher state inside a ``LinkRecordLayer``: the counter `n` here, the key `k` in a slot of the
+/// layer's ``SecretKeySlots``; it behaves as the ``NoiseCipherState`` it was handed over from
+/// (``NoiseCipherState/handOver(into:slot:)``).
+///
+/// Ownership: shares the slots with the other direction; owns its slot's key (nothing else replaces or uses it).
+struct LinkSlotCipher: LinkCipher {
+    private let keys: SecretKeySlots
+    private let slot: Int
+    /// The counter `n`: the nonce the next message uses.
+    private(set) var nonce: UInt64
+
+    init(keys: SecretKeySlots, slot: Int, nonce: UInt64) {
+        self.keys = keys
+        self.slot = slot
+        self.nonce = nonce
+    }
+
+    /// The current thread's cipher handle with this direction's key set, for one operation.
+    private func cipher() throws(LinkError) -> AESGCM {
         do {
-            var sealed = try cipher.seal(zeros, nonce: Self.nonceBytes(Self.reservedNonce), authenticating: [])
-            defer { secureZero(&sealed) }
-            var newKey = Array(sealed[0..<Self.keyLength])
-            defer { secureZero(&newKey) }
-            key = SecretBytes(newKey)
+            return try AESGCMWorkspace.current().cipher(keyedWith: keys, slot: slot)
         } catch {
             throw .crypto(error)
         }
+    }
+
+    mutating func encryptInPlace(_ buffer: UnsafeMutableRawBufferPointer) throws(LinkError) {
+        try NoiseCipherState.checkMessageLength(buffer.count, nonce: nonce)
+        try NoiseCipherState.seal(buffer, nonce: nonce, with: try cipher())
+        nonce += 1
+    }
+
+    mutating func decryptInPlace(_ buffer: UnsafeMutableRawBufferPointer) throws(LinkError) -> Int {
+        try NoiseCipherState.checkMessageLength(buffer.count, nonce: nonce)
+        try NoiseCipherState.open(buffer, nonce: nonce, with: try cipher())
+        nonce += 1
+        return buffer.count - NoiseCipherState.tagLength
+    }
+
+    mutating func rekey() throws(LinkError) {
+        let (keys, slot) = (self.keys, self.slot)
+        try NoiseCipherState.rekey(with: try cipher()) { keys.replaceKey(inSlot: slot, with: $0) }
     }
 }
 

@@ -18,6 +18,14 @@ final class RelayConnection: ReadDestinationProvider {
     private(set) var name: String?
     /// The length of the profile the member registered with (its roster entry holds the profile).
     private(set) var profileLength: UInt16 = 0
+    // The one-byte fields next to `profileLength`, in what would otherwise be padding.
+    /// Set once the member's queued output passed the cap; it is dropped at the end of the iteration.
+    private(set) var isTooSlow = false
+    /// Whether the link is up, so that bytes are frames (the hot path's check).
+    private(set) var isLinked = false
+    /// Whether the link was made under the relay's previous key: the relay then sends `relay-keys` after `welcome`.
+    private(set) var announcesRelayKeys = false
+    var pingOutstanding = false
     /// The member's room, while it is in one.
     private(set) var room: Room?
     /// Index in the relay's list of connections.
@@ -26,18 +34,12 @@ final class RelayConnection: ReadDestinationProvider {
     private(set) var batchEpoch: UInt64 = 0
     /// Bytes of the room's current batch already handed to this member's connection.
     private(set) var batchCursor = 0
-    /// Set once the member's queued output passed the cap; it is dropped at the end of the iteration.
-    private(set) var isTooSlow = false
     /// Why the connection is closing, for the log line when it has closed.
     private(set) var closeReason: String?
     /// Where its encrypted link's handshake is; ``RelayLink`` moves it on.
     var linkStage = LinkStage.preamble
     /// The preamble or message 1 received so far, while the handshake reads them.
     var handshakeBytes: [UInt8] = []
-    /// Whether the link is up, so that bytes are frames (the hot path's check).
-    private(set) var isLinked = false
-    /// Whether the link was made under the relay's previous key: the relay then sends `relay-keys` after `welcome`.
-    private(set) var announcesRelayKeys = false
     /// The peer's address, as counted by the per-address limit.
     let address: String
     /// Frames, for ``RelayLimits/messageRate``.
@@ -52,7 +54,6 @@ final class RelayConnection: ReadDestinationProvider {
     var frameInProgressFor: Duration = .zero
     /// Time since this member last sent anything, in relay ticks.
     var silentFor: Duration = .zero
-    var pingOutstanding = false
     /// The token of the last ping handled in the current read, answered once the read is handled:
     /// pings that arrive together get one pong, which confirms every frame before the last of them.
     var pongDue: UInt64?

@@ -4,8 +4,8 @@ import AESChatCrypto
 enum LinkStage {
     /// Reading the 12-byte cleartext preamble.
     case preamble
-    /// Reading message 1 (`0x00 0x30 ‖ 48 bytes`) under `key`, the relay key the preamble named.
-    case message1(preamble: LinkPreamble, key: X25519PrivateKey, isPreviousKey: Bool)
+    /// Reading message 1 (`0x00 0x30 ‖ 48 bytes`) under the relay key the preamble named.
+    case message1(LinkMessage1Stage)
     /// Message 1 is with the handshake executor; any byte from the client now closes the connection (an honest client
     /// waits for message 2).
     case responding
@@ -13,6 +13,22 @@ enum LinkStage {
     case linked
     /// The handshake failed or was answered; the connection is closing.
     case ended
+}
+
+/// What reading message 1 needs, boxed so that every connection's ``LinkStage`` is one reference wide (8 bytes
+/// rather than 17) for the short while a connection has it.
+final class LinkMessage1Stage {
+    let preamble: LinkPreamble
+    /// The relay key the preamble named.
+    let key: X25519PrivateKey
+    /// Whether that is the relay's previous key.
+    let isPreviousKey: Bool
+
+    init(preamble: LinkPreamble, key: X25519PrivateKey, isPreviousKey: Bool) {
+        self.preamble = preamble
+        self.key = key
+        self.isPreviousKey = isPreviousKey
+    }
 }
 
 /// The relay's side of the encrypted link: it reads each new connection's preamble and message 1, answers what is not
@@ -101,16 +117,16 @@ final class RelayLink {
                 return
             }
             if constantTimeEquals(preamble.keyID, currentKeyID) {
-                member.linkStage = .message1(preamble: preamble, key: currentKey, isPreviousKey: false)
+                member.linkStage = .message1(.init(preamble: preamble, key: currentKey, isPreviousKey: false))
             } else if let previousKey, let previousKeyID, constantTimeEquals(preamble.keyID, previousKeyID) {
-                member.linkStage = .message1(preamble: preamble, key: previousKey, isPreviousKey: true)
+                member.linkStage = .message1(.init(preamble: preamble, key: previousKey, isPreviousKey: true))
             } else {
                 answer(member, LinkAnswer.keys(publicKeys).encoded(), reason: "named a key the relay does not hold")
                 return
             }
         }
         switch member.linkStage {
-        case .message1(let preamble, let key, let isPreviousKey):
+        case .message1(let stage):
             let take = min(Self.message1Length - member.handshakeBytes.count, rest.count)
             member.handshakeBytes.append(contentsOf: rest.prefix(take))
             rest = rest.dropFirst(take)
@@ -125,7 +141,8 @@ final class RelayLink {
             }
             let message1 = Array(member.handshakeBytes[Self.messagePrefix.count...])
             member.handshakeBytes = []
-            respond(to: message1, preamble: preamble, key: key, isPreviousKey: isPreviousKey, for: member)
+            respond(
+                to: message1, preamble: stage.preamble, key: stage.key, isPreviousKey: stage.isPreviousKey, for: member)
         case .responding:
             end(member, reason: "sent bytes before the relay's handshake message 2")
         case .preamble, .linked, .ended:

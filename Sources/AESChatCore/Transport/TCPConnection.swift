@@ -32,6 +32,24 @@ public final class TCPConnection: Connection, ReadinessHandler {
         var count: Int { end - start }
     }
 
+    /// The unsent rest of a sealed record, as it goes on the wire: allocated only while the kernel has not taken
+    /// a whole record (an idle connection spends 8 bytes on it, not 24).
+    private final class RecordTail {
+        let bytes: [UInt8]
+        /// How much of ``bytes`` has gone out.
+        var sent = 0
+        /// The plaintext bytes the record carries: counted in ``pendingOutputByteCount`` until the whole record
+        /// has gone out, then in ``sentByteCount``.
+        let plaintext: Int
+
+        init(bytes: [UInt8], plaintext: Int) {
+            self.bytes = bytes
+            self.plaintext = plaintext
+        }
+
+        var unsentCount: Int { bytes.count - sent }
+    }
+
     private enum State {
         case open
         /// Sending what is queued, then half-closing.
@@ -62,7 +80,6 @@ public final class TCPConnection: Connection, ReadinessHandler {
     /// The open descriptor; taken and closed when the connection finishes.
     private var owner: Descriptor?
     private unowned let loop: PosixEventLoop
-    private var state = State.open
     private var queue: [Segment] = []
     private var queueHead = 0
     private var headOffset = 0
@@ -70,19 +87,16 @@ public final class TCPConnection: Connection, ReadinessHandler {
     private var protection: (any RecordProtection)?
     /// Queued bytes, from the head, that were written before ``protect(with:)``: they go out raw.
     private var rawBytesAhead = 0
-    /// The unsent rest of the record in progress, as it goes on the wire; empty (no storage) when
-    /// every sealed record has gone out.
-    private var recordTail: [UInt8] = []
-    /// How much of ``recordTail`` has gone out.
-    private var recordTailSent = 0
-    /// The plaintext bytes the record in ``recordTail`` carries: counted in
-    /// ``pendingOutputByteCount`` until the whole record has gone out, then in ``sentByteCount``.
-    private var recordTailPlaintext = 0
+    /// The unsent rest of the record in progress; nil when every sealed record has gone out.
+    private var recordTail: RecordTail?
     /// The bytes of a sealed record that the kernel has not taken yet (for tests).
-    var unsentRecordByteCount: Int { recordTail.count - recordTailSent }
+    var unsentRecordByteCount: Int { recordTail?.unsentCount ?? 0 }
+    // The optional timer, then the one-byte fields, last: they fill the timer's padding (a connection is 16 bytes
+    // smaller than with them apart).
+    private var lingerTimer: TimerID?
     private var flushPending = false
     private var waitingForWritable = false
-    private var lingerTimer: TimerID?
+    private var state = State.open
 
     /// The most buffers gathered into one `sendmsg`.
     private static let maximumIOVectors = 256
@@ -152,7 +166,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
             queue.removeAll()
             queueHead = 0
         }
-        pendingOutputByteCount = recordTailPlaintext + kept
+        pendingOutputByteCount = (recordTail?.plaintext ?? 0) + kept
         rawBytesAhead = min(rawBytesAhead, kept)
     }
 
@@ -293,10 +307,10 @@ public final class TCPConnection: Connection, ReadinessHandler {
 
     private func flush() {
         guard state == .open || state == .draining else { return }
-        while recordTailSent < recordTail.count || queueHead < queue.count {
+        while recordTail != nil || queueHead < queue.count {
             let outcome: SendOutcome
-            if recordTailSent < recordTail.count {
-                outcome = sendRecordTail()
+            if let recordTail {
+                outcome = sendRest(of: recordTail)
             } else if let protection, rawBytesAhead == 0 {
                 outcome = sealAndSendRecord(protection)
             } else {
@@ -377,28 +391,25 @@ public final class TCPConnection: Connection, ReadinessHandler {
             return .progressed
         }
         // The record is sealed: it must go out whole, so its unsent part moves into the connection.
-        recordTail = Array(UnsafeRawBufferPointer(rebasing: record[max(sent, 0)...]))
-        recordTailSent = 0
-        recordTailPlaintext = gathered
+        recordTail = RecordTail(
+            bytes: Array(UnsafeRawBufferPointer(rebasing: record[max(sent, 0)...])), plaintext: gathered)
         // A short send means the kernel's buffer is full; waiting for writability beats asking again.
         return sent < 0 ? Self.failedSend() : .blocked
     }
 
     /// Sends what is left of the record in progress; releases it once it has all gone out.
-    private func sendRecordTail() -> SendOutcome {
-        let sent = recordTail.withUnsafeBytes { bytes in
+    private func sendRest(of tail: RecordTail) -> SendOutcome {
+        let sent = tail.bytes.withUnsafeBytes { bytes in
             System.retryingInterrupts {
-                send(descriptor, bytes.baseAddress! + recordTailSent, bytes.count - recordTailSent, System.noSignalFlag)
+                send(descriptor, bytes.baseAddress! + tail.sent, bytes.count - tail.sent, System.noSignalFlag)
             }
         }
         guard sent >= 0 else { return Self.failedSend() }
-        recordTailSent += sent
-        guard recordTailSent == recordTail.count else { return .blocked }
-        pendingOutputByteCount -= recordTailPlaintext
-        sentByteCount += recordTailPlaintext
-        recordTail = []
-        recordTailSent = 0
-        recordTailPlaintext = 0
+        tail.sent += sent
+        guard tail.unsentCount == 0 else { return .blocked }
+        pendingOutputByteCount -= tail.plaintext
+        sentByteCount += tail.plaintext
+        recordTail = nil
         return .progressed
     }
 
@@ -476,9 +487,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
         queue.removeAll()
         queueHead = 0
         headOffset = 0
-        recordTail = []
-        recordTailSent = 0
-        recordTailPlaintext = 0
+        recordTail = nil
         rawBytesAhead = 0
         pendingOutputByteCount = 0
         loop.runLater { [self] in
