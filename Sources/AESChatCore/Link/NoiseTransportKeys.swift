@@ -1,7 +1,8 @@
 /// What a finished Noise handshake hands out (``NoiseHandshake/finish()``): one cipher state per direction, as
 /// `Split()` orders them, and the handshake hash.
 ///
-/// Ownership: the caller owns the two cipher states; copies of this value share them (and so their counters).
+/// Ownership: the caller owns the two cipher states; copies of this value share them (and so their counters). A
+/// ``LinkRecordLayer`` made from them takes their keys and counters over and retires them.
 ///
 /// Threading: like ``NoiseCipherState``, confined to the connection's thread.
 public struct NoiseTransportKeys {
