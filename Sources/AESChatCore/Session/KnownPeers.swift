@@ -51,15 +51,13 @@ public final class KnownPeers {
     /// The largest file read (beyond it the store refuses to start).
     public static let maximumFileSize = 16 * 1024 * 1024
 
-    private let path: String?
+    private let file: PinFile?
     private let newPinLimit: Int
     private let warn: (String) -> Void
     private var pins: [PinKey: PeerPin] = [:]
     private var legacyPins: [PinKey: PeerPin] = [:]
     private var pending: [UInt8] = []
     private var batchDepth = 0
-    /// The file ended without a newline: the first append starts a new line.
-    private var needsLeadingNewline = false
     private var hasToldAboutLimit = false
 
     /// Other names of the relay under which earlier lines may have pinned names: the identities of
@@ -76,7 +74,7 @@ public final class KnownPeers {
     /// A store in memory only (tests, load generation).
     /// - Parameter newPinLimit: new names pinned per session.
     public init(newPinLimit: Int = KnownPeers.defaultNewPinLimit) {
-        path = nil
+        file = nil
         self.newPinLimit = newPinLimit
         warn = { _ in }
     }
@@ -89,26 +87,22 @@ public final class KnownPeers {
     public init(
         path: String, newPinLimit: Int = KnownPeers.defaultNewPinLimit, warn: @escaping (String) -> Void = { _ in }
     ) throws(KnownPeersError) {
-        self.path = path
+        let file = PinFile(path: path)
         self.newPinLimit = newPinLimit
         self.warn = warn
-        var status = stat()
-        guard lstat(path, &status) == 0 else {
-            if errno == ENOENT { return }
-            throw .unreadable(path: path, reason: System.lastError)
-        }
-        let text: String
+        let text: String?
         do {
-            text = try SecretFile.read(path: path, limit: Self.maximumFileSize).text
+            text = try file.read(limit: Self.maximumFileSize)
         } catch {
             throw .unreadable(path: path, reason: error.reason)
         }
+        self.file = file
+        guard let text else { return }
         do {
             (pins, legacyPins) = try Self.parse(text)
         } catch {
             throw .malformed(path: path, line: error.line, reason: error.reason)
         }
-        needsLeadingNewline = !text.isEmpty && !text.hasSuffix("\n")
     }
 
     /// The relay identity of a relay key: `relay-` and the 32 hex digits of its fingerprint
@@ -269,27 +263,20 @@ public final class KnownPeers {
 
     private func record(_ pin: PeerPin, relay: String, name: String) {
         pins[PinKey(relay: relay, name: name)] = pin
-        guard path != nil else { return }
+        guard file != nil else { return }
         pending.append(contentsOf: Self.line(relay: relay, name: name, pin: pin).utf8)
         if batchDepth == 0 { flush() }
     }
 
     private func flush() {
-        guard let path, !pending.isEmpty else { return }
-        var bytes = needsLeadingNewline ? [UInt8(ascii: "\n")] : []
-        bytes.append(contentsOf: pending)
+        guard let file, !pending.isEmpty else { return }
+        let lines = pending
         pending.removeAll()
         do {
-            let folder = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-            if !folder.isEmpty { try ConfigurationFolder.create(folder) }
-            try SecretFile.append(path: path, contents: bytes)
-            needsLeadingNewline = false
+            appendedByteCount += try file.append(lines)
             appendCount += 1
-            appendedByteCount += bytes.count
-        } catch let error as SecretFile.Failure {
-            warn("cannot save known peers to '\(path)': \(error.reason)")
         } catch {
-            warn("cannot save known peers to '\(path)': \(error)")
+            warn("cannot save known peers to '\(file.path)': \(error.reason)")
         }
     }
 }

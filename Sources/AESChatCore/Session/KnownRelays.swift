@@ -111,16 +111,14 @@ public final class KnownRelays {
     /// The largest file read (beyond it `join` refuses to start).
     public static let maximumFileSize = 1 << 20
 
-    private let path: String?
+    private let file: PinFile?
     private let warn: (String) -> Void
     /// Every pin of each address, oldest first.
     private var pins: [String: [KnownRelay]] = [:]
-    /// The file ended without a newline: the first append starts a new line.
-    private var needsLeadingNewline = false
 
     /// A store in memory only (tests).
     public init() {
-        path = nil
+        file = nil
         warn = { _ in }
     }
 
@@ -130,25 +128,21 @@ public final class KnownRelays {
     ///   - warn: told when an append fails; the session goes on with the pin in memory.
     /// - Throws: ``KnownRelaysError`` when the file exists but cannot be read or parsed.
     public init(path: String, warn: @escaping (String) -> Void = { _ in }) throws(KnownRelaysError) {
-        self.path = path
+        let file = PinFile(path: path)
         self.warn = warn
-        var status = stat()
-        guard lstat(path, &status) == 0 else {
-            if errno == ENOENT { return }
-            throw .unreadable(path: path, reason: System.lastError)
-        }
-        let text: String
+        let text: String?
         do {
-            text = try SecretFile.read(path: path, limit: Self.maximumFileSize).text
+            text = try file.read(limit: Self.maximumFileSize)
         } catch {
             throw .unreadable(path: path, reason: error.reason)
         }
+        self.file = file
+        guard let text else { return }
         do {
             pins = try Self.parse(text)
         } catch {
             throw .malformed(path: path, line: error.line, reason: error.reason)
         }
-        needsLeadingNewline = !text.isEmpty && !text.hasSuffix("\n")
     }
 
     /// The default path, beside `known_peers`.
@@ -198,18 +192,11 @@ public final class KnownRelays {
         let pin = KnownRelay(
             key: key, firstSeen: Self.timestamp(secondsSince1970: now ?? Int(time(nil))), source: source)
         pins[address, default: []].append(pin)
-        guard let path else { return pin }
-        var bytes = needsLeadingNewline ? [UInt8(ascii: "\n")] : []
-        bytes.append(contentsOf: Self.line(address: address, pin: pin).utf8)
+        guard let file else { return pin }
         do {
-            let folder = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-            if !folder.isEmpty { try ConfigurationFolder.create(folder) }
-            try SecretFile.append(path: path, contents: bytes)
-            needsLeadingNewline = false
-        } catch let error as SecretFile.Failure {
-            warn("cannot save the relay's key to '\(path)': \(error.reason); it is pinned for this session only")
+            try file.append(Array(Self.line(address: address, pin: pin).utf8))
         } catch {
-            warn("cannot save the relay's key to '\(path)': \(error); it is pinned for this session only")
+            warn("cannot save the relay's key to '\(file.path)': \(error.reason); it is pinned for this session only")
         }
         return pin
     }
