@@ -21,7 +21,7 @@ final class PinFile {
         self.path = path
     }
 
-    /// Reads the file, never through a symbolic link; nil when it does not exist.
+    /// Reads the whole file; nil when it does not exist.
     /// - Parameter limit: the largest file read.
     /// - Throws: ``Failure`` when it exists but cannot be read, or is larger than `limit`.
     func read(limit: Int) throws(Failure) -> String? {
