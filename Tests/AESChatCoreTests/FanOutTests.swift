@@ -198,3 +198,116 @@ import Testing
                     ]))
     }
 }
+
+/// The presence window (`RelayConfiguration.presenceWindow`): a room's joined and left frames wait for more of their
+/// kind, so that a burst reaches each member together, while everything else keeps its order and its promptness.
+@Suite struct PresenceWindowTests {
+    static func harness(window: Duration, perMember: Duration = .zero) -> RelayHarness {
+        var configuration = RelayConfiguration()
+        configuration.presenceWindow = window
+        configuration.presenceWindowPerMember = perMember
+        return RelayHarness(configuration: configuration)
+    }
+
+    static func presence(_ peer: RawPeer) -> [RelayFrame] {
+        peer.frames.filter {
+            if case .joined = $0 { return true }
+            if case .left = $0 { return true }
+            return false
+        }
+    }
+
+    @Test func joinsAndLeaves_waitForTheWindow_thenArriveTogether_inOrder() {
+        let harness = Self.harness(window: .milliseconds(50))
+        let alice = harness.member("alice")
+        let bob = harness.member("bob")
+        harness.loop.advance(by: .milliseconds(10))
+        let carol = harness.member("carol")
+        carol.send(.bye)
+        harness.loop.runUntilIdle()
+        // Each join came in its own loop iteration; none has gone out yet.
+        #expect(Self.presence(alice).isEmpty)
+        harness.loop.advance(by: .milliseconds(39))
+        #expect(Self.presence(alice).isEmpty)
+        harness.loop.advance(by: .milliseconds(1))
+        #expect(
+            Self.presence(alice) == [
+                .joined(MemberEntry(name: "bob")), .joined(MemberEntry(name: "carol")), .left(name: "carol"),
+            ])
+        #expect(Self.presence(bob) == [.joined(MemberEntry(name: "carol")), .left(name: "carol")])
+        // The next join opens a new window of its own.
+        _ = harness.member("dave")
+        harness.loop.advance(by: .milliseconds(49))
+        #expect(Self.presence(alice).count == 3)
+        harness.loop.advance(by: .milliseconds(1))
+        #expect(Self.presence(alice).last == .joined(MemberEntry(name: "dave")))
+    }
+
+    @Test func aMessage_endsTheWait_andComesAfterThePresenceBeforeIt() {
+        let harness = Self.harness(window: .seconds(10))
+        let alice = harness.member("alice")
+        let bob = harness.member("bob")
+        _ = harness.member("carol")
+        bob.send(.publish(payload: Array("hi".utf8)[...]))
+        harness.loop.runUntilIdle()
+        // No time passed: the message sent the waiting joins with it, in the room's order.
+        #expect(
+            alice.frames.dropFirst() == [
+                .joined(MemberEntry(name: "bob")), .joined(MemberEntry(name: "carol")),
+                .deliver(from: "bob", isDirect: false, payload: Array("hi".utf8)[...]),
+            ])
+        #expect(bob.frames.dropFirst() == [.joined(MemberEntry(name: "carol"))])
+    }
+
+    @Test func aPrivateFrame_handsOverTheWaitingPresenceFirst() {
+        let harness = Self.harness(window: .seconds(10))
+        let alice = harness.member("alice")
+        let bob = harness.member("bob")
+        bob.send(.direct(to: "alice", payload: [7][...]))
+        alice.send(.ping(token: 5))
+        harness.loop.runUntilIdle()
+        #expect(
+            alice.frames.dropFirst() == [
+                .joined(MemberEntry(name: "bob")), .deliver(from: "bob", isDirect: true, payload: [7][...]),
+                .pong(token: 5),
+            ])
+    }
+
+    @Test func aNewcomer_duringTheWindow_getsOnlyWhatCameAfterItsWelcome() {
+        let harness = Self.harness(window: .milliseconds(50))
+        let alice = harness.member("alice")
+        _ = harness.member("bob")
+        let carol = harness.member("carol")
+        _ = harness.member("dave")
+        harness.loop.advance(by: .milliseconds(50))
+        guard case .welcome(_, _, _, let members)? = carol.frames.first else {
+            Issue.record("no welcome for carol")
+            return
+        }
+        #expect(members.map(\.name) == ["alice", "bob"])
+        #expect(Self.presence(carol) == [.joined(MemberEntry(name: "dave"))])
+        #expect(Self.presence(alice).count == 3)
+    }
+
+    @Test func theWindow_growsWithTheRoom() {
+        let harness = Self.harness(window: .milliseconds(10), perMember: .milliseconds(2))
+        let alice = harness.member("alice")
+        harness.loop.advance(by: .seconds(1))
+        for name in ["b", "c", "d"] { _ = harness.member(name) }
+        harness.loop.advance(by: .seconds(1))
+        #expect(Self.presence(alice).count == 3)
+        // Four members when the next join opens the window: 10 ms + 4 × 2 ms.
+        _ = harness.member("e")
+        harness.loop.advance(by: .milliseconds(17))
+        #expect(Self.presence(alice).count == 3)
+        harness.loop.advance(by: .milliseconds(1))
+        #expect(Self.presence(alice).count == 4)
+    }
+
+    @Test func withoutAWindow_presenceGoesOutAtTheEndOfTheIteration() {
+        let harness = Self.harness(window: .zero)
+        let alice = harness.member("alice")
+        _ = harness.member("bob")
+        #expect(Self.presence(alice) == [.joined(MemberEntry(name: "bob"))])
+    }
+}

@@ -30,6 +30,8 @@ public enum ServeMode {
             var configuration = RelayConfiguration(relayKey: keys.current, previousRelayKey: keys.previous)
             configuration.maximumPendingOutput = options.maxPendingOutput
             configuration.maximumFrameLength = options.maxFrameSize
+            configuration.presenceWindow = RelayConfiguration.servePresenceWindow
+            configuration.presenceWindowPerMember = RelayConfiguration.servePresenceWindowPerMember
             configuration.limits.handshakeTimeout = .seconds(options.handshakeTimeout)
             configuration.limits.handshakeRate = options.handshakeRate
             configuration.limits.handshakeBurst = options.handshakeBurst

@@ -3,7 +3,10 @@
 /// one range of them queued on its connection, covering everything it is owed (its cursor). A
 /// frame meant for one member (welcome, direct, pong, error) first hands that member what the room
 /// owes it, so each member's stream stays in order. Members whose queued output passed the cap are
-/// dropped at the end of the iteration. Keeps the pools of fan-out and large-frame buffers, reused
+/// dropped at the end of the iteration. A room whose batch holds only presence frames (joined, left)
+/// may keep it open across iterations for the configured presence window, so that a burst of joins
+/// or leaves reaches each member as one record rather than one per iteration; any other frame for
+/// the room ends the wait. Keeps the pools of fan-out and large-frame buffers, reused
 /// once no connection holds them, so that publishing allocates nothing in steady state.
 ///
 /// Owned by ``Relay``; confined to the event loop's thread.
@@ -11,6 +14,9 @@ final class FanOut {
     private let configuration: RelayConfiguration
     private let log: (String) -> Void
     private var dirtyRooms: [Room] = []
+    /// Rooms whose presence-only batch waits for its window to end.
+    private var lingeringRooms: [Room] = []
+    private let schedule: (Duration, @escaping () -> Void) -> Void
     private var roomsBeingFlushed: [Room] = []
     private var tooSlow: [RelayConnection] = []
     private var spareBuffers: [SharedBuffer] = []
@@ -23,9 +29,14 @@ final class FanOut {
     /// - Parameters:
     ///   - configuration: the output cap, the size of the shared buffers and the close timeout.
     ///   - log: receives one line per member dropped as too slow.
-    init(configuration: RelayConfiguration, log: @escaping (String) -> Void) {
+    ///   - schedule: runs a closure on the loop after a delay (ends a room's presence window).
+    init(
+        configuration: RelayConfiguration, log: @escaping (String) -> Void,
+        schedule: @escaping (Duration, @escaping () -> Void) -> Void
+    ) {
         self.configuration = configuration
         self.log = log
+        self.schedule = schedule
     }
 
     /// Gives back spare fan-out buffers beyond a couple, and every spare large-frame buffer.
@@ -152,8 +163,12 @@ final class FanOut {
     // MARK: Room batches
 
     /// Appends one frame of `length` bytes (prefix included) to the room's batch of this iteration;
-    /// `write` writes the whole frame with a Wire encoder, straight into the batch.
-    func appendToBatch(of room: Room, length total: Int, _ write: (inout SharedBuffer) -> Void) {
+    /// `write` writes the whole frame with a Wire encoder, straight into the batch. A `presence` frame
+    /// (joined, left) that opens a batch lets it wait for the presence window; any other frame ends
+    /// the wait, so the batch goes out at the end of this iteration.
+    func appendToBatch(
+        of room: Room, length total: Int, presence: Bool = false, _ write: (inout SharedBuffer) -> Void
+    ) {
         guard !room.members.isEmpty else { return }
         if room.buffers.last.map({ $0.remainingCapacity < total }) ?? true {
             room.startBuffer(takeBuffer(minimumCapacity: total))
@@ -166,6 +181,19 @@ final class FanOut {
         if !room.isDirty {
             room.isDirty = true
             dirtyRooms.append(room)
+            if presence && configuration.presenceWindow > .zero { startLingering(room) }
+        } else if !presence {
+            room.isLingering = false
+        }
+    }
+
+    /// Lets the room's presence-only batch wait until the window ends (or another frame comes).
+    private func startLingering(_ room: Room) {
+        room.isLingering = true
+        let epoch = room.epoch
+        schedule(configuration.presenceWindow(members: room.members.count)) { [room] in
+            // The loop's iteration end hands the batch over; a stale timer finds a later batch.
+            if room.epoch == epoch { room.isLingering = false }
         }
     }
 
@@ -202,9 +230,17 @@ final class FanOut {
     /// members over the cap are dropped (`leave` takes each out of its room, telling the others,
     /// whose batches are then handed over too), and the batches start afresh.
     func endIteration(leave: (RelayConnection, String) -> Void) {
+        if !lingeringRooms.isEmpty {
+            dirtyRooms.append(contentsOf: lingeringRooms)
+            lingeringRooms.removeAll(keepingCapacity: true)
+        }
         while !dirtyRooms.isEmpty || !tooSlow.isEmpty {
             swap(&dirtyRooms, &roomsBeingFlushed)
             for room in roomsBeingFlushed {
+                if room.isLingering {
+                    lingeringRooms.append(room)
+                    continue
+                }
                 for member in room.members where !isOverCap(member) {
                     handOver(to: member)
                 }

@@ -29,7 +29,9 @@ final class LocalBus: RoomBus {
         member.enter(room, as: name, profileLength: UInt16(profile.count))
         fanOut.sendPrivately(directory.welcome(for: name, to: room), to: member)
         if member.announcesRelayKeys { fanOut.sendPrivately(member.relay.link.relayKeysFrame, to: member) }
-        fanOut.appendToBatch(of: room, length: RelayFrame.joinedLength(name: name, profileCount: profile.count)) {
+        fanOut.appendToBatch(
+            of: room, length: RelayFrame.joinedLength(name: name, profileCount: profile.count), presence: true
+        ) {
             RelayFrame.writeJoined(name: name, profile: profile, into: &$0)
         }
         directory.add(member, to: room, profile: profile)
@@ -41,7 +43,7 @@ final class LocalBus: RoomBus {
         guard let name = member.name, let room = member.room else { return }
         if !member.isTooSlow { fanOut.handOver(to: member) }
         directory.remove(member, named: name, from: room)
-        fanOut.appendToBatch(of: room, length: RelayFrame.leftLength(name: name)) {
+        fanOut.appendToBatch(of: room, length: RelayFrame.leftLength(name: name), presence: true) {
             RelayFrame.writeLeft(name: name, into: &$0)
         }
         log("\(name) left \(room.name) (\(reason)) (\(room.members.count) in room)")

@@ -50,7 +50,9 @@ public final class Relay {
         self.configuration = configuration
         self.loop = loop
         self.log = log
-        fanOut = FanOut(configuration: configuration, log: log)
+        fanOut = FanOut(
+            configuration: configuration, log: log,
+            schedule: { [unowned loop] delay, body in loop.schedule(after: delay, body) })
         admission = RelayAdmission(limits: configuration.limits, fanOut: fanOut)
         link = RelayLink(configuration: configuration, admission: admission, executor: handshakes, log: log)
         directory = RoomDirectory()

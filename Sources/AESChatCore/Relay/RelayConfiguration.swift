@@ -25,6 +25,29 @@ public struct RelayConfiguration: Sendable {
     public var fanOutBufferSize = 64 * 1024
     /// Limits against hostile or broken clients.
     public var limits = RelayLimits()
+    /// How long a room's `joined` and `left` frames may wait for more of their kind before they are sent, when the
+    /// room has nothing else to send: during a burst of joins or leaves each member then gets one record for many of
+    /// them instead of one per loop iteration. Any other frame for the room (a message) sends them at once, in order.
+    /// Zero sends them at the end of the loop iteration, like every other frame (the default, which in-memory tests
+    /// rely on); `aeschat serve` uses ``servePresenceWindow``.
+    public var presenceWindow: Duration = .zero
+
+    /// Added to the presence window per member of the room: handing a batch to every member costs about one `send`
+    /// each (several microseconds on loopback), so in a large room the window grows to keep that work a small share
+    /// of the relay's time during a burst of joins or leaves (20 µs per member: 225 ms at 10,000 members).
+    public var presenceWindowPerMember: Duration = .zero
+
+    /// The presence window of a room of `members` members.
+    func presenceWindow(members: Int) -> Duration {
+        presenceWindow + presenceWindowPerMember * members
+    }
+
+    /// The per-member growth of the presence window of `aeschat serve`.
+    public static let servePresenceWindowPerMember: Duration = .microseconds(20)
+
+    /// The presence window of `aeschat serve`: short enough that nobody sees a join or leave late, long enough
+    /// that a join storm costs each member about one record per window (docs/BENCHMARKS.md).
+    public static let servePresenceWindow: Duration = .milliseconds(25)
 
     /// The default of ``maximumPendingOutput``: 64 MiB, that of `aeschat serve`.
     public static let defaultMaximumPendingOutput = ServeOptions.defaultMaxPendingOutput

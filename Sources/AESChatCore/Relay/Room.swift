@@ -7,6 +7,9 @@ final class Room {
     /// The welcome entries (`name str8 | profile bytes16`) of `members`, in the same order: the
     /// profiles live only here, and a welcome copies them in one go.
     private var roster: [UInt8] = []
+    /// The length of each member's welcome entry, in the order of `members`: where an entry starts is the sum of
+    /// those before it, added up from contiguous integers rather than from every member's name.
+    private var entryLengths: [UInt16] = []
 
     /// Counts the batches; a member's cursor is valid only for the epoch it was set in.
     private(set) var epoch: UInt64 = 0
@@ -18,6 +21,9 @@ final class Room {
     var batchLength = 0
     /// Whether the room is on the relay's list for the end of the iteration.
     var isDirty = false
+    /// Whether the batch holds only presence frames (joined, left) and may wait, across iterations, until its
+    /// presence window ends (see ``FanOut``).
+    var isLingering = false
 
     init(name: String) { self.name = name }
 
@@ -30,6 +36,7 @@ final class Room {
         buffers.removeAll(keepingCapacity: true)
         bufferStarts.removeAll(keepingCapacity: true)
         batchLength = 0
+        isLingering = false
         epoch &+= 1
     }
 
@@ -42,6 +49,7 @@ final class Room {
         RelayFrame.writeMemberEntry(name: name, profile: profile, into: &entry)
         roster.insert(contentsOf: entry, at: offset)
         members.insert(client, at: index)
+        entryLengths.insert(UInt16(entry.count), at: index)
     }
 
     func remove(_ client: RelayConnection) {
@@ -49,9 +57,13 @@ final class Room {
         let index = insertionIndex(of: name)
         guard index < members.count, members[index] === client else { return }
         let offset = rosterOffset(before: index)
-        roster.removeSubrange(offset..<(offset + Self.entryLength(of: client)))
+        roster.removeSubrange(offset..<(offset + Int(entryLengths[index])))
         members.remove(at: index)
-        if members.isEmpty { roster = [] }
+        entryLengths.remove(at: index)
+        if members.isEmpty {
+            roster = []
+            entryLengths = []
+        }
     }
 
     /// How many members the first welcome entries list (at most `maximumMembers`) and their bytes.
@@ -65,13 +77,9 @@ final class Room {
         roster[0..<prefixBytes]
     }
 
-    private static func entryLength(of client: RelayConnection) -> Int {
-        RelayFrame.memberEntryLength(name: client.name ?? "", profileCount: Int(client.profileLength))
-    }
-
     private func rosterOffset(before index: Int) -> Int {
         var offset = 0
-        for member in members[0..<index] { offset += Self.entryLength(of: member) }
+        for length in entryLengths[0..<index] { offset += Int(length) }
         return offset
     }
 
