@@ -328,6 +328,8 @@ final class TransferRoom {
                     message:
                         "carol was not back within 5 s of reconnecting and did not receive the 1 line(s) queued while "
                         + "the relay was unreachable")))
+        let warning = harness.output.events.first { if case .warning = $0 { true } else { false } }
+        #expect(warning?.humanText.hasPrefix("! not delivered to carol: carol was not back within 5 s") == true)
         // Later lines go out at once.
         harness.session.submit(line: "later")
         harness.loop.runUntilIdle()

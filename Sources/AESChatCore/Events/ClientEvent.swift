@@ -145,6 +145,8 @@ public enum ClientEvent: Equatable, Sendable {
             return isPrivate ? "*\(clean(from))* \(clean(text))" : "<\(clean(from))> \(clean(text))"
         case .action(let from, let text, let isPrivate):
             return (isPrivate ? "(private) " : "") + "* \(clean(from)) \(clean(text))"
+        case .warning("undelivered", let name, let message):
+            return "! not delivered to \(clean(name)): \(clean(message))"
         case .warning(let kind, let name, let message):
             return "! \(kind) from \(clean(name)): \(clean(message))"
         case .error(let message):
