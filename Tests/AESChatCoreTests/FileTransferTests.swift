@@ -68,7 +68,9 @@ final class RecordedTransfers {
     }
     func memberLeft(_ name: String) { host.record(transfers.memberLeft(name)) }
     func timerFired(_ timer: FileTransferTimer) { host.record(transfers.timerFired(timer)) }
-    func closeAll() { transfers.closeAll() }
+    func closeAll(_ interruption: FileTransfers.Interruption = .leaving) {
+        host.record(transfers.closeAll(interruption))
+    }
 }
 
 /// Builds what a sender sends, chunk by chunk, so tests can drop, repeat or alter any of it.
@@ -395,6 +397,6 @@ final class InboxFolder {
             return nil
         }
         #expect(done == [SHA256.hash(data)])
-        transfers.closeAll()
+        _ = transfers.closeAll(.leaving)
     }
 }

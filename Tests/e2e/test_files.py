@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (Client, assert_relay_back_to, binary_path, free_port, register_relay_key, relay_key_for, relay_usage,
-                      rss_kib)
+from conftest import (Client, Relay, assert_relay_back_to, binary_path, free_port, register_relay_key, relay_key_for,
+                      relay_usage, rss_kib)
 
 CHUNK = 256 * 1024
 
@@ -259,6 +260,136 @@ def test_receiver_killed_during_transfer_never_gets_a_wrong_file(tmp_path, relay
         alice.kill()
     finally:
         proxy.close()
+
+
+def settled_events(client, quiet=2.0, timeout=30.0):
+    """Every event `client` printed so far, once it has printed nothing for `quiet` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and client.out.next(quiet) is not None:
+        pass
+    found = []
+    for line in client.out.seen:
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            pass
+    return found
+
+
+def format_bytes(count):
+    """ClientEvent.formatBytes: `52.4 MB`, truncated to one decimal."""
+    units, value, unit = ["B", "kB", "MB", "GB", "TB"], float(count), 0
+    while value >= 1000 and unit < len(units) - 1:
+        value /= 1000
+        unit += 1
+    return f"{count} B" if unit == 0 else f"{int(value * 10) // 10}.{int(value * 10) % 10} {units[unit]}"
+
+
+def assert_kept_part(reason, inbox):
+    """The reason names the part file kept in `inbox` and how much it holds; returns its path."""
+    found = re.search(r"the (\d+\.\d [kMG]B) received are kept in (\S+\.part) ", reason)
+    assert found, reason
+    path = Path(found.group(2))
+    assert path.parent == inbox and path.name.startswith(".aeschat-"), path
+    assert format_bytes(path.stat().st_size) == found.group(1), (path.stat().st_size, reason)
+    return path
+
+
+def test_a_receiver_leaving_mid_transfer_gives_the_sender_one_line_and_keeps_its_part(tmp_path, relay, mode_key):
+    size = 200 * 1024 * 1024
+    source = make_file(tmp_path / "big.bin", size, seed=8)
+    inbox = tmp_path / "inbox-bob"
+    victim = {}
+
+    # bob quits (SIGTERM: an orderly leave) once a quarter of the file has reached him.
+    def quit_receiver(total):
+        if total >= size // 4 and "bob" in victim and not victim.get("done"):
+            victim["done"] = True
+            victim["bob"].process.send_signal(signal.SIGTERM)
+
+    proxy = CountingProxy(relay.port, on_bytes=quit_receiver)
+    try:
+        alice = Client("alice", relay.port, mode_key, tmp_path / "inbox-alice")
+        alice.ready()
+        bob = Client("bob", proxy.port, mode_key, inbox)
+        bob.ready()
+        alice.events(event="joined", name="bob")
+        victim["bob"] = bob
+        alice.say(f"/send {source} bob")
+        assert bob.process.wait(timeout=120) == 130
+        alice.events(event="left", name="bob", timeout=30)
+        events = settled_events(alice)
+        failed = [event for event in events if event["event"] == "file-failed"]
+        assert failed == [{"event": "file-failed", "name": "big.bin", "from": "alice", "to": "bob",
+                           "reason": "bob left before the file was complete"}], events[-30:]
+        assert [event for event in events if event["event"] == "error"] == []
+        assert not any("/who" in json.dumps(event) for event in events)
+        # bob's side: one line, saying where the part is kept and how large it is.
+        bob_failed = [event for event in settled_events(bob, quiet=0.2) if event["event"] == "file-failed"]
+        assert len(bob_failed) == 1, bob_failed
+        assert bob_failed[0]["reason"].startswith("you left before it was complete; the ")
+        assert_kept_part(bob_failed[0]["reason"], inbox)
+        alice.kill()
+    finally:
+        proxy.close()
+
+
+def test_a_relay_restart_mid_transfer_ends_it_visibly_on_both_sides_and_sending_again_resumes(tmp_path, mode_key):
+    size = 200 * 1024 * 1024
+    source = make_file(tmp_path / "movie.bin", size, seed=9)
+    inbox = tmp_path / "inbox-bob"
+    first = Relay(free_port())
+    crashed = threading.Event()
+
+    # The relay dies (SIGKILL, as a crash or a restart) once a quarter of the file has reached bob.
+    def crash_relay(total):
+        if total >= size // 4 and not crashed.is_set():
+            crashed.set()
+            first.process.kill()
+
+    proxy = CountingProxy(first.port, on_bytes=crash_relay)
+    second = None
+    try:
+        alice = Client("alice", first.port, mode_key, tmp_path / "inbox-alice")
+        alice.ready()
+        bob = Client("bob", proxy.port, mode_key, inbox)
+        bob.ready()
+        alice.events(event="joined", name="bob")
+        alice.say(f"/send {source}")
+        bob.events(event="file-incoming", timeout=30)
+        assert crashed.wait(60)
+        # Both transfers end at once, each with one line saying how to resume.
+        sent = alice.events(event="file-failed", timeout=10)
+        assert sent["reason"] == f"the connection to the relay was lost; /send {source} once reconnected resumes it"
+        got = bob.events(event="file-failed", timeout=10)
+        assert got["reason"].startswith("the connection to the relay was lost; the "), got
+        part = assert_kept_part(got["reason"], inbox)
+        assert 0 < part.stat().st_size < size
+        # Nothing after that claims the transfer still moves.
+        for client in (alice, bob):
+            later = client.out.seen[client.out.seen.index(next(l for l in client.out.seen if '"file-failed"' in l)):]
+            assert not any('"file-progress"' in line for line in later), later
+        # The relay comes back with its key; both reconnect, and sending again resumes from the kept part.
+        second = Relay(first.port, key_file=first.key_file)
+        alice.events(event="reconnected", timeout=60)
+        bob.events(event="reconnected", timeout=60)
+        last_ready = json.loads(next(line for line in reversed(alice.out.seen) if '"event":"ready"' in line))
+        if "bob" not in last_ready["members"]:
+            alice.events(event="joined", name="bob", timeout=30)
+        alice.say(f"/send {source}")
+        incoming = bob.out.wait_for(lambda line: '"file-incoming"' in line, timeout=30, what="the offer again")
+        incoming = json.loads(incoming)
+        assert incoming["event"] == "file-incoming", incoming
+        assert incoming["resume-from"] > 0 and incoming["resume-from"] <= part.stat().st_size + CHUNK
+        received = bob.events(event="file", timeout=120)
+        assert received["sha256"] == sha256_of(source)
+        bob.kill()
+        alice.kill()
+    finally:
+        proxy.close()
+        first.stop()
+        if second is not None:
+            second.stop()
 
 
 def test_stalled_receiver_keeps_relay_memory_bounded_and_is_dropped_while_others_get_the_file(tmp_path, relay, mode_key):

@@ -584,6 +584,78 @@ def test_join_says_in_one_line_what_answered_instead_of_a_relay(tmp_path, case, 
         server.close()
 
 
+class NotARelay:
+    """A server of another kind on loopback: `ssh` speaks first, as sshd does (its banner on accept, whatever the
+    client sends); `http` answers the client's first bytes with 400 Bad Request and closes, as an HTTP server that
+    checks the request line does; `silent` reads and says nothing, as an HTTP server waiting for a request line."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                sock, _ = self.server.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self.talk, args=(sock,), daemon=True).start()
+
+    def talk(self, sock):
+        try:
+            sock.settimeout(30)
+            if self.kind == "ssh":
+                sock.sendall(b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13\r\n")
+                sock.recv(4096)
+                time.sleep(1)
+            elif self.kind == "http":
+                sock.recv(4096)
+                sock.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            else:
+                while sock.recv(4096):
+                    pass
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def close(self):
+        self.server.close()
+
+
+@pytest.mark.parametrize("kind", ["ssh", "http"])
+@pytest.mark.parametrize("pin", ["full key", "fingerprint", "first use"])
+def test_join_pointed_at_an_ssh_or_http_port_says_it_is_not_an_aeschat_relay(tmp_path, kind, pin):
+    server = NotARelay(kind)
+    try:
+        options = {"full key": ["--relay-key", StaticKey().text], "fingerprint": ["--relay-key", "4f1c93a0" * 4],
+                   "first use": ["--accept-new-relay-key"]}[pin]
+        started = time.monotonic()
+        result = join_once(server.port, tmp_path / "config", extra=options, timeout=60)
+        assert result.returncode != 0, result
+        text = result.stdout + result.stderr
+        assert f"127.0.0.1:{server.port} is not an aeschat relay" in text, text
+        assert "frame of" not in text, text
+        assert time.monotonic() - started < 5, "it should know at once"
+        assert server.accepted <= 2  # never retried: at most a key probe and the handshake
+    finally:
+        server.close()
+
+
+def test_join_pointed_at_a_server_that_says_nothing_says_it_may_not_be_an_aeschat_relay(tmp_path):
+    server = NotARelay("silent")
+    try:
+        result = join_once(server.port, tmp_path / "config", extra=["--accept-new-relay-key"], timeout=60)
+        assert result.returncode == 69, result
+        assert "sent nothing at all: it may not be an aeschat relay" in result.stderr, result.stderr
+    finally:
+        server.close()
+
+
 def make_room_key(tmp_path):
     path = tmp_path / "room.key"
     if not path.exists():

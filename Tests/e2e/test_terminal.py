@@ -393,6 +393,47 @@ def test_window_resize_redraws_the_screen(terminal, clients):
     assert next_message(bob) == "still typing"
 
 
+def test_stop_and_continue_return_to_raw_mode_and_redraw(terminal, clients):
+    alice, (bob,) = joined(terminal, clients)
+    bob.say("before the stop")
+    alice.wait_for_text("<bob> before the stop")
+    alice.type("half typed")
+    alice.wait_for(lambda text: alice.input_line() == "> half typed", "the typed text")
+    tty = alice.tmux("display", "-p", "-t", "t", "#{pane_tty}").strip()
+    pid = alice.pid()
+
+    def modes():
+        result = subprocess.run(["stty", "-F", tty, "-a"], capture_output=True, text=True, timeout=10)
+        assert result.returncode == 0, result.stderr
+        return set(result.stdout.replace(";", " ").split())
+
+    assert {"-icanon", "-echo", "-isig"} <= modes()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        # What a shell does when its job stops: its own modes back, and its lines over the screen.
+        subprocess.run(["stty", "-F", tty, "sane"], check=True, timeout=10)
+        with open(tty, "w") as pane:
+            pane.write("\r\n[1]+  Stopped                 aeschat join\r\n$ fg\r\n")
+        alice.wait_for_text("Stopped")
+        assert {"icanon", "echo", "isig"} <= modes()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    deadline = time.monotonic() + 10
+    while not {"-icanon", "-echo", "-isig"} <= modes():
+        assert time.monotonic() < deadline, f"not back in raw mode: {sorted(modes())}"
+        time.sleep(0.05)
+    # The whole screen is repainted: the shell's lines are gone, the chat, status row and input line are back.
+    alice.wait_for(lambda text: "Stopped" not in text and alice.input_line() == "> half typed", "the redraw")
+    lines = [line.rstrip() for line in alice.screen()]
+    assert any(line.endswith("<bob> before the stop") for line in lines)
+    assert "alice in lobby | 1 other here" in lines[alice.rows() - 2]
+    # Keys reach the line editor again, one by one (a cooked terminal would hold them until Enter and echo them).
+    alice.type(" and finished")
+    alice.wait_for(lambda text: alice.input_line() == "> half typed and finished", "the keys")
+    alice.keys("Enter")
+    assert next_message(bob) == "half typed and finished"
+
+
 def test_a_multi_line_paste_asks_before_sending_one_message(terminal, clients):
     alice, (bob,) = joined(terminal, clients)
     alice.tmux("set-buffer", "-b", "paste", "first line\nsecond line")

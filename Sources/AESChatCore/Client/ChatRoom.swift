@@ -11,6 +11,14 @@
 /// frame sent before it, so its pong confirms the line. Lines the relay has not confirmed when the
 /// connection ends are handed back (``linesNotConfirmed``) for a ``ReconnectingSession`` to send
 /// again; their message ids let members that did receive them drop the second copy.
+///
+/// The relay answers a direct frame to a member who is not there (anymore) with error 9, naming
+/// the member. Such an answer is the user's error only when it answers a direct frame sent for a
+/// command the user typed (`/msg`, `/send … NAME`): those are noted with their recipient and
+/// followed by a ping, and the relay answers every frame before the pong to a later ping, so the
+/// note ends with that pong. Any other error 9 answers traffic the client sent on its own (a key
+/// for a member who joined and left at once, file control for a receiver who left): it is not
+/// shown when the member has left, and is an `info` note otherwise.
 public final class ChatRoom {
     /// The longest message text sent, in UTF-8 bytes; longer lines are refused with an error.
     public static let maximumMessageBytes = 8 * 1024 * 1024
@@ -22,6 +30,9 @@ public final class ChatRoom {
     public static let maximumUnconfirmedLines = 64
     /// Lines waiting to be sent beyond which input is paused.
     public static let waitingLinesHighWater = 1024
+    /// Direct frames of typed commands awaiting the relay's confirmation, at most (each command is
+    /// followed by a ping, so they are pruned as pongs arrive; the cap only bounds a silent relay).
+    static let maximumTypedDirects = 4096
 
     private let name: String
     private let session: RelaySession
@@ -38,6 +49,11 @@ public final class ChatRoom {
     private var quitting = false
     private var inputEnded = false
     private var transfers: FileTransfers?
+    /// Recipients of direct frames sent for a command the user typed, each with the latest ping
+    /// token at the time: a pong to a later ping means the relay handled it.
+    private var typedDirects: [(recipient: String, afterToken: UInt64)] = []
+    /// Whether the line being performed is a command the user typed whose direct frames are noted.
+    private var performingTypedCommand = false
 
     /// Called with `true` when input should pause (too much queued) and `false` to resume.
     public var onBackpressure: ((Bool) -> Void)?
@@ -46,6 +62,12 @@ public final class ChatRoom {
     /// Called when the relay announces its keys (`relay-keys`), current first, inside the link made
     /// under the pinned key.
     public var onRelayKeysAnnounced: (([RelayPublicKey]) -> Void)?
+    /// Called with a member's name once it joined (shown, in the roster, and given this client's
+    /// keys).
+    public var onMemberJoined: ((String) -> Void)?
+
+    /// The other members present, in the order the relay announced them.
+    public var memberNames: [String] { session.roster.names }
 
     /// Creates a client; call ``start()`` to register.
     /// - Parameters:
@@ -201,8 +223,10 @@ public final class ChatRoom {
                 emit(.error(message: "/msg needs another member's name, not your own"))
                 return
             }
+            performingTypedCommand = true
             let sent = sendAwaitingConfirmation(
                 line, security.sendPrivately(.identified(id: id, .text(text)), to: recipient))
+            performingTypedCommand = false
             if sent { emit(.info("to \(recipient), privately: \(text)")) }
         case .security(let command):
             carryOut(security.handle(command))
@@ -217,7 +241,12 @@ public final class ChatRoom {
             leaveIfIdle()
         case .sendFile(let path, let recipient):
             if let transfers {
+                let noted = typedDirects.count
+                performingTypedCommand = true
                 carryOut(transfers.send(path: path, to: recipient, members: session.roster.names))
+                performingTypedCommand = false
+                // A ping after the offer, so that the relay's confirmation ends its note.
+                if typedDirects.count > noted, session.phase == .ready { _ = session.sendPing() }
             } else {
                 emit(.error(message: "file transfer needs an inbox"))
             }
@@ -242,6 +271,9 @@ public final class ChatRoom {
             case .direct(let envelope, let name):
                 session.write(ClientFrame.direct(to: name, payload: envelope[...]).encoded())
                 sentEnvelope = true
+                if performingTypedCommand, typedDirects.count < Self.maximumTypedDirects {
+                    typedDirects.append((name, session.latestPingToken))
+                }
             case .deliver(let content, let sender, let isPrivate):
                 deliver(content, from: sender, isPrivate: isPrivate)
             case .show(let event):
@@ -291,8 +323,10 @@ public final class ChatRoom {
     }
 
     /// Sends file control through the end-to-end layer: to the room (`nil`) or one member.
+    /// Control for a member who left is dropped: nobody is there to read it.
     private func sendControl(_ content: MessageContent, to recipient: String?) {
         guard session.phase == .ready || session.phase == .leaving else { return }
+        if let recipient, !session.roster.contains(recipient) { return }
         carryOut(recipient.map { security.sendPrivately(content, to: $0) } ?? security.sendToRoom(content))
     }
 
@@ -317,6 +351,7 @@ extension ChatRoom: RelaySessionDelegate {
 
     func relaySession(_ session: RelaySession, memberJoined member: MemberEntry) {
         carryOut(security.memberJoined(member))
+        onMemberJoined?(member.name)
     }
 
     func relaySession(_ session: RelaySession, memberLeft name: String) {
@@ -345,8 +380,32 @@ extension ChatRoom: RelaySessionDelegate {
     func relaySession(_ session: RelaySession, confirmedUpTo token: UInt64) {
         let confirmed = unconfirmedLines.prefix { $0.token <= token }.count
         unconfirmedLines.removeFirst(confirmed)
+        typedDirects.removeAll { $0.afterToken < token }
         sendWaitingLines()
         leaveIfIdle()
+    }
+
+    func relaySession(_ session: RelaySession, couldNotDeliver message: String) {
+        let recipient = Self.quotedName(in: message)
+        let typed =
+            recipient.flatMap { name in typedDirects.firstIndex { $0.recipient == name } }
+            // A message that names nobody answers the oldest typed command, if any is unconfirmed.
+            ?? (recipient == nil && !typedDirects.isEmpty ? 0 : nil)
+        if let typed {
+            typedDirects.remove(at: typed)
+            emit(.error(message: message))
+        } else if let recipient, session.roster.contains(recipient) {
+            emit(.info("\(recipient) did not get data this client sent on its own (the relay says: \(message))"))
+        }
+        // Otherwise the member left (as a line said already): nothing to tell.
+    }
+
+    /// The name between the first two single quotes of a relay's error (`no member named 'bob' in
+    /// lobby`), if any.
+    static func quotedName(in message: String) -> String? {
+        let parts = message.split(separator: "'", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, !parts[1].isEmpty else { return nil }
+        return String(parts[1])
     }
 
     func relaySession(_ session: RelaySession, announcedKeys keys: [RelayPublicKey]) {
@@ -358,7 +417,16 @@ extension ChatRoom: RelaySessionDelegate {
         updateInputPause()
     }
 
-    func relaySessionWillEnd(_ session: RelaySession) {
-        transfers?.closeAll()
+    /// Every transfer ends with a line saying how to resume it; nothing more is sent.
+    func relaySessionWillEnd(_ session: RelaySession, outcome: ClientOutcome) {
+        guard let transfers else { return }
+        let lost: Bool
+        switch outcome {
+        case .relayLost, .protocolViolation, .refused: lost = true
+        case .finished, .interrupted: lost = false
+        }
+        for action in transfers.closeAll(lost ? .connectionLost : .leaving) {
+            if case .show(let event) = action { emit(event) }
+        }
     }
 }

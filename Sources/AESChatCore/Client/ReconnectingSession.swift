@@ -5,7 +5,12 @@
 /// confirmed by the relay go first, with their message ids, so nothing typed is lost and members
 /// that did receive a line show it once. A relay that is busy is retried like a lost connection; a
 /// link that fails for any other reason (the pinned key in question, another protocol version, not
-/// a relay) ends the session at once with ``Outcome/linkFailed(_:)``. Loop thread only.
+/// a relay) ends the session at once with ``Outcome/linkFailed(_:)``.
+///
+/// Queued lines wait for the room to reassemble: when a member present before the loss is not back
+/// at registration, they are held (with lines typed meanwhile) until every such member has joined
+/// again, or for ``Policy/rejoinGrace`` at most; a member still missing then is named in a warning
+/// (kind `undelivered`) saying it did not receive them. Loop thread only.
 public final class ReconnectingSession {
     /// How a session ended; `JoinMode` maps it to the process exit code.
     public enum Outcome: Equatable, Sendable {
@@ -39,6 +44,10 @@ public final class ReconnectingSession {
         /// a relay that keeps dropping the client soon after registration (as too slow, say) is
         /// retried ever more slowly instead of twice a second.
         public var stableConnection: Duration = .seconds(30)
+        /// How long queued lines wait after reconnecting for the members present before the loss to
+        /// be back (they reconnect on their own backoff); members not back by then miss the lines
+        /// and the author is told.
+        public var rejoinGrace: Duration = .seconds(5)
 
         /// The documented defaults.
         public init() {}
@@ -76,6 +85,11 @@ public final class ReconnectingSession {
     private var registeredAt: ContinuousClock.Instant?
     private var disconnectedSince: ContinuousClock.Instant?
     private var queuedLines: [OutgoingLine] = []
+    /// The other members present when the last registered connection was lost.
+    private var membersBeforeLoss: Set<String> = []
+    /// While queued lines wait for members to be back: those not back yet.
+    private var awaitedMembers: Set<String>?
+    private var rejoinTimer: TimerID?
     private var linesToSendAgain = 0
     private let recentMessageIDs = RecentMessageIDs()
     private var inputEnded = false
@@ -138,7 +152,16 @@ public final class ReconnectingSession {
     /// A line of input: to the current client, or queued while disconnected.
     public func submit(line: String) {
         guard !finished else { return }
-        if let client {
+        if client != nil, awaitedMembers != nil {
+            // After the lines queued before it, once the members are back.
+            guard queuedLines.count < policy.maximumQueuedLines else {
+                output.emit(
+                    .error(message: "\(queuedLines.count) lines are already waiting to be sent: this line was not sent")
+                )
+                return
+            }
+            queuedLines.append(OutgoingLine(line))
+        } else if let client {
             client.submit(line: line)
         } else if queuedLines.count - linesToSendAgain < policy.maximumQueuedLines {
             queuedLines.append(OutgoingLine(line))
@@ -155,7 +178,9 @@ public final class ReconnectingSession {
     /// Input has ended.
     public func endOfInput() {
         inputEnded = true
-        if let client {
+        if awaitedMembers != nil {
+            // Ends once the queued lines are sent.
+        } else if let client {
             client.endOfInput()
         } else if queuedLines.isEmpty {
             finish(.finished)
@@ -226,6 +251,7 @@ public final class ReconnectingSession {
         made.onReady = { [weak self] in self?.registered() }
         made.onBackpressure = { [weak self] paused in self?.onBackpressure?(paused) }
         made.onRelayKeysAnnounced = { [weak self] keys in self?.relayAnnounced(keys) }
+        made.onMemberJoined = { [weak self] name in self?.memberJoined(name) }
         client = made
         made.start()
     }
@@ -243,6 +269,52 @@ public final class ReconnectingSession {
         hasRegistered = true
         disconnectedSince = nil
         registeredAt = now()
+        let missing = membersBeforeLoss.subtracting(client?.memberNames ?? [])
+        if reconnecting {
+            reconnecting = false
+            output.emit(.reconnected)
+        }
+        if !queuedLines.isEmpty, !missing.isEmpty {
+            awaitedMembers = missing
+            let count = queuedLines.count
+            let seconds = policy.rejoinGrace.wholeSeconds
+            output.emit(
+                .info(
+                    "waiting up to \(seconds) s for \(missing.sorted().joined(separator: ", ")) to be back before "
+                        + "sending \(count) queued line(s)"))
+            rejoinTimer = loop.schedule(after: policy.rejoinGrace) { [weak self] in
+                guard let self, let missing = self.awaitedMembers else { return }
+                self.rejoinTimer = nil
+                self.sendQueuedLines(missing: missing)
+            }
+            return
+        }
+        sendQueuedLines(missing: [])
+    }
+
+    /// A member joined the current connection's room: the queued lines go once every awaited member is back.
+    private func memberJoined(_ name: String) {
+        guard var awaited = awaitedMembers, awaited.remove(name) != nil else { return }
+        awaitedMembers = awaited
+        guard awaited.isEmpty else { return }
+        if let rejoinTimer { loop.cancel(rejoinTimer) }
+        rejoinTimer = nil
+        sendQueuedLines(missing: [])
+    }
+
+    /// Sends the queued lines to the current client; `missing` did not come back in time and are told
+    /// of as not receiving them.
+    private func sendQueuedLines(missing: Set<String>) {
+        awaitedMembers = nil
+        let present = Set(client?.memberNames ?? [])
+        for name in missing.sorted() where !present.contains(name) {
+            output.emit(
+                .warning(
+                    kind: "undelivered", name: name,
+                    message:
+                        "\(name) was not back within \(policy.rejoinGrace.wholeSeconds) s of reconnecting and did not "
+                        + "receive the \(queuedLines.count) line(s) queued while the relay was unreachable"))
+        }
         // The queue goes first (lines the lost connection had not had confirmed, then those typed
         // while disconnected); only then may input that waited meanwhile flow again.
         let lines = queuedLines
@@ -250,10 +322,6 @@ public final class ReconnectingSession {
         queuedLines.removeAll()
         linesToSendAgain = 0
         for line in lines { client?.submit(line) }
-        if reconnecting {
-            reconnecting = false
-            output.emit(.reconnected)
-        }
         if sentAgain > 0 {
             output.emit(
                 .info("sent again \(sentAgain) line(s) the relay had not confirmed when the connection was lost"))
@@ -264,6 +332,10 @@ public final class ReconnectingSession {
     }
 
     private func clientEnded(_ outcome: ClientOutcome) {
+        if let rejoinTimer { loop.cancel(rejoinTimer) }
+        rejoinTimer = nil
+        awaitedMembers = nil
+        if let client, registeredAt != nil { membersBeforeLoss = Set(client.memberNames) }
         if let client {
             let unconfirmed = client.linesNotConfirmed
             if registeredAt != nil {

@@ -78,8 +78,9 @@ public enum RelayKeyProbe {
                 guard let self else { return }
                 self.timer = nil
                 self.fail(
-                    .connectionLost(reason: "the relay at \(self.relay) did not send its key within \(seconds) seconds")
-                )
+                    .connectionLost(
+                        reason: "the relay at \(self.relay) did not send its key within \(seconds) seconds"
+                            + (self.received.isEmpty ? RelayLinkFailure.silentPeerHint : "")))
             }
         }
 

@@ -25,6 +25,10 @@ public struct RelayLinkFailure: Error, Equatable, Sendable, CustomStringConverti
         case connectionLost(reason: String)
     }
 
+    /// Added to a timeout's reason when the peer sent nothing at all: an aeschat relay answers at once, while an HTTP
+    /// server (for one) waits in silence for a request line that never comes.
+    static let silentPeerHint = " and sent nothing at all: it may not be an aeschat relay (an HTTP server, say)"
+
     /// The relay as the user named it, `host:port`.
     public var relay: String
     /// What went wrong.

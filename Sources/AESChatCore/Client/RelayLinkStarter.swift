@@ -89,7 +89,8 @@ public final class RelayLinkStarter: ConnectionHandler {
             self.fail(
                 .connectionLost(
                     reason: "the relay at \(self.configuration.relay) did not answer the encrypted link's "
-                        + "handshake within \(seconds) seconds"))
+                        + "handshake within \(seconds) seconds"
+                        + (self.received.isEmpty ? RelayLinkFailure.silentPeerHint : "")))
         }
     }
 

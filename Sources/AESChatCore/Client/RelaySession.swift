@@ -21,13 +21,17 @@ protocol RelaySessionDelegate: AnyObject {
         _ session: RelaySession, deliveredChunkInPlace payload: UnsafeMutableRawBufferPointer, from sender: String)
     /// The relay handled everything sent before the ping with `token`.
     func relaySession(_ session: RelaySession, confirmedUpTo token: UInt64)
+    /// The relay could not hand a direct frame to its recipient (error 9, which does not end the
+    /// session): `message` is the relay's, naming the recipient. The room tells a reply to what the
+    /// user typed from one to traffic the client sent on its own.
+    func relaySession(_ session: RelaySession, couldNotDeliver message: String)
     /// The relay announced its keys, current first, over the link made under the key the client
     /// pinned (a planned rotation: the pinned key vouches for the new one).
     func relaySession(_ session: RelaySession, announcedKeys keys: [RelayPublicKey])
     /// The connection sent everything queued.
     func relaySessionDidDrainOutput(_ session: RelaySession)
-    /// The session is ending: the connection is about to close.
-    func relaySessionWillEnd(_ session: RelaySession)
+    /// The session is ending with `outcome`: the connection is about to close.
+    func relaySessionWillEnd(_ session: RelaySession, outcome: ClientOutcome)
 }
 
 /// The client's session with the relay over one connection: the hello and the validation of the
@@ -149,6 +153,10 @@ final class RelaySession: ReadDestinationProvider {
         return lastPingToken
     }
 
+    /// The token of the latest ping sent (0 before the first): a frame written now is confirmed by
+    /// the pong to any later ping.
+    var latestPingToken: UInt64 { lastPingToken }
+
     /// Pings the relay has not answered yet.
     private var unansweredPings: UInt64 { lastPingToken - lastConfirmedToken }
 
@@ -224,7 +232,7 @@ final class RelaySession: ReadDestinationProvider {
         guard state != .finished else { return }
         state = .finished
         if let registrationTimer { loop.cancel(registrationTimer) }
-        delegate?.relaySessionWillEnd(self)
+        delegate?.relaySessionWillEnd(self, outcome: outcome)
         connection.close()
         onFinish(outcome)
         delegate = nil
@@ -313,6 +321,11 @@ final class RelaySession: ReadDestinationProvider {
             delegate?.relaySession(self, delivered: payload, from: from, isDirect: isDirect)
         case .error(let code, let message):
             let known = RelayErrorCode(rawValue: code) ?? .unknown
+            if state != .registering, !known.isFatal {
+                // Not the user's error unless the room finds it answers what the user typed.
+                delegate?.relaySession(self, couldNotDeliver: message)
+                return
+            }
             output.emit(.error(message: message))
             if state == .registering {
                 finish(.refused(message))

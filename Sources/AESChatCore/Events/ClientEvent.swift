@@ -28,6 +28,7 @@ public enum ClientEvent: Equatable, Sendable {
     /// A file is coming (`resumeFrom`: bytes already held from an interrupted attempt).
     case fileIncoming(name: String, from: String, bytes: UInt64, resumeFrom: UInt64)
     /// Progress of a transfer; `peer` is the sender when receiving, the recipient when sending.
+    /// `bytesPerSecond` is 0 before the end while nothing moved for a while: the transfer stalled.
     case fileProgress(name: String, peer: String, sending: Bool, bytes: UInt64, total: UInt64, bytesPerSecond: UInt64)
     /// A file was verified and saved in the inbox.
     case fileReceived(from: String, name: String, path: String, bytes: UInt64, sha256: String)
@@ -144,6 +145,8 @@ public enum ClientEvent: Equatable, Sendable {
             return isPrivate ? "*\(clean(from))* \(clean(text))" : "<\(clean(from))> \(clean(text))"
         case .action(let from, let text, let isPrivate):
             return (isPrivate ? "(private) " : "") + "* \(clean(from)) \(clean(text))"
+        case .warning("undelivered", let name, let message):
+            return "! not delivered to \(clean(name)): \(clean(message))"
         case .warning(let kind, let name, let message):
             return "! \(kind) from \(clean(name)): \(clean(message))"
         case .error(let message):
@@ -178,9 +181,10 @@ public enum ClientEvent: Equatable, Sendable {
             let percent = total == 0 ? 100 : Int(Double(min(bytes, total)) * 100 / Double(total))
             let remaining = rate > 0 ? Int(clamping: (total - min(bytes, total)) / rate) : 0
             let eta = "\(remaining / 60):" + (remaining % 60 < 10 ? "0" : "") + "\(remaining % 60)"
+            // Rate 0 before the end: nothing moved for a while (FileTransfers.stalledAfter).
+            let speed = rate == 0 && bytes < total ? "stalled" : "\(Self.formatBytes(rate))/s, ETA \(eta)"
             return "~ \(clean(name)) \(sending ? "→" : "←") \(clean(peer)): \(percent)% "
-                + "\(Self.formatBytes(bytes))/\(Self.formatBytes(total)), "
-                + "\(Self.formatBytes(rate))/s, ETA \(eta)"
+                + "\(Self.formatBytes(bytes))/\(Self.formatBytes(total)), \(speed)"
         case .fileReceived(let from, let name, let path, let bytes, let sha256):
             return "* received \(clean(name)) from \(clean(from)) (\(Self.formatBytes(bytes)), sha256 "
                 + "\(sha256.prefix(16))…) in \(clean(path))"

@@ -29,6 +29,17 @@ public final class FileTransfers {
     public static let maximumIncomingPerSender = 4
     /// Incoming transfers at once in all.
     public static let maximumIncoming = 16
+    /// A transfer that moved nothing for this long shows as stalled (progress with rate 0) at the
+    /// watchdog's next round, so that a frozen readout never looks live.
+    public static let stalledAfter: Duration = .seconds(3)
+
+    /// Why every transfer ends at once (``closeAll(_:)``).
+    public enum Interruption: Sendable {
+        /// The connection to the relay was lost (the session reconnects).
+        case connectionLost
+        /// The user left, or the session ended.
+        case leaving
+    }
 
     private let ownName: String
     private let outputBacklog: () -> Int
@@ -205,7 +216,7 @@ public final class FileTransfers {
         }
         nextSerial += 1
         let transfer = OutgoingTransfer(
-            serial: nextSerial, offer: offer, file: file, cipher: cipher, recipient: recipient,
+            serial: nextSerial, path: path, offer: offer, file: file, cipher: cipher, recipient: recipient,
             targets: targets)
         transfer.startedAt = now()
         outgoing.append(transfer)
@@ -269,6 +280,7 @@ public final class FileTransfers {
         transfer.nextChunk = start
         transfer.bytesAtStart = end
         transfer.startedAt = now()
+        transfer.lastChunkSent = transfer.startedAt
         pumpChunks()
     }
 
@@ -334,6 +346,8 @@ public final class FileTransfers {
             start += 255
         }
         transfer.nextChunk += 1
+        transfer.lastChunkSent = now()
+        transfer.shownStalled = false
         showProgress(
             name: offer.name, peer: transfer.recipient ?? "the room", sending: true, bytes: offset + UInt64(length),
             total: offer.size, since: transfer.startedAt, base: transfer.bytesAtStart,
@@ -406,7 +420,9 @@ public final class FileTransfers {
         guard transfer.receivers.removeValue(forKey: name) != nil else { return }
         show(.fileFailed(name: transfer.offer.name, from: ownName, to: name, reason: reason))
         if transfer.receivers.isEmpty {
-            abortOutgoing(transfer, reason: "no receiver left")
+            // Each receiver's line said what happened: the transfer ends without another.
+            sendControl(.fileAbort(fileID: transfer.offer.fileID, reason: "no receiver left"), to: transfer.recipient)
+            finishOutgoing(transfer, reason: nil)
         } else if transfer.phase == .finishing, transfer.results.count == transfer.receivers.count {
             reportResults(transfer)
         }
@@ -442,6 +458,7 @@ public final class FileTransfers {
                 reason: "nothing arrived from \(transfer.sender) for \(idleLimit.wholeSeconds) s",
                 keepPart: true, tellSender: true)
         }
+        showStalledTransfers(at: current)
         pumpChunks()
         if !outgoing.isEmpty || !incoming.isEmpty { startWatchdog() }
     }
@@ -618,6 +635,7 @@ public final class FileTransfers {
         transfer.hasher.update(plaintext)
         transfer.nextChunk = index + 1
         transfer.lastActivity = now()
+        transfer.shownStalled = false
         if transfer.nextChunk % Self.acknowledgeEvery == 0 || isLast {
             sendControl(.fileProgress(fileID: offer.fileID, nextChunk: transfer.nextChunk), to: sender)
         }
@@ -671,8 +689,7 @@ public final class FileTransfers {
                 .fileResult(fileID: transfer.offer.fileID, accepted: false, reason: reason), to: transfer.sender)
             sendControl(.fileAbort(fileID: transfer.offer.fileID, reason: reason), to: transfer.sender)
         }
-        let kept =
-            keepPart && transfer.nextChunk > 0 ? "; the part received is kept, and sending the file again resumes" : ""
+        let kept = keepPart && transfer.nextChunk > 0 ? "; " + keptPartNote(transfer) : ""
         show(
             .fileFailed(
                 name: SafeFileName.sanitize(transfer.offer.name), from: transfer.sender, to: nil, reason: reason + kept)
@@ -699,12 +716,74 @@ public final class FileTransfers {
         }
     }
 
-    /// Closes every open file (the session is over).
-    public func closeAll() {
-        for transfer in outgoing { transfer.closeFile() }
-        for transfer in incoming.values { transfer.closeFile() }
+    /// Where the part of an interrupted incoming transfer is kept, how much it holds, and how it resumes.
+    private func keptPartNote(_ transfer: IncomingTransfer) -> String {
+        let held = min(transfer.nextChunk &* UInt64(transfer.offer.chunkSize), transfer.offer.size)
+        let folder = inbox.path.hasSuffix("/") ? inbox.path : inbox.path + "/"
+        return
+            "the \(ClientEvent.formatBytes(held)) received are kept in \(folder)\(Inbox.partName(for: transfer.partKey)) "
+            + "and the transfer resumes there when \(transfer.sender) sends the file again"
+    }
+
+    /// The session is over: every transfer ends with one line saying how to resume it (an incoming
+    /// one keeps its part, and says where and how large it is), and every open file is closed.
+    /// Nothing is sent: the connection is gone or going.
+    public func closeAll(_ interruption: Interruption) -> [FileTransferAction] {
+        let cause =
+            interruption == .connectionLost ? "the connection to the relay was lost" : "you left before it was complete"
+        for transfer in outgoing where transfer.phase != .done {
+            let when = interruption == .connectionLost ? "once reconnected" : "when you are back"
+            show(
+                .fileFailed(
+                    name: transfer.offer.name, from: ownName, to: transfer.recipient,
+                    reason: "\(cause); \(transfer.resendCommand) \(when) resumes it"))
+            transfer.phase = .done
+            transfer.closeFile()
+        }
+        for transfer in incoming.values.sorted(by: { $0.partKey < $1.partKey }) {
+            transfer.closeFile()
+            let note: String
+            if transfer.nextChunk > 0 {
+                note = keptPartNote(transfer)
+            } else {
+                inbox.removePart(key: transfer.partKey)
+                note = "nothing was received yet; \(transfer.sender) may send it again"
+            }
+            show(
+                .fileFailed(
+                    name: SafeFileName.sanitize(transfer.offer.name), from: transfer.sender, to: nil,
+                    reason: "\(cause); \(note)"))
+        }
         outgoing.removeAll()
         incoming.removeAll()
+        return takeActions()
+    }
+
+    /// Shows transfers that moved nothing for ``stalledAfter`` as stalled (progress with rate 0), once
+    /// until they move again.
+    private func showStalledTransfers(at current: ContinuousClock.Instant) {
+        for transfer in outgoing
+        where transfer.phase == .streaming && !transfer.shownStalled
+            && transfer.lastProgressShown != nil && current - transfer.lastChunkSent >= Self.stalledAfter
+        {
+            transfer.shownStalled = true
+            let sent = min(transfer.nextChunk &* UInt64(transfer.offer.chunkSize), transfer.offer.size)
+            show(
+                .fileProgress(
+                    name: transfer.offer.name, peer: transfer.recipient ?? "the room", sending: true, bytes: sent,
+                    total: transfer.offer.size, bytesPerSecond: 0))
+        }
+        for transfer in incoming.values.sorted(by: { $0.partKey < $1.partKey })
+        where !transfer.shownStalled && transfer.lastProgressShown != nil
+            && current - transfer.lastActivity >= Self.stalledAfter
+        {
+            transfer.shownStalled = true
+            let held = min(transfer.nextChunk &* UInt64(transfer.offer.chunkSize), transfer.offer.size)
+            show(
+                .fileProgress(
+                    name: SafeFileName.sanitize(transfer.offer.name), peer: transfer.sender, sending: false,
+                    bytes: held, total: transfer.offer.size, bytesPerSecond: 0))
+        }
     }
 
     // MARK: Progress

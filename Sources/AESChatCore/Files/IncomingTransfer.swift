@@ -17,6 +17,8 @@ final class IncomingTransfer {
     /// When the last chunk arrived (or the offer was accepted).
     var lastActivity: ContinuousClock.Instant = .now
     var lastProgressShown: ContinuousClock.Instant?
+    /// Whether the progress shown last says the transfer stalled.
+    var shownStalled = false
 
     init(
         sender: String, offer: FileOffer, cipher: AESGCM, partKey: String, part: consuming Inbox.PartFile,

@@ -17,6 +17,8 @@ final class OutgoingTransfer {
 
     /// Tells this transfer's timers from another's (the same file may be sent twice at once).
     let serial: UInt64
+    /// The path as the user typed it, for the line that says how to send it again.
+    let path: String
     let offer: FileOffer
     /// The file's descriptor number, for `pread` while ``file`` holds it.
     let descriptor: Int32
@@ -36,6 +38,11 @@ final class OutgoingTransfer {
     var startedAt: ContinuousClock.Instant = .now
     var bytesAtStart: UInt64 = 0
     var lastProgressShown: ContinuousClock.Instant?
+    /// When the last chunk went out (or streaming started): the watchdog shows a transfer that
+    /// stopped moving as stalled.
+    var lastChunkSent: ContinuousClock.Instant = .now
+    /// Whether the progress shown last says the transfer stalled.
+    var shownStalled = false
     /// One chunk of plaintext, for hashing what the receivers already hold when resuming.
     var buffer: [UInt8] = []
     /// Frame buffers, reused once the connection has sent them.
@@ -56,16 +63,23 @@ final class OutgoingTransfer {
     }
 
     init(
-        serial: UInt64, offer: FileOffer, file: consuming Descriptor, cipher: AESGCM, recipient: String?,
+        serial: UInt64, path: String, offer: FileOffer, file: consuming Descriptor, cipher: AESGCM, recipient: String?,
         targets: [String]
     ) {
         self.serial = serial
+        self.path = path
         self.offer = offer
         self.descriptor = file.rawValue
         self.cipher = cipher
         self.recipient = recipient
         self.targets = targets
         self.file = .some(file)
+    }
+
+    /// The command that sends the file again, which resumes where the receivers stopped.
+    var resendCommand: String {
+        let quoted = path.contains(" ") ? "\"\(path)\"" : path
+        return "/send \(quoted)" + (recipient.map { " \($0)" } ?? "")
     }
 
     /// Closes the file (once; later calls do nothing).

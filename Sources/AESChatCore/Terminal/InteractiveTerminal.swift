@@ -11,13 +11,14 @@ import Foundation
 /// messages scroll above it (see ``ChatScreen``), in raw mode on standard input and output.
 ///
 /// Threads: the chat client calls ``emit(_:)`` on the event loop's thread; a reader thread of its
-/// own blocks on standard input, decodes keys and edits the line; a dispatch source redraws on
-/// SIGWINCH. All three share the screen under one lock and write whole updates at once, so
+/// own blocks on standard input, decodes keys and edits the line; dispatch sources redraw on
+/// SIGWINCH, and on SIGCONT put the terminal back in raw mode first (after `kill -STOP` and `fg`,
+/// the shell has left it in its own modes, and has written over the screen). All three share the screen under one lock and write whole updates at once, so
 /// output never interleaves. Entered lines are posted to the same ``LoopInbox`` the line-mode
 /// reader uses, from the reader thread, which therefore waits (and the keyboard with it) when
 /// the client applies backpressure; the loop never waits for the keyboard.
 ///
-/// `@unchecked Sendable`: `lock` guards `screen`, `state` and `resizeSource`; the rest is
+/// `@unchecked Sendable`: `lock` guards `screen`, `state`, `resizeSource` and `continueSource`; the rest is
 /// immutable.
 public final class InteractiveTerminal: ClientOutput, @unchecked Sendable {
     private enum State {
@@ -32,6 +33,7 @@ public final class InteractiveTerminal: ClientOutput, @unchecked Sendable {
     private let fallback = LineOutput(style: .human)
     private var state = State.idle
     private var resizeSource: (any DispatchSourceSignal)?
+    private var continueSource: (any DispatchSourceSignal)?
 
     /// Whether `join` should use the interactive terminal: standard input and output are both
     /// terminals, `TERM` is set and not `dumb`, and the terminal modes can be read. (`--json`
@@ -75,6 +77,10 @@ public final class InteractiveTerminal: ClientOutput, @unchecked Sendable {
         source.setEventHandler { [weak self] in self?.windowChanged() }
         source.resume()
         resizeSource = source
+        let continued = DispatchSource.makeSignalSource(signal: SIGCONT, queue: .global())
+        continued.setEventHandler { [weak self] in self?.continued() }
+        continued.resume()
+        continueSource = continued
         let thread = Thread { [self] in readKeys(input: input, interrupt: interrupt) }
         thread.name = "aeschat-keys"
         thread.start()
@@ -96,6 +102,8 @@ public final class InteractiveTerminal: ClientOutput, @unchecked Sendable {
         TerminalModes.restore()
         resizeSource?.cancel()
         resizeSource = nil
+        continueSource?.cancel()
+        continueSource = nil
     }
 
     public func emit(_ event: ClientEvent) {
@@ -119,6 +127,17 @@ public final class InteractiveTerminal: ClientOutput, @unchecked Sendable {
         defer { lock.unlock() }
         guard state == .running, let size = TerminalDevice.size(), size != screen.size else { return }
         screen.resize(to: size)
+        flush()
+    }
+
+    /// The process was continued after a stop: raw mode again, bracketed paste on again (the shell
+    /// turns it off), and the whole screen repainted over what the shell wrote meanwhile.
+    private func continued() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard state == .running, TerminalModes.reenterRawMode() else { return }
+        TerminalDevice.write("\u{1B}[?2004h")
+        screen.resize(to: TerminalDevice.size() ?? screen.size)
         flush()
     }
 

@@ -25,6 +25,27 @@ enum TerminalModes {
     /// - Returns: `false` if the modes cannot be read or set (nothing changed then).
     static func enterRawMode() -> Bool {
         guard rawModeActive == 0, tcgetattr(0, savedModes) == 0 else { return false }
+        var raw = rawModes()
+        installSafetyNets()
+        guard System.retryingInterrupts({ tcsetattr(0, TCSADRAIN, &raw) }) == 0 else { return false }
+        rawModeActive = 1
+        return true
+    }
+
+    /// Raw mode again after the process was stopped and continued (SIGCONT): the shell that ran
+    /// the stopped job put the terminal back in its own modes. Does nothing unless raw mode is on
+    /// and the process is in the terminal's foreground (a job continued in the background would be
+    /// stopped again by SIGTTOU; it gets another SIGCONT when brought to the foreground).
+    /// - Returns: whether raw mode was set again.
+    static func reenterRawMode() -> Bool {
+        guard rawModeActive != 0, tcgetpgrp(0) == getpgrp() else { return false }
+        var raw = rawModes()
+        return System.retryingInterrupts({ tcsetattr(0, TCSADRAIN, &raw) }) == 0
+    }
+
+    /// The saved modes made raw: no echo, no line buffering, no signals from Ctrl-C or Ctrl-Z, no
+    /// flow control, output processing kept, reads return each byte.
+    private static func rawModes() -> termios {
         var raw = savedModes.pointee
         cfmakeraw(&raw)
         raw.c_oflag |= tcflag_t(OPOST) | tcflag_t(ONLCR)
@@ -32,10 +53,7 @@ enum TerminalModes {
             characters[Int(VMIN)] = 1
             characters[Int(VTIME)] = 0
         }
-        installSafetyNets()
-        guard System.retryingInterrupts({ tcsetattr(0, TCSADRAIN, &raw) }) == 0 else { return false }
-        rawModeActive = 1
-        return true
+        return raw
     }
 
     /// Puts back the modes saved by ``enterRawMode()``. Does nothing if raw mode is not on.
