@@ -430,7 +430,7 @@ final class ScreenHarness {
         #expect(harness.terminal.line(11) == "09:05 -- you are alice in lobby; here: bob")
         #expect(
             harness.terminal.line(12)
-                == "09:05 -- your fingerprint: 1a2b 3c4d 5e6f 7a8b 9c0d 1e2f 3a4b 5c6d (the others see it with /verify alice)"
+                == "09:05 -- your fingerprint: 1a2b 3c4d 5e6f 7a8b 9c0d 1e2f 3a4b 5c6d (/verify shows it again)"
         )
     }
 
@@ -460,7 +460,7 @@ final class ScreenHarness {
         harness.show(.member(MemberStatus(name: "dave", fingerprint: "d", trust: .new)))
         #expect(
             harness.terminal.line(10)
-                == "09:05 * dave (new, not verified) d: new to you; to check it is really them, /verify dave")
+                == "09:05 * dave is new to you (d); /verify dave to check them")
     }
 
     @Test func roomCode_livesInTheStatusRow_markedWhenItChanges_andShownInFullWhenAsked() {

@@ -196,7 +196,9 @@ public enum ClientEvent: Equatable, Sendable {
         case .member(let status):
             switch status.trust {
             case .new:
-                return "* \(status.humanText): new to you; to check it is really them, /verify \(clean(status.name))"
+                let name = clean(status.name)
+                let fingerprint = status.fingerprint.map { " (\(clean($0)))" } ?? ""
+                return "* \(name) is new to you\(fingerprint); /verify \(name) to check them"
             case .changed: return "! \(status.humanText)"
             default: return "* \(status.humanText)"
             }

@@ -357,9 +357,7 @@ final class ChatScreen {
                 show([
                     StyledLine([
                         stamp(),
-                        Span(
-                            "-- your fingerprint: \(clean(fingerprint)) (the others see it with /verify \(clean(name)))",
-                            .notice),
+                        Span("-- your fingerprint: \(clean(fingerprint)) (/verify shows it again)", .notice),
                     ])
                 ])
             }
