@@ -498,6 +498,12 @@ final class ScreenHarness {
         harness.type("now sent\r")
         #expect(harness.terminal.line(10) == "09:05 <alice> now sent")
         #expect(harness.actions == [.send("hello carol"), .send("anyone?"), .send("now sent")])
+        // A new registration (a reconnect) starts afresh: nothing stays marked held from before.
+        harness.show(.holding(members: ["bob"]))
+        harness.show(.ready(name: "alice", room: "lobby", members: ["bob"], fingerprint: "f"))
+        #expect(!harness.statusLine.contains("held"))
+        harness.type("/verify r\t")
+        #expect(harness.terminal.line(10) == "-- relay  room")
     }
 
     @Test func verify_explainsWhatToCompareAndHow_onSeveralLines() {

@@ -321,7 +321,9 @@ final class ChatScreen {
                 return .init(candidates: BellMode.allCases.map(\.rawValue), suffix: "")
             case "/unignore" where request.previousWords.count == 1:
                 return .init(candidates: ignored.sorted(), suffix: "")
-            case "/msg", "/verify", "/trust", "/ignore", "/send":
+            case "/verify" where request.previousWords.count == 1:
+                return .init(candidates: members + ["relay", "room"], suffix: "")
+            case "/msg", "/trust", "/ignore", "/send":
                 return .init(candidates: members, suffix: " ")
             default:
                 return .init(candidates: members, suffix: request.previousWords.isEmpty ? ": " : " ")
@@ -341,6 +343,10 @@ final class ChatScreen {
         case .ready(let name, let room, let present, let fingerprint):
             isReady = true
             members = Array(Set(present.filter { $0 != ownName })).sorted()
+            // A registration starts the keys afresh (after a reconnect too): what was held or verified is
+            // announced again by the events that follow.
+            held = []
+            verified = []
             var spans = [stamp(), Span("-- you are ", .notice), Span(clean(name), .ownName(name))]
             spans.append(Span(" in \(clean(room)); ", .notice))
             if members.isEmpty {
