@@ -18,6 +18,8 @@ final class EventCollector: ClientOutput {
     var warnings: [String] {
         events.compactMap {
             if case .warning(let kind, _, _) = $0 { return kind }
+            // A different room key is shown in words, and is a `tampered` warning in JSON.
+            if case .differentRoomKey = $0 { return "tampered" }
             return nil
         }
     }
@@ -161,16 +163,55 @@ final class Box<T> {
         let harness = ChatHarness()
         let (_, bobOutput, _) = harness.client("bob")
         let (alice, _, link) = harness.tamperedClient("alice")
+        var publishes = 0
         link.rewrite = { frame in
             guard case .publish(let payload) = frame else { return [frame] }
+            publishes += 1
+            guard publishes == 2 else { return [frame] }
             var bytes = Array(payload)
             bytes[bytes.count - 5] ^= 0x80
             return [.publish(payload: bytes[...])]
         }
+        alice.submit(line: "first, intact")
         alice.submit(line: "top secret")
         harness.loop.runUntilIdle()
-        #expect(bobOutput.warnings == ["tampered"])
+        // Within a session that already opened, a failure can only be an alteration: called tampered.
+        #expect(bobOutput.messages == ["alice: first, intact"])
+        let warnings = bobOutput.events.filter { if case .warning = $0 { true } else { false } }
+        #expect(
+            warnings == [
+                .warning(
+                    kind: "tampered", name: "alice",
+                    message: "tampered message refused: message from alice failed authentication")
+            ])
+    }
+
+    @Test func wrongRoomKey_saysDifferentRoomKey_notTampered_neverShown() throws {
+        let harness = ChatHarness()
+        let (_, bobOutput, _) = harness.client("bob")
+        let (alice, _, _) = harness.client("alice", key: RoomKey(bytes: Array(repeating: 7, count: 32)))
+        alice.submit(line: "under another key")
+        alice.submit(line: "still another key")
+        harness.loop.runUntilIdle()
         #expect(bobOutput.messages.isEmpty)
+        let shown = bobOutput.events.compactMap { event -> ClientEvent? in
+            if case .differentRoomKey = event { return event }
+            if case .warning = event { return event }
+            return nil
+        }
+        #expect(shown.count == 2)
+        for event in shown {
+            guard case .differentRoomKey(let name, _) = event else {
+                Issue.record("not shown as a different room key: \(event)")
+                continue
+            }
+            #expect(name == "alice")
+            #expect(event.humanText.contains("different room key?"))
+            #expect(!event.humanText.contains("tampered"))
+            // JSON keeps the documented kind (a failed authentication) and names the likely cause.
+            #expect(event.json.hasPrefix(#"{"event":"warning","kind":"tampered","name":"alice","message":"#))
+            #expect(event.json.hasSuffix(#","cause":"different-room-key"}"#))
+        }
     }
 
     @Test func replayedFrame_isRefused_andDroppedFrame_showsAsMissing() {
@@ -203,9 +244,9 @@ final class Box<T> {
         let sealer = RoomKeySealer(roomKey: harness.key, room: "lobby", sender: "carol")
         let envelope = try! sealer.seal(.text("from carol"))
         let opener = RoomKeyOpener(roomKey: harness.key, room: "lobby")
-        #expect(opener.open(envelope[...], from: "bob") == .tampered("message from bob failed authentication"))
+        #expect(opener.open(envelope[...], from: "bob").isRefused)
         let otherRoom = RoomKeyOpener(roomKey: harness.key, room: "elsewhere")
-        #expect(otherRoom.open(envelope[...], from: "carol") == .tampered("message from carol failed authentication"))
+        #expect(otherRoom.open(envelope[...], from: "carol").isRefused)
         if case .content(.text("from carol"), 0) = opener.open(envelope[...], from: "carol") {
         } else {
             Issue.record("genuine message refused")
@@ -286,7 +327,7 @@ final class Box<T> {
         let sealer = RoomKeySealer(roomKey: key, room: "lobby", sender: "alice")
         let envelope = try sealer.seal(.text("hello"))
         for cut in [0, 1, 24, 25, 41, envelope.count - 1] {
-            if case .tampered = opener.open(envelope.prefix(cut), from: "alice") {
+            if opener.open(envelope.prefix(cut), from: "alice").isRefused {
             } else {
                 Issue.record("cut \(cut) accepted")
             }

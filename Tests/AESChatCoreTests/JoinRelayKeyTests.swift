@@ -7,6 +7,55 @@ import Testing
 
 /// `join` choosing its relay key with a scripted fetch and terminal: what is asked, what is pinned, what refuses.
 @Suite struct JoinRelayKeyTests {
+    @Test func verifyRelay_showsTheKeyInUse_withWhenAndHowItWasPinned() {
+        let knownRelays = KnownRelays()
+        var options = JoinOptions(name: "alice", inbox: "in")
+        options.host = "Relay.Example.org"
+        let current = TestRelayKeys.pinned(TestRelayKeys.current)
+        let later = TestRelayKeys.pinned(TestRelayKeys.other)
+        knownRelays.record(current, for: "relay.example.org:7777", source: .typedFingerprint, now: 1_764_755_232)
+        knownRelays.record(later, for: "relay.example.org:7777", source: .announcedBy("4f1c93a0"), now: 1_764_755_300)
+        let shown = JoinMode.describeRelay(current, options: options, knownRelays: knownRelays)
+        #expect(
+            shown
+                == .relayKey(
+                    address: "Relay.Example.org:7777", fingerprint: current.fingerprint,
+                    pinnedAt: "2025-12-03T09:47:12Z", how: "typed-fingerprint"))
+        #expect(shown.humanText.contains("after its fingerprint was checked"))
+        #expect(
+            JoinMode.describeRelay(later, options: options, knownRelays: knownRelays).humanText.contains(
+                "as announced by its previous key"))
+        // A key no pin names (a pin that could not be saved) says so.
+        let unsaved = JoinMode.describeRelay(current, options: options, knownRelays: KnownRelays())
+        #expect(
+            unsaved.json
+                == #"{"event":"relay-key","relay":"Relay.Example.org:7777","fingerprint":"\#(current.fingerprint)"}"#)
+        #expect(unsaved.humanText.hasSuffix("for this session only (it could not be saved)"))
+    }
+
+    @Test func verifyRelay_isAnsweredByTheClient_inEitherKeyMode() {
+        let harness = ChatHarness()
+        let (alice, output, _) = harness.client("alice")
+        alice.describeRelay = {
+            .relayKey(address: "memory:1", fingerprint: "relay 0000", pinnedAt: nil, how: "first-use")
+        }
+        alice.submit(line: "/verify relay")
+        alice.submit(line: "/verify")
+        harness.loop.runUntilIdle()
+        #expect(
+            output.events.suffix(2).first
+                == .relayKey(address: "memory:1", fingerprint: "relay 0000", pinnedAt: nil, how: "first-use"))
+        // With a room key there is no fingerprint of one's own: the answer says what works instead.
+        guard case .error(let message) = output.events.last else {
+            Issue.record("no answer to /verify")
+            return
+        }
+        #expect(message.contains("/verify relay shows the relay's key"))
+        #expect(
+            output.events.suffix(2).first?.humanText.contains(
+                "compare this fingerprint with the one the relay's operator published") == true)
+    }
+
     static let keyA = try! RelayPublicKey(bytes: Array(0..<32))
     static let keyB = try! RelayPublicKey(bytes: Array(repeating: 0xB0, count: 32))
     static let day = 1_796_291_232  // 2026-12-03T09:47:12Z

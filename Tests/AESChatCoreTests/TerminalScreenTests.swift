@@ -422,6 +422,102 @@ final class ScreenHarness {
         #expect(harness.actions.isEmpty)
     }
 
+    @Test func ready_showsTheUsersOwnFingerprint_underTheBanner() {
+        let harness = ScreenHarness(rows: 14, columns: 120)
+        harness.show(
+            .ready(
+                name: "alice", room: "lobby", members: ["bob"], fingerprint: "1a2b 3c4d 5e6f 7a8b 9c0d 1e2f 3a4b 5c6d"))
+        #expect(harness.terminal.line(11) == "09:05 -- you are alice in lobby; here: bob")
+        #expect(
+            harness.terminal.line(12)
+                == "09:05 -- your fingerprint: 1a2b 3c4d 5e6f 7a8b 9c0d 1e2f 3a4b 5c6d (/verify shows it again)"
+        )
+    }
+
+    @Test func verifiedMembers_carryACheckMark_untilTheyLeave_orTheirKeyChanges() {
+        let harness = ScreenHarness()
+        harness.show(.ready(name: "alice", room: "lobby", members: ["bob", "carol"], fingerprint: "f"))
+        harness.show(.member(MemberStatus(name: "bob", fingerprint: "b", trust: .verified)))
+        harness.show(.member(MemberStatus(name: "carol", fingerprint: "c", trust: .known)))
+        harness.show(.message(from: "bob", text: "hi", isPrivate: false))
+        #expect(harness.terminal.line(10) == "09:05 <bob \u{2713}> hi")
+        harness.show(.message(from: "carol", text: "hello", isPrivate: false))
+        #expect(harness.terminal.line(10) == "09:05 <carol> hello")
+        harness.show(.trusted(name: "carol", fingerprint: "c"))
+        harness.show(.action(from: "carol", text: "bows", isPrivate: false))
+        #expect(harness.terminal.line(10) == "09:05 * carol \u{2713} bows")
+        harness.show(.message(from: "carol", text: "psst", isPrivate: true))
+        #expect(harness.terminal.line(10) == "09:05 *carol \u{2713}* psst")
+        harness.show(.left(name: "bob"))
+        harness.show(.joined(name: "bob"))
+        harness.show(.member(MemberStatus(name: "bob", fingerprint: "x", trust: .changed)))
+        harness.show(.message(from: "bob", text: "it is me", isPrivate: false))
+        #expect(harness.terminal.line(10) == "09:05 <bob> it is me")
+        // A known member arriving adds no line of its own; a new one says what to do.
+        let before = harness.terminal.lines
+        harness.show(.member(MemberStatus(name: "carol", fingerprint: "c", trust: .known)))
+        #expect(harness.terminal.lines == before)
+        harness.show(.member(MemberStatus(name: "dave", fingerprint: "d", trust: .new)))
+        #expect(
+            harness.terminal.line(10)
+                == "09:05 * dave is new to you (d); /verify dave to check them")
+    }
+
+    @Test func roomCode_livesInTheStatusRow_markedWhenItChanges_andShownInFullWhenAsked() {
+        let harness = ScreenHarness(columns: 200)
+        harness.show(.ready(name: "alice", room: "lobby", members: [], fingerprint: "f"))
+        let before = harness.terminal.lines.prefix(10)
+        harness.show(.roomCode(code: "3F2A-9C01-77BE", members: 1))
+        #expect(harness.statusLine.contains("| code 3F2A-9C01-77BE |"))
+        harness.show(.joined(name: "bob"))
+        harness.show(.roomCode(code: "0000-1111-2222", members: 2))
+        #expect(harness.statusLine.contains("| code 0000-1111-2222 changed |"))
+        // No scrollback line for either code: only the joined line scrolled in.
+        #expect(
+            Array(harness.terminal.lines.prefix(10).dropFirst()) == Array(before.dropFirst(2)) + [
+                "09:05 --> bob joined"
+            ])
+        harness.show(.roomCode(code: "0000-1111-2222", members: 2, asked: true))
+        #expect(harness.terminal.line(10).hasPrefix("09:05 * room code 0000-1111-2222 (2 members, you included)"))
+        #expect(harness.statusLine.contains("| code 0000-1111-2222 |"))
+        #expect(!harness.terminal.lines.contains { $0.contains("ghost") })
+    }
+
+    @Test func heldMessages_showInTheStatusRow_andAHeldLineNeverLooksSent() {
+        let harness = ScreenHarness()
+        harness.show(.ready(name: "alice", room: "lobby", members: ["bob", "carol"], fingerprint: "f"))
+        harness.show(.holding(members: ["bob"]))
+        #expect(harness.statusLine.contains("messages held for bob: key changed"))
+        harness.type("hello carol\r")
+        #expect(harness.terminal.line(10) == "09:05 <alice> hello carol  (held for bob)")
+        harness.show(.left(name: "carol"))
+        harness.type("anyone?\r")
+        #expect(harness.terminal.line(10) == "09:05 (held, not sent) <alice> anyone?")
+        harness.show(.holding(members: []))
+        #expect(!harness.statusLine.contains("held"))
+        harness.type("now sent\r")
+        #expect(harness.terminal.line(10) == "09:05 <alice> now sent")
+        #expect(harness.actions == [.send("hello carol"), .send("anyone?"), .send("now sent")])
+        // A new registration (a reconnect) starts afresh: nothing stays marked held from before.
+        harness.show(.holding(members: ["bob"]))
+        harness.show(.ready(name: "alice", room: "lobby", members: ["bob"], fingerprint: "f"))
+        #expect(!harness.statusLine.contains("held"))
+        harness.type("/verify r\t")
+        #expect(harness.terminal.line(10) == "-- relay  room")
+    }
+
+    @Test func verify_explainsWhatToCompareAndHow_onSeveralLines() {
+        let harness = ScreenHarness(rows: 14, columns: 120)
+        harness.show(.verify(name: "bob", fingerprint: "b0b0", safetyNumber: "12345 67890", yours: "a1a1"))
+        #expect(
+            Array(harness.terminal.lines[8..<12]) == [
+                "09:05 -- to check that bob is really bob, compare with them in person or on a call, not in this chat:",
+                "09:05 --   read the safety number aloud: 12345 67890 (you both see the same one)",
+                "09:05 --   or compare fingerprints: bob's is b0b0, yours is a1a1",
+                "09:05 -- if it matches, type /trust bob; if not, do not trust: someone may be in between",
+            ])
+    }
+
     @Test func events_haveDistinctForms() {
         let harness = ScreenHarness(rows: 14)
         harness.show(.ready(name: "alice", room: "lobby", members: [], fingerprint: nil))

@@ -212,3 +212,57 @@ def test_identity_with_a_room_key_is_a_usage_error(tmp_path, key_file, relay):
         timeout=30,
     )
     assert result.returncode == 64
+
+
+def test_verify_alone_who_and_verify_name_show_your_own_fingerprint(clients):
+    alice = auto(clients, "alice")
+    own = alice.ready()["fingerprint"]
+    bob = auto(clients, "bob")
+    theirs = bob.ready()["fingerprint"]
+    alice.events(event="joined", name="bob")
+    alice.say("/verify")
+    assert alice.events(event="identity") == {"event": "identity", "name": "alice", "fingerprint": own}
+    alice.say("/who")
+    who = alice.events(event="who")
+    assert (who["you"], who["your-fingerprint"]) == ("alice", own)
+    assert [member["name"] for member in who["members"]] == ["bob"]
+    alice.say("/verify bob")
+    verify = alice.events(event="verify")
+    assert (verify["fingerprint"], verify["your-fingerprint"]) == (theirs, own)
+
+
+def test_verify_relay_shows_the_relay_fingerprint_and_how_it_was_pinned(clients, relay):
+    alice = auto(clients, "alice")
+    alice.ready()
+    alice.say("/verify relay")
+    shown = alice.events(event="relay-key")
+    assert shown["relay"] == f"127.0.0.1:{relay.port}"
+    assert shown["fingerprint"] == relay.fingerprint
+    assert shown["how"] == "join-line"
+    assert len(shown["pinned"]) == len("2026-12-03T09:47:12Z")
+
+
+def test_a_changed_key_holds_lines_only_for_that_member_until_trust(tmp_path, clients):
+    alice = auto(clients, "alice")
+    alice.ready()
+    bob = auto(clients, "bob")
+    bob.ready()
+    carol = auto(clients, "carol")
+    carol.ready()
+    alice.events(event="joined", name="carol")
+    alice.say("/trust bob")
+    alice.events(event="trusted", name="bob")
+    bob.close_input()
+    assert bob.wait() == 0
+    alice.events(event="left", name="bob")
+    impostor = auto(clients, "bob", extra=["--identity", str(tmp_path / "other-identity")])
+    impostor.ready()
+    assert alice.events(event="holding") == {"event": "holding", "members": ["bob"]}
+    alice.say("carol still hears me")
+    carol.events(event="message", text="carol still hears me")
+    alice.say("/trust bob")
+    assert alice.events(event="holding") == {"event": "holding", "members": []}
+    assert impostor.events(event="message")["text"] == "carol still hears me"
+    alice.say("after trust")
+    carol.events(event="message", text="after trust")
+    assert not [line for line in carol.out.seen if "carol still hears me" in line][1:]

@@ -99,10 +99,10 @@ def test_a_pin_covers_the_name_in_every_room_of_the_relay_however_it_is_addresse
     )
     again.ready()
     warning = again.events(event="warning", kind="key-changed")
-    assert warning["name"] == "bob" and "held until you run /trust bob" in warning["message"]
+    assert warning["name"] == "bob" and "messages are held for them" in warning["message"]
     assert again.events(event="member", name="bob")["status"] == "changed"
     again.say("only for the real bob")
-    again.events(event="info", what="held notice")
+    assert again.events(event="info", what="held notice")["message"].startswith("message held, not sent")
     again.say("/msg bob only for the real bob")
     again.events(event="error")
     again.close_input()

@@ -501,3 +501,28 @@ def test_a_dumb_terminal_gets_plain_lines_without_escape_codes(terminal, clients
     alice.keys("C-d")
     assert alice.exit_status() == 0
     assert alice.wait_file("stty-after") == alice.wait_file("stty-before")
+
+
+def test_own_fingerprint_check_marks_and_the_room_code_in_the_status_row(terminal, clients):
+    alice, (bob,) = joined(terminal, clients)
+    # The banner shows the user's own fingerprint, the one bob's client sees for alice.
+    bob.say("/who")
+    alice_fingerprint = bob.events(event="who")["members"][0]["fingerprint"]
+    alice.wait_for_text(f"-- your fingerprint: {alice_fingerprint} (/verify shows it again)")
+    alice.wait_for_text("* bob is new to you (")
+    # The room code lives in the status row, never as a line per arrival.
+    alice.wait_for(lambda text: re.search(r"\| code [0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4} changed \|", text), "the changed code")
+    assert "room code" not in alice.text()
+    alice.type("/verify room")
+    alice.keys("Enter")
+    alice.wait_for_text("* room code ")
+    alice.wait_for(lambda text: re.search(r"\| code [0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4} \|", text), "the code, seen")
+    alice.type("/verify bob")
+    alice.keys("Enter")
+    alice.wait_for_text("-- if it matches, type /trust bob")
+    alice.type("/trust bob")
+    alice.keys("Enter")
+    alice.wait_for_text("bob is now verified \u2713")
+    bob.say("checked")
+    alice.wait_for_text("<bob \u2713> checked")
+    assert "ghost" not in alice.text()

@@ -7,6 +7,8 @@ public enum ChatCommand: Equatable, Sendable {
     case action(String)
     case privateMessage(to: String, text: String)
     case security(SecurityCommand)
+    /// `/verify relay`: the relay's key and how it was pinned.
+    case verifyRelay
     case help
     case quit
     case sendFile(path: String, to: String?)
@@ -15,8 +17,8 @@ public enum ChatCommand: Equatable, Sendable {
     /// What `/help` shows in line mode: every command ``SlashCommand/all`` marks for the client.
     public static let helpText = """
         commands: /who (members and their verification), /msg NAME TEXT (private message), /me ACTION, \
-        /verify NAME (safety number to compare), /verify room (room code), /trust NAME (mark verified, accept a \
-        changed key), /send PATH [NAME] (send a file to the room or one member; quote a path with spaces: /send "my file.pdf" bob), /quit; start a line with // to send \
+        /verify (your fingerprint), /verify NAME (what to compare with NAME), /verify room (room code), \
+        /verify relay (the relay's key), /trust NAME (mark verified, accept a changed key), /send PATH [NAME] (send a file to the room or one member; quote a path with spaces: /send "my file.pdf" bob), /quit; start a line with // to send \
         a message that begins with /
         """
 
@@ -76,11 +78,16 @@ public enum ChatCommand: Equatable, Sendable {
                 Names.isValidMemberName(recipient)
                 ? .privateMessage(to: recipient, text: text) : .invalid("'\(recipient)' is not a valid member name")
         case "/verify":
-            guard let target = argument, rest == nil else {
-                self = .invalid("/verify needs one member name, or 'room' for the room code")
+            guard rest == nil else {
+                self = .invalid("/verify takes one member name, 'room' or 'relay', or nothing for your own fingerprint")
                 return
             }
-            self = target == "room" ? .security(.verifyRoom) : .security(.verifyMember(target))
+            switch argument {
+            case nil: self = .security(.verifySelf)
+            case "room": self = .security(.verifyRoom)
+            case "relay": self = .verifyRelay
+            case let name?: self = .security(.verifyMember(name))
+            }
         case "/trust":
             guard let target = argument, rest == nil else {
                 self = .invalid("/trust needs one member name, for example: /trust bob")

@@ -59,6 +59,8 @@ public final class ChatRoom {
     public var onBackpressure: ((Bool) -> Void)?
     /// Called once registration completes (after the `ready` event).
     public var onReady: (() -> Void)?
+    /// Answers `/verify relay`: the relay's key and how it was pinned (a ``ClientEvent/relayKey(address:fingerprint:pinnedAt:how:)``).
+    public var describeRelay: (() -> ClientEvent)?
     /// Called when the relay announces its keys (`relay-keys`), current first, inside the link made
     /// under the pinned key.
     public var onRelayKeysAnnounced: (([RelayPublicKey]) -> Void)?
@@ -230,6 +232,8 @@ public final class ChatRoom {
             if sent { emit(.info("to \(recipient), privately: \(text)")) }
         case .security(let command):
             carryOut(security.handle(command))
+        case .verifyRelay:
+            emit(describeRelay?() ?? .error(message: "the relay's key is not known to this client"))
         case .help:
             emit(.info(ChatCommand.helpText))
         case .quit:

@@ -28,8 +28,9 @@ public struct SlashCommand: Equatable, Sendable {
         SlashCommand("/msg", "NAME TEXT", "send a private message to NAME", .client),
         SlashCommand("/me", "ACTION", "say what you do, shown as '* you ACTION'", .client),
         SlashCommand("/send", "PATH [NAME]", "send a file to the room, or to NAME", .client),
-        SlashCommand("/verify", "NAME|room", "show the safety number with NAME, or the room code", .client),
-        SlashCommand("/trust", "NAME", "accept NAME's new key after checking it", .client),
+        SlashCommand(
+            "/verify", "[NAME|room|relay]", "how to check NAME is really them; alone: your own fingerprint", .client),
+        SlashCommand("/trust", "NAME", "mark NAME verified once checked (also accepts a changed key)", .client),
         SlashCommand("/bell", "off|mentions|all", "when to ring the terminal bell", .terminal),
         SlashCommand("/ignore", "NAME", "hide NAME's messages", .terminal),
         SlashCommand("/unignore", "NAME", "show NAME's messages again", .terminal),

@@ -12,15 +12,31 @@ public enum ClientEvent: Equatable, Sendable {
     /// Something the user must notice: `kind` is `tampered`, `replay`, `missing`,
     /// `undecryptable` or `key-changed`.
     case warning(kind: String, name: String, message: String)
+    /// Pre-shared key: a message from `name` failed authentication in a session of theirs that never opened here,
+    /// which is what a different room key looks like (or a message altered on the way). JSON: a `warning` of kind
+    /// `tampered` with `"cause":"different-room-key"`.
+    case differentRoomKey(name: String, message: String)
     case error(message: String)
     /// A member's identity as this client sees it, announced when it arrives (automatic keys).
     case member(MemberStatus)
-    /// The answer to `/who`.
-    case who(members: [MemberStatus])
-    /// The answer to `/verify NAME`: what both people compare out of band.
-    case verify(name: String, fingerprint: String, safetyNumber: String)
-    /// The room code over everyone present; sent at ready and whenever it changes.
-    case roomCode(code: String, members: Int)
+    /// The answer to `/who`: the others, and `you` (the user, with their own fingerprint in automatic-key mode).
+    case who(members: [MemberStatus], you: MemberStatus? = nil)
+    /// The answer to `/verify NAME`: what both people compare out of band; `yours` is the user's own
+    /// fingerprint, which the other person sees as theirs.
+    case verify(name: String, fingerprint: String, safetyNumber: String, yours: String? = nil)
+    /// The room code over everyone present; sent at ready and whenever it changes (`asked` false), and as the
+    /// answer to `/verify room` (`asked` true).
+    case roomCode(code: String, members: Int, asked: Bool = false)
+    /// The answer to `/verify` alone: the user's own name and identity fingerprint.
+    case identity(name: String, fingerprint: String)
+    /// The answer to `/verify relay`: the relay's address as typed, its key's fingerprint, and when and how that
+    /// key was pinned (`how` is the `known_relays` field: `join-line`, `typed-fingerprint`, `first-use`,
+    /// `announced-by-…`; both nil when no pin was saved).
+    case relayKey(address: String, fingerprint: String, pinnedAt: String?, how: String?)
+    /// The members whose identity key changed since the user verified or messaged them: the user's room
+    /// messages reach everyone else but are held for them until `/trust NAME`. Sent whenever the list changes
+    /// (empty once nothing is held any more).
+    case holding(members: [String])
     /// `/trust NAME` took effect.
     case trusted(name: String, fingerprint: String)
     /// A notice for the user (help text, a held message, …).
@@ -67,22 +83,49 @@ public enum ClientEvent: Equatable, Sendable {
                 ("event", .string("warning")), ("kind", .string(kind)), ("name", .string(name)),
                 ("message", .string(message)),
             ])
+        case .differentRoomKey(let name, let message):
+            return JSONLine.encode([
+                ("event", .string("warning")), ("kind", .string("tampered")), ("name", .string(name)),
+                ("message", .string(message)), ("cause", .string("different-room-key")),
+            ])
         case .error(let message):
             return JSONLine.encode([("event", .string("error")), ("message", .string(message))])
         case .member(let status):
             return JSONLine.encode([("event", .string("member"))] + status.jsonFields)
-        case .who(let members):
-            return JSONLine.encode([("event", .string("who")), ("members", .objects(members.map(\.jsonFields)))])
-        case .verify(let name, let fingerprint, let safetyNumber):
-            return JSONLine.encode([
+        case .who(let members, let you):
+            var fields: [(String, JSONValue)] = [
+                ("event", .string("who")), ("members", .objects(members.map(\.jsonFields))),
+            ]
+            if let you {
+                fields.append(("you", .string(you.name)))
+                if let fingerprint = you.fingerprint { fields.append(("your-fingerprint", .string(fingerprint))) }
+            }
+            return JSONLine.encode(fields)
+        case .verify(let name, let fingerprint, let safetyNumber, let yours):
+            var fields: [(String, JSONValue)] = [
                 ("event", .string("verify")), ("name", .string(name)), ("fingerprint", .string(fingerprint)),
                 ("safety-number", .string(safetyNumber)),
-            ])
-        case .roomCode(let code, let members):
+            ]
+            if let yours { fields.append(("your-fingerprint", .string(yours))) }
+            return JSONLine.encode(fields)
+        case .roomCode(let code, let members, _):
             return JSONLine.encode([
                 ("event", .string("room-code")), ("code", .string(code)),
                 ("members", .integer(Int64(clamping: members))),
             ])
+        case .identity(let name, let fingerprint):
+            return JSONLine.encode([
+                ("event", .string("identity")), ("name", .string(name)), ("fingerprint", .string(fingerprint)),
+            ])
+        case .relayKey(let address, let fingerprint, let pinnedAt, let how):
+            var fields: [(String, JSONValue)] = [
+                ("event", .string("relay-key")), ("relay", .string(address)), ("fingerprint", .string(fingerprint)),
+            ]
+            if let pinnedAt { fields.append(("pinned", .string(pinnedAt))) }
+            if let how { fields.append(("how", .string(how))) }
+            return JSONLine.encode(fields)
+        case .holding(let members):
+            return JSONLine.encode([("event", .string("holding")), ("members", .strings(members))])
         case .trusted(let name, let fingerprint):
             return JSONLine.encode([
                 ("event", .string("trusted")), ("name", .string(name)), ("fingerprint", .string(fingerprint)),
@@ -149,28 +192,55 @@ public enum ClientEvent: Equatable, Sendable {
             return "! not delivered to \(clean(name)): \(clean(message))"
         case .warning(let kind, let name, let message):
             return "! \(kind) from \(clean(name)): \(clean(message))"
+        case .differentRoomKey(_, let message):
+            return "! \(clean(message))"
         case .error(let message):
             return "! error: \(clean(message))"
         case .member(let status):
             switch status.trust {
             case .new:
-                return
-                    "* \(status.humanText): never seen before; compare fingerprints with /verify \(clean(status.name))"
+                let name = clean(status.name)
+                let fingerprint = status.fingerprint.map { " (\(clean($0)))" } ?? ""
+                return "* \(name) is new to you\(fingerprint); /verify \(name) to check them"
             case .changed: return "! \(status.humanText)"
             default: return "* \(status.humanText)"
             }
-        case .who(let members):
-            return members.isEmpty
-                ? "* nobody else is here" : "* here: " + members.map(\.humanText).joined(separator: ", ")
-        case .verify(let name, let fingerprint, let safetyNumber):
-            return
-                "* safety number with \(clean(name)): \(clean(safetyNumber)) (their fingerprint \(clean(fingerprint))); "
-                + "compare it with them in person or by phone, then /trust \(clean(name))"
-        case .roomCode(let code, let members):
-            return
-                "* room code is now \(clean(code)) (\(members) \(members == 1 ? "member" : "members")); compare it with the others to rule out ghosts"
+        case .who(let members, let you):
+            let yourself = you.map { ["you (\($0.ownHumanText))"] } ?? []
+            let others = members.map(\.humanText)
+            return others.isEmpty && yourself.isEmpty
+                ? "* nobody else is here"
+                : "* here: " + (yourself + (others.isEmpty ? ["nobody else"] : others)).joined(separator: ", ")
+        case .verify(let name, let fingerprint, let safetyNumber, let yours):
+            let who = clean(name)
+            let fingerprints =
+                yours.map { "\(who)'s fingerprint is \(clean(fingerprint)) and yours is \(clean($0))" }
+                ?? "\(who)'s fingerprint is \(clean(fingerprint))"
+            return "* to verify \(who), compare with them in person or on a call, not in this chat: read the safety "
+                + "number \(clean(safetyNumber)) aloud (you both see the same one), or check that \(fingerprints). "
+                + "If it matches, type /trust \(who); if not, do not trust: someone may be in between"
+        case .roomCode(let code, let members, let asked):
+            let count = "\(members) \(members == 1 ? "member" : "members"), you included"
+            return asked
+                ? "* room code \(clean(code)) (\(count)): everyone who sees the same members sees the same code; "
+                    + "compare it with the others aloud to be sure nobody you cannot see is in the room"
+                : "* room code is now \(clean(code)) (\(count)); compare it with the others: /verify room"
+        case .identity(let name, let fingerprint):
+            return "* your fingerprint is \(clean(fingerprint)); the others check it with /verify \(clean(name)). "
+                + "/verify NAME checks someone, /verify room the room, /verify relay the relay"
+        case .relayKey(let address, let fingerprint, let pinnedAt, let how):
+            let pinned = pinnedAt.map { " on \(clean($0))" } ?? ""
+            return "* the relay \(clean(address)) holds the key \(clean(fingerprint)), pinned\(pinned) "
+                + Self.relayPinExplanation(how)
+        case .holding(let members):
+            guard !members.isEmpty else { return "* your messages are no longer held for anyone" }
+            let names = members.map(clean).joined(separator: ", ")
+            let first = clean(members[0])
+            return "* your messages are held for \(names): \(members.count == 1 ? "their" : "each one's") identity key "
+                + "changed since you verified or messaged them; the others still get your messages. "
+                + "Check with /verify \(first), then /trust \(first) to send them what was held"
         case .trusted(let name, let fingerprint):
-            return "* \(clean(name)) is now verified (\(clean(fingerprint)))"
+            return "* \(clean(name)) is now verified \(MemberStatus.verifiedMark) (fingerprint \(clean(fingerprint)))"
         case .info(let text):
             return "* " + clean(text)
         case .fileIncoming(let name, let from, let bytes, let resumeFrom):
@@ -198,6 +268,19 @@ public enum ClientEvent: Equatable, Sendable {
         case .fileFailed(let name, let from, let to, let reason):
             let route = to.map { "from \(clean(from)) to \(clean($0))" } ?? "from \(clean(from))"
             return "! file \(clean(name)) \(route) failed: \(clean(reason))"
+        }
+    }
+
+    /// How a relay key was pinned, in words, from the `known_relays` field.
+    static func relayPinExplanation(_ how: String?) -> String {
+        switch how {
+        case "join-line"?: return "from its join line or --relay-key (the whole key was given: checked)"
+        case "typed-fingerprint"?: return "after its fingerprint was checked"
+        case "first-use"?:
+            return "on first use, without a check: compare this fingerprint with the one the relay's operator published"
+        case let how? where how.hasPrefix("announced-by-"):
+            return "as announced by its previous key during a key change"
+        default: return "for this session only (it could not be saved)"
         }
     }
 

@@ -24,12 +24,21 @@ public struct MemberStatus: Equatable, Sendable {
         let mark: String =
             switch trust {
             case .sharedKey: ""
-            case .verified: " [verified]"
-            case .known: " [unverified]"
-            case .new: " [new, unverified]"
-            case .changed: " [KEY CHANGED, unverified]"
-            case .invalid: " [INVALID SIGNATURE]"
+            case .verified: " \(Self.verifiedMark) verified"
+            case .known: " (not verified)"
+            case .new: " (new, not verified)"
+            case .changed: " (KEY CHANGED, not verified)"
+            case .invalid: " (invalid signature: nothing is sent to them)"
             }
         return clean + mark + (fingerprint.map { " " + TerminalText.escapeControls($0) } ?? "")
     }
+
+    /// The user as `/who` shows them: their name and, with automatic keys, their own fingerprint.
+    var ownHumanText: String {
+        TerminalText.escapeControls(name)
+            + (fingerprint.map { ", fingerprint " + TerminalText.escapeControls($0) } ?? "")
+    }
+
+    /// The mark a verified member carries next to their name.
+    public static let verifiedMark = "\u{2713}"
 }

@@ -96,10 +96,12 @@ public enum JoinMode {
                 }
             },
             makeClient: { security, connection, recentMessageIDs, ended in
-                ChatRoom(
+                let room = ChatRoom(
                     name: options.name, room: options.room, security: security, connection: connection, output: output,
                     loop: loop, inbox: inbox, maximumFileSize: options.maximumFileSize, transferStallTimeout: stall,
                     recentMessageIDs: recentMessageIDs, onFinish: ended)
+                room.describeRelay = { describeRelay(relayKey, options: options, knownRelays: knownRelays) }
+                return room
             },
             fatal: fatal,
             onFinish: { outcome in
@@ -246,6 +248,16 @@ public enum JoinMode {
         case .failed: .failure
         case .linkFailed(let failure): failure.isPinFailure ? .notPermitted : .unavailable
         }
+    }
+
+    /// The answer to `/verify relay`: the relay's address, the key this session uses, and when and how that key was
+    /// pinned in `known_relays` (nil when the pin could not be saved).
+    static func describeRelay(_ key: RelayPublicKey, options: JoinOptions, knownRelays: KnownRelays) -> ClientEvent {
+        let address = KnownRelays.address(host: options.host, port: options.port)
+        let pin = knownRelays.pins(for: address).last { $0.key == key }
+        return .relayKey(
+            address: relayName(options), fingerprint: key.fingerprint, pinnedAt: pin?.firstSeen,
+            how: pin?.source.description)
     }
 
     /// The relay as the user named it, `host:port` (an IPv6 literal in brackets), as messages show it.

@@ -21,8 +21,17 @@ public final class AutomaticKeySecurity: MessageSecurity {
         var chain: IncomingChain?
         var retiredChains: [[UInt8]] = []
         var undecryptable = 0
-        /// A verified member whose key changed: nothing is sent to the room until `/trust`.
+        /// A verified or messaged member whose key changed: gets no keys, and the user's room lines are held
+        /// for them (``held``) until `/trust`.
         var blocksSending = false
+        /// Room lines sent while this member's changed key waited for `/trust`, oldest first: sent again once
+        /// the user trusts the key (the others drop the repeated message ids).
+        var held: [MessageContent] = []
+        /// Held lines dropped because there were more than ``AutomaticKeySecurity/maximumHeldLines``.
+        var heldDropped = 0
+        /// ``AutomaticKeySecurity/roomLinesSent`` and ``AutomaticKeySecurity/admissions`` when the first line was
+        /// held, to tell whether sending the held lines again is still safe.
+        var heldSince: (lines: Int, admissions: Int)?
 
         init(name: String, trust: MemberTrust) {
             self.name = name
@@ -42,8 +51,18 @@ public final class AutomaticKeySecurity: MessageSecurity {
     public let profile: [UInt8]
     private var peers: [String: Peer] = [:]
     private var chain: OutgoingChain
-    private var heldMessages: [MessageContent] = []
+    /// Room lines sent (published) in this session, and members admitted: see ``Peer/heldSince``.
+    private var roomLinesSent = 0
+    private var admissions = 0
+    /// The names the last ``ClientEvent/holding(members:)`` announced.
+    private var lastHolding: [String] = []
     private var lastRoomCode: String?
+    /// Held lines kept per member; older ones are dropped (and counted).
+    static let maximumHeldLines = 64
+    /// Room lines sent since the first held one beyond which the held lines are not sent again: the others
+    /// remember only the last ``RecentMessageIDs/idsPerSender`` message ids of each sender, so a line sent
+    /// again later would show twice there.
+    static let resendWindow = 96
     /// Every session key presented to this session (its own included): a relay that replays an
     /// earlier profile would restart a pairwise channel at counter 0 and have old traffic accepted.
     private var seenSessionKeys = SeenSessionKeys(capacity: SeenSessionKeys.defaultCapacity)
@@ -124,16 +143,39 @@ public final class AutomaticKeySecurity: MessageSecurity {
     }
 
     private func memberLeft(_ name: String, actions: inout [SecurityAction]) {
-        guard peers.removeValue(forKey: name) != nil else { return }
+        guard let peer = peers.removeValue(forKey: name) else { return }
         // The leaver knows our chain key: move everyone still here to a fresh one.
         rotate(actions: &actions)
         announceRoomCode(actions: &actions)
-        releaseHeldMessages(actions: &actions)
+        let undelivered = peer.held.count + peer.heldDropped
+        if undelivered > 0 {
+            actions.append(
+                .show(
+                    .info(
+                        "\(name) left before you trusted their new key: \(Self.lines(undelivered)) you sent "
+                            + "meanwhile did not reach them")))
+        }
+        announceHolding(actions: &actions)
+    }
+
+    /// "1 line", "3 lines".
+    private static func lines(_ count: Int) -> String {
+        count == 1 ? "1 line" : "\(count) lines"
+    }
+
+    /// Shows ``ClientEvent/holding(members:)`` when the members whose changed key holds the user's lines changed.
+    private func announceHolding(actions: inout [SecurityAction]) {
+        let holding = peers.values.filter(\.blocksSending).map(\.name).sorted()
+        guard holding != lastHolding else { return }
+        lastHolding = holding
+        actions.append(.show(.holding(members: holding)))
     }
 
     /// Checks a member's profile, pins or compares its identity, announces it, and — unless it
     /// must wait for `/trust` — opens a channel and sends it our chain.
     private func admit(_ member: MemberEntry, actions: inout [SecurityAction]) {
+        admissions += 1
+        defer { announceHolding(actions: &actions) }
         switch AutomaticKeys.checkProfile(member.profile, room: room, name: member.name) {
         case .missing:
             peers[member.name] = Peer(name: member.name, trust: .invalid)
@@ -165,8 +207,9 @@ public final class AutomaticKeySecurity: MessageSecurity {
                     let consequence =
                         pin.holdsMessagesOnChange
                         ? "you had \(pin.isVerified ? "verified" : "sent private messages to") the old key, so your "
-                            + "messages are held until you run /trust \(member.name)"
-                        : "treat them as unverified until you compare safety numbers (/verify \(member.name)) and run /trust \(member.name)"
+                            + "messages are held for them (the others still get them) until you check with "
+                            + "/verify \(member.name) and run /trust \(member.name)"
+                        : "treat them as unverified until you check with /verify \(member.name) and run /trust \(member.name)"
                     actions.warn(
                         "key-changed", about: member.name,
                         "\(member.name)'s identity key CHANGED (now \(fingerprint)); \(consequence)")
@@ -226,15 +269,35 @@ public final class AutomaticKeySecurity: MessageSecurity {
     }
 
     private func sendToRoom(_ content: MessageContent, actions: inout [SecurityAction]) {
-        if let blocker = peers.values.first(where: \.blocksSending) {
-            heldMessages.append(content)
+        let blockers = peers.values.filter(\.blocksSending).sorted { $0.name < $1.name }
+        guard !blockers.isEmpty, case .identified = content else {
+            publish(content, actions: &actions)
+            return
+        }
+        // The members whose key changed get no chain key, so they cannot read what is published now: the line is
+        // held for them alone, and goes out to the others unless nobody else could read it.
+        for blocker in blockers {
+            if blocker.heldSince == nil { blocker.heldSince = (roomLinesSent, admissions) }
+            blocker.held.append(content)
+            if blocker.held.count > Self.maximumHeldLines {
+                blocker.held.removeFirst()
+                blocker.heldDropped += 1
+            }
+        }
+        guard peers.values.contains(where: \.canReceiveKeys) else {
+            let names = blockers.map(\.name).joined(separator: ", ")
             actions.append(
                 .show(
                     .info(
-                        "message held: \(blocker.name)'s identity key changed since you verified or messaged them; "
-                            + "/trust \(blocker.name) to send it (\(heldMessages.count) held)")))
+                        "message held, not sent: nobody else here can read it until you /trust \(names) "
+                            + "(\(Self.lines(blockers[0].held.count)) held)")))
             return
         }
+        publish(content, actions: &actions)
+    }
+
+    /// Seals a message on the room chain (replacing the chain when due) and publishes it.
+    private func publish(_ content: MessageContent, actions: inout [SecurityAction]) {
         if chain.index >= Self.messagesPerChain || now() - chain.createdAt >= Self.chainLifetime {
             rotate(actions: &actions)
         }
@@ -245,6 +308,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
                     try AutomaticKeys.sealGroupMessage(
                         content.encoded(), chainID: chain.chainID, index: index, messageKey: messageKey, room: room,
                         sender: name, identity: identity)))
+            roomLinesSent += 1
         } catch {
             actions.append(.show(.error(message: "message not sent: \(error.description)")))
         }
@@ -279,11 +343,30 @@ public final class AutomaticKeySecurity: MessageSecurity {
         }
     }
 
-    private func releaseHeldMessages(actions: inout [SecurityAction]) {
-        guard !heldMessages.isEmpty, !peers.values.contains(where: \.blocksSending) else { return }
-        let held = heldMessages
-        heldMessages.removeAll()
-        for content in held { sendToRoom(content, actions: &actions) }
+    /// After `/trust`: sends again the lines held for `peer`, which now has the chain key. The others drop them
+    /// by their message ids, unless too many lines went out since (they would show twice) or someone joined
+    /// since (they would see lines typed before they came): then the user is told that `peer` did not get them.
+    private func releaseHeld(for peer: Peer, actions: inout [SecurityAction]) {
+        defer {
+            peer.held.removeAll()
+            peer.heldDropped = 0
+            peer.heldSince = nil
+        }
+        guard let since = peer.heldSince else { return }
+        var undelivered = peer.heldDropped
+        if roomLinesSent - since.lines > Self.resendWindow || admissions != since.admissions {
+            undelivered += peer.held.count
+        } else {
+            for content in peer.held { publish(content, actions: &actions) }
+        }
+        if undelivered > 0 {
+            let it = undelivered == 1 ? "it" : "them"
+            let why =
+                admissions != since.admissions
+                ? "someone joined since, and would see \(it)" : "too much was said since to send \(it) again"
+            actions.append(
+                .show(.info("\(Self.lines(undelivered)) held for \(peer.name) did not reach them: \(why)")))
+        }
     }
 
     // MARK: Receiving
@@ -458,11 +541,15 @@ public final class AutomaticKeySecurity: MessageSecurity {
                         members: peers.values.sorted { $0.name < $1.name }.map {
                             MemberStatus(
                                 name: $0.name, fingerprint: $0.identityKey.map(Identity.fingerprint), trust: $0.trust)
-                        })))
+                        }, you: MemberStatus(name: name, fingerprint: ownFingerprint, trust: .verified))))
+        case .verifySelf:
+            if let ownFingerprint { actions.append(.show(.identity(name: name, fingerprint: ownFingerprint))) }
         case .verifyRoom:
             let keys = [identity.publicKey] + peers.values.compactMap(\.identityKey)
             actions.append(
-                .show(.roomCode(code: Identity.roomCode(room: room, identityKeys: keys), members: keys.count)))
+                .show(
+                    .roomCode(
+                        code: Identity.roomCode(room: room, identityKeys: keys), members: keys.count, asked: true)))
         case .verifyMember(let target):
             guard let peer = peers[target], let key = peer.identityKey else {
                 actions.append(
@@ -475,7 +562,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
                 .show(
                     .verify(
                         name: target, fingerprint: Identity.fingerprint(of: key),
-                        safetyNumber: Identity.safetyNumber(identity.publicKey, key))))
+                        safetyNumber: Identity.safetyNumber(identity.publicKey, key), yours: ownFingerprint)))
         case .trust(let target):
             guard let peer = peers[target], let key = peer.identityKey, peer.channel != nil else {
                 actions.append(
@@ -489,8 +576,11 @@ public final class AutomaticKeySecurity: MessageSecurity {
             peer.trust = .verified
             peer.blocksSending = false
             actions.append(.show(.trusted(name: target, fingerprint: Identity.fingerprint(of: key))))
-            if wasBlocking { sendChain(to: peer, actions: &actions) }
-            releaseHeldMessages(actions: &actions)
+            if wasBlocking {
+                sendChain(to: peer, actions: &actions)
+                releaseHeld(for: peer, actions: &actions)
+            }
+            announceHolding(actions: &actions)
         }
     }
 }

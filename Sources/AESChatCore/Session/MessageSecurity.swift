@@ -37,13 +37,15 @@ public protocol MessageSecurity: AnyObject {
     func sendPrivately(_ content: MessageContent, to name: String) -> [SecurityAction]
     /// Authenticates and opens a payload the relay delivered.
     func receive(_ payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool) -> [SecurityAction]
-    /// Handles `/who`, `/verify NAME`, `/verify room` and `/trust NAME`.
+    /// Handles `/who`, `/verify`, `/verify NAME`, `/verify room` and `/trust NAME`.
     func handle(_ command: SecurityCommand) -> [SecurityAction]
 }
 
 /// The commands a security mode answers.
 public enum SecurityCommand: Equatable, Sendable {
     case who
+    /// `/verify` alone: the user's own fingerprint.
+    case verifySelf
     case verifyMember(String)
     case verifyRoom
     case trust(String)

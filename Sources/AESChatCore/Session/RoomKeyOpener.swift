@@ -7,9 +7,18 @@ public enum OpenedMessage: Equatable, Sendable {
     case content(MessageContent, missing: UInt64)
     /// Failed authentication (or was malformed): never shown as text.
     case tampered(String)
+    /// Failed authentication in a session of the sender that never opened here: what a sender holding a different
+    /// room key produces (a message altered on the way looks the same). Never shown as text.
+    case differentKey(String)
     /// Authentic but already seen, from a session this sender has left behind, or sent too long
     /// ago (or too far ahead) to be told apart from a replay.
     case replayed(String)
+
+    /// Whether the envelope was refused (tampered, another key or a replay).
+    public var isRefused: Bool {
+        if case .content = self { return false }
+        return true
+    }
 }
 
 /// Opens messages from every sender of one stream kind (room messages, or private messages to
@@ -96,7 +105,13 @@ public final class RoomKeyOpener {
             do {
                 plaintext = try cipher.open(sealed, nonce: RoomKeyEnvelope.nonce(counter: counter), authenticating: aad)
             } catch {
-                return .tampered("message from \(sender) failed authentication")
+                // Within a session that opened before, only an altered message fails; a session never opened here is
+                // most likely sealed under another room key.
+                return isCurrentSession
+                    ? .tampered("message from \(sender) failed authentication")
+                    : .differentKey(
+                        "cannot open \(sender)'s message: different room key? (\(sender) may have joined with "
+                            + "another key file than yours; or the message was altered on the way)")
             }
             if let stale = staleness(sentAt: sentAt, from: sender) { return .replayed(stale) }
             let missing: UInt64

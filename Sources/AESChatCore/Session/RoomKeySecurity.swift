@@ -109,6 +109,8 @@ public final class RoomKeySecurity: MessageSecurity {
             ]
         case .tampered(let reason):
             return [.show(.warning(kind: "tampered", name: sender, message: "tampered message refused: \(reason)"))]
+        case .differentKey(let reason):
+            return [.show(.differentRoomKey(name: sender, message: reason))]
         case .replayed(let reason):
             return [.show(.warning(kind: "replay", name: sender, message: "replayed message refused: \(reason)"))]
         }
@@ -119,7 +121,16 @@ public final class RoomKeySecurity: MessageSecurity {
         case .who:
             return [
                 .show(
-                    .who(members: members.sorted().map { MemberStatus(name: $0, fingerprint: nil, trust: .sharedKey) }))
+                    .who(
+                        members: members.sorted().map { MemberStatus(name: $0, fingerprint: nil, trust: .sharedKey) },
+                        you: MemberStatus(name: name, fingerprint: nil, trust: .sharedKey)))
+            ]
+        case .verifySelf:
+            return [
+                .show(
+                    .error(
+                        message: Self.needsAutomaticKeys("/verify")
+                            + "; /verify relay shows the relay's key, which works in both modes"))
             ]
         case .verifyMember:
             return [.show(.error(message: Self.needsAutomaticKeys("/verify")))]

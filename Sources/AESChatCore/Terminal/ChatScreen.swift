@@ -53,6 +53,14 @@ final class ChatScreen {
 
     /// The other members present, sorted.
     private(set) var members: [String] = []
+    /// The members the user verified (with the same key): their lines carry ``MemberStatus/verifiedMark``.
+    private(set) var verified: Set<String> = []
+    /// The members for whom the user's messages are held (their key changed), sorted.
+    private(set) var held: [String] = []
+    /// The room code (automatic keys), shown in the status row, and whether it changed since the user last
+    /// looked at it with `/verify room`.
+    private(set) var roomCode: String?
+    private var roomCodeChanged = false
     /// Names whose messages are hidden.
     private(set) var ignored: Set<String> = []
     /// When the bell rings.
@@ -247,11 +255,11 @@ final class ChatScreen {
         case .message(let text):
             actions.append(.send(text))
             if text.utf8.count <= ChatRoom.maximumMessageBytes {
-                show(messageLines(from: ownName, text: text, isPrivate: false, isOwn: true, isMention: false))
+                show(markHeld(messageLines(from: ownName, text: text, isPrivate: false, isOwn: true, isMention: false)))
             }
         case .action(let line, let text):
             actions.append(.send(line))
-            show(actionLines(from: ownName, text: text, isOwn: true))
+            show(markHeld(actionLines(from: ownName, text: text, isOwn: true)))
         case .clientCommand(let line):
             actions.append(.send(line))
         case .help:
@@ -285,6 +293,21 @@ final class ChatScreen {
         }
     }
 
+    /// The user's own room line, marked when it is held for some members (their key changed): "held" alone when
+    /// it reaches nobody, so that a held line never looks sent.
+    private func markHeld(_ lines: [StyledLine]) -> [StyledLine] {
+        guard !held.isEmpty, var first = lines.first else { return lines }
+        var marked = lines
+        if members.allSatisfy(held.contains) {
+            first.spans.insert(Span("(held, not sent) ", .warning), at: 1)
+        } else {
+            first.spans.append(
+                Span("  (held for " + held.map(TerminalText.escapeControls).joined(separator: ", ") + ")", .warning))
+        }
+        marked[0] = first
+        return marked
+    }
+
     private func complete() {
         let commands = TerminalCommands.names
         let members = self.members
@@ -298,7 +321,9 @@ final class ChatScreen {
                 return .init(candidates: BellMode.allCases.map(\.rawValue), suffix: "")
             case "/unignore" where request.previousWords.count == 1:
                 return .init(candidates: ignored.sorted(), suffix: "")
-            case "/msg", "/verify", "/trust", "/ignore", "/send":
+            case "/verify" where request.previousWords.count == 1:
+                return .init(candidates: members + ["relay", "room"], suffix: "")
+            case "/msg", "/trust", "/ignore", "/send":
                 return .init(candidates: members, suffix: " ")
             default:
                 return .init(candidates: members, suffix: request.previousWords.isEmpty ? ": " : " ")
@@ -315,9 +340,13 @@ final class ChatScreen {
     func show(_ event: ClientEvent) {
         let clean = TerminalText.escapeControls
         switch event {
-        case .ready(let name, let room, let present, _):
+        case .ready(let name, let room, let present, let fingerprint):
             isReady = true
             members = Array(Set(present.filter { $0 != ownName })).sorted()
+            // A registration starts the keys afresh (after a reconnect too): what was held or verified is
+            // announced again by the events that follow.
+            held = []
+            verified = []
             var spans = [stamp(), Span("-- you are ", .notice), Span(clean(name), .ownName(name))]
             spans.append(Span(" in \(clean(room)); ", .notice))
             if members.isEmpty {
@@ -330,6 +359,14 @@ final class ChatScreen {
                 }
             }
             show([StyledLine(spans)])
+            if let fingerprint {
+                show([
+                    StyledLine([
+                        stamp(),
+                        Span("-- your fingerprint: \(clean(fingerprint)) (/verify shows it again)", .notice),
+                    ])
+                ])
+            }
             drawStatus()
         case .joined(let name):
             if name != ownName, !members.contains(name) {
@@ -342,6 +379,7 @@ final class ChatScreen {
             drawStatus()
         case .left(let name):
             members.removeAll { $0 == name }
+            verified.remove(name)
             show([StyledLine([stamp(), Span("<-- ", .left), Span(clean(name), .name(name)), Span(" left", .left)])])
             drawStatus()
         case .message(let from, let text, let isPrivate):
@@ -373,7 +411,44 @@ final class ChatScreen {
             show([StyledLine([stamp(), Span(event.humanText, .warning)])])
         case .error:
             show([StyledLine([stamp(), Span(event.humanText, .error)])])
-        case .member, .who, .verify, .roomCode, .trusted, .info, .fileIncoming, .reconnecting, .reconnected:
+        case .differentRoomKey:
+            show([StyledLine([stamp(), Span(event.humanText, .warning)])])
+        case .member(let status):
+            if status.trust == .verified { verified.insert(status.name) } else { verified.remove(status.name) }
+            // Known and verified members arrive quietly (their joined line said it); a changed key has its warning.
+            switch status.trust {
+            case .new, .invalid: show([StyledLine([stamp(), Span(event.humanText, .notice)])])
+            default: break
+            }
+        case .trusted(let name, _):
+            verified.insert(name)
+            show([StyledLine([stamp(), Span(event.humanText, .notice)])])
+        case .roomCode(let code, _, let asked):
+            // The code lives in the status row; the scrollback gets it only when asked for.
+            if asked {
+                roomCodeChanged = false
+                show([StyledLine([stamp(), Span(event.humanText, .notice)])])
+            } else if roomCode != nil, roomCode != code {
+                roomCodeChanged = true
+            }
+            roomCode = code
+            drawStatus()
+            placeCursor()
+        case .holding(let names):
+            held = names.sorted()
+            show([StyledLine([stamp(), Span(event.humanText, names.isEmpty ? .notice : .warning)])])
+            drawStatus()
+        case .verify(let name, let fingerprint, let safetyNumber, let yours):
+            let who = clean(name)
+            let lines = [
+                "-- to check that \(who) is really \(who), compare with them in person or on a call, not in this chat:",
+                "--   read the safety number aloud: \(clean(safetyNumber)) (you both see the same one)",
+                "--   or compare fingerprints: \(who)'s is \(clean(fingerprint))"
+                    + (yours.map { ", yours is \(clean($0))" } ?? ""),
+                "-- if it matches, type /trust \(who); if not, do not trust: someone may be in between",
+            ]
+            show(lines.map { StyledLine([stamp(), Span($0, .notice)]) })
+        case .who, .identity, .relayKey, .info, .fileIncoming, .reconnecting, .reconnected:
             show([StyledLine([stamp(), Span(event.humanText, .notice)])])
         }
     }
@@ -403,14 +478,21 @@ final class ChatScreen {
         let name = TerminalText.escapeControls(sender)
         let nameRole: TextRole = isOwn ? .ownName(sender) : .name(sender)
         let textRole: TextRole = isPrivate ? .privateText : isMention ? .mention : isOwn ? .ownText : .plain
+        // Names cannot hold a space or a mark, so nobody can fake this one.
+        let mark = !isOwn && verified.contains(sender) ? " " + MemberStatus.verifiedMark : ""
         let head =
-            isPrivate ? [Span("*"), Span(name, nameRole), Span("* ")] : [Span("<"), Span(name, nameRole), Span("> ")]
+            isPrivate
+            ? [Span("*"), Span(name + mark, nameRole), Span("* ")]
+            : [Span("<"), Span(name + mark, nameRole), Span("> ")]
         return lines(head: [stamp()] + head, text: text, role: textRole)
     }
 
     private func actionLines(from sender: String, text: String, isOwn: Bool) -> [StyledLine] {
         let nameRole: TextRole = isOwn ? .ownName(sender) : .name(sender)
-        let head = [stamp(), Span("* ", .action), Span(TerminalText.escapeControls(sender), nameRole), Span(" ")]
+        let mark = !isOwn && verified.contains(sender) ? " " + MemberStatus.verifiedMark : ""
+        let head = [
+            stamp(), Span("* ", .action), Span(TerminalText.escapeControls(sender) + mark, nameRole), Span(" "),
+        ]
         return lines(head: head, text: text, role: .action)
     }
 
@@ -525,6 +607,8 @@ final class ChatScreen {
         } else {
             parts.append("connecting to \(relay)")
         }
+        if !held.isEmpty { parts.append("messages held for \(held.joined(separator: ", ")): key changed") }
+        if let roomCode { parts.append("code \(roomCode)" + (roomCodeChanged ? " changed" : "")) }
         parts.append("bell: \(bell.rawValue)")
         if !ignored.isEmpty { parts.append("ignoring: " + ignored.sorted().joined(separator: ", ")) }
         if let transientStatus { parts.append(transientStatus) }
