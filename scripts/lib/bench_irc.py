@@ -7,6 +7,7 @@ a temporary folder, listens on 127.0.0.1 only on a free port, and is started and
 
 import argparse
 import datetime
+import json
 import os
 import shutil
 import signal
@@ -128,18 +129,25 @@ def start(kind, binary, port):
     return Relay(binary, port) if kind == "aeschat" else IRCServer(kind, port)
 
 
+# Members waiting for their welcome at once. 256 as in scripts/bench (the relay answers busy beyond 256 handshakes in
+# progress); ngircd listens with a backlog of 10 (listen(2) in its conn.c), so more connects at once overflow its
+# accept queue and wait for SYN retransmissions (1 s, 2 s, 4 s, ...): at 256 its join of 1,000 took 111 s with the
+# server mostly idle, and some connects failed. 8 keeps it under that backlog.
+JOIN_CONCURRENCY = {"aeschat": "256", "inspircd": "256", "ngircd": "8"}
+
+
 def one_run(kind, binary, members, quick):
     """Join, idle memory and W1 at N = `members` against a fresh server of `kind`; then, at N = 1,000, W1-paced on
     another fresh one (one generator thread), as scripts/bench does for the relay."""
     deliveries = 2_000_000 if quick else 10_000_000
     messages = max(200, min(50_000, deliveries // (members - 1)))
-    timeout = "300" if members >= 5000 else "120"
+    timeout = ("600" if kind == "ngircd" else "300") if members >= 5000 else "120"
     port = free_port()
     server = start(kind, binary, port)
     try:
         figures = load(binary, [
             "run", "--port", str(port), "--pid", str(server.pid), "--members", str(members), "--messages",
-            str(messages), "--idle-seconds", "4.5", "--threads", "2", "--join-concurrency", "256",
+            str(messages), "--idle-seconds", "4.5", "--threads", "2", "--join-concurrency", JOIN_CONCURRENCY[kind],
             "--phase-timeout", timeout, *server.load_arguments()], timeout=int(timeout) * 3 + 60)
     finally:
         server.stop()
@@ -150,6 +158,7 @@ def one_run(kind, binary, members, quick):
             latency = load(binary, [
                 "run", "--port", str(port), "--pid", str(server.pid), "--members", str(members), "--paced-seconds",
                 "3" if quick else "10", "--idle-seconds", "0.5", "--threads", "1", "--phase-timeout", timeout,
+                "--join-concurrency", JOIN_CONCURRENCY[kind],
                 *server.load_arguments()])
         finally:
             server.stop()
@@ -192,7 +201,8 @@ def render(results, servers, sizes, info, command, started, load_before, load_af
                 a, b = values["aeschat"], values[kind]
                 cells.append("—" if a is None or not b else f"{a / b:.2f}")
             rows.append(f"| {members:,} | {shown} | " + " | ".join(cells) + " |")
-        cells = [str(faults(results[kind][members])) for kind in servers] + ["" for _ in ratios]
+        cells = [str(faults(results[kind][members])) if results[kind][members] else "not run" for kind in servers]
+        cells += ["" for _ in ratios]
         rows.append(f"| {members:,} | faults (lost, duplicated, out of order, errors) | " + " | ".join(cells) + " |")
     lines = [
         f"Recorded {started} by `{command}`: {repeats} round{'s' if repeats > 1 else ''}, each running every "
@@ -214,6 +224,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--servers", default=",".join(SERVERS), help="any of aeschat,inspircd,ngircd")
     parser.add_argument("--quick", action="store_true", help="2 million W1 deliveries per run instead of 10")
+    parser.add_argument("--skip", default="", help="runs to leave out, as KIND:N pairs, e.g. ngircd:5000")
+    parser.add_argument("--json", help="append every run's figures to this file, one JSON object a line")
     options = parser.parse_args()
     try:
         sizes = [int(size) for size in options.sizes.split(",")]
@@ -228,6 +240,10 @@ def main():
     for kind in servers:
         if kind != "aeschat" and shutil.which(kind) is None:
             raise SystemExit(f"bench-irc: {kind} is not installed (Debian: apt-get install {kind})")
+    try:
+        skipped = {(kind, int(size)) for kind, size in (pair.split(":") for pair in options.skip.split(",") if pair)}
+    except ValueError:
+        raise SystemExit(f"bench-irc: --skip takes KIND:N pairs such as ngircd:5000, got '{options.skip}'")
     info = machine()
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load_before = loadavg()
@@ -236,10 +252,15 @@ def main():
         order = servers[round_index % len(servers):] + servers[:round_index % len(servers)]
         for members in sizes:
             for kind in order:
+                if (kind, members) in skipped:
+                    continue
                 print(f"bench-irc: round {round_index + 1}, N={members}, {kind} (load average {loadavg()})",
                       file=sys.stderr, flush=True)
                 figures = one_run(kind, options.bin, members, options.quick)
                 results[kind][members].append(figures)
+                if options.json:
+                    with open(options.json, "a") as file:
+                        file.write(json.dumps({"server": kind, "round": round_index + 1, **figures}) + "\n")
                 print(f"bench-irc:   join {figures.get('join_seconds')} s, W1 "
                       f"{figures.get('w1_deliveries_per_second')} deliveries/s, "
                       f"{figures.get('w1_relay_cpu_us_per_delivery')} µs per delivery, "
