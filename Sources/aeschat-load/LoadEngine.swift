@@ -5,7 +5,7 @@ import Foundation
     import CLinux
     import Glibc
 
-    /// Opens many real connections to a relay and drives the benchmark workloads over them.
+    /// Opens many real connections to a relay, or to an IRC server, and drives the benchmark workloads over them.
     ///
     /// One thread, one epoll instance, no per-message allocation: reads land in one shared buffer, are
     /// opened as link records and parsed; only a frame cut across two records is copied, into that
@@ -14,9 +14,21 @@ import Foundation
     /// agreement), so the timed phases pay only for reading message 2. Connections are kept in flat
     /// arrays indexed by slot, which is also the epoll token: the engine's members first, then the
     /// members of the join storm (``Configuration/stormCount``), then the handshake probes
-    /// (``Configuration/probeCount``). Not thread-safe.
+    /// (``Configuration/probeCount``). With ``Configuration/wire`` `.irc` the same workloads, with the same
+    /// accounting, go to an IRC server instead (``IRCWire``): members register with `NICK`/`USER`, join the channel
+    /// `#` + room, publish with `PRIVMSG` and answer `PING`; reads are split into lines, with no link. Not
+    /// thread-safe.
     final class LoadEngine {
+        /// What the connections speak.
+        enum Wire {
+            /// The relay protocol inside the encrypted link.
+            case aeschat
+            /// Plain IRC (RFC 1459 client lines), to measure IRC servers the same way.
+            case irc
+        }
+
         struct Configuration {
+            var wire = Wire.aeschat
             var host = "127.0.0.1"
             var port: UInt16 = 7777
             /// Members in the room, across all engines.
@@ -150,6 +162,8 @@ import Foundation
         var recordsSamples = false
 
         private var frameScratch: [UInt8] = []
+        /// The IRC channel the members join (`#` + room).
+        private let channel: [UInt8]
 
         init(_ configuration: Configuration) throws(LoadError) {
             self.configuration = configuration
@@ -171,7 +185,10 @@ import Foundation
             busyInARow = [Int](repeating: 0, count: n)
             prepared = [MemberLink.Prepared?](repeating: nil, count: n)
             records = [MemberLink.Records?](repeating: nil, count: n)
-            guard configuration.relayKey != nil else { throw .usage("--relay-key is required") }
+            guard configuration.relayKey != nil || configuration.wire == .irc else {
+                throw .usage("--relay-key is required")
+            }
+            channel = Array("#\(configuration.room)".utf8)
             readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
             events = .allocate(capacity: 4096)
             address.sin_family = sa_family_t(AF_INET)
@@ -195,6 +212,7 @@ import Foundation
         /// Writes every slot's message 1 ahead of the timed phases (a fresh ephemeral key each).
         /// - Returns: this thread's CPU seconds for it.
         func prepare() throws(LoadError) -> Double {
+            guard configuration.wire == .aeschat else { return 0 }
             let before = Measure.threadCPUNanoseconds()
             for slot in 0..<total { prepared[slot] = try makeHandshake() }
             return Double(Measure.threadCPUNanoseconds() - before) / 1e9
@@ -210,6 +228,12 @@ import Foundation
 
         /// Sends the slot's preamble and message 1, once its connection is up.
         private func startLink(_ index: Int) {
+            if configuration.wire == .irc {
+                // No link: the connection goes straight to registration; JOIN follows its 001.
+                linkState[index] = 2
+                sendRaw(IRCWire.registration(name: Self.memberName(configuration.first + index)), from: index)
+                return
+            }
             if prepared[index] == nil {
                 guard let fresh = try? makeHandshake() else {
                     fatal = "could not write a handshake message"
@@ -483,6 +507,10 @@ import Foundation
         }
 
         private func sendHello(_ index: Int) {
+            if configuration.wire == .irc {
+                sendRaw(IRCWire.join(channel: String(decoding: channel, as: UTF8.self)), from: index)
+                return
+            }
             let storm = stormRange.contains(index)
             let global = storm ? index - configuration.count : configuration.first + index
             let size = configuration.profileBytes
@@ -671,6 +699,12 @@ import Foundation
         /// kind 0x03, then (in place of the chain id) the sequence number, the send time and the
         /// sender's number, then filler.
         private func appendPublish(_ frame: inout [UInt8], sender: Int, sequence: UInt32) {
+            if configuration.wire == .irc {
+                IRCWire.appendPrivmsg(
+                    &frame, channel: channel, sender: sender, sequence: sequence, sentAt: Measure.nanoseconds(),
+                    payloadBytes: configuration.payloadBytes)
+                return
+            }
             let payload = max(configuration.payloadBytes, 15)
             ClientFrame.writePublishHeader(payloadCount: payload, into: &frame)
             frame.write(EnvelopeKind.group.rawValue)
@@ -684,6 +718,10 @@ import Foundation
 
         /// Sends frames: sealed into records (every frame goes after the handshake).
         private func send(_ bytes: [UInt8], from index: Int) {
+            if configuration.wire == .irc {
+                sendRaw(bytes, from: index)
+                return
+            }
             guard let link = records[index] else { return }
             sealed.removeAll(keepingCapacity: true)
             do {
@@ -767,7 +805,9 @@ import Foundation
                 if count > 0 {
                     let now = Measure.nanoseconds()
                     let bytes = UnsafeMutableRawBufferPointer(rebasing: readBuffer[0..<count])
-                    if linkState[index] == 2 {
+                    if configuration.wire == .irc {
+                        consume(index, UnsafeRawBufferPointer(bytes), now: now)
+                    } else if linkState[index] == 2 {
                         do {
                             try records[index]!.open(bytes) { consume(index, $0, now: now) }
                         } catch {
@@ -791,17 +831,22 @@ import Foundation
 
         private func consume(_ index: Int, _ bytes: UnsafeRawBufferPointer, now: UInt64) {
             if carry[index].isEmpty {
-                let used = parseFrames(index, bytes, now: now)
+                let used = parse(index, bytes, now: now)
                 if used < bytes.count { carry[index] = Array(bytes[used...]) }
             } else {
                 var joined = carry[index]
                 carry[index] = []
                 joined.append(contentsOf: bytes)
                 joined.withUnsafeBytes { raw in
-                    let used = parseFrames(index, raw, now: now)
+                    let used = parse(index, raw, now: now)
                     if used < raw.count { carry[index] = Array(raw[used...]) }
                 }
             }
+        }
+
+        /// Handles every whole frame or line in `bytes`; returns the bytes used.
+        private func parse(_ index: Int, _ bytes: UnsafeRawBufferPointer, now: UInt64) -> Int {
+            configuration.wire == .irc ? parseLines(index, bytes, now: now) : parseFrames(index, bytes, now: now)
         }
 
         /// Handles every whole frame in `bytes`; returns the bytes used.
@@ -829,55 +874,19 @@ import Foundation
                     let sequence = try? payload.readUInt32("sequence"), let sentAt = try? payload.readUInt64("sent at"),
                     let sender = (try? payload.readUInt16("sender")).map(Int.init), sender < senderSlots
                 else { return }
-                let slot = index * senderSlots + sender
-                if sequence != expected[slot] {
-                    if sequence < expected[slot] { faults.duplicates += 1 } else { faults.outOfOrder += 1 }
-                }
-                expected[slot] = sequence &+ 1
-                switch phase {
-                case .fanOut:
-                    let s = Int(sequence)
-                    if s < remaining.count && remaining[s] > 0 {
-                        remaining[s] -= 1
-                        if remaining[s] == 0 {
-                            completed += 1
-                            lastCompletion = now
-                        }
-                    }
-                case .paced:
-                    pacedDelivered += 1
-                    let latency = now > sentAt ? now - sentAt : 0
-                    latencies.record(nanoseconds: latency)
-                    if recordsSamples { pacedSamples.append((sentAt, latency)) }
-                    let key = sender * 100_000 + Int(sequence)
-                    if key < lastReceipt.count && latency > lastReceipt[key] { lastReceipt[key] = latency }
-                    if key < firstReceipt.count && (firstReceipt[key] == 0 || latency < firstReceipt[key]) {
-                        firstReceipt[key] = latency
-                    }
-                default:
-                    break
-                }
+                delivered(index, sender: sender, sequence: sequence, sentAt: sentAt, now: now)
             case FrameType.welcome:
                 // version u16, name str8, room str8, count u16: only the count is needed.
-                var welcome = RawByteReader(body)
-                _ = try? welcome.readUInt16("version")
-                _ = try? welcome.readShortString("name")
-                _ = try? welcome.readShortString("room")
-                let count = Int32((try? welcome.readUInt16("count")) ?? 0)
-                guard !welcomed[index] else { return }
-                welcomed[index] = true
-                waitingForWelcome -= 1
-                others[index] += count
-                noteJoinProgress(index)
+                var reader = RawByteReader(body)
+                _ = try? reader.readUInt16("version")
+                _ = try? reader.readShortString("name")
+                _ = try? reader.readShortString("room")
+                welcome(index, others: Int32((try? reader.readUInt16("count")) ?? 0))
             case FrameType.joined:
                 others[index] += 1
                 noteJoinProgress(index)
             case FrameType.left:
-                others[index] -= 1
-                if joinCounted[index] {
-                    joinCounted[index] = false
-                    if stormRange.contains(index) { stormJoined -= 1 } else { fullyJoined -= 1 }
-                }
+                otherLeft(index)
             case FrameType.error:
                 var error = RawByteReader(body)
                 guard let code = try? error.readUInt16("code") else { return }
@@ -886,6 +895,106 @@ import Foundation
                 guard let token = try? TokenFrame.read(ping: body) else { return }
                 send(ClientFrame.pong(token: token).encoded(), from: index)
             default:
+                break
+            }
+        }
+
+        /// A delivery of `sender`'s message `sequence`, sent at `sentAt`, to member `index`: checks the order and
+        /// counts it for the phase.
+        private func delivered(_ index: Int, sender: Int, sequence: UInt32, sentAt: UInt64, now: UInt64) {
+            let slot = index * senderSlots + sender
+            if sequence != expected[slot] {
+                if sequence < expected[slot] { faults.duplicates += 1 } else { faults.outOfOrder += 1 }
+            }
+            expected[slot] = sequence &+ 1
+            switch phase {
+            case .fanOut:
+                let s = Int(sequence)
+                if s < remaining.count && remaining[s] > 0 {
+                    remaining[s] -= 1
+                    if remaining[s] == 0 {
+                        completed += 1
+                        lastCompletion = now
+                    }
+                }
+            case .paced:
+                pacedDelivered += 1
+                let latency = now > sentAt ? now - sentAt : 0
+                latencies.record(nanoseconds: latency)
+                if recordsSamples { pacedSamples.append((sentAt, latency)) }
+                let key = sender * 100_000 + Int(sequence)
+                if key < lastReceipt.count && latency > lastReceipt[key] { lastReceipt[key] = latency }
+                if key < firstReceipt.count && (firstReceipt[key] == 0 || latency < firstReceipt[key]) {
+                    firstReceipt[key] = latency
+                }
+            default:
+                break
+            }
+        }
+
+        /// The member's welcome (IRC: the end of the names), which counted `count` others in the room.
+        private func welcome(_ index: Int, others count: Int32) {
+            guard !welcomed[index] else { return }
+            welcomed[index] = true
+            waitingForWelcome -= 1
+            others[index] += count
+            noteJoinProgress(index)
+        }
+
+        /// Another member left the room.
+        private func otherLeft(_ index: Int) {
+            others[index] -= 1
+            if joinCounted[index] {
+                joinCounted[index] = false
+                if stormRange.contains(index) { stormJoined -= 1 } else { fullyJoined -= 1 }
+            }
+        }
+
+        // MARK: IRC
+
+        /// Handles every whole line in `bytes`; returns the bytes used.
+        private func parseLines(_ index: Int, _ bytes: UnsafeRawBufferPointer, now: UInt64) -> Int {
+            guard let base = bytes.baseAddress else { return 0 }
+            var offset = 0
+            while offset < bytes.count {
+                guard let newline = memchr(base + offset, 0x0A, bytes.count - offset) else { break }
+                let end = base.distance(to: UnsafeRawPointer(newline))
+                var lineEnd = end
+                if lineEnd > offset && bytes[lineEnd - 1] == 0x0D { lineEnd -= 1 }
+                handleLine(index, UnsafeRawBufferPointer(rebasing: bytes[offset..<lineEnd]), now: now)
+                offset = end + 1
+                guard descriptors[index] >= 0 else { return bytes.count }
+            }
+            return offset
+        }
+
+        private func handleLine(_ index: Int, _ line: UnsafeRawBufferPointer, now: UInt64) {
+            switch IRCWire.parse(line) {
+            case .message(let sender, let sequence, let sentAt):
+                guard sender < senderSlots else { return }
+                delivered(index, sender: sender, sequence: sequence, sentAt: sentAt, now: now)
+            case .registered:
+                sendHello(index)
+            case .names(let count):
+                // The names include the member itself, taken off at the end of the names.
+                others[index] += Int32(count)
+            case .endOfNames:
+                welcome(index, others: -1)
+            case .joined:
+                // Before its welcome, the only JOIN a member sees is its own.
+                if welcomed[index] {
+                    others[index] += 1
+                    noteJoinProgress(index)
+                }
+            case .left:
+                if welcomed[index] { otherLeft(index) }
+            case .ping(let parameters):
+                sendRaw(IRCWire.pong(line, parameters: parameters), from: index)
+            case .failure(let code):
+                faults.relayErrors[code, default: 0] += 1
+            case .closing:
+                memberLost(index)
+            case .foreignMessage, .other:
                 break
             }
         }

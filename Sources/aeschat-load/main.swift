@@ -11,6 +11,8 @@ let usage = """
                             [--payload-bytes B] [--profile-bytes B] [--room ROOM] [--join-concurrency C]
                             [--threads T] [--busy-poll 0|1] [--phase-timeout S] [--handshakes H]
                             [--storm-joins J] [--storm-delay S]
+           aeschat-load run --protocol irc --members N [the same options, without --relay-key,
+                            --handshakes and --storm-joins]
            aeschat-load member-cost [--messages M]
 
     run: every connection speaks the encrypted link to the relay whose public key is KEY (the 52-character
@@ -22,6 +24,11 @@ let usage = """
     another room all at once, --storm-delay seconds (default 1) into the paced phase, and the latencies of
     the messages sent during that storm are reported apart. --pid is the relay's process id, for its CPU
     (/proc/PID/stat) and memory (/proc/PID/status). Prints one JSON object.
+    --protocol irc drives an IRC server (--pid is the server's) with the same workloads and figures: each
+    member registers (NICK/USER mK, PONG to every PING) and joins the channel #ROOM (its welcome is the end
+    of the names, 366); W1 and W1-paced publish PRIVMSG #ROOM with --payload-bytes of text (default 100, at
+    least 28: sequence, send time and sender in hexadecimal, then letters); any error numeric (400-599) is
+    counted in relay_errors.
     Every phase gives up after --phase-timeout seconds (default 60): the JSON object then has an "error"
     saying what the phase was still waiting for, and the exit status is 1.
     member-cost: CPU per received group message in one client (verify, ratchet, decrypt, JSON line).
@@ -92,7 +99,14 @@ if mode == "member-cost" {
     configuration.port = UInt16(clamping: integer("port", 7777))
     configuration.host = values.removeValue(forKey: "host") ?? "127.0.0.1"
     configuration.room = values.removeValue(forKey: "room") ?? "bench"
-    configuration.payloadBytes = integer("payload-bytes", 211)
+    switch values.removeValue(forKey: "protocol") ?? "aeschat" {
+    case "aeschat": configuration.wire = .aeschat
+    case "irc": configuration.wire = .irc
+    case let other: fail("--protocol must be aeschat or irc, got '\(other)'")
+    }
+    let irc = configuration.wire == .irc
+    // IRC: a 100-byte chat message is 100 bytes of text; the relay carries it as a 211-byte group envelope.
+    configuration.payloadBytes = integer("payload-bytes", irc ? 100 : 211)
     configuration.profileBytes = integer("profile-bytes", 0)
     configuration.joinConcurrency = max(1, integer("join-concurrency", 1000))
     configuration.count = configuration.members
@@ -101,13 +115,26 @@ if mode == "member-cost" {
     configuration.probeCount = integer("handshakes", 0)
     configuration.stormCount = integer("storm-joins", 0)
     configuration.stormDelay = number("storm-delay", 1)
-    guard let keyText = values.removeValue(forKey: "relay-key") else {
-        fail("--relay-key is required: the relay's public key, as its join line prints it\n\(usage)")
+    if irc {
+        guard values["relay-key"] == nil else { fail("--relay-key is for the aeschat protocol, not irc") }
+        guard configuration.probeCount == 0, configuration.stormCount == 0 else {
+            fail("--handshakes and --storm-joins measure the encrypted link; --protocol irc has none")
+        }
+        guard configuration.payloadBytes >= IRCWire.payloadHeader, configuration.payloadBytes <= 400 else {
+            fail("--payload-bytes must be 28 to 400 for IRC (a line is at most 512 bytes)")
+        }
+        guard configuration.room.utf8.allSatisfy({ $0 > 0x20 && $0 != UInt8(ascii: ",") && $0 < 0x7F }) else {
+            fail("--room must be printable ASCII without spaces or commas for IRC, got '\(configuration.room)'")
+        }
+    } else {
+        guard let keyText = values.removeValue(forKey: "relay-key") else {
+            fail("--relay-key is required: the relay's public key, as its join line prints it\n\(usage)")
+        }
+        guard let relayKey = RelayPublicKey(text: keyText) else {
+            fail("--relay-key needs the 52-character key text of the relay's join line, got '\(keyText)'")
+        }
+        configuration.relayKey = relayKey
     }
-    guard let relayKey = RelayPublicKey(text: keyText) else {
-        fail("--relay-key needs the 52-character key text of the relay's join line, got '\(keyText)'")
-    }
-    configuration.relayKey = relayKey
     let pid = Int32(integer("pid", 0))
     let messages = integer("messages", 0)
     let window = integer("window", 100)
@@ -125,7 +152,8 @@ if mode == "member-cost" {
         fail("descriptor limit \(limit) is too low for \(configuration.members) members; raise ulimit -n")
     }
     var fields: [(String, String)] = [
-        ("members", "\(configuration.members)"), ("payload_bytes", "\(configuration.payloadBytes)"),
+        ("protocol", irc ? "\"irc\"" : "\"aeschat\""), ("members", "\(configuration.members)"),
+        ("payload_bytes", "\(configuration.payloadBytes)"),
         ("profile_bytes", "\(configuration.profileBytes)"),
     ]
     do {

@@ -49,3 +49,20 @@ ensure_tmux() {
         return 69
     fi
 }
+
+# The IRC servers that scripts/bench-irc measures aeschat's relay against (not needed to build or test).
+ensure_irc_servers() {
+    if command -v inspircd >/dev/null 2>&1 && command -v ngircd >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "inspircd or ngircd is missing; installing them" >&2
+    if command -v apt-get >/dev/null 2>&1; then
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq inspircd ngircd
+    else
+        echo "Error: install inspircd and ngircd (Debian: apt-get install inspircd ngircd) and try again" >&2
+        return 69
+    fi
+}
