@@ -28,7 +28,7 @@ public struct MemberStatus: Equatable, Sendable {
             case .known: " [unverified]"
             case .new: " [new, unverified]"
             case .changed: " [KEY CHANGED, unverified]"
-            case .invalid: " [INVALID SIGNATURE]"
+            case .invalid: " [refused: no keys are sent]"
             }
         return clean + mark + (fingerprint.map { " " + TerminalText.escapeControls($0) } ?? "")
     }
