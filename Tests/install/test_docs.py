@@ -78,3 +78,21 @@ def test_zsh_and_fish_completions_parse(shell, script):
     result = subprocess.run([shell, "-n", str(ROOT / "scripts" / "completions" / script)], capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 0, result.stderr
+
+
+def test_fish_completion_offers_each_modes_options():
+    if shutil.which("fish") is None:
+        pytest.skip("fish is not installed")
+    script = ROOT / "scripts" / "completions" / "aeschat.fish"
+
+    def offered(line):
+        program = f"source {script}; complete -C '{line}'"
+        result = subprocess.run(["fish", "-c", program], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        return [entry.split("\t")[0] for entry in result.stdout.splitlines()]
+
+    assert offered("aeschat j") == ["join"]
+    assert offered("aeschat serve --po") == ["--port"]
+    assert offered("aeschat join --max") == ["--max-file-size"]
+    assert offered("aeschat join --show") == []
+    assert sorted(offered("aeschat keygen --")) == ["--help", "--identity", "--out"]
