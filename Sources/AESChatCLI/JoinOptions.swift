@@ -2,8 +2,8 @@
 public struct JoinOptions: Equatable, Sendable {
     /// The member name, valid by ``Names/isValidMemberName(_:)``.
     public var name: String
-    /// The inbox directory path, if one was given (never empty). Without it, `join` asks on a terminal and
-    /// refuses to start otherwise.
+    /// The inbox directory path, if one was given (never empty). Without it, `join` asks on a terminal;
+    /// otherwise it runs without an inbox and declines every file offered.
     public var inbox: String?
     /// The room to join, valid by ``Names/isValidRoomName(_:)``.
     public var room = "lobby"

@@ -121,7 +121,8 @@ enum OptionTables {
                 parse: Values.memberName, into: \.name),
             .value(
                 "--inbox", "dir",
-                help: "Inbox folder for received files; created if missing. Asked for on a terminal when not given.",
+                help: "Inbox folder for received files; created if missing. Asked for on a terminal when not given; "
+                    + "without it, a pipe declines every file.",
                 parse: Values.path, into: \.inbox),
             .value(
                 "--room", "room", default: "lobby", help: "Room to join (1-64 chars: A-Z a-z 0-9 - _ .).",

@@ -264,6 +264,17 @@ extension EventCollector {
         harness.loop.runUntilIdle()
         #expect(alice.output.warnings("tampered").count >= 1)
         #expect(alice.output.messages.isEmpty)
+        // The `member` event docs/CLI.md documents for a refused member: status invalid, right after the warning.
+        let refused = ClientEvent.member(MemberStatus(name: "bob", fingerprint: nil, trust: .invalid))
+        let index = try #require(alice.output.events.firstIndex(of: refused))
+        guard case .warning("tampered", "bob", _) = alice.output.events[index - 1] else {
+            Issue.record("no tampered warning right before the member event: \(alice.output.events)")
+            return
+        }
+        #expect(
+            !alice.output.events.contains {
+                if case .member(let s) = $0 { s.name == "bob" && s.trust != .invalid } else { false }
+            })
         alice.client.submit(line: "/who")
         harness.loop.runUntilIdle()
         guard case .who(let members, _) = alice.output.events.last else {

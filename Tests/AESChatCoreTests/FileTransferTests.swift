@@ -48,7 +48,7 @@ final class RecordedTransfers {
     let transfers: FileTransfers
 
     init(
-        host: RecordingTransferHost, inbox: Inbox, maximumFileSize: UInt64?,
+        host: RecordingTransferHost, inbox: Inbox?, maximumFileSize: UInt64?,
         now: @escaping () -> ContinuousClock.Instant = { .now }
     ) {
         self.host = host
@@ -311,6 +311,24 @@ final class InboxFolder {
         }
         #expect(reason.contains("--max-file-size"))
         #expect(folder.names.isEmpty)
+    }
+
+    @Test func withoutAnInbox_everyOfferIsDeclinedWithAReason_andChunksAreIgnored() throws {
+        let host = RecordingTransferHost()
+        let transfers = RecordedTransfers(host: host, inbox: nil, maximumFileSize: nil)
+        let sender = FakeSender(data: Array(repeating: 7, count: 3000))
+        transfers.handleControl(.fileOffer(sender.offer), from: "alice", isPrivate: true)
+        guard case .fileReply(_, false, _, let reason) = host.controls.last?.0 else {
+            Issue.record("no decline")
+            return
+        }
+        #expect(reason == "bob takes no files: it joined without --inbox")
+        #expect(host.controls.last?.1 == "alice")
+        #expect(host.failures == ["bob takes no files: it joined without --inbox"])
+        for index in 0..<sender.offer.chunkCount { transfers.handleChunk(sender.chunk(index)[...], from: "alice") }
+        transfers.handleControl(sender.done, from: "alice", isPrivate: false)
+        #expect(host.received.isEmpty)
+        #expect(host.failures.count == 1)
     }
 
     @Test func fullDisk_givesAClearMessage_andTellsTheSender() throws {

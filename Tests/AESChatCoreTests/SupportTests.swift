@@ -56,6 +56,41 @@ import Testing
     }
 }
 
+@Suite struct EventTimeTests {
+    @Test(arguments: [
+        (UInt64(0), "1970-01-01T00:00:00.000Z"),
+        (UInt64(1_764_770_525_007), "2025-12-03T14:02:05.007Z"),
+        (UInt64(951_782_400_999), "2000-02-29T00:00:00.999Z"),
+        (UInt64(253_402_300_799_123), "9999-12-31T23:59:59.123Z"),
+    ])
+    func iso8601_isUTCWithMilliseconds(milliseconds: UInt64, expected: String) {
+        #expect(WallClock.iso8601(milliseconds: milliseconds) == expected)
+    }
+
+    @Test func jsonLines_endWithTheTime_humanLinesDoNot() {
+        let json = LineOutput(style: .json, now: { 1_764_770_525_007 })
+        #expect(
+            json.line(for: .message(from: "bob", text: "hi", isPrivate: true))
+                == #"{"event":"message","from":"bob","text":"hi","private":true,"time":"2025-12-03T14:02:05.007Z"}"#)
+        #expect(
+            json.line(for: .reconnected) == #"{"event":"reconnected","time":"2025-12-03T14:02:05.007Z"}"#)
+        let human = LineOutput(style: .human, clock: { (14, 2) }, now: { 1_764_770_525_007 })
+        #expect(human.line(for: .joined(name: "bob")) == "* bob joined")
+    }
+
+    @Test func jsonLines_takeTheClockAtEachEvent() {
+        var milliseconds: UInt64 = 1_000
+        let json = LineOutput(
+            style: .json,
+            now: {
+                milliseconds += 1_500
+                return milliseconds
+            })
+        #expect(json.line(for: .joined(name: "a")).hasSuffix(#""time":"1970-01-01T00:00:02.500Z"}"#))
+        #expect(json.line(for: .joined(name: "a")).hasSuffix(#""time":"1970-01-01T00:00:04.000Z"}"#))
+    }
+}
+
 @Suite struct JSONLineTests {
     @Test func events_haveTheDocumentedForm() {
         #expect(

@@ -243,16 +243,33 @@ def assert_relay_back_to(relay, baseline, rss_slack_kib=8192, timeout=10):
     assert relay.process.poll() is None
 
 
+# The `time` field every `--json` event ends with: ISO 8601, UTC, milliseconds (docs/CLI.md).
+EVENT_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+def without_time(line):
+    """The JSON event on `line` without its `time` field, after checking that the field is there, last, and well
+    formed."""
+    event = json.loads(line)
+    assert list(event)[-1] == "time", f"the last field is not 'time': {line}"
+    stamp = event.pop("time")
+    assert EVENT_TIME.fullmatch(stamp), f"malformed time {stamp!r}: {line}"
+    return event
+
+
 class Client:
     """A `join --json` client fed through a pipe. It pins the key registered for `port` (`--relay-key`) unless
     `relay_key` says otherwise (a text, or None for no `--relay-key` at all)."""
 
-    def __init__(self, name, port, key_file, inbox, room=None, extra=(), config=None, relay_key="registered"):
+    def __init__(self, name, port, key_file, inbox, room=None, extra=(), config=None, relay_key="registered",
+                 send_only=False):
         self.name = name
         # Each member gets its own configuration folder (identity, known peers) unless told otherwise.
         environment = dict(os.environ)
         environment["XDG_CONFIG_HOME"] = str(config or Path(str(inbox) + "-config"))
-        command = [binary_path(), "join", "--name", name, "--inbox", str(inbox), "--port", str(port), "--json"]
+        # A send-only client (a bot fed by a pipe) is started without --inbox.
+        command = [binary_path(), "join", "--name", name] + ([] if send_only else ["--inbox", str(inbox)])
+        command += ["--port", str(port), "--json"]
         if key_file is not None:
             command += ["--key", str(key_file)]
         if room is not None:
@@ -269,6 +286,7 @@ class Client:
         self.err = LineReader(self.process.stderr)
 
     def events(self, timeout=10.0, what="event", **match):
+        """The next event that has the fields `match`, without its `time` field (checked here, for every event)."""
         def matches(line):
             try:
                 event = json.loads(line)
@@ -276,7 +294,7 @@ class Client:
                 return False
             return all(event.get(key) == value for key, value in match.items())
 
-        return json.loads(self.out.wait_for(matches, timeout=timeout, what=f"{what} {match} at {self.name}"))
+        return without_time(self.out.wait_for(matches, timeout=timeout, what=f"{what} {match} at {self.name}"))
 
     def ready(self, timeout=10.0):
         return self.events(timeout=timeout, event="ready")
@@ -477,9 +495,10 @@ def mode_key(mode, key_file):
 def clients(tmp_path, mode_key, relay):
     made = []
 
-    def make(name, room=None, key="mode", port=None, extra=(), config=None):
+    def make(name, room=None, key="mode", port=None, extra=(), config=None, send_only=False):
         inbox = tmp_path / f"inbox-{name}"
-        client = Client(name, port or relay.port, mode_key if key == "mode" else key, inbox, room=room, extra=extra, config=config)
+        client = Client(name, port or relay.port, mode_key if key == "mode" else key, inbox, room=room, extra=extra,
+                        config=config, send_only=send_only)
         made.append(client)
         return client
 

@@ -44,7 +44,7 @@ def test_version():
         (["serve", "--prot", "1"], b"--port"),
         (["join", "--name", "", "--inbox", "x"], b"name"),
         (["join", "--inbox", "x"], b"--name"),
-        (["join", "--name", "alice"], b"--inbox"),
+        (["join", "--name", "alice", "--inbox", ""], b"--inbox"),
         (["keygen", "--out"], b"--out"),
     ],
 )

@@ -66,3 +66,38 @@ ensure_irc_servers() {
         return 69
     fi
 }
+
+# dpkg-dev gives scripts/package dpkg-shlibdeps (dpkg-deb itself is part of dpkg).
+ensure_dpkg_dev() {
+    if command -v dpkg-shlibdeps >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "Error: building a Debian package needs dpkg-deb and dpkg-shlibdeps (Debian: apt-get install dpkg-dev)" >&2
+        return 69
+    fi
+    echo "dpkg-dev is missing; installing it" >&2
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dpkg-dev
+}
+
+# man-db gives the package test 'man -l', to read the unpacked man page.
+ensure_man() {
+    if command -v man >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "man-db is missing; installing it" >&2
+    if command -v apt-get >/dev/null 2>&1; then
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq man-db
+    elif command -v brew >/dev/null 2>&1; then
+        return 0 # macOS has man
+    else
+        echo "Error: install man-db (Debian: apt-get install man-db) and try again" >&2
+        return 69
+    fi
+}

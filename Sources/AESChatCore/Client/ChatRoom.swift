@@ -80,7 +80,8 @@ public final class ChatRoom {
     ///   - output: receives events.
     ///   - loop: the loop driving `connection` (for timeouts).
     ///   - onFinish: called once when the session is over.
-    ///   - inbox: where received files go; without one, files are neither sent nor received.
+    ///   - inbox: where received files go; without one, files can be sent but every offer received is declined
+    ///     with a reason.
     ///   - maximumFileSize: larger offers are declined.
     ///   - transferStallTimeout: how long a receiver may hold a transfer back before it is dropped.
     ///   - recentMessageIDs: the message ids already shown; shared by the clients of one session so
@@ -99,11 +100,9 @@ public final class ChatRoom {
         session = RelaySession(
             name: name, room: room, profile: security.profile, connection: connection, output: output, loop: loop,
             onFinish: onFinish)
-        if let inbox {
-            transfers = FileTransfers(
-                ownName: name, outputBacklog: { [unowned session] in session.pendingOutputByteCount },
-                inbox: inbox, maximumFileSize: maximumFileSize, stallTimeout: transferStallTimeout)
-        }
+        transfers = FileTransfers(
+            ownName: name, outputBacklog: { [unowned session] in session.pendingOutputByteCount },
+            inbox: inbox, maximumFileSize: maximumFileSize, stallTimeout: transferStallTimeout)
         session.delegate = self
     }
 

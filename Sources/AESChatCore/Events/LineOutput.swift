@@ -5,7 +5,8 @@
 #endif
 
 /// Writes events as lines to a file descriptor (standard output by default): JSON objects with
-/// `--json`, otherwise readable lines such as `[14:02] <alice> hello`.
+/// `--json`, each ending with a `time` field (ISO 8601, UTC, milliseconds), otherwise readable lines such as
+/// `[14:02] <alice> hello`.
 public final class LineOutput: ClientOutput {
     /// How events are written.
     public enum Style: Sendable {
@@ -16,18 +17,22 @@ public final class LineOutput: ClientOutput {
     private let style: Style
     private let descriptor: Int32
     private let clock: () -> (hour: Int, minute: Int)
+    private let now: () -> UInt64
 
     /// Creates an output.
     /// - Parameters:
     ///   - style: human lines or JSON.
     ///   - descriptor: where to write; standard output by default.
-    ///   - clock: the local time for timestamps (a seam for tests).
+    ///   - clock: the local time for the human lines' timestamps (a seam for tests).
+    ///   - now: milliseconds since 1970 for the JSON `time` field (a seam for tests).
     public init(
-        style: Style, descriptor: Int32 = 1, clock: @escaping () -> (hour: Int, minute: Int) = LineOutput.localTime
+        style: Style, descriptor: Int32 = 1, clock: @escaping () -> (hour: Int, minute: Int) = LineOutput.localTime,
+        now: @escaping () -> UInt64 = WallClock.milliseconds
     ) {
         self.style = style
         self.descriptor = descriptor
         self.clock = clock
+        self.now = now
     }
 
     /// The current local hour and minute.
@@ -42,7 +47,9 @@ public final class LineOutput: ClientOutput {
     public func line(for event: ClientEvent) -> String {
         switch style {
         case .json:
-            return event.json
+            // Every event's JSON is one object; the time goes last, after the fields documented for the event,
+            // so that adding it kept every earlier key where it was.
+            return String(event.json.dropLast()) + ",\"time\":\"" + WallClock.iso8601(milliseconds: now()) + "\"}"
         case .human:
             switch event {
             case .message, .action:

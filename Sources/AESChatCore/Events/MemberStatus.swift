@@ -28,7 +28,7 @@ public struct MemberStatus: Equatable, Sendable {
             case .known: " (not verified)"
             case .new: " (new, not verified)"
             case .changed: " (KEY CHANGED, not verified)"
-            case .invalid: " (invalid signature: nothing is sent to them)"
+            case .invalid: " (refused: nothing is sent to them)"
             }
         return clean + mark + (fingerprint.map { " " + TerminalText.escapeControls($0) } ?? "")
     }

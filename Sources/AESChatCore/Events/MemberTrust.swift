@@ -10,6 +10,7 @@ public enum MemberTrust: String, Equatable, Sendable {
     case verified
     /// The identity key differs from the pinned one: unverified until `/trust`.
     case changed
-    /// The profile's signature does not verify: no key is ever sent to it.
+    /// Refused: its profile is missing or its signature does not verify, or it presented a session key already
+    /// seen. No key is ever sent to it.
     case invalid
 }

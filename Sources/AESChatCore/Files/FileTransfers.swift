@@ -43,7 +43,8 @@ public final class FileTransfers {
 
     private let ownName: String
     private let outputBacklog: () -> Int
-    private let inbox: Inbox
+    /// Where received files go; without one (a send-only `join` with no `--inbox`), every offer is declined.
+    private let inbox: Inbox?
     private let maximumFileSize: UInt64?
     private let now: () -> ContinuousClock.Instant
     private let stallTimeout: Duration
@@ -61,8 +62,9 @@ public final class FileTransfers {
     /// - Parameters:
     ///   - ownName: the user's registered name.
     ///   - outputBacklog: bytes queued toward the relay.
+    ///   - inbox: where received files go; `nil` declines every offer, with a reason the sender sees.
     public init(
-        ownName: String, outputBacklog: @escaping () -> Int, inbox: Inbox, maximumFileSize: UInt64?,
+        ownName: String, outputBacklog: @escaping () -> Int, inbox: Inbox?, maximumFileSize: UInt64?,
         stallTimeout: Duration = defaultStallTimeout,
         now: @escaping () -> ContinuousClock.Instant = { .now }
     ) {
@@ -514,6 +516,10 @@ public final class FileTransfers {
             sendControl(.fileReply(fileID: offer.fileID, accept: false, resumeFrom: 0, reason: reason), to: sender)
             show(.fileFailed(name: SafeFileName.sanitize(offer.name), from: sender, to: nil, reason: reason))
         }
+        guard let inbox else {
+            decline("\(ownName) takes no files: it joined without --inbox")
+            return
+        }
         guard offer.size <= FileOffer.maximumSize else {
             decline(
                 "the offer declares \(offer.size) bytes, more than a transfer can carry (at most 2^53 bytes); refused")
@@ -660,6 +666,8 @@ public final class FileTransfers {
                 tellSender: true)
             return
         }
+        // An incoming transfer exists only with an inbox (offers are declined without one).
+        guard let inbox else { return }
         let finalName: String
         do {
             finalName = try inbox.finalize(
@@ -683,7 +691,7 @@ public final class FileTransfers {
         incoming[key] = nil
         transfer.closeFile()
         // A part that holds nothing is not worth keeping (an offer flood must not leave files behind).
-        if !keepPart || transfer.nextChunk == 0 { inbox.removePart(key: transfer.partKey) }
+        if !keepPart || transfer.nextChunk == 0 { inbox?.removePart(key: transfer.partKey) }
         if tellSender {
             sendControl(
                 .fileResult(fileID: transfer.offer.fileID, accepted: false, reason: reason), to: transfer.sender)

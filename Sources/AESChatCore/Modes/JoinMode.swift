@@ -4,18 +4,12 @@ import Foundation
 /// `aeschat join`: connects to a relay, sends each line of standard input, prints what arrives.
 public enum JoinMode {
     /// Runs a client session until input ends, the user interrupts or the relay goes away.
-    /// - Returns: the process exit code: 0 after a clean leave, 64 without a key, 65 for a bad
-    ///   key file, 69 when the relay is unreachable or refuses, 74 when the inbox cannot be made or is
+    /// - Returns: the process exit code: 0 after a clean leave, 64 when the terminal's inbox question gets no
+    ///   answer, 65 for a bad key file, 69 when the relay is unreachable or refuses, 74 when the inbox cannot be made or is
     ///   not the user's alone, or when `known_peers` or `known_relays` exists but cannot be read, 77 when
     ///   the relay's pinned key does not complete the encrypted link or a new relay's key is not
     ///   confirmed, 130 when interrupted.
     public static func run(_ options: JoinOptions) -> ExitCode {
-        if options.inbox == nil, !InboxPrompt.canAsk {
-            let problem =
-                "missing option '--inbox <dir>': name the folder for received files (asked for only on a terminal)"
-            StandardError.write(UsageError(problem, mode: .join).description)
-            return .usage
-        }
         // Read the key, identity and known-peers files once, now, so that a bad one is reported
         // before connecting; every connection of the session shares them.
         let keys: Keys
@@ -34,17 +28,26 @@ public enum JoinMode {
             StandardError.write("Error: \(error.description)")
             return .ioError
         }
-        guard let inboxPath = options.inbox ?? InboxPrompt.ask(writingTo: options.json ? 2 : 1) else {
-            StandardError.write("Error: no inbox folder given")
-            return .usage
+        // Without --inbox, a terminal asks for the folder; a pipe (a send-only bot) goes without one, and every
+        // file offered to it is declined with a reason the sender sees.
+        var inboxPath = options.inbox
+        if inboxPath == nil, InboxPrompt.canAsk {
+            guard let answer = InboxPrompt.ask(writingTo: options.json ? 2 : 1) else {
+                StandardError.write("Error: no inbox folder given")
+                return .usage
+            }
+            inboxPath = answer
         }
-        let inbox: Inbox
-        do {
-            inbox = try Inbox(path: inboxPath)
-            inbox.removeStaleParts()
-        } catch {
-            StandardError.write("Error: \(error.description)")
-            return .ioError
+        var inbox: Inbox?
+        if let inboxPath {
+            do {
+                let opened = try Inbox(path: inboxPath)
+                opened.removeStaleParts()
+                inbox = opened
+            } catch {
+                StandardError.write("Error: \(error.description)")
+                return .ioError
+            }
         }
         // The relay key: the pin, or one pinned now from --relay-key, the question or --accept-new-relay-key.
         var relayKey: RelayPublicKey

@@ -177,14 +177,18 @@ public final class AutomaticKeySecurity: MessageSecurity {
         admissions += 1
         defer { announceHolding(actions: &actions) }
         switch AutomaticKeys.checkProfile(member.profile, room: room, name: member.name) {
+        // A refused member is announced too, as the `member` event documents (status `invalid`), after the
+        // warning that says why: every member that arrives gets exactly one `member` event.
         case .missing:
             peers[member.name] = Peer(name: member.name, trust: .invalid)
             actions.warn(
                 "tampered", about: member.name,
                 "\(member.name) presented no session key (a room-key client?); nothing can be exchanged with them")
+            actions.append(.show(.member(MemberStatus(name: member.name, fingerprint: nil, trust: .invalid))))
         case .invalid(let reason):
             peers[member.name] = Peer(name: member.name, trust: .invalid)
             actions.warn("tampered", about: member.name, "\(member.name) refused: \(reason); no keys are sent to them")
+            actions.append(.show(.member(MemberStatus(name: member.name, fingerprint: nil, trust: .invalid))))
         case .valid(let identityKey, let sessionKey):
             guard seenSessionKeys.insert(sessionKey) else {
                 peers[member.name] = Peer(name: member.name, trust: .invalid)
@@ -192,6 +196,9 @@ public final class AutomaticKeySecurity: MessageSecurity {
                     "replay", about: member.name,
                     "\(member.name) presented a session key already seen in this session; refused, no keys are sent to them"
                 )
+                let fingerprint = Identity.fingerprint(of: identityKey)
+                actions.append(
+                    .show(.member(MemberStatus(name: member.name, fingerprint: fingerprint, trust: .invalid))))
                 return
             }
             let peer = Peer(name: member.name, trust: .new)

@@ -22,4 +22,20 @@ public enum WallClock {
     public static func hoursAndMinutes(hour: Int, minute: Int) -> String {
         (hour < 10 ? "0" : "") + String(hour) + ":" + (minute < 10 ? "0" : "") + String(minute)
     }
+
+    /// A moment as ISO 8601 in UTC with milliseconds, the form of the `time` field of `--json` events.
+    /// - Parameter milliseconds: milliseconds since 1970-01-01 00:00 UTC.
+    /// - Returns: such as `2026-12-03T14:02:05.123Z`; always 24 characters (years 1970 to 9999).
+    public static func iso8601(milliseconds: UInt64) -> String {
+        var seconds = time_t(clamping: milliseconds / 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func digits(_ value: Int32, _ count: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, count - text.count)) + text
+        }
+        return digits(parts.tm_year + 1900, 4) + "-" + digits(parts.tm_mon + 1, 2) + "-" + digits(parts.tm_mday, 2)
+            + "T" + digits(parts.tm_hour, 2) + ":" + digits(parts.tm_min, 2) + ":" + digits(parts.tm_sec, 2) + "."
+            + digits(Int32(milliseconds % 1000), 3) + "Z"
+    }
 }
