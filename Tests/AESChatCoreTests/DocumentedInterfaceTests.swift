@@ -57,13 +57,16 @@ import Testing
         .fileReceived(from: "a", name: "n", path: "p", bytes: 1, sha256: "h"),
         .fileSent(name: "n", bytes: 1, to: []), .fileFailed(name: "n", from: "a", to: nil, reason: "r"),
         .reconnecting(attempt: 1, delayMilliseconds: 1, reason: "r"), .reconnected,
+        .differentRoomKey(name: "a", message: "m"), .identity(name: "a", fingerprint: "f"),
+        .relayKey(address: "h:1", fingerprint: "f", pinnedAt: nil, how: nil), .holding(members: []),
     ]
 
     /// Fails to compile when ``ClientEvent`` gains a case, so that ``samples`` (and CLI.md) are brought along.
     static func sampled(_ event: ClientEvent) -> Bool {
         switch event {
         case .ready, .joined, .left, .message, .action, .warning, .error, .member, .who, .verify, .roomCode, .trusted,
-            .info, .fileIncoming, .fileProgress, .fileReceived, .fileSent, .fileFailed, .reconnecting, .reconnected:
+            .info, .fileIncoming, .fileProgress, .fileReceived, .fileSent, .fileFailed, .reconnecting, .reconnected,
+            .differentRoomKey, .identity, .relayKey, .holding:
             true
         }
     }

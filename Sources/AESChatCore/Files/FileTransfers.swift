@@ -727,7 +727,9 @@ public final class FileTransfers {
     /// Where the part of an interrupted incoming transfer is kept, how much it holds, and how it resumes.
     private func keptPartNote(_ transfer: IncomingTransfer) -> String {
         let held = min(transfer.nextChunk &* UInt64(transfer.offer.chunkSize), transfer.offer.size)
-        let folder = inbox.path.hasSuffix("/") ? inbox.path : inbox.path + "/"
+        // An incoming transfer exists only with an inbox (offers are declined without one).
+        let path = inbox?.path ?? "."
+        let folder = path.hasSuffix("/") ? path : path + "/"
         return
             "the \(ClientEvent.formatBytes(held)) received are kept in \(folder)\(Inbox.partName(for: transfer.partKey)) "
             + "and the transfer resumes there when \(transfer.sender) sends the file again"
@@ -754,7 +756,7 @@ public final class FileTransfers {
             if transfer.nextChunk > 0 {
                 note = keptPartNote(transfer)
             } else {
-                inbox.removePart(key: transfer.partKey)
+                inbox?.removePart(key: transfer.partKey)
                 note = "nothing was received yet; \(transfer.sender) may send it again"
             }
             show(
