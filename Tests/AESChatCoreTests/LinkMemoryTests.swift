@@ -250,6 +250,42 @@ import Testing
         }
     }
 
+    @Test func recordLayer_preferredReadLength_endsReadsWhereFullRecordsEnd() throws {
+        let plaintext = linkTestBytes(20 * 65_519 + 1_000, seed: 5)
+        let stream = try LinkRecordWriter(cipher: try fixedKeys(3).sending).seal(plaintext)
+        let reader = LinkRecordLayer(keys: try fixedKeys(3))
+        let limit = 256 * 1024
+        #expect(reader.preferredReadLength(limit: limit) == 3 * 65_537)
+        #expect(reader.preferredReadLength(limit: 1_000) == 1_000)
+        var received: [UInt8] = []
+        var offset = 0
+        var reads = 0
+        while offset < stream.count {
+            // The first read cuts a record (as a read of whatever had arrived would); the others take the preferred
+            // length, which completes the held record and then takes whole ones only.
+            let length = reads == 0 ? 100_000 : reader.preferredReadLength(limit: limit)
+            let end = min(stream.count, offset + length)
+            var piece = Array(stream[offset..<end])
+            try piece.withUnsafeMutableBytes { bytes in try reader.openRecords(bytes) { received += $0 } }
+            offset = end
+            reads += 1
+            if reads == 1 {
+                #expect(reader.bufferedByteCount == 100_000 - 65_537)
+                #expect(reader.preferredReadLength(limit: limit) == (2 * 65_537 - 100_000) + 3 * 65_537)
+                // A held piece too short to show its record's length: no guess.
+                #expect(reader.preferredReadLength(limit: 10) == 10)
+            } else {
+                #expect(reader.bufferedByteCount == 0, "read \(reads)")
+            }
+        }
+        #expect(received == plaintext)
+        // A held record whose length prefix is cut: the whole limit.
+        let cut = LinkRecordLayer(keys: try fixedKeys(3))
+        var one: [UInt8] = [stream[0]]
+        try one.withUnsafeMutableBytes { bytes in try cut.openRecords(bytes) { _ in } }
+        #expect(cut.preferredReadLength(limit: limit) == limit)
+    }
+
     @Test func recordLayer_sealGathering_matchesSealingTheConcatenationInPlace() throws {
         let gathering = LinkRecordLayer(keys: try fixedKeys(6), rekeyInterval: 2)
         let inPlace = LinkRecordLayer(keys: try fixedKeys(6), rekeyInterval: 2)

@@ -61,6 +61,10 @@ public final class LinkRecordLayer: RecordProtection {
         }
     }
 
+    public func preferredReadLength(limit: Int) -> Int {
+        opener.preferredReadLength(limit: limit)
+    }
+
     public func finishOpening() throws(TransportError) {
         do {
             try opener.finish()

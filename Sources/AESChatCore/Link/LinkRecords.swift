@@ -253,6 +253,22 @@ struct LinkRecordOpener<Cipher: LinkCipher> {
         try rekeySchedule.countRecord(rekeying: &cipher)
     }
 
+    /// How many bytes the next piece should have, 1 to `limit`: the rest of the record held (if its length is
+    /// known), then as many records of the largest size (65,537 bytes on the wire) as fit; `limit` when that comes
+    /// to nothing. Pieces of that length cut no record while the peer sends full records, so none is copied into
+    /// ``pending``.
+    func preferredReadLength(limit: Int) -> Int {
+        let fullRecord = LinkRekey.lengthPrefixSize + NoiseCipherState.maximumMessageLength
+        var rest = 0
+        if !pending.isEmpty {
+            guard pending.count >= LinkRekey.lengthPrefixSize else { return limit }
+            rest = LinkRekey.lengthPrefixSize + (Int(pending[0]) << 8 | Int(pending[1])) - pending.count
+        }
+        guard rest < limit else { return limit }
+        let length = rest + (limit - rest) / fullRecord * fullRecord
+        return length > 0 ? length : limit
+    }
+
     /// Checks the stream ended between records.
     ///
     /// - Throws: ``LinkError/truncatedRecord(buffered:)`` if part of a record was held; the failure, if any.

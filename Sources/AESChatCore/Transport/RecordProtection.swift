@@ -42,6 +42,10 @@ public protocol RecordProtection: AnyObject {
     ) throws(TransportError)
     /// The peer ended the stream; throws ``TransportError/linkFailed(reason:)`` if it ended inside a record.
     func finishOpening() throws(TransportError)
+    /// How many bytes the next read should take, 1 to `limit`: as many as end where a record ends if the peer
+    /// sends records of the largest size (bulk data), after the rest of a record held from the last read. Reads of
+    /// that length cut no record, so none has its start copied and kept until the rest arrives.
+    func preferredReadLength(limit: Int) -> Int
 }
 
 extension RecordProtection {

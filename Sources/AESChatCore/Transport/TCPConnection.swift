@@ -247,7 +247,12 @@ public final class TCPConnection: Connection, ReadinessHandler {
                 readGotNothing(count)
                 return
             }
-            let buffer = loop.readBuffer
+            // A protected connection reads up to a record boundary, so that bulk data's records are not cut.
+            let length =
+                delivering
+                ? protection?.preferredReadLength(limit: loop.readBuffer.count) ?? loop.readBuffer.count
+                : loop.readBuffer.count
+            let buffer = UnsafeMutableRawBufferPointer(rebasing: loop.readBuffer[0..<length])
             let count = System.read(descriptor, into: buffer)
             if count > 0 {
                 if delivering {
