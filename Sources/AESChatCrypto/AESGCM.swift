@@ -303,6 +303,96 @@ public final class AESGCM {
         }
     }
 
+    /// Seals a message whose plaintext is the concatenation of `pieces`, reading each piece once: the ciphertext goes
+    /// into the start of `output` and the tag into its last 16 bytes, with no copy of the plaintext made first (a
+    /// record gathered from queued output is encrypted straight from where the output waits). No associated data.
+    ///
+    /// A piece may be exactly the part of `output` its ciphertext goes to (sealing in place); otherwise no piece may
+    /// overlap `output`.
+    ///
+    /// The corresponding libgcrypt calls are `gcry_cipher_encrypt` once per non-empty piece (GCM is a stream mode:
+    /// libgcrypt takes the message in pieces of any length), between `gcry_cipher_setiv` and `gcry_cipher_gettag`.
+    ///
+    /// - Parameters:
+    ///   - pieces: The plaintext, in order; pieces may be empty.
+    ///   - nonce: 12 bytes, never reused with this key.
+    ///   - output: Exactly the pieces' total length plus 16 bytes.
+    /// - Throws: ``CryptoError/invalidNonceSize(expected:actual:)`` unless `nonce` is 12 bytes;
+    ///   ``CryptoError/library(operation:code:message:)`` if libgcrypt fails.
+    public func seal(
+        gathering pieces: UnsafeBufferPointer<UnsafeRawBufferPointer>, nonce: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) throws(CryptoError) {
+        guard nonce.count == Self.nonceSize else {
+            throw .invalidNonceSize(expected: Self.nonceSize, actual: nonce.count)
+        }
+        let total = pieces.reduce(0) { $0 + $1.count }
+        precondition(output.count == total + Self.tagSize, "AES-GCM seal output has the wrong size")
+        if let failure = start(iv: nonce, aad: UnsafeRawBufferPointer(start: nil, count: 0)) { throw failure }
+        let outputBase = output.baseAddress!
+        var offset = 0
+        for piece in pieces {
+            guard let pieceBase = piece.baseAddress, piece.count > 0 else { continue }
+            let error = gcry_cipher_encrypt(handle, outputBase + offset, piece.count, pieceBase, piece.count)
+            if let failure = Gcrypt.check(error, "gcry_cipher_encrypt") { throw failure }
+            offset += piece.count
+        }
+        if let failure = Gcrypt.check(
+            gcry_cipher_gettag(handle, outputBase + total, Self.tagSize), "gcry_cipher_gettag")
+        {
+            throw failure
+        }
+    }
+
+    /// ``openInPlace(_:nonce:)`` that puts the first `destination.count` bytes of the plaintext into `destination`
+    /// instead: a record whose plaintext is the rest of a large frame is opened straight into the frame's buffer,
+    /// with no copy. The rest of the plaintext replaces its ciphertext in place, so it ends up at
+    /// `buffer[destination.count ..< buffer.count - 16]`. On any failure both `destination` and the ciphertext bytes
+    /// are zeroed, so no unauthenticated plaintext is left anywhere.
+    ///
+    /// The corresponding libgcrypt calls are `gcry_cipher_decrypt` into `destination`, then in place (GCM takes the
+    /// message in pieces of any length), between `gcry_cipher_setiv` and `gcry_cipher_checktag`.
+    ///
+    /// - Parameters:
+    ///   - buffer: The ciphertext followed by its tag.
+    ///   - nonce: The 12-byte nonce.
+    ///   - destination: At most as long as the plaintext; must not overlap `buffer`.
+    /// - Throws: As ``openInPlace(_:nonce:)``.
+    public func openInPlace(
+        _ buffer: UnsafeMutableRawBufferPointer, nonce: UnsafeRawBufferPointer,
+        divertingPrefixTo destination: UnsafeMutableRawBufferPointer
+    ) throws(CryptoError) {
+        guard nonce.count == Self.nonceSize else {
+            throw .invalidNonceSize(expected: Self.nonceSize, actual: nonce.count)
+        }
+        guard buffer.count >= Self.tagSize else { throw .ciphertextTooShort }
+        let count = buffer.count - Self.tagSize
+        precondition(destination.count <= count, "more room diverted than the message has plaintext")
+        let diverted = destination.count
+        guard diverted > 0, let destinationBase = destination.baseAddress, let base = buffer.baseAddress else {
+            try openInPlace(buffer, nonce: nonce)
+            return
+        }
+        var failure = start(iv: nonce, aad: UnsafeRawBufferPointer(start: nil, count: 0))
+        if failure == nil {
+            let error = gcry_cipher_decrypt(handle, destinationBase, diverted, base, diverted)
+            failure = Gcrypt.check(error, "gcry_cipher_decrypt")
+        }
+        if failure == nil && count > diverted {
+            let error = gcry_cipher_decrypt(
+                handle, base + diverted, count - diverted, base + diverted, count - diverted)
+            failure = Gcrypt.check(error, "gcry_cipher_decrypt")
+        }
+        if failure == nil {
+            failure = checkTag(base + count)
+        }
+        if let failure {
+            secureZero(destination)
+            secureZero(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]))
+            throw failure
+        }
+    }
+
     /// The checks and borrowing the four buffer entry points share: `nonce` must be 12 bytes and, when
     /// `sealedCount` is given, the sealed bytes must have room for the tag; then `body` gets `nonce` and `aad` as
     /// raw bytes, and the failure it reports is thrown.
@@ -461,6 +551,11 @@ public final class AESGCM {
                 return failure
             }
         }
+        return checkTag(tag)
+    }
+
+    /// Checks the 16-byte tag at `tag` against the message just decrypted.
+    private func checkTag(_ tag: UnsafeRawPointer) -> CryptoError? {
         let error = gcry_cipher_checktag(handle, tag, Self.tagSize)
         if error == 0 {
             return nil

@@ -106,19 +106,31 @@ extension SecretBytes: CustomStringConvertible {
 /// Ownership: the keys live in this object's own tail storage, zeroed in `deinit`, never copied elsewhere by it.
 /// Make one with ``make(slotCount:)``.
 ///
+/// The header word holds the slot count in its top 8 bits and ``generation`` below, so that checking a slot number
+/// never asks the allocator for the storage's size (`capacity` does, through `malloc_usable_size`: it showed in the
+/// relay's profile, once per record sealed).
+///
 /// Threading: not thread-safe (a key can be replaced); used by one thread at a time. Not `Sendable` (no
 /// `ManagedBuffer` is).
 public final class SecretKeySlots: ManagedBuffer<UInt64, UInt8> {
     /// The length of each slot's key.
     public static let keyLength = 32
+    /// The most slots one object holds (the slot count has 8 bits of the header word).
+    public static let maximumSlotCount = 255
+    /// Where the slot count sits in the header word.
+    private static let slotCountShift: UInt64 = 56
+    /// The header word's bits that are ``generation``.
+    private static let generationMask: UInt64 = (1 << slotCountShift) - 1
 
     /// Storage for `slotCount` keys, all zero until written.
     ///
-    /// - Parameter slotCount: How many keys; at least 1.
+    /// - Parameter slotCount: How many keys; 1 to ``maximumSlotCount``.
     public static func make(slotCount: Int) -> SecretKeySlots {
-        precondition(slotCount > 0, "SecretKeySlots needs at least one slot, not \(slotCount)")
+        precondition(
+            slotCount > 0 && slotCount <= maximumSlotCount,
+            "SecretKeySlots needs 1 to \(maximumSlotCount) slots, not \(slotCount)")
         let byteCount = slotCount * keyLength
-        let made = create(minimumCapacity: byteCount) { _ in 0 }
+        let made = create(minimumCapacity: byteCount) { _ in UInt64(slotCount) << slotCountShift }
         made.withUnsafeMutablePointerToElements { $0.initialize(repeating: 0, count: made.capacity) }
         return unsafeDowncast(made, to: SecretKeySlots.self)
     }
@@ -128,11 +140,12 @@ public final class SecretKeySlots: ManagedBuffer<UInt64, UInt8> {
         withUnsafeMutablePointerToElements { secureZero(UnsafeMutableRawBufferPointer(start: $0, count: count)) }
     }
 
-    /// Moves on each time a key is replaced.
-    public var generation: UInt64 { header }
+    /// Moves on each time a key is replaced (56 bits: a rekey every 2^20 records would take 2^76 records to wrap
+    /// it).
+    public var generation: UInt64 { header & Self.generationMask }
 
     /// The number of slots.
-    public var slotCount: Int { capacity / Self.keyLength }
+    public var slotCount: Int { Int(truncatingIfNeeded: header >> Self.slotCountShift) }
 
     /// The storage of slot `slot`, checked.
     private func slotBytes(_ slot: Int) -> UnsafeMutableRawBufferPointer {
@@ -150,7 +163,7 @@ public final class SecretKeySlots: ManagedBuffer<UInt64, UInt8> {
     public func replaceKey(inSlot slot: Int, with key: UnsafeRawBufferPointer) {
         precondition(key.count == Self.keyLength, "a key of \(key.count) bytes for a \(Self.keyLength)-byte slot")
         slotBytes(slot).copyMemory(from: key)
-        header &+= 1
+        header = header & ~Self.generationMask | (header &+ 1) & Self.generationMask
     }
 
     /// Lends slot `slot`'s key to `body` without copying it.

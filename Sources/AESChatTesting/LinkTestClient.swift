@@ -11,7 +11,7 @@ public import AESChatCore
 /// ``clearBytes`` (and parsed into ``answer`` when it is one of the link's answers).
 ///
 /// Ownership: holds the raw connection strongly and is its handler. Loop thread only.
-public final class LinkTestClient: Connection, ConnectionHandler {
+public final class LinkTestClient: Connection, OutputDrainObserver {
     /// Where the link is.
     public enum State: Equatable, Sendable {
         /// Waiting for message 2 (or an answer).
@@ -138,7 +138,7 @@ public final class LinkTestClient: Connection, ConnectionHandler {
     }
 
     public func connectionDidDrainOutput(_ connection: any Connection) {
-        handler?.connectionDidDrainOutput(self)
+        (handler as? any OutputDrainObserver)?.connectionDidDrainOutput(self)
     }
 
     public func connection(_ connection: any Connection, didCloseWith error: TransportError?) {

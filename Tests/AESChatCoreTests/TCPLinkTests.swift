@@ -358,6 +358,103 @@ import Testing
         }
     }
 
+    /// A handler that lends storage for whatever comes next, as a frame reader lends the buffer of a large frame in
+    /// progress, and collects the stream from both paths: opened into its storage, or handed over by `didRead`.
+    private final class LendingSink: ReadDestinationProvider {
+        /// 100,000 bytes, filled with 0xAA; reused for each read into it.
+        let storage: UnsafeMutableRawBufferPointer = {
+            let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: 100_000, alignment: 16)
+            storage.initializeMemory(as: UInt8.self, repeating: 0xAA)
+            return storage
+        }()
+        var received: [UInt8] = []
+        var filled = 0
+        var closedWith: TransportError?? = .none
+        var onProgress: () -> Void = {}
+
+        deinit { storage.deallocate() }
+
+        func readDestination(for connection: any Connection) -> UnsafeMutableRawBufferPointer? { storage }
+
+        func connection(_ connection: any Connection, didReadIntoDestination count: Int) {
+            received += UnsafeRawBufferPointer(rebasing: storage[0..<count])
+            filled += count
+            onProgress()
+        }
+
+        func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer) {
+            received += bytes
+            onProgress()
+        }
+
+        func connection(_ connection: any Connection, didCloseWith error: TransportError?) {
+            closedWith = .some(error)
+        }
+    }
+
+    @Test(arguments: SelectorKind.allCases)
+    func protectedReceiverLendingStorage_getsRecordsOpenedStraightIntoIt_identicalBytes(selector: SelectorKind)
+        throws
+    {
+        let loop = try PosixEventLoop(selector: selector)
+        let (client, server, _, _) = try protectedPair(loop: loop)
+        let lending = LendingSink()
+        server.handler = lending
+        // Writes of many sizes: records are full (65,519 bytes) or not, and reads cut them anywhere.
+        var sent: [UInt8] = []
+        for (index, size) in [1, 200_000, 70_000, 3, 65_519, 1 << 20, 17].enumerated() {
+            let piece = Array(Self.big[(index * 4096)..<(index * 4096 + size)])
+            client.write(piece)
+            sent += piece
+        }
+        lending.onProgress = { if lending.received.count >= sent.count { loop.stop() } }
+        try run(loop)
+        #expect(lending.received.count == sent.count)
+        let identical = lending.received == sent
+        #expect(identical)
+        // Lent storage is asked for before every record, so almost every byte was opened straight into it.
+        #expect(lending.filled > sent.count * 9 / 10)
+        #expect(lending.closedWith == .none)
+        client.close()
+        server.close()
+    }
+
+    @Test func protectedReceiverLendingStorage_tamperedRecord_failsTheConnectionAndLeavesZeros() throws {
+        let loop = try PosixEventLoop()
+        let (server, _, peer, keys) = try serverWithRawPeer(loop: loop)
+        let lending = LendingSink()
+        server.handler = lending
+        let plaintext = Array(Self.big[0..<(3 * 65_519)])
+        var stream = try LinkRecordWriter(cipher: keys.sending).seal(plaintext)
+        stream[2 * 65_537 + 2 + 1000] ^= 0x10
+        // The peer's socket takes it in pieces: its send buffer is smaller than the stream.
+        var offset = 0
+        func feed() {
+            let sent = stream[offset...].withUnsafeBytes {
+                Glibc.send(peer.socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
+            if sent > 0 { offset += sent }
+            if case .some = lending.closedWith {
+                loop.stop()
+                return
+            }
+            loop.schedule(after: .milliseconds(1), feed)
+        }
+        feed()
+        try run(loop)
+        #expect(lending.received == Array(plaintext[0..<(2 * 65_519)]))
+        #expect(lending.filled == 2 * 65_519)
+        #expect(
+            lending.closedWith
+                == .some(
+                    .linkFailed(
+                        reason: .init(
+                            "a record from the peer failed authentication: altered on the way, or not from the peer"))))
+        // The third record was opened into the lent storage before its tag was checked; what it wrote is zeroed.
+        #expect(UnsafeRawBufferPointer(rebasing: lending.storage[0..<65_519]).allSatisfy { $0 == 0 })
+        #expect(!server.isOpen)
+    }
+
     @Test func handlerClosingOnOneRecord_getsNothingFromTheRestOfTheRead() throws {
         let loop = try PosixEventLoop()
         let (server, sink, peer, keys) = try serverWithRawPeer(loop: loop)

@@ -174,6 +174,93 @@ struct AESGCMTests {
         }
     }
 
+    /// Cuts `message` into pieces at the given lengths (cycled), the last piece taking the rest; runs `body` with
+    /// pointers to them, in place in `message`.
+    private func withPieces<R>(
+        of message: [UInt8], lengths: [Int], _ body: (UnsafeBufferPointer<UnsafeRawBufferPointer>) throws -> R
+    ) rethrows -> R {
+        try message.withUnsafeBytes { bytes in
+            var pieces: [UnsafeRawBufferPointer] = []
+            var offset = 0
+            var index = 0
+            while offset < bytes.count || pieces.isEmpty {
+                let length = min(lengths[index % lengths.count], bytes.count - offset)
+                pieces.append(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + length)]))
+                offset += length
+                index += 1
+            }
+            return try pieces.withUnsafeBufferPointer { try body($0) }
+        }
+    }
+
+    @Test(arguments: [[1], [0, 5, 0, 17], [16], [15, 1, 33], [1000, 7], [100_000]])
+    func aesGCM_sealGathering_matchesOneShotSeal(lengths: [Int]) throws {
+        let cipher = try AESGCM(key: SecureRandom.bytes(count: 32))
+        for length in [0, 1, 15, 16, 17, 250, 4097, 65_519] {
+            let message = SecureRandom.bytes(count: length)
+            var output = [UInt8](repeating: 0, count: length + AESGCM.tagSize)
+            try nonce.withUnsafeBytes { nonceBytes in
+                try withPieces(of: message, lengths: lengths) { pieces in
+                    try output.withUnsafeMutableBytes {
+                        try cipher.seal(gathering: pieces, nonce: nonceBytes, into: $0)
+                    }
+                }
+            }
+            #expect(output == (try cipher.seal(message, nonce: nonce, authenticating: [])), "length \(length)")
+        }
+    }
+
+    @Test func aesGCM_sealGathering_inPlacePieceMatchesSealInPlace() throws {
+        let cipher = try AESGCM(key: SecureRandom.bytes(count: 32))
+        let message = SecureRandom.bytes(count: 300)
+        var buffer = message + [UInt8](repeating: 0, count: AESGCM.tagSize)
+        try nonce.withUnsafeBytes { nonceBytes in
+            try buffer.withUnsafeMutableBytes { raw in
+                let piece = [UnsafeRawBufferPointer(rebasing: raw[0..<300])]
+                try piece.withUnsafeBufferPointer { try cipher.seal(gathering: $0, nonce: nonceBytes, into: raw) }
+            }
+        }
+        #expect(buffer == (try cipher.seal(message, nonce: nonce, authenticating: [])))
+    }
+
+    @Test(arguments: [0, 1, 15, 16, 17, 299, 300])
+    func aesGCM_openDivertingPrefix_putsThePlaintextInTwoPlaces(diverted: Int) throws {
+        let cipher = try AESGCM(key: SecureRandom.bytes(count: 32))
+        let message = SecureRandom.bytes(count: 300)
+        var buffer = try cipher.seal(message, nonce: nonce, authenticating: [])
+        var destination = [UInt8](repeating: 0xAA, count: diverted)
+        try nonce.withUnsafeBytes { nonceBytes in
+            try buffer.withUnsafeMutableBytes { raw in
+                try destination.withUnsafeMutableBytes {
+                    try cipher.openInPlace(raw, nonce: nonceBytes, divertingPrefixTo: $0)
+                }
+            }
+        }
+        #expect(destination == Array(message[0..<diverted]))
+        #expect(Array(buffer[diverted..<300]) == Array(message[diverted...]))
+    }
+
+    @Test func aesGCM_openDivertingPrefix_tampered_zeroesBothPlaces() throws {
+        let cipher = try AESGCM(key: SecureRandom.bytes(count: 32))
+        let message = [UInt8](repeating: 0x41, count: 300)
+        for flipped in [0, 100, 299, 300, 315] {
+            var buffer = try cipher.seal(message, nonce: nonce, authenticating: [])
+            buffer[flipped] ^= 1
+            var destination = [UInt8](repeating: 0xAA, count: 120)
+            #expect(throws: CryptoError.authenticationFailed) {
+                try nonce.withUnsafeBytes { nonceBytes in
+                    try buffer.withUnsafeMutableBytes { raw in
+                        try destination.withUnsafeMutableBytes {
+                            try cipher.openInPlace(raw, nonce: nonceBytes, divertingPrefixTo: $0)
+                        }
+                    }
+                }
+            }
+            #expect(destination.allSatisfy { $0 == 0 }, "flipped \(flipped)")
+            #expect(buffer.prefix(300).allSatisfy { $0 == 0 }, "flipped \(flipped)")
+        }
+    }
+
     @Test func aesGCM_handle_isReusableAcrossMessagesAndAfterFailures() throws {
         let sender = try AESGCM(key: key)
         let receiver = try AESGCM(key: key)

@@ -40,7 +40,7 @@ protocol RelaySessionDelegate: AnyObject {
 ///
 /// Works on any ``Connection``; confined to the event loop's thread. What the relay sends for
 /// the room goes to its ``RelaySessionDelegate`` (a ``ChatRoom``).
-final class RelaySession: ReadDestinationProvider {
+final class RelaySession: ReadDestinationProvider, OutputDrainObserver {
     /// Where the session stands.
     enum Phase {
         case registering

@@ -40,22 +40,29 @@ public final class LinkRecordLayer: RecordProtection {
     /// The bytes of an incomplete incoming record held until the rest arrives.
     public var bufferedByteCount: Int { opener.pending.count }
 
-    public func sealRecord(_ record: UnsafeMutableRawBufferPointer) throws(TransportError) {
+    public func sealRecord(
+        _ record: UnsafeMutableRawBufferPointer, gathering pieces: UnsafeBufferPointer<UnsafeRawBufferPointer>
+    ) throws(TransportError) {
         do {
-            try sealer.seal(record: record)
+            try sealer.seal(record: record, gathering: pieces)
         } catch {
             throw Self.transportError(error)
         }
     }
 
     public func openRecords(
-        _ bytes: UnsafeMutableRawBufferPointer, deliver: (UnsafeRawBufferPointer) -> Void
+        _ bytes: UnsafeMutableRawBufferPointer, into destination: () -> UnsafeMutableRawBufferPointer?,
+        filled: (Int) -> Void, deliver: (UnsafeRawBufferPointer) -> Void
     ) throws(TransportError) {
         do {
-            try opener.open(bytes, deliver: deliver)
+            try opener.open(bytes, into: destination, filled: filled, deliver: deliver)
         } catch {
             throw Self.transportError(error)
         }
+    }
+
+    public func preferredReadLength(limit: Int) -> Int {
+        opener.preferredReadLength(limit: limit)
     }
 
     public func finishOpening() throws(TransportError) {

@@ -83,6 +83,24 @@ struct LinkRecordSealer<Cipher: LinkCipher> {
     /// - Throws: ``LinkError/nonceExhausted`` when the cipher state has no nonce left; ``LinkError/crypto(_:)`` if
     ///   libgcrypt fails; after any failure, that failure again (the record's bytes are then undefined).
     mutating func seal(record: UnsafeMutableRawBufferPointer) throws(LinkError) {
+        let sealed = UnsafeMutableRawBufferPointer(rebasing: record[LinkRekey.lengthPrefixSize...])
+        let plaintext = UnsafeRawBufferPointer(rebasing: sealed[0..<max(0, sealed.count - NoiseCipherState.tagLength)])
+        try withUnsafeTemporaryAllocation(of: UnsafeRawBufferPointer.self, capacity: 1) {
+            (pieces) throws(LinkError) in
+            pieces.initialize(repeating: plaintext)
+            try seal(record: record, gathering: UnsafeBufferPointer(pieces))
+        }
+    }
+
+    /// Seals one record whose plaintext is the concatenation of `pieces`, reading each piece once: `record` is the
+    /// 2-byte length prefix's room, room for the plaintext (the pieces' total length, at most 65,519 bytes), then 16
+    /// bytes of room for the tag; on return it is the record as it goes on the wire. A piece is either exactly the
+    /// plaintext's room (sealing in place) or outside `record`.
+    ///
+    /// - Throws: As ``seal(record:)``.
+    mutating func seal(
+        record: UnsafeMutableRawBufferPointer, gathering pieces: UnsafeBufferPointer<UnsafeRawBufferPointer>
+    ) throws(LinkError) {
         try throwIfFailed()
         let sealedLength = record.count - LinkRekey.lengthPrefixSize
         precondition(
@@ -91,7 +109,9 @@ struct LinkRecordSealer<Cipher: LinkCipher> {
         record[0] = UInt8(truncatingIfNeeded: sealedLength >> 8)
         record[1] = UInt8(truncatingIfNeeded: sealedLength)
         do {
-            try cipher.encryptInPlace(UnsafeMutableRawBufferPointer(rebasing: record[LinkRekey.lengthPrefixSize...]))
+            try cipher.encrypt(
+                gathering: pieces,
+                into: UnsafeMutableRawBufferPointer(rebasing: record[LinkRekey.lengthPrefixSize...]))
         } catch {
             failure = LinkFailure(error)
             throw error
@@ -133,9 +153,23 @@ struct LinkRecordOpener<Cipher: LinkCipher> {
     mutating func open(
         _ bytes: UnsafeMutableRawBufferPointer, deliver: (UnsafeRawBufferPointer) -> Void
     ) throws(LinkError) {
+        try open(bytes, into: { nil }, filled: { _ in }, deliver: deliver)
+    }
+
+    /// ``open(_:deliver:)`` that puts plaintext straight into storage the receiver lends, when it has some: before
+    /// each record that carries plaintext, `destination` is asked for room; if it gives some, the record's first
+    /// plaintext bytes (as many as fit) are decrypted into it rather than in place, and once the record has
+    /// authenticated, `filled` is told how many, before `deliver` gets the rest of that record's plaintext, if any.
+    /// A record that fails to authenticate leaves zeros in the room it was given, and `filled` is not called.
+    ///
+    /// - Throws: As ``open(_:deliver:)``.
+    mutating func open(
+        _ bytes: UnsafeMutableRawBufferPointer, into destination: () -> UnsafeMutableRawBufferPointer?,
+        filled: (Int) -> Void, deliver: (UnsafeRawBufferPointer) -> Void
+    ) throws(LinkError) {
         if let failure { throw failure.error }
         do {
-            try openRecords(bytes, deliver: deliver)
+            try openRecords(bytes, destination, filled, deliver)
         } catch {
             failure = LinkFailure(error)
             secureZero(&pending)
@@ -145,7 +179,8 @@ struct LinkRecordOpener<Cipher: LinkCipher> {
     }
 
     private mutating func openRecords(
-        _ bytes: UnsafeMutableRawBufferPointer, deliver: (UnsafeRawBufferPointer) -> Void
+        _ bytes: UnsafeMutableRawBufferPointer, _ destination: () -> UnsafeMutableRawBufferPointer?,
+        _ filled: (Int) -> Void, _ deliver: (UnsafeRawBufferPointer) -> Void
     ) throws(LinkError) {
         var offset = 0
         if !pending.isEmpty {
@@ -170,7 +205,8 @@ struct LinkRecordOpener<Cipher: LinkCipher> {
                 linkFailure {
                     () throws(LinkError) in
                     try openOne(
-                        UnsafeMutableRawBufferPointer(rebasing: buffer[LinkRekey.lengthPrefixSize...]), deliver)
+                        UnsafeMutableRawBufferPointer(rebasing: buffer[LinkRekey.lengthPrefixSize...]), destination,
+                        filled, deliver)
                 }
             }
             if let failure { throw failure }
@@ -179,7 +215,8 @@ struct LinkRecordOpener<Cipher: LinkCipher> {
             let length = try Self.checkedLength(bytes[offset], bytes[offset + 1])
             let start = offset + LinkRekey.lengthPrefixSize
             guard bytes.count - start >= length else { break }
-            try openOne(UnsafeMutableRawBufferPointer(rebasing: bytes[start..<(start + length)]), deliver)
+            try openOne(
+                UnsafeMutableRawBufferPointer(rebasing: bytes[start..<(start + length)]), destination, filled, deliver)
             offset = start + length
         }
         if offset < bytes.count {
@@ -194,15 +231,42 @@ struct LinkRecordOpener<Cipher: LinkCipher> {
         return length
     }
 
-    /// Opens one record's sealed bytes in place, delivers its plaintext, and counts it for rekeying.
+    /// Opens one record's sealed bytes (into the receiver's room, as far as it has some, and otherwise in place),
+    /// hands its plaintext over, and counts it for rekeying.
     private mutating func openOne(
-        _ sealed: UnsafeMutableRawBufferPointer, _ deliver: (UnsafeRawBufferPointer) -> Void
+        _ sealed: UnsafeMutableRawBufferPointer, _ destination: () -> UnsafeMutableRawBufferPointer?,
+        _ filled: (Int) -> Void, _ deliver: (UnsafeRawBufferPointer) -> Void
     ) throws(LinkError) {
-        let plaintextLength = try cipher.decryptInPlace(sealed)
-        if plaintextLength > 0 {
-            deliver(UnsafeRawBufferPointer(rebasing: sealed[0..<plaintextLength]))
+        let plaintextLength = sealed.count - NoiseCipherState.tagLength
+        var diverted = 0
+        if plaintextLength > 0, let room = destination(), room.count > 0 {
+            diverted = min(room.count, plaintextLength)
+            _ = try cipher.decryptInPlace(
+                sealed, divertingPrefixTo: UnsafeMutableRawBufferPointer(rebasing: room[0..<diverted]))
+            filled(diverted)
+        } else {
+            _ = try cipher.decryptInPlace(sealed)
+        }
+        if plaintextLength > diverted {
+            deliver(UnsafeRawBufferPointer(rebasing: sealed[diverted..<plaintextLength]))
         }
         try rekeySchedule.countRecord(rekeying: &cipher)
+    }
+
+    /// How many bytes the next piece should have, 1 to `limit`: the rest of the record held (if its length is
+    /// known), then as many records of the largest size (65,537 bytes on the wire) as fit; `limit` when that comes
+    /// to nothing. Pieces of that length cut no record while the peer sends full records, so none is copied into
+    /// ``pending``.
+    func preferredReadLength(limit: Int) -> Int {
+        let fullRecord = LinkRekey.lengthPrefixSize + NoiseCipherState.maximumMessageLength
+        var rest = 0
+        if !pending.isEmpty {
+            guard pending.count >= LinkRekey.lengthPrefixSize else { return limit }
+            rest = LinkRekey.lengthPrefixSize + (Int(pending[0]) << 8 | Int(pending[1])) - pending.count
+        }
+        guard rest < limit else { return limit }
+        let length = rest + (limit - rest) / fullRecord * fullRecord
+        return length > 0 ? length : limit
     }
 
     /// Checks the stream ended between records.

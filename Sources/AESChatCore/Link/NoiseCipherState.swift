@@ -167,6 +167,40 @@ public final class NoiseCipherState {
         return buffer.count - Self.tagLength
     }
 
+    /// ``encryptInPlace(_:)`` for a plaintext in pieces: seals the concatenation of `pieces` into `buffer` (its
+    /// ciphertext, then the 16-byte tag), reading each piece once, and moves the counter on.
+    ///
+    /// - Parameters:
+    ///   - pieces: The plaintext; each piece is either exactly where its ciphertext goes in `buffer` or outside it.
+    ///   - buffer: The pieces' total length plus 16 bytes, 16 to 65,535 bytes in all.
+    /// - Throws: As ``encryptInPlace(_:)``.
+    public func encrypt(
+        gathering pieces: UnsafeBufferPointer<UnsafeRawBufferPointer>, into buffer: UnsafeMutableRawBufferPointer
+    ) throws(LinkError) {
+        try Self.checkMessageLength(buffer.count, nonce: nonce)
+        try Self.seal(gathering: pieces, into: buffer, nonce: nonce, with: try cipher())
+        nonce += 1
+    }
+
+    /// ``decryptInPlace(_:)`` that puts the first `destination.count` bytes of the plaintext into `destination`
+    /// (the rest stays in place, after them: at `buffer[destination.count ..< buffer.count - 16]`). On failure
+    /// `destination` and the ciphertext bytes are zeroed and the counter stays where it was.
+    ///
+    /// - Parameters:
+    ///   - buffer: The ciphertext followed by its 16-byte tag, 16 to 65,535 bytes.
+    ///   - destination: At most `buffer.count - 16` bytes, outside `buffer`.
+    /// - Returns: The length of the whole plaintext, `buffer.count - 16`.
+    /// - Throws: As ``decrypt(_:associatedData:)``.
+    @discardableResult
+    public func decryptInPlace(
+        _ buffer: UnsafeMutableRawBufferPointer, divertingPrefixTo destination: UnsafeMutableRawBufferPointer
+    ) throws(LinkError) -> Int {
+        try Self.checkMessageLength(buffer.count, nonce: nonce)
+        try Self.open(buffer, divertingPrefixTo: destination, nonce: nonce, with: try cipher())
+        nonce += 1
+        return buffer.count - Self.tagLength
+    }
+
     /// The checks the in-place calls share: a sealed length of 16 to 65,535 bytes and a nonce left to use.
     static func checkMessageLength(_ count: Int, nonce: UInt64) throws(LinkError) {
         guard count >= tagLength else { throw .ciphertextTooShort(actual: count) }
@@ -180,6 +214,38 @@ public final class NoiseCipherState {
     static func seal(_ buffer: UnsafeMutableRawBufferPointer, nonce: UInt64, with cipher: AESGCM) throws(LinkError) {
         do {
             try withNonce(nonce) { (bytes) throws(CryptoError) in try cipher.sealInPlace(buffer, nonce: bytes) }
+        } catch {
+            throw .crypto(error)
+        }
+    }
+
+    /// Seals the concatenation of `pieces` into `buffer` under `nonce` with `cipher` (keyed by the caller), after
+    /// ``checkMessageLength``.
+    static func seal(
+        gathering pieces: UnsafeBufferPointer<UnsafeRawBufferPointer>, into buffer: UnsafeMutableRawBufferPointer,
+        nonce: UInt64, with cipher: AESGCM
+    ) throws(LinkError) {
+        do {
+            try withNonce(nonce) { (bytes) throws(CryptoError) in
+                try cipher.seal(gathering: pieces, nonce: bytes, into: buffer)
+            }
+        } catch {
+            throw .crypto(error)
+        }
+    }
+
+    /// Opens `buffer` under `nonce` with `cipher` (keyed by the caller), the plaintext's first bytes into
+    /// `destination`, the rest in place, after ``checkMessageLength``; on failure both are zeroed.
+    static func open(
+        _ buffer: UnsafeMutableRawBufferPointer, divertingPrefixTo destination: UnsafeMutableRawBufferPointer,
+        nonce: UInt64, with cipher: AESGCM
+    ) throws(LinkError) {
+        do {
+            try withNonce(nonce) { (bytes) throws(CryptoError) in
+                try cipher.openInPlace(buffer, nonce: bytes, divertingPrefixTo: destination)
+            }
+        } catch .authenticationFailed {
+            throw .authenticationFailed
         } catch {
             throw .crypto(error)
         }
@@ -246,6 +312,14 @@ protocol LinkCipher {
     mutating func encryptInPlace(_ buffer: UnsafeMutableRawBufferPointer) throws(LinkError)
     /// As ``NoiseCipherState/decryptInPlace(_:)``.
     mutating func decryptInPlace(_ buffer: UnsafeMutableRawBufferPointer) throws(LinkError) -> Int
+    /// As ``NoiseCipherState/encrypt(gathering:into:)``.
+    mutating func encrypt(
+        gathering pieces: UnsafeBufferPointer<UnsafeRawBufferPointer>, into buffer: UnsafeMutableRawBufferPointer
+    ) throws(LinkError)
+    /// As ``NoiseCipherState/decryptInPlace(_:divertingPrefixTo:)``.
+    mutating func decryptInPlace(
+        _ buffer: UnsafeMutableRawBufferPointer, divertingPrefixTo destination: UnsafeMutableRawBufferPointer
+    ) throws(LinkError) -> Int
     /// As ``NoiseCipherState/rekey()``.
     mutating func rekey() throws(LinkError)
 }
@@ -287,6 +361,23 @@ struct LinkSlotCipher: LinkCipher {
     mutating func decryptInPlace(_ buffer: UnsafeMutableRawBufferPointer) throws(LinkError) -> Int {
         try NoiseCipherState.checkMessageLength(buffer.count, nonce: nonce)
         try NoiseCipherState.open(buffer, nonce: nonce, with: try cipher())
+        nonce += 1
+        return buffer.count - NoiseCipherState.tagLength
+    }
+
+    mutating func encrypt(
+        gathering pieces: UnsafeBufferPointer<UnsafeRawBufferPointer>, into buffer: UnsafeMutableRawBufferPointer
+    ) throws(LinkError) {
+        try NoiseCipherState.checkMessageLength(buffer.count, nonce: nonce)
+        try NoiseCipherState.seal(gathering: pieces, into: buffer, nonce: nonce, with: try cipher())
+        nonce += 1
+    }
+
+    mutating func decryptInPlace(
+        _ buffer: UnsafeMutableRawBufferPointer, divertingPrefixTo destination: UnsafeMutableRawBufferPointer
+    ) throws(LinkError) -> Int {
+        try NoiseCipherState.checkMessageLength(buffer.count, nonce: nonce)
+        try NoiseCipherState.open(buffer, divertingPrefixTo: destination, nonce: nonce, with: try cipher())
         nonce += 1
         return buffer.count - NoiseCipherState.tagLength
     }

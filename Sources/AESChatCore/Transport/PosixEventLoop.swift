@@ -29,8 +29,10 @@ public final class PosixEventLoop: EventLoop {
     private var sources: [(any ReadinessHandler)?] = []
     private var timers = TimerQueue()
     private var deferred: [() -> Void] = []
-    private var connectionsToFlush: [TCPConnection] = []
-    private var flushing: [TCPConnection] = []
+    // Touched for every connection flushed; no access to them overlaps another (see TCPConnection on
+    // `@exclusivity(unchecked)`).
+    @exclusivity(unchecked) private var connectionsToFlush: [TCPConnection] = []
+    @exclusivity(unchecked) private var flushing: [TCPConnection] = []
     private var runningTasks: [() -> Void] = []
     private var stopped = false
     private let waker: Waker
@@ -43,7 +45,7 @@ public final class PosixEventLoop: EventLoop {
     /// One buffer for sealing a record at flush time, shared by every protected connection of the
     /// loop: a record is gathered and sealed here, sent, and only the part the kernel did not take
     /// is copied into its connection. Allocated at the first use.
-    private var sealScratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    @exclusivity(unchecked) private var sealScratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
 
     /// Creates a loop.
     /// - Parameter selector: the readiness backend; the standard one (epoll on Linux) unless a test

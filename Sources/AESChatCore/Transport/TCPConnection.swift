@@ -14,11 +14,19 @@
 /// entries and drained. Loop thread only.
 ///
 /// Once protected (``protect(with:)``, the encrypted link), queued pieces stay plaintext until
-/// `flush()`: each record gathers up to the protection's maximum of them into the loop's one
-/// scratch buffer, is sealed there in place and sent; only the part of a record the kernel did
-/// not take is copied into the connection (at most one record), and released once sent. Reads are
+/// `flush()`: each record takes up to the protection's maximum of them, is sealed from where they
+/// wait into the loop's one scratch buffer (the cipher reads each byte once; nothing is copied
+/// first) and sent; only the part of a record the kernel did not take is copied into the
+/// connection (at most one record), and released once sent. Reads are
 /// then opened in the loop's read buffer, and the handler gets the plaintext through
-/// ``ConnectionHandler/connection(_:didRead:)``.
+/// ``ConnectionHandler/connection(_:didRead:)``, or opened straight into the handler's storage for a large
+/// frame (``ReadDestinationProvider``).
+///
+/// The fields marked `@exclusivity(unchecked)` are touched for every record a relay sends, and Swift's dynamic
+/// exclusivity checks on class properties (a thread-local access set, entered and left per access) showed in the
+/// relay's profile. No access to them overlaps another: each is a read or an in-place update that calls no code
+/// that could reach the same field (handler callbacks and the cipher run outside them), which is what the checks
+/// would have verified.
 public final class TCPConnection: Connection, ReadinessHandler {
     /// One queued piece of output: an array, or a range of a shared buffer.
     private struct Segment {
@@ -60,13 +68,16 @@ public final class TCPConnection: Connection, ReadinessHandler {
     }
 
     public var handler: (any ConnectionHandler)? {
-        didSet { readDestinationProvider = handler as? any ReadDestinationProvider }
+        didSet {
+            readDestinationProvider = handler as? any ReadDestinationProvider
+            observesDrain = handler is any OutputDrainObserver
+        }
     }
     /// The handler, when it can have reads land in storage of its own.
     private var readDestinationProvider: (any ReadDestinationProvider)?
     public let peerDescription: String
-    public private(set) var pendingOutputByteCount = 0
-    public private(set) var sentByteCount = 0
+    @exclusivity(unchecked) public private(set) var pendingOutputByteCount = 0
+    @exclusivity(unchecked) public private(set) var sentByteCount = 0
     /// Bytes read since this side started closing (see ``maximumInputReadWhileClosing``).
     private var inputReadWhileClosing = 0
     /// Whether the connection no longer asks the loop about readability (closing, and the peer
@@ -80,23 +91,25 @@ public final class TCPConnection: Connection, ReadinessHandler {
     /// The open descriptor; taken and closed when the connection finishes.
     private var owner: Descriptor?
     private unowned let loop: PosixEventLoop
-    private var queue: [Segment] = []
-    private var queueHead = 0
-    private var headOffset = 0
+    @exclusivity(unchecked) private var queue: [Segment] = []
+    @exclusivity(unchecked) private var queueHead = 0
+    @exclusivity(unchecked) private var headOffset = 0
     /// The record protection, once ``protect(with:)`` is called.
-    private var protection: (any RecordProtection)?
+    @exclusivity(unchecked) private var protection: (any RecordProtection)?
     /// Queued bytes, from the head, that were written before ``protect(with:)``: they go out raw.
-    private var rawBytesAhead = 0
+    @exclusivity(unchecked) private var rawBytesAhead = 0
     /// The unsent rest of the record in progress; nil when every sealed record has gone out.
-    private var recordTail: RecordTail?
+    @exclusivity(unchecked) private var recordTail: RecordTail?
     /// The bytes of a sealed record that the kernel has not taken yet (for tests).
     var unsentRecordByteCount: Int { recordTail?.unsentCount ?? 0 }
     // The optional timer, then the one-byte fields, last: they fill the timer's padding (a connection is 16 bytes
     // smaller than with them apart).
     private var lingerTimer: TimerID?
-    private var flushPending = false
-    private var waitingForWritable = false
-    private var state = State.open
+    @exclusivity(unchecked) private var flushPending = false
+    @exclusivity(unchecked) private var waitingForWritable = false
+    @exclusivity(unchecked) private var state = State.open
+    /// Whether the handler is an ``OutputDrainObserver``.
+    private var observesDrain = false
 
     /// The most buffers gathered into one `sendmsg`.
     private static let maximumIOVectors = 256
@@ -219,10 +232,9 @@ public final class TCPConnection: Connection, ReadinessHandler {
         for _ in 0..<4 {
             guard state != .closed, !stoppedReading else { return }
             let delivering = state == .open || state == .draining
-            // A handler assembling a large frame has the bytes land in its own storage. Not when
-            // protected: records are opened in the loop's read buffer and the plaintext handed over
-            // through `didRead`, which costs the handler one more copy of a large frame's bytes
-            // (opening a record out of place, straight into the handler's storage, would avoid it).
+            // A handler assembling a large frame has the bytes land in its own storage. When
+            // protected, records land in the loop's read buffer and are opened from there straight
+            // into that storage (see `deliver`).
             if delivering, protection == nil, let provider = readDestinationProvider,
                 let destination = provider.readDestination(for: self), destination.count > 0
             {
@@ -235,7 +247,12 @@ public final class TCPConnection: Connection, ReadinessHandler {
                 readGotNothing(count)
                 return
             }
-            let buffer = loop.readBuffer
+            // A protected connection reads up to a record boundary, so that bulk data's records are not cut.
+            let length =
+                delivering
+                ? protection?.preferredReadLength(limit: loop.readBuffer.count) ?? loop.readBuffer.count
+                : loop.readBuffer.count
+            let buffer = UnsafeMutableRawBufferPointer(rebasing: loop.readBuffer[0..<length])
             let count = System.read(descriptor, into: buffer)
             if count > 0 {
                 if delivering {
@@ -259,17 +276,33 @@ public final class TCPConnection: Connection, ReadinessHandler {
 
     /// Hands bytes read to the handler: as they are, or the plaintext of the records among them when
     /// protected. Returns false if a record failed to open (the connection is then closed).
+    ///
+    /// When protected, a handler that lends storage (a large frame in progress: ``ReadDestinationProvider``) has
+    /// each record's plaintext opened straight into it, as much as fits: the ciphertext lands in the loop's read
+    /// buffer and the plaintext in the frame's buffer, with no copy between them.
     private func deliver(_ bytes: UnsafeMutableRawBufferPointer) -> Bool {
         guard let protection else {
             handler?.connection(self, didRead: UnsafeRawBufferPointer(bytes))
             return true
         }
         do throws(TransportError) {
-            try protection.openRecords(bytes) { plaintext in
-                // The handler may close the connection on one record; later ones are dropped.
-                guard state == .open || state == .draining else { return }
-                handler?.connection(self, didRead: plaintext)
-            }
+            // The handler may close the connection on one record; later ones are dropped.
+            try protection.openRecords(
+                bytes,
+                into: {
+                    guard state == .open || state == .draining, let provider = readDestinationProvider,
+                        let destination = provider.readDestination(for: self), destination.count > 0
+                    else { return nil }
+                    return destination
+                },
+                filled: { count in
+                    guard state == .open || state == .draining else { return }
+                    readDestinationProvider?.connection(self, didReadIntoDestination: count)
+                },
+                deliver: { plaintext in
+                    guard state == .open || state == .draining else { return }
+                    handler?.connection(self, didRead: plaintext)
+                })
             return true
         } catch {
             finish(error: error)
@@ -338,8 +371,8 @@ public final class TCPConnection: Connection, ReadinessHandler {
         }
         if state == .draining {
             halfClose()
-        } else {
-            handler?.connectionDidDrainOutput(self)
+        } else if observesDrain, let observer = handler as? any OutputDrainObserver {
+            observer.connectionDidDrainOutput(self)
         }
     }
 
@@ -360,39 +393,59 @@ public final class TCPConnection: Connection, ReadinessHandler {
         return .progressed
     }
 
-    /// Gathers up to one record's plaintext from the queue into the loop's scratch buffer, seals it
-    /// there in place and sends it; what the kernel does not take is kept in ``recordTail``.
+    /// Seals up to one record's plaintext, read straight from the queued pieces, into the loop's scratch buffer
+    /// and sends it; what the kernel does not take is kept in ``recordTail``.
     private func sealAndSendRecord(_ protection: any RecordProtection) -> SendOutcome {
         let header = protection.recordHeaderLength
         let trailer = protection.recordTrailerLength
         let maximum = protection.maximumRecordPlaintext
         let scratch = loop.recordScratch(count: header + maximum + trailer)
-        var gathered = 0
-        while gathered < maximum && queueHead < queue.count {
-            let segment = queue[queueHead]
-            let take = min(segment.count - headOffset, maximum - gathered)
-            Self.withBytes(of: segment) { bytes in
-                (scratch.baseAddress! + header + gathered).copyMemory(
-                    from: bytes.baseAddress! + headOffset, byteCount: take)
+        let pieceLimit = min(queue.count - queueHead, Self.maximumIOVectors)
+        let sealed = withUnsafeTemporaryAllocation(of: UnsafeRawBufferPointer.self, capacity: pieceLimit) {
+            pieces -> Result<Int, TransportError> in
+            // The pieces' storage stays alive in `queue` during the call (nothing is consumed until the record is
+            // sealed), so their addresses stay valid; they do not escape the closure.
+            var gathered = 0
+            var used = 0
+            while gathered < maximum && used < pieceLimit {
+                let segment = queue[queueHead + used]
+                let start = segment.start + (used == 0 ? headOffset : 0)
+                let take = min(segment.end - start, maximum - gathered)
+                let base: UnsafeRawPointer
+                switch segment.storage {
+                case .array(let bytes): base = bytes.withUnsafeBytes { UnsafeRawPointer($0.baseAddress!) }
+                case .shared(let buffer): base = UnsafeRawPointer(buffer.storage)
+                }
+                pieces.initializeElement(at: used, to: UnsafeRawBufferPointer(start: base + start, count: take))
+                gathered += take
+                used += 1
             }
-            gathered += take
-            consume(take)
+            let record = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<(header + gathered + trailer)])
+            do throws(TransportError) {
+                try protection.sealRecord(record, gathering: UnsafeBufferPointer(rebasing: pieces[0..<used]))
+            } catch {
+                return .failure(error)
+            }
+            return .success(gathered)
         }
-        let record = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<(header + gathered + trailer)])
-        do {
-            try protection.sealRecord(record)
-        } catch {
-            return .failed(error)
+        let gathered: Int
+        switch sealed {
+        case .success(let count): gathered = count
+        case .failure(let error): return .failed(error)
         }
-        let sent = System.retryingInterrupts { send(descriptor, record.baseAddress, record.count, System.noSignalFlag) }
-        if sent == record.count {
+        consume(gathered)
+        let recordLength = header + gathered + trailer
+        let sent = System.retryingInterrupts {
+            send(descriptor, scratch.baseAddress, recordLength, System.noSignalFlag)
+        }
+        if sent == recordLength {
             pendingOutputByteCount -= gathered
             sentByteCount += gathered
             return .progressed
         }
         // The record is sealed: it must go out whole, so its unsent part moves into the connection.
         recordTail = RecordTail(
-            bytes: Array(UnsafeRawBufferPointer(rebasing: record[max(sent, 0)...])), plaintext: gathered)
+            bytes: Array(UnsafeRawBufferPointer(rebasing: scratch[max(sent, 0)..<recordLength])), plaintext: gathered)
         // A short send means the kernel's buffer is full; waiting for writability beats asking again.
         return sent < 0 ? Self.failedSend() : .blocked
     }

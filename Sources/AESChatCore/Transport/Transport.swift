@@ -56,8 +56,6 @@ public protocol Connection: AnyObject {
 public protocol ConnectionHandler: AnyObject {
     /// Bytes arrived. The buffer is only valid during the call.
     func connection(_ connection: any Connection, didRead bytes: UnsafeRawBufferPointer)
-    /// Everything queued has been handed to the kernel.
-    func connectionDidDrainOutput(_ connection: any Connection)
     /// The connection is closed: by the peer (`error` nil on an orderly end of stream), by a
     /// failure, or by this side. Called exactly once, never from inside `write` or `close`.
     func connection(_ connection: any Connection, didCloseWith error: TransportError?)
@@ -74,9 +72,12 @@ extension Connection {
     public func discardUnsentOutput(keepingPartlySent: (_ piece: UnsafeRawBufferPointer, _ sent: Int) -> Int) {}
 }
 
-extension ConnectionHandler {
-    /// Default: nothing to do when output drains.
-    public func connectionDidDrainOutput(_ connection: any Connection) {}
+/// A handler that wants to know when its connection's output has drained (a client pausing its input while the
+/// relay is slow to take it). Only handlers that conform are told: a connection then skips the call, and the
+/// reference counting around it, after each flush of a relay member's output.
+public protocol OutputDrainObserver: ConnectionHandler {
+    /// Everything queued has been handed to the kernel.
+    func connectionDidDrainOutput(_ connection: any Connection)
 }
 
 /// A handler that can have reads land in storage of its own instead of the loop's shared read
