@@ -101,12 +101,20 @@ public final class Relay {
         admission.connectionOpened(from: address)
         connections.append(member)
         connection.handler = member
-        loop.schedule(after: limits.handshakeTimeout) { [weak self, weak member] in
-            guard let self, let member, member.name == nil, member.connection.isOpen, !self.isShuttingDown else {
-                return
-            }
+        // The timer holds the member strongly and is cancelled once the member registers or closes: a weak
+        // reference would give every member a side table, and every retain of it the runtime's slow path.
+        member.handshakeTimer = loop.schedule(after: limits.handshakeTimeout) { [weak self, member] in
+            member.handshakeTimer = nil
+            guard let self, member.name == nil, member.connection.isOpen, !self.isShuttingDown else { return }
             self.admission.refuseHandshakeTimeout(member)
         }
+    }
+
+    /// Drops the member's handshake deadline (it registered, or its connection closed), and the timer's hold on it.
+    private func cancelHandshakeTimer(of member: RelayConnection) {
+        guard let timer = member.handshakeTimer else { return }
+        loop.cancel(timer)
+        member.handshakeTimer = nil
     }
 
     /// Refuses a connection over a connection cap: it has no link yet, so it gets the busy answer (try again later)
@@ -167,6 +175,7 @@ public final class Relay {
             return
         }
         bus.join(member, name: name, room: roomName, profile: profile)
+        if member.name != nil { cancelHandshakeTimer(of: member) }
     }
 
     func publish(_ payload: UnsafeRawBufferPointer, from member: RelayConnection) {
@@ -205,6 +214,7 @@ public final class Relay {
     }
 
     func connectionClosed(_ member: RelayConnection, reason: String) {
+        cancelHandshakeTimer(of: member)
         leave(member, reason: reason)
         member.releaseFrameInProgress()
         admission.connectionClosed(from: member.address)

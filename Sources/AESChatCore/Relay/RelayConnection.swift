@@ -26,6 +26,8 @@ final class RelayConnection: ReadDestinationProvider {
     /// Whether the link was made under the relay's previous key: the relay then sends `relay-keys` after `welcome`.
     private(set) var announcesRelayKeys = false
     var pingOutstanding = false
+    /// The deadline for the link and the hello (``Relay``'s handshake timeout), until the member registers or closes.
+    var handshakeTimer: TimerID?
     /// The member's room, while it is in one.
     private(set) var room: Room?
     /// Index in the relay's list of connections.

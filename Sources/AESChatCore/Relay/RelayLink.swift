@@ -168,10 +168,11 @@ final class RelayLink {
         member.linkStage = .responding
         inProgress += 1
         let job = HandshakeJob(staticKey: key, prologue: preamble.prologue, message1: message1)
-        executor.respond(to: job) { [weak self, weak member] result in
+        // Holds the member until the worker answers (or stops): a weak reference would give every member a side
+        // table for life, and every retain of it the runtime's slow path. `finish` ignores a member that closed.
+        executor.respond(to: job) { [weak self, member] result in
             guard let self else { return }
             self.inProgress -= 1
-            guard let member else { return }
             self.finish(result, isPreviousKey: isPreviousKey, for: member)
         }
     }
