@@ -1,16 +1,22 @@
 # Sourced by the scripts: installs what building and testing aeschat needs, when it is missing.
 # libgcrypt and tmux come from apt (Debian, Ubuntu) or Homebrew (macOS); pytest from pip.
 
+# Installs Debian packages with apt-get (through sudo unless root); the ensure_ functions below call it once they
+# know apt-get is there.
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@"
+}
+
 ensure_libgcrypt() {
     if pkg-config --exists libgcrypt 2>/dev/null || [ -f /usr/include/gcrypt.h ]; then
         return 0
     fi
     echo "libgcrypt development files are missing; installing them" >&2
     if command -v apt-get >/dev/null 2>&1; then
-        local sudo=""
-        [ "$(id -u)" -ne 0 ] && sudo="sudo"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libgcrypt20-dev pkg-config
+        apt_install libgcrypt20-dev pkg-config
     elif command -v brew >/dev/null 2>&1; then
         brew install libgcrypt pkg-config
     else
@@ -38,10 +44,7 @@ ensure_tmux() {
     fi
     echo "tmux is missing; installing it" >&2
     if command -v apt-get >/dev/null 2>&1; then
-        local sudo=""
-        [ "$(id -u)" -ne 0 ] && sudo="sudo"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq tmux
+        apt_install tmux
     elif command -v brew >/dev/null 2>&1; then
         brew install tmux
     else
@@ -57,10 +60,7 @@ ensure_irc_servers() {
     fi
     echo "inspircd or ngircd is missing; installing them" >&2
     if command -v apt-get >/dev/null 2>&1; then
-        local sudo=""
-        [ "$(id -u)" -ne 0 ] && sudo="sudo"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq inspircd ngircd
+        apt_install inspircd ngircd
     else
         echo "Error: install inspircd and ngircd (Debian: apt-get install inspircd ngircd) and try again" >&2
         return 69
@@ -77,10 +77,7 @@ ensure_dpkg_dev() {
         return 69
     fi
     echo "dpkg-dev is missing; installing it" >&2
-    local sudo=""
-    [ "$(id -u)" -ne 0 ] && sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq dpkg-dev
+    apt_install dpkg-dev
 }
 
 # man-db gives the package test 'man -l', to read the unpacked man page.
@@ -90,10 +87,7 @@ ensure_man() {
     fi
     echo "man-db is missing; installing it" >&2
     if command -v apt-get >/dev/null 2>&1; then
-        local sudo=""
-        [ "$(id -u)" -ne 0 ] && sudo="sudo"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq man-db
+        apt_install man-db
     elif command -v brew >/dev/null 2>&1; then
         return 0 # macOS has man
     else
