@@ -38,6 +38,23 @@ def free_port():
 _SPEAKS_LINK = {}
 
 
+def wait_until_listening(process, port, seconds):
+    """True once something accepts connections on 127.0.0.1:port (then after a short pause, so the server is past
+    its start-up); False if `process` exits first or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                pass
+            time.sleep(0.2)
+            return True
+        except OSError:
+            if process.poll() is not None:
+                return False
+            time.sleep(0.05)
+    return False
+
+
 def speaks_link(binary):
     """Whether the aeschat in `binary` speaks the encrypted link (protocol 2): its relay takes --relay-key.
     A build from before issue 13 speaks the plaintext protocol 1 and is driven by its own aeschat-load."""
@@ -67,19 +84,10 @@ class Relay:
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         self.pid = self.process.pid
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    pass
-                time.sleep(0.2)
-                if link:
-                    self.key = self._key(binary)
-                return
-            except OSError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.05)
+        if wait_until_listening(self.process, port, seconds=10):
+            if link:
+                self.key = self._key(binary)
+            return
         self.process.kill()
         self.process.wait()
         raise SystemExit(f"bench: the relay did not start on 127.0.0.1:{port}: {self._log()[-2000:]}")

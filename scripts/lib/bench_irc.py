@@ -11,14 +11,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import FAULT_KEYS, Relay, free_port, load, loadavg, machine, median, merge_run  # noqa: E402
+from bench import (  # noqa: E402
+    FAULT_KEYS, Relay, free_port, load, loadavg, machine, median, merge_run, wait_until_listening)
 
 SERVERS = ("aeschat", "inspircd", "ngircd")
 LABELS = {"aeschat": "aeschat (link)", "inspircd": "InspIRCd", "ngircd": "ngircd"}
@@ -92,17 +92,8 @@ class IRCServer:
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.pid = self.process.pid
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    pass
-                time.sleep(0.2)
-                return
-            except OSError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.05)
+        if wait_until_listening(self.process, port, seconds=15):
+            return
         self.stop()
         raise SystemExit(f"bench-irc: {kind} did not start on 127.0.0.1:{port}: {self._log()[-2000:]}")
 
