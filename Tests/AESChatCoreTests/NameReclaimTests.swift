@@ -216,6 +216,19 @@ import Testing
         #expect(harness.relay.directory.claimKey(of: "bob") == nil)
     }
 
+    @Test func theHandshakeHashKeptUntilHello_costsAConnectionNoMoreState() {
+        // The hash waits in the link stage, which stays one reference wide with it (RelayLink.swift), and is dropped
+        // at registration.
+        #expect(MemoryLayout<LinkStage>.size == 8)
+        let harness = RelayHarness()
+        let peer = Self.linkedPeer(harness)
+        let relayEnd = peer.memory.otherEnd?.handler as? RelayConnection
+        #expect(relayEnd?.handshakeHash == peer.connection.handshakeHash)
+        Self.hello(peer, claim: nil, harness: harness)
+        #expect(relayEnd?.name == "bob")
+        #expect(relayEnd?.handshakeHash == nil)
+    }
+
     // MARK: The wire
 
     @Test func hello_withClaim_roundTrips_andAMalformedClaimIsRefused() throws {
