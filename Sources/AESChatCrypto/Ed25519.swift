@@ -55,6 +55,19 @@ public final class Ed25519PrivateKey: Sendable {
         self.init(seed: secret, publicKey: try Self.derivePublicKey(seed: secret).get())
     }
 
+    /// Restores a key from a 32-byte seed held in wiped-on-release storage (a seed derived with HKDF, say), without
+    /// copying it into an ordinary array.
+    ///
+    /// - Parameter seed: The 32-byte seed; the key keeps this storage.
+    /// - Throws: ``CryptoError/invalidKeySize(expected:actual:)`` unless `seed` is 32 bytes;
+    ///   ``CryptoError/library(operation:code:message:)`` if libgcrypt fails.
+    public convenience init(seed: SecretBytes) throws(CryptoError) {
+        guard seed.count == Ed25519.seedSize else {
+            throw .invalidKeySize(expected: Ed25519.seedSize, actual: seed.count)
+        }
+        self.init(seed: seed, publicKey: try Self.derivePublicKey(seed: seed).get())
+    }
+
     /// Signs `message`.
     ///
     /// The corresponding libgcrypt call is `gcry_pk_sign` with `(data (flags eddsa) (hash-algo sha512) (value …))`

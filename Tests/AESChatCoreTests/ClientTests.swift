@@ -259,7 +259,10 @@ final class Box<T> {
         _ = harness.client("alice")
         let (_, output, outcome) = harness.client("alice")
         #expect(
-            outcome.value == .refused("the name 'alice' is already in use on this relay; choose another with --name"))
+            outcome.value
+                == .refused(
+                    "the name 'alice' is already in use in lobby; it frees up in about 120 s if its holder stays "
+                        + "silent, or choose another with --name"))
         #expect(output.events.count == 1)
     }
 

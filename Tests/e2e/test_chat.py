@@ -192,12 +192,13 @@ def test_wrong_room_key_is_reported_as_tampered_never_shown(tmp_path, key_file, 
     assert not any("secret under another key" in line for line in bob.out.seen)
 
 
-def test_name_already_in_use_is_refused_with_a_clear_error(clients):
+def test_name_already_in_use_is_refused_with_a_clear_error(clients, tmp_path):
     first = clients("alice")
     first.ready()
-    second = clients("alice")
+    # Another configuration folder: another identity (or name key), which cannot take the name over.
+    second = clients("alice", config=tmp_path / "another-alice")
     error = second.events(event="error")
-    assert "already in use" in error["message"]
+    assert "already in use in lobby; it frees up in about" in error["message"]
     assert second.wait() == 69
     first.say("still fine")
     third = clients("bob")

@@ -116,6 +116,13 @@ public final class ChatRoom {
             connection: connection, output: output, loop: loop, onFinish: onFinish)
     }
 
+    /// The name claim sent with hello (docs/PROTOCOL.md section 3.1), signed for this connection's link; set
+    /// before ``start()``.
+    public var nameClaim: NameClaim? {
+        get { session.claim }
+        set { session.claim = newValue }
+    }
+
     /// Sends the registration and starts the registration timeout.
     public func start() {
         session.start()
@@ -425,7 +432,7 @@ extension ChatRoom: RelaySessionDelegate {
         guard let transfers else { return }
         let lost: Bool
         switch outcome {
-        case .relayLost, .protocolViolation, .refused: lost = true
+        case .relayLost, .protocolViolation, .refused, .displaced: lost = true
         case .finished, .interrupted: lost = false
         }
         for action in transfers.closeAll(lost ? .connectionLost : .leaving) {

@@ -10,4 +10,7 @@ public enum ClientOutcome: Equatable, Sendable {
     case relayLost(String)
     /// The relay sent bytes that break the protocol.
     case protocolViolation(String)
+    /// A new connection of the same claim key took this client's name over (`name-reclaimed`): its owner is
+    /// there now, so this client stops and does not reconnect.
+    case displaced(String)
 }

@@ -99,6 +99,11 @@ public final class ReconnectingSession {
 
     /// Called with `true` when input should pause and `false` to resume.
     public var onBackpressure: ((Bool) -> Void)?
+    /// The key whose claim each hello carries (docs/PROTOCOL.md section 3.1), signed for each connection's link: a
+    /// new connection then takes the name over at once from a stale one of the same key. When the relay ends a
+    /// connection because another of the same key took the name (`name-reclaimed`), the session stops instead of
+    /// reconnecting, so that two live clients of one key do not take the name from each other in turn.
+    public var nameClaimKey: NameClaimKey?
     /// Called when the relay announces a new current key over a link made under the pinned one (a
     /// planned rotation), with the keys it announced (current first) and the key that vouched for
     /// them. The session already uses the new key for its next connections; the caller pins it and
@@ -215,11 +220,12 @@ public final class ReconnectingSession {
                 connection.close()
                 return
             }
-            RelayLinkStarter.start(on: connection, configuration: self.link, loop: self.loop) { [weak self] linked in
+            RelayLinkStarter.start(on: connection, configuration: self.link, loop: self.loop) {
+                [weak self] (linked: Result<LinkedRelayConnection, RelayLinkFailure>) in
                 guard let self else { return }
                 self.connecting = false
                 guard !self.finished else {
-                    if case .success(let connection) = linked { connection.close() }
+                    if case .success(let linked) = linked { linked.connection.close() }
                     return
                 }
                 do {
@@ -243,11 +249,14 @@ public final class ReconnectingSession {
     }
 
     /// Makes the security layer and the client of a new connection, and starts the client.
-    private func begin(on connection: any Connection) throws {
+    private func begin(on linked: LinkedRelayConnection) throws {
+        let connection = linked.connection
+        let claim = try nameClaimKey?.claim(handshakeHash: linked.handshakeHash)
         let security = try makeSecurity(connection)
         let made = makeClient(security, connection, recentMessageIDs) { [weak self] outcome in
             self?.clientEnded(outcome)
         }
+        made.nameClaim = claim
         made.onReady = { [weak self] in self?.registered() }
         made.onBackpressure = { [weak self] paused in self?.onBackpressure?(paused) }
         made.onRelayKeysAnnounced = { [weak self] keys in self?.relayAnnounced(keys) }
@@ -357,6 +366,9 @@ public final class ReconnectingSession {
         case .interrupted:
             finish(.interrupted)
         case .refused where !hasRegistered:
+            finish(.unavailable)
+        case .displaced:
+            // The relay's line said why; reconnecting would take the name back from the owner's new connection.
             finish(.unavailable)
         case .protocolViolation where !hasRegistered:
             finish(.protocolViolation)

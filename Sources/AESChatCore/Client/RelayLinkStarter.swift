@@ -20,6 +20,15 @@ public struct RelayLinkConfiguration: Equatable, Sendable {
     }
 }
 
+/// A connection whose encrypted link is up, with the link's handshake hash (the same at the relay, and unique to
+/// this connection), which hello's name claim signs (docs/PROTOCOL.md section 3.1).
+public struct LinkedRelayConnection {
+    /// The protected connection: it reads and writes plaintext frames.
+    public let connection: any Connection
+    /// The Noise handshake hash `h` of its link, 32 bytes.
+    public let handshakeHash: [UInt8]
+}
+
 /// The client's side of the encrypted link's start (docs/PROTOCOL.md; design: encrypted-link.md §3): on a fresh
 /// connection it sends the preamble (with the pinned key's id) and handshake message 1 in one write, reads the
 /// relay's answer, and on an authentic message 2 protects the connection with the transport keys and hands it on.
@@ -34,14 +43,14 @@ public final class RelayLinkStarter: ConnectionHandler {
     private let connection: any Connection
     private let configuration: RelayLinkConfiguration
     private let loop: any EventLoop
-    private var completion: ((Result<any Connection, RelayLinkFailure>) -> Void)?
+    private var completion: ((Result<LinkedRelayConnection, RelayLinkFailure>) -> Void)?
     private var handshake: NoiseHandshake?
     private var received: [UInt8] = []
     private var timer: TimerID?
 
     private init(
         connection: any Connection, configuration: RelayLinkConfiguration, loop: any EventLoop,
-        completion: @escaping (Result<any Connection, RelayLinkFailure>) -> Void
+        completion: @escaping (Result<LinkedRelayConnection, RelayLinkFailure>) -> Void
     ) {
         self.connection = connection
         self.configuration = configuration
@@ -60,6 +69,18 @@ public final class RelayLinkStarter: ConnectionHandler {
     public static func start(
         on connection: any Connection, configuration: RelayLinkConfiguration, loop: any EventLoop,
         completion: @escaping (Result<any Connection, RelayLinkFailure>) -> Void
+    ) {
+        start(on: connection, configuration: configuration, loop: loop) {
+            (linked: Result<LinkedRelayConnection, RelayLinkFailure>) in
+            completion(linked.map(\.connection))
+        }
+    }
+
+    /// Starts the link on `connection`, like ``start(on:configuration:loop:completion:)``, and hands over the link's
+    /// handshake hash with the protected connection.
+    public static func start(
+        on connection: any Connection, configuration: RelayLinkConfiguration, loop: any EventLoop,
+        linked completion: @escaping (Result<LinkedRelayConnection, RelayLinkFailure>) -> Void
     ) {
         let starter = RelayLinkStarter(
             connection: connection, configuration: configuration, loop: loop, completion: completion)
@@ -142,7 +163,7 @@ public final class RelayLinkStarter: ConnectionHandler {
             return
         }
         connection.protect(with: LinkRecordLayer(keys: keys))
-        complete(.success(connection))
+        complete(.success(LinkedRelayConnection(connection: connection, handshakeHash: keys.handshakeHash)))
     }
 
     private func fail(_ kind: RelayLinkFailure.Kind) {
@@ -152,7 +173,7 @@ public final class RelayLinkStarter: ConnectionHandler {
         complete(.failure(RelayLinkFailure(relay: configuration.relay, kind: kind)))
     }
 
-    private func complete(_ result: Result<any Connection, RelayLinkFailure>) {
+    private func complete(_ result: Result<LinkedRelayConnection, RelayLinkFailure>) {
         guard let completion else { return }
         self.completion = nil
         if let timer { loop.cancel(timer) }

@@ -89,6 +89,8 @@ final class RelaySession: ReadDestinationProvider, OutputDrainObserver {
     private var watchingForAnswers = false
     /// Whether the relay announced its keys on this link already.
     private var heardRelayKeys = false
+    /// The name claim hello carries, signed for this connection's link; set before ``start()``.
+    var claim: NameClaim?
 
     /// Creates a session; call ``start()`` to register.
     /// - Parameters:
@@ -122,7 +124,8 @@ final class RelaySession: ReadDestinationProvider, OutputDrainObserver {
     func start() {
         connection.handler = self
         connection.write(
-            ClientFrame.hello(version: relayProtocolVersion, name: name, room: room, profile: profile).encoded())
+            ClientFrame.hello(version: relayProtocolVersion, name: name, room: room, profile: profile, claim: claim)
+                .encoded())
         registrationTimer = loop.schedule(after: Self.registrationTimeout) { [weak self] in
             guard let self, self.state == .registering else { return }
             let reason = "the relay did not answer the registration within 15 seconds"
@@ -327,7 +330,9 @@ final class RelaySession: ReadDestinationProvider, OutputDrainObserver {
                 return
             }
             output.emit(.error(message: message))
-            if state == .registering {
+            if known == .nameReclaimed {
+                finish(.displaced(message))
+            } else if state == .registering {
                 finish(.refused(message))
             } else if known.isFatal {
                 finish(.relayLost(message))

@@ -1,4 +1,5 @@
 public import AESChatCLI
+import AESChatCrypto
 import Foundation
 
 /// `aeschat join`: connects to a relay, sends each line of standard input, prints what arrives.
@@ -57,6 +58,15 @@ public enum JoinMode {
             info: { StandardError.write($0) })
         {
         case .success(let key): relayKey = key
+        case .failure(let failure):
+            StandardError.write("Error: \(failure.message)")
+            return failure.code
+        }
+        // The claim key for this relay and name (docs/PROTOCOL.md section 3.1), so that a new connection takes the
+        // name over at once from a stale one of the same key.
+        let nameClaimKey: NameClaimKey
+        switch makeNameClaimKey(keys, relayKey: relayKey, name: options.name) {
+        case .success(let key): nameClaimKey = key
         case .failure(let failure):
             StandardError.write("Error: \(failure.message)")
             return failure.code
@@ -122,6 +132,7 @@ public enum JoinMode {
             case .end: session.endOfInput()
             }
         }
+        session.nameClaimKey = nameClaimKey
         session.onBackpressure = { paused in paused ? input.pause() : input.resume() }
         session.onRelayKeysAnnounced = { announced, vouchedBy in
             guard
@@ -207,6 +218,39 @@ public enum JoinMode {
             return .failure(SetupFailure(message: "cannot read the keys: \(error)", code: .failure))
         }
     }
+
+    /// The key that claims `name` on the relay whose key is `relayKey`: derived from the identity's seed in
+    /// automatic-key mode, and in pre-shared-key mode (which has no identity) from `relay-name-key` in the
+    /// configuration folder, made on first use (mode 0600, the identity file's format) and never shown to the room.
+    static func makeNameClaimKey(
+        _ keys: Keys, relayKey: RelayPublicKey, name: String, folder: String = ConfigurationFolder.path()
+    ) -> Result<NameClaimKey, SetupFailure> {
+        let secret: Identity
+        switch keys {
+        case .automatic(let identity, _):
+            secret = identity
+        case .roomKey:
+            do {
+                secret = try Identity.loadOrCreate(
+                    path: folder + "/" + nameKeyFileName,
+                    warn: { StandardError.write("warning: \($0)") })
+            } catch .unwritable(let file, let path, let reason) {
+                return .failure(
+                    SetupFailure(
+                        message: KeyFileError.unwritable(file, path: path, reason: reason).description, code: .ioError))
+            } catch {
+                return .failure(SetupFailure(message: error.description, code: .dataError))
+            }
+        }
+        do {
+            return .success(try NameClaimKey(secret: secret.key.seed, relayKey: relayKey, name: name))
+        } catch {
+            return .failure(SetupFailure(message: "cannot make the name claim key: \(error)", code: .failure))
+        }
+    }
+
+    /// The file, in the configuration folder, whose key claims names in pre-shared-key mode.
+    static let nameKeyFileName = "relay-name-key"
 
     /// The end-to-end layer for one connection: fresh session keys, pins under the relay identity
     /// of the relay key the connection's link used (``KnownPeers/relayIdentity(of:)``), and older

@@ -1,3 +1,5 @@
+import AESChatCrypto
+
 /// The ``RoomBus`` of a relay on its own: every room lives on this relay, names are claimed in
 /// its ``RoomDirectory``, and every event goes straight into the ``FanOut``, synchronously, in
 /// the order the relay handles frames.
@@ -19,8 +21,13 @@ final class LocalBus: RoomBus {
         self.log = log
     }
 
-    func join(_ member: RelayConnection, name: String, room roomName: String, profile: [UInt8]) {
-        guard directory.claim(name, for: member) else {
+    func join(_ member: RelayConnection, name: String, room roomName: String, profile: [UInt8], claim: NameClaim?) {
+        if let holder = directory.member(named: name),
+            !takeOver(name, from: holder, by: member, claim: claim, room: roomName)
+        {
+            return
+        }
+        guard directory.claim(name, for: member, claimKey: claim?.key) else {
             member.refuse(.nameTaken, "the name '\(name)' is already in use on this relay; choose another with --name")
             return
         }
@@ -37,6 +44,38 @@ final class LocalBus: RoomBus {
         directory.add(member, to: room, profile: profile)
         member.caughtUp(with: room)
         log("\(name) joined \(roomName) from \(member.connection.peerDescription) (\(room.members.count) in room)")
+    }
+
+    /// Decides whether `member` takes `name` over from `holder` (docs/PROTOCOL.md section 3.1): only when its claim
+    /// carries the key the holder registered with (compared in constant time) and its signature verifies over
+    /// `member`'s own handshake hash. Then the holder is refused (`name-reclaimed`), which frees the name, and the
+    /// result is true. Otherwise `member` is refused: `invalid-claim` for the holder's key with a signature that
+    /// does not verify, `name-taken` (saying when the name frees up) for anything else; the holder stays.
+    private func takeOver(
+        _ name: String, from holder: RelayConnection, by member: RelayConnection, claim: NameClaim?, room: String
+    ) -> Bool {
+        guard let claim, let heldKey = directory.claimKey(of: name), constantTimeEquals(heldKey, claim.key) else {
+            member.refuse(
+                .nameTaken, member.relay.admission.nameTakenMessage(name: name, holder: holder, requestedRoom: room),
+                reason: "name taken")
+            return false
+        }
+        // Verified only here, when it would act: a claim costs the relay a signature check only for a name held
+        // under the same key, which only the relay and that key's owner know.
+        guard let hash = member.handshakeHash, NameClaimKey.verify(claim, handshakeHash: hash, name: name) else {
+            member.refuse(
+                .invalidClaim,
+                "the claim to the name '\(name)' does not verify for this connection; the name stays with its holder",
+                reason: "invalid name claim")
+            return false
+        }
+        log("\(name) reclaimed from \(holder.connection.peerDescription) by \(member.connection.peerDescription)")
+        holder.refuse(
+            .nameReclaimed,
+            "your name '\(name)' was reclaimed by a new connection of the same key; this client stops here and does "
+                + "not reconnect",
+            reason: "name reclaimed by a new connection of the same key")
+        return true
     }
 
     func leave(_ member: RelayConnection, reason: String) {

@@ -166,15 +166,17 @@ public final class Relay {
 
     // MARK: Called by RelayConnection
 
-    /// Registers `member` from its hello: checks it, then hands it to the bus to claim its name and join its room.
+    /// Registers `member` from its hello: checks it, then hands it to the bus to claim its name (taking it over from
+    /// a stale connection of the same claim key) and join its room.
     func register(
-        _ member: RelayConnection, version: UInt16, name: String, room roomName: String, profile: [UInt8]
+        _ member: RelayConnection, version: UInt16, name: String, room roomName: String, profile: [UInt8],
+        claim: NameClaim? = nil
     ) {
         if let (code, message) = directory.refusal(version: version, name: name, room: roomName) {
             refuse(member, code, message)
             return
         }
-        bus.join(member, name: name, room: roomName, profile: profile)
+        bus.join(member, name: name, room: roomName, profile: profile, claim: claim)
         if member.name != nil { cancelHandshakeTimer(of: member) }
     }
 

@@ -78,6 +78,19 @@ final class RelayAdmission {
             reason: "no hello within the handshake timeout")
     }
 
+    /// The `name-taken` message for a hello that asks for `name` in `requestedRoom` while `holder` has it: when the
+    /// name frees up if its holder stays silent (the idle timeout's second half, counted from the holder's last
+    /// frame), rounded up to whole seconds. The holder's room is named only when it is the one asked for: a room's
+    /// name is all it takes to join it, so it is not told to whoever tries a name.
+    func nameTakenMessage(name: String, holder: RelayConnection, requestedRoom: String) -> String {
+        let place = holder.room?.name == requestedRoom ? "in \(requestedRoom)" : "on this relay"
+        let taken = "the name '\(name)' is already in use \(place)"
+        guard limits.idleTimeout > .zero else { return taken + "; choose another with --name" }
+        let remaining = max(limits.idleTimeout * 2 - holder.silentFor, .zero)
+        let seconds = max(1, remaining.wholeSecondsRoundedUp)
+        return taken + "; it frees up in about \(seconds) s if its holder stays silent, or choose another with --name"
+    }
+
     // MARK: Rates and timers
 
     /// Refills every token bucket, closes connections whose frame in progress is past its
@@ -192,5 +205,13 @@ final class RelayAdmission {
         if isLarge { largeFrameBytesHeld += delta }
         let fromAddress = frameBytesByAddress[address, default: 0] + delta
         frameBytesByAddress[address] = fromAddress > 0 ? fromAddress : nil
+    }
+}
+
+extension Duration {
+    /// The duration in whole seconds, a part of a second counting as one (for "frees up in about N s").
+    fileprivate var wholeSecondsRoundedUp: Int64 {
+        let (seconds, attoseconds) = components
+        return attoseconds > 0 ? seconds + 1 : seconds
     }
 }

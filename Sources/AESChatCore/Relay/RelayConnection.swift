@@ -97,15 +97,23 @@ final class RelayConnection: ReadDestinationProvider {
         closeReason = reason
     }
 
-    /// The handshake completed and the connection is protected: from now on its bytes are frames, hello first.
-    func becomeLinked(announcingRelayKeys: Bool) {
-        linkStage = .linked
+    /// The handshake completed and the connection is protected: from now on its bytes are frames, hello first. The
+    /// handshake hash is kept until hello, whose name claim signs it.
+    func becomeLinked(announcingRelayKeys: Bool, handshakeHash: [UInt8]) {
+        linkStage = .awaitingHello(handshakeHash: handshakeHash)
         isLinked = true
         announcesRelayKeys = announcingRelayKeys
     }
 
+    /// The handshake hash of this connection's link, until the member registers.
+    var handshakeHash: [UInt8]? {
+        if case .awaitingHello(let hash) = linkStage { return hash }
+        return nil
+    }
+
     /// Registers the member as `name` in `room`, owed nothing the room's batch holds so far.
     func enter(_ room: Room, as name: String, profileLength: UInt16) {
+        linkStage = .linked
         self.name = name
         self.profileLength = profileLength
         self.room = room
@@ -268,8 +276,8 @@ final class RelayConnection: ReadDestinationProvider {
 
     private func handle(_ frame: ClientFrame) throws(WireError) {
         switch (frame, name) {
-        case (.hello(let version, let name, let room, let profile), nil):
-            relay.register(self, version: version, name: name, room: room, profile: profile)
+        case (.hello(let version, let name, let room, let profile, let claim), nil):
+            relay.register(self, version: version, name: name, room: room, profile: profile, claim: claim)
         case (.hello, _?):
             relay.refuse(self, .alreadyRegistered, "already registered; hello may be sent only once")
         case (.publish(let payload), _?):

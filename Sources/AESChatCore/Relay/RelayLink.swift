@@ -9,7 +9,10 @@ enum LinkStage {
     /// Message 1 is with the handshake executor; any byte from the client now closes the connection (an honest client
     /// waits for message 2).
     case responding
-    /// The link is up: the connection is protected and its bytes are frames.
+    /// The link is up and hello has not come yet: the handshake hash is kept for hello's name claim (docs/PROTOCOL.md
+    /// section 3.1).
+    case awaitingHello(handshakeHash: [UInt8])
+    /// The link is up and the member registered (or was refused): the connection's bytes are frames.
     case linked
     /// The handshake failed or was answered; the connection is closing.
     case ended
@@ -145,7 +148,7 @@ final class RelayLink {
                 to: message1, preamble: stage.preamble, key: stage.key, isPreviousKey: stage.isPreviousKey, for: member)
         case .responding:
             end(member, reason: "sent bytes before the relay's handshake message 2")
-        case .preamble, .linked, .ended:
+        case .preamble, .awaitingHello, .linked, .ended:
             return
         }
     }
@@ -188,7 +191,7 @@ final class RelayLink {
             completedCount += 1
             member.connection.write(Self.messagePrefix + message2)
             member.connection.protect(with: LinkRecordLayer(keys: keys))
-            member.becomeLinked(announcingRelayKeys: isPreviousKey)
+            member.becomeLinked(announcingRelayKeys: isPreviousKey, handshakeHash: keys.handshakeHash)
         }
     }
 

@@ -8,7 +8,7 @@
 /// The contract every bus keeps (docs/PROTOCOL.md, the relay's guarantees):
 /// - **Thread.** Every call is made on the event loop's thread and returns without blocking. A
 ///   payload's bytes are valid only during the call: a bus that keeps them copies them.
-/// - **Join.** ``join(_:name:room:profile:)`` is called once the relay has checked the hello
+/// - **Join.** ``join(_:name:room:profile:claim:)`` is called once the relay has checked the hello
 ///   (version, name and room syntax). The bus claims the name, unique across everything it spans
 ///   (this relay for ``LocalBus``; every relay sharing the bus otherwise), and then either refuses
 ///   the member with ``RelayErrorCode/nameTaken`` through ``RelayConnection/refuse(_:_:reason:)``,
@@ -43,8 +43,11 @@
 ///   until it drains.
 protocol RoomBus: AnyObject {
     /// Claims `name` for `member` and, if free, admits it into `room` (created if it has no
-    /// members), with `profile` as its roster entry; otherwise refuses it (`name-taken`).
-    func join(_ member: RelayConnection, name: String, room: String, profile: [UInt8])
+    /// members), with `profile` as its roster entry. A name held by a connection whose claim key is
+    /// `claim`'s is taken over when the claim verifies for `member`'s link (the holder is refused with
+    /// `name-reclaimed`; a claim that does not verify is refused with `invalid-claim`); any other held
+    /// name refuses `member` (`name-taken`, saying when the name frees up).
+    func join(_ member: RelayConnection, name: String, room: String, profile: [UInt8], claim: NameClaim?)
 
     /// Takes `member` out of its room and tells the others; `reason` is for the log.
     func leave(_ member: RelayConnection, reason: String)

@@ -8,6 +8,8 @@ import AESChatNames
 /// Owned by ``Relay``; confined to the event loop's thread.
 final class RoomDirectory {
     private var membersByName: [String: RelayConnection] = [:]
+    /// The claim key each name was registered with, for the names registered with one (docs/PROTOCOL.md section 3.1).
+    private var claimKeysByName: [String: [UInt8]] = [:]
     private var rooms: [String: Room] = [:]
     /// Joins and leaves so far.
     private(set) var membershipChanges = 0
@@ -38,11 +40,18 @@ final class RoomDirectory {
         return nil
     }
 
-    /// Takes `name` for `member`; false when another member has it.
-    func claim(_ name: String, for member: RelayConnection) -> Bool {
+    /// Takes `name` for `member`, noting `claimKey` (the key of hello's name claim, if any); false when another member
+    /// has it.
+    func claim(_ name: String, for member: RelayConnection, claimKey: [UInt8]? = nil) -> Bool {
         guard membersByName[name] == nil else { return false }
         membersByName[name] = member
+        if let claimKey { claimKeysByName[name] = claimKey }
         return true
+    }
+
+    /// The claim key `name` was registered with; nil when it is free or was registered without a claim.
+    func claimKey(of name: String) -> [UInt8]? {
+        claimKeysByName[name]
     }
 
     /// The member registered as `name`, in whatever room.
@@ -81,6 +90,7 @@ final class RoomDirectory {
     /// it is empty.
     func remove(_ member: RelayConnection, named name: String, from room: Room) {
         membersByName[name] = nil
+        claimKeysByName[name] = nil
         membershipChanges += 1
         room.remove(member)
         member.leaveRoom()

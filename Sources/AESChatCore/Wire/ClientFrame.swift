@@ -1,6 +1,8 @@
 /// A frame sent by a client to the relay.
 public enum ClientFrame: Equatable, Sendable {
-    case hello(version: UInt16, name: String, room: String, profile: [UInt8])
+    /// Registration; `claim`, when given, lets a new connection of the same claim key take the name over from a
+    /// stale one (docs/PROTOCOL.md section 3.1).
+    case hello(version: UInt16, name: String, room: String, profile: [UInt8], claim: NameClaim? = nil)
     case publish(payload: ArraySlice<UInt8>)
     case direct(to: String, payload: ArraySlice<UInt8>)
     case multicast(to: [String], payload: ArraySlice<UInt8>)
@@ -11,13 +13,16 @@ public enum ClientFrame: Equatable, Sendable {
     /// Encodes this frame with its length prefix.
     public func encoded() -> [UInt8] {
         switch self {
-        case .hello(let version, let name, let room, let profile):
-            return Frame.encode(type: FrameType.hello, capacity: 8 + profile.count + name.utf8.count + room.utf8.count)
-            {
+        case .hello(let version, let name, let room, let profile, let claim):
+            let claimLength = claim == nil ? 0 : NameClaim.encodedLength
+            return Frame.encode(
+                type: FrameType.hello, capacity: 8 + profile.count + name.utf8.count + room.utf8.count + claimLength
+            ) {
                 $0.write(version)
                 $0.writeShortString(name)
                 $0.writeShortString(room)
                 $0.writeBytes16(profile)
+                claim?.write(into: &$0)
             }
         case .publish(let payload):
             return Frame.encode(type: FrameType.publish, capacity: payload.count) { $0.write(contentsOf: payload) }
@@ -50,8 +55,8 @@ public enum ClientFrame: Equatable, Sendable {
             let name = try reader.readShortString("hello name")
             let room = try reader.readShortString("hello room")
             let profile = try reader.readBytes16("hello profile", maximum: MemberEntry.maximumProfileSize)
-            try reader.expectEnd("hello")
-            self = .hello(version: version, name: name, room: room, profile: profile)
+            let claim = try NameClaim.read(from: &reader)
+            self = .hello(version: version, name: name, room: room, profile: profile, claim: claim)
         case FrameType.publish:
             self = .publish(payload: frame.body)
         case FrameType.direct:

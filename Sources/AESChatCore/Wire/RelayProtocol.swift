@@ -60,6 +60,12 @@ public enum RelayErrorCode: UInt16, Sendable, CaseIterable {
     /// A large frame in progress would pass the relay's budget for partly received frames, in all
     /// or from one address.
     case frameBudget = 18
+    /// A hello's name claim carried the key that holds the name, but its signature does not verify for this
+    /// connection's handshake hash (a claim made for another connection, or a broken signer); the holder stays.
+    case invalidClaim = 19
+    /// Sent to a member whose name a new connection took over with a valid claim of the same key: the client
+    /// stops and does not reconnect (its owner is on the new connection).
+    case nameReclaimed = 20
     case unknown = 0xFFFF
 
     /// Whether the relay closes the connection after sending this error.
