@@ -68,6 +68,7 @@ import Testing
                 == hex(
                     "020000000000000000338e2d10142e73cebb5b4396ec8a0800043ed88702e86081598e09335574343007ebb284d01be950e118a317762a5f2c852343b963b35b13de5bf00023395ac005311ef86b"
                 ))
+        #expect(MessageContent.text("just us").encoded() == hex("016a757374207573"))
         let privateMessage = try channel.seal(
             MessageContent.text("just us").encoded(), room: "lobby", from: "alice", to: "bob")
         #expect(privateMessage == hex("020000000000000001375b1cdc86469ac419b54b8e9c0c78ece383245e8db2cddf"))
@@ -92,6 +93,7 @@ import Testing
         #expect(
             inputs.key == hex("3b93a4221a36b2abf0d4ab6953110e36dc9a05bf64767403f52899c749322351")
                 && inputs.nonce == hex("c60d933c0af84c3090a5ee36"))
+        #expect(MessageContent.text("hi bob").encoded() == hex("01686920626f62"))
         let envelope = try AutomaticKeys.sealGroupMessage(
             MessageContent.text("hi bob").encoded(), chainID: Array(0xC0...0xCF), index: 0, messageKey: messageKey,
             room: "lobby", sender: "alice", identity: aliceIdentity)
