@@ -44,7 +44,7 @@ final class SelfTestChat: ClientOutput {
         withFolder { chat in
             let loop = MemoryEventLoop()
             let listener = MemoryListener(loop: loop)
-            let relayKey = X25519PrivateKey()
+            let relayKey = try X25519PrivateKey(ephemeral: ())
             let relay = Relay(
                 configuration: RelayConfiguration(relayKey: relayKey), loop: loop, handshakes: InlineHandshakes()
             ) { _ in }
@@ -67,7 +67,7 @@ final class SelfTestChat: ClientOutput {
             let loop = try PosixEventLoop()
             let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
             defer { listener.close() }
-            let relayKey = X25519PrivateKey()
+            let relayKey = try X25519PrivateKey(ephemeral: ())
             let relay = Relay(
                 configuration: RelayConfiguration(relayKey: relayKey), loop: loop, handshakes: InlineHandshakes()
             ) { _ in }
@@ -124,7 +124,8 @@ final class SelfTestChat: ClientOutput {
             do {
                 let connection = try linked.get()
                 let security = try AutomaticKeySecurity(
-                    identity: Ed25519PrivateKey(), name: name, room: "selftest", relay: "selftest",
+                    identity: Ed25519PrivateKey(seed: SecureRandom.bytes(count: 32)), name: name, room: "selftest",
+                    relay: "selftest",
                     knownPeers: KnownPeers())
                 let output = MemberOutput(name: name, chat: self)
                 let inbox = name == "bob" ? try Inbox(path: folder + "/inbox") : nil
