@@ -32,4 +32,6 @@ public enum Mode: String, CaseIterable, Sendable {
     case join
     /// `aeschat keygen`: generate a key file.
     case keygen
+    /// `aeschat selftest`: check this installation.
+    case selftest
 }

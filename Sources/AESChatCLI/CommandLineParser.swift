@@ -39,6 +39,7 @@ public enum CommandLineParser {
         case .serve: return try parse(rest, with: OptionTables.serve)
         case .join: return try parse(rest, with: OptionTables.join)
         case .keygen: return try parse(rest, with: OptionTables.keygen)
+        case .selftest: return try parse(rest, with: OptionTables.selftest)
         case nil: break
         }
         if first.hasPrefix("-"), first != "-" {

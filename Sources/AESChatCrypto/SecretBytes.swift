@@ -40,12 +40,13 @@ public final class SecretBytes: @unchecked Sendable {
     }
 
     /// Creates `count` fresh random bytes from libgcrypt's `GCRY_STRONG_RANDOM` level (about 10 µs for 32 bytes, against
-    /// 5 ms for the very strong level of ``init(count:)``): for keys used once, such as ephemeral Diffie-Hellman keys.
+    /// 5 ms for the very strong level of ``init(count:)``): for short-lived keys, such as ephemeral Diffie-Hellman keys,
+    /// per-connection session keys and sender chains.
     ///
     /// The corresponding libgcrypt call is `gcry_randomize`.
     ///
     /// - Parameter count: How many random bytes to create; must not be negative.
-    init(strongRandomCount count: Int) {
+    public init(strongRandomCount count: Int) {
         precondition(count >= 0, "SecretBytes(strongRandomCount:) needs a count of 0 or more, not \(count)")
         Gcrypt.ensureInitialised()
         storage = .allocate(byteCount: count, alignment: 1)

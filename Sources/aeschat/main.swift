@@ -14,6 +14,7 @@ do {
     case .serve(let options): code = ServeMode.run(options)
     case .join(let options): code = JoinMode.run(options)
     case .keygen(let options): code = KeygenMode.run(options)
+    case .selftest(let options): code = SelfTestMode.run(options)
     case .help(let mode):
         print(mode.map(HelpText.help(for:)) ?? HelpText.general())
         code = .success

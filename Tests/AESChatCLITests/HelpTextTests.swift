@@ -10,6 +10,7 @@ import Testing
             "--accept-new-relay-key", "--key <file>", "--json", "-h, --help",
         ],
         .keygen: ["--out <file>", "-h, --help"],
+        .selftest: ["--json", "--inbox <dir>", "-h, --help"],
     ]
 
     @Test(arguments: Mode.allCases)
@@ -160,7 +161,7 @@ import Testing
         let help = HelpText.general()
         #expect(help.hasPrefix("OVERVIEW: "))
         #expect(help.contains("\n\nUSAGE: aeschat <command> [<options>]\n\n"))
-        for line in ["  --version ", "  -h, --help ", "  serve ", "  join ", "  keygen "] {
+        for line in ["  --version ", "  -h, --help ", "  serve ", "  join ", "  keygen ", "  selftest "] {
             #expect(help.contains("\n" + line), "general help lacks \(line)")
         }
         #expect(help.contains("See 'aeschat help <command>' for detailed help."))

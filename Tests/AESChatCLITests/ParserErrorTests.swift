@@ -9,20 +9,30 @@ import Testing
     static let join = ["join", "--name", "alice", "--inbox", "in"]
 
     static let commandCases: [ErrorCase] = [
-        ErrorCase([], "no command given: expected serve, join or keygen", mode: nil),
-        ErrorCase(["jion"], "unknown command 'jion': expected serve, join or keygen. Did you mean 'join'?", mode: nil),
-        ErrorCase(["srve"], "unknown command 'srve': expected serve, join or keygen. Did you mean 'serve'?", mode: nil),
+        ErrorCase([], "no command given: expected serve, join, keygen or selftest", mode: nil),
         ErrorCase(
-            ["Serve"], "unknown command 'Serve': expected serve, join or keygen. Did you mean 'serve'?", mode: nil),
+            ["jion"], "unknown command 'jion': expected serve, join, keygen or selftest. Did you mean 'join'?",
+            mode: nil),
         ErrorCase(
-            ["keygn"], "unknown command 'keygn': expected serve, join or keygen. Did you mean 'keygen'?", mode: nil),
-        ErrorCase(["ser"], "unknown command 'ser': expected serve, join or keygen. Did you mean 'serve'?", mode: nil),
-        ErrorCase(["hlep"], "unknown command 'hlep': expected serve, join or keygen. Did you mean 'help'?", mode: nil),
-        ErrorCase(["frobnicate"], "unknown command 'frobnicate': expected serve, join or keygen", mode: nil),
-        ErrorCase([""], "unknown command '': expected serve, join or keygen", mode: nil),
-        ErrorCase(["-"], "unknown command '-': expected serve, join or keygen", mode: nil),
+            ["srve"], "unknown command 'srve': expected serve, join, keygen or selftest. Did you mean 'serve'?",
+            mode: nil),
         ErrorCase(
-            ["help", "jion"], "unknown command 'jion': expected serve, join or keygen. Did you mean 'join'?",
+            ["Serve"], "unknown command 'Serve': expected serve, join, keygen or selftest. Did you mean 'serve'?",
+            mode: nil),
+        ErrorCase(
+            ["keygn"], "unknown command 'keygn': expected serve, join, keygen or selftest. Did you mean 'keygen'?",
+            mode: nil),
+        ErrorCase(
+            ["ser"], "unknown command 'ser': expected serve, join, keygen or selftest. Did you mean 'serve'?", mode: nil
+        ),
+        ErrorCase(
+            ["hlep"], "unknown command 'hlep': expected serve, join, keygen or selftest. Did you mean 'help'?",
+            mode: nil),
+        ErrorCase(["frobnicate"], "unknown command 'frobnicate': expected serve, join, keygen or selftest", mode: nil),
+        ErrorCase([""], "unknown command '': expected serve, join, keygen or selftest", mode: nil),
+        ErrorCase(["-"], "unknown command '-': expected serve, join, keygen or selftest", mode: nil),
+        ErrorCase(
+            ["help", "jion"], "unknown command 'jion': expected serve, join, keygen or selftest. Did you mean 'join'?",
             mode: nil),
         ErrorCase(["help", "join", "extra"], "unexpected argument 'extra' after 'help join'", mode: nil),
         ErrorCase(["--help", "serve", "--port"], "unexpected argument '--port' after '--help serve'", mode: nil),
@@ -57,7 +67,9 @@ import Testing
             ["keygen", "--port=1"], "'--port' is not an option of keygen (it is an option of serve and join)",
             mode: .keygen),
         ErrorCase(["join", "--out", "f"], "'--out' is not an option of join (it is an option of keygen)", mode: .join),
-        ErrorCase(["serve", "--json"], "'--json' is not an option of serve (it is an option of join)", mode: .serve),
+        ErrorCase(
+            ["serve", "--json"], "'--json' is not an option of serve (it is an option of join and selftest)",
+            mode: .serve),
         ErrorCase(
             ["serve", "--version"], "'--version' is not an option of serve: use 'aeschat --version'", mode: .serve),
         ErrorCase(["serve", "--help=x"], "'--help' does not take a value: got '--help=x'", mode: .serve),
@@ -214,7 +226,7 @@ import Testing
         let error = try #require(parseError(["jion"]))
         #expect(
             error.description == """
-                Error: unknown command 'jion': expected serve, join or keygen. Did you mean 'join'?
+                Error: unknown command 'jion': expected serve, join, keygen or selftest. Did you mean 'join'?
                 Usage: aeschat <command> [<options>]
                 See 'aeschat --help'.
                 """

@@ -103,6 +103,15 @@ import Testing
         #expect(command == .join(JoinOptions(name: "a", inbox: "--odd")))
     }
 
+    @Test func selftest_takesJSONAndAnInbox() throws {
+        #expect(try CommandLineParser.parse(["selftest"]) == .selftest(SelfTestOptions()))
+        #expect(
+            try CommandLineParser.parse(["selftest", "--json", "--inbox", "in"])
+                == .selftest(SelfTestOptions(json: true, inbox: "in")))
+        #expect(throws: UsageError.self) { try CommandLineParser.parse(["selftest", "--inbox"]) }
+        #expect(throws: UsageError.self) { try CommandLineParser.parse(["selftest", "--name", "x"]) }
+    }
+
     @Test func keygen_usesStandardOutput_whenNoOut() throws {
         #expect(try CommandLineParser.parse(["keygen"]) == .keygen(KeygenOptions(out: nil)))
     }

@@ -614,6 +614,59 @@ extension EventCollector {
         #expect(dave.output.roomCodes.last != erin.output.roomCodes.last)
     }
 
+    @Test func leaves_rotateLazily_oncePerBurst_justBeforeTheNextMessage() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice", intercepted: true)
+        let bob = try harness.join("bob")
+        let leavers = try ["carol", "dave", "erin"].map { try harness.join($0) }
+        alice.client.submit(line: "before")
+        harness.loop.runUntilIdle()
+        var directs: [String] = []
+        alice.link!.toRelay = { frame in
+            if case .direct(let to, _) = frame { directs.append(to) }
+            return [frame]
+        }
+        for leaver in leavers { leaver.client.endOfInput() }
+        harness.loop.runUntilIdle()
+        // Three leaves: alice sends no key yet.
+        #expect(directs.isEmpty)
+        alice.client.submit(line: "after three left")
+        alice.client.submit(line: "and again")
+        harness.loop.runUntilIdle()
+        // One new chain, to the one member left, before the first message; none before the second.
+        #expect(directs == ["bob"])
+        let chainIDs = alice.link!.published.map { Array($0[1..<17]) }
+        #expect(chainIDs.count == 3 && chainIDs[0] != chainIDs[1] && chainIDs[1] == chainIDs[2])
+        #expect(bob.output.messages == ["alice: before", "alice: after three left", "alice: and again"])
+        #expect(bob.output.warnings.isEmpty)
+        // A leaver's state cannot read what was sent after the leave.
+        let outbox = RecordingOutbox()
+        outbox.record(leavers[0].security.receive(alice.link!.published[1][...], from: "alice", isDirect: false))
+        #expect(!outbox.events.contains { if case .message = $0 { true } else { false } })
+    }
+
+    @Test func aNewcomerAfterALeave_getsTheFreshChain_notTheOneTheLeaverKnew() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice", intercepted: true)
+        _ = try harness.join("bob")
+        let carol = try harness.join("carol")
+        alice.client.submit(line: "before")
+        harness.loop.runUntilIdle()
+        carol.client.endOfInput()
+        harness.loop.runUntilIdle()
+        var directs: [String] = []
+        alice.link!.toRelay = { frame in
+            if case .direct(let to, _) = frame { directs.append(to) }
+            return [frame]
+        }
+        let dave = try harness.join("dave")
+        #expect(directs.isEmpty)
+        alice.client.submit(line: "hello dave")
+        harness.loop.runUntilIdle()
+        #expect(directs.sorted() == ["bob", "dave"])
+        #expect(dave.output.messages == ["alice: hello dave"])
+    }
+
     @Test func chains_rotateEvery100Messages_andAfter24Hours() throws {
         let harness = AutomaticHarness()
         var clockOffset: Duration = .zero

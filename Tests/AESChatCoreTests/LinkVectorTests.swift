@@ -4,6 +4,7 @@ import Testing
 @testable import AESChatCore
 
 /// The worked example of docs/PROTOCOL.md section 9.3 (the encrypted link), checked value by value with this code. The
+/// values shared with `aeschat selftest` come from ``WorkedExamples/Link``. The
 /// expected values were computed by an independent implementation written from the Noise specification (revision
 /// 34) and the document: Python's `cryptography` package (X25519, HMAC-SHA-256, SHA-256, AES-256-GCM), cross-checked
 /// with PyPI `noiseprotocol` 0.3.1 for the two handshake messages, the handshake hash and both records. The inputs
@@ -11,40 +12,34 @@ import Testing
 @Suite struct LinkVectorTests {
     func hex(_ text: String) -> [UInt8] { Hex.decode(text)! }
 
-    /// SHA-256("aeschat worked example: relay static key").
-    static let relayStatic = "caf6cb94b5db5a1f3720ec0be1324929e467c05b61316d4c7c65e871b8b36b9c"
-    /// SHA-256("aeschat worked example: client ephemeral key").
-    static let clientEphemeral = "436ea84ae8be7992e1b957ad7ce9764c2c21e148aeb4de0a42bf1352a93a9d82"
-    /// SHA-256("aeschat worked example: relay ephemeral key").
-    static let relayEphemeral = "1d21199c5c66d18183449c71f6d17d09dcebeae93661b0b4c38a715bcd34ca5d"
+    static let relayStatic = WorkedExamples.Link.relayStatic
+    static let clientEphemeral = WorkedExamples.Link.clientEphemeral
+    static let relayEphemeral = WorkedExamples.Link.relayEphemeral
 
-    static let relayPublic = "2527c9eab1128871043ef684e844c187d41fcc3abcc6bdb4233b913b2ae9bd15"
+    static let relayPublic = WorkedExamples.Link.relayPublic
     static let relayText = "eut4t2vrckehcbb662coqrgbq7kb7tb2xtdl3nbdhoitwkxjxukq"
     static let fingerprintHash = "3420192348aa80bf425099779f4da1dd2f4f0efa752c4364d1abc9a546eba353"
     static let fingerprint = "relay 3420 1923 48aa 80bf 4250 9977 9f4d a1dd"
     static let keyID = "34201923"
     static let preamble = "414553434841540234201923"
-    static let prologue = "616573636861742f32207472616e73706f7274414553434841540234201923"
+    static let prologue = WorkedExamples.Link.prologue
     static let hName = "4e6f6973655f4e4b5f32353531395f41455347434d5f53484132353600000000"
     static let hInitialised = "3adbf423b477d620cca289f9159c820ae14ac1c3e1f1a13610dcefce6b94dfa2"
     static let clientEphemeralPublic = "102776d7c4b567ef273b7f6232e5383d4864934d9985dd9b4855414fa91afd54"
     static let es = "82cb94d2ef57c6ce215c44e66f0db49947bb65e4e792c347d8bc8bf9e6732f10"
     static let ckAfterMessage1 = "c2ddf88d7f7c35fd54affa270edd21a17c4d479e972090a72a4a04113b1163d5"
     static let hAfterMessage1 = "2285ee57bf915c4293668b8a1daa8a9038930bc50a2e48d549395030a3fa1fbb"
-    static let message1 =
-        "102776d7c4b567ef273b7f6232e5383d4864934d9985dd9b4855414fa91afd547add04697cc537aaaebf0a92c2dd58e8"
+    static let message1 = WorkedExamples.Link.message1
     static let relayEphemeralPublic = "da1545921602bd0913e30026c758f076645b0b2b8c66949fc17cf2220f53235f"
     static let ee = "dd28be7cf63430096ea397cbef09d0b6477d1b1b166c6f52b984cc28d041284c"
     static let ckAfterMessage2 = "37fffbf0b91daa707c8d2c8bbfa20466856e12256f1e0288df3d9ed981640568"
-    static let message2 =
-        "da1545921602bd0913e30026c758f076645b0b2b8c66949fc17cf2220f53235f9776d4eb056aa488a0a5665e37f8d2b4"
-    static let handshakeHash = "5303a7f603524cbcfd0537d79647b1c076aeec0478c6d0b8bd815d0399f80260"
+    static let message2 = WorkedExamples.Link.message2
+    static let handshakeHash = WorkedExamples.Link.handshakeHash
     static let clientToRelayKey = "5bbfa53f270bda7afaf80c16147482bc0617e6ebf71d22e93ba0b0ee6ff3f104"
     static let relayToClientKey = "317243d7a41223b708ded6f4e4330c68c2154842a2e36b40501cf5a8c0f0ae88"
     static let clientToRelayKeyRekeyed = "cad7400eee87feb22cfdc41953979ac4bef5cadcda3b73824bebbe4b8a9255a8"
-    static let helloFrame = "0000001101000205616c696365056c6f6262790000"
-    static let helloRecord =
-        "00259760b317c411daafe8517861f5af2afee7c4feb70eac7f82b89005245fe981e79576e6ddc6"
+    static let helloFrame = WorkedExamples.Link.helloFrame
+    static let helloRecord = WorkedExamples.Link.helloRecord
     static let welcomeFrame = "0000001181000205616c696365056c6f6262790000"
     static let welcomeRecord =
         "00254653b42092a236f8a3eedd83afafb6971ffb70b4b22d61acd42583fe9e9c2e984fa4dff27f"

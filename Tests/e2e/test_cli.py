@@ -185,3 +185,36 @@ def test_join_with_an_inbox_under_a_file_exits_74(tmp_path, key_file, relay):
          str(blocker / "inbox"), "--relay-key", relay.key], input="", capture_output=True, text=True, timeout=30)
     assert result.returncode == 74, result.stderr
     assert result.stderr.count("\n") <= 2, result.stderr
+
+
+def test_selftest_passes_on_a_healthy_installation_and_reports_each_check(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir(mode=0o700)
+    result = run("selftest", "--inbox", str(inbox))
+    assert result.returncode == 0, result.stdout.decode()
+    lines = result.stdout.decode().splitlines()
+    assert lines[0].startswith("aeschat ") and lines[0].endswith(" selftest")
+    for name in ["libgcrypt", "AES-256-GCM", "Ed25519", "worked example 9.3", "chat in process",
+                 "chat over loopback TCP", "identity file", "inbox", "random generator"]:
+        assert any(line.startswith("  ok    " + name) for line in lines), name
+    count = len(lines) - 2
+    assert lines[-1].startswith(f"{count} checks, {count} passed, 0 failed, in ")
+    assert result.stderr == b""
+
+
+def test_selftest_json_and_a_failing_check_exit_1(tmp_path):
+    import json
+
+    folder = tmp_path / "xdg-config" / "aeschat"  # the private configuration folder of conftest.py
+    folder.mkdir(parents=True, mode=0o700)
+    identity = folder / "identity"
+    made = run("keygen", "--identity", str(identity))
+    assert made.returncode == 0, made.stderr
+    os.chmod(identity, 0o644)
+    result = run("selftest", "--json")
+    assert result.returncode == 1
+    events = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    failed = [event for event in events if event["event"] == "check" and not event["passed"]]
+    assert [event["name"] for event in failed] == ["identity file"]
+    assert "chmod 600" in failed[0]["detail"]
+    assert events[-1]["event"] == "summary" and events[-1]["failed"] == 1 and events[-1]["passed"] is False

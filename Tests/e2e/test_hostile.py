@@ -645,3 +645,25 @@ def test_a_frame_trickled_in_byte_by_byte_is_cut_off_at_its_deadline_while_a_ste
         assert_back_to(pid, baseline, rss)
     finally:
         relay.stop()
+
+
+def test_an_optional_frame_type_is_skipped_and_an_unknown_other_one_refused():
+    """PROTOCOL.md section 2: types with bit 6 set (0x40-0x7F from a client) are optional, for later versions."""
+    relay = Relay(free_port())
+    try:
+        newer, _ = member(relay.port, "newer")
+        watcher, watcher_reader = member(relay.port, "watcher")
+        newer.sendall(frame(0x41, b"a frame of a later version") + frame(0x7F) + frame(PUBLISH, b"after"))
+        while True:
+            kind, body = watcher_reader.next()
+            if kind == 0x84:
+                assert body.endswith(b"after")
+                break
+        older, older_reader = member(relay.port, "older")
+        older.sendall(frame(0x21, b"not optional"))
+        assert error_code(older_reader) == 1
+        newer.close()
+        watcher.close()
+        older.close()
+    finally:
+        relay.stop()

@@ -9,6 +9,7 @@ _aeschat_serve_options="--host --port --relay-key --previous-relay-key --show-ke
 _aeschat_join_options="--name --inbox --room --host --port --relay-key --accept-new-relay-key --key --json
     --identity --max-file-size"
 _aeschat_keygen_options="--out --identity"
+_aeschat_selftest_options="--json --inbox"
 
 _aeschat() {
     local current previous mode word index
@@ -18,7 +19,7 @@ _aeschat() {
     for ((index = 1; index < COMP_CWORD; index++)); do
         word="${COMP_WORDS[index]}"
         case "$word" in
-        serve | join | keygen | help)
+        serve | join | keygen | selftest | help)
             mode="$word"
             break
             ;;
@@ -26,16 +27,16 @@ _aeschat() {
     done
     case "$mode" in
     "")
-        COMPREPLY=($(compgen -W "serve join keygen help --help --version" -- "$current"))
+        COMPREPLY=($(compgen -W "serve join keygen selftest help --help --version" -- "$current"))
         return
         ;;
     help)
-        COMPREPLY=($(compgen -W "serve join keygen" -- "$current"))
+        COMPREPLY=($(compgen -W "serve join keygen selftest" -- "$current"))
         return
         ;;
     esac
     case "$mode:$previous" in
-    join:--inbox)
+    join:--inbox | selftest:--inbox)
         COMPREPLY=($(compgen -d -- "$current"))
         return
         ;;
@@ -49,7 +50,7 @@ _aeschat() {
         ;;
     esac
     # Any other option that takes a value: nothing to offer but what is typed.
-    case " $_aeschat_serve_options $_aeschat_join_options $_aeschat_keygen_options " in
+    case " $_aeschat_serve_options $_aeschat_join_options $_aeschat_keygen_options $_aeschat_selftest_options " in
     *" $previous "*)
         case "$previous" in
         --show-key | --accept-new-relay-key | --json) ;;

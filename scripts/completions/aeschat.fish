@@ -6,10 +6,11 @@ complete -c aeschat -f
 complete -c aeschat -n __fish_use_subcommand -a serve -d 'Run the relay that members connect to'
 complete -c aeschat -n __fish_use_subcommand -a join -d 'Join a room on a relay and chat'
 complete -c aeschat -n __fish_use_subcommand -a keygen -d 'Generate a random room key or an identity key'
+complete -c aeschat -n __fish_use_subcommand -a selftest -d 'Check this installation and print a short report'
 complete -c aeschat -n __fish_use_subcommand -a help -d 'Show help for a command'
 complete -c aeschat -n __fish_use_subcommand -l version -d 'Print the version'
 complete -c aeschat -l help -s h -d 'Show help'
-complete -c aeschat -n '__fish_seen_subcommand_from help' -a 'serve join keygen'
+complete -c aeschat -n '__fish_seen_subcommand_from help' -a 'serve join keygen selftest'
 
 # serve
 complete -c aeschat -n '__fish_seen_subcommand_from serve' -l host -x -a '(__fish_print_hostnames)' -d 'Address to listen on'
@@ -50,3 +51,7 @@ complete -c aeschat -n '__fish_seen_subcommand_from join' -l max-file-size -x -d
 # keygen
 complete -c aeschat -n '__fish_seen_subcommand_from keygen' -l out -r -F -d 'Write the room key to this new file'
 complete -c aeschat -n '__fish_seen_subcommand_from keygen' -l identity -r -F -d 'Make a new identity key file'
+
+# selftest
+complete -c aeschat -n '__fish_seen_subcommand_from selftest' -l json -d 'JSON output'
+complete -c aeschat -n '__fish_seen_subcommand_from selftest' -l inbox -x -a '(__fish_complete_directories)' -d 'Also check this inbox folder'

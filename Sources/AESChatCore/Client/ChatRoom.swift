@@ -44,6 +44,9 @@ public final class ChatRoom {
     private var firstWaitingLine = 0
     /// Message lines handed to the connection, each with the token of the ping that follows it.
     private var unconfirmedLines: [(line: OutgoingLine, token: UInt64)] = []
+    /// Contents of unknown kinds received, by "kind sender".
+    private var unsupportedCounts: [String: Int] = [:]
+    static let maximumUnsupportedKinds = 1024
     private let recentMessageIDs: RecentMessageIDs
     private var inputPaused = false
     private var quitting = false
@@ -300,12 +303,34 @@ public final class ChatRoom {
     private func deliver(_ content: MessageContent, from sender: String, isPrivate: Bool) {
         // A copy its sender repeated after losing the connection before the relay confirmed it.
         if case .identified(let id, _) = content, !recentMessageIDs.recordIfNew(id, from: sender) { return }
+        if case .unsupported(let kind) = content {
+            noteUnsupported(kind, from: sender)
+            return
+        }
+        if case .identified(_, .unsupported(let kind)) = content {
+            noteUnsupported(kind, from: sender)
+            return
+        }
         if let event = ClientEvent(content: content, from: sender, isPrivate: isPrivate) {
             emit(event)
         } else if let transfers {
             carryOut(transfers.handleControl(content, from: sender, isPrivate: isPrivate))
             leaveIfIdle()
         }
+    }
+
+    /// Counts a content of a kind this version cannot show and tells the user at the first of each sender and kind,
+    /// then at 10, 100, 1,000, … (at most ``maximumUnsupportedKinds`` sender-kind pairs are counted).
+    private func noteUnsupported(_ kind: UInt8, from sender: String) {
+        let key = "\(kind) \(sender)"
+        guard
+            let count = unsupportedCounts[key].map({ $0 + 1 })
+                ?? (unsupportedCounts.count < Self.maximumUnsupportedKinds ? 1 : nil)
+        else { return }
+        unsupportedCounts[key] = count
+        var shown = 1
+        while shown < count { shown *= 10 }
+        if shown == count { emit(.unsupported(from: sender, kind: kind, count: count)) }
     }
 
     // MARK: File transfer actions

@@ -386,6 +386,8 @@ extension RelaySession: FrameReaderDelegate {
                 return
             }
         }
+        // Every type this version knows has the optional bit clear: one with it set is a newer relay's, to skip.
+        if FrameType.isOptional(type) { return }
         try handle(RelayFrame(Frame(type: type, body: ArraySlice(body))))
     }
 

@@ -56,6 +56,9 @@ public enum ClientEvent: Equatable, Sendable {
     case reconnecting(attempt: Int, delayMilliseconds: Int, reason: String)
     /// Registered again after a loss, with fresh session keys; queued lines follow.
     case reconnected
+    /// `from` sent an authentic content of a kind this version cannot show (a newer client's), `count` so far; it
+    /// was ignored. Shown at the first one of each kind and sender, then at 10, 100, 1,000, …
+    case unsupported(from: String, kind: UInt8, count: Int)
 
     /// The one-line JSON form.
     public var json: String {
@@ -126,6 +129,11 @@ public enum ClientEvent: Equatable, Sendable {
             return JSONLine.encode(fields)
         case .holding(let members):
             return JSONLine.encode([("event", .string("holding")), ("members", .strings(members))])
+        case .unsupported(let from, let kind, let count):
+            return JSONLine.encode([
+                ("event", .string("unsupported")), ("from", .string(from)), ("kind", .integer(Int64(kind))),
+                ("count", .integer(Int64(count))),
+            ])
         case .trusted(let name, let fingerprint):
             return JSONLine.encode([
                 ("event", .string("trusted")), ("name", .string(name)), ("fingerprint", .string(fingerprint)),
@@ -239,6 +247,12 @@ public enum ClientEvent: Equatable, Sendable {
             return "* your messages are held for \(names): \(members.count == 1 ? "their" : "each one's") identity key "
                 + "changed since you verified or messaged them; the others still get your messages. "
                 + "Check with /verify \(first), then /trust \(first) to send them what was held"
+        case .unsupported(let from, let kind, let count):
+            let hex = String(kind, radix: 16)
+            let kindText = "content kind 0x" + (hex.count == 1 ? "0" + hex : hex)
+            let times = count == 1 ? "" : " (\(count) so far)"
+            return "* \(clean(from))'s client sent something this version cannot show (\(kindText))\(times); ignored. "
+                + "A newer aeschat shows it"
         case .trusted(let name, let fingerprint):
             return "* \(clean(name)) is now verified \(MemberStatus.verifiedMark) (fingerprint \(clean(fingerprint)))"
         case .info(let text):

@@ -496,7 +496,7 @@ public final class FileTransfers {
         case .fileDone(let fileID, let digest, let size):
             guard let transfer = incoming[Self.key(sender, fileID)] else { return }
             complete(transfer, digest: digest, size: size)
-        case .text, .action, .identified:
+        case .text, .action, .identified, .unsupported:
             break
         }
     }

@@ -262,6 +262,11 @@ final class RelayConnection: ReadDestinationProvider {
             if type == FrameType.ping { pongDue = token }
             return
         }
+        // A newer client's optional frame: skipped, but it costs a frame of the rate like any other.
+        if FrameType.isOptional(type) {
+            _ = relay.admission.allowFrame(from: self)
+            return
+        }
         try handle(ClientFrame(Frame(type: type, body: ArraySlice(body))))
     }
 

@@ -2,8 +2,8 @@ public import AESChatCrypto
 
 /// Automatic end-to-end keys: a long-term Ed25519 identity, a fresh X25519 session key per
 /// connection (signed by the identity), pairwise channels to every member, and a per-sender chain
-/// key distributed over them, ratcheted per message and replaced whenever someone leaves, every
-/// 100 messages and every 24 hours. Names are pinned to identities on first use.
+/// key distributed over them, ratcheted per message and replaced before the first message after someone left,
+/// every 100 messages and every 24 hours. Names are pinned to identities on first use.
 /// See docs/PROTOCOL.md section 6 and docs/SECURITY.md. Loop thread only.
 public final class AutomaticKeySecurity: MessageSecurity {
     /// Messages sent on one chain before it is replaced.
@@ -57,6 +57,8 @@ public final class AutomaticKeySecurity: MessageSecurity {
     /// The names the last ``ClientEvent/holding(members:)`` announced.
     private var lastHolding: [String] = []
     private var lastRoomCode: String?
+    /// A member left since the chain was made: it is replaced before the next room message (lazy rotation).
+    private var chainIsStale = false
     /// Held lines kept per member; older ones are dropped (and counted).
     static let maximumHeldLines = 64
     /// Room lines sent since the first held one beyond which the held lines are not sent again: the others
@@ -74,23 +76,30 @@ public final class AutomaticKeySecurity: MessageSecurity {
     ///   - room: the room.
     ///   - relay: the relay identity, for pinning (``KnownPeers/relayIdentity(connectedTo:)``).
     ///   - knownPeers: the trust-on-first-use store.
-    ///   - sessionKey: a fixed session key (test vectors only); fresh and random otherwise.
+    ///   - sessionKey: a fixed session key (test vectors only); otherwise a fresh one per connection, drawn at
+    ///     libgcrypt's strong random level (a key for one connection; long-term keys use the very strong level).
     ///   - now: the clock for chain lifetimes.
     public init(
         identity: Ed25519PrivateKey, name: String, room: String, relay: String, knownPeers: KnownPeers,
-        sessionKey: X25519PrivateKey = X25519PrivateKey(), now: @escaping () -> ContinuousClock.Instant = { .now }
+        sessionKey: X25519PrivateKey? = nil, now: @escaping () -> ContinuousClock.Instant = { .now }
     ) throws(CryptoError) {
+        let key: X25519PrivateKey
+        if let sessionKey {
+            key = sessionKey
+        } else {
+            key = try X25519PrivateKey(ephemeral: ())
+        }
         self.identity = identity
-        self.session = sessionKey
+        self.session = key
         self.name = name
         self.room = room
         self.relay = relay
         self.knownPeers = knownPeers
         self.now = now
         profile = try AutomaticKeys.makeProfile(
-            identity: identity, sessionKey: sessionKey.publicKey, room: room, name: name)
+            identity: identity, sessionKey: key.publicKey, room: room, name: name)
         chain = OutgoingChain(now: now())
-        seenSessionKeys.insert(sessionKey.publicKey)
+        seenSessionKeys.insert(key.publicKey)
     }
 
     public var ownFingerprint: String? { Identity.fingerprint(of: identity.publicKey) }
@@ -144,8 +153,10 @@ public final class AutomaticKeySecurity: MessageSecurity {
 
     private func memberLeft(_ name: String, actions: inout [SecurityAction]) {
         guard let peer = peers.removeValue(forKey: name) else { return }
-        // The leaver knows our chain key: move everyone still here to a fresh one.
-        rotate(actions: &actions)
+        // The leaver knows our chain key: nothing more goes out on it. The new chain is made, and sent to everyone
+        // still here, just before our next room message (lazy rotation: a burst of leaves costs one rotation, and a
+        // member who says nothing costs nothing).
+        chainIsStale = true
         announceRoomCode(actions: &actions)
         let undelivered = peer.held.count + peer.heldDropped
         if undelivered > 0 {
@@ -242,6 +253,8 @@ public final class AutomaticKeySecurity: MessageSecurity {
     }
 
     private func sendChain(to peer: Peer, actions: inout [SecurityAction]) {
+        // A chain a leaver knew is never handed out: the member gets the fresh one before our next message.
+        guard !chainIsStale else { return }
         sendOverChannel(chain.distribution, to: peer, actions: &actions)
     }
 
@@ -256,6 +269,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
 
     private func rotate(actions: inout [SecurityAction]) {
         chain = OutgoingChain(now: now())
+        chainIsStale = false
         for peer in peers.values.sorted(by: { $0.name < $1.name }) where peer.canReceiveKeys {
             sendChain(to: peer, actions: &actions)
         }
@@ -305,7 +319,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
 
     /// Seals a message on the room chain (replacing the chain when due) and publishes it.
     private func publish(_ content: MessageContent, actions: inout [SecurityAction]) {
-        if chain.index >= Self.messagesPerChain || now() - chain.createdAt >= Self.chainLifetime {
+        if chainIsStale || chain.index >= Self.messagesPerChain || now() - chain.createdAt >= Self.chainLifetime {
             rotate(actions: &actions)
         }
         let (index, messageKey) = chain.nextMessageKey()

@@ -19,6 +19,13 @@ public enum MessageContent: Equatable, Sendable {
     case fileAbort(fileID: [UInt8], reason: String)
     /// `0x25`: receiver → sender, after done: `file id [16] | accepted u8 | reason str16`.
     case fileResult(fileID: [UInt8], accepted: Bool, reason: String)
+    /// An authentic content of a kind this version does not know, presumably from a newer client: its body is not
+    /// kept. Not tampering; receivers ignore it with a quiet notice (docs/PROTOCOL.md section 5, *Contents of unknown
+    /// kinds*).
+    case unsupported(kind: UInt8)
+
+    /// The kinds this version reads. Every other kind decodes as ``unsupported(kind:)``.
+    static let knownKinds: Set<UInt8> = [0x01, 0x02, 0x03, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25]
 
     static let fileIDSize = 16
 
@@ -67,6 +74,8 @@ public enum MessageContent: Equatable, Sendable {
             writer.write(contentsOf: fileID)
             writer.write(accepted ? UInt8(1) : UInt8(0))
             writer.writeLongString(reason)
+        case .unsupported(let kind):
+            writer.write(kind)
         }
         return writer.bytes
     }
@@ -85,7 +94,11 @@ public enum MessageContent: Equatable, Sendable {
             return
         case 0x03:
             let id = try reader.readUInt64("message id")
-            guard plaintext.count > 9, plaintext[9] == 0x01 || plaintext[9] == 0x02 else {
+            // After the id: text, an action, or a line of a kind a newer client may send (never an id again, nor file
+            // control).
+            guard plaintext.count > 9,
+                plaintext[9] == 0x01 || plaintext[9] == 0x02 || !Self.knownKinds.contains(plaintext[9])
+            else {
                 throw .malformed("a message id must be followed by text or an action")
             }
             self = .identified(id: id, try MessageContent(decoding: Array(plaintext[9...])))
@@ -121,7 +134,9 @@ public enum MessageContent: Equatable, Sendable {
             let accepted = try reader.readUInt8("accepted") == 1
             self = .fileResult(fileID: fileID, accepted: accepted, reason: try reader.readLongString("reason"))
         default:
-            throw .malformed("unknown message content kind 0x\(String(kind, radix: 16))")
+            // Checked after authentication: only a member can send it. Its body is not read.
+            self = .unsupported(kind: kind)
+            return
         }
         try reader.expectEnd("message content")
     }
@@ -129,7 +144,7 @@ public enum MessageContent: Equatable, Sendable {
     /// Whether this content is about a file transfer rather than for display.
     public var isFileControl: Bool {
         switch self {
-        case .text, .action, .identified: false
+        case .text, .action, .identified, .unsupported: false
         default: true
         }
     }

@@ -9,7 +9,8 @@ final class OutgoingChain {
 
     init(now: ContinuousClock.Instant) {
         chainID = SecureRandom.bytes(count: AutomaticKeys.chainIDSize)
-        chainKey = SecretBytes(count: 32)
+        // A chain lives for at most 100 messages or a day: the strong level, not the very strong one of long-term keys.
+        chainKey = SecretBytes(strongRandomCount: 32)
         createdAt = now
     }
 

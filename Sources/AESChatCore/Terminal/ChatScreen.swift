@@ -448,7 +448,7 @@ final class ChatScreen {
                 "-- if it matches, type /trust \(who); if not, do not trust: someone may be in between",
             ]
             show(lines.map { StyledLine([stamp(), Span($0, .notice)]) })
-        case .who, .identity, .relayKey, .info, .fileIncoming, .reconnecting, .reconnected:
+        case .who, .identity, .relayKey, .info, .fileIncoming, .reconnecting, .reconnected, .unsupported:
             show([StyledLine([stamp(), Span(event.humanText, .notice)])])
         }
     }

@@ -1,6 +1,14 @@
 /// Frame type bytes. Client-to-relay types are below 0x80, relay-to-client types at or above it.
 /// See docs/PROTOCOL.md for each layout.
 public enum FrameType {
+    /// The bit that marks a frame type as **optional**: 0x40–0x7F from a client, 0xC0–0xFF from the relay. A side
+    /// that does not know an optional type skips the frame (its length prefix says how far) instead of closing the
+    /// connection, so later versions can add frames that older peers may ignore. No type this version sends has it.
+    public static let optionalBit: UInt8 = 0x40
+
+    /// Whether `type` is an optional frame type (see ``optionalBit``).
+    public static func isOptional(_ type: UInt8) -> Bool { type & optionalBit != 0 }
+
     /// Client → relay: `version u16 | name str8 | room str8 | profile bytes16`.
     public static let hello: UInt8 = 0x01
     /// Client → relay: opaque payload for every other member of the room.

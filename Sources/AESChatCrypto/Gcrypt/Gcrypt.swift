@@ -78,3 +78,29 @@ extension UnsafeMutableBufferPointer<UInt8> {
         UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: self[0..<count]))
     }
 }
+
+/// The libgcrypt in use, for reports such as `aeschat selftest`.
+public enum Libgcrypt {
+    /// The version of the libgcrypt library loaded at run time, for example "1.10.1".
+    public static var version: String {
+        Gcrypt.ensureInitialised()
+        return gcry_check_version(nil).map { String(cString: $0) } ?? "unknown"
+    }
+
+    /// The version of the headers aeschat was compiled against (the oldest library it accepts).
+    public static var headerVersion: String { String(cString: cgcrypt_header_version()) }
+
+    /// What is known to be wrong with `version` for aeschat, and how aeschat copes; nil when nothing is known.
+    /// - Parameter version: a libgcrypt version string such as "1.10.1".
+    public static func knownProblem(of version: String) -> String? {
+        let numbers = version.split(separator: "-").first.map { $0.split(separator: ".").compactMap { Int($0) } } ?? []
+        guard numbers.count >= 2 else { return "version '\(version)' cannot be read" }
+        let (major, minor) = (numbers[0], numbers[1])
+        if major == 1 && minor <= 10 {
+            return
+                "libgcrypt \(version) aborts the process when verifying an Ed25519 signature under a public key with "
+                + "a coordinate below 2^192; aeschat refuses such keys before libgcrypt sees them (guarded)"
+        }
+        return nil
+    }
+}
