@@ -358,11 +358,21 @@ final class ScreenHarness {
         #expect(harness.terminal.line(10) == "09:05 * bob bows")
     }
 
-    @Test func ctrlC_interrupts_ctrlD_endsOnlyOnAnEmptyLine() {
+    @Test func ctrlC_clearsALine_thenInterruptsOnTheEmptyOne_ctrlD_endsOnlyOnAnEmptyLine() {
         let interrupted = ScreenHarness()
-        interrupted.type("abc\u{3}more\u{3}")
+        interrupted.type("abc\u{2}\u{3}")
+        #expect(interrupted.actions.isEmpty)
+        #expect(interrupted.inputLine == ">")
+        #expect(interrupted.statusLine.hasPrefix("-- line cleared: Ctrl-C again quits, Ctrl-Y puts it back | alice in"))
+        interrupted.type("\u{19}")
+        #expect(interrupted.screen.inputText == "abc")
+        #expect(!interrupted.statusLine.contains("Ctrl-C again"))
+        interrupted.type("\u{3}\u{3}more\u{3}")
         #expect(interrupted.actions == [.interrupt])
         #expect(interrupted.inputLine.isEmpty)
+        let emptyLine = ScreenHarness()
+        emptyLine.type("\u{3}")
+        #expect(emptyLine.actions == [.interrupt])
         let ended = ScreenHarness()
         ended.type("ab\u{1}\u{4}")
         #expect(ended.screen.inputText == "b")

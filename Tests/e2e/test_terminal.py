@@ -276,7 +276,11 @@ def test_the_terminal_is_restored_however_the_client_ends(terminal, clients, how
         alice.wait_for_text("half a line")
         os.kill(alice.pid(), signal.SIGSEGV)
     elif how == "ctrl-c":
+        # The first Ctrl-C clears the line being typed, the second (on the empty line) quits.
         alice.type("half a line")
+        alice.wait_for_text("half a line")
+        alice.keys("C-c")
+        alice.wait_for(lambda text: alice.input_line() == ">", "the cleared line")
         alice.keys("C-c")
     elif how == "sigterm":
         alice.type("half a line")
@@ -296,6 +300,28 @@ def test_the_terminal_is_restored_however_the_client_ends(terminal, clients, how
     bob.events(event="left", name="alice")
     captured = "\n".join(alice.screen(escapes=True))
     assert "half a line" not in captured
+
+
+def test_ctrl_c_clears_a_typed_line_and_only_a_second_ctrl_c_quits(terminal, clients):
+    alice, (bob,) = joined(terminal, clients)
+    alice.type("a line I thought better of")
+    alice.wait_for_text("a line I thought better of")
+    alice.keys("C-c")
+    alice.wait_for(lambda text: alice.input_line() == ">", "the cleared line")
+    alice.wait_for_text("Ctrl-C again quits")
+    assert not (alice.folder / "status").exists()
+    # The client goes on: the next line is sent, and Ctrl-Y would have put the cleared one back.
+    alice.keys("C-y")
+    alice.wait_for(lambda text: alice.input_line() == "> a line I thought better of", "the line put back")
+    alice.keys("C-u")
+    alice.type("still here")
+    alice.keys("Enter")
+    assert next_message(bob) == "still here"
+    assert "Ctrl-C again quits" not in alice.text()
+    # Ctrl-C on an empty line quits at once.
+    alice.keys("C-c")
+    assert alice.exit_status() == 130
+    bob.events(event="left", name="alice")
 
 
 HOSTILE = [

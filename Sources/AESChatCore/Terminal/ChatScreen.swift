@@ -48,6 +48,8 @@ final class ChatScreen {
     private var isReady = false
     private var isStarted = false
     private var transientStatus: String?
+    /// A hint in the status row until the next key (after Ctrl-C cleared the line).
+    private var hint: String?
     private var backlog: [StyledLine] = []
     private var backlogBytes = 0
 
@@ -74,10 +76,12 @@ final class ChatScreen {
     ///   - colors: which colour codes to use.
     ///   - size: the terminal's size.
     ///   - clock: the local hour and minute, for timestamps.
+    ///   - bell: when the bell rings, until `/bell` changes it.
     init(
         ownName: String, room: String, relay: String, colors: ColorMode, size: Size,
-        clock: @escaping () -> (hour: Int, minute: Int)
+        clock: @escaping () -> (hour: Int, minute: Int), bell: BellMode = .mentions
     ) {
+        self.bell = bell
         self.ownName = ownName
         self.room = room
         self.relay = relay
@@ -169,6 +173,10 @@ final class ChatScreen {
     func handle(_ keys: [Key]) -> [TerminalAction] {
         guard !keys.isEmpty else { return [] }
         var actions: [TerminalAction] = []
+        if hint != nil {
+            hint = nil
+            drawStatus()
+        }
         for key in keys {
             switch mode {
             case .closed:
@@ -207,8 +215,7 @@ final class ChatScreen {
         case .control("t"): editor.transpose()
         case .control("l"): repaintAll()
         case .control("c"):
-            mode = .closed
-            actions.append(.interrupt)
+            interruptOrClear(actions: &actions)
         case .control("d"):
             if editor.isEmpty {
                 mode = .closed
@@ -221,6 +228,19 @@ final class ChatScreen {
         }
     }
 
+    /// Ctrl-C: a line being typed is cleared (into the kill buffer, so Ctrl-Y puts it back) and a hint says that
+    /// Ctrl-C again quits; on an empty line Ctrl-C quits.
+    private func interruptOrClear(actions: inout [TerminalAction]) {
+        guard editor.isEmpty else {
+            editor.killAll()
+            hint = "line cleared: Ctrl-C again quits, Ctrl-Y puts it back"
+            drawStatus()
+            return
+        }
+        mode = .closed
+        actions.append(.interrupt)
+    }
+
     private func confirm(_ text: String, key: Key, actions: inout [TerminalAction]) {
         mode = .editing
         switch key {
@@ -231,8 +251,7 @@ final class ChatScreen {
             _ = editor.submit()
             for line in text.split(separator: "\n") where !line.isEmpty { enter(String(line), actions: &actions) }
         case .control("c"):
-            mode = .closed
-            actions.append(.interrupt)
+            interruptOrClear(actions: &actions)
         default:
             break
         }
@@ -601,6 +620,8 @@ final class ChatScreen {
     private func drawStatus() {
         guard hasStatusRow else { return }
         var parts = ["\(ownName) in \(room)"]
+        // A hint comes first, where it cannot be cut off.
+        if let hint { parts.insert(hint, at: 0) }
         if isReady {
             parts.append(
                 members.isEmpty ? "nobody else here" : "\(members.count) other\(members.count == 1 ? "" : "s") here")

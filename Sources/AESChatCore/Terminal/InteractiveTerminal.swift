@@ -52,11 +52,17 @@ public final class InteractiveTerminal: ClientOutput, @unchecked Sendable {
     ///   - relay: the relay's address, shown while connecting.
     ///   - environment: the environment to read `NO_COLOR`, `TERM` and `COLORTERM` from; the
     ///     process's by default.
-    public init(name: String, room: String, relay: String, environment: [String: String]? = nil) {
-        let colors = ColorMode.detect(environment: environment ?? ProcessInfo.processInfo.environment)
+    ///   - bell: when the bell rings at first.
+    ///   - color: whether to use colour.
+    public init(
+        name: String, room: String, relay: String, environment: [String: String]? = nil, bell: BellMode = .mentions,
+        color: ColorChoice = .auto
+    ) {
+        let colors = ColorMode.detect(environment: environment ?? ProcessInfo.processInfo.environment, choice: color)
         screen = ChatScreen(
             ownName: name, room: room, relay: relay, colors: colors,
-            size: TerminalDevice.size() ?? ChatScreen.Size(rows: 24, columns: 80), clock: LineOutput.localTime)
+            size: TerminalDevice.size() ?? ChatScreen.Size(rows: 24, columns: 80), clock: LineOutput.localTime,
+            bell: bell)
     }
 
     /// Switches to raw mode, draws the screen, and starts reading keys and watching the window

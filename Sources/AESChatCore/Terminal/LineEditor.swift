@@ -82,6 +82,11 @@ struct LineEditor {
         remove(0..<cursor, keep: true)
     }
 
+    /// Ctrl-C on a line being typed: kills the whole line, wherever the cursor is.
+    mutating func killAll() {
+        remove(0..<characters.count, keep: true)
+    }
+
     /// Ctrl-K: kills from the cursor to the end of the line.
     mutating func killToEnd() {
         remove(cursor..<characters.count, keep: true)

@@ -1,7 +1,8 @@
 import AESChatNames
 
 /// When the terminal rings the bell for an incoming message.
-enum BellMode: String, CaseIterable, Equatable, Sendable {
+public enum BellMode: String, CaseIterable, Equatable, Sendable {
+    /// Never.
     case off
     /// Messages that mention the user's name, and private messages (the default).
     case mentions
@@ -53,7 +54,7 @@ enum TerminalCommands {
             "Keys: Enter sends; Tab completes names and commands; Up/Down recall earlier lines;",
             "  Left/Right, Home/End, Ctrl-A/E move; Alt-B/F or Ctrl-Left/Right move by word;",
             "  Backspace, Delete, Ctrl-W (word), Ctrl-U (to start), Ctrl-K (to end) delete; Ctrl-Y puts back;",
-            "  Ctrl-L redraws; Ctrl-D on an empty line leaves; Ctrl-C quits at once.",
+            "  Ctrl-L redraws; Ctrl-D on an empty line leaves; Ctrl-C clears the line, or quits on an empty one.",
             "A line starting with // is sent as a message, not read as a command.",
         ]
         return lines
