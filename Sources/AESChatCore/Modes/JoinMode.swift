@@ -79,7 +79,7 @@ public enum JoinMode {
             !options.json && InteractiveTerminal.isAvailable()
             ? InteractiveTerminal(
                 name: options.name, room: options.room, relay: "\(options.host):\(options.port)",
-                bell: options.bell.flatMap { BellMode(rawValue: $0.rawValue) } ?? .mentions,
+                bell: options.bell.flatMap { BellMode(rawValue: $0.rawValue) },
                 color: ColorChoice(rawValue: options.color.rawValue) ?? .auto)
             : nil
         defer { terminal?.close() }

@@ -203,6 +203,12 @@ struct LineEditor {
 
     // MARK: History
 
+    /// Replaces the history with entries saved by an earlier session (the last ``historyLimit``), oldest first.
+    mutating func loadHistory(_ entries: [String]) {
+        history = Array(entries.filter { !$0.isEmpty }.suffix(Self.historyLimit))
+        historyIndex = history.count
+    }
+
     /// Takes the line: records it in the history (unless empty or the same as the last entry)
     /// and leaves the editor empty.
     /// - Returns: the line's text.
