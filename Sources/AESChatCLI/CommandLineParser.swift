@@ -20,6 +20,25 @@ public enum CommandLineParser {
     /// - Returns: The command to run, with validated options.
     /// - Throws: ``UsageError`` naming the first problem, with the mode whose usage to show.
     public static func parse(_ arguments: [String]) throws(UsageError) -> Command {
+        try parse(arguments, environment: [:], readFile: { _ in .missing })
+    }
+
+    /// Parses a command line, with `join`'s configuration file and the environment's defaults.
+    ///
+    /// - Parameters:
+    ///   - arguments: The arguments without the executable's name (`CommandLine.arguments.dropFirst()`).
+    ///   - environment: The process environment: where the configuration file is (`XDG_CONFIG_HOME`, `HOME`) and
+    ///     the member name's default (`USER`).
+    ///   - readFile: Reads a configuration file (``ConfigurationFile/read(path:)``; a stand-in in tests).
+    /// - Returns: The command to run, with validated options: the command line's, else the file's, else the
+    ///   defaults.
+    /// - Throws: ``UsageError`` naming the first problem: on the command line (with the mode whose usage to show),
+    ///   else in the configuration file (one line naming the file and line).
+    public static func parse(
+        _ arguments: [String], environment: [String: String],
+        readFile: @escaping (String) -> ConfigurationFile.Contents
+    ) throws(UsageError) -> Command {
+        let context = Environment(variables: environment, readFile: readFile)
         guard let first = arguments.first else {
             throw UsageError("no command given: expected \(modeList(Mode.allCases, conjunction: "or"))", mode: nil)
         }
@@ -36,10 +55,10 @@ public enum CommandLineParser {
             break
         }
         switch Mode(rawValue: first) {
-        case .serve: return try parse(rest, with: OptionTables.serve)
-        case .join: return try parse(rest, with: OptionTables.join)
-        case .keygen: return try parse(rest, with: OptionTables.keygen)
-        case .selftest: return try parse(rest, with: OptionTables.selftest)
+        case .serve: return try parse(rest, with: OptionTables.serve, context)
+        case .join: return try parse(rest, with: OptionTables.join, context)
+        case .keygen: return try parse(rest, with: OptionTables.keygen, context)
+        case .selftest: return try parse(rest, with: OptionTables.selftest, context)
         case nil: break
         }
         if first.hasPrefix("-"), first != "-" {
@@ -64,10 +83,17 @@ public enum CommandLineParser {
         return .help(mode)
     }
 
-    /// Parses one mode's arguments with its option table.
-    private static func parse<Options>(_ arguments: [String], with spec: ModeSpec<Options>) throws(UsageError)
-        -> Command
-    {
+    /// What the parser may read besides the arguments.
+    private struct Environment {
+        var variables: [String: String]
+        var readFile: (String) -> ConfigurationFile.Contents
+    }
+
+    /// Parses one mode's arguments with its option table, then applies its configuration file (if it reads one)
+    /// under them.
+    private static func parse<Options>(
+        _ arguments: [String], with spec: ModeSpec<Options>, _ environment: Environment
+    ) throws(UsageError) -> Command {
         let mode = spec.mode
         for argument in arguments {
             if argument == "--" { break }
@@ -75,6 +101,7 @@ public enum CommandLineParser {
         }
 
         var options = spec.initial
+        var given: [(option: OptionSpec<Options>, value: String, context: OptionContext)] = []
         var seen: Set<String> = []
         var optionsEnded = false
         var index = 0
@@ -118,7 +145,9 @@ public enum CommandLineParser {
             } else {
                 throw UsageError("missing value for '\(option.synopsis)'", mode: mode)
             }
-            try option.set(&options, value, OptionContext(mode: mode, option: name))
+            let context = OptionContext(mode: mode, option: name)
+            try option.set(&options, value, context)
+            given.append((option, value, context))
         }
 
         let missing = spec.options.filter { $0.isRequired && !seen.contains($0.name) }
@@ -126,7 +155,66 @@ public enum CommandLineParser {
             let list = englishList(missing.map { "'\($0.synopsis)'" }, conjunction: "and")
             throw UsageError("missing required option\(missing.count == 1 ? "" : "s") \(list)", mode: mode)
         }
-        return spec.command(options)
+        guard let configuration = spec.configuration else { return spec.command(options) }
+
+        // The file's settings first, then the command line's over them.
+        var configured = spec.initial
+        let path: String?
+        switch configuration.choice(options) {
+        case .none: path = nil
+        case .file(let named): path = named
+        case .standard: path = ConfigurationFile.standardPath(environment: environment.variables)
+        }
+        var pathRead: String?
+        if let path {
+            switch environment.readFile(path) {
+            case .missing:
+                if case .file = configuration.choice(options) {
+                    throw ConfigurationFile.problem(path, nil, "no such configuration file")
+                }
+            case .unreadable(let reason):
+                throw ConfigurationFile.problem(path, nil, "cannot read the configuration file: \(reason)")
+            case .text(let text):
+                pathRead = path
+                for entry in try ConfigurationFile.entries(text, path: path) {
+                    try apply(entry, from: path, to: &configured, spec: spec, configuration, environment.variables)
+                }
+            }
+        }
+        for setting in given {
+            try setting.option.set(&configured, setting.value, setting.context)
+        }
+        try configuration.complete(&configured, environment.variables, pathRead)
+        return spec.command(configured)
+    }
+
+    /// Applies one setting of a configuration file with its option's validator.
+    private static func apply<Options>(
+        _ entry: ConfigurationFile.Entry, from path: String, to options: inout Options, spec: ModeSpec<Options>,
+        _ configuration: ConfigurationSupport<Options>, _ variables: [String: String]
+    ) throws(UsageError) {
+        let key = configuration.aliases[entry.key] ?? entry.key
+        guard configuration.keys.contains(key), let option = spec.options.first(where: { $0.name == "--" + key })
+        else {
+            if let option = spec.options.first(where: { $0.name == "--" + key }) {
+                throw ConfigurationFile.problem(
+                    path, entry.line,
+                    "\(Quote.quoted(entry.key)) cannot be set in a configuration file: give \(option.name) on the "
+                        + "command line")
+            }
+            throw ConfigurationFile.problem(
+                path, entry.line,
+                "unknown setting \(Quote.quoted(entry.key))" + didYouMean(entry.key, among: configuration.keys))
+        }
+        var value = entry.value
+        if value.hasPrefix("~/"), let home = variables["HOME"], !home.isEmpty {
+            value = home + value.dropFirst()
+        }
+        do {
+            try option.set(&options, value, OptionContext(mode: spec.mode, option: option.name))
+        } catch {
+            throw ConfigurationFile.problem(path, entry.line, error.message)
+        }
     }
 
     /// Splits `--opt=value` at the first `=`; other arguments have no inline value.

@@ -24,6 +24,16 @@ public struct JoinOptions: Equatable, Sendable {
     public var identityFile: String? = nil
     /// Files larger than this are declined; nil: unlimited.
     public var maximumFileSize: UInt64? = nil
+    /// When the interactive terminal rings the bell; nil: the setting the last session saved, else mentions.
+    public var bell: BellSetting? = nil
+    /// Whether the interactive terminal uses colour.
+    public var color: ColorSetting = .auto
+    /// The file the session is appended to as plain text, if one was given (never empty).
+    public var logFile: String? = nil
+    /// The configuration file from `--config`, if one was given (never empty).
+    public var configFile: String? = nil
+    /// Whether `--no-config` was given: no configuration file is read.
+    public var noConfig = false
 
     /// Creates join options.
     ///
@@ -54,6 +64,26 @@ public struct JoinOptions: Equatable, Sendable {
         self.keyFile = keyFile
         self.json = json
     }
+}
+
+/// When the interactive terminal rings the bell for an incoming message (`--bell`, `bell =`).
+public enum BellSetting: String, CaseIterable, Equatable, Sendable {
+    /// Never.
+    case off
+    /// For messages that name the user, and private messages.
+    case mentions
+    /// For every message from someone else.
+    case all
+}
+
+/// Whether the interactive terminal writes colour (`--color`, `color =`). Line mode and `--json` never do.
+public enum ColorSetting: String, CaseIterable, Equatable, Sendable {
+    /// Colour unless `NO_COLOR` is set.
+    case auto
+    /// Colour even when `NO_COLOR` is set.
+    case always
+    /// No colour or other SGR code at all, as with `NO_COLOR`.
+    case never
 }
 
 /// What `join --relay-key` names: the relay's whole public key, as its join line carries it, or its fingerprint.

@@ -12,4 +12,6 @@ struct ModeSpec<Options: Sendable>: Sendable {
     let options: [OptionSpec<Options>]
     /// Wraps the finished options in a ``Command``.
     let command: @Sendable (Options) -> Command
+    /// How the mode reads a configuration file, or `nil` when it reads none.
+    var configuration: ConfigurationSupport<Options>? = nil
 }

@@ -1,3 +1,5 @@
+import AESChatNames
+
 /// The option tables of every mode. To add an option, add one line to its mode's table; the parser, usage line and
 /// help pick it up.
 enum OptionTables {
@@ -117,7 +119,9 @@ enum OptionTables {
         initial: JoinOptions(name: ""),
         options: [
             .value(
-                "--name", "name", required: true, help: "Your member name (1-32 chars: A-Z a-z 0-9 - _ .).",
+                "--name", "name", default: "$USER",
+                help: "Your member name (1-32 chars: A-Z a-z 0-9 - _ .); without it, the configuration file's "
+                    + "name, else $USER.",
                 parse: Values.memberName, into: \.name),
             .value(
                 "--inbox", "dir",
@@ -154,8 +158,59 @@ enum OptionTables {
                 "--max-file-size", "bytes",
                 help: "Decline files larger than this (e.g. 100M, 4G). (default: unlimited)",
                 parse: Values.byteCount, into: \.maximumFileSize),
+            .value(
+                "--bell", "when",
+                help: "When the terminal rings the bell: off, mentions (messages naming you, private ones) or all. "
+                    + "(default: the last /bell setting, else mentions)",
+                parse: Values.bell, into: \.bell),
+            .value(
+                "--color", "when", default: "auto",
+                help: "Colour in the interactive terminal: auto (unless NO_COLOR is set), always or never.",
+                parse: Values.color, into: \.color),
+            .value(
+                "--log", "file",
+                help: "Append the session to this file as plain text with timestamps (made with mode 0600).",
+                parse: Values.path, into: \.logFile),
+            .value(
+                "--config", "file",
+                help: "Read settings from this file instead of $XDG_CONFIG_HOME/aeschat/config (else "
+                    + "~/.config/aeschat/config); options given here win.",
+                parse: Values.path, into: \.configFile),
+            .flag("--no-config", help: "Read no configuration file.", into: \.noConfig),
         ],
-        command: { .join($0) }
+        command: { .join($0) },
+        configuration: joinConfiguration
+    )
+
+    /// The settings `join`'s configuration file may hold, in the order docs/CLI.md lists them: each the name of a
+    /// value-taking option above without its dashes. Flags (`--json`, `--accept-new-relay-key`) and the choice of
+    /// file itself are for the command line only.
+    static let joinConfigurationKeys = [
+        "name", "host", "port", "room", "inbox", "relay-key", "key", "identity", "max-file-size", "bell", "color",
+        "log",
+    ]
+
+    /// How `join` reads its configuration file (see ``ConfigurationFile``).
+    static let joinConfiguration = ConfigurationSupport<JoinOptions>(
+        keys: joinConfigurationKeys, aliases: ["colour": "color"],
+        choice: { options in
+            if options.noConfig { return .none }
+            return options.configFile.map { .file($0) } ?? .standard
+        },
+        complete: { (options: inout JoinOptions, environment: [String: String], file: String?) throws(UsageError) in
+            guard options.name.isEmpty else { return }
+            let inFile = file.map { " or set 'name' in \(Quote.quoted($0))" } ?? ""
+            guard let user = environment["USER"], !user.isEmpty else {
+                throw UsageError("no member name: give --name <name>\(inFile) ($USER is not set)", mode: .join)
+            }
+            guard Names.isValidMemberName(user) else {
+                throw UsageError(
+                    "no --name given, and $USER \(Quote.quoted(user)) is not a valid member name: expected 1 to "
+                        + "\(Names.maxMemberNameLength) characters: \(Values.nameAlphabet); give --name <name>\(inFile)",
+                    mode: .join)
+            }
+            options.name = user
+        }
     )
 
     /// `aeschat keygen`.

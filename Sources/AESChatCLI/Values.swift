@@ -67,6 +67,22 @@ enum Values {
         return text
     }
 
+    /// Parses a `--bell` setting: `off`, `mentions` or `all`.
+    static func bell(_ text: String, _ context: OptionContext) throws(UsageError) -> BellSetting {
+        guard let setting = BellSetting(rawValue: text) else {
+            throw invalid("bell setting", text, "expected off, mentions or all", context.mode)
+        }
+        return setting
+    }
+
+    /// Parses a `--color` setting: `auto`, `always` or `never`.
+    static func color(_ text: String, _ context: OptionContext) throws(UsageError) -> ColorSetting {
+        guard let setting = ColorSetting(rawValue: text) else {
+            throw invalid("color setting", text, "expected auto, always or never", context.mode)
+        }
+        return setting
+    }
+
     /// What a relay key must look like, for messages.
     static let relayKeyExpectation =
         "expected the relay's key (52 characters from its join line) or its fingerprint (32 hexadecimal digits, "

@@ -1,5 +1,6 @@
 import AESChatCLI
 import AESChatCore
+import Foundation
 
 #if canImport(Glibc)
     import Glibc
@@ -10,7 +11,9 @@ import AESChatCore
 /// Parses the command line, runs the mode, and exits with its code.
 let code: ExitCode
 do {
-    switch try CommandLineParser.parse(Array(CommandLine.arguments.dropFirst())) {
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    let environment = ProcessInfo.processInfo.environment
+    switch try CommandLineParser.parse(arguments, environment: environment, readFile: ConfigurationFile.read) {
     case .serve(let options): code = ServeMode.run(options)
     case .join(let options): code = JoinMode.run(options)
     case .keygen(let options): code = KeygenMode.run(options)

@@ -37,6 +37,21 @@ import Testing
         #expect(documented.map(String.init) == expected, "docs/CLI.md, section `aeschat \(mode.rawValue)`")
     }
 
+    @Test func cliMarkdown_configurationKeys_areExactlyTheParsersKeys_eachAnOptionThatTakesAValue() throws {
+        let lines = try Self.read("docs/CLI.md").split(separator: "\n", omittingEmptySubsequences: false)
+        let start = try #require(lines.firstIndex(of: "### Configuration file"))
+        let section = lines[(start + 1)...].prefix { !$0.hasPrefix("### ") && !$0.hasPrefix("## ") }
+        let rows = section.filter { $0.hasPrefix("| `") }
+        let keys = rows.map { String($0.dropFirst(3).prefix { $0 != "`" }) }
+        #expect(keys == OptionTables.joinConfigurationKeys)
+        for row in rows {
+            let key = String(row.dropFirst(3).prefix { $0 != "`" })
+            #expect(row.contains("| `--\(key)`"), "the row of \(key) names another option")
+            let option = OptionTables.join.options.first { $0.name == "--" + key }
+            #expect(option?.takesValue == true, "\(key) is not an option that takes a value")
+        }
+    }
+
     @Test(arguments: Mode.allCases)
     func cliMarkdown_andManPage_synopsisNamesEveryOption(mode: Mode) throws {
         let markdown = try Self.read("docs/CLI.md")

@@ -7,7 +7,8 @@ import Testing
         // --max-pending-output <bytes> is wider than the flag column, so its help starts on the next line.
         .join: [
             "--name <name>", "--inbox <dir>", "--room <room>", "--host <addr>", "--port <n>", "--relay-key <key>",
-            "--accept-new-relay-key", "--key <file>", "--json", "-h, --help",
+            "--accept-new-relay-key", "--key <file>", "--json", "--bell <when>", "--color <when>", "--log <file>",
+            "--config <file>", "--no-config", "-h, --help",
         ],
         .keygen: ["--out <file>", "-h, --help"],
         .selftest: ["--json", "--inbox <dir>", "-h, --help"],
@@ -122,9 +123,11 @@ import Testing
         #expect(
             help.contains(
                 """
-                USAGE: aeschat join --name <name> [--inbox <dir>] [--room <room>]
+                USAGE: aeschat join [--name <name>] [--inbox <dir>] [--room <room>]
                        [--host <addr>] [--port <n>] [--relay-key <key>] [--accept-new-relay-key]
                        [--key <file>] [--json] [--identity <file>] [--max-file-size <bytes>]
+                       [--bell <when>] [--color <when>] [--log <file>] [--config <file>]
+                       [--no-config]
                 """
             )
         )
@@ -196,8 +199,10 @@ import Testing
                 + "[--frame-budget <bytes>] [--frame-budget-per-address <bytes>]")
         #expect(
             HelpText.usage(for: .join)
-                == "aeschat join --name <name> [--inbox <dir>] [--room <room>] [--host <addr>] [--port <n>] "
-                + "[--relay-key <key>] [--accept-new-relay-key] [--key <file>] [--json] [--identity <file>] [--max-file-size <bytes>]"
+                == "aeschat join [--name <name>] [--inbox <dir>] [--room <room>] [--host <addr>] [--port <n>] "
+                + "[--relay-key <key>] [--accept-new-relay-key] [--key <file>] [--json] [--identity <file>] "
+                + "[--max-file-size <bytes>] [--bell <when>] [--color <when>] [--log <file>] [--config <file>] "
+                + "[--no-config]"
         )
         #expect(HelpText.usage(for: .keygen) == "aeschat keygen [--out <file>] [--identity <file>]")
     }

@@ -102,9 +102,10 @@ import Testing
         ErrorCase(
             ["serve", "--", "--"], "unexpected argument '--' after '--': serve takes no positional arguments",
             mode: .serve),
-        ErrorCase(["join"], "missing required option '--name <name>'", mode: .join),
-        ErrorCase(["join", "--inbox", "d"], "missing required option '--name <name>'", mode: .join),
-        ErrorCase(["join", "--json"], "missing required option '--name <name>'", mode: .join),
+        // Without an environment (no $USER, no configuration file), the name is missing.
+        ErrorCase(["join"], "no member name: give --name <name> ($USER is not set)", mode: .join),
+        ErrorCase(["join", "--inbox", "d"], "no member name: give --name <name> ($USER is not set)", mode: .join),
+        ErrorCase(["join", "--json"], "no member name: give --name <name> ($USER is not set)", mode: .join),
         ErrorCase(["join", "--port", "0"], "invalid port '0': \(portExpectation)", mode: .join),
     ]
 
@@ -202,10 +203,11 @@ import Testing
         let error = try #require(parseError(["join", "--inbox", "a"]))
         #expect(
             error.description == """
-                Error: missing required option '--name <name>'
-                Usage: aeschat join --name <name> [--inbox <dir>] [--room <room>] [--host <addr>] [--port <n>] \
+                Error: no member name: give --name <name> ($USER is not set)
+                Usage: aeschat join [--name <name>] [--inbox <dir>] [--room <room>] [--host <addr>] [--port <n>] \
                 [--relay-key <key>] [--accept-new-relay-key] [--key <file>] [--json] [--identity <file>] \
-                [--max-file-size <bytes>]
+                [--max-file-size <bytes>] [--bell <when>] [--color <when>] [--log <file>] [--config <file>] \
+                [--no-config]
                 See 'aeschat join --help'.
                 """
         )

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import AESChatCore
@@ -205,9 +206,10 @@ final class ScreenHarness {
         let harness = ScreenHarness(rows: 8, columns: 20)
         harness.type("abc")
         harness.show(.message(from: "bob", text: String(repeating: "x", count: 30), isPrivate: false))
-        #expect(harness.terminal.line(4) == "09:05 <bob> xxxxxxxx")
+        // Wrapped at the space: the word starts the next row, and is cut where it is longer than a row.
+        #expect(harness.terminal.line(4) == "09:05 <bob>")
         #expect(harness.terminal.line(5) == String(repeating: "x", count: 20))
-        #expect(harness.terminal.line(6) == "xx")
+        #expect(harness.terminal.line(6) == String(repeating: "x", count: 10))
         #expect(harness.terminal.line(7).hasPrefix("-- alice in lobby"))
         #expect(harness.inputLine == "> abc")
     }
@@ -358,11 +360,21 @@ final class ScreenHarness {
         #expect(harness.terminal.line(10) == "09:05 * bob bows")
     }
 
-    @Test func ctrlC_interrupts_ctrlD_endsOnlyOnAnEmptyLine() {
+    @Test func ctrlC_clearsALine_thenInterruptsOnTheEmptyOne_ctrlD_endsOnlyOnAnEmptyLine() {
         let interrupted = ScreenHarness()
-        interrupted.type("abc\u{3}more\u{3}")
+        interrupted.type("abc\u{2}\u{3}")
+        #expect(interrupted.actions.isEmpty)
+        #expect(interrupted.inputLine == ">")
+        #expect(interrupted.statusLine.hasPrefix("-- line cleared: Ctrl-C again quits, Ctrl-Y puts it back | alice in"))
+        interrupted.type("\u{19}")
+        #expect(interrupted.screen.inputText == "abc")
+        #expect(!interrupted.statusLine.contains("Ctrl-C again"))
+        interrupted.type("\u{3}\u{3}more\u{3}")
         #expect(interrupted.actions == [.interrupt])
         #expect(interrupted.inputLine.isEmpty)
+        let emptyLine = ScreenHarness()
+        emptyLine.type("\u{3}")
+        #expect(emptyLine.actions == [.interrupt])
         let ended = ScreenHarness()
         ended.type("ab\u{1}\u{4}")
         #expect(ended.screen.inputText == "b")
@@ -561,5 +573,124 @@ final class ScreenHarness {
         #expect(!ChatScreen.mentions("alice", in: "malice"))
         #expect(!ChatScreen.mentions("alice", in: "alice_2 is here"))
         #expect(!ChatScreen.mentions("bob", in: ""))
+    }
+}
+
+/// Scrolling back (PgUp, PgDn, /search), wrapping at spaces under the message text, and what the terminal keeps
+/// between sessions (issue 14, item 18).
+@Suite struct ScrollbackTests {
+    static func text(_ rows: [StyledLine]) -> [String] { rows.map(\.plainText) }
+
+    @Test func wrapping_breaksAtSpaces_andIndentsUnderTheMessageText() {
+        let line = StyledLine(
+            [Span("09:05 "), Span("<bob> "), Span("the quick brown fox jumps over the lazy dog")], indent: 12)
+        #expect(
+            Self.text(line.wrapped(width: 30)) == [
+                "09:05 <bob> the quick brown", "            fox jumps over the", "            lazy dog",
+            ])
+        // Roles survive the cut.
+        #expect(line.wrapped(width: 30)[0].spans.map(\.text) == ["09:05 <bob> the quick brown"])
+    }
+
+    @Test func wrapping_cutsAWordLongerThanARow_andFitsWideCharactersByColumns() {
+        let long = StyledLine([Span("12345 "), Span(String(repeating: "x", count: 20))], indent: 6)
+        #expect(Self.text(long.wrapped(width: 12)) == ["12345 xxxxxx", "      xxxxxx", "      xxxxxx", "      xx"])
+        let wide = StyledLine([Span("ab 你好你好你好")], indent: 0)
+        // A run without spaces (CJK) moves to the next row whole when it fits there.
+        #expect(Self.text(wide.wrapped(width: 8)) == ["ab", "你好你好", "你好"])
+        #expect(Self.text(StyledLine([Span("short")], indent: 3).wrapped(width: 8)) == ["short"])
+        // An indent of more than half the row is dropped rather than leaving a sliver.
+        let deep = StyledLine([Span("aaaaaaa bbbbbbb ccccccc")], indent: 7)
+        #expect(Self.text(deep.wrapped(width: 10)) == ["aaaaaaa", "bbbbbbb", "ccccccc"])
+    }
+
+    @Test func screen_wrapsLongMessages_atSpaces_underTheText() {
+        let harness = ScreenHarness(rows: 8, columns: 30)
+        harness.show(.message(from: "bob", text: "the quick brown fox jumps over the lazy dog", isPrivate: false))
+        #expect(harness.terminal.line(4) == "09:05 <bob> the quick brown")
+        #expect(harness.terminal.line(5) == "            fox jumps over the")
+        #expect(harness.terminal.line(6) == "            lazy dog")
+    }
+
+    static func filled(_ count: Int) -> ScreenHarness {
+        let harness = ScreenHarness(rows: 8, columns: 100)
+        for number in 0..<count {
+            harness.show(.message(from: "bob", text: "line \(number)", isPrivate: false))
+        }
+        return harness
+    }
+
+    @Test func pageUp_showsEarlierLines_newOnesWaitBelow_pageDown_returns() {
+        let harness = Self.filled(30)
+        #expect(harness.terminal.line(6) == "09:05 <bob> line 29")
+        harness.type("\u{1B}[5~")  // PgUp: the message area has 6 rows, a page is 5 lines
+        #expect(harness.terminal.line(6) == "09:05 <bob> line 24")
+        #expect(harness.statusLine.hasPrefix("-- scrolled back: PgDn for newer"))
+        harness.show(.message(from: "bob", text: "arrived meanwhile", isPrivate: false))
+        #expect(harness.terminal.line(6) == "09:05 <bob> line 24")
+        #expect(harness.statusLine.hasPrefix("-- scrolled back, 1 new: PgDn for newer"))
+        harness.type("\u{1B}[5~\u{1B}[5~\u{1B}[5~\u{1B}[5~\u{1B}[5~\u{1B}[5~\u{1B}[5~")
+        #expect(harness.terminal.line(6) == "09:05 <bob> line 0")
+        harness.type(String(repeating: "\u{1B}[6~", count: 10))
+        #expect(harness.terminal.line(6) == "09:05 <bob> arrived meanwhile")
+        #expect(harness.statusLine.hasPrefix("-- alice in lobby"))
+    }
+
+    @Test func search_findsTheLatestMatch_thenEarlierOnes_andSaysWhenThereIsNone() {
+        let harness = Self.filled(30)
+        harness.show(.message(from: "carol", text: "The Needle here", isPrivate: false))
+        harness.show(.message(from: "bob", text: "after", isPrivate: false))
+        harness.type("/search line 1\r")
+        #expect(harness.actions.isEmpty)
+        #expect(harness.terminal.line(6) == "09:05 <bob> line 19")
+        #expect(harness.statusLine.contains("found 'line 1': /search again for earlier"))
+        harness.type("/search line 1\r")
+        #expect(harness.terminal.line(6) == "09:05 <bob> line 18")
+        harness.type("/search needle\r")
+        #expect(harness.terminal.line(6) == "09:05 <carol> The Needle here")
+        harness.type("/search nowhere to be found\r")
+        #expect(harness.statusLine.contains("no line contains 'nowhere to be found'"))
+        harness.type("/search\r")
+        #expect(harness.terminal.lines.contains("-- expected /search TEXT: the text to find in the messages"))
+        // Sending a line goes back to the latest messages.
+        harness.type("hello\r")
+        #expect(harness.terminal.line(6) == "09:05 <alice> hello")
+    }
+
+    @Test func state_keepsHistoryBellAndIgnores_inPrivateFiles() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("aeschat-state-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let state = TerminalState(folder: folder + "/aeschat")
+        #expect(state.loadHistory().isEmpty)
+        #expect(state.loadSettings() == TerminalState.Settings())
+        state.saveHistory((0..<600).map { "line \($0)" } + ["two\nlines", "last"])
+        state.saveSettings(TerminalState.Settings(bell: .all, ignored: ["mallory", "eve"]))
+        let history = state.loadHistory()
+        #expect(history.count == LineEditor.historyLimit)
+        #expect(history.last == "last" && !history.contains("two\nlines"))
+        #expect(state.loadSettings() == TerminalState.Settings(bell: .all, ignored: ["eve", "mallory"]))
+        for name in ["history", "state"] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: folder + "/aeschat/" + name)
+            #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        }
+        let folderMode = try FileManager.default.attributesOfItem(atPath: folder + "/aeschat")[.posixPermissions]
+        #expect((folderMode as? NSNumber)?.intValue == 0o700)
+        #expect(TerminalState.folder(environment: ["XDG_STATE_HOME": "/s", "HOME": "/h"]) == "/s/aeschat")
+        #expect(TerminalState.folder(environment: ["HOME": "/h"]) == "/h/.local/state/aeschat")
+    }
+
+    @Test func screen_savesBellAndIgnores_whenChanged_andRestoresHistory() {
+        let harness = ScreenHarness()
+        var saved: [(BellMode, Set<String>)] = []
+        harness.screen.onSettingsChanged = { saved.append(($0, $1)) }
+        harness.screen.restore(history: ["from last time"], ignored: ["eve"])
+        harness.pump()
+        #expect(harness.statusLine.contains("ignoring: eve"))
+        harness.type("\u{1B}[A")
+        #expect(harness.screen.inputText == "from last time")
+        harness.type("\u{15}/bell off\r/unignore eve\r")
+        #expect(saved.map(\.0) == [.off, .off])
+        #expect(saved.map(\.1) == [["eve"], []])
+        #expect(harness.screen.historyEntries == ["from last time", "/bell off", "/unignore eve"])
     }
 }

@@ -38,7 +38,8 @@ class Pane:
         self.folder = folder
         self.socket = "aeschat-test-" + uuid.uuid4().hex[:12]
         self.socket_path = None
-        settings = {"NO_COLOR": None, "COLORTERM": None, "HOME": str(folder), "XDG_CONFIG_HOME": None}
+        settings = {"NO_COLOR": None, "COLORTERM": None, "HOME": str(folder), "XDG_CONFIG_HOME": None,
+                    "XDG_STATE_HOME": None}
         settings.update(environment or {})
         lines = ["cd " + shlex.quote(str(folder))]
         for key, value in settings.items():
@@ -276,7 +277,11 @@ def test_the_terminal_is_restored_however_the_client_ends(terminal, clients, how
         alice.wait_for_text("half a line")
         os.kill(alice.pid(), signal.SIGSEGV)
     elif how == "ctrl-c":
+        # The first Ctrl-C clears the line being typed, the second (on the empty line) quits.
         alice.type("half a line")
+        alice.wait_for_text("half a line")
+        alice.keys("C-c")
+        alice.wait_for(lambda text: alice.input_line() == ">", "the cleared line")
         alice.keys("C-c")
     elif how == "sigterm":
         alice.type("half a line")
@@ -296,6 +301,114 @@ def test_the_terminal_is_restored_however_the_client_ends(terminal, clients, how
     bob.events(event="left", name="alice")
     captured = "\n".join(alice.screen(escapes=True))
     assert "half a line" not in captured
+
+
+def test_ctrl_c_clears_a_typed_line_and_only_a_second_ctrl_c_quits(terminal, clients):
+    alice, (bob,) = joined(terminal, clients)
+    alice.type("a line I thought better of")
+    alice.wait_for_text("a line I thought better of")
+    alice.keys("C-c")
+    alice.wait_for(lambda text: alice.input_line() == ">", "the cleared line")
+    alice.wait_for_text("Ctrl-C again quits")
+    assert not (alice.folder / "status").exists()
+    # The client goes on: the next line is sent, and Ctrl-Y would have put the cleared one back.
+    alice.keys("C-y")
+    alice.wait_for(lambda text: alice.input_line() == "> a line I thought better of", "the line put back")
+    alice.keys("C-u")
+    alice.type("still here")
+    alice.keys("Enter")
+    assert next_message(bob) == "still here"
+    assert "Ctrl-C again quits" not in alice.text()
+    # Ctrl-C on an empty line quits at once.
+    alice.keys("C-c")
+    assert alice.exit_status() == 130
+    bob.events(event="left", name="alice")
+
+
+def message_rows(pane):
+    """The rows of the message area (all but the status and input rows), trailing spaces removed."""
+    return [line.rstrip() for line in pane.screen()][: pane.rows() - 2]
+
+
+def test_page_up_scrolls_back_through_the_session_and_page_down_returns(terminal, clients):
+    alice, (bob,) = joined(terminal, clients)
+    for number in range(60):
+        bob.say(f"line {number:02d}")
+    alice.wait_for_text("<bob> line 59")
+    alice.keys("PPage")
+    # The message area has 28 rows; a page keeps one line for context.
+    alice.wait_for(lambda text: message_rows(alice)[-1].endswith("<bob> line 32"), "the page before")
+    assert "line 59" not in alice.text()
+    assert "scrolled back: PgDn for newer" in alice.screen()[alice.rows() - 2]
+    alice.keys("PPage")
+    alice.wait_for(lambda text: message_rows(alice)[-1].endswith("<bob> line 05"), "two pages back")
+    # What arrives meanwhile waits below, counted in the status row; the view does not move.
+    bob.say("arrived while scrolled back")
+    alice.wait_for(lambda text: "scrolled back, 1 new" in text, "the new line counted")
+    assert message_rows(alice)[-1].endswith("<bob> line 05")
+    # Three pages down: two back to where the view started, one for the line that arrived meanwhile.
+    alice.keys("NPage")
+    alice.keys("NPage")
+    alice.keys("NPage")
+    alice.wait_for(lambda text: message_rows(alice)[-1].endswith("<bob> arrived while scrolled back"), "the latest")
+    assert "PgDn for newer" not in alice.screen()[alice.rows() - 2]
+    # Typing is unaffected throughout.
+    alice.type("still typing")
+    alice.keys("Enter")
+    assert next_message(bob) == "still typing"
+
+
+def test_search_shows_the_latest_matching_line_then_earlier_ones(terminal, clients):
+    alice, (bob,) = joined(terminal, clients)
+    bob.say("the first secret word is Swordfish")
+    for number in range(40):
+        bob.say(f"filler {number:02d}")
+    bob.say("a second swordfish, later")
+    for number in range(40, 80):
+        bob.say(f"filler {number:02d}")
+    alice.wait_for_text("<bob> filler 79")
+    alice.type("/search swordfish")
+    alice.keys("Enter")
+    alice.wait_for(lambda text: message_rows(alice)[-1].endswith("<bob> a second swordfish, later"), "the latest match")
+    assert "found 'swordfish'" in alice.screen()[alice.rows() - 2]
+    alice.type("/search swordfish")
+    alice.keys("Enter")
+    alice.wait_for(lambda text: message_rows(alice)[-1].endswith("<bob> the first secret word is Swordfish"),
+                   "the earlier match")
+    alice.type("/search swordfish")
+    alice.keys("Enter")
+    alice.wait_for_text("no earlier line contains 'swordfish'")
+    # /search is the terminal's own: nothing was sent.
+    alice.type("done")
+    alice.keys("Enter")
+    assert next_message(bob) == "done"
+
+
+def test_input_history_bell_and_ignores_are_kept_across_sessions(tmp_path, terminal, clients):
+    state = tmp_path / "state"
+    environment = {"XDG_STATE_HOME": str(state)}
+    alice, (bob,) = joined(terminal, clients, environment=environment)
+    alice.type("a line worth recalling")
+    alice.keys("Enter")
+    assert next_message(bob) == "a line worth recalling"
+    for command in ("/bell all", "/ignore mallory"):
+        alice.type(command)
+        alice.keys("Enter")
+    alice.wait_for_text("ignoring: mallory")
+    alice.keys("C-d")
+    assert alice.exit_status() == 0
+    history = state / "aeschat" / "history"
+    saved = state / "aeschat" / "state"
+    for path in (history, saved, state / "aeschat"):
+        assert os.stat(path).st_mode & 0o077 == 0, path
+    assert history.read_text().splitlines() == ["a line worth recalling", "/bell all", "/ignore mallory"]
+    again = terminal(name="alice2", environment=environment)
+    again.wait_for_text("you are alice2 in lobby")
+    status = again.screen()[again.rows() - 2]
+    assert "bell: all" in status and "ignoring: mallory" in status
+    for _ in range(3):
+        again.keys("Up")
+    again.wait_for(lambda text: again.input_line() == "> a line worth recalling", "the recalled line")
 
 
 HOSTILE = [

@@ -7,7 +7,7 @@ _aeschat_serve_options="--host --port --relay-key --previous-relay-key --show-ke
     --max-connections-per-address --message-rate --message-burst --idle-timeout --byte-rate --byte-burst
     --frame-grace --min-frame-rate --frame-budget --frame-budget-per-address"
 _aeschat_join_options="--name --inbox --room --host --port --relay-key --accept-new-relay-key --key --json
-    --identity --max-file-size"
+    --identity --max-file-size --bell --color --log --config --no-config"
 _aeschat_keygen_options="--out --identity"
 _aeschat_selftest_options="--json --inbox"
 
@@ -40,7 +40,15 @@ _aeschat() {
         COMPREPLY=($(compgen -d -- "$current"))
         return
         ;;
-    join:--key | join:--identity | keygen:--out | keygen:--identity | serve:--relay-key | serve:--previous-relay-key)
+    join:--bell)
+        COMPREPLY=($(compgen -W "off mentions all" -- "$current"))
+        return
+        ;;
+    join:--color)
+        COMPREPLY=($(compgen -W "auto always never" -- "$current"))
+        return
+        ;;
+    join:--key | join:--identity | join:--log | join:--config | keygen:--out | keygen:--identity | serve:--relay-key | serve:--previous-relay-key)
         COMPREPLY=($(compgen -f -- "$current"))
         return
         ;;
@@ -53,7 +61,7 @@ _aeschat() {
     case " $_aeschat_serve_options $_aeschat_join_options $_aeschat_keygen_options $_aeschat_selftest_options " in
     *" $previous "*)
         case "$previous" in
-        --show-key | --accept-new-relay-key | --json) ;;
+        --show-key | --accept-new-relay-key | --json | --no-config) ;;
         *) return ;;
         esac
         ;;

@@ -47,6 +47,11 @@ complete -c aeschat -n '__fish_seen_subcommand_from join' -l key -r -F -d 'Room 
 complete -c aeschat -n '__fish_seen_subcommand_from join' -l json -d 'JSON output'
 complete -c aeschat -n '__fish_seen_subcommand_from join' -l identity -r -F -d 'Your identity key file'
 complete -c aeschat -n '__fish_seen_subcommand_from join' -l max-file-size -x -d 'Decline larger files (bytes)'
+complete -c aeschat -n '__fish_seen_subcommand_from join' -l bell -x -a 'off mentions all' -d 'When the bell rings'
+complete -c aeschat -n '__fish_seen_subcommand_from join' -l color -x -a 'auto always never' -d 'Colour in the terminal'
+complete -c aeschat -n '__fish_seen_subcommand_from join' -l log -r -F -d 'Append the session to this file'
+complete -c aeschat -n '__fish_seen_subcommand_from join' -l config -r -F -d 'Read settings from this file'
+complete -c aeschat -n '__fish_seen_subcommand_from join' -l no-config -d 'Read no configuration file'
 
 # keygen
 complete -c aeschat -n '__fish_seen_subcommand_from keygen' -l out -r -F -d 'Write the room key to this new file'

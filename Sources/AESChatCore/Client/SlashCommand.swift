@@ -34,6 +34,7 @@ public struct SlashCommand: Equatable, Sendable {
         SlashCommand("/bell", "off|mentions|all", "when to ring the terminal bell", .terminal),
         SlashCommand("/ignore", "NAME", "hide NAME's messages", .terminal),
         SlashCommand("/unignore", "NAME", "show NAME's messages again", .terminal),
+        SlashCommand("/search", "TEXT", "scroll back to the latest line containing TEXT", .terminal),
         SlashCommand("/clear", "", "clear the screen", .terminal),
         SlashCommand("/quit", "", "leave the room (also Ctrl-D on an empty line)", .terminalOrClient),
     ]

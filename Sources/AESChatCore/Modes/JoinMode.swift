@@ -7,10 +7,22 @@ public enum JoinMode {
     /// Runs a client session until input ends, the user interrupts or the relay goes away.
     /// - Returns: the process exit code: 0 after a clean leave, 64 when the terminal's inbox question gets no
     ///   answer, 65 for a bad key file, 69 when the relay is unreachable or refuses, 74 when the inbox cannot be made or is
-    ///   not the user's alone, or when `known_peers` or `known_relays` exists but cannot be read, 77 when
+    ///   not the user's alone, when the `--log` file cannot be used, or when `known_peers` or `known_relays` exists
+    ///   but cannot be read, 77 when
     ///   the relay's pinned key does not complete the encrypted link or a new relay's key is not
     ///   confirmed, 130 when interrupted.
     public static func run(_ options: JoinOptions) -> ExitCode {
+        // The log is opened first, so that a file that cannot be used stops the session before anything
+        // is made or sent.
+        var sessionLog: SessionLog?
+        if let logPath = options.logFile {
+            do {
+                sessionLog = try SessionLog(path: logPath)
+            } catch {
+                StandardError.write("Error: \(error.description)")
+                return .ioError
+            }
+        }
         // Read the key, identity and known-peers files once, now, so that a bad one is reported
         // before connecting; every connection of the session shares them.
         let keys: Keys
@@ -75,10 +87,17 @@ public enum JoinMode {
         // On a terminal (and without --json), the interactive terminal replaces line mode.
         let terminal =
             !options.json && InteractiveTerminal.isAvailable()
-            ? InteractiveTerminal(name: options.name, room: options.room, relay: "\(options.host):\(options.port)")
+            ? InteractiveTerminal(
+                name: options.name, room: options.room, relay: "\(options.host):\(options.port)",
+                bell: options.bell.flatMap { BellMode(rawValue: $0.rawValue) },
+                color: ColorChoice(rawValue: options.color.rawValue) ?? .auto)
             : nil
         defer { terminal?.close() }
-        let output: any ClientOutput = terminal ?? LineOutput(style: style)
+        let shown: any ClientOutput = terminal ?? LineOutput(style: style)
+        let logging = sessionLog.map { LoggingOutput(shown, log: $0) }
+        let output: any ClientOutput = logging ?? shown
+        logging?.record("--- session started: \(options.name) in \(options.room) at \(relayName(options))")
+        defer { logging?.record("--- session ended") }
         let loop: PosixEventLoop
         do {
             loop = try PosixEventLoop()
@@ -128,7 +147,9 @@ public enum JoinMode {
         let input = LoopInbox<InputEvent>(loop: loop, capacity: 64)
         input.setHandler { event in
             switch event {
-            case .line(let text): session.submit(line: text)
+            case .line(let text):
+                if let logging, let line = ownLine(text, name: options.name) { logging.record(line) }
+                session.submit(line: text)
             case .end: session.endOfInput()
             }
         }
@@ -283,6 +304,18 @@ public enum JoinMode {
             (1...3600).contains(seconds)
         else { return FileTransfers.defaultStallTimeout }
         return .seconds(seconds)
+    }
+
+    /// How the user's own line goes into the log, as others see it: `<alice> hi`, `* alice waves`,
+    /// `-> *bob* hi` for a private message; nil for other commands. Escaped like network text.
+    static func ownLine(_ text: String, name: String) -> String? {
+        let clean = TerminalText.escapeControls
+        switch ChatCommand(parsing: text) {
+        case .message(let message): return "<\(name)> \(clean(message))"
+        case .action(let action): return "* \(name) \(clean(action))"
+        case .privateMessage(let recipient, let message): return "-> *\(recipient)* \(clean(message))"
+        default: return nil
+        }
     }
 
     /// The process exit code for how a session ended: 0, 130, 69, 65, 77 or 1.

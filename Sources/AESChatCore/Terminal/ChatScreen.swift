@@ -26,10 +26,10 @@ final class ChatScreen {
 
     /// The prompt before the input line.
     static let prompt = "> "
-    /// Lines kept for repainting after a resize.
-    static let backlogLimit = 1000
-    /// Text kept for repainting, in bytes, so that huge messages do not pile up.
-    static let backlogByteLimit = 4 * 1024 * 1024
+    /// Lines kept for scrolling back (PgUp, /search) and repainting after a resize.
+    static let backlogLimit = 10_000
+    /// Text kept for scrolling back, in bytes, so that huge messages do not pile up.
+    static let backlogByteLimit = 8 * 1024 * 1024
 
     let ownName: String
     let room: String
@@ -48,8 +48,16 @@ final class ChatScreen {
     private var isReady = false
     private var isStarted = false
     private var transientStatus: String?
+    /// A hint in the status row until the next key (after Ctrl-C cleared the line).
+    private var hint: String?
     private var backlog: [StyledLine] = []
     private var backlogBytes = 0
+    /// How many backlog lines lie below the bottom of the message area (0: the latest is shown, new lines scroll in).
+    private var scrollOffset = 0
+    /// Lines that arrived while scrolled back, not seen yet.
+    private var unseen = 0
+    /// The last `/search` text, and the backlog line (counted from the end) it found.
+    private var lastSearch: (text: String, offset: Int)?
 
     /// The other members present, sorted.
     private(set) var members: [String] = []
@@ -65,6 +73,10 @@ final class ChatScreen {
     private(set) var ignored: Set<String> = []
     /// When the bell rings.
     private(set) var bell = BellMode.mentions
+    /// Called after `/bell`, `/ignore` or `/unignore` changed a setting, to save it.
+    var onSettingsChanged: ((BellMode, Set<String>) -> Void)?
+    /// The lines entered, oldest first, for saving.
+    var historyEntries: [String] { editor.historyEntries }
 
     /// Creates a screen; nothing is drawn until ``start()``.
     /// - Parameters:
@@ -74,16 +86,25 @@ final class ChatScreen {
     ///   - colors: which colour codes to use.
     ///   - size: the terminal's size.
     ///   - clock: the local hour and minute, for timestamps.
+    ///   - bell: when the bell rings, until `/bell` changes it.
     init(
         ownName: String, room: String, relay: String, colors: ColorMode, size: Size,
-        clock: @escaping () -> (hour: Int, minute: Int)
+        clock: @escaping () -> (hour: Int, minute: Int), bell: BellMode = .mentions
     ) {
+        self.bell = bell
         self.ownName = ownName
         self.room = room
         self.relay = relay
         self.colors = colors
         self.size = Self.usable(size)
         self.clock = clock
+    }
+
+    /// Takes what an earlier session saved: the entered lines and the ignored names.
+    func restore(history: [String], ignored: Set<String>) {
+        editor.loadHistory(history)
+        self.ignored = ignored
+        if isStarted { drawStatus() }
     }
 
     /// Returns and clears ``output``.
@@ -169,6 +190,10 @@ final class ChatScreen {
     func handle(_ keys: [Key]) -> [TerminalAction] {
         guard !keys.isEmpty else { return [] }
         var actions: [TerminalAction] = []
+        if hint != nil {
+            hint = nil
+            drawStatus()
+        }
         for key in keys {
             switch mode {
             case .closed:
@@ -194,6 +219,8 @@ final class ChatScreen {
         case .right, .control("f"): editor.moveRight()
         case .home, .control("a"): editor.moveHome()
         case .end, .control("e"): editor.moveEnd()
+        case .pageUp: scroll(by: pageLines)
+        case .pageDown: scroll(by: -pageLines)
         case .up, .control("p"): editor.historyPrevious()
         case .down, .control("n"): editor.historyNext()
         case .wordLeft: editor.moveWordLeft()
@@ -207,8 +234,7 @@ final class ChatScreen {
         case .control("t"): editor.transpose()
         case .control("l"): repaintAll()
         case .control("c"):
-            mode = .closed
-            actions.append(.interrupt)
+            interruptOrClear(actions: &actions)
         case .control("d"):
             if editor.isEmpty {
                 mode = .closed
@@ -221,6 +247,19 @@ final class ChatScreen {
         }
     }
 
+    /// Ctrl-C: a line being typed is cleared (into the kill buffer, so Ctrl-Y puts it back) and a hint says that
+    /// Ctrl-C again quits; on an empty line Ctrl-C quits.
+    private func interruptOrClear(actions: inout [TerminalAction]) {
+        guard editor.isEmpty else {
+            editor.killAll()
+            hint = "line cleared: Ctrl-C again quits, Ctrl-Y puts it back"
+            drawStatus()
+            return
+        }
+        mode = .closed
+        actions.append(.interrupt)
+    }
+
     private func confirm(_ text: String, key: Key, actions: inout [TerminalAction]) {
         mode = .editing
         switch key {
@@ -231,8 +270,7 @@ final class ChatScreen {
             _ = editor.submit()
             for line in text.split(separator: "\n") where !line.isEmpty { enter(String(line), actions: &actions) }
         case .control("c"):
-            mode = .closed
-            actions.append(.interrupt)
+            interruptOrClear(actions: &actions)
         default:
             break
         }
@@ -241,6 +279,12 @@ final class ChatScreen {
     private func submit(actions: inout [TerminalAction]) {
         let text = editor.text
         guard !text.isEmpty else { return }
+        if scrollOffset > 0, !text.hasPrefix("/search ") {
+            scrollOffset = 0
+            unseen = 0
+            lastSearch = nil
+            repaintAll()
+        }
         if text.contains("\n") {
             mode = .confirming(text)
             return
@@ -267,6 +311,9 @@ final class ChatScreen {
         case .clear:
             backlog.removeAll()
             backlogBytes = 0
+            scrollOffset = 0
+            unseen = 0
+            lastSearch = nil
             repaintAll()
         case .quit:
             mode = .closed
@@ -277,20 +324,69 @@ final class ChatScreen {
             bell = setting
             notice("bell: \(setting.rawValue)")
             drawStatus()
+            onSettingsChanged?(bell, ignored)
         case .ignore(let name):
             ignored.insert(name)
             notice("ignoring \(name): their messages are hidden until /unignore \(name)")
             drawStatus()
+            onSettingsChanged?(bell, ignored)
         case .unignore(let name):
             if ignored.remove(name) != nil {
                 notice("no longer ignoring \(name)")
                 drawStatus()
+                onSettingsChanged?(bell, ignored)
             } else {
                 problem("you are not ignoring \(name)")
             }
+        case .search(let text):
+            search(text)
         case .problem(let message):
             problem(message)
         }
+    }
+
+    // MARK: Scrolling back
+
+    /// Backlog lines a page moves by: the message area's height, less one line kept for context.
+    private var pageLines: Int { max(1, regionBottom - 1) }
+
+    /// PgUp (positive) and PgDn (negative): moves the view through the backlog; back at the bottom, new lines
+    /// scroll in again.
+    private func scroll(by lines: Int) {
+        let offset = max(0, min(backlog.count - 1, scrollOffset + lines))
+        guard offset != scrollOffset else { return }
+        scrollOffset = offset
+        if offset == 0 {
+            unseen = 0
+            lastSearch = nil
+        }
+        repaintAll()
+    }
+
+    /// `/search TEXT`: shows the latest line (before the one found last time, when searching for the same text
+    /// again) that contains the text, ignoring case, at the bottom of the message area.
+    private func search(_ text: String) {
+        let needle = text.lowercased()
+        var start = backlog.count - 1
+        if let last = lastSearch, last.text == needle { start = backlog.count - 1 - last.offset - 1 }
+        var index = start
+        while index >= 0, !backlog[index].plainText.lowercased().contains(needle) { index -= 1 }
+        guard index >= 0 else {
+            hint =
+                lastSearch?.text == needle
+                ? "no earlier line contains \(Self.quoted(text))" : "no line contains \(Self.quoted(text))"
+            drawStatus()
+            return
+        }
+        lastSearch = (needle, backlog.count - 1 - index)
+        scrollOffset = backlog.count - 1 - index
+        if scrollOffset == 0 { unseen = 0 }
+        hint = "found \(Self.quoted(text)): /search again for earlier, PgDn for newer"
+        repaintAll()
+    }
+
+    private static func quoted(_ text: String) -> String {
+        TerminalCommands.quoted(text)
     }
 
     /// The user's own room line, marked when it is held for some members (their key changed): "held" alone when
@@ -501,7 +597,7 @@ final class ChatScreen {
         let indent = String(repeating: " ", count: DisplayWidth.of(head.map(\.text).joined()))
         return parts.enumerated().map { index, part in
             let body = Span(TerminalText.escapeControls(String(part)), role)
-            return StyledLine(index == 0 ? head + [body] : [Span(indent), body])
+            return StyledLine(index == 0 ? head + [body] : [Span(indent), body], indent: indent.count)
         }
     }
 
@@ -532,10 +628,21 @@ final class ChatScreen {
     private func show(_ lines: [StyledLine]) {
         guard !lines.isEmpty else { return }
         remember(lines)
+        if scrollOffset > 0 {
+            // Scrolled back: the view stays where it is, and the status row counts what is new below.
+            scrollOffset = min(backlog.count - 1, scrollOffset + lines.count)
+            unseen += lines.count
+            if let last = lastSearch { lastSearch = (last.text, last.offset + lines.count) }
+            drawStatus()
+            placeCursor()
+            return
+        }
         output += Self.hideCursor
         if usesScrollRegion {
             output += Self.moveTo(row: regionBottom, column: 1)
-            for line in lines { output += "\r\n" + line.rendered(colors) }
+            for line in lines {
+                for row in line.wrapped(width: size.columns) { output += "\r\n" + row.rendered(colors) }
+            }
         } else {
             output += Self.moveTo(row: inputRow, column: 1) + Self.clearLine
             for line in lines { output += line.rendered(colors) + "\r\n" }
@@ -571,17 +678,17 @@ final class ChatScreen {
         for row in 1...size.rows { output += Self.moveTo(row: row, column: 1) + Self.clearLine }
         if usesScrollRegion {
             output += "\u{1B}[1;\(regionBottom)r"
-            var rows = 0
-            var first = backlog.count
-            while first > 0 {
-                let needed = max(1, (DisplayWidth.of(backlog[first - 1].plainText) + size.columns - 1) / size.columns)
-                if rows + needed > regionBottom { break }
-                rows += needed
-                first -= 1
+            // The rows of the lines that end at the view's bottom, as many as fit (the top one perhaps in part).
+            var rows: [StyledLine] = []
+            var index = backlog.count - scrollOffset
+            while index > 0, rows.count < regionBottom {
+                index -= 1
+                rows.insert(contentsOf: backlog[index].wrapped(width: size.columns), at: 0)
             }
-            output += Self.moveTo(row: regionBottom - rows + 1, column: 1)
-            for (offset, line) in backlog[first...].enumerated() {
-                output += (offset == 0 ? "" : "\r\n") + line.rendered(colors)
+            rows.removeFirst(max(0, rows.count - regionBottom))
+            output += Self.moveTo(row: regionBottom - rows.count + 1, column: 1)
+            for (offset, row) in rows.enumerated() {
+                output += (offset == 0 ? "" : "\r\n") + row.rendered(colors)
             }
         }
         drawStatus()
@@ -601,6 +708,8 @@ final class ChatScreen {
     private func drawStatus() {
         guard hasStatusRow else { return }
         var parts = ["\(ownName) in \(room)"]
+        // A hint comes first, where it cannot be cut off.
+        if let hint { parts.insert(hint, at: 0) }
         if isReady {
             parts.append(
                 members.isEmpty ? "nobody else here" : "\(members.count) other\(members.count == 1 ? "" : "s") here")
@@ -612,6 +721,10 @@ final class ChatScreen {
         parts.append("bell: \(bell.rawValue)")
         if !ignored.isEmpty { parts.append("ignoring: " + ignored.sorted().joined(separator: ", ")) }
         if let transientStatus { parts.append(transientStatus) }
+        if scrollOffset > 0 {
+            parts.insert(
+                "scrolled back" + (unseen > 0 ? ", \(unseen) new" : "") + ": PgDn for newer", at: hint == nil ? 0 : 1)
+        }
         var text = TerminalText.escapeControls(parts.joined(separator: " | "))
         output += Self.moveTo(row: statusRow, column: 1) + Self.clearLine
         if colors == .none {

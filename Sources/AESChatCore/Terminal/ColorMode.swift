@@ -1,3 +1,13 @@
+/// What the user asked for colour (`join --color`).
+public enum ColorChoice: String, Equatable, Sendable {
+    /// Colour unless `NO_COLOR` is set.
+    case auto
+    /// Colour whatever `NO_COLOR` says.
+    case always
+    /// No SGR at all.
+    case never
+}
+
 /// Which colour escape codes (SGR) the terminal gets.
 enum ColorMode: Equatable, Sendable {
     /// No SGR at all: `NO_COLOR` is set.
@@ -11,8 +21,9 @@ enum ColorMode: Equatable, Sendable {
     /// (https://no-color.org); `TERM=dumb` never reaches the interactive terminal at all.
     /// - Parameter environment: the process environment.
     /// - Returns: the colour mode.
-    static func detect(environment: [String: String]) -> ColorMode {
-        if environment["NO_COLOR"] != nil { return .none }
+    /// - Parameter choice: what the user asked for: `never` is ``none``, `always` ignores `NO_COLOR`.
+    static func detect(environment: [String: String], choice: ColorChoice = .auto) -> ColorMode {
+        if choice == .never || (choice == .auto && environment["NO_COLOR"] != nil) { return .none }
         let term = environment["TERM"] ?? ""
         if term.contains("256color") || !(environment["COLORTERM"] ?? "").isEmpty { return .extended }
         return .basic

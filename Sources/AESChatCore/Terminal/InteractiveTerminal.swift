@@ -34,6 +34,8 @@ public final class InteractiveTerminal: ClientOutput, @unchecked Sendable {
     private var state = State.idle
     private var resizeSource: (any DispatchSourceSignal)?
     private var continueSource: (any DispatchSourceSignal)?
+    /// Where the history and settings are kept, if anywhere.
+    private let stateFiles: TerminalState?
 
     /// Whether `join` should use the interactive terminal: standard input and output are both
     /// terminals, `TERM` is set and not `dumb`, and the terminal modes can be read. (`--json`
@@ -52,11 +54,29 @@ public final class InteractiveTerminal: ClientOutput, @unchecked Sendable {
     ///   - relay: the relay's address, shown while connecting.
     ///   - environment: the environment to read `NO_COLOR`, `TERM` and `COLORTERM` from; the
     ///     process's by default.
-    public init(name: String, room: String, relay: String, environment: [String: String]? = nil) {
-        let colors = ColorMode.detect(environment: environment ?? ProcessInfo.processInfo.environment)
+    ///   - bell: when the bell rings at first; nil: as the last session left it (saved), else mentions.
+    ///   - color: whether to use colour.
+    ///   - keepsState: whether to read and save the input history, the bell and the ignored names in the state
+    ///     folder (``TerminalState``).
+    public init(
+        name: String, room: String, relay: String, environment: [String: String]? = nil, bell: BellMode? = nil,
+        color: ColorChoice = .auto, keepsState: Bool = true
+    ) {
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        let colors = ColorMode.detect(environment: environment, choice: color)
+        let stateFiles = keepsState ? TerminalState.folder(environment: environment).map(TerminalState.init) : nil
+        let saved = stateFiles?.loadSettings() ?? TerminalState.Settings()
         screen = ChatScreen(
             ownName: name, room: room, relay: relay, colors: colors,
-            size: TerminalDevice.size() ?? ChatScreen.Size(rows: 24, columns: 80), clock: LineOutput.localTime)
+            size: TerminalDevice.size() ?? ChatScreen.Size(rows: 24, columns: 80), clock: LineOutput.localTime,
+            bell: bell ?? saved.bell ?? .mentions)
+        self.stateFiles = stateFiles
+        if let stateFiles {
+            screen.restore(history: stateFiles.loadHistory(), ignored: saved.ignored)
+            screen.onSettingsChanged = { bell, ignored in
+                stateFiles.saveSettings(TerminalState.Settings(bell: bell, ignored: ignored))
+            }
+        }
     }
 
     /// Switches to raw mode, draws the screen, and starts reading keys and watching the window
@@ -97,6 +117,7 @@ public final class InteractiveTerminal: ClientOutput, @unchecked Sendable {
             return
         }
         state = .closed
+        stateFiles?.saveHistory(screen.historyEntries)
         screen.finish()
         flush()
         TerminalModes.restore()

@@ -82,6 +82,11 @@ struct LineEditor {
         remove(0..<cursor, keep: true)
     }
 
+    /// Ctrl-C on a line being typed: kills the whole line, wherever the cursor is.
+    mutating func killAll() {
+        remove(0..<characters.count, keep: true)
+    }
+
     /// Ctrl-K: kills from the cursor to the end of the line.
     mutating func killToEnd() {
         remove(cursor..<characters.count, keep: true)
@@ -197,6 +202,12 @@ struct LineEditor {
     }
 
     // MARK: History
+
+    /// Replaces the history with entries saved by an earlier session (the last ``historyLimit``), oldest first.
+    mutating func loadHistory(_ entries: [String]) {
+        history = Array(entries.filter { !$0.isEmpty }.suffix(Self.historyLimit))
+        historyIndex = history.count
+    }
 
     /// Takes the line: records it in the history (unless empty or the same as the last entry)
     /// and leaves the editor empty.

@@ -4,6 +4,6 @@ enum TerminalAction: Equatable, Sendable {
     case send(String)
     /// Input is over: leave the room (``InputEvent/end``).
     case end
-    /// Ctrl-C: quit at once, as SIGINT does.
+    /// Ctrl-C on an empty line: quit at once, as SIGINT does.
     case interrupt
 }

@@ -1,7 +1,8 @@
 import AESChatNames
 
 /// When the terminal rings the bell for an incoming message.
-enum BellMode: String, CaseIterable, Equatable, Sendable {
+public enum BellMode: String, CaseIterable, Equatable, Sendable {
+    /// Never.
     case off
     /// Messages that mention the user's name, and private messages (the default).
     case mentions
@@ -24,13 +25,15 @@ enum EnteredLine: Equatable, Sendable {
     case bell(BellMode?)
     case ignore(String)
     case unignore(String)
+    /// `/search TEXT`: scroll back to the latest line containing the text.
+    case search(String)
     /// A wrong command or argument: show this line and send nothing.
     case problem(String)
 }
 
 /// The slash commands of the interactive terminal: their help, Tab completion, and how a line
 /// is interpreted, all from the one table ``SlashCommand/all``. The terminal handles `/help`, `/clear`, `/quit`,
-/// `/bell`, `/ignore` and `/unignore` itself; every other command line goes to the chat client unchanged. Pure.
+/// `/bell`, `/ignore`, `/unignore` and `/search` itself; every other command line goes to the chat client unchanged. Pure.
 enum TerminalCommands {
     /// Every command, in the order `/help` lists them.
     static var all: [SlashCommand] { SlashCommand.all }
@@ -50,10 +53,11 @@ enum TerminalCommands {
             lines.append("  " + synopsis + String(repeating: " ", count: width - synopsis.count + 2) + summary)
         }
         lines += [
-            "Keys: Enter sends; Tab completes names and commands; Up/Down recall earlier lines;",
+            "Keys: Enter sends; Tab completes names and commands; Up/Down recall earlier lines (kept across sessions);",
+            "  PgUp/PgDn scroll through the messages (/search TEXT finds one);",
             "  Left/Right, Home/End, Ctrl-A/E move; Alt-B/F or Ctrl-Left/Right move by word;",
             "  Backspace, Delete, Ctrl-W (word), Ctrl-U (to start), Ctrl-K (to end) delete; Ctrl-Y puts back;",
-            "  Ctrl-L redraws; Ctrl-D on an empty line leaves; Ctrl-C quits at once.",
+            "  Ctrl-L redraws; Ctrl-D on an empty line leaves; Ctrl-C clears the line, or quits on an empty one.",
             "A line starting with // is sent as a message, not read as a command.",
         ]
         return lines
@@ -92,6 +96,9 @@ enum TerminalCommands {
                     "invalid name \(quoted(words[0])) for \(name): expected 1 to 32 letters, digits, '-', '_' or '.'")
             }
             return name == "/ignore" ? .ignore(words[0]) : .unignore(words[0])
+        case "/search":
+            guard !rest.isEmpty else { return .problem("expected /search TEXT: the text to find in the messages") }
+            return .search(rest)
         case "/me":
             guard !rest.isEmpty else { return .problem("expected /me ACTION, for example /me waves") }
             return .action(line: line, text: rest)
