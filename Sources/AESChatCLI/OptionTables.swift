@@ -151,9 +151,15 @@ enum OptionTables {
                     + "else ~/.config/aeschat/identity). Not used with --key.",
                 parse: Values.path, into: \.identityFile),
             .value(
+                "--accept-files", "all|ask|none",
+                help: "Take offered files without asking, ask for each (y/n, /accept, /decline; 60 s, then no), "
+                    + "or decline them all. (default: ask on a terminal, else all)",
+                parse: Values.acceptFiles, into: \.acceptFiles),
+            .value(
                 "--max-file-size", "bytes",
-                help: "Decline files larger than this (e.g. 100M, 4G). (default: unlimited)",
-                parse: Values.byteCount, into: \.maximumFileSize),
+                help: "Decline files larger than this (e.g. 100M, 4G, or unlimited). "
+                    + "(default: 1G when files are taken without asking, else unlimited)",
+                parse: Values.fileSizeLimit, into: \.maximumFileSize),
         ],
         command: { .join($0) }
     )

@@ -123,7 +123,8 @@ import Testing
                 """
                 USAGE: aeschat join --name <name> [--inbox <dir>] [--room <room>]
                        [--host <addr>] [--port <n>] [--relay-key <key>] [--accept-new-relay-key]
-                       [--key <file>] [--json] [--identity <file>] [--max-file-size <bytes>]
+                       [--key <file>] [--json] [--identity <file>]
+                       [--accept-files <all|ask|none>] [--max-file-size <bytes>]
                 """
             )
         )
@@ -196,7 +197,8 @@ import Testing
         #expect(
             HelpText.usage(for: .join)
                 == "aeschat join --name <name> [--inbox <dir>] [--room <room>] [--host <addr>] [--port <n>] "
-                + "[--relay-key <key>] [--accept-new-relay-key] [--key <file>] [--json] [--identity <file>] [--max-file-size <bytes>]"
+                + "[--relay-key <key>] [--accept-new-relay-key] [--key <file>] [--json] [--identity <file>] "
+                + "[--accept-files <all|ask|none>] [--max-file-size <bytes>]"
         )
         #expect(HelpText.usage(for: .keygen) == "aeschat keygen [--out <file>] [--identity <file>]")
     }

@@ -193,7 +193,7 @@ import Testing
                 Error: missing required option '--name <name>'
                 Usage: aeschat join --name <name> [--inbox <dir>] [--room <room>] [--host <addr>] [--port <n>] \
                 [--relay-key <key>] [--accept-new-relay-key] [--key <file>] [--json] [--identity <file>] \
-                [--max-file-size <bytes>]
+                [--accept-files <all|ask|none>] [--max-file-size <bytes>]
                 See 'aeschat join --help'.
                 """
         )
