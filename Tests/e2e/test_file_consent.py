@@ -101,11 +101,12 @@ def test_cancel_both_ways_tells_the_other_side(tmp_path, clients, monkeypatch):
     alice, bob, carol = start(clients, "alice", "bob", "carol")
     source = make_file(tmp_path / "big.bin", 128 * 1024 * 1024)
     alice.say(f"/send {source}")
-    carol.events(event="file-incoming", timeout=60)
+    # Once the first chunk went out, every reply is in (carol's reply could still wait in her output queue when her
+    # file-incoming line is written, so stopping her then could hold the offer back).
+    alice.events(event="file-progress", timeout=60)
     os.kill(carol.process.pid, signal.SIGSTOP)
     try:
         bob.events(event="file-incoming", timeout=60)
-        alice.events(event="file-progress", timeout=60)
         bob.say("/transfers")
         listed = bob.events(event="transfers")["transfers"]
         assert len(listed) == 1 and listed[0]["state"] == "moving" and listed[0]["from"] == "alice"
@@ -218,8 +219,9 @@ def test_the_progress_readout_fits_80_columns(terminal, clients, tmp_path, monke
     source = make_file(tmp_path / "big.bin", 128 * 1024 * 1024)
     alice.type(f"/send {source}")
     alice.keys("Enter")
-    # Carol stopped once she accepted: the transfer stalls within its window, so the readout stays on screen.
-    carol.events(event="file-incoming", timeout=60)
+    # Carol stopped once the chunks flow (bob has one): the transfer stalls within its window, so the readout
+    # stays on screen.
+    bob.events(event="file-progress", timeout=60)
     os.kill(carol.process.pid, signal.SIGSTOP)
     try:
         readout = re.compile(r"↑ big\.bin \d+% (\S+ [kMG]?B/s ETA \d+:\d\d|stalled)")
