@@ -22,7 +22,8 @@ public struct JoinOptions: Equatable, Sendable {
     public var json = false
     /// The identity file, if one was given (never empty); the default lives in the configuration folder.
     public var identityFile: String? = nil
-    /// Files larger than this are declined; nil: unlimited.
+    /// Files larger than this are declined; nil: the default (``defaultUnattendedMaximumFileSize`` when files
+    /// are taken without asking, else unlimited); `UInt64.max`: unlimited (`--max-file-size unlimited`).
     public var maximumFileSize: UInt64? = nil
     /// When the interactive terminal rings the bell; nil: the setting the last session saved, else mentions.
     public var bell: BellSetting? = nil
@@ -34,6 +35,11 @@ public struct JoinOptions: Equatable, Sendable {
     public var configFile: String? = nil
     /// Whether `--no-config` was given: no configuration file is read.
     public var noConfig = false
+    /// What happens to offered files (`--accept-files`); nil: `ask` on an interactive terminal, else `all`.
+    public var acceptFiles: AcceptFiles? = nil
+
+    /// The largest file taken without asking unless `--max-file-size` says otherwise: 1 GiB.
+    public static let defaultUnattendedMaximumFileSize: UInt64 = 1 << 30
 
     /// Creates join options.
     ///
@@ -84,6 +90,16 @@ public enum ColorSetting: String, CaseIterable, Equatable, Sendable {
     case always
     /// No colour or other SGR code at all, as with `NO_COLOR`.
     case never
+}
+
+/// What `join --accept-files` chooses for files other members offer.
+public enum AcceptFiles: String, Equatable, Sendable, CaseIterable {
+    /// Take every file into the inbox (within `--max-file-size`).
+    case all
+    /// Ask the user for each file (or folder).
+    case ask
+    /// Decline every file, with a reason the sender sees.
+    case none
 }
 
 /// What `join --relay-key` names: the relay's whole public key, as its join line carries it, or its fingerprint.

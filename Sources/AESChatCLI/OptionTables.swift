@@ -155,9 +155,15 @@ enum OptionTables {
                     + "else ~/.config/aeschat/identity). Not used with --key.",
                 parse: Values.path, into: \.identityFile),
             .value(
+                "--accept-files", "all|ask|none",
+                help: "Take offered files without asking, ask for each (y/n, /accept, /decline; 60 s, then no), "
+                    + "or decline them all. (default: ask on a terminal, else all)",
+                parse: Values.acceptFiles, into: \.acceptFiles),
+            .value(
                 "--max-file-size", "bytes",
-                help: "Decline files larger than this (e.g. 100M, 4G). (default: unlimited)",
-                parse: Values.byteCount, into: \.maximumFileSize),
+                help: "Decline files larger than this (e.g. 100M, 4G, or unlimited). "
+                    + "(default: 1G when files are taken without asking, else unlimited)",
+                parse: Values.fileSizeLimit, into: \.maximumFileSize),
             .value(
                 "--bell", "when",
                 help: "When the terminal rings the bell: off, mentions (messages naming you, private ones) or all. "
@@ -186,8 +192,8 @@ enum OptionTables {
     /// value-taking option above without its dashes. Flags (`--json`, `--accept-new-relay-key`) and the choice of
     /// file itself are for the command line only.
     static let joinConfigurationKeys = [
-        "name", "host", "port", "room", "inbox", "relay-key", "key", "identity", "max-file-size", "bell", "color",
-        "log",
+        "name", "host", "port", "room", "inbox", "relay-key", "key", "identity", "accept-files", "max-file-size",
+        "bell", "color", "log",
     ]
 
     /// How `join` reads its configuration file (see ``ConfigurationFile``).

@@ -160,6 +160,25 @@ enum Values {
         return Int(bytes)
     }
 
+    /// Parses `--max-file-size`: a byte count (``byteCount(_:_:)``) or `unlimited` (`UInt64.max`).
+    static func fileSizeLimit(_ text: String, _ context: OptionContext) throws(UsageError) -> UInt64 {
+        if text == "unlimited" { return UInt64.max }
+        guard let bytes = sizeWithSuffix(text), bytes >= 1 else {
+            throw invalid(
+                "size", text, "expected a number of bytes such as 1048576, 512K, 100M or 4G, or unlimited",
+                context.mode)
+        }
+        return bytes
+    }
+
+    /// Parses `--accept-files`: `all`, `ask` or `none`.
+    static func acceptFiles(_ text: String, _ context: OptionContext) throws(UsageError) -> AcceptFiles {
+        guard let value = AcceptFiles(rawValue: text) else {
+            throw invalid("file acceptance", text, "expected all, ask or none", context.mode)
+        }
+        return value
+    }
+
     /// Parses a byte count: decimal digits with an optional binary suffix `K`, `M` or `G`
     /// (KiB, MiB, GiB), at least 1.
     static func byteCount(_ text: String, _ context: OptionContext) throws(UsageError) -> UInt64 {

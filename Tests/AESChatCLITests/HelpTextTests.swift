@@ -125,9 +125,9 @@ import Testing
                 """
                 USAGE: aeschat join [--name <name>] [--inbox <dir>] [--room <room>]
                        [--host <addr>] [--port <n>] [--relay-key <key>] [--accept-new-relay-key]
-                       [--key <file>] [--json] [--identity <file>] [--max-file-size <bytes>]
-                       [--bell <when>] [--color <when>] [--log <file>] [--config <file>]
-                       [--no-config]
+                       [--key <file>] [--json] [--identity <file>]
+                       [--accept-files <all|ask|none>] [--max-file-size <bytes>] [--bell <when>]
+                       [--color <when>] [--log <file>] [--config <file>] [--no-config]
                 """
             )
         )
@@ -201,8 +201,8 @@ import Testing
             HelpText.usage(for: .join)
                 == "aeschat join [--name <name>] [--inbox <dir>] [--room <room>] [--host <addr>] [--port <n>] "
                 + "[--relay-key <key>] [--accept-new-relay-key] [--key <file>] [--json] [--identity <file>] "
-                + "[--max-file-size <bytes>] [--bell <when>] [--color <when>] [--log <file>] [--config <file>] "
-                + "[--no-config]"
+                + "[--accept-files <all|ask|none>] [--max-file-size <bytes>] [--bell <when>] [--color <when>] "
+                + "[--log <file>] [--config <file>] [--no-config]"
         )
         #expect(HelpText.usage(for: .keygen) == "aeschat keygen [--out <file>] [--identity <file>]")
     }

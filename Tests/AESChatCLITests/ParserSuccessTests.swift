@@ -190,3 +190,49 @@ import Testing
         #expect(HelpText.help(for: .join).contains("(default: \(JoinOptions(name: "n", inbox: "i").room))"))
     }
 }
+
+@Suite struct FileOptionTests {
+    @Test(arguments: AcceptFiles.allCases)
+    func join_acceptFiles_takesEachSetting(setting: AcceptFiles) throws {
+        guard
+            case .join(let options) = try CommandLineParser.parse([
+                "join", "--name", "a", "--accept-files", setting.rawValue,
+            ])
+        else {
+            Issue.record("not a join")
+            return
+        }
+        #expect(options.acceptFiles == setting)
+    }
+
+    @Test func join_acceptFiles_isUnsetByDefault_andRejectsOtherWords() throws {
+        guard case .join(let options) = try CommandLineParser.parse(["join", "--name", "a"]) else {
+            Issue.record("not a join")
+            return
+        }
+        #expect(options.acceptFiles == nil)
+        #expect(options.maximumFileSize == nil)
+        #expect(throws: UsageError("invalid file acceptance 'yes': expected all, ask or none", mode: .join)) {
+            try CommandLineParser.parse(["join", "--name", "a", "--accept-files", "yes"])
+        }
+    }
+
+    @Test func join_maxFileSize_takesSizesAndUnlimited() throws {
+        for (text, value) in [("100M", UInt64(100) << 20), ("unlimited", UInt64.max), ("1", 1)] {
+            guard
+                case .join(let options) = try CommandLineParser.parse(["join", "--name", "a", "--max-file-size", text])
+            else {
+                Issue.record("not a join")
+                return
+            }
+            #expect(options.maximumFileSize == value)
+        }
+        #expect(
+            throws: UsageError(
+                "invalid size '0': expected a number of bytes such as 1048576, 512K, 100M or 4G, or unlimited",
+                mode: .join)
+        ) {
+            try CommandLineParser.parse(["join", "--name", "a", "--max-file-size", "0"])
+        }
+    }
+}

@@ -53,6 +53,7 @@ import Testing
         .verify(name: "a", fingerprint: "f", safetyNumber: "s"), .roomCode(code: "c", members: 1),
         .trusted(name: "a", fingerprint: "f"), .info("i"),
         .fileIncoming(name: "n", from: "a", bytes: 1, resumeFrom: 0),
+        .fileOffered(number: 1, name: "n", from: "a", bytes: 1, seconds: 60), .transfers([]),
         .fileProgress(name: "n", peer: "a", sending: true, bytes: 1, total: 2, bytesPerSecond: 3),
         .fileReceived(from: "a", name: "n", path: "p", bytes: 1, sha256: "h"),
         .fileSent(name: "n", bytes: 1, to: []), .fileFailed(name: "n", from: "a", to: nil, reason: "r"),
@@ -67,7 +68,7 @@ import Testing
         switch event {
         case .ready, .joined, .left, .message, .action, .warning, .error, .member, .who, .verify, .roomCode, .trusted,
             .info, .fileIncoming, .fileProgress, .fileReceived, .fileSent, .fileFailed, .reconnecting, .reconnected,
-            .differentRoomKey, .identity, .relayKey, .holding, .unsupported:
+            .differentRoomKey, .identity, .relayKey, .holding, .unsupported, .fileOffered, .transfers:
             true
         }
     }

@@ -14,6 +14,7 @@ final class RecordingTransferHost {
     var frames: [[UInt8]] = []
     var events: [ClientEvent] = []
     var timers: [(Duration, FileTransferTimer)] = []
+    var totals: [TransferTotals] = []
 
     func record(_ actions: [FileTransferAction]) {
         for action in actions {
@@ -23,6 +24,7 @@ final class RecordingTransferHost {
             case .sendFrameBytes(let frame): frames.append(frame)
             case .show(let event): events.append(event)
             case .schedule(let delay, let timer): timers.append((delay, timer))
+            case .totals(let latest): totals.append(latest)
             }
         }
     }
@@ -48,14 +50,18 @@ final class RecordedTransfers {
     let transfers: FileTransfers
 
     init(
-        host: RecordingTransferHost, inbox: Inbox?, maximumFileSize: UInt64?,
+        host: RecordingTransferHost, inbox: Inbox?, maximumFileSize: UInt64?, policy: IncomingFilePolicy = .all,
         now: @escaping () -> ContinuousClock.Instant = { .now }
     ) {
         self.host = host
         transfers = FileTransfers(
             ownName: host.ownName, outputBacklog: { [unowned host] in host.outputBacklog }, inbox: inbox,
-            maximumFileSize: maximumFileSize, now: now)
+            maximumFileSize: maximumFileSize, policy: policy, now: now)
     }
+
+    func answer(_ number: Int?, accept: Bool) { host.record(transfers.answer(number, accept: accept)) }
+    func list() { host.record(transfers.list()) }
+    func cancel(_ target: String?) { host.record(transfers.cancel(target)) }
 
     func send(path: String, to recipient: String?) {
         host.record(transfers.send(path: path, to: recipient, members: host.presentMembers))

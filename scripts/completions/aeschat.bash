@@ -7,7 +7,7 @@ _aeschat_serve_options="--host --port --relay-key --previous-relay-key --show-ke
     --max-connections-per-address --message-rate --message-burst --idle-timeout --byte-rate --byte-burst
     --frame-grace --min-frame-rate --frame-budget --frame-budget-per-address"
 _aeschat_join_options="--name --inbox --room --host --port --relay-key --accept-new-relay-key --key --json
-    --identity --max-file-size --bell --color --log --config --no-config"
+    --identity --accept-files --max-file-size --bell --color --log --config --no-config"
 _aeschat_keygen_options="--out --identity"
 _aeschat_selftest_options="--json --inbox"
 
@@ -54,6 +54,10 @@ _aeschat() {
         ;;
     *:--host)
         COMPREPLY=($(compgen -A hostname -- "$current"))
+        return
+        ;;
+    join:--accept-files)
+        COMPREPLY=($(compgen -W "all ask none" -- "$current"))
         return
         ;;
     esac

@@ -46,6 +46,7 @@ complete -c aeschat -n '__fish_seen_subcommand_from join' -l accept-new-relay-ke
 complete -c aeschat -n '__fish_seen_subcommand_from join' -l key -r -F -d 'Room key file'
 complete -c aeschat -n '__fish_seen_subcommand_from join' -l json -d 'JSON output'
 complete -c aeschat -n '__fish_seen_subcommand_from join' -l identity -r -F -d 'Your identity key file'
+complete -c aeschat -n '__fish_seen_subcommand_from join' -l accept-files -x -a 'all ask none' -d 'Take, ask about or decline offered files'
 complete -c aeschat -n '__fish_seen_subcommand_from join' -l max-file-size -x -d 'Decline larger files (bytes)'
 complete -c aeschat -n '__fish_seen_subcommand_from join' -l bell -x -a 'off mentions all' -d 'When the bell rings'
 complete -c aeschat -n '__fish_seen_subcommand_from join' -l color -x -a 'auto always never' -d 'Colour in the terminal'

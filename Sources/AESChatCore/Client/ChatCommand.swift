@@ -12,13 +12,22 @@ public enum ChatCommand: Equatable, Sendable {
     case help
     case quit
     case sendFile(path: String, to: String?)
+    /// `/accept [N]`, `/decline [N]`: answers the file offer numbered N, or the oldest one waiting.
+    case answerOffer(number: Int?, accept: Bool)
+    /// `/transfers`: every file transfer in both directions.
+    case transfers
+    /// `/cancel [NAME]`: the transfer numbered NAME, those of file or folder NAME, or (nil) every one.
+    case cancel(String?)
     case invalid(String)
 
     /// What `/help` shows in line mode: every command ``SlashCommand/all`` marks for the client.
     public static let helpText = """
         commands: /who (members and their verification), /msg NAME TEXT (private message), /me ACTION, \
         /verify (your fingerprint), /verify NAME (what to compare with NAME), /verify room (room code), \
-        /verify relay (the relay's key), /trust NAME (mark verified, accept a changed key), /send PATH [NAME] (send a file to the room or one member; quote a path with spaces: /send "my file.pdf" bob), /quit; start a line with // to send \
+        /verify relay (the relay's key), /trust NAME (mark verified, accept a changed key), /send PATH [NAME] (send a file \
+        or a folder to the room or one member; quote a path with spaces: /send "my file.pdf" bob), /accept [N] and \
+        /decline [N] (answer a file offer), /transfers (list file transfers), /cancel [N|NAME] (cancel one transfer, \
+        or all), /quit; start a line with // to send \
         a message that begins with /
         """
 
@@ -96,6 +105,28 @@ public enum ChatCommand: Equatable, Sendable {
             self = .security(.trust(target))
         case "/send":
             self = Self.parseSend(String(line.dropFirst(5).drop { $0 == " " }))
+        case "/accept", "/decline":
+            let accept = command == "/accept"
+            guard rest == nil else {
+                self = .invalid("\(command) takes one offer number at most, for example: \(command) 3")
+                return
+            }
+            guard let argument else {
+                self = .answerOffer(number: nil, accept: accept)
+                return
+            }
+            let digits = argument.hasPrefix("#") ? String(argument.dropFirst()) : argument
+            guard let number = Int(digits), number > 0 else {
+                self = .invalid(
+                    "'\(argument)' is not an offer number; /transfers lists them, for example: \(command) 3")
+                return
+            }
+            self = .answerOffer(number: number, accept: accept)
+        case "/transfers":
+            self = argument == nil ? .transfers : .invalid("/transfers takes no arguments")
+        case "/cancel":
+            let target = line.dropFirst(7).trimmingCharacters(in: " ")
+            self = .cancel(target.isEmpty ? nil : target)
         default:
             self = .invalid("unknown command '\(command)'; /help lists the commands, and // starts a message with /")
         }

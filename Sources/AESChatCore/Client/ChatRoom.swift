@@ -86,12 +86,15 @@ public final class ChatRoom {
     ///   - inbox: where received files go; without one, files can be sent but every offer received is declined
     ///     with a reason.
     ///   - maximumFileSize: larger offers are declined.
+    ///   - filePolicy: whether offers are taken, asked about (`/accept`, `/decline`), or declined.
+    ///   - askTimeout: how long an offer waits for the user's answer before it is declined.
     ///   - transferStallTimeout: how long a receiver may hold a transfer back before it is dropped.
     ///   - recentMessageIDs: the message ids already shown; shared by the clients of one session so
     ///     that a line repeated after a reconnect is shown once.
     public init(
         name: String, room: String, security: any MessageSecurity, connection: any Connection,
         output: any ClientOutput, loop: any EventLoop, inbox: Inbox? = nil, maximumFileSize: UInt64? = nil,
+        filePolicy: IncomingFilePolicy = .all, askTimeout: Duration = FileTransfers.defaultAskTimeout,
         transferStallTimeout: Duration = FileTransfers.defaultStallTimeout,
         recentMessageIDs: RecentMessageIDs = RecentMessageIDs(), onFinish: @escaping (ClientOutcome) -> Void
     ) {
@@ -105,7 +108,8 @@ public final class ChatRoom {
             onFinish: onFinish)
         transfers = FileTransfers(
             ownName: name, outputBacklog: { [unowned session] in session.pendingOutputByteCount },
-            inbox: inbox, maximumFileSize: maximumFileSize, stallTimeout: transferStallTimeout)
+            inbox: inbox, maximumFileSize: maximumFileSize, policy: filePolicy,
+            askTimeout: askTimeout, stallTimeout: transferStallTimeout)
         session.delegate = self
     }
 
@@ -263,6 +267,15 @@ public final class ChatRoom {
             } else {
                 emit(.error(message: "file transfer needs an inbox"))
             }
+        case .answerOffer(let number, let accept):
+            if let transfers { carryOut(transfers.answer(number, accept: accept)) }
+        case .transfers:
+            if let transfers { carryOut(transfers.list()) }
+        case .cancel(let target):
+            if let transfers {
+                carryOut(transfers.cancel(target))
+                leaveIfIdle()
+            }
         case .invalid(let message):
             emit(.error(message: message))
         }
@@ -347,6 +360,8 @@ public final class ChatRoom {
                 session.write(frame)
             case .show(let event):
                 emit(event)
+            case .totals(let totals):
+                output.transfersChanged(totals)
             case .schedule(let delay, let timer):
                 loop.schedule(after: delay) { [weak self] in
                     guard let self, let transfers = self.transfers else { return }
@@ -461,7 +476,11 @@ extension ChatRoom: RelaySessionDelegate {
         case .finished, .interrupted: lost = false
         }
         for action in transfers.closeAll(lost ? .connectionLost : .leaving) {
-            if case .show(let event) = action { emit(event) }
+            switch action {
+            case .show(let event): emit(event)
+            case .totals(let totals): output.transfersChanged(totals)
+            default: break
+            }
         }
     }
 }

@@ -27,7 +27,11 @@ public struct SlashCommand: Equatable, Sendable {
         SlashCommand("/who", "", "list the members of the room", .client),
         SlashCommand("/msg", "NAME TEXT", "send a private message to NAME", .client),
         SlashCommand("/me", "ACTION", "say what you do, shown as '* you ACTION'", .client),
-        SlashCommand("/send", "PATH [NAME]", "send a file to the room, or to NAME", .client),
+        SlashCommand("/send", "PATH [NAME]", "send a file or a folder to the room, or to NAME", .client),
+        SlashCommand("/accept", "[N]", "take file offer N (alone: the oldest waiting; also y)", .client),
+        SlashCommand("/decline", "[N]", "refuse file offer N (alone: the oldest waiting; also n)", .client),
+        SlashCommand("/transfers", "", "list file transfers in both directions, numbered", .client),
+        SlashCommand("/cancel", "[N|NAME]", "cancel transfer N or file NAME; alone: every transfer", .client),
         SlashCommand(
             "/verify", "[NAME|room|relay]", "how to check NAME is really them; alone: your own fingerprint", .client),
         SlashCommand("/trust", "NAME", "mark NAME verified once checked (also accepts a changed key)", .client),

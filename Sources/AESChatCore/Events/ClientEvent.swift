@@ -41,6 +41,11 @@ public enum ClientEvent: Equatable, Sendable {
     case trusted(name: String, fingerprint: String)
     /// A notice for the user (help text, a held message, …).
     case info(String)
+    /// A member offers a file and this user is asked whether to take it (`--accept-files ask`):
+    /// `/accept NUMBER` or `/decline NUMBER` answers; no answer within `seconds` declines.
+    case fileOffered(number: Int, name: String, from: String, bytes: UInt64, seconds: Int)
+    /// `/transfers`: every transfer in both directions (empty when there is none).
+    case transfers([TransferStatus])
     /// A file is coming (`resumeFrom`: bytes already held from an interrupted attempt).
     case fileIncoming(name: String, from: String, bytes: UInt64, resumeFrom: UInt64)
     /// Progress of a transfer; `peer` is the sender when receiving, the recipient when sending.
@@ -140,6 +145,31 @@ public enum ClientEvent: Equatable, Sendable {
             ])
         case .info(let text):
             return JSONLine.encode([("event", .string("info")), ("message", .string(text))])
+        case .fileOffered(let number, let name, let from, let bytes, let seconds):
+            return JSONLine.encode([
+                ("event", .string("file-offer")), ("id", .integer(Int64(number))), ("from", .string(from)),
+                ("name", .string(name)), ("bytes", .integer(Int64(clamping: bytes))),
+                ("timeout", .integer(Int64(seconds))),
+            ])
+        case .transfers(let list):
+            return JSONLine.encode([
+                ("event", .string("transfers")),
+                (
+                    "transfers",
+                    .objects(
+                        list.map { transfer in
+                            [
+                                ("id", .integer(Int64(transfer.number))),
+                                ("direction", .string(transfer.sending ? "send" : "receive")),
+                                ("name", .string(transfer.name)),
+                                (transfer.sending ? "to" : "from", .string(transfer.peer)),
+                                ("bytes", .integer(Int64(clamping: transfer.bytes))),
+                                ("total", .integer(Int64(clamping: transfer.total))),
+                                ("state", .string(transfer.state.rawValue)),
+                            ]
+                        })
+                ),
+            ])
         case .fileIncoming(let name, let from, let bytes, let resumeFrom):
             return JSONLine.encode([
                 ("event", .string("file-incoming")), ("from", .string(from)), ("name", .string(name)),
@@ -257,6 +287,12 @@ public enum ClientEvent: Equatable, Sendable {
             return "* \(clean(name)) is now verified \(MemberStatus.verifiedMark) (fingerprint \(clean(fingerprint)))"
         case .info(let text):
             return "* " + clean(text)
+        case .fileOffered(let number, let name, let from, let bytes, let seconds):
+            return "? \(clean(from)) offers \(clean(name)), \(Self.formatBytes(bytes)) — accept? [y/N] "
+                + "(/accept \(number) or /decline \(number); declined in \(seconds) s without an answer)"
+        case .transfers(let list):
+            guard !list.isEmpty else { return "* no file transfers" }
+            return "* file transfers:\n" + list.map { "  " + $0.humanText }.joined(separator: "\n")
         case .fileIncoming(let name, let from, let bytes, let resumeFrom):
             let resuming = resumeFrom > 0 ? ", resuming at \(Self.formatBytes(resumeFrom))" : ""
             return "* receiving \(clean(name)) (\(Self.formatBytes(bytes))) from \(clean(from))\(resuming)"

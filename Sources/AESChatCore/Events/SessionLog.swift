@@ -109,6 +109,11 @@ public final class LoggingOutput: ClientOutput {
         }
     }
 
+    /// Passed on: the status row's transfer readout is not logged (each transfer has its own events).
+    public func transfersChanged(_ totals: TransferTotals) {
+        shown.transfersChanged(totals)
+    }
+
     /// Appends a line the client made itself (the user's own messages, the start and end of the session); a
     /// failed write is shown once as a warning.
     public func record(_ text: String) {

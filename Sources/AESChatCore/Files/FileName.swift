@@ -25,6 +25,34 @@ public enum SafeFileName {
         return name
     }
 
+    /// The deepest folder path kept for a file sent with its folder (`/send DIR`), in components.
+    public static let maximumFolderDepth = 16
+    /// The longest relative path kept, in UTF-8 bytes (the usual path limit).
+    public static let maximumPathBytes = 4096
+
+    /// Reduces `offered` to a safe path relative to the inbox: the folders it names, each checked,
+    /// and the file's base name from ``sanitize(_:)``. A folder is kept only when every one of them
+    /// is a plain name that ``sanitize(_:)`` leaves unchanged: not empty, not `.` or `..`, no
+    /// leading dot or space, no control, escape, separator or Unicode format character, no `\`,
+    /// at most 255 bytes; the whole path at most ``maximumFolderDepth`` folders deep and
+    /// ``maximumPathBytes`` bytes long. An absolute path or one with any other folder keeps only its
+    /// base name (as ``sanitize(_:)`` does), so that nothing can climb out of the inbox.
+    /// - Parameter offered: the name as the sender gave it (already valid UTF-8).
+    /// - Returns: the folders, outermost first (empty for a plain name), and the file's base name.
+    public static func relativePath(_ offered: String) -> (folders: [String], name: String) {
+        let name = sanitize(offered)
+        guard !offered.hasPrefix("/"), offered.utf8.count <= maximumPathBytes else { return ([], name) }
+        let components = offered.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let folders = components.dropLast()
+        guard !folders.isEmpty, folders.count <= maximumFolderDepth, let last = components.last, !last.isEmpty
+        else { return ([], name) }
+        for folder in folders {
+            guard !folder.isEmpty, !folder.contains("\\"), folder.utf8.count <= maximumBytes, sanitize(folder) == folder
+            else { return ([], name) }
+        }
+        return (Array(folders), name)
+    }
+
     /// Cuts a long name to 255 bytes, keeping an extension of up to 16 bytes.
     static func truncate(_ name: String) -> String {
         var stem = name

@@ -10,6 +10,8 @@ public enum FileTransferAction {
     case sendFrameBytes([UInt8])
     /// Show an event.
     case show(ClientEvent)
+    /// The transfers under way changed (their set, percentage or rate): tell the output's status row.
+    case totals(TransferTotals)
     /// Call ``FileTransfers/timerFired(_:)`` with `timer` after `delay`.
     case schedule(after: Duration, FileTransferTimer)
 }
@@ -20,6 +22,8 @@ public enum FileTransferTimer: Equatable, Sendable {
     case offerTimeout(UInt64)
     /// The outgoing transfer with this serial stops waiting for results after its last chunk.
     case resultsTimeout(UInt64)
+    /// The offer with this number, asked about, was not answered in time: it is declined.
+    case askTimeout(Int)
     /// The watchdog over stalled receivers and silent senders.
     case watchdog
 }

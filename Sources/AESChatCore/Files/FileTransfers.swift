@@ -32,6 +32,24 @@ public final class FileTransfers {
     /// A transfer that moved nothing for this long shows as stalled (progress with rate 0) at the
     /// watchdog's next round, so that a frozen readout never looks live.
     public static let stalledAfter: Duration = .seconds(3)
+    /// How long a receiver that asks its user (`--accept-files ask`) waits for an answer before it
+    /// declines the offer (the default).
+    public static let defaultAskTimeout: Duration = .seconds(60)
+    /// How long a sender waits for replies to an offer: a receiver's question
+    /// (``defaultAskTimeout``) and its answer's way back fit in it.
+    public static let offerReplyTimeout: Duration = .seconds(75)
+    /// Files of one folder (`/send DIR`) at most; a larger folder is refused with a reason.
+    public static let maximumFolderFiles = 10_000
+    /// How long the user's answer to a file of a folder holds for that folder's next files from the
+    /// same sender (renewed by each): a folder is asked about once.
+    public static let folderAnswerLifetime: Duration = .seconds(120)
+
+    /// An offer waiting for the user's answer.
+    private struct PendingOffer {
+        var number: Int
+        var sender: String
+        var offer: FileOffer
+    }
 
     /// Why every transfer ends at once (``closeAll(_:)``).
     public enum Interruption: Sendable {
@@ -52,6 +70,17 @@ public final class FileTransfers {
     private var incoming: [String: IncomingTransfer] = [:]
     private var watchdogRunning = false
     private var nextSerial: UInt64 = 0
+    /// What happens to offers: taken, asked about, or declined.
+    private let policy: IncomingFilePolicy
+    private let askTimeout: Duration
+    /// Offers waiting for the user's answer, oldest first.
+    private var asking: [PendingOffer] = []
+    /// Folders being sent, each with the files not offered yet.
+    private var folders: [FolderSend] = []
+    /// The user's answer for the rest of a folder, by sender and folder name, until it lapses.
+    private var folderAnswers: [String: (accept: Bool, until: ContinuousClock.Instant)] = [:]
+    /// The totals last handed to the output.
+    private var lastTotals = TransferTotals.none
     /// What the current entry point asks the client to do, in order.
     private var actions: [FileTransferAction] = []
     /// Bytes of the chunk frames in ``actions``: queued toward the relay once the client has
@@ -63,11 +92,17 @@ public final class FileTransfers {
     ///   - ownName: the user's registered name.
     ///   - outputBacklog: bytes queued toward the relay.
     ///   - inbox: where received files go; `nil` declines every offer, with a reason the sender sees.
+    ///   - maximumFileSize: larger offers are declined; nil: no limit.
+    ///   - policy: whether offers are taken, asked about, or declined.
+    ///   - askTimeout: how long a question waits for the user's answer before it declines.
     public init(
         ownName: String, outputBacklog: @escaping () -> Int, inbox: Inbox?, maximumFileSize: UInt64?,
+        policy: IncomingFilePolicy = .all, askTimeout: Duration = defaultAskTimeout,
         stallTimeout: Duration = defaultStallTimeout,
         now: @escaping () -> ContinuousClock.Instant = { .now }
     ) {
+        self.policy = policy
+        self.askTimeout = askTimeout
         self.ownName = ownName
         self.outputBacklog = outputBacklog
         self.inbox = inbox
@@ -77,7 +112,7 @@ public final class FileTransfers {
     }
 
     /// Whether any transfer is under way (the client waits for them before leaving).
-    public var isBusy: Bool { !outgoing.isEmpty }
+    public var isBusy: Bool { !outgoing.isEmpty || !folders.isEmpty }
 
     // MARK: Entry points
 
@@ -85,6 +120,25 @@ public final class FileTransfers {
     /// - Parameter members: the other members present now.
     public func send(path: String, to recipient: String?, members: [String]) -> [FileTransferAction] {
         startSending(path: path, to: recipient, members: members)
+        return takeActions()
+    }
+
+    /// Answers the offer with `number` (`/accept`, `/decline`), or the oldest one waiting for nil.
+    public func answer(_ number: Int?, accept: Bool) -> [FileTransferAction] {
+        answerOffer(number, accept: accept)
+        return takeActions()
+    }
+
+    /// Shows every transfer in both directions (`/transfers`).
+    public func list() -> [FileTransferAction] {
+        show(.transfers(statuses()))
+        return takeActions()
+    }
+
+    /// Cancels the transfer with this number, those of this file or folder name, or (nil) every
+    /// one (`/cancel [NAME]`); the other side is told.
+    public func cancel(_ target: String?) -> [FileTransferAction] {
+        cancelTransfers(target)
         return takeActions()
     }
 
@@ -143,19 +197,72 @@ public final class FileTransfers {
                 }
                 reportResults(transfer)
             }
+        case .askTimeout(let number):
+            if let index = asking.firstIndex(where: { $0.number == number }) {
+                let pending = asking.remove(at: index)
+                let seconds = askTimeout.wholeSeconds
+                sendControl(
+                    .fileReply(
+                        fileID: pending.offer.fileID, accept: false, resumeFrom: 0,
+                        reason: "no answer within \(seconds) s"),
+                    to: pending.sender)
+                show(
+                    .fileFailed(
+                        name: Self.displayName(pending.offer.name), from: pending.sender, to: nil,
+                        reason: "not accepted within \(seconds) s, so declined"))
+            }
         case .watchdog:
             watchdog()
         }
         return takeActions()
     }
 
-    /// Hands over what the entry point asked for.
+    /// Hands over what the entry point asked for, with the totals when they changed.
     private func takeActions() -> [FileTransferAction] {
+        let totals = currentTotals()
+        // Whole percentages and shown rates: the readout changes a few times a second at most.
+        var unchanged = totals
+        unchanged.bytes = lastTotals.bytes
+        unchanged.total = lastTotals.total
+        if unchanged != lastTotals || totals.percent != lastTotals.percent {
+            lastTotals = totals
+            actions.append(.totals(totals))
+        }
         defer {
             actions = []
             frameBytesInActions = 0
         }
         return actions
+    }
+
+    /// What the transfers under way add up to (percentages rounded, so that they change rarely).
+    private func currentTotals() -> TransferTotals {
+        var count = 0
+        var bytes: UInt64 = 0
+        var total: UInt64 = 0
+        var rate: UInt64 = 0
+        var single: (name: String, sending: Bool)?
+        for transfer in outgoing where transfer.phase != .done {
+            count += 1
+            let size = transfer.offer.size
+            let sent =
+                transfer.phase == .offering ? 0 : min(transfer.nextChunk &* UInt64(transfer.offer.chunkSize), size)
+            bytes = bytes &+ sent
+            total = total &+ size
+            if !transfer.shownStalled { rate = rate &+ transfer.lastRate }
+            single = (transfer.offer.name, true)
+        }
+        for transfer in incoming.values {
+            count += 1
+            let size = transfer.offer.size
+            bytes = bytes &+ min(transfer.nextChunk &* UInt64(transfer.offer.chunkSize), size)
+            total = total &+ size
+            if !transfer.shownStalled { rate = rate &+ transfer.lastRate }
+            single = (Self.displayName(transfer.offer.name), false)
+        }
+        return TransferTotals(
+            count: count, bytes: bytes, total: total, bytesPerSecond: rate, single: count == 1 ? single : nil,
+            asking: asking.map(\.number))
     }
 
     private func show(_ event: ClientEvent) { actions.append(.show(event)) }
@@ -172,7 +279,7 @@ public final class FileTransfers {
 
     private func startSending(path: String, to recipient: String?, members: [String]) {
         let home = getenv("HOME").map { String(cString: $0) } ?? ""
-        let expanded = path.hasPrefix("~/") ? home + path.dropFirst(1) : path
+        let expanded = path == "~" ? home : path.hasPrefix("~/") ? home + path.dropFirst(1) : path
         let targets: [String]
         if let recipient {
             guard members.contains(recipient) else {
@@ -187,16 +294,35 @@ public final class FileTransfers {
             show(.error(message: "nobody else is in the room to send '\(path)' to"))
             return
         }
-        guard let file = Descriptor(returned: open(expanded, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) else {
+        var status = stat()
+        guard stat(expanded, &status) == 0 else {
             show(.error(message: "cannot read '\(path)': \(System.lastError)"))
             return
         }
-        var status = stat()
-        guard fstat(file.rawValue, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
-            show(.error(message: "cannot send '\(path)': not a regular file"))
+        if (status.st_mode & S_IFMT) == S_IFDIR {
+            startFolder(path: path, expanded: expanded, to: recipient, targets: targets)
             return
         }
         let name = String(expanded.split(separator: "/").last ?? "file")
+        offerFile(path: path, opening: expanded, name: name, to: recipient, targets: targets, folder: nil)
+    }
+
+    /// Offers one file; `name` is what the receivers see (a path inside the folder for a folder's file).
+    @discardableResult
+    private func offerFile(
+        path: String, opening: String, name: String, to recipient: String?, targets: [String], folder: FolderSend?
+    ) -> Bool {
+        // A folder's files are opened without following a link (the walk skipped links already).
+        let flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | (folder == nil ? 0 : O_NOFOLLOW)
+        guard let file = Descriptor(returned: open(opening, flags)) else {
+            show(.error(message: "cannot read '\(folder == nil ? path : opening)': \(System.lastError)"))
+            return false
+        }
+        var status = stat()
+        guard fstat(file.rawValue, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+            show(.error(message: "cannot send '\(folder == nil ? path : opening)': not a regular file"))
+            return false
+        }
         var identity = ByteWriter(capacity: 96)
         identity.write(contentsOf: Array("aeschat/1 file id".utf8))
         identity.writeLongString(name)
@@ -214,22 +340,133 @@ public final class FileTransfers {
             cipher = try AESGCM(key: key)
         } catch {
             show(.error(message: "cannot send '\(path)': \(error.description)"))
-            return
+            return false
         }
         nextSerial += 1
         let transfer = OutgoingTransfer(
             serial: nextSerial, path: path, offer: offer, file: file, cipher: cipher, recipient: recipient,
             targets: targets)
+        transfer.folder = folder
+        transfer.folderPath = folder == nil ? nil : path
         transfer.startedAt = now()
         outgoing.append(transfer)
         sendControl(.fileOffer(offer), to: recipient)
+        if folder == nil {
+            show(
+                .info(
+                    "offering \(name) (\(ClientEvent.formatBytes(offer.size))) to \(recipient ?? "the room"); waiting for replies"
+                )
+            )
+        }
+        schedule(after: Self.offerReplyTimeout, .offerTimeout(transfer.serial))
+        startWatchdog()
+        return true
+    }
+
+    /// `/send DIR`: lists the folder's files (links, hidden names and special files skipped) and
+    /// offers them one at a time, each under the folder's name and its path inside it.
+    private func startFolder(path: String, expanded: String, to recipient: String?, targets: [String]) {
+        var trimmed = expanded
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed.removeLast() }
+        var folderName = String(trimmed.split(separator: "/").last ?? "")
+        if folderName == "." || folderName == ".." || folderName.isEmpty {
+            if let resolved = realpath(trimmed, nil) {
+                folderName = String(String(cString: resolved).split(separator: "/").last ?? "")
+                free(resolved)
+            }
+        }
+        folderName = SafeFileName.sanitize(folderName)
+        var entries: [FolderEntry] = []
+        var skipped = 0
+        var tooMany = false
+        func walk(_ directory: String, _ relative: [String]) {
+            guard let listing = opendir(directory) else {
+                skipped += 1
+                return
+            }
+            defer { closedir(listing) }
+            var names: [String] = []
+            while let entry = readdir(listing) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+                }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            for name in names.sorted() {
+                guard !tooMany else { return }
+                let full = directory + "/" + name
+                var status = stat()
+                // Links are never followed; hidden and unsafe names would not land as they are.
+                guard lstat(full, &status) == 0, SafeFileName.sanitize(name) == name else {
+                    skipped += 1
+                    continue
+                }
+                let inside = relative + [name]
+                let offered = ([folderName] + inside).joined(separator: "/")
+                switch status.st_mode & S_IFMT {
+                case S_IFDIR where inside.count < SafeFileName.maximumFolderDepth:
+                    walk(full, inside)
+                case S_IFREG where offered.utf8.count <= SafeFileName.maximumPathBytes:
+                    guard entries.count < Self.maximumFolderFiles else {
+                        tooMany = true
+                        return
+                    }
+                    entries.append(FolderEntry(path: full, name: offered, size: UInt64(status.st_size)))
+                default:
+                    skipped += 1
+                }
+            }
+        }
+        walk(trimmed, [])
+        guard !tooMany else {
+            show(
+                .error(
+                    message: "cannot send the folder '\(path)': it holds more than \(Self.maximumFolderFiles) files"))
+            return
+        }
+        guard !entries.isEmpty else {
+            show(.error(message: "the folder '\(path)' holds no file to send"))
+            return
+        }
+        nextSerial += 1
+        let folder = FolderSend(number: Int(nextSerial), name: folderName, recipient: recipient, entries: entries)
+        folder.targets = targets
+        folder.path = path
+        folders.append(folder)
+        let bytes = entries.reduce(UInt64(0)) { $0 &+ $1.size }
+        let skippedNote = skipped == 0 ? "" : "; \(skipped) links, hidden or special entries skipped"
         show(
             .info(
-                "offering \(name) (\(ClientEvent.formatBytes(offer.size))) to \(recipient ?? "the room"); waiting for replies"
-            )
-        )
-        schedule(after: Self.replyTimeout, .offerTimeout(transfer.serial))
-        startWatchdog()
+                "offering the folder \(folderName)/ (\(entries.count) file\(entries.count == 1 ? "" : "s"), "
+                    + "\(ClientEvent.formatBytes(bytes))) to \(recipient ?? "the room"), one file at a time\(skippedNote)"
+            ))
+        offerNextInFolder(folder)
+    }
+
+    /// Offers the folder's next file, or ends the folder with one line when none is left.
+    private func offerNextInFolder(_ folder: FolderSend) {
+        while let entry = folder.remaining.first {
+            folder.remaining.removeFirst()
+            guard !folder.targets.isEmpty else { break }
+            if offerFile(
+                path: folder.path, opening: entry.path, name: entry.name, to: folder.recipient,
+                targets: folder.targets, folder: folder)
+            {
+                return
+            }
+            folder.failed += 1
+        }
+        folders.removeAll { $0 === folder }
+        let total = folder.count
+        if folder.stopped == nil, folder.failed == 0, folder.remaining.isEmpty {
+            show(.info("sent the folder \(folder.name)/ (\(folder.sent) file\(folder.sent == 1 ? "" : "s"))"))
+        } else {
+            let reason = folder.stopped.map { "; \($0)" } ?? ""
+            show(
+                .fileFailed(
+                    name: folder.name + "/", from: ownName, to: folder.recipient,
+                    reason: "\(folder.sent) of \(total) files sent\(reason)"))
+        }
     }
 
     private func reply(
@@ -262,6 +499,7 @@ public final class FileTransfers {
             }
         }
         guard !transfer.receivers.isEmpty else {
+            transfer.folder?.stopped = "nobody accepted \(transfer.offer.name), so the rest was not offered"
             finishOutgoing(transfer, reason: "nobody accepted the file")
             return
         }
@@ -350,11 +588,14 @@ public final class FileTransfers {
         transfer.nextChunk += 1
         transfer.lastChunkSent = now()
         transfer.shownStalled = false
-        showProgress(
+        if let rate = showProgress(
             name: offer.name, peer: transfer.recipient ?? "the room", sending: true, bytes: offset + UInt64(length),
             total: offer.size, since: transfer.startedAt, base: transfer.bytesAtStart,
             throttle: &transfer.lastProgressShown,
             force: isFinal)
+        {
+            transfer.lastRate = rate
+        }
         if isFinal {
             transfer.phase = .finishing
             let digest = transfer.hasher.finalize()
@@ -402,6 +643,11 @@ public final class FileTransfers {
             show(
                 .fileFailed(name: transfer.offer.name, from: ownName, to: transfer.recipient, reason: reason))
         }
+        if let folder = transfer.folder, folders.contains(where: { $0 === folder }) {
+            if transfer.results.values.contains(where: { $0 == nil }) { folder.sent += 1 } else { folder.failed += 1 }
+            if folder.stopped != nil { folder.remaining.removeAll() }
+            offerNextInFolder(folder)
+        }
         pumpChunks()
     }
 
@@ -421,6 +667,14 @@ public final class FileTransfers {
     private func dropReceiver(_ name: String, from transfer: OutgoingTransfer, reason: String) {
         guard transfer.receivers.removeValue(forKey: name) != nil else { return }
         show(.fileFailed(name: transfer.offer.name, from: ownName, to: name, reason: reason))
+        // Still waiting for other replies: the transfer starts (or ends) once they are all in.
+        if transfer.phase == .offering {
+            transfer.declined.insert(name)
+            if transfer.receivers.count + transfer.declined.count == transfer.targets.count {
+                startStreaming(transfer, timedOut: false)
+            }
+            return
+        }
         if transfer.receivers.isEmpty {
             // Each receiver's line said what happened: the transfer ends without another.
             sendControl(.fileAbort(fileID: transfer.offer.fileID, reason: "no receiver left"), to: transfer.recipient)
@@ -488,10 +742,18 @@ public final class FileTransfers {
             }
         case .fileAbort(let fileID, let reason):
             if let transfer = outgoingTransfer(fileID), transfer.receivers[sender] != nil {
+                // Its failed result (sent just before) ends with it: the others' results are still awaited.
+                transfer.results[sender] = nil
                 dropReceiver(sender, from: transfer, reason: "\(sender) stopped receiving: \(reason)")
             } else if let transfer = incoming[Self.key(sender, fileID)] {
                 failIncoming(
                     transfer, reason: "\(sender) stopped sending: \(reason)", keepPart: true, tellSender: false)
+            } else if let index = asking.firstIndex(where: { $0.sender == sender && $0.offer.fileID == fileID }) {
+                let pending = asking.remove(at: index)
+                show(
+                    .fileFailed(
+                        name: Self.displayName(pending.offer.name), from: sender, to: nil,
+                        reason: "\(sender) withdrew the offer: \(reason)"))
             }
         case .fileDone(let fileID, let digest, let size):
             guard let transfer = incoming[Self.key(sender, fileID)] else { return }
@@ -507,17 +769,34 @@ public final class FileTransfers {
 
     static func key(_ sender: String, _ fileID: [UInt8]) -> String { sender + "/" + Hex.encode(fileID) }
 
+    /// The name a received file is shown under: its folders inside the inbox, if any, then its safe base name.
+    static func displayName(_ offered: String) -> String {
+        let (folders, name) = SafeFileName.relativePath(offered)
+        return (folders + [name]).joined(separator: "/")
+    }
+
+    /// The key of the answer that holds for the rest of a folder: the sender and the folder's name; nil for a
+    /// file sent on its own.
+    static func folderKey(_ sender: String, _ offered: String) -> String? {
+        SafeFileName.relativePath(offered).folders.first.map { sender + "/" + $0 }
+    }
+
     private func receiveOffer(_ offer: FileOffer, from sender: String, isPrivate: Bool) {
         let key = Self.key(sender, offer.fileID)
         if let previous = incoming[key] {
             failIncoming(previous, reason: "offered again", keepPart: true, tellSender: false)
         }
+        asking.removeAll { $0.sender == sender && $0.offer.fileID == offer.fileID }
         func decline(_ reason: String) {
             sendControl(.fileReply(fileID: offer.fileID, accept: false, resumeFrom: 0, reason: reason), to: sender)
-            show(.fileFailed(name: SafeFileName.sanitize(offer.name), from: sender, to: nil, reason: reason))
+            show(.fileFailed(name: Self.displayName(offer.name), from: sender, to: nil, reason: reason))
         }
-        guard let inbox else {
+        guard inbox != nil else {
             decline("\(ownName) takes no files: it joined without --inbox")
+            return
+        }
+        guard policy != .none else {
+            decline("\(ownName) takes no files (--accept-files none)")
             return
         }
         guard offer.size <= FileOffer.maximumSize else {
@@ -531,21 +810,83 @@ public final class FileTransfers {
             )
             return
         }
-        guard offer.key.count == 32, let cipher = try? AESGCM(key: offer.key) else {
+        guard offer.key.count == 32, (try? AESGCM(key: offer.key)) != nil else {
             decline("the offer is malformed")
             return
         }
-        let fromSender = incoming.values.filter { $0.sender == sender }
-        guard fromSender.count < Self.maximumIncomingPerSender else {
+        // An offer waiting for the user's answer holds its place like a transfer.
+        let fromSender =
+            incoming.values.filter { $0.sender == sender }.count + asking.filter { $0.sender == sender }.count
+        guard fromSender < Self.maximumIncomingPerSender else {
             decline(
-                "\(ownName) is already receiving \(fromSender.count) files from you, the most at once; "
+                "\(ownName) is already receiving \(fromSender) files from you, the most at once; "
                     + "send it again when one is done")
             return
         }
-        guard incoming.count < Self.maximumIncoming else {
-            decline("\(ownName) is already receiving \(incoming.count) files, the most at once; try again later")
+        guard incoming.count + asking.count < Self.maximumIncoming else {
+            decline(
+                "\(ownName) is already receiving \(incoming.count + asking.count) files, the most at once; try again later"
+            )
             return
         }
+        if policy == .ask {
+            let folderKey = Self.folderKey(sender, offer.name)
+            if let folderKey, let answer = folderAnswers[folderKey], now() < answer.until {
+                folderAnswers[folderKey] = (answer.accept, now() + Self.folderAnswerLifetime)
+                guard answer.accept else {
+                    decline("not wanted (its folder was declined)")
+                    return
+                }
+            } else {
+                nextSerial += 1
+                let number = Int(nextSerial)
+                asking.append(PendingOffer(number: number, sender: sender, offer: offer))
+                show(
+                    .fileOffered(
+                        number: number, name: Self.displayName(offer.name), from: sender, bytes: offer.size,
+                        seconds: Int(askTimeout.wholeSeconds)))
+                schedule(after: askTimeout, .askTimeout(number))
+                return
+            }
+        }
+        nextSerial += 1
+        acceptOffer(offer, from: sender, number: Int(nextSerial))
+    }
+
+    /// `/accept`, `/decline`: answers an offer waiting for the user.
+    private func answerOffer(_ number: Int?, accept: Bool) {
+        let index = number.map { wanted in asking.firstIndex { $0.number == wanted } } ?? asking.indices.first
+        guard let index else {
+            let which =
+                number.map { "no file offer #\($0) is waiting for an answer" }
+                ?? "no file offer is waiting for an answer"
+            show(.error(message: which + "; /transfers lists the transfers"))
+            return
+        }
+        let pending = asking.remove(at: index)
+        if let folderKey = Self.folderKey(pending.sender, pending.offer.name) {
+            folderAnswers = folderAnswers.filter { now() < $0.value.until }
+            folderAnswers[folderKey] = (accept, now() + Self.folderAnswerLifetime)
+        }
+        if accept {
+            acceptOffer(pending.offer, from: pending.sender, number: pending.number)
+        } else {
+            sendControl(
+                .fileReply(fileID: pending.offer.fileID, accept: false, resumeFrom: 0, reason: "not wanted"),
+                to: pending.sender)
+            show(.info("declined \(Self.displayName(pending.offer.name)) from \(pending.sender)"))
+        }
+    }
+
+    /// Takes an offer: opens its part file in the inbox (resuming a verified prefix) and accepts it.
+    private func acceptOffer(_ offer: FileOffer, from sender: String, number: Int) {
+        let key = Self.key(sender, offer.fileID)
+        func decline(_ reason: String) {
+            sendControl(.fileReply(fileID: offer.fileID, accept: false, resumeFrom: 0, reason: reason), to: sender)
+            show(.fileFailed(name: Self.displayName(offer.name), from: sender, to: nil, reason: reason))
+        }
+        guard let inbox, let cipher = try? AESGCM(key: offer.key) else { return }
+        let fromSender = incoming.values.filter { $0.sender == sender }
         let group = Inbox.partGroup(ofSender: sender)
         let partKey =
             group + "-"
@@ -571,7 +912,7 @@ public final class FileTransfers {
             return
         }
         let transfer = IncomingTransfer(
-            sender: sender, offer: offer, cipher: cipher, partKey: partKey, part: part,
+            number: number, sender: sender, offer: offer, cipher: cipher, partKey: partKey, part: part,
             start: resumeFrom)
         // Re-hash the verified prefix kept from an interrupted transfer.
         var offset: UInt64 = 0
@@ -589,7 +930,7 @@ public final class FileTransfers {
         incoming[key] = transfer
         sendControl(.fileReply(fileID: offer.fileID, accept: true, resumeFrom: resumeFrom, reason: ""), to: sender)
         show(
-            .fileIncoming(name: SafeFileName.sanitize(offer.name), from: sender, bytes: offer.size, resumeFrom: kept))
+            .fileIncoming(name: Self.displayName(offer.name), from: sender, bytes: offer.size, resumeFrom: kept))
         startWatchdog()
     }
 
@@ -645,12 +986,15 @@ public final class FileTransfers {
         if transfer.nextChunk % Self.acknowledgeEvery == 0 || isLast {
             sendControl(.fileProgress(fileID: offer.fileID, nextChunk: transfer.nextChunk), to: sender)
         }
-        showProgress(
-            name: SafeFileName.sanitize(offer.name), peer: sender, sending: false, bytes: offset + expected,
+        if let rate = showProgress(
+            name: Self.displayName(offer.name), peer: sender, sending: false, bytes: offset + expected,
             total: offer.size,
             since: transfer.startedAt, base: transfer.start * UInt64(offer.chunkSize),
             throttle: &transfer.lastProgressShown,
             force: isLast)
+        {
+            transfer.lastRate = rate
+        }
     }
 
     private func complete(_ transfer: IncomingTransfer, digest: [UInt8], size: UInt64) {
@@ -700,11 +1044,19 @@ public final class FileTransfers {
         let kept = keepPart && transfer.nextChunk > 0 ? "; " + keptPartNote(transfer) : ""
         show(
             .fileFailed(
-                name: SafeFileName.sanitize(transfer.offer.name), from: transfer.sender, to: nil, reason: reason + kept)
+                name: Self.displayName(transfer.offer.name), from: transfer.sender, to: nil, reason: reason + kept)
         )
     }
 
     private func dropMember(_ name: String) {
+        for pending in asking where pending.sender == name {
+            show(
+                .fileFailed(
+                    name: Self.displayName(pending.offer.name), from: name, to: nil,
+                    reason: "\(name) left; the offer is withdrawn"))
+        }
+        asking.removeAll { $0.sender == name }
+        for folder in folders { folder.targets.removeAll { $0 == name } }
         for transfer in incoming.values where transfer.sender == name {
             failIncoming(
                 transfer, reason: "\(name) left before the file was complete", keepPart: true, tellSender: false)
@@ -761,11 +1113,29 @@ public final class FileTransfers {
             }
             show(
                 .fileFailed(
-                    name: SafeFileName.sanitize(transfer.offer.name), from: transfer.sender, to: nil,
+                    name: Self.displayName(transfer.offer.name), from: transfer.sender, to: nil,
                     reason: "\(cause); \(note)"))
+        }
+        for pending in asking {
+            show(
+                .fileFailed(
+                    name: Self.displayName(pending.offer.name), from: pending.sender, to: nil,
+                    reason: "\(cause) before you answered; \(pending.sender) may offer it again"))
+        }
+        for folder in folders where !folder.remaining.isEmpty {
+            let when = interruption == .connectionLost ? "once reconnected" : "when you are back"
+            let quoted = folder.path.contains(" ") ? "\"\(folder.path)\"" : folder.path
+            show(
+                .fileFailed(
+                    name: folder.name + "/", from: ownName, to: folder.recipient,
+                    reason: "\(cause) with \(folder.remaining.count) files not offered yet; "
+                        + "/send \(quoted)\(folder.recipient.map { " " + $0 } ?? "") \(when) sends the folder again, "
+                        + "resuming what arrived"))
         }
         outgoing.removeAll()
         incoming.removeAll()
+        asking.removeAll()
+        folders.removeAll()
         return takeActions()
     }
 
@@ -791,19 +1161,22 @@ public final class FileTransfers {
             let held = min(transfer.nextChunk &* UInt64(transfer.offer.chunkSize), transfer.offer.size)
             show(
                 .fileProgress(
-                    name: SafeFileName.sanitize(transfer.offer.name), peer: transfer.sender, sending: false,
+                    name: Self.displayName(transfer.offer.name), peer: transfer.sender, sending: false,
                     bytes: held, total: transfer.offer.size, bytesPerSecond: 0))
         }
     }
 
     // MARK: Progress
 
+    /// Shows a transfer's progress, at most twice a second unless forced.
+    /// - Returns: the rate shown, or nil when nothing was shown.
+    @discardableResult
     private func showProgress(
         name: String, peer: String, sending: Bool, bytes: UInt64, total: UInt64, since start: ContinuousClock.Instant,
         base: UInt64, throttle: inout ContinuousClock.Instant?, force: Bool
-    ) {
+    ) -> UInt64? {
         let current = now()
-        if !force, let last = throttle, current - last < .milliseconds(500) { return }
+        if !force, let last = throttle, current - last < .milliseconds(500) { return nil }
         throttle = current
         let elapsed = current - start
         let seconds = elapsed.secondsWithFraction
@@ -811,5 +1184,99 @@ public final class FileTransfers {
         show(
             .fileProgress(
                 name: name, peer: peer, sending: sending, bytes: bytes, total: total, bytesPerSecond: UInt64(rate)))
+        return UInt64(rate)
+    }
+
+    // MARK: Listing and cancelling
+
+    /// Every transfer, numbered: folders' queued files, outgoing, incoming, then offers asked about.
+    private func statuses() -> [TransferStatus] {
+        var list: [TransferStatus] = []
+        for transfer in outgoing where transfer.phase != .done {
+            let state: TransferStatus.State
+            switch transfer.phase {
+            case .offering: state = .offering
+            case .streaming: state = .moving
+            case .finishing, .done: state = .finishing
+            }
+            let sent = min(transfer.nextChunk &* UInt64(transfer.offer.chunkSize), transfer.offer.size)
+            list.append(
+                TransferStatus(
+                    number: Int(transfer.serial), sending: true, name: transfer.offer.name,
+                    peer: transfer.recipient ?? "the room", bytes: state == .offering ? 0 : sent,
+                    total: transfer.offer.size, state: state))
+        }
+        for folder in folders where !folder.remaining.isEmpty {
+            list.append(
+                TransferStatus(
+                    number: folder.number, sending: true,
+                    name:
+                        "\(folder.name)/ (\(folder.remaining.count) more file\(folder.remaining.count == 1 ? "" : "s"))",
+                    peer: folder.recipient ?? "the room", bytes: 0,
+                    total: folder.remaining.reduce(UInt64(0)) { $0 &+ $1.size }, state: .queued))
+        }
+        for transfer in incoming.values {
+            list.append(
+                TransferStatus(
+                    number: transfer.number, sending: false, name: Self.displayName(transfer.offer.name),
+                    peer: transfer.sender,
+                    bytes: min(transfer.nextChunk &* UInt64(transfer.offer.chunkSize), transfer.offer.size),
+                    total: transfer.offer.size, state: .moving))
+        }
+        for pending in asking {
+            list.append(
+                TransferStatus(
+                    number: pending.number, sending: false, name: Self.displayName(pending.offer.name),
+                    peer: pending.sender, bytes: 0, total: pending.offer.size, state: .asking))
+        }
+        return list.sorted { $0.number < $1.number }
+    }
+
+    /// `/cancel [NAME]`: NAME is a number from `/transfers` (`3` or `#3`), a file's or folder's name, or
+    /// nothing for every transfer. An outgoing transfer is aborted for its receivers, an incoming one
+    /// is stopped (its part kept for a resume) and its sender told, an offer asked about is declined.
+    private func cancelTransfers(_ target: String?) {
+        let number = target.flatMap { Int($0.hasPrefix("#") ? String($0.dropFirst()) : $0) }
+        func matches(_ candidate: Int, _ names: [String]) -> Bool {
+            guard let target else { return true }
+            if let number { return candidate == number }
+            let trimmed = target.hasSuffix("/") ? String(target.dropLast()) : target
+            return names.contains {
+                $0 == target || $0 == trimmed || $0.split(separator: "/").last.map(String.init) == target
+            }
+        }
+        var cancelled = 0
+        let reason = "\(ownName) cancelled"
+        for folder in folders where matches(folder.number, [folder.name]) {
+            folder.stopped = "cancelled"
+            folder.remaining.removeAll()
+            for transfer in outgoing where transfer.folder === folder {
+                abortOutgoing(transfer, reason: reason)
+            }
+            if folders.contains(where: { $0 === folder }) { offerNextInFolder(folder) }
+            cancelled += 1
+        }
+        for transfer in outgoing
+        where transfer.phase != .done && matches(Int(transfer.serial), [transfer.offer.name]) {
+            transfer.folder?.stopped = "cancelled"
+            transfer.folder?.remaining.removeAll()
+            abortOutgoing(transfer, reason: reason)
+            cancelled += 1
+        }
+        for transfer in incoming.values.sorted(by: { $0.number < $1.number })
+        where matches(transfer.number, [Self.displayName(transfer.offer.name)]) {
+            failIncoming(transfer, reason: reason, keepPart: true, tellSender: true)
+            cancelled += 1
+        }
+        for pending in asking where matches(pending.number, [Self.displayName(pending.offer.name)]) {
+            answerOffer(pending.number, accept: false)
+            cancelled += 1
+        }
+        if cancelled == 0 {
+            show(
+                .error(
+                    message: target.map { "no transfer '\($0)' to cancel; /transfers lists them" }
+                        ?? "no file transfer to cancel"))
+        }
     }
 }

@@ -132,23 +132,59 @@ public final class Inbox {
     /// Gives a verified part file its final name: the sanitised offered name, or `name (1).ext`,
     /// `name (2).ext`, … if taken (by anything: a file, a link, a dangling link, a folder, a
     /// FIFO). Never replaces anything. The file ends with mode 0644 (no execute bits).
-    /// - Returns: the final name inside the inbox.
+    /// A name with folders (a file sent with its folder) lands in those folders inside the inbox
+    /// (see ``SafeFileName/relativePath(_:)``), each created (0700) or opened relative to the one
+    /// before without following a link: a link, file or anything else under a folder's name
+    /// fails the transfer rather than being followed.
+    /// - Returns: the final path inside the inbox (folders joined with `/`).
     func finalize(key: String, partDescriptor: Int32, offeredName: String) throws(InboxError) -> String {
         _ = fchmod(partDescriptor, 0o644)
         let part = Self.partName(for: key)
-        let base = SafeFileName.sanitize(offeredName)
+        let (folders, base) = SafeFileName.relativePath(offeredName)
+        let target = try openFolders(folders)
+        defer { if target != descriptor { Descriptor(target).close() } }
+        let prefix = folders.isEmpty ? "" : folders.joined(separator: "/") + "/"
         for number in 0..<10_000 {
             let candidate = SafeFileName.alternative(base, number: number)
             if candidate.hasPrefix(Self.partPrefix) && candidate.hasSuffix(Self.partSuffix) { continue }
-            if linkat(descriptor, part, descriptor, candidate, 0) == 0 {
+            if linkat(descriptor, part, target, candidate, 0) == 0 {
                 unlinkat(descriptor, part, 0)
-                return candidate
+                return prefix + candidate
             }
             guard errno == EEXIST else {
-                throw InboxError(description: "cannot name the received file '\(candidate)': \(System.lastError)")
+                throw InboxError(
+                    description: "cannot name the received file '\(prefix + candidate)': \(System.lastError)")
             }
         }
-        throw InboxError(description: "no free name for '\(base)' in the inbox")
+        throw InboxError(description: "no free name for '\(prefix + base)' in the inbox")
+    }
+
+    /// Opens (making them when missing, mode 0700) the folders of a relative path inside the inbox,
+    /// each relative to the one before and never through a link.
+    /// - Returns: the innermost folder's descriptor (the caller closes it), or the inbox's own for none.
+    func openFolders(_ folders: [String]) throws(InboxError) -> Int32 {
+        var current = descriptor
+        var walked = ""
+        for folder in folders {
+            walked += walked.isEmpty ? folder : "/" + folder
+            if mkdirat(current, folder, 0o700) != 0 && errno != EEXIST {
+                let problem = System.lastError
+                if current != descriptor { Descriptor(current).close() }
+                throw InboxError(description: "cannot create the folder '\(walked)' in the inbox: \(problem)")
+            }
+            let next = openat(current, folder, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            let problem = errno
+            if current != descriptor { Descriptor(current).close() }
+            guard next >= 0 else {
+                let why =
+                    problem == ELOOP || problem == ENOTDIR
+                    ? "something other than a folder (a link or a file) is there, and links are not followed"
+                    : String(cString: strerror(problem))
+                throw InboxError(description: "cannot use the folder '\(walked)' in the inbox: \(why)")
+            }
+            current = next
+        }
+        return current
     }
 
     /// Removes a transfer's part file (after a failure that leaves nothing worth resuming).

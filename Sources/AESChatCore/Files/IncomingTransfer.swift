@@ -1,6 +1,8 @@
 import AESChatCrypto
 
 final class IncomingTransfer {
+    /// The number `/transfers` shows and `/cancel` takes.
+    let number: Int
     let sender: String
     let offer: FileOffer
     let cipher: AESGCM
@@ -19,11 +21,14 @@ final class IncomingTransfer {
     var lastProgressShown: ContinuousClock.Instant?
     /// Whether the progress shown last says the transfer stalled.
     var shownStalled = false
+    /// The rate shown last, for the status row's totals.
+    var lastRate: UInt64 = 0
 
     init(
-        sender: String, offer: FileOffer, cipher: AESGCM, partKey: String, part: consuming Inbox.PartFile,
+        number: Int, sender: String, offer: FileOffer, cipher: AESGCM, partKey: String, part: consuming Inbox.PartFile,
         start: UInt64
     ) {
+        self.number = number
         self.sender = sender
         self.offer = offer
         self.cipher = cipher

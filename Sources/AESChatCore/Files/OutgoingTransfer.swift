@@ -43,6 +43,10 @@ final class OutgoingTransfer {
     var lastChunkSent: ContinuousClock.Instant = .now
     /// Whether the progress shown last says the transfer stalled.
     var shownStalled = false
+    /// The rate shown last, for the status row's totals.
+    var lastRate: UInt64 = 0
+    /// The folder this file belongs to (`/send DIR`), if any.
+    var folder: FolderSend?
     /// One chunk of plaintext, for hashing what the receivers already hold when resuming.
     var buffer: [UInt8] = []
     /// Frame buffers, reused once the connection has sent them.
@@ -78,9 +82,13 @@ final class OutgoingTransfer {
 
     /// The command that sends the file again, which resumes where the receivers stopped.
     var resendCommand: String {
+        let path = folderPath ?? self.path
         let quoted = path.contains(" ") ? "\"\(path)\"" : path
         return "/send \(quoted)" + (recipient.map { " \($0)" } ?? "")
     }
+
+    /// The folder as the user typed it, for a file of a folder.
+    var folderPath: String?
 
     /// Closes the file (once; later calls do nothing).
     func closeFile() {

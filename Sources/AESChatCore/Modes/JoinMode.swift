@@ -98,6 +98,7 @@ public enum JoinMode {
         let output: any ClientOutput = logging ?? shown
         logging?.record("--- session started: \(options.name) in \(options.room) at \(relayName(options))")
         defer { logging?.record("--- session ended") }
+        let (filePolicy, maximumFileSize) = filePolicy(options, interactive: terminal != nil)
         let loop: PosixEventLoop
         do {
             loop = try PosixEventLoop()
@@ -130,7 +131,8 @@ public enum JoinMode {
             makeClient: { security, connection, recentMessageIDs, ended in
                 let room = ChatRoom(
                     name: options.name, room: options.room, security: security, connection: connection, output: output,
-                    loop: loop, inbox: inbox, maximumFileSize: options.maximumFileSize, transferStallTimeout: stall,
+                    loop: loop, inbox: inbox, maximumFileSize: maximumFileSize, filePolicy: filePolicy,
+                    askTimeout: askTimeout(), transferStallTimeout: stall,
                     recentMessageIDs: recentMessageIDs, onFinish: ended)
                 room.describeRelay = { describeRelay(relayKey, options: options, knownRelays: knownRelays) }
                 return room
@@ -299,6 +301,14 @@ public enum JoinMode {
     }
 
     /// `AESCHAT_TRANSFER_STALL_SECONDS` (1 to 3600), for tests; the default otherwise.
+    /// How long a file offer waits for the user's answer: 60 s, or `AESCHAT_ASK_SECONDS` (1 to 3600; for tests).
+    static func askTimeout() -> Duration {
+        guard let text = ProcessInfo.processInfo.environment["AESCHAT_ASK_SECONDS"], let seconds = Int(text),
+            (1...3600).contains(seconds)
+        else { return FileTransfers.defaultAskTimeout }
+        return .seconds(seconds)
+    }
+
     static func stallTimeout() -> Duration {
         guard let text = ProcessInfo.processInfo.environment["AESCHAT_TRANSFER_STALL_SECONDS"], let seconds = Int(text),
             (1...3600).contains(seconds)
@@ -373,6 +383,24 @@ public enum JoinMode {
             }
         }
         return result ?? .failure(JoinRelayKey.FetchFailure(reason: "no answer"))
+    }
+
+    /// What happens to offered files, and the largest taken: `--accept-files` or, without it, `ask` on the
+    /// interactive terminal and `all` otherwise (so that scripted use keeps receiving); `--max-file-size`
+    /// or, without it, 1 GiB when files are taken without asking and no limit when the user is asked.
+    static func filePolicy(_ options: JoinOptions, interactive: Bool) -> (IncomingFilePolicy, UInt64?) {
+        let policy: IncomingFilePolicy
+        switch options.acceptFiles {
+        case .all?: policy = .all
+        case .ask?: policy = .ask
+        case AcceptFiles.none?: policy = .none
+        case nil: policy = interactive ? .ask : .all
+        }
+        switch options.maximumFileSize {
+        case UInt64.max?: return (policy, nil)
+        case let limit?: return (policy, limit)
+        case nil: return (policy, policy == .all ? JoinOptions.defaultUnattendedMaximumFileSize : nil)
+        }
     }
 
     /// Shows why a pinned relay key failed: the mismatch screen on standard error, or with `--json`

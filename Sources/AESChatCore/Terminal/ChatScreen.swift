@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// The interactive chat screen: a message area that scrolls, a status row, and the input line at
 /// the bottom, which incoming messages never touch.
 ///
@@ -36,6 +42,9 @@ final class ChatScreen {
     let colors: ColorMode
     private let relay: String
     private let clock: () -> (hour: Int, minute: Int)
+    /// The home folder (for `~` in `/send` paths) and how a folder is listed: seams for tests.
+    var home: String? = getenv("HOME").map { String(cString: $0) }
+    var listFolder: (String) -> [PathCompletion.Entry] = PathCompletion.listFolder
 
     /// The bytes to write to the terminal, in order; the owner drains it with ``takeOutput()``.
     private(set) var output = ""
@@ -47,9 +56,12 @@ final class ChatScreen {
     private var cursorColumn = 1
     private var isReady = false
     private var isStarted = false
-    private var transientStatus: String?
     /// A hint in the status row until the next key (after Ctrl-C cleared the line).
     private var hint: String?
+    /// What the file transfers under way add up to, for the status row.
+    private var transferTotals = TransferTotals.none
+    /// File offers waiting for the user's answer (y/n on an empty input line), oldest first.
+    private var offerQuestions: [(number: Int, text: String)] = []
     private var backlog: [StyledLine] = []
     private var backlogBytes = 0
     /// How many backlog lines lie below the bottom of the message area (0: the latest is shown, new lines scroll in).
@@ -171,6 +183,20 @@ final class ChatScreen {
         drawInput()
     }
 
+    /// The file transfers under way changed: the status row shows their totals, and offers answered
+    /// elsewhere (or timed out) stop being asked about.
+    func transfersChanged(_ totals: TransferTotals) {
+        transferTotals = totals
+        offerQuestions.removeAll { !totals.asking.contains($0.number) }
+        drawStatus()
+        drawInput()
+    }
+
+    /// The offer the input row asks about: the oldest waiting, while the input line is empty.
+    private var offerQuestion: (number: Int, text: String)? {
+        editor.isEmpty ? offerQuestions.first : nil
+    }
+
     // MARK: Keyboard
 
     /// Handles bytes read from the keyboard.
@@ -209,6 +235,20 @@ final class ChatScreen {
     }
 
     private func edit(_ key: Key, actions: inout [TerminalAction]) {
+        // y or n on an empty line answers the file offer the input row asks about; Enter declines it.
+        if let question = offerQuestion {
+            var answer: String?
+            switch key {
+            case .text("y"), .text("Y"): answer = "/accept"
+            case .text("n"), .text("N"), .enter: answer = "/decline"
+            default: break
+            }
+            if let answer {
+                offerQuestions.removeFirst()
+                actions.append(.send("\(answer) \(question.number)"))
+                return
+            }
+        }
         switch key {
         case .text(let text), .paste(let text): editor.insert(text)
         case .enter: submit(actions: &actions)
@@ -407,6 +447,8 @@ final class ChatScreen {
     private func complete() {
         let commands = TerminalCommands.names
         let members = self.members
+        let home = self.home
+        let listFolder = self.listFolder
         let ignored = self.ignored
         let shown = editor.complete { request in
             if request.previousWords.isEmpty, request.prefix.hasPrefix("/") {
@@ -419,6 +461,11 @@ final class ChatScreen {
                 return .init(candidates: ignored.sorted(), suffix: "")
             case "/verify" where request.previousWords.count == 1:
                 return .init(candidates: members + ["relay", "room"], suffix: "")
+            case "/send" where request.previousWords.count == 1:
+                // The path: names in its folder (relative to the working folder, ~ for home); folders end with /.
+                return .init(
+                    candidates: PathCompletion.candidates(for: request.prefix, home: home, list: listFolder),
+                    suffix: "")
             case "/msg", "/trust", "/ignore", "/send":
                 return .init(candidates: members, suffix: " ")
             default:
@@ -492,15 +539,18 @@ final class ChatScreen {
             show(actionLines(from: from, text: text, isOwn: false))
             if from != ownName, bell == .all || (bell == .mentions && Self.mentions(ownName, in: text)) { ring() }
         case .fileProgress:
-            transientStatus = event.humanText
-            drawStatus()
-            placeCursor()
+            // The status row shows the transfers' totals (``transfersChanged(_:)``).
+            break
+        case .fileOffered(let number, let name, let from, let bytes, _):
+            show([StyledLine([stamp(), Span(event.humanText, .warning)])])
+            let question = "accept \(clean(name)) (\(ClientEvent.formatBytes(bytes))) from \(clean(from))? [y/N] "
+            offerQuestions.append((number, question))
+            ring()
+            drawInput()
         case .fileReceived, .fileSent:
-            transientStatus = nil
             show([StyledLine([stamp(), Span(event.humanText, .notice)])])
             drawStatus()
         case .fileFailed:
-            transientStatus = nil
             show([StyledLine([stamp(), Span(event.humanText, .warning)])])
             drawStatus()
         case .warning:
@@ -544,7 +594,7 @@ final class ChatScreen {
                 "-- if it matches, type /trust \(who); if not, do not trust: someone may be in between",
             ]
             show(lines.map { StyledLine([stamp(), Span($0, .notice)]) })
-        case .who, .identity, .relayKey, .info, .fileIncoming, .reconnecting, .reconnected, .unsupported:
+        case .who, .identity, .relayKey, .info, .fileIncoming, .reconnecting, .reconnected, .unsupported, .transfers:
             show([StyledLine([stamp(), Span(event.humanText, .notice)])])
         }
     }
@@ -716,11 +766,11 @@ final class ChatScreen {
         } else {
             parts.append("connecting to \(relay)")
         }
+        if let transfers = transferTotals.statusText { parts.append(transfers) }
         if !held.isEmpty { parts.append("messages held for \(held.joined(separator: ", ")): key changed") }
         if let roomCode { parts.append("code \(roomCode)" + (roomCodeChanged ? " changed" : "")) }
         parts.append("bell: \(bell.rawValue)")
         if !ignored.isEmpty { parts.append("ignoring: " + ignored.sorted().joined(separator: ", ")) }
-        if let transientStatus { parts.append(transientStatus) }
         if scrollOffset > 0 {
             parts.insert(
                 "scrolled back" + (unseen > 0 ? ", \(unseen) new" : "") + ": PgDn for newer", at: hint == nil ? 0 : 1)
@@ -762,6 +812,10 @@ final class ChatScreen {
             let question = Self.truncate(
                 "Send these \(count) lines as one message? y: yes, s: as \(count) messages, n: keep editing ",
                 to: size.columns - 1)
+            output += StyledLine([Span(question, .prompt)]).rendered(colors)
+            cursorColumn = DisplayWidth.of(question) + 1
+        case .editing where offerQuestion != nil:
+            let question = Self.truncate(offerQuestion?.text ?? "", to: size.columns - 1)
             output += StyledLine([Span(question, .prompt)]).rendered(colors)
             cursorColumn = DisplayWidth.of(question) + 1
         case .editing:

@@ -139,6 +139,14 @@ public final class InteractiveTerminal: ClientOutput, @unchecked Sendable {
     }
 
     /// Writes what the screen produced. Call with `lock` held.
+    public func transfersChanged(_ totals: TransferTotals) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard state == .running else { return }
+        screen.transfersChanged(totals)
+        flush()
+    }
+
     private func flush() {
         TerminalDevice.write(screen.takeOutput())
     }

@@ -53,8 +53,8 @@ enum TerminalCommands {
             lines.append("  " + synopsis + String(repeating: " ", count: width - synopsis.count + 2) + summary)
         }
         lines += [
-            "Keys: Enter sends; Tab completes names and commands; Up/Down recall earlier lines (kept across sessions);",
-            "  PgUp/PgDn scroll through the messages (/search TEXT finds one);",
+            "Keys: Enter sends; Tab completes names, commands and /send paths; Up/Down recall earlier lines (kept across",
+            "  sessions); PgUp/PgDn scroll through the messages (/search TEXT finds one);",
             "  Left/Right, Home/End, Ctrl-A/E move; Alt-B/F or Ctrl-Left/Right move by word;",
             "  Backspace, Delete, Ctrl-W (word), Ctrl-U (to start), Ctrl-K (to end) delete; Ctrl-Y puts back;",
             "  Ctrl-L redraws; Ctrl-D on an empty line leaves; Ctrl-C clears the line, or quits on an empty one.",
