@@ -59,6 +59,7 @@ import Testing
         .reconnecting(attempt: 1, delayMilliseconds: 1, reason: "r"), .reconnected,
         .differentRoomKey(name: "a", message: "m"), .identity(name: "a", fingerprint: "f"),
         .relayKey(address: "h:1", fingerprint: "f", pinnedAt: nil, how: nil), .holding(members: []),
+        .back(name: "a"), .connectionLost(reason: "r"),
     ]
 
     /// Fails to compile when ``ClientEvent`` gains a case, so that ``samples`` (and CLI.md) are brought along.
@@ -66,7 +67,7 @@ import Testing
         switch event {
         case .ready, .joined, .left, .message, .action, .warning, .error, .member, .who, .verify, .roomCode, .trusted,
             .info, .fileIncoming, .fileProgress, .fileReceived, .fileSent, .fileFailed, .reconnecting, .reconnected,
-            .differentRoomKey, .identity, .relayKey, .holding:
+            .differentRoomKey, .identity, .relayKey, .holding, .back, .connectionLost:
             true
         }
     }

@@ -11,6 +11,8 @@ public enum ChatCommand: Equatable, Sendable {
     case verifyRelay
     case help
     case quit
+    /// `/reconnect`: connect to the relay again now (``ReconnectingSession/reconnect()``).
+    case reconnect
     case sendFile(path: String, to: String?)
     case invalid(String)
 
@@ -18,7 +20,8 @@ public enum ChatCommand: Equatable, Sendable {
     public static let helpText = """
         commands: /who (members and their verification), /msg NAME TEXT (private message), /me ACTION, \
         /verify (your fingerprint), /verify NAME (what to compare with NAME), /verify room (room code), \
-        /verify relay (the relay's key), /trust NAME (mark verified, accept a changed key), /send PATH [NAME] (send a file to the room or one member; quote a path with spaces: /send "my file.pdf" bob), /quit; start a line with // to send \
+        /verify relay (the relay's key), /trust NAME (mark verified, accept a changed key), /send PATH [NAME] (send a file to the room or one member; quote a path with spaces: /send "my file.pdf" bob), \
+        /reconnect (connect to the relay again now), /quit; start a line with // to send \
         a message that begins with /
         """
 
@@ -64,6 +67,8 @@ public enum ChatCommand: Equatable, Sendable {
             self = .help
         case "/quit":
             self = .quit
+        case "/reconnect":
+            self = argument == nil ? .reconnect : .invalid("/reconnect takes no arguments")
         case "/who":
             self = argument == nil ? .security(.who) : .invalid("/who takes no arguments")
         case "/me":
