@@ -448,6 +448,18 @@ extension ChatRoom: RelaySessionDelegate {
         }
         // Everyone here is lost with the connection: on the next one, they are back.
         if lost { departures.connectionLost() }
+        // Lines held for a member whose key changed live in this connection's keys: say that they never went out.
+        for (member, count) in security.heldLines {
+            let why =
+                lost
+                ? "the connection to the relay was lost before you trusted their new key, and held lines do not "
+                    + "outlive the connection" : "you left before you trusted their new key"
+            emit(
+                .warning(
+                    kind: "undelivered", name: member,
+                    message:
+                        "\(count == 1 ? "1 line" : "\(count) lines") held for \(member) will not reach them: \(why)"))
+        }
         guard let transfers else { return }
         for action in transfers.closeAll(lost ? .connectionLost : .leaving) {
             if case .show(let event) = action { emit(event) }

@@ -127,6 +127,11 @@ public final class AutomaticKeySecurity: MessageSecurity {
                 + "(a recording played back); refused, and \(member.name) is not shown as present")
     }
 
+    public var heldLines: [(name: String, count: Int)] {
+        peers.values.filter { $0.blocksSending && $0.held.count + $0.heldDropped > 0 }.sorted { $0.name < $1.name }
+            .map { ($0.name, $0.held.count + $0.heldDropped) }
+    }
+
     public func identityKey(of member: MemberEntry) -> [UInt8]? {
         if let peer = peers[member.name] { return peer.identityKey }
         if case .valid(let identityKey, _) = check(member) { return identityKey }

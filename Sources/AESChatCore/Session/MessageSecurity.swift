@@ -31,6 +31,9 @@ public protocol MessageSecurity: AnyObject {
     /// one: empty for a mode without identities (the room key), nil when the profile proves none. Does not admit
     /// the member; for a present member, the key it was admitted with.
     func identityKey(of member: MemberEntry) -> [UInt8]?
+    /// How many room lines are held for each member whose identity key changed (``ClientEvent/holding(members:)``),
+    /// by name, those dropped beyond the limit included: what the end of the connection leaves unsent to them.
+    var heldLines: [(name: String, count: Int)] { get }
     /// Someone joined.
     func memberJoined(_ member: MemberEntry) -> [SecurityAction]
     /// Someone left.

@@ -44,6 +44,9 @@ public final class RoomKeySecurity: MessageSecurity {
     /// No identities: the name alone counts.
     public func identityKey(of member: MemberEntry) -> [UInt8]? { [] }
 
+    /// Nothing is ever held with a room key.
+    public var heldLines: [(name: String, count: Int)] { [] }
+
     public func memberJoined(_ member: MemberEntry) -> [SecurityAction] {
         members.insert(member.name)
         return []
