@@ -367,6 +367,36 @@ extension EventCollector {
         #expect(carol.output.messages.last == "alice: after trust")
     }
 
+    @Test func heldLines_whenTheConnectionEnds_areNamedAsNeverSent() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice")
+        var bob = try harness.join("bob")
+        let carol = try harness.join("carol")
+        alice.client.submit(line: "/trust bob")
+        harness.loop.runUntilIdle()
+        bob.client.endOfInput()
+        harness.loop.runUntilIdle()
+        bob = try harness.join("bob", identity: Ed25519PrivateKey())
+        alice.client.submit(line: "held for bob")
+        alice.client.submit(line: "held again")
+        harness.loop.runUntilIdle()
+        #expect(carol.output.messages.suffix(2) == ["alice: held for bob", "alice: held again"])
+        #expect(alice.security.heldLines.map(\.name) == ["bob"])
+        #expect(alice.security.heldLines.map(\.count) == [2])
+        harness.relayHarness.relay.shutdown {}
+        harness.loop.runUntilIdle()
+        #expect(
+            alice.output.events.contains(
+                .warning(
+                    kind: "undelivered", name: "bob",
+                    message:
+                        "2 lines held for bob will not reach them: the connection to the relay was lost before you "
+                        + "trusted their new key, and held lines do not outlive the connection")))
+        #expect(bob.output.messages.isEmpty)
+        // Nothing held elsewhere: nothing said.
+        #expect(carol.output.warnings("undelivered").isEmpty)
+    }
+
     @Test func heldLines_areNotSentAgain_toSomeoneWhoJoinedSince_andTheUserIsTold() throws {
         let harness = AutomaticHarness()
         let alice = try harness.join("alice")

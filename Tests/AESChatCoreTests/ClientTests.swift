@@ -272,7 +272,9 @@ final class Box<T> {
         harness.relayHarness.relay.shutdown {}
         harness.loop.runUntilIdle()
         #expect(outcome.value == .relayLost("relay is shutting down"))
-        #expect(output.events.last == .error(message: "relay is shutting down"))
+        // An `error` in JSON, as always; the terminal shows it in the status row, not in red.
+        #expect(output.events.last == .connectionLost(reason: "relay is shutting down"))
+        #expect(output.events.last?.json == #"{"event":"error","message":"relay is shutting down"}"#)
     }
 
     @Test func oversizedLine_isRefusedWithAnError_notSent() {

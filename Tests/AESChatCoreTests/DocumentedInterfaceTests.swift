@@ -61,6 +61,7 @@ import Testing
         .differentRoomKey(name: "a", message: "m"), .identity(name: "a", fingerprint: "f"),
         .relayKey(address: "h:1", fingerprint: "f", pinnedAt: nil, how: nil), .holding(members: []),
         .unsupported(from: "a", kind: 0x40, count: 1),
+        .back(name: "a"), .connectionLost(reason: "r"),
     ]
 
     /// Fails to compile when ``ClientEvent`` gains a case, so that ``samples`` (and CLI.md) are brought along.
@@ -68,7 +69,8 @@ import Testing
         switch event {
         case .ready, .joined, .left, .message, .action, .warning, .error, .member, .who, .verify, .roomCode, .trusted,
             .info, .fileIncoming, .fileProgress, .fileReceived, .fileSent, .fileFailed, .reconnecting, .reconnected,
-            .differentRoomKey, .identity, .relayKey, .holding, .unsupported, .fileOffered, .transfers:
+            .differentRoomKey, .identity, .relayKey, .holding, .unsupported, .fileOffered, .transfers, .back,
+            .connectionLost:
             true
         }
     }

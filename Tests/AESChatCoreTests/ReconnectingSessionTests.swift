@@ -15,12 +15,20 @@ final class SessionHarness {
     var links: [TamperingLink] = []
     var exitCode: ExitCode?
     var session: ReconnectingSession!
+    /// While set, every connection attempt fails at once (the relay is away).
+    var relayDown = false
+    var connectionsRefused = 0
     let start = ContinuousClock.now
 
     init() {
         session = ReconnectingSession(
             output: output, loop: loop, link: TestRelayKeys.link(),
             connect: { [unowned self] completion in
+                if self.relayDown {
+                    self.connectionsRefused += 1
+                    self.loop.enqueue { completion(.failure(.timedOut("connection refused"))) }
+                    return
+                }
                 self.chat.relayHarness.listener.connect { relayEnd in
                     let (clientEnd, linkEnd) = MemoryConnection.pair(loop: self.loop)
                     let link = TamperingLink(relayEnd: try! relayEnd.get())

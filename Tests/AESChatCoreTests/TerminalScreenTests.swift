@@ -145,10 +145,13 @@ final class ScreenHarness {
     var written = ""
     var actions: [TerminalAction] = []
 
-    init(rows: Int = 12, columns: Int = 100, colors: ColorMode = .none, name: String = "alice") {
+    init(
+        rows: Int = 12, columns: Int = 100, colors: ColorMode = .none, name: String = "alice",
+        monotonic: @escaping () -> ContinuousClock.Instant = { .now }
+    ) {
         screen = ChatScreen(
             ownName: name, room: "lobby", relay: "127.0.0.1:7777", colors: colors,
-            size: ChatScreen.Size(rows: rows, columns: columns), clock: { (9, 5) })
+            size: ChatScreen.Size(rows: rows, columns: columns), clock: { (9, 5) }, monotonic: monotonic)
         terminal = VirtualTerminal(rows: rows, columns: columns)
         screen.start()
         pump()
@@ -332,7 +335,8 @@ final class ScreenHarness {
     }
 
     @Test func localCommands_areHandledHere_andNotSent() {
-        let harness = ScreenHarness(rows: 30, columns: 100)
+        // Tall enough that /help's list does not scroll the first answers away.
+        let harness = ScreenHarness(rows: 50, columns: 100)
         harness.show(.ready(name: "alice", room: "lobby", members: ["bob"], fingerprint: nil))
         harness.type("/frobnicate\r/bell loud\r/ignore\r/help\r")
         #expect(harness.actions.isEmpty)
@@ -542,6 +546,47 @@ final class ScreenHarness {
                 "09:05 -- you are alice in lobby; nobody else is here yet", "09:05 --> bob joined",
                 "09:05 *bob* secret", "09:05 <-- bob left", "09:05 ! error: the relay closed the connection",
             ])
+    }
+
+    @Test func aLostRelay_isOneQuietLine_andAStatusRowCountdown_thenOneReconnectedLine() {
+        var now = ContinuousClock.now
+        let harness = ScreenHarness(rows: 14, columns: 120, monotonic: { now })
+        harness.show(.ready(name: "alice", room: "lobby", members: ["bob", "carol"], fingerprint: "f"))
+        harness.show(.connectionLost(reason: "the relay closed the connection"))
+        #expect(harness.statusLine.hasPrefix("-- alice in lobby | offline — reconnecting… | bell: mentions"))
+        for attempt in 1...5 {
+            harness.show(.reconnecting(attempt: attempt, delayMilliseconds: 2000, reason: "connection refused"))
+        }
+        #expect(harness.statusLine.hasPrefix("-- alice in lobby | offline — retrying in 2 s, /reconnect | bell:"))
+        now += .milliseconds(1200)
+        harness.screen.tick()
+        harness.pump()
+        #expect(harness.statusLine.hasPrefix("-- alice in lobby | offline — retrying in 1 s, /reconnect | bell:"))
+        let before = harness.written.count
+        harness.screen.tick()
+        harness.pump()
+        #expect(harness.written.count == before, "nothing changed: nothing drawn")
+        now += .seconds(1)
+        harness.screen.tick()
+        harness.pump()
+        #expect(harness.statusLine.hasPrefix("-- alice in lobby | offline — reconnecting… | bell:"))
+        #expect(harness.screen.isOffline)
+        // Registered again: no second banner, one line saying what changed.
+        harness.show(.ready(name: "alice", room: "lobby", members: ["bob", "dave"], fingerprint: "f"))
+        harness.show(.reconnected)
+        #expect(!harness.screen.isOffline)
+        #expect(
+            Array(harness.terminal.lines[8..<12]) == [
+                "09:05 -- you are alice in lobby; here: bob, carol",
+                "09:05 -- your fingerprint: f (/verify shows it again)",
+                "09:05 -- lost the relay (the relay closed the connection); reconnecting on its own, /reconnect tries now",
+                "09:05 -- reconnected; here now: dave; not back yet: carol",
+            ])
+        #expect(!harness.terminal.lines.contains { $0.contains("! error") || $0.contains("attempt") })
+        #expect(harness.statusLine.hasPrefix("-- alice in lobby | 2 others here | bell: mentions"))
+        harness.show(.back(name: "carol"))
+        #expect(harness.terminal.line(12) == "09:05 --> carol is back")
+        #expect(harness.statusLine.hasPrefix("-- alice in lobby | 3 others here"))
     }
 
     @Test func finish_undoesTheScreenModes() {

@@ -79,26 +79,33 @@ def free_port():
 
 
 class LineReader:
-    """Collects a stream's lines on a thread so tests can wait for them with a deadline."""
+    """Collects a stream's lines on a thread so tests can wait for them with a deadline. `last_arrival` is when (on
+    time.monotonic()) the line last returned was read from the stream."""
 
     def __init__(self, stream):
         self.lines = queue.Queue()
         self.seen = []
+        # When each line of `seen` was read from the stream.
+        self.arrivals = []
+        self.last_arrival = None
         self.thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
         self.thread.start()
 
     def _pump(self, stream):
         for raw in iter(stream.readline, b""):
-            self.lines.put(raw.decode("utf-8", "replace").rstrip("\n"))
+            self.lines.put((time.monotonic(), raw.decode("utf-8", "replace").rstrip("\n")))
         self.lines.put(None)
 
     def next(self, timeout):
         try:
-            line = self.lines.get(timeout=timeout)
+            item = self.lines.get(timeout=timeout)
         except queue.Empty:
             return None
-        if line is not None:
-            self.seen.append(line)
+        if item is None:
+            return None
+        self.last_arrival, line = item
+        self.seen.append(line)
+        self.arrivals.append(self.last_arrival)
         return line
 
     def wait_for(self, predicate, timeout=10.0, what="line"):

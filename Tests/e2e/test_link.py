@@ -636,7 +636,7 @@ def test_join_pointed_at_an_ssh_or_http_port_says_it_is_not_an_aeschat_relay(tmp
                    "first use": ["--accept-new-relay-key"]}[pin]
         started = time.monotonic()
         result = join_once(server.port, tmp_path / "config", extra=options, timeout=60)
-        assert result.returncode != 0, result
+        assert result.returncode == 69, result
         text = result.stdout + result.stderr
         assert f"127.0.0.1:{server.port} is not an aeschat relay" in text, text
         assert "frame of" not in text, text
@@ -651,7 +651,7 @@ def test_join_pointed_at_a_server_that_says_nothing_says_it_may_not_be_an_aescha
     try:
         result = join_once(server.port, tmp_path / "config", extra=["--accept-new-relay-key"], timeout=60)
         assert result.returncode == 69, result
-        assert "sent nothing at all: it may not be an aeschat relay" in result.stderr, result.stderr
+        assert "sent nothing at all: probably not an aeschat relay" in result.stderr, result.stderr
     finally:
         server.close()
 

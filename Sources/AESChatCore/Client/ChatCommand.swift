@@ -11,6 +11,8 @@ public enum ChatCommand: Equatable, Sendable {
     case verifyRelay
     case help
     case quit
+    /// `/reconnect`: connect to the relay again now (``ReconnectingSession/reconnect()``).
+    case reconnect
     case sendFile(path: String, to: String?)
     /// `/accept [N]`, `/decline [N]`: answers the file offer numbered N, or the oldest one waiting.
     case answerOffer(number: Int?, accept: Bool)
@@ -27,7 +29,7 @@ public enum ChatCommand: Equatable, Sendable {
         /verify relay (the relay's key), /trust NAME (mark verified, accept a changed key), /send PATH [NAME] (send a file \
         or a folder to the room or one member; quote a path with spaces: /send "my file.pdf" bob), /accept [N] and \
         /decline [N] (answer a file offer), /transfers (list file transfers), /cancel [N|NAME] (cancel one transfer, \
-        or all), /quit; start a line with // to send \
+        or all), /reconnect (connect to the relay again now), /quit; start a line with // to send \
         a message that begins with /
         """
 
@@ -73,6 +75,8 @@ public enum ChatCommand: Equatable, Sendable {
             self = .help
         case "/quit":
             self = .quit
+        case "/reconnect":
+            self = argument == nil ? .reconnect : .invalid("/reconnect takes no arguments")
         case "/who":
             self = argument == nil ? .security(.who) : .invalid("/who takes no arguments")
         case "/me":

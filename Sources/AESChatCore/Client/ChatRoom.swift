@@ -57,6 +57,9 @@ public final class ChatRoom {
     private var typedDirects: [(recipient: String, afterToken: UInt64)] = []
     /// Whether the line being performed is a command the user typed whose direct frames are noted.
     private var performingTypedCommand = false
+    /// Who was here lately, to tell a member coming back from a new one; a ``ReconnectingSession`` gives every client
+    /// of a session the same one, so that members lost with a connection are back on the next.
+    public var departures = RecentDepartures()
 
     /// Called with `true` when input should pause (too much queued) and `false` to resume.
     public var onBackpressure: ((Bool) -> Void)?
@@ -133,6 +136,12 @@ public final class ChatRoom {
     /// Sends the registration and starts the registration timeout.
     public func start() {
         session.start()
+    }
+
+    /// Drops the connection at once, as a lost one, without saying so (the user asked to reconnect): the session ends
+    /// with ``ClientOutcome/relayLost(_:)`` and `reason`, and unconfirmed lines are handed back as after a loss.
+    public func dropConnection(reason: String) {
+        session.drop(reason: reason)
     }
 
     /// Handles one line of input: a command (`/who`, `/msg bob hi`, …) or a message. Held until
@@ -249,6 +258,9 @@ public final class ChatRoom {
             emit(describeRelay?() ?? .error(message: "the relay's key is not known to this client"))
         case .help:
             emit(.info(ChatCommand.helpText))
+        case .reconnect:
+            // A session that reconnects takes /reconnect before it gets here.
+            emit(.error(message: "this client does not reconnect"))
         case .quit:
             // Lines typed after /quit are dropped; those before it are confirmed first.
             inputEnded = true
@@ -388,6 +400,7 @@ extension ChatRoom: RelaySessionDelegate {
             .ready(
                 name: name, room: session.room, members: members.map(\.name), fingerprint: security.ownFingerprint))
         carryOut(security.didRegister(members: members))
+        for member in members { departures.arrived(member.name, identity: security.identityKey(of: member)) }
         onReady?()
         sendWaitingLines()
         leaveIfIdle()
@@ -399,12 +412,18 @@ extension ChatRoom: RelaySessionDelegate {
         return false
     }
 
+    func relaySession(_ session: RelaySession, isReturning member: MemberEntry) -> Bool {
+        departures.isReturning(member.name, identity: security.identityKey(of: member))
+    }
+
     func relaySession(_ session: RelaySession, memberJoined member: MemberEntry) {
         carryOut(security.memberJoined(member))
+        departures.arrived(member.name, identity: security.identityKey(of: member))
         onMemberJoined?(member.name)
     }
 
     func relaySession(_ session: RelaySession, memberLeft name: String) {
+        departures.left(name)
         carryOut(security.memberLeft(name))
         if let transfers { carryOut(transfers.memberLeft(name)) }
         leaveIfIdle()
@@ -469,12 +488,26 @@ extension ChatRoom: RelaySessionDelegate {
 
     /// Every transfer ends with a line saying how to resume it; nothing more is sent.
     func relaySessionWillEnd(_ session: RelaySession, outcome: ClientOutcome) {
-        guard let transfers else { return }
         let lost: Bool
         switch outcome {
         case .relayLost, .protocolViolation, .refused, .displaced: lost = true
         case .finished, .interrupted: lost = false
         }
+        // Everyone here is lost with the connection: on the next one, they are back.
+        if lost { departures.connectionLost() }
+        // Lines held for a member whose key changed live in this connection's keys: say that they never went out.
+        for (member, count) in security.heldLines {
+            let why =
+                lost
+                ? "the connection to the relay was lost before you trusted their new key, and held lines do not "
+                    + "outlive the connection" : "you left before you trusted their new key"
+            emit(
+                .warning(
+                    kind: "undelivered", name: member,
+                    message:
+                        "\(count == 1 ? "1 line" : "\(count) lines") held for \(member) will not reach them: \(why)"))
+        }
+        guard let transfers else { return }
         for action in transfers.closeAll(lost ? .connectionLost : .leaving) {
             switch action {
             case .show(let event): emit(event)

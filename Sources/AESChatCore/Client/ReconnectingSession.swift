@@ -1,6 +1,7 @@
 /// A chat session that survives the relay going away: every connection first opens the encrypted
 /// link to the pinned relay key (``RelayLinkStarter``); when the connection is lost after
-/// registration, it says so, reconnects with exponential backoff and jitter, registers again with
+/// registration, it says so, reconnects with exponential backoff and jitter (capped low, so that a relay back after
+/// a restart is rejoined within about ``Policy/maximumDelay`` of its return), registers again with
 /// fresh session keys, and sends the lines typed meanwhile. Lines the lost connection had not had
 /// confirmed by the relay go first, with their message ids, so nothing typed is lost and members
 /// that did receive a line show it once. A relay that is busy is retried like a lost connection; a
@@ -10,7 +11,10 @@
 /// Queued lines wait for the room to reassemble: when a member present before the loss is not back
 /// at registration, they are held (with lines typed meanwhile) until every such member has joined
 /// again, or for ``Policy/rejoinGrace`` at most; a member still missing then is named in a warning
-/// (kind `undelivered`) saying it did not receive them. Loop thread only.
+/// (kind `undelivered`) saying it did not receive them.
+///
+/// `/reconnect` (``submit(line:)``) tries at once: while waiting for the next attempt, the wait is cut short; while
+/// connected, the connection is dropped and made again (a connection that seems stuck). Loop thread only.
 public final class ReconnectingSession {
     /// How a session ended; `JoinMode` maps it to the process exit code.
     public enum Outcome: Equatable, Sendable {
@@ -34,15 +38,19 @@ public final class ReconnectingSession {
     public struct Policy: Sendable {
         /// The first wait after a loss.
         public var initialDelay: Duration = .milliseconds(500)
-        /// The longest wait between attempts.
-        public var maximumDelay: Duration = .seconds(30)
+        /// The longest wait between attempts while the relay is away: a relay back after a restart is rejoined
+        /// within this long of its return.
+        public var maximumDelay: Duration = .seconds(2)
+        /// The longest wait between attempts once connections keep being dropped soon after registration (two in
+        /// a row lasting less than ``stableConnection``): such a relay is retried ever more slowly, up to this.
+        public var flappingMaximumDelay: Duration = .seconds(30)
         /// Time without a working connection after which the session ends (``Outcome/unavailable``, exit 69).
         public var giveUpAfter: Duration = .seconds(300)
         /// Lines typed while disconnected that are kept to be sent after reconnecting.
         public var maximumQueuedLines = 1000
         /// How long a connection must last for the backoff to start again from ``initialDelay``:
         /// a relay that keeps dropping the client soon after registration (as too slow, say) is
-        /// retried ever more slowly instead of twice a second.
+        /// retried ever more slowly (up to ``flappingMaximumDelay``) instead of every second or two.
         public var stableConnection: Duration = .seconds(30)
         /// How long queued lines wait after reconnecting for the members present before the loss to
         /// be back (they reconnect on their own backoff); members not back by then miss the lines
@@ -81,6 +89,14 @@ public final class ReconnectingSession {
     private var hasRegistered = false
     private var reconnecting = false
     private var attempts = 0
+    /// Registered connections in a row that lasted less than ``Policy/stableConnection``.
+    private var quickDrops = 0
+    /// The wait before the next attempt, while there is one.
+    private var retryTimer: TimerID?
+    /// The user asked to reconnect: the next attempt starts at once.
+    private var reconnectNow = false
+    /// Who was here lately, shared by every client of the session.
+    private let departures: RecentDepartures
     /// When the current client registered; nil while it has not (its lines are then newer than the queue).
     private var registeredAt: ContinuousClock.Instant?
     private var disconnectedSince: ContinuousClock.Instant?
@@ -118,10 +134,11 @@ public final class ReconnectingSession {
         output: any ClientOutput, loop: any EventLoop, policy: Policy = Policy(), link: RelayLinkConfiguration,
         connect: @escaping Connector,
         makeSecurity: @escaping SecurityFactory, makeClient: @escaping ClientFactory,
-        random: @escaping () -> Double = { Double.random(in: 0.5...1.5) },
+        random: @escaping () -> Double = { Double.random(in: 0.5...1.0) },
         now: @escaping () -> ContinuousClock.Instant = { .now }, fatal: @escaping (String) -> Void,
         onFinish: @escaping (Outcome) -> Void
     ) {
+        departures = RecentDepartures(now: now)
         self.fatal = fatal
         self.output = output
         self.loop = loop
@@ -135,14 +152,19 @@ public final class ReconnectingSession {
         self.onFinish = onFinish
     }
 
-    /// Connects for the first time; a relay that cannot be reached now ends the session (``Outcome/unavailable``).
+    /// Connects for the first time; a relay that cannot be reached now ends the session (``Outcome/unavailable``), and
+    /// so does a peer that says nothing at all (``RelayLinkFailure/Kind/silent(reason:)``: probably not a relay).
     /// - Parameter onFirstAttempt: called once the first attempt has settled (connected, or failed
     ///   and the session finished), so that the caller can start reading input then.
     public func start(onFirstAttempt: (() -> Void)? = nil) {
         open { [weak self] error in
             guard let self else { return }
             if let failure = error as? RelayLinkFailure {
-                self.linkFailed(failure)
+                if case .silent = failure.kind {
+                    self.finish(.linkFailed(failure))
+                } else {
+                    self.linkFailed(failure)
+                }
             } else if let error = error as? TransportError {
                 self.fatal(error.description)
                 self.finish(.unavailable)
@@ -154,9 +176,21 @@ public final class ReconnectingSession {
         }
     }
 
-    /// A line of input: to the current client, or queued while disconnected.
+    /// A line of input: to the current client, or queued while disconnected; `/reconnect` reconnects at once.
     public func submit(line: String) {
         guard !finished else { return }
+        if line.hasPrefix("/reconnect") {
+            switch ChatCommand(parsing: line) {
+            case .reconnect:
+                reconnect()
+                return
+            case .invalid(let message) where line.hasPrefix("/reconnect "):
+                output.emit(.error(message: message))
+                return
+            default:
+                break
+            }
+        }
         if client != nil, awaitedMembers != nil {
             // After the lines queued before it, once the members are back.
             guard queuedLines.count < policy.maximumQueuedLines else {
@@ -189,6 +223,23 @@ public final class ReconnectingSession {
             client.endOfInput()
         } else if queuedLines.isEmpty {
             finish(.finished)
+        }
+    }
+
+    /// `/reconnect`: an attempt now, instead of after the wait; while connected, the connection is dropped first
+    /// (the user thinks it is stuck), and unconfirmed lines are sent again on the new one.
+    public func reconnect() {
+        guard !finished else { return }
+        if let client {
+            reconnectNow = true
+            client.dropConnection(reason: "reconnecting as asked (/reconnect)")
+        } else if connecting {
+            output.emit(.info("already connecting to the relay"))
+        } else if retryTimer != nil {
+            if let retryTimer { loop.cancel(retryTimer) }
+            retryTimer = nil
+            reconnectNow = true
+            scheduleReconnect(reason: "reconnecting as asked (/reconnect)")
         }
     }
 
@@ -261,6 +312,7 @@ public final class ReconnectingSession {
         made.onBackpressure = { [weak self] paused in self?.onBackpressure?(paused) }
         made.onRelayKeysAnnounced = { [weak self] keys in self?.relayAnnounced(keys) }
         made.onMemberJoined = { [weak self] name in self?.memberJoined(name) }
+        made.departures = departures
         client = made
         made.start()
     }
@@ -357,7 +409,14 @@ public final class ReconnectingSession {
                 queuedLines.append(contentsOf: unconfirmed)
             }
         }
-        if let registeredAt, now() - registeredAt >= policy.stableConnection { attempts = 0 }
+        if let registeredAt, !reconnectNow {
+            if now() - registeredAt >= policy.stableConnection {
+                attempts = 0
+                quickDrops = 0
+            } else {
+                quickDrops += 1
+            }
+        }
         registeredAt = nil
         client = nil
         switch outcome {
@@ -397,10 +456,14 @@ public final class ReconnectingSession {
         attempts += 1
         let exponent = min(attempts - 1, 16)
         let base = policy.initialDelay * (1 << exponent)
-        let delay = min(base, policy.maximumDelay) * random()
+        let cap = quickDrops >= 2 ? policy.flappingMaximumDelay : policy.maximumDelay
+        let delay = reconnectNow ? .zero : min(base, cap) * random()
+        reconnectNow = false
         output.emit(.reconnecting(attempt: attempts, delayMilliseconds: Int(delay.wholeMilliseconds), reason: reason))
-        loop.schedule(after: delay) { [weak self] in
-            guard let self, !self.finished, self.client == nil, !self.connecting else { return }
+        retryTimer = loop.schedule(after: delay) { [weak self] in
+            guard let self else { return }
+            self.retryTimer = nil
+            guard !self.finished, self.client == nil, !self.connecting else { return }
             self.open { [weak self] error in
                 if let failure = error as? RelayLinkFailure {
                     self?.linkFailed(failure)

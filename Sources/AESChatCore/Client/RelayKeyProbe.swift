@@ -77,10 +77,8 @@ public enum RelayKeyProbe {
             timer = loop.schedule(after: timeout) { [weak self] in
                 guard let self else { return }
                 self.timer = nil
-                self.fail(
-                    .connectionLost(
-                        reason: "the relay at \(self.relay) did not send its key within \(seconds) seconds"
-                            + (self.received.isEmpty ? RelayLinkFailure.silentPeerHint : "")))
+                let reason = "the relay at \(self.relay) did not send its key within \(seconds) seconds"
+                self.fail(self.received.isEmpty ? .silent(reason: reason) : .connectionLost(reason: reason))
             }
         }
 

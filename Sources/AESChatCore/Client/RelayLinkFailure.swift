@@ -23,11 +23,17 @@ public struct RelayLinkFailure: Error, Equatable, Sendable, CustomStringConverti
         case busy
         /// The connection failed, closed or timed out before the relay answered; `reason` says which.
         case connectionLost(reason: String)
+        /// The peer took the connection but sent nothing at all before the timeout (`reason` says which): an aeschat
+        /// relay answers at once, so it is probably not one (an HTTP server waiting for a request line, say). A
+        /// session's first connection ends on it; once registered, it is retried as a lost connection (a relay
+        /// that hangs).
+        case silent(reason: String)
     }
 
     /// Added to a timeout's reason when the peer sent nothing at all: an aeschat relay answers at once, while an HTTP
     /// server (for one) waits in silence for a request line that never comes.
-    static let silentPeerHint = " and sent nothing at all: it may not be an aeschat relay (an HTTP server, say)"
+    static let silentPeerHint =
+        " and sent nothing at all: probably not an aeschat relay (an HTTP server waiting for a request, say)"
 
     /// The relay as the user named it, `host:port`.
     public var relay: String
@@ -53,7 +59,7 @@ public struct RelayLinkFailure: Error, Equatable, Sendable, CustomStringConverti
     /// ``Kind/connectionLost(reason:)``); every other kind ends the session.
     public var isRetryable: Bool {
         switch kind {
-        case .busy, .connectionLost: true
+        case .busy, .connectionLost, .silent: true
         default: false
         }
     }
@@ -79,6 +85,8 @@ public struct RelayLinkFailure: Error, Equatable, Sendable, CustomStringConverti
             return "the relay at \(relay) is busy with other connections"
         case .connectionLost(let reason):
             return reason
+        case .silent(let reason):
+            return reason + Self.silentPeerHint
         }
     }
 }

@@ -107,11 +107,10 @@ public final class RelayLinkStarter: ConnectionHandler {
         timer = loop.schedule(after: configuration.timeout) { [weak self] in
             guard let self else { return }
             self.timer = nil
-            self.fail(
-                .connectionLost(
-                    reason: "the relay at \(self.configuration.relay) did not answer the encrypted link's "
-                        + "handshake within \(seconds) seconds"
-                        + (self.received.isEmpty ? RelayLinkFailure.silentPeerHint : "")))
+            let reason =
+                "the relay at \(self.configuration.relay) did not answer the encrypted link's handshake within "
+                + "\(seconds) seconds"
+            self.fail(self.received.isEmpty ? .silent(reason: reason) : .connectionLost(reason: reason))
         }
     }
 

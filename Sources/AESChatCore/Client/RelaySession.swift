@@ -8,6 +8,9 @@ protocol RelaySessionDelegate: AnyObject {
     /// Whether a member the relay announces as joining is shown and added to the roster; a
     /// member refused outright (see ``MessageSecurity/refusalOfJoining(_:)``) is not.
     func relaySession(_ session: RelaySession, admits member: MemberEntry) -> Bool
+    /// Whether an admitted member about to be shown as joining is back (``ClientEvent/back(name:)``): it left
+    /// recently, with the same identity key.
+    func relaySession(_ session: RelaySession, isReturning member: MemberEntry) -> Bool
     /// A member joined (after it was shown and added to the roster).
     func relaySession(_ session: RelaySession, memberJoined member: MemberEntry)
     /// A member left (after it was shown and removed from the roster).
@@ -129,7 +132,7 @@ final class RelaySession: ReadDestinationProvider, OutputDrainObserver {
         registrationTimer = loop.schedule(after: Self.registrationTimeout) { [weak self] in
             guard let self, self.state == .registering else { return }
             let reason = "the relay did not answer the registration within 15 seconds"
-            self.output.emit(.error(message: reason))
+            self.output.emit(.connectionLost(reason: reason))
             self.finish(.relayLost(reason))
         }
     }
@@ -197,7 +200,7 @@ final class RelaySession: ReadDestinationProvider, OutputDrainObserver {
             let seconds = Self.unresponsiveRelayTimeout.wholeSeconds
             let reason =
                 "the relay has not answered for \(seconds) seconds; \(self.unansweredPings) line(s) unconfirmed"
-            self.output.emit(.error(message: reason))
+            self.output.emit(.connectionLost(reason: reason))
             self.finish(.relayLost(reason))
         }
     }
@@ -216,6 +219,13 @@ final class RelaySession: ReadDestinationProvider, OutputDrainObserver {
         case .finished:
             break
         }
+    }
+
+    /// Drops the connection at once, as if it had been lost, without an event (the user asked to reconnect):
+    /// the session ends with ``ClientOutcome/relayLost(_:)`` and `reason`.
+    func drop(reason: String) {
+        guard state == .registering || state == .ready else { return }
+        finish(.relayLost(reason))
     }
 
     /// Says goodbye; the relay handles everything sent before it, then closes, which ends the
@@ -272,7 +282,7 @@ final class RelaySession: ReadDestinationProvider, OutputDrainObserver {
             finish(pendingOutcome)
         case .registering, .ready:
             let reason = error?.description ?? "the relay closed the connection"
-            output.emit(.error(message: reason))
+            output.emit(.connectionLost(reason: reason))
             finish(.relayLost(reason))
         case .finished:
             break
@@ -311,7 +321,8 @@ final class RelaySession: ReadDestinationProvider, OutputDrainObserver {
                 throw .malformed("more than \(Self.maximumMembers) members in the room")
             }
             guard delegate?.relaySession(self, admits: member) ?? true else { return }
-            output.emit(.joined(name: member.name))
+            let isBack = delegate?.relaySession(self, isReturning: member) ?? false
+            output.emit(isBack ? .back(name: member.name) : .joined(name: member.name))
             roster.insert(member.name)
             delegate?.relaySession(self, memberJoined: member)
         case .left(let name):
@@ -329,12 +340,15 @@ final class RelaySession: ReadDestinationProvider, OutputDrainObserver {
                 delegate?.relaySession(self, couldNotDeliver: message)
                 return
             }
-            output.emit(.error(message: message))
             if known == .nameReclaimed {
+                output.emit(.error(message: message))
                 finish(.displaced(message))
             } else if state == .registering {
+                output.emit(.error(message: message))
                 finish(.refused(message))
-            } else if known.isFatal {
+            } else {
+                // Fatal after registration (shutting down, too slow, …): the session reconnects.
+                output.emit(.connectionLost(reason: message))
                 finish(.relayLost(message))
             }
         case .ping(let token):

@@ -5,6 +5,10 @@ public enum ClientEvent: Equatable, Sendable {
     /// user's own identity fingerprint (automatic keys only).
     case ready(name: String, room: String, members: [String], fingerprint: String?)
     case joined(name: String)
+    /// A member who left (or was lost with this client's own connection) within the last few minutes arrived again
+    /// with the same identity key (with a pre-shared room key, the same name; see ``RecentDepartures``). JSON: a
+    /// `joined` event with `"back":true`.
+    case back(name: String)
     case left(name: String)
     case message(from: String, text: String, isPrivate: Bool)
     /// A `/me` action.
@@ -17,6 +21,10 @@ public enum ClientEvent: Equatable, Sendable {
     /// `tampered` with `"cause":"different-room-key"`.
     case differentRoomKey(name: String, message: String)
     case error(message: String)
+    /// The connection to the relay was lost, or the relay ended the session, and the client will connect again on
+    /// its own (``reconnecting(attempt:delayMilliseconds:reason:)`` follows unless the session ends). JSON: an
+    /// `error` event, as it always was; the interactive terminal shows it in the status row rather than in red.
+    case connectionLost(reason: String)
     /// A member's identity as this client sees it, announced when it arrives (automatic keys).
     case member(MemberStatus)
     /// The answer to `/who`: the others, and `you` (the user, with their own fingerprint in automatic-key mode).
@@ -77,6 +85,8 @@ public enum ClientEvent: Equatable, Sendable {
             return JSONLine.encode(fields)
         case .joined(let name):
             return JSONLine.encode([("event", .string("joined")), ("name", .string(name))])
+        case .back(let name):
+            return JSONLine.encode([("event", .string("joined")), ("name", .string(name)), ("back", .bool(true))])
         case .left(let name):
             return JSONLine.encode([("event", .string("left")), ("name", .string(name))])
         case .message(let from, let text, let isPrivate), .action(let from, let text, let isPrivate):
@@ -96,7 +106,7 @@ public enum ClientEvent: Equatable, Sendable {
                 ("event", .string("warning")), ("kind", .string("tampered")), ("name", .string(name)),
                 ("message", .string(message)), ("cause", .string("different-room-key")),
             ])
-        case .error(let message):
+        case .error(let message), .connectionLost(let message):
             return JSONLine.encode([("event", .string("error")), ("message", .string(message))])
         case .member(let status):
             return JSONLine.encode([("event", .string("member"))] + status.jsonFields)
@@ -220,6 +230,8 @@ public enum ClientEvent: Equatable, Sendable {
             return "* you are \(clean(name)) in \(clean(room)); \(present)\(identity)"
         case .joined(let name):
             return "* \(clean(name)) joined"
+        case .back(let name):
+            return "* \(clean(name)) is back"
         case .left(let name):
             return "* \(clean(name)) left"
         case .message(let from, let text, let isPrivate):
@@ -232,7 +244,7 @@ public enum ClientEvent: Equatable, Sendable {
             return "! \(kind) from \(clean(name)): \(clean(message))"
         case .differentRoomKey(_, let message):
             return "! \(clean(message))"
-        case .error(let message):
+        case .error(let message), .connectionLost(let message):
             return "! error: \(clean(message))"
         case .member(let status):
             switch status.trust {
@@ -312,7 +324,9 @@ public enum ClientEvent: Equatable, Sendable {
             return
                 "* sent \(clean(name)) (\(Self.formatBytes(bytes))) to \(to.map(clean).joined(separator: ", "))"
         case .reconnecting(let attempt, let delay, let reason):
-            return "! connection to the relay lost (\(clean(reason))); reconnecting in \(delay) ms (attempt \(attempt))"
+            return
+                "! connection to the relay lost (\(clean(reason))); reconnecting in \(delay) ms (attempt \(attempt)); "
+                + "/reconnect tries at once"
         case .reconnected:
             return "* reconnected to the relay"
         case .fileFailed(let name, let from, let to, let reason):

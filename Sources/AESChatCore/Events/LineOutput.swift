@@ -6,7 +6,8 @@
 
 /// Writes events as lines to a file descriptor (standard output by default): JSON objects with
 /// `--json`, each ending with a `time` field (ISO 8601, UTC, milliseconds), otherwise readable lines such as
-/// `[14:02] <alice> hello`.
+/// `[14:02] <alice> hello`. Human lines say a lost relay once: the attempts after the first `reconnecting` of an outage
+/// are not written (JSON writes every one).
 public final class LineOutput: ClientOutput {
     /// How events are written.
     public enum Style: Sendable {
@@ -18,6 +19,8 @@ public final class LineOutput: ClientOutput {
     private let descriptor: Int32
     private let clock: () -> (hour: Int, minute: Int)
     private let now: () -> UInt64
+    /// Human lines: a `reconnecting` line was written since the last registration.
+    private var saidReconnecting = false
 
     /// Creates an output.
     /// - Parameters:
@@ -62,6 +65,15 @@ public final class LineOutput: ClientOutput {
     }
 
     public func emit(_ event: ClientEvent) {
+        if style == .human {
+            switch event {
+            case .reconnecting:
+                if saidReconnecting { return }
+                saidReconnecting = true
+            case .ready, .reconnected: saidReconnecting = false
+            default: break
+            }
+        }
         var bytes = Array(line(for: event).utf8)
         bytes.append(0x0A)
         _ = System.writeAll(descriptor, bytes)

@@ -59,6 +59,8 @@ public final class AutomaticKeySecurity: MessageSecurity {
     private var lastRoomCode: String?
     /// A member left since the chain was made: it is replaced before the next room message (lazy rotation).
     private var chainIsStale = false
+    /// The last profile checked before its member was admitted (``identityKey(of:)``), with the result.
+    private var lastCheck: (name: String, profile: [UInt8], result: AutomaticKeys.ProfileCheck)?
     /// Held lines kept per member; older ones are dropped (and counted).
     static let maximumHeldLines = 64
     /// Room lines sent since the first held one beyond which the held lines are not sent again: the others
@@ -134,6 +136,26 @@ public final class AutomaticKeySecurity: MessageSecurity {
                 + "(a recording played back); refused, and \(member.name) is not shown as present")
     }
 
+    public var heldLines: [(name: String, count: Int)] {
+        peers.values.filter { $0.blocksSending && $0.held.count + $0.heldDropped > 0 }.sorted { $0.name < $1.name }
+            .map { ($0.name, $0.held.count + $0.heldDropped) }
+    }
+
+    public func identityKey(of member: MemberEntry) -> [UInt8]? {
+        if let peer = peers[member.name] { return peer.identityKey }
+        if case .valid(let identityKey, _) = check(member) { return identityKey }
+        return nil
+    }
+
+    /// The profile check of `member`, kept for the next call with the same profile (the member is checked before
+    /// it is shown, then admitted: its signature is verified once).
+    private func check(_ member: MemberEntry) -> AutomaticKeys.ProfileCheck {
+        if let last = lastCheck, last.name == member.name, last.profile == member.profile { return last.result }
+        let result = AutomaticKeys.checkProfile(member.profile, room: room, name: member.name)
+        lastCheck = (member.name, member.profile, result)
+        return result
+    }
+
     public func memberJoined(_ member: MemberEntry) -> [SecurityAction] {
         collecting { memberJoined(member, actions: &$0) }
     }
@@ -187,7 +209,9 @@ public final class AutomaticKeySecurity: MessageSecurity {
     private func admit(_ member: MemberEntry, actions: inout [SecurityAction]) {
         admissions += 1
         defer { announceHolding(actions: &actions) }
-        switch AutomaticKeys.checkProfile(member.profile, room: room, name: member.name) {
+        let checked = check(member)
+        lastCheck = nil
+        switch checked {
         // A refused member is announced too, as the `member` event documents (status `invalid`), after the
         // warning that says why: every member that arrives gets exactly one `member` event.
         case .missing:

@@ -27,6 +27,13 @@ public protocol MessageSecurity: AnyObject {
     /// its session key was already seen in this session (a replayed profile). Returns the warning
     /// that says why if so, nil if not.
     func refusalOfJoining(_ member: MemberEntry) -> ClientEvent?
+    /// The identity key `member`'s profile proves (its signature checked), to tell a member coming back from a new
+    /// one: empty for a mode without identities (the room key), nil when the profile proves none. Does not admit
+    /// the member; for a present member, the key it was admitted with.
+    func identityKey(of member: MemberEntry) -> [UInt8]?
+    /// How many room lines are held for each member whose identity key changed (``ClientEvent/holding(members:)``),
+    /// by name, those dropped beyond the limit included: what the end of the connection leaves unsent to them.
+    var heldLines: [(name: String, count: Int)] { get }
     /// Someone joined.
     func memberJoined(_ member: MemberEntry) -> [SecurityAction]
     /// Someone left.

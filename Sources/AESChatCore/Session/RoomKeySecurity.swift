@@ -41,6 +41,12 @@ public final class RoomKeySecurity: MessageSecurity {
     /// Room-key members present no profile: there is nothing to replay.
     public func refusalOfJoining(_ member: MemberEntry) -> ClientEvent? { nil }
 
+    /// No identities: the name alone counts.
+    public func identityKey(of member: MemberEntry) -> [UInt8]? { [] }
+
+    /// Nothing is ever held with a room key.
+    public var heldLines: [(name: String, count: Int)] { [] }
+
     public func memberJoined(_ member: MemberEntry) -> [SecurityAction] {
         members.insert(member.name)
         return []

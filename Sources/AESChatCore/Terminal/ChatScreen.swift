@@ -45,6 +45,7 @@ final class ChatScreen {
     /// The home folder (for `~` in `/send` paths) and how a folder is listed: seams for tests.
     var home: String? = getenv("HOME").map { String(cString: $0) }
     var listFolder: (String) -> [PathCompletion.Entry] = PathCompletion.listFolder
+    private let monotonic: () -> ContinuousClock.Instant
 
     /// The bytes to write to the terminal, in order; the owner drains it with ``takeOutput()``.
     private(set) var output = ""
@@ -89,6 +90,13 @@ final class ChatScreen {
     var onSettingsChanged: ((BellMode, Set<String>) -> Void)?
     /// The lines entered, oldest first, for saving.
     var historyEntries: [String] { editor.historyEntries }
+    /// While the relay is lost: when the next attempt starts (nil while one is under way), and whether the one line
+    /// that says so was shown. The status row says it instead of the member count.
+    private var offline: (retryAt: ContinuousClock.Instant?, announced: Bool, reason: String?)?
+    /// After a registration that followed a loss: who arrived and who is not back, for the one `reconnected` line.
+    private var reconnectChanges: (new: [String], missing: [String])?
+    /// The status row as last drawn, so that a tick redraws it only when it changed.
+    private var lastStatus = ""
 
     /// Creates a screen; nothing is drawn until ``start()``.
     /// - Parameters:
@@ -99,11 +107,14 @@ final class ChatScreen {
     ///   - size: the terminal's size.
     ///   - clock: the local hour and minute, for timestamps.
     ///   - bell: when the bell rings, until `/bell` changes it.
+    ///   - monotonic: the time for the countdown to the next attempt while offline.
     init(
         ownName: String, room: String, relay: String, colors: ColorMode, size: Size,
-        clock: @escaping () -> (hour: Int, minute: Int), bell: BellMode = .mentions
+        clock: @escaping () -> (hour: Int, minute: Int), bell: BellMode = .mentions,
+        monotonic: @escaping () -> ContinuousClock.Instant = { .now }
     ) {
         self.bell = bell
+        self.monotonic = monotonic
         self.ownName = ownName
         self.room = room
         self.relay = relay
@@ -484,12 +495,24 @@ final class ChatScreen {
         let clean = TerminalText.escapeControls
         switch event {
         case .ready(let name, let room, let present, let fingerprint):
+            let before = members
+            let again = isReady
             isReady = true
+            offline = nil
             members = Array(Set(present.filter { $0 != ownName })).sorted()
             // A registration starts the keys afresh (after a reconnect too): what was held or verified is
             // announced again by the events that follow.
             held = []
             verified = []
+            if again {
+                // Registered again after a loss: no second banner; the `reconnected` line says what changed.
+                reconnectChanges = (
+                    members.filter { !before.contains($0) }, before.filter { !members.contains($0) }
+                )
+                drawStatus()
+                placeCursor()
+                return
+            }
             var spans = [stamp(), Span("-- you are ", .notice), Span(clean(name), .ownName(name))]
             spans.append(Span(" in \(clean(room)); ", .notice))
             if members.isEmpty {
@@ -511,14 +534,14 @@ final class ChatScreen {
                 ])
             }
             drawStatus()
-        case .joined(let name):
+        case .joined(let name), .back(let name):
             if name != ownName, !members.contains(name) {
                 members.append(name)
                 members.sort()
             }
-            show([
-                StyledLine([stamp(), Span("--> ", .joined), Span(clean(name), .name(name)), Span(" joined", .joined)])
-            ])
+            var what = " joined"
+            if case .back = event { what = " is back" }
+            show([StyledLine([stamp(), Span("--> ", .joined), Span(clean(name), .name(name)), Span(what, .joined)])])
             drawStatus()
         case .left(let name):
             members.removeAll { $0 == name }
@@ -557,6 +580,40 @@ final class ChatScreen {
             show([StyledLine([stamp(), Span(event.humanText, .warning)])])
         case .error:
             show([StyledLine([stamp(), Span(event.humanText, .error)])])
+        case .connectionLost(let reason):
+            // The status row says it; the `reconnecting` that follows writes the one line, with this reason.
+            if offline == nil { offline = (nil, false, reason) }
+            drawStatus()
+            placeCursor()
+        case .reconnecting(_, let delay, let reason):
+            let announced = offline?.announced ?? false
+            let cause = offline?.reason ?? reason
+            offline = (monotonic() + .milliseconds(delay), true, cause)
+            if !announced {
+                show([
+                    StyledLine([
+                        stamp(),
+                        Span(
+                            "-- lost the relay (\(clean(cause))); reconnecting on its own, /reconnect tries now",
+                            .notice),
+                    ])
+                ])
+            }
+            drawStatus()
+            placeCursor()
+        case .reconnected:
+            offline = nil
+            if let changes = reconnectChanges {
+                reconnectChanges = nil
+                var line = "-- reconnected"
+                if !changes.new.isEmpty { line += "; here now: " + changes.new.map(clean).joined(separator: ", ") }
+                if !changes.missing.isEmpty {
+                    line += "; not back yet: " + changes.missing.map(clean).joined(separator: ", ")
+                }
+                show([StyledLine([stamp(), Span(line, .notice)])])
+            }
+            drawStatus()
+            placeCursor()
         case .differentRoomKey:
             show([StyledLine([stamp(), Span(event.humanText, .warning)])])
         case .member(let status):
@@ -594,7 +651,7 @@ final class ChatScreen {
                 "-- if it matches, type /trust \(who); if not, do not trust: someone may be in between",
             ]
             show(lines.map { StyledLine([stamp(), Span($0, .notice)]) })
-        case .who, .identity, .relayKey, .info, .fileIncoming, .reconnecting, .reconnected, .unsupported, .transfers:
+        case .who, .identity, .relayKey, .info, .fileIncoming, .unsupported, .transfers:
             show([StyledLine([stamp(), Span(event.humanText, .notice)])])
         }
     }
@@ -754,13 +811,35 @@ final class ChatScreen {
         output += Self.showCursor
     }
 
-    /// The status row: who and where, how many others, the bell, ignored names, progress.
-    private func drawStatus() {
-        guard hasStatusRow else { return }
+    /// Whether the relay is lost: the status row counts down to the next attempt, and ``tick()`` keeps it current.
+    var isOffline: Bool { offline != nil }
+
+    /// Redraws the status row if its text changed since it was drawn (the countdown while offline).
+    func tick() {
+        guard hasStatusRow, isStarted, statusText() != lastStatus else { return }
+        output += Self.hideCursor
+        drawStatus()
+        placeCursor()
+        output += Self.showCursor
+    }
+
+    /// What the status row says while the relay is lost, in place of the member count.
+    private func offlineText() -> String {
+        guard let retryAt = offline?.retryAt else { return "offline — reconnecting…" }
+        let left = retryAt - monotonic()
+        guard left > .zero else { return "offline — reconnecting…" }
+        let seconds = (left + .milliseconds(999)).wholeSeconds
+        return "offline — retrying in \(seconds) s, /reconnect"
+    }
+
+    /// The status row's text: who and where, how many others (or offline), the bell, ignored names, progress.
+    private func statusText() -> String {
         var parts = ["\(ownName) in \(room)"]
         // A hint comes first, where it cannot be cut off.
         if let hint { parts.insert(hint, at: 0) }
-        if isReady {
+        if offline != nil {
+            parts.append(offlineText())
+        } else if isReady {
             parts.append(
                 members.isEmpty ? "nobody else here" : "\(members.count) other\(members.count == 1 ? "" : "s") here")
         } else {
@@ -775,7 +854,14 @@ final class ChatScreen {
             parts.insert(
                 "scrolled back" + (unseen > 0 ? ", \(unseen) new" : "") + ": PgDn for newer", at: hint == nil ? 0 : 1)
         }
-        var text = TerminalText.escapeControls(parts.joined(separator: " | "))
+        return TerminalText.escapeControls(parts.joined(separator: " | "))
+    }
+
+    /// The status row: ``statusText()``, cut to the width.
+    private func drawStatus() {
+        guard hasStatusRow else { return }
+        var text = statusText()
+        lastStatus = text
         output += Self.moveTo(row: statusRow, column: 1) + Self.clearLine
         if colors == .none {
             text = Self.truncate("-- " + text + " ", to: size.columns - 1)

@@ -18,7 +18,10 @@ import Foundation
 /// reader uses, from the reader thread, which therefore waits (and the keyboard with it) when
 /// the client applies backpressure; the loop never waits for the keyboard.
 ///
-/// `@unchecked Sendable`: `lock` guards `screen`, `state`, `resizeSource` and `continueSource`; the rest is
+/// While the relay is lost, a timer ticks twice a second to keep the status row's countdown to the next attempt
+/// current; it stops once the client is back.
+///
+/// `@unchecked Sendable`: `lock` guards `screen`, `state`, `resizeSource`, `continueSource` and `ticker`; the rest is
 /// immutable.
 public final class InteractiveTerminal: ClientOutput, @unchecked Sendable {
     private enum State {
@@ -36,6 +39,7 @@ public final class InteractiveTerminal: ClientOutput, @unchecked Sendable {
     private var continueSource: (any DispatchSourceSignal)?
     /// Where the history and settings are kept, if anywhere.
     private let stateFiles: TerminalState?
+    private var ticker: (any DispatchSourceTimer)?
 
     /// Whether `join` should use the interactive terminal: standard input and output are both
     /// terminals, `TERM` is set and not `dumb`, and the terminal modes can be read. (`--json`
@@ -125,6 +129,8 @@ public final class InteractiveTerminal: ClientOutput, @unchecked Sendable {
         resizeSource = nil
         continueSource?.cancel()
         continueSource = nil
+        ticker?.cancel()
+        ticker = nil
     }
 
     public func emit(_ event: ClientEvent) {
@@ -135,6 +141,26 @@ public final class InteractiveTerminal: ClientOutput, @unchecked Sendable {
             return
         }
         screen.show(event)
+        flush()
+        if screen.isOffline, ticker == nil {
+            let timer = DispatchSource.makeTimerSource(queue: .global())
+            timer.schedule(deadline: .now() + .milliseconds(500), repeating: .milliseconds(500))
+            timer.setEventHandler { [weak self] in self?.tick() }
+            timer.resume()
+            ticker = timer
+        }
+    }
+
+    /// Keeps the offline countdown current; stops once the client is back.
+    private func tick() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard state == .running, screen.isOffline else {
+            ticker?.cancel()
+            ticker = nil
+            return
+        }
+        screen.tick()
         flush()
     }
 
