@@ -56,12 +56,13 @@ def complete(*words):
 
 
 def test_bash_completion_offers_commands_then_each_modes_options(tmp_path):
-    assert complete("aeschat", "") == ["serve", "join", "keygen", "help", "--help", "--version"]
+    assert complete("aeschat", "") == ["serve", "join", "keygen", "selftest", "help", "--help", "--version"]
     assert complete("aeschat", "j") == ["join"]
     assert complete("aeschat", "serve", "--po") == ["--port"]
     assert complete("aeschat", "join", "--name", "x", "--max") == ["--max-file-size"]
     assert complete("aeschat", "keygen", "--") == ["--out", "--identity", "--help"]
     assert complete("aeschat", "help", "k") == ["keygen"]
+    assert complete("aeschat", "selftest", "--") == ["--json", "--inbox", "--help"]
     # serve's options are not join's.
     assert complete("aeschat", "join", "--show") == []
     # A value is not completed as an option; a folder option completes folders.
