@@ -52,11 +52,11 @@ struct SelfTestFiles {
         guard let info = status(path) else { return (true, "none yet at '\(path)' (the first join makes one)") }
         guard info.st_mode & S_IFMT == S_IFREG else { return (false, "'\(path)' is not a plain file") }
         guard info.st_uid == getuid() else { return (false, "'\(path)' belongs to another user (uid \(info.st_uid))") }
-        guard info.st_mode & 0o077 == 0 else {
-            return (false, "'\(path)' can be read by other users (\(Self.mode(info))); run 'chmod 600 \(path)'")
-        }
         do {
-            let identity = try Identity.load(path: path)
+            // What join only warns about (a file others can read), the self test counts as a failure.
+            var readableByOthers: String?
+            let identity = try Identity.load(path: path) { readableByOthers = $0 }
+            if let readableByOthers { return (false, readableByOthers) }
             return (true, "'\(path)', \(Self.mode(info)), fingerprint \(Identity.fingerprint(of: identity.publicKey))")
         } catch {
             return (false, error.description)
@@ -77,13 +77,11 @@ struct SelfTestFiles {
     private func inbox(_ path: String) -> (Bool, String) {
         guard let info = status(path) else { return (false, "'\(path)' does not exist") }
         guard info.st_mode & S_IFMT == S_IFDIR else { return (false, "'\(path)' is not a folder") }
-        guard info.st_uid == getuid() else { return (false, "'\(path)' belongs to another user (uid \(info.st_uid))") }
-        guard info.st_mode & 0o022 == 0 else {
-            return (
-                false,
-                "'\(path)' can be written by other users (\(Self.mode(info))), so join refuses it; run 'chmod 700 \(path)'"
-            )
-        }
+        // The rule join applies to an inbox (owner, nobody else may write), from the same code.
+        let folder = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard folder >= 0 else { return (false, "cannot open '\(path)': \(String(cString: strerror(errno)))") }
+        defer { close(folder) }
+        if let problem = Inbox.permissionProblem(descriptor: folder, path: path) { return (false, problem) }
         let probe = path + "/.aeschat-selftest-\(getpid())"
         let descriptor = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
