@@ -64,9 +64,11 @@ def test_an_unanswered_offer_is_declined_after_the_timeout(tmp_path, relay, mode
         bob = Client("bob", relay.port, mode_key, tmp_path / "inbox-bob", extra=["--accept-files", "ask"])
     finally:
         del os.environ["AESCHAT_ASK_SECONDS"]
-    alice = Client("alice", relay.port, mode_key, tmp_path / "inbox-alice")
+    alice = None
     try:
+        # alice starts once bob is in, so that bob sees her join (started together, either may register first).
         bob.ready()
+        alice = Client("alice", relay.port, mode_key, tmp_path / "inbox-alice")
         alice.ready()
         bob.events(event="joined", name="alice")
         source = make_file(tmp_path / "x.bin", 1000)
@@ -80,7 +82,8 @@ def test_an_unanswered_offer_is_declined_after_the_timeout(tmp_path, relay, mode
         bob.say(f"/accept {offer['id']}")
         assert bob.events(event="error")["message"].startswith(f"no file offer #{offer['id']} is waiting")
     finally:
-        alice.kill()
+        if alice is not None:
+            alice.kill()
         bob.kill()
 
 
