@@ -791,6 +791,11 @@ public final class FileTransfers {
             sendControl(.fileReply(fileID: offer.fileID, accept: false, resumeFrom: 0, reason: reason), to: sender)
             show(.fileFailed(name: Self.displayName(offer.name), from: sender, to: nil, reason: reason))
         }
+        // Out of bounds first (chunk size, size, key, name): nothing below computes with the offer's numbers before.
+        if let problem = offer.problem {
+            decline(problem)
+            return
+        }
         guard inbox != nil else {
             decline("\(ownName) takes no files: it joined without --inbox")
             return
@@ -799,18 +804,13 @@ public final class FileTransfers {
             decline("\(ownName) takes no files (--accept-files none)")
             return
         }
-        guard offer.size <= FileOffer.maximumSize else {
-            decline(
-                "the offer declares \(offer.size) bytes, more than a transfer can carry (at most 2^53 bytes); refused")
-            return
-        }
         if let maximumFileSize, offer.size > maximumFileSize {
             decline(
                 "the file is \(offer.size) bytes, more than the \(maximumFileSize) bytes this member accepts (--max-file-size)"
             )
             return
         }
-        guard offer.key.count == 32, (try? AESGCM(key: offer.key)) != nil else {
+        guard (try? AESGCM(key: offer.key)) != nil else {
             decline("the offer is malformed")
             return
         }
