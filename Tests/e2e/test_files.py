@@ -502,4 +502,4 @@ def test_a_member_taking_no_files_says_so_and_is_offered_nothing(tmp_path, clien
     assert alice.events(event="who")["members"][0]["features"] == []
     piper.say("after")
     alice.events(event="message", text="after")
-    assert not any('"file' in line for line in piper.out.seen)
+    assert not any('"event":"file' in line for line in piper.out.seen)
