@@ -276,7 +276,7 @@ public final class HostileMember: ConnectionHandler {
 
     private func openChannel(to entry: MemberEntry) {
         guard case .automatic = keys,
-            case .valid(_, let sessionKey) = AutomaticKeys.checkProfile(
+            case .valid(_, let sessionKey, _) = AutomaticKeys.checkProfile(
                 entry.profile, room: room, name: entry.name),
             let shared = try? session.sharedSecret(with: sessionKey),
             let channelKeys = try? AutomaticKeys.channelKeys(

@@ -300,11 +300,15 @@ public final class HostileMemberFuzzer {
         case 1: return .identified(id: reader.u64(), .text("line"))
         case 2: return .action("waves")
         case 3, 4:
-            let chunkSize: UInt32 = reader.choose([1024, 4096, 256 * 1024, 4 * 1024 * 1024, reader.u32() | 1024])
+            // Out of bounds too (0, 1023, above 4 MiB, anything): such an offer is declined with a reason.
+            let sizes: [UInt32] = [
+                1024, 4096, 262_144, 4_194_304, reader.u32() | 1024, 0, 1023, 4_194_305, reader.u32(),
+            ]
+            let chunkSize = reader.choose(sizes)
             return .fileOffer(
                 FileOffer(
                     fileID: reader.byte() % 2 == 0 ? reader.choose(fileIDs) : reader.bytes(16), size: reader.u64(),
-                    chunkSize: min(chunkSize, 4 * 1024 * 1024), key: Array(repeating: 9, count: 32),
+                    chunkSize: chunkSize, key: Array(repeating: 9, count: 32),
                     name: reader.choose(["a.txt", "../../etc/passwd", ".aeschat-x.part", "", "\u{202E}gpj.exe", "x"])))
         case 5:
             return .fileReply(

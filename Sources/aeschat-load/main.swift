@@ -15,6 +15,7 @@ let usage = """
            aeschat-load run --protocol irc --members N [the same options, without --relay-key,
                             --handshakes and --storm-joins]
            aeschat-load member-cost [--messages M]
+           aeschat-load room-keys [--members N]
 
     run: every connection speaks the encrypted link to the relay whose public key is KEY (the 52-character
     text of its join line); each one's message 1 is written before the timed phases. --handshakes H first
@@ -35,6 +36,10 @@ let usage = """
     Every phase gives up after --phase-timeout seconds (default 60): the JSON object then has an "error"
     saying what the phase was still waiting for, and the exit status is 1.
     member-cost: CPU per received group message in one client (verify, ratchet, decrypt, JSON line).
+    room-keys: an automatic-key room of N members in this process (real keys, the relay's fan-out in memory):
+      CPU for a newcomer to reach the room's code, CPU and relay bytes for a leave then one message from each of
+      min(10, N - 1) senders, CPU per received group message (N at least 3; building the room first, untimed, costs
+      N^2 signature checks and key agreements).
     """
 
 func fail(_ message: String) -> Never {
@@ -49,7 +54,7 @@ func note(_ message: String) {
 }
 
 var arguments = Array(CommandLine.arguments.dropFirst())
-guard let mode = arguments.first, mode == "run" || mode == "member-cost" else { fail(usage) }
+guard let mode = arguments.first, ["run", "member-cost", "room-keys"].contains(mode) else { fail(usage) }
 arguments.removeFirst()
 var values: [String: String] = [:]
 while !arguments.isEmpty {
@@ -75,6 +80,17 @@ func fixed(_ value: Double, _ digits: Int = 3) -> String {
     var scaled = (value * pow(10, Double(digits))).rounded() / pow(10, Double(digits))
     if scaled == 0 { scaled = 0 }
     return "\(scaled)"
+}
+
+if mode == "room-keys" {
+    let members = integer("members", 100)
+    guard values.isEmpty else { fail("unknown option --\(values.keys.sorted()[0])\n\(usage)") }
+    do {
+        print(json(try RoomKeysCost.measure(members: members)))
+        exit(0)
+    } catch {
+        fail("\(error)")
+    }
 }
 
 if mode == "member-cost" {

@@ -109,13 +109,14 @@ final class AutomaticHarness {
 
     func join(
         _ name: String, identity override: Ed25519PrivateKey? = nil, room: String = "lobby", intercepted: Bool = false,
+        features: MemberFeatures? = MemberFeatures([MemberFeatures.files]),
         now: @escaping () -> ContinuousClock.Instant = { .now }
     ) throws -> Member {
         let store = pins[name] ?? KnownPeers()
         pins[name] = store
         let security = try AutomaticKeySecurity(
             identity: override ?? identity(name), name: name, room: room, relay: "memory:1", knownPeers: store,
-            now: now)
+            features: features, now: now)
         securities[name] = security
         let output = EventCollector()
         let outcome = Box<ClientOutcome?>(nil)

@@ -32,10 +32,10 @@ import Testing
                 ))
         #expect(
             AutomaticKeys.checkProfile(aliceProfile, room: "lobby", name: "alice")
-                == .valid(identityKey: aliceIdentity.publicKey, sessionKey: aliceSession.publicKey))
+                == .valid(identityKey: aliceIdentity.publicKey, sessionKey: aliceSession.publicKey, features: .basic))
         #expect(
             AutomaticKeys.checkProfile(aliceProfile, room: "lobby", name: "mallory")
-                != .valid(identityKey: aliceIdentity.publicKey, sessionKey: aliceSession.publicKey))
+                != .valid(identityKey: aliceIdentity.publicKey, sessionKey: aliceSession.publicKey, features: .basic))
     }
 
     @Test func pairwiseChannel_keysAndEnvelopes() throws {

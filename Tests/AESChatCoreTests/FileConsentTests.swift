@@ -375,4 +375,100 @@ final class TransferPair {
         #expect(Hex.encode(decline.encoded()) == documented.replacingOccurrences(of: " ", with: ""))
         #expect(try MessageContent(decoding: decline.encoded()) == decline)
     }
+
+    /// The out-of-bounds offer of docs/PROTOCOL.md (7.1, chunk size) decodes, and the receiver's decline is the
+    /// documented reply, byte for byte.
+    @Test func offerWithAChunkSizeOutOfBounds_decodes_andIsDeclinedWithTheDocumentedReply() throws {
+        let documentedOffer =
+            "20 101112131415161718191a1b1c1d1e1f 0000000000001388 0098967f "
+            + "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f 000a 7265706f72742e706466"
+        let documentedReply =
+            "21 101112131415161718191a1b1c1d1e1f 00 0000000000000000 0040 "
+            + "6368756e6b2073697a652039393939393939206f7574206f6620626f756e64732028616c6c6f776564203130323420746f20"
+            + "3431393433303420627974657329"
+        let bytes = try #require(Hex.decode(documentedOffer.replacingOccurrences(of: " ", with: "")))
+        guard case .fileOffer(let offer) = try MessageContent(decoding: bytes) else {
+            Issue.record("not an offer")
+            return
+        }
+        #expect(offer.chunkSize == 9_999_999 && offer.size == 5000 && offer.name == "report.pdf")
+        let folder = InboxFolder()
+        let host = RecordingTransferHost()
+        let transfers = RecordedTransfers(host: host, inbox: try Inbox(path: folder.path), maximumFileSize: nil)
+        transfers.handleControl(.fileOffer(offer), from: "alice", isPrivate: false)
+        #expect(host.controls.count == 1)
+        #expect(host.controls.first?.1 == "alice")
+        #expect(
+            host.controls.first.map { Hex.encode($0.0.encoded()) }
+                == documentedReply.replacingOccurrences(of: " ", with: ""))
+        #expect(host.failures == ["chunk size 9999999 out of bounds (allowed 1024 to 4194304 bytes)"])
+        #expect(host.timers.isEmpty && folder.names.isEmpty)
+    }
+
+    /// Every field of an offer that can be out of bounds is declined with its own reason, at once, and nothing is
+    /// asked, scheduled or written; the bounds themselves are accepted.
+    @Test(arguments: [
+        (UInt32(0), UInt64(10), true, "chunk size 0 out of bounds (allowed 1024 to 4194304 bytes)"),
+        (1023, 10, true, "chunk size 1023 out of bounds (allowed 1024 to 4194304 bytes)"),
+        (4_194_305, 10, true, "chunk size 4194305 out of bounds (allowed 1024 to 4194304 bytes)"),
+        (.max, .max, true, "chunk size 4294967295 out of bounds (allowed 1024 to 4194304 bytes)"),
+        (1024, (1 << 53) + 1, true, "the offer declares 9007199254740993 bytes, more than a transfer can carry"),
+        (4_194_304, 10, false, "the file name is not valid UTF-8"),
+    ])
+    func offerOutOfBounds_isDeclinedWithItsReason(chunkSize: UInt32, size: UInt64, validName: Bool, reason: String)
+        throws
+    {
+        var plaintext = MessageContent.fileOffer(
+            FileOffer(
+                fileID: Array(repeating: 3, count: 16), size: size, chunkSize: chunkSize,
+                key: Array(repeating: 4, count: 32), name: "ab")
+        ).encoded()
+        if !validName { plaintext[plaintext.count - 1] = 0xFF }
+        guard case .fileOffer(let offer) = try MessageContent(decoding: plaintext) else {
+            Issue.record("not an offer")
+            return
+        }
+        #expect(offer.nameIsValid == validName)
+        let folder = InboxFolder()
+        let host = RecordingTransferHost()
+        let transfers = RecordedTransfers(
+            host: host, inbox: try Inbox(path: folder.path), maximumFileSize: nil, policy: .ask)
+        transfers.handleControl(.fileOffer(offer), from: "alice", isPrivate: true)
+        guard case .fileReply(let fileID, false, 0, let sent) = host.controls.last?.0 else {
+            Issue.record("no decline")
+            return
+        }
+        #expect(fileID == offer.fileID && sent.hasPrefix(reason))
+        #expect(host.controls.count == 1 && host.timers.isEmpty && folder.names.isEmpty)
+        #expect(!host.events.contains { if case .fileOffered = $0 { true } else { false } })
+        // The bounds themselves hold.
+        for inBounds in [FileOffer.minimumChunkSize, FileOffer.maximumChunkSize] {
+            #expect(
+                FileOffer(fileID: fileID, size: 1 << 53, chunkSize: inBounds, key: offer.key, name: "a").problem == nil)
+        }
+    }
+
+    /// At the sender, a decline shows the receiver's reason at once (no waiting for the 75 s of the offer).
+    @Test func declineWithAReason_isShownAtTheSenderAtOnce() throws {
+        let folder = InboxFolder()
+        let path = folder.path + "/report.pdf"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(repeating: 1, count: 3000)))
+        let host = RecordingTransferHost()
+        host.ownName = "alice"
+        host.presentMembers = ["bob"]
+        let transfers = RecordedTransfers(host: host, inbox: nil, maximumFileSize: nil)
+        transfers.send(path: path, to: "bob")
+        guard case .fileOffer(let offer) = host.controls.last?.0 else {
+            Issue.record("no offer")
+            return
+        }
+        transfers.handleControl(
+            .fileReply(
+                fileID: offer.fileID, accept: false, resumeFrom: 0,
+                reason: "chunk size 9999999 out of bounds (allowed 1024 to 4194304 bytes)"),
+            from: "bob", isPrivate: true)
+        #expect(
+            host.failures.first == "bob declined: chunk size 9999999 out of bounds (allowed 1024 to 4194304 bytes)")
+        #expect(host.failures.dropFirst() == ["nobody accepted the file"])
+    }
 }

@@ -89,6 +89,32 @@ final class HostileRoom {
         #expect(declines.allSatisfy { $0.contains("at most 2^53 bytes") })
     }
 
+    /// An offer whose chunk size is out of bounds reaches a real client over the relay, which declines it with the
+    /// reason at once: the sender hears it in the same turn of the loop, with no timer run.
+    @Test(arguments: [false, true])
+    func offerWithAChunkSizeOutOfBounds_isDeclinedWithTheReason_atOnce(roomKeyMode: Bool) throws {
+        let room = try HostileRoom(roomKey: roomKeyMode ? RoomKey(bytes: Array(repeating: 7, count: 32)) : nil)
+        for chunkSize: UInt32 in [9_999_999, 0] {
+            let offer = FileOffer(
+                fileID: Array(repeating: UInt8(truncatingIfNeeded: chunkSize), count: 16), size: 5000,
+                chunkSize: chunkSize, key: Array(repeating: 1, count: 32), name: "report.pdf")
+            room.mallory.sendPrivately(.fileOffer(offer), to: "bob")
+            room.loop.runUntilIdle()
+        }
+        room.renderEverything()
+        #expect(room.bobOutcome.value == nil)
+        let declines = room.mallory.contentsHeard.compactMap { heard -> String? in
+            if case .fileReply(_, false, _, let reason) = heard.content { return reason }
+            return nil
+        }
+        #expect(
+            declines == [
+                "chunk size 9999999 out of bounds (allowed 1024 to 4194304 bytes)",
+                "chunk size 0 out of bounds (allowed 1024 to 4194304 bytes)",
+            ])
+        #expect(room.bobOutput.warnings("tampered").isEmpty)
+    }
+
     @Test func chunkCount_neverOverflows() {
         let offer = FileOffer(fileID: [], size: .max, chunkSize: 1024, key: [], name: "")
         #expect(offer.chunkCount == UInt64.max / 1024 + 1)

@@ -67,7 +67,7 @@ import Testing
 
     @Test func workedExamples_allMatchTheDocument() {
         let outcomes = WorkedExamples.check()
-        #expect(outcomes.count == 4)
+        #expect(outcomes.count == 5)
         for outcome in outcomes { #expect(outcome.failure == nil, "\(outcome.name)") }
     }
 

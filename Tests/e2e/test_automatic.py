@@ -115,7 +115,7 @@ def test_verify_shows_the_same_safety_number_on_both_sides_and_trust_marks_verif
     alice.events(event="trusted", name="bob")
     alice.say("/who")
     assert alice.events(event="who")["members"] == [
-        {"name": "bob", "fingerprint": bob_fingerprint, "status": "verified", "verified": True}
+        {"name": "bob", "fingerprint": bob_fingerprint, "status": "verified", "verified": True, "features": ["files"]}
     ]
 
 

@@ -194,7 +194,7 @@ def test_selftest_passes_on_a_healthy_installation_and_reports_each_check(tmp_pa
     assert result.returncode == 0, result.stdout.decode()
     lines = result.stdout.decode().splitlines()
     assert lines[0].startswith("aeschat ") and lines[0].endswith(" selftest")
-    for name in ["libgcrypt", "AES-256-GCM", "Ed25519", "worked example 9.3", "chat in process",
+    for name in ["libgcrypt", "AES-256-GCM", "Ed25519", "worked example 9.3", "worked example 9.5", "chat in process",
                  "chat over loopback TCP", "identity file", "inbox", "random generator"]:
         assert any(line.startswith("  ok    " + name) for line in lines), name
     count = len(lines) - 2

@@ -92,9 +92,20 @@ def test_accept_files_none_declines_everything_saying_why(tmp_path, clients):
     bob = clients("bob", extra=["--accept-files", "none"])
     bob.ready()
     alice.events(event="joined", name="bob")
+    # With automatic keys bob's profile says he takes no files (docs/PROTOCOL.md 6.5): nothing is offered to him.
+    assert alice.events(event="member", name="bob")["features"] == []
     alice.say(f"/send {make_file(tmp_path / 'x.bin', 10)}")
-    failed = alice.events(event="file-failed", timeout=30)
-    assert failed["reason"] == "bob declined: bob takes no files (--accept-files none)"
+    assert alice.events(event="error")["message"] == (
+        "nobody here takes files (their clients say so: no inbox, or --accept-files none); nothing was offered")
+    # An offer that reaches him anyway (a client that does not read features) is declined, saying why: carol
+    # takes files, so the room offer goes out, and bob declines it too (not counted by alice: he is not a target).
+    carol = clients("carol")
+    carol.ready()
+    alice.events(event="joined", name="carol")
+    alice.say(f"/send {make_file(tmp_path / 'y.bin', 10)}")
+    assert alice.events(event="file-sent", timeout=30)["to"] == ["carol"]
+    declined = bob.events(event="file-failed", timeout=30)
+    assert declined["reason"] == "bob takes no files (--accept-files none)"
 
 
 def test_cancel_both_ways_tells_the_other_side(tmp_path, clients, monkeypatch):

@@ -480,3 +480,26 @@ def test_full_disk_and_read_only_inbox_give_clear_messages_to_both_sides(tmp_pat
         bob.kill()
     finally:
         subprocess.run(["umount", "-l", str(inbox)], capture_output=True)
+
+
+def test_a_member_taking_no_files_says_so_and_is_offered_nothing(tmp_path, clients):
+    """Automatic keys: a send-only member (no inbox) lists no `files` feature in its profile (docs/PROTOCOL.md 6.5);
+    the others show it and fail a send to it at once, without offering anything."""
+    alice = clients("alice", key=None)
+    alice.ready()
+    piper = clients("piper", key=None, send_only=True)
+    piper.ready()
+    assert alice.events(event="member", name="piper")["features"] == []
+    assert piper.events(event="member", name="alice")["features"] == ["files"]
+    source = make_file(tmp_path / "report.pdf", 1000)
+    started = time.monotonic()
+    alice.say(f"/send {source} piper")
+    error = alice.events(event="error")
+    assert error["message"] == ("piper takes no files (its client says so: no inbox, or --accept-files none); "
+                                "nothing was offered")
+    assert time.monotonic() - started < 5
+    alice.say("/who")
+    assert alice.events(event="who")["members"][0]["features"] == []
+    piper.say("after")
+    alice.events(event="message", text="after")
+    assert not any('"event":"file' in line for line in piper.out.seen)

@@ -24,7 +24,7 @@ def test_echo_into_join_without_an_inbox_delivers_the_line_and_exits_0(tmp_path,
     assert bob.events(event="message", text="hi from a pipe", timeout=15)["from"] == "piper"
 
 
-def test_a_client_without_an_inbox_declines_files_with_a_reason_and_can_still_send_them(tmp_path, clients):
+def test_a_client_without_an_inbox_declines_files_with_a_reason_and_can_still_send_them(tmp_path, clients, mode):
     alice = clients("alice")
     alice.ready()
     piper = clients("piper", send_only=True)
@@ -33,12 +33,17 @@ def test_a_client_without_an_inbox_declines_files_with_a_reason_and_can_still_se
     offered = tmp_path / "report.txt"
     offered.write_bytes(b"quarterly numbers\n" * 100)
     alice.say(f"/send {offered} piper")
-    failed = alice.events(event="file-failed", timeout=20)
-    assert failed["to"] == "piper"
-    assert failed["reason"] == "piper declined: piper takes no files: it joined without --inbox"
-    # The receiver is told what it declined and why, once.
-    declined = piper.events(event="file-failed", timeout=10)
-    assert declined["from"] == "alice" and "without --inbox" in declined["reason"]
+    if mode == "automatic":
+        # piper's profile says it takes no files (docs/PROTOCOL.md 6.5): nothing is offered.
+        assert alice.events(event="error")["message"] == (
+            "piper takes no files (its client says so: no inbox, or --accept-files none); nothing was offered")
+    else:
+        failed = alice.events(event="file-failed", timeout=20)
+        assert failed["to"] == "piper"
+        assert failed["reason"] == "piper declined: piper takes no files: it joined without --inbox"
+        # The receiver is told what it declined and why, once.
+        declined = piper.events(event="file-failed", timeout=10)
+        assert declined["from"] == "alice" and "without --inbox" in declined["reason"]
     # Sending needs no inbox: piper's file reaches alice.
     sent = tmp_path / "from-piper.txt"
     sent.write_bytes(b"a file from a bot\n")

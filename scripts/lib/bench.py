@@ -739,6 +739,30 @@ def main_ab(options, repeats, sizes):
     exit_if_faulty(baseline, current)
 
 
+ROOM_KEY_SIZES = [10, 100]
+
+
+def room_keys(binary, quick):
+    """The automatic-key room in one process (aeschat-load room-keys): N = 10 with --quick (well under a second),
+    else 10 and 100. N = 1,000 is not run: building such a room costs about a million signature checks and key
+    agreements before anything is timed (docs/BENCHMARKS.md). Returns a small Markdown table."""
+    rows = []
+    for members in ROOM_KEY_SIZES[:1] if quick else ROOM_KEY_SIZES:
+        print(f"bench: automatic-key room, N={members:,}", file=sys.stderr, flush=True)
+        figures = load(binary, ["room-keys", "--members", str(members)], timeout=900)
+        print("bench:   " + json.dumps(figures), file=sys.stderr, flush=True)
+        rows.append(f"| {members:,} | {figures['join_newcomer_cpu_ms']} | {figures['join_room_cpu_ms']} | "
+                    f"{figures['senders']} | {figures['leave_room_cpu_ms']} | {figures['leave_relay_frames']:,} | "
+                    f"{figures['leave_relay_bytes']:,} | {figures['us_per_received_message']} |")
+    return "\n".join([
+        "Automatic-key room in one process (real keys, the relay's fan-out in memory):",
+        "",
+        "| N | newcomer CPU to the room code (ms) | room CPU for the join (ms) | senders after the leave | "
+        "room CPU, leave + one message per sender (ms) | relay frames | relay bytes | CPU per received message (µs) |",
+        "|---|---|---|---|---|---|---|---|",
+    ] + rows)
+
+
 def main():
     parser = argparse.ArgumentParser(description="relay benchmarks (see docs/BENCHMARKS.md)")
     parser.add_argument("--bin", required=True, help="folder with the release aeschat and aeschat-load")
@@ -777,6 +801,7 @@ def main():
             print("bench:   " + json.dumps(figures), file=sys.stderr, flush=True)
     print("bench: member cost", file=sys.stderr, flush=True)
     member = load(options.bin, ["member-cost", "--messages", "100" if options.quick else "500"], timeout=600)
+    print(room_keys(options.bin, options.quick))
     allocation = None
     if not options.quick:
         print("bench: allocation count (heaptrack, if installed)", file=sys.stderr, flush=True)

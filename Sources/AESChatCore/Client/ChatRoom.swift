@@ -272,7 +272,11 @@ public final class ChatRoom {
             if let transfers {
                 let noted = typedDirects.count
                 performingTypedCommand = true
-                carryOut(transfers.send(path: path, to: recipient, members: session.roster.names))
+                let members = session.roster.names
+                let takingNoFiles = Set(
+                    members.filter { security.features(of: $0).map { !$0.contains(MemberFeatures.files) } ?? false })
+                carryOut(
+                    transfers.send(path: path, to: recipient, members: members, takingNoFiles: takingNoFiles))
                 performingTypedCommand = false
                 // A ping after the offer, so that the relay's confirmation ends its note.
                 if typedDirects.count > noted, session.phase == .ready { _ = session.sendPing() }

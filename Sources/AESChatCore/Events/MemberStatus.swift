@@ -3,12 +3,16 @@ public struct MemberStatus: Equatable, Sendable {
     public var name: String
     public var fingerprint: String?
     public var trust: MemberTrust
+    /// The names of the features its profile lists (docs/PROTOCOL.md section 6.5), nil when its client says
+    /// nothing of them (room-key mode, a refused member).
+    public var features: [String]?
 
     /// Creates a status.
-    public init(name: String, fingerprint: String?, trust: MemberTrust) {
+    public init(name: String, fingerprint: String?, trust: MemberTrust, features: [String]? = nil) {
         self.name = name
         self.fingerprint = fingerprint
         self.trust = trust
+        self.features = features
     }
 
     var jsonFields: [(String, JSONValue)] {
@@ -16,6 +20,7 @@ public struct MemberStatus: Equatable, Sendable {
         if let fingerprint { fields.append(("fingerprint", .string(fingerprint))) }
         fields.append(("status", .string(trust.rawValue)))
         fields.append(("verified", .bool(trust == .verified)))
+        if let features { fields.append(("features", .strings(features))) }
         return fields
     }
 
@@ -30,7 +35,8 @@ public struct MemberStatus: Equatable, Sendable {
             case .changed: " (KEY CHANGED, not verified)"
             case .invalid: " (refused: nothing is sent to them)"
             }
-        return clean + mark + (fingerprint.map { " " + TerminalText.escapeControls($0) } ?? "")
+        let files = features.map { $0.contains("files") ? "" : " (takes no files)" } ?? ""
+        return clean + mark + (fingerprint.map { " " + TerminalText.escapeControls($0) } ?? "") + files
     }
 
     /// The user as `/who` shows them: their name and, with automatic keys, their own fingerprint.

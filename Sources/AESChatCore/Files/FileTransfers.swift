@@ -117,9 +117,14 @@ public final class FileTransfers {
     // MARK: Entry points
 
     /// Offers the file at `path` to the room (`recipient` nil) or to one member.
-    /// - Parameter members: the other members present now.
-    public func send(path: String, to recipient: String?, members: [String]) -> [FileTransferAction] {
-        startSending(path: path, to: recipient, members: members)
+    /// - Parameters:
+    ///   - members: the other members present now.
+    ///   - takingNoFiles: those of them whose profile says they take no files (docs/PROTOCOL.md section 6.5): no
+    ///     offer is made to them, and a send to one of them alone fails at once.
+    public func send(path: String, to recipient: String?, members: [String], takingNoFiles: Set<String> = [])
+        -> [FileTransferAction]
+    {
+        startSending(path: path, to: recipient, members: members, takingNoFiles: takingNoFiles)
         return takeActions()
     }
 
@@ -277,7 +282,7 @@ public final class FileTransfers {
 
     // MARK: Sending
 
-    private func startSending(path: String, to recipient: String?, members: [String]) {
+    private func startSending(path: String, to recipient: String?, members: [String], takingNoFiles: Set<String>) {
         let home = getenv("HOME").map { String(cString: $0) } ?? ""
         let expanded = path == "~" ? home : path.hasPrefix("~/") ? home + path.dropFirst(1) : path
         let targets: [String]
@@ -286,9 +291,23 @@ public final class FileTransfers {
                 show(.error(message: "no member named '\(recipient)' here; /who lists the members"))
                 return
             }
+            guard !takingNoFiles.contains(recipient) else {
+                show(
+                    .error(
+                        message: "\(recipient) takes no files (its client says so: no inbox, or --accept-files none); "
+                            + "nothing was offered"))
+                return
+            }
             targets = [recipient]
         } else {
-            targets = members
+            targets = members.filter { !takingNoFiles.contains($0) }
+            if !members.isEmpty, targets.isEmpty {
+                show(
+                    .error(
+                        message: "nobody here takes files (their clients say so: no inbox, or --accept-files none); "
+                            + "nothing was offered"))
+                return
+            }
         }
         guard !targets.isEmpty else {
             show(.error(message: "nobody else is in the room to send '\(path)' to"))
@@ -791,6 +810,11 @@ public final class FileTransfers {
             sendControl(.fileReply(fileID: offer.fileID, accept: false, resumeFrom: 0, reason: reason), to: sender)
             show(.fileFailed(name: Self.displayName(offer.name), from: sender, to: nil, reason: reason))
         }
+        // Out of bounds first (chunk size, size, key, name): nothing below computes with the offer's numbers before.
+        if let problem = offer.problem {
+            decline(problem)
+            return
+        }
         guard inbox != nil else {
             decline("\(ownName) takes no files: it joined without --inbox")
             return
@@ -799,18 +823,13 @@ public final class FileTransfers {
             decline("\(ownName) takes no files (--accept-files none)")
             return
         }
-        guard offer.size <= FileOffer.maximumSize else {
-            decline(
-                "the offer declares \(offer.size) bytes, more than a transfer can carry (at most 2^53 bytes); refused")
-            return
-        }
         if let maximumFileSize, offer.size > maximumFileSize {
             decline(
                 "the file is \(offer.size) bytes, more than the \(maximumFileSize) bytes this member accepts (--max-file-size)"
             )
             return
         }
-        guard offer.key.count == 32, (try? AESGCM(key: offer.key)) != nil else {
+        guard (try? AESGCM(key: offer.key)) != nil else {
             decline("the offer is malformed")
             return
         }

@@ -123,7 +123,9 @@ public enum JoinMode {
             },
             makeSecurity: { connection in
                 let relay = (relayKey, knownRelays)
-                switch makeSecurity(keys, options: options, connection: connection, relay: relay) {
+                // The profile says whether this client takes files (section 6.5), so that nobody offers it any in vain.
+                let features = MemberFeatures(inbox != nil && filePolicy != .none ? [MemberFeatures.files] : [])
+                switch makeSecurity(keys, options: options, connection: connection, relay: relay, features: features) {
                 case .success(let security): return security
                 case .failure(let failure): throw failure
                 }
@@ -280,7 +282,7 @@ public enum JoinMode {
     /// pins of the same relay found under its earlier keys and addresses.
     static func makeSecurity(
         _ keys: Keys, options: JoinOptions, connection: any Connection,
-        relay: (key: RelayPublicKey, knownRelays: KnownRelays)
+        relay: (key: RelayPublicKey, knownRelays: KnownRelays), features: MemberFeatures
     ) -> Result<any MessageSecurity, SetupFailure> {
         switch keys {
         case .roomKey(let roomKey):
@@ -293,7 +295,7 @@ public enum JoinMode {
                 return .success(
                     try AutomaticKeySecurity(
                         identity: identity.key, name: options.name, room: options.room,
-                        relay: KnownPeers.relayIdentity(of: relay.key), knownPeers: knownPeers))
+                        relay: KnownPeers.relayIdentity(of: relay.key), knownPeers: knownPeers, features: features))
             } catch {
                 return .failure(SetupFailure(message: "cannot start the session keys: \(error)", code: .failure))
             }

@@ -66,6 +66,20 @@ package enum WorkedExamples {
             "00259760b317c411daafe8517861f5af2afee7c4feb70eac7f82b89005245fe981e79576e6ddc6"
     }
 
+    /// Section 9.5, profiles with features: the keys and room of 9.2, alice listing `files`, bob nothing.
+    package enum Features {
+        package static let aliceProfile =
+            "027776e870b93354f2a0b24c23f2a36cc4e80e223218c1b97926fdd018396a2b9b"
+            + "392d174a38b3b1beafaf1fe824870841c5fa531bc6eafdb6402c124664488c1c0101"
+            + "daf986b7cae9ad8f219aa48a45edbe816a0a9a7bdd2a8d27583fdf21bf40571c"
+            + "b15ee4319cf35c527badaa29edc23a744f268e1831f4b2f8de2151ab2c45e408"
+        package static let bobProfile =
+            "028bb04e1c1b83dddf311f5bcddf7c50ede3c0802f47ec796e2a131cf41298d9f3"
+            + "23b7bb8c91ae008711fb12846780bcdf1e065f821bdfec49f57e7c7dcd4c482300"
+            + "a2db544de85fa0a9f10f9a723ac9abd9b048e95b73e41392ff7005a67a088a6a"
+            + "788256f377d6cf1bfeb01c0c80a27332f4eb576b42c3302a74f6dcd6173c0f0d"
+    }
+
     /// One example recomputed: its name, and what differed (nil when everything matched).
     package struct Outcome: Sendable, Equatable {
         package let name: String
@@ -79,7 +93,26 @@ package enum WorkedExamples {
             outcome("9.2 automatic-key profile, channel and group message", checkAutomaticKeyMode),
             outcome("9.2 fingerprint, safety number, room code", checkTexts),
             outcome("9.3 link handshake and first record", checkLink),
+            outcome("9.5 profiles with features", checkFeatures),
         ]
+    }
+
+    private static func checkFeatures() throws -> String? {
+        typealias Example = AutomaticKeyMode
+        let alice = try AutomaticKeys.makeProfile(
+            identity: try Ed25519PrivateKey(seed: Example.aliceIdentitySeed),
+            sessionKey: try X25519PrivateKey(rawRepresentation: Example.aliceSessionSecret).publicKey, room: "lobby",
+            name: "alice", features: MemberFeatures([MemberFeatures.files]))
+        if let wrong = differs("alice's profile with features", alice, Features.aliceProfile) { return wrong }
+        let bob = try AutomaticKeys.makeProfile(
+            identity: try Ed25519PrivateKey(seed: Example.bobIdentitySeed),
+            sessionKey: try X25519PrivateKey(rawRepresentation: Example.bobSessionSecret).publicKey, room: "lobby",
+            name: "bob", features: MemberFeatures([]))
+        if let wrong = differs("bob's profile with features", bob, Features.bobProfile) { return wrong }
+        guard case .valid(_, _, let features) = AutomaticKeys.checkProfile(alice, room: "lobby", name: "alice"),
+            features.names == ["files"]
+        else { return "alice's profile with features does not verify back to its features" }
+        return nil
     }
 
     private static func outcome(_ name: String, _ body: () throws -> String?) -> Outcome {

@@ -20,6 +20,8 @@ public final class AutomaticKeySecurity: MessageSecurity {
     private final class Peer {
         let name: String
         var identityKey: [UInt8]?
+        /// What its profile lists (``MemberFeatures/basic`` for a version-1 profile); nil when refused.
+        var features: MemberFeatures?
         var trust: MemberTrust
         var channel: PairwiseChannel?
         var chain: IncomingChain?
@@ -93,10 +95,13 @@ public final class AutomaticKeySecurity: MessageSecurity {
     ///   - knownPeers: the trust-on-first-use store.
     ///   - sessionKey: a fixed session key (test vectors only); otherwise a fresh one per connection, drawn at
     ///     libgcrypt's strong random level (a key for one connection; long-term keys use the very strong level).
+    ///   - features: what the profile lists (section 6.5); nil sends a version-1 profile without features, as clients
+    ///     before features did (tests of older peers).
     ///   - now: the clock for chain lifetimes.
     public init(
         identity: Ed25519PrivateKey, name: String, room: String, relay: String, knownPeers: KnownPeers,
-        sessionKey: X25519PrivateKey? = nil, now: @escaping () -> ContinuousClock.Instant = { .now }
+        sessionKey: X25519PrivateKey? = nil, features: MemberFeatures? = MemberFeatures([MemberFeatures.files]),
+        now: @escaping () -> ContinuousClock.Instant = { .now }
     ) throws(CryptoError) {
         let key: X25519PrivateKey
         if let sessionKey {
@@ -112,12 +117,14 @@ public final class AutomaticKeySecurity: MessageSecurity {
         self.knownPeers = knownPeers
         self.now = now
         profile = try AutomaticKeys.makeProfile(
-            identity: identity, sessionKey: key.publicKey, room: room, name: name)
+            identity: identity, sessionKey: key.publicKey, room: room, name: name, features: features)
         chain = OutgoingChain(now: now())
         seenSessionKeys.insert(key.publicKey)
     }
 
     public var ownFingerprint: String? { Identity.fingerprint(of: identity.publicKey) }
+
+    public func features(of name: String) -> MemberFeatures? { peers[name]?.features }
 
     /// Runs `body`, which appends what the client is to do, and returns that.
     private func collecting(_ body: (inout [SecurityAction]) -> Void) -> [SecurityAction] {
@@ -156,7 +163,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
 
     public func identityKey(of member: MemberEntry) -> [UInt8]? {
         if let peer = peers[member.name] { return peer.identityKey }
-        if case .valid(let identityKey, _) = check(member) { return identityKey }
+        if case .valid(let identityKey, _, _) = check(member) { return identityKey }
         return nil
     }
 
@@ -237,7 +244,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
             peers[member.name] = Peer(name: member.name, trust: .invalid)
             actions.warn("tampered", about: member.name, "\(member.name) refused: \(reason); no keys are sent to them")
             actions.append(.show(.member(MemberStatus(name: member.name, fingerprint: nil, trust: .invalid))))
-        case .valid(let identityKey, let sessionKey):
+        case .valid(let identityKey, let sessionKey, let features):
             guard seenSessionKeys.insert(sessionKey) else {
                 peers[member.name] = Peer(name: member.name, trust: .invalid)
                 actions.warn(
@@ -251,6 +258,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
             }
             let peer = Peer(name: member.name, trust: .new)
             peer.identityKey = identityKey
+            peer.features = features
             peers[member.name] = peer
             let fingerprint = Identity.fingerprint(of: identityKey)
             if let pin = knownPeers.pin(relay: relay, name: member.name) {
@@ -274,7 +282,11 @@ public final class AutomaticKeySecurity: MessageSecurity {
             {
                 actions.append(.show(.info(notice)))
             }
-            actions.append(.show(.member(MemberStatus(name: member.name, fingerprint: fingerprint, trust: peer.trust))))
+            actions.append(
+                .show(
+                    .member(
+                        MemberStatus(
+                            name: member.name, fingerprint: fingerprint, trust: peer.trust, features: features.names))))
             do {
                 let shared = try session.sharedSecret(with: sessionKey)
                 let keys = try AutomaticKeys.channelKeys(
@@ -640,7 +652,8 @@ public final class AutomaticKeySecurity: MessageSecurity {
                     .who(
                         members: peers.values.sorted { $0.name < $1.name }.map {
                             MemberStatus(
-                                name: $0.name, fingerprint: $0.identityKey.map(Identity.fingerprint), trust: $0.trust)
+                                name: $0.name, fingerprint: $0.identityKey.map(Identity.fingerprint), trust: $0.trust,
+                                features: $0.features?.names)
                         }, you: MemberStatus(name: name, fingerprint: ownFingerprint, trust: .verified))))
         case .verifySelf:
             if let ownFingerprint { actions.append(.show(.identity(name: name, fingerprint: ownFingerprint))) }

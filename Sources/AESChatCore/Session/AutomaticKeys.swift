@@ -3,10 +3,14 @@ package import AESChatCrypto
 /// The wire constructions of automatic-key mode (docs/PROTOCOL.md, section 6). Pure functions
 /// over libgcrypt primitives; the stateful parts live in ``AutomaticKeySecurity``.
 package enum AutomaticKeys {
-    /// Profile layout version byte.
+    /// Profile layout version byte of clients before features (docs/PROTOCOL.md section 6.1).
     package static let profileVersion: UInt8 = 0x01
     /// Profile size: version, identity key, session key, signature.
     package static let profileSize = 1 + 32 + 32 + 64
+    /// Profile layout version byte of a profile with features (docs/PROTOCOL.md section 6.5).
+    package static let featuresProfileVersion: UInt8 = 0x02
+    /// The shortest version-2 profile: version, identity key, session key, an empty features field, signature.
+    package static let featuresProfileMinimumSize = 1 + 32 + 32 + 1 + 64
     /// Channel plaintext kind carrying a sender chain.
     package static let senderKeyKind: UInt8 = 0x10
     /// Bytes of a chain id.
@@ -35,39 +39,90 @@ package enum AutomaticKeys {
         return writer.bytes
     }
 
-    package static func makeProfile(identity: Ed25519PrivateKey, sessionKey: [UInt8], room: String, name: String)
-        throws(CryptoError) -> [UInt8]
-    {
-        let signed = profileSignedBytes(room: room, name: name, identityKey: identity.publicKey, sessionKey: sessionKey)
-        return [profileVersion] + identity.publicKey + sessionKey + (try identity.signature(for: signed))
+    /// What a version-2 profile's signature covers: the label, a zero byte (where a version-1 signature has the
+    /// room's length, never 0), the room, the name, and the profile up to its signature.
+    package static func featuresProfileSignedBytes(room: String, name: String, body: ArraySlice<UInt8>) -> [UInt8] {
+        var writer = ByteWriter(capacity: 128 + body.count)
+        writer.write(contentsOf: Array("aeschat/1 session key".utf8))
+        writer.write(UInt8(0))
+        writer.writeShortString(room)
+        writer.writeShortString(name)
+        writer.write(contentsOf: body)
+        return writer.bytes
     }
 
-    /// A member's verified keys, or why its profile is refused.
+    /// The profile to send in hello: version 2 with `features` (section 6.5), or version 1 without (clients before
+    /// features; kept for the worked examples and tests of older peers).
+    package static func makeProfile(
+        identity: Ed25519PrivateKey, sessionKey: [UInt8], room: String, name: String, features: MemberFeatures? = nil
+    ) throws(CryptoError) -> [UInt8] {
+        guard let features else {
+            let signed = profileSignedBytes(
+                room: room, name: name, identityKey: identity.publicKey, sessionKey: sessionKey)
+            return [profileVersion] + identity.publicKey + sessionKey + (try identity.signature(for: signed))
+        }
+        precondition(features.bits.count <= MemberFeatures.maximumBytes, "at most 32 bytes of features")
+        let body =
+            [featuresProfileVersion] + identity.publicKey + sessionKey + [UInt8(features.bits.count)] + features.bits
+        let signed = featuresProfileSignedBytes(room: room, name: name, body: body[...])
+        return body + (try identity.signature(for: signed))
+    }
+
+    /// A member's verified keys and features, or why its profile is refused.
     package enum ProfileCheck: Equatable {
-        case valid(identityKey: [UInt8], sessionKey: [UInt8])
+        case valid(identityKey: [UInt8], sessionKey: [UInt8], features: MemberFeatures)
         case missing
         case invalid(String)
     }
 
-    /// The session key a profile presents, before any check (nil if it is not a version-1 profile).
+    /// The session key a profile presents, before any check (nil if it is not a profile of version 1 or 2).
     package static func sessionKey(inProfile profile: [UInt8]) -> [UInt8]? {
-        guard profile.count == profileSize, profile[0] == profileVersion else { return nil }
+        guard
+            (profile.count == profileSize && profile.first == profileVersion)
+                || (profile.count >= featuresProfileMinimumSize && profile.first == featuresProfileVersion)
+        else { return nil }
         return Array(profile[33..<65])
     }
 
     package static func checkProfile(_ profile: [UInt8], room: String, name: String) -> ProfileCheck {
-        guard !profile.isEmpty else { return .missing }
-        guard profile.count == profileSize, profile[0] == profileVersion else {
-            return .invalid("its profile is \(profile.count) bytes, not a version-1 profile of \(profileSize)")
+        guard let version = profile.first else { return .missing }
+        switch version {
+        case profileVersion:
+            guard profile.count == profileSize else {
+                return .invalid("its profile is \(profile.count) bytes, not a version-1 profile of \(profileSize)")
+            }
+            let identityKey = Array(profile[1..<33])
+            let sessionKey = Array(profile[33..<65])
+            let signature = Array(profile[65...])
+            let signed = profileSignedBytes(room: room, name: name, identityKey: identityKey, sessionKey: sessionKey)
+            guard Ed25519.isValidSignature(signature, for: signed, publicKey: identityKey) else {
+                return .invalid("the signature on its session key does not verify")
+            }
+            return .valid(identityKey: identityKey, sessionKey: sessionKey, features: .basic)
+        case featuresProfileVersion:
+            // version, identity key, session key, features count, features, later fields (ignored), signature.
+            guard profile.count >= featuresProfileMinimumSize else {
+                return .invalid(
+                    "its profile is \(profile.count) bytes, shorter than a version-2 profile (at least "
+                        + "\(featuresProfileMinimumSize))")
+            }
+            let count = Int(profile[65])
+            guard count <= MemberFeatures.maximumBytes, profile.count >= featuresProfileMinimumSize + count else {
+                return .invalid("its profile's features field (\(count) bytes) does not fit its \(profile.count) bytes")
+            }
+            let identityKey = Array(profile[1..<33])
+            let sessionKey = Array(profile[33..<65])
+            let signed = featuresProfileSignedBytes(room: room, name: name, body: profile[..<(profile.count - 64)])
+            let signature = Array(profile[(profile.count - 64)...])
+            guard Ed25519.isValidSignature(signature, for: signed, publicKey: identityKey) else {
+                return .invalid("the signature on its session key does not verify")
+            }
+            return .valid(
+                identityKey: identityKey, sessionKey: sessionKey,
+                features: MemberFeatures(bits: Array(profile[66..<(66 + count)])))
+        default:
+            return .invalid("its profile has version \(version); this client reads versions 1 and 2")
         }
-        let identityKey = Array(profile[1..<33])
-        let sessionKey = Array(profile[33..<65])
-        let signature = Array(profile[65...])
-        let signed = profileSignedBytes(room: room, name: name, identityKey: identityKey, sessionKey: sessionKey)
-        guard Ed25519.isValidSignature(signature, for: signed, publicKey: identityKey) else {
-            return .invalid("the signature on its session key does not verify")
-        }
-        return .valid(identityKey: identityKey, sessionKey: sessionKey)
     }
 
     // MARK: Pairwise channels

@@ -108,11 +108,14 @@ public enum MessageContent: Equatable, Sendable {
             let size = try reader.readUInt64("file size")
             let chunkSize = try reader.readUInt32("chunk size")
             let key = Array(try reader.readBytes(32, "file key"))
-            let name = try reader.readLongString("file name")
-            guard chunkSize >= 1024, chunkSize <= 4 * 1024 * 1024 else {
-                throw .malformed("chunk size \(chunkSize) outside 1 KiB to 4 MiB")
-            }
-            self = .fileOffer(FileOffer(fileID: fileID, size: size, chunkSize: chunkSize, key: key, name: name))
+            let nameBytes = try reader.readBytes(Int(try reader.readUInt16("file name")), "file name")
+            // Values out of bounds (chunk size, size, a name that is not UTF-8) still make an offer, so that the
+            // receiver can decline it with the reason (FileOffer.problem) instead of dropping it unanswered.
+            let name = String(validating: nameBytes, as: UTF8.self)
+            self = .fileOffer(
+                FileOffer(
+                    fileID: fileID, size: size, chunkSize: chunkSize, key: key,
+                    name: name ?? String(decoding: nameBytes, as: UTF8.self), nameIsValid: name != nil))
         case 0x21:
             let fileID = Array(try reader.readBytes(Self.fileIDSize, "file id"))
             let accept = try reader.readUInt8("accept") == 1

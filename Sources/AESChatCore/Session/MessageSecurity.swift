@@ -46,6 +46,13 @@ public protocol MessageSecurity: AnyObject {
     func receive(_ payload: ArraySlice<UInt8>, from sender: String, isDirect: Bool) -> [SecurityAction]
     /// Handles `/who`, `/verify`, `/verify NAME`, `/verify room` and `/trust NAME`.
     func handle(_ command: SecurityCommand) -> [SecurityAction]
+    /// The features a present member's profile lists (docs/PROTOCOL.md section 6.5); nil when its client says
+    /// nothing of them (the room-key mode, whose profiles are empty) or it was refused.
+    func features(of name: String) -> MemberFeatures?
+}
+
+extension MessageSecurity {
+    public func features(of name: String) -> MemberFeatures? { nil }
 }
 
 /// The commands a security mode answers.

@@ -1,0 +1,183 @@
+import AESChatCore
+import AESChatCrypto
+
+/// The costs of an automatic-key room of N members in one process (issue 15 §2; docs/BENCHMARKS.md): every member
+/// runs the real ``AutomaticKeySecurity`` (real keys, signatures and ciphers); the relay's part is done in memory as it
+/// does it (a publish goes to every other member, a direct to its one recipient, a leave is announced to all), and
+/// the bytes through it are counted as the deliver frames it would write. Measured, each in CPU time of this thread:
+/// - a newcomer joining a room of N − 1 until every member shows the same room code: the newcomer's own CPU and
+///   the whole room's;
+/// - one member leaving, then one room message from each of 10 active senders, until all are read: the room's CPU,
+///   and the frames and bytes the relay delivers;
+/// - a member's cost per received group message.
+/// The room itself is built before any timer (each pair of members verifies and agrees keys once: N² work).
+enum RoomKeysCost {
+    private final class Member {
+        let name: String
+        let security: AutomaticKeySecurity
+        var cpuNanoseconds: UInt64 = 0
+        var roomCode: String?
+        var messagesRead = 0
+        init(name: String, security: AutomaticKeySecurity) {
+            self.name = name
+            self.security = security
+        }
+    }
+
+    private struct Delivery {
+        let to: Member
+        let from: String
+        let payload: [UInt8]
+        let isDirect: Bool
+    }
+
+    private final class Room {
+        var members: [String: Member] = [:]
+        var order: [String] = []
+        var queue: [Delivery] = []
+        var frames = 0
+        var bytes = 0
+        var groupReceiveNanoseconds: UInt64 = 0
+        var groupReceptions = 0
+
+        /// Runs `body` as `member`'s work: its CPU is added to the member, its actions routed.
+        func run(_ member: Member, _ body: () -> [SecurityAction]) {
+            let start = Measure.threadCPUNanoseconds()
+            let actions = body()
+            member.cpuNanoseconds += Measure.threadCPUNanoseconds() - start
+            route(actions, from: member)
+        }
+
+        func route(_ actions: [SecurityAction], from member: Member) {
+            for action in actions {
+                switch action {
+                case .publish(let envelope):
+                    for name in order where name != member.name {
+                        deliver(Delivery(to: members[name]!, from: member.name, payload: envelope, isDirect: false))
+                    }
+                case .direct(let envelope, let to):
+                    if let recipient = members[to] {
+                        deliver(Delivery(to: recipient, from: member.name, payload: envelope, isDirect: true))
+                    }
+                case .show(.roomCode(let code, _, _)):
+                    member.roomCode = code
+                case .deliver(let content, _, _):
+                    if case .identified = content { member.messagesRead += 1 }
+                case .show:
+                    break
+                }
+            }
+        }
+
+        private func deliver(_ delivery: Delivery) {
+            // deliver frame: length u32, type u8, from str8, flags u8, payload.
+            frames += 1
+            bytes += 4 + 1 + 1 + delivery.from.utf8.count + 1 + delivery.payload.count
+            queue.append(delivery)
+        }
+
+        func drain() {
+            var next = 0
+            while next < queue.count {
+                let delivery = queue[next]
+                next += 1
+                let start = Measure.threadCPUNanoseconds()
+                let actions = delivery.to.security.receive(
+                    delivery.payload[...], from: delivery.from, isDirect: delivery.isDirect)
+                let spent = Measure.threadCPUNanoseconds() - start
+                delivery.to.cpuNanoseconds += spent
+                if !delivery.isDirect {
+                    groupReceiveNanoseconds += spent
+                    groupReceptions += 1
+                }
+                route(actions, from: delivery.to)
+            }
+            queue.removeAll()
+        }
+
+        /// `name` joins: the relay's welcome to it, then a joined to every other member.
+        func join(_ name: String) throws -> Member {
+            let member = Member(
+                name: name,
+                security: try AutomaticKeySecurity(
+                    identity: Ed25519PrivateKey(), name: name, room: "bench", relay: "bench:1", knownPeers: KnownPeers()
+                ))
+            let present = order.map { MemberEntry(name: $0, profile: members[$0]!.security.profile) }
+            members[name] = member
+            order.append(name)
+            run(member) { member.security.didRegister(members: present) }
+            let entry = MemberEntry(name: name, profile: member.security.profile)
+            for other in order.dropLast() {
+                let existing = members[other]!
+                run(existing) { existing.security.memberJoined(entry) }
+            }
+            drain()
+            return member
+        }
+
+        func leave(_ name: String) {
+            order.removeAll { $0 == name }
+            members[name] = nil
+            for other in order {
+                let member = members[other]!
+                run(member) { member.security.memberLeft(name) }
+            }
+        }
+
+        var totalCPU: UInt64 { members.values.reduce(0) { $0 + $1.cpuNanoseconds } }
+        func resetCounters() {
+            for member in members.values { member.cpuNanoseconds = 0 }
+            frames = 0
+            bytes = 0
+            groupReceiveNanoseconds = 0
+            groupReceptions = 0
+        }
+        var consistent: Bool { Set(members.values.map(\.roomCode)).count == 1 && members.values.first?.roomCode != nil }
+    }
+
+    /// Measures a room of `members` (at least 3): after the leave, min(10, members − 1) of them send; the figures as
+    /// JSON fields.
+    static func measure(members count: Int) throws -> [(String, String)] {
+        guard count >= 3 else { throw LoadError.usage("room-keys: --members must be at least 3") }
+        let senders = min(10, count - 1)
+        let room = Room()
+        let buildStart = Measure.threadCPUNanoseconds()
+        for index in 0..<(count - 1) { _ = try room.join("m\(index)") }
+        let buildSeconds = Double(Measure.threadCPUNanoseconds() - buildStart) / 1e9
+
+        room.resetCounters()
+        let newcomer = try room.join("newcomer")
+        guard room.consistent else { throw LoadError.usage("room-keys: the room codes differ after the join") }
+        let joinNewcomer = Double(newcomer.cpuNanoseconds) / 1e6
+        let joinRoom = Double(room.totalCPU) / 1e6
+        let joinBytes = room.bytes
+
+        room.resetCounters()
+        room.leave("m0")
+        let text = String(repeating: "x", count: 100)
+        let active = Array(room.order.suffix(senders))
+        for (number, name) in active.enumerated() {
+            let sender = room.members[name]!
+            room.run(sender) { sender.security.sendToRoom(.identified(id: UInt64(number), .text(text))) }
+        }
+        let readBefore = room.members.values.reduce(0) { $0 + $1.messagesRead }
+        room.drain()
+        let read = room.members.values.reduce(0) { $0 + $1.messagesRead } - readBefore
+        let expected = senders * (room.order.count - 1)
+        guard read == expected else { throw LoadError.usage("room-keys: \(read) of \(expected) messages read") }
+        guard room.consistent else { throw LoadError.usage("room-keys: the room codes differ after the leave") }
+        return [
+            ("workload", "\"room-keys\""), ("members", "\(count)"), ("senders", "\(senders)"),
+            ("build_cpu_seconds", fixed(buildSeconds, 2)),
+            ("join_newcomer_cpu_ms", fixed(joinNewcomer, 1)), ("join_room_cpu_ms", fixed(joinRoom, 1)),
+            ("join_relay_bytes", "\(joinBytes)"),
+            ("leave_room_cpu_ms", fixed(Double(room.totalCPU) / 1e6, 1)),
+            ("leave_relay_frames", "\(room.frames)"), ("leave_relay_bytes", "\(room.bytes)"),
+            ("leave_messages_read", "\(read)"),
+            (
+                "us_per_received_message",
+                fixed(Double(room.groupReceiveNanoseconds) / 1e3 / Double(max(1, room.groupReceptions)), 1)
+            ),
+        ]
+    }
+}
