@@ -1,3 +1,4 @@
+import AESChatCrypto
 import AESChatTesting
 import Testing
 
@@ -9,9 +10,12 @@ final class ClusterHarness {
     let cluster: InMemoryCluster
     private(set) var relays: [ClusterRelay] = []
 
+    /// `count` relays sharing one relay key (as relays behind one address do).
     init(relays count: Int = 2, timings: ClusterTimings = ClusterTimings()) {
         cluster = InMemoryCluster(loop: loop)
-        for _ in 0..<count { relays.append(ClusterRelay(harness: self, timings: timings)) }
+        var configuration = RelayConfiguration()
+        configuration.cluster = timings
+        for _ in 0..<count { relays.append(ClusterRelay(harness: self, configuration: configuration)) }
         loop.runUntilIdle()
     }
 
@@ -26,12 +30,10 @@ final class ClusterRelay {
     let log = LineCollector()
     private let loop: MemoryEventLoop
 
-    init(harness: ClusterHarness, timings: ClusterTimings) {
+    init(harness: ClusterHarness, configuration: RelayConfiguration) {
         loop = harness.loop
         engine = harness.cluster.engine()
         listener = MemoryListener(loop: harness.loop)
-        var configuration = RelayConfiguration()
-        configuration.cluster = timings
         relay = Relay(configuration: configuration, loop: harness.loop, cluster: engine) { [log] in
             log.lines.append($0)
         }
@@ -42,6 +44,16 @@ final class ClusterRelay {
     func hello(_ name: String, room: String = "lobby") -> RawPeer {
         let peer = RawPeer(listener.connect(chunkSize: 4096), relayKey: relay.publicKey)
         peer.send(.hello(version: relayProtocolVersion, name: name, room: room, profile: Array(name.utf8)))
+        return peer
+    }
+
+    /// A member whose hello claims `name` with `key` (signed for its own link).
+    func claiming(_ name: String, key: NameClaimKey, room: String = "lobby") -> RawPeer {
+        let peer = RawPeer(listener.connect(chunkSize: 4096), relayKey: relay.publicKey)
+        loop.runUntilIdle()
+        let claim = try! key.claim(handshakeHash: peer.connection.handshakeHash)
+        peer.send(.hello(version: relayProtocolVersion, name: name, room: room, profile: [], claim: claim))
+        loop.runUntilIdle()
         return peer
     }
 
@@ -394,5 +406,53 @@ extension RawPeer {
         #expect(ClusterNameHolder(holder.encoded) == holder)
         #expect(ClusterNameHolder("00000000000000aa ff") == nil)
         #expect(ClusterNameHolder("zz000000000000aa ff lobby") == nil)
+    }
+
+    @Test func aVerifiedClaimTakesTheNameOver_fromAHolderOnAnotherRelay() throws {
+        let harness = ClusterHarness(relays: 3)
+        let key = try NameClaimKey(
+            secret: SecretBytes([UInt8](repeating: 7, count: 32)), relayKey: harness[0].relay.publicKey, name: "bob")
+        let other = try NameClaimKey(
+            secret: SecretBytes([UInt8](repeating: 8, count: 32)), relayKey: harness[0].relay.publicKey, name: "bob")
+        let observer = harness[2].member("observer")
+        let stale = harness[0].claiming("bob", key: key)
+        #expect(stale.welcomed == ["observer"])
+        // Another key's claim does not take it over.
+        let impostor = harness[1].claiming("bob", key: other)
+        #expect(impostor.errors == [RelayErrorCode.nameTaken.rawValue])
+        let fresh = harness[1].claiming("bob", key: key)
+        #expect(fresh.welcomed == ["observer"])
+        #expect(stale.errors == [RelayErrorCode.nameReclaimed.rawValue])
+        #expect(stale.closed)
+        #expect(observer.events == ["+bob", "-bob", "+bob"])
+        #expect(harness.cluster.names["bob"]?.hasPrefix(harness[1].engine.incarnation! + " ") == true)
+        fresh.publish("back")
+        harness.loop.runUntilIdle()
+        #expect(observer.events.last == "bob:back")
+    }
+
+    @Test func aRoomWithNoLocalMember_lingers_thenIsMirroredAfreshOnTheNextJoin() {
+        let harness = ClusterHarness()
+        let alice = harness[0].member("alice")
+        let bob = harness[1].member("bob")
+        bob.send(.bye)
+        harness.loop.runUntilIdle()
+        // Still mirrored during the linger time: a join is welcomed from the mirror.
+        alice.publish("one")
+        harness.loop.advance(by: .seconds(10))
+        let carol = harness[1].member("carol")
+        #expect(carol.welcomed == ["alice"])
+        carol.send(.bye)
+        harness.loop.runUntilIdle()
+        harness.loop.advance(by: .seconds(31))
+        // Unsubscribed after the linger time: a new join on relay 1 bootstraps from a snapshot again.
+        let dave = harness[0].member("dave")
+        let erin = harness[1].member("erin")
+        #expect(erin.welcomed == ["alice", "dave"])
+        #expect(harness[1].log.lines.filter { $0.hasPrefix("room lobby mirrored") }.count == 2)
+        alice.publish("three")
+        harness.loop.runUntilIdle()
+        #expect(erin.events == ["alice:three"])
+        #expect(dave.events == ["+erin", "alice:three"])
     }
 }
