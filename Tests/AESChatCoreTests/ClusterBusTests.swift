@@ -455,4 +455,36 @@ extension RawPeer {
         #expect(erin.events == ["alice:three"])
         #expect(dave.events == ["+erin", "alice:three"])
     }
+
+    @Test func aDirectBetweenMembersOfOneRelay_goesThroughTheEngine_inOrderWithPublishes() {
+        let harness = ClusterHarness()
+        let alice = harness[0].member("alice")
+        let bob = harness[0].member("bob")
+        _ = harness[1].member("carol")
+        harness[0].engine.commands.isHeld = true
+        alice.send(.direct(to: "bob", payload: Array("key".utf8)[...]))
+        alice.publish("message")
+        harness.loop.runUntilIdle()
+        #expect(bob.events == ["+carol"])
+        harness[0].engine.commands.isHeld = false
+        harness.loop.runUntilIdle()
+        #expect(bob.events == ["+carol", "alice>key", "alice:message"])
+    }
+
+    @Test func aRelayShuttingDown_announcesItsMembersLeft_andLeavesTheCluster() {
+        let harness = ClusterHarness()
+        let alice = harness[0].member("alice")
+        let bob = harness[1].member("bob")
+        var finished = false
+        harness[0].relay.shutdown { finished = true }
+        harness.loop.runUntilIdle()
+        #expect(alice.errors == [RelayErrorCode.shuttingDown.rawValue])
+        #expect(bob.events == ["-alice"])
+        #expect(harness.cluster.names.keys.sorted() == ["bob"])
+        #expect(harness.cluster.relays.count == 1)
+        harness.loop.advance(by: .seconds(3))
+        #expect(finished)
+        // No reap follows: the relay deregistered, so nobody sees a second left.
+        #expect(bob.events == ["-alice"])
+    }
 }

@@ -1,4 +1,5 @@
 import AESChatCrypto
+import AESChatNames
 
 /// The ``RoomBus`` of a relay in a cluster: rooms are shared with other relays through a ``ClusterEngine``, which puts
 /// every room event in one order (issue 16; the design is `cluster.md` §3.3–3.5).
@@ -178,7 +179,7 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
             else { return }
             var entries: [String: RoomMirror.Entry] = [:]
             for field in snapshot {
-                guard let (home, profile) = ClusterRoster.parse(field.value) else {
+                guard Names.isValidMemberName(field.name), let (home, profile) = ClusterRoster.parse(field.value) else {
                     lose("the cluster's roster of \(join.room) holds a malformed entry")
                     return
                 }
