@@ -78,6 +78,8 @@ final class ChatScreen {
     private(set) var verified: Set<String> = []
     /// The members for whom the user's messages are held (their key changed), sorted.
     private(set) var held: [String] = []
+    /// Whether every line is held while those keys wait (`/hold all`).
+    private(set) var holdsEverything = false
     /// The room code (automatic keys), shown in the status row, and whether it changed since the user last
     /// looked at it with `/verify room`.
     private(set) var roomCode: String?
@@ -445,7 +447,7 @@ final class ChatScreen {
     private func markHeld(_ lines: [StyledLine]) -> [StyledLine] {
         guard !held.isEmpty, var first = lines.first else { return lines }
         var marked = lines
-        if members.allSatisfy(held.contains) {
+        if holdsEverything || members.allSatisfy(held.contains) {
             first.spans.insert(Span("(held, not sent) ", .warning), at: 1)
         } else {
             first.spans.append(
@@ -503,6 +505,7 @@ final class ChatScreen {
             // A registration starts the keys afresh (after a reconnect too): what was held or verified is
             // announced again by the events that follow.
             held = []
+            holdsEverything = false
             verified = []
             if again {
                 // Registered again after a loss: no second banner; the `reconnected` line says what changed.
@@ -637,8 +640,9 @@ final class ChatScreen {
             roomCode = code
             drawStatus()
             placeCursor()
-        case .holding(let names):
+        case .holding(let names, let all):
             held = names.sorted()
+            holdsEverything = all
             show([StyledLine([stamp(), Span(event.humanText, names.isEmpty ? .notice : .warning)])])
             drawStatus()
         case .verify(let name, let fingerprint, let safetyNumber, let yours):
@@ -846,7 +850,12 @@ final class ChatScreen {
             parts.append("connecting to \(relay)")
         }
         if let transfers = transferTotals.statusText { parts.append(transfers) }
-        if !held.isEmpty { parts.append("messages held for \(held.joined(separator: ", ")): key changed") }
+        if !held.isEmpty {
+            parts.append(
+                holdsEverything
+                    ? "all messages held (/hold all): \(held.joined(separator: ", ")) key changed"
+                    : "messages held for \(held.joined(separator: ", ")): key changed")
+        }
         if let roomCode { parts.append("code \(roomCode)" + (roomCodeChanged ? " changed" : "")) }
         parts.append("bell: \(bell.rawValue)")
         if !ignored.isEmpty { parts.append("ignoring: " + ignored.sorted().joined(separator: ", ")) }
