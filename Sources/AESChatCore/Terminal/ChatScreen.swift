@@ -28,6 +28,8 @@ final class ChatScreen {
         case confirming(String)
         /// Input is over (Ctrl-D, /quit, Ctrl-C): nothing more is read but Ctrl-C.
         case closed
+        /// Ctrl-R: searching the input history (Enter takes the line found, Esc or Ctrl-G cancels).
+        case searching(ReverseSearch)
     }
 
     /// The prompt before the input line.
@@ -239,6 +241,8 @@ final class ChatScreen {
                 if key == .control("c"), !actions.contains(.interrupt) { actions.append(.interrupt) }
             case .confirming(let text):
                 confirm(text, key: key, actions: &actions)
+            case .searching(let search):
+                reverseSearch(search, key: key, actions: &actions)
             case .editing:
                 edit(key, actions: &actions)
             }
@@ -286,6 +290,7 @@ final class ChatScreen {
         case .control("y"): editor.yank()
         case .control("t"): editor.transpose()
         case .control("l"): repaintAll()
+        case .control("r"): mode = .searching(ReverseSearch(entries: editor.historyEntries))
         case .control("c"):
             interruptOrClear(actions: &actions)
         case .control("d"):
@@ -311,6 +316,35 @@ final class ChatScreen {
         }
         mode = .closed
         actions.append(.interrupt)
+    }
+
+    /// A key while Ctrl-R searches the history: text and Backspace change the query, Ctrl-R finds an older line,
+    /// Enter puts the line found in the input line (to edit or send with another Enter), Esc, Ctrl-G and Ctrl-C
+    /// cancel (the line typed before comes back); any other key takes the line found and then acts on it, as in a
+    /// shell.
+    private func reverseSearch(_ search: ReverseSearch, key: Key, actions: inout [TerminalAction]) {
+        var search = search
+        switch key {
+        case .text(let text), .paste(let text):
+            search.type(text)
+        case .backspace:
+            search.deleteBackward()
+        case .control("r"):
+            search.older()
+        case .escape, .control("g"), .control("c"):
+            mode = .editing
+            return
+        case .enter:
+            mode = .editing
+            if let match = search.match { editor.replaceAll(with: match) }
+            return
+        default:
+            mode = .editing
+            if let match = search.match { editor.replaceAll(with: match) }
+            edit(key, actions: &actions)
+            return
+        }
+        mode = .searching(search)
     }
 
     private func confirm(_ text: String, key: Key, actions: inout [TerminalAction]) {
@@ -909,6 +943,12 @@ final class ChatScreen {
                 to: size.columns - 1)
             output += StyledLine([Span(question, .prompt)]).rendered(colors)
             cursorColumn = DisplayWidth.of(question) + 1
+        case .searching(let search):
+            let visible = (search.prompt + (search.match ?? "")).map { Self.cell($0).text }.joined()
+            let shown = Self.truncate(visible, to: size.columns - 1)
+            output += StyledLine([Span(shown, .prompt)]).rendered(colors)
+            let prompt = search.prompt.map { Self.cell($0).text }.joined()
+            cursorColumn = min(DisplayWidth.of(prompt) + 1, DisplayWidth.of(shown) + 1)
         case .editing where offerQuestion != nil:
             let question = Self.truncate(offerQuestion?.text ?? "", to: size.columns - 1)
             output += StyledLine([Span(question, .prompt)]).rendered(colors)
