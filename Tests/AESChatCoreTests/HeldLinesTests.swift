@@ -160,6 +160,28 @@ func holding(_ output: EventCollector) -> (members: [String], all: Bool)? {
                 .info("bob left before you trusted their new key: 1 line you sent meanwhile did not reach them")))
     }
 
+    @Test func holdAll_withANewcomer_sendsTheLinesPrivatelyToEachMemberTheyWereMeantFor_withoutPinningThem() throws {
+        let harness = AutomaticHarness()
+        let alice = try harness.join("alice")
+        alice.client.submit(line: "/hold all")
+        harness.loop.runUntilIdle()
+        let (bob, carol) = try changedBob(harness, alice: alice)
+        alice.client.submit(line: "for bob and carol")
+        harness.loop.runUntilIdle()
+        let dave = try harness.join("dave")
+        alice.client.submit(line: "/trust bob")
+        harness.loop.runUntilIdle()
+        let privately = ClientEvent.message(from: "alice", text: "for bob and carol", isPrivate: true)
+        #expect(bob.output.events.contains(privately))
+        #expect(carol.output.events.contains(privately))
+        #expect(dave.output.messages.isEmpty)
+        // Not a private message the user wrote: carol's pin is not marked as messaged.
+        #expect(harness.pins["alice"]?.pin(relay: "memory:1", name: "carol")?.holdsMessagesOnChange == false)
+        alice.client.submit(line: "/msg carol a real one")
+        harness.loop.runUntilIdle()
+        #expect(harness.pins["alice"]?.pin(relay: "memory:1", name: "carol")?.holdsMessagesOnChange == true)
+    }
+
     @Test func holdCommand_parsesItsTwoChoices_andRefusesAnythingElse() {
         #expect(ChatCommand(parsing: "/hold") == .hold(all: nil))
         #expect(ChatCommand(parsing: "/hold all") == .hold(all: true))

@@ -47,6 +47,9 @@ public final class AutomaticKeySecurity: MessageSecurity {
     private var roomLinesSent = 0
     /// The room lines held for members whose changed key waits for `/trust` (for everyone under `/hold all`).
     private var held = HeldLines()
+    /// Held lines released to one member privately ("id name"), until sent: such a line is not a private message the
+    /// user wrote, so it does not pin the member as messaged.
+    private var releasedPrivately: Set<String> = []
     /// `/hold all`: while any changed key waits for `/trust`, room lines go to nobody.
     public private(set) var holdsEverything = false
     /// What the last ``ClientEvent/holding(members:all:)`` announced.
@@ -426,6 +429,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
             return
         }
         sendOverChannel(content.encoded(), to: peer, actions: &actions)
+        if case .identified(let id, _) = content, releasedPrivately.remove("\(id) \(recipient)") != nil { return }
         if !content.isFileControl, let key = peer.identityKey {
             knownPeers.noteMessaged(key, relay: relay, name: recipient)
         }
@@ -458,7 +462,10 @@ public final class AutomaticKeySecurity: MessageSecurity {
             } else {
                 let sorted = targets.sorted()
                 actions.append(.release(ReleasedLine(content: line.content, onlyTo: sorted)))
-                for name in sorted { alone[name, default: 0] += 1 }
+                for name in sorted {
+                    alone[name, default: 0] += 1
+                    if case .identified(let id, _) = line.content { releasedPrivately.insert("\(id) \(name)") }
+                }
                 newcomers.formUnion(strangers)
                 tooOld = tooOld || (strangers.isEmpty && old)
             }
