@@ -336,11 +336,16 @@ def test_held_lines_survive_a_relay_restart(tmp_path, clients, relay):
         returned.stop()
 
 
-def test_hold_all_holds_every_line_until_trust(tmp_path, clients):
-    alice = auto(clients, "alice")
+@pytest.mark.parametrize("how", ["command", "flag"])
+def test_hold_all_holds_every_line_until_trust(tmp_path, clients, how):
+    alice = auto(clients, "alice", extra=["--hold", "all"] if how == "flag" else [])
     alice.ready()
-    alice.say("/hold all")
-    assert "every line you send is held" in alice.events(event="info")["message"]
+    if how == "command":
+        alice.say("/hold all")
+        assert "every line you send is held" in alice.events(event="info")["message"]
+    else:
+        alice.say("/hold")
+        assert alice.events(event="info")["message"].startswith("/hold all: while a changed key waits")
     bob = auto(clients, "bob")
     bob.ready()
     carol = auto(clients, "carol")
