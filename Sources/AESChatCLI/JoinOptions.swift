@@ -27,6 +27,9 @@ public struct JoinOptions: Equatable, Sendable {
     public var maximumFileSize: UInt64? = nil
     /// When the interactive terminal rings the bell; nil: the setting the last session saved, else mentions.
     public var bell: BellSetting? = nil
+    /// `--hold all`: while a changed key waits for `/trust`, every room line is held, not only those for that member
+    /// (`/hold` changes it during the session).
+    public var holdsEverything = false
     /// Whether the interactive terminal uses colour.
     public var color: ColorSetting = .auto
     /// The file the session is appended to as plain text, if one was given (never empty).

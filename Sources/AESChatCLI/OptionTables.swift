@@ -170,6 +170,11 @@ enum OptionTables {
                     + "(default: the last /bell setting, else mentions)",
                 parse: Values.bell, into: \.bell),
             .value(
+                "--hold", "all|changed", default: "changed",
+                help: "While a verified member's changed key waits for /trust: hold your lines only for them "
+                    + "(changed), or every line (all); /hold changes it.",
+                parse: Values.hold, into: \.holdsEverything),
+            .value(
                 "--color", "when", default: "auto",
                 help: "Colour in the interactive terminal: auto (unless NO_COLOR is set), always or never.",
                 parse: Values.color, into: \.color),
@@ -193,7 +198,7 @@ enum OptionTables {
     /// file itself are for the command line only.
     static let joinConfigurationKeys = [
         "name", "host", "port", "room", "inbox", "relay-key", "key", "identity", "accept-files", "max-file-size",
-        "bell", "color", "log",
+        "bell", "hold", "color", "log",
     ]
 
     /// How `join` reads its configuration file (see ``ConfigurationFile``).

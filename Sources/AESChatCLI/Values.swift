@@ -75,6 +75,15 @@ enum Values {
         return setting
     }
 
+    /// Parses a `--hold` setting: `all` (true) or `changed` (false).
+    static func hold(_ text: String, _ context: OptionContext) throws(UsageError) -> Bool {
+        switch text {
+        case "all": return true
+        case "changed": return false
+        default: throw invalid("hold setting", text, "expected all or changed", context.mode)
+        }
+    }
+
     /// Parses a `--color` setting: `auto`, `always` or `never`.
     static func color(_ text: String, _ context: OptionContext) throws(UsageError) -> ColorSetting {
         guard let setting = ColorSetting(rawValue: text) else {

@@ -25,6 +25,7 @@ enum MemberCost {
                 case .publish(let envelope): items.append(.publish(envelope))
                 case .direct(let envelope, _): items.append(.direct(envelope))
                 case .show(let event): emit(event)
+                case .release: break
                 case .deliver(let content, let sender, let isPrivate):
                     if let event = ClientEvent(content: content, from: sender, isPrivate: isPrivate) { emit(event) }
                 }

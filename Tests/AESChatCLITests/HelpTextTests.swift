@@ -7,7 +7,8 @@ import Testing
         // --max-pending-output <bytes> is wider than the flag column, so its help starts on the next line.
         .join: [
             "--name <name>", "--inbox <dir>", "--room <room>", "--host <addr>", "--port <n>", "--relay-key <key>",
-            "--accept-new-relay-key", "--key <file>", "--json", "--bell <when>", "--color <when>", "--log <file>",
+            "--accept-new-relay-key", "--key <file>", "--json", "--bell <when>", "--hold <all|changed>",
+            "--color <when>", "--log <file>",
             "--config <file>", "--no-config", "-h, --help",
         ],
         .keygen: ["--out <file>", "-h, --help"],
@@ -127,7 +128,8 @@ import Testing
                        [--host <addr>] [--port <n>] [--relay-key <key>] [--accept-new-relay-key]
                        [--key <file>] [--json] [--identity <file>]
                        [--accept-files <all|ask|none>] [--max-file-size <bytes>] [--bell <when>]
-                       [--color <when>] [--log <file>] [--config <file>] [--no-config]
+                       [--hold <all|changed>] [--color <when>] [--log <file>] [--config <file>]
+                       [--no-config]
                 """
             )
         )
@@ -201,8 +203,8 @@ import Testing
             HelpText.usage(for: .join)
                 == "aeschat join [--name <name>] [--inbox <dir>] [--room <room>] [--host <addr>] [--port <n>] "
                 + "[--relay-key <key>] [--accept-new-relay-key] [--key <file>] [--json] [--identity <file>] "
-                + "[--accept-files <all|ask|none>] [--max-file-size <bytes>] [--bell <when>] [--color <when>] "
-                + "[--log <file>] [--config <file>] [--no-config]"
+                + "[--accept-files <all|ask|none>] [--max-file-size <bytes>] [--bell <when>] [--hold <all|changed>] "
+                + "[--color <when>] [--log <file>] [--config <file>] [--no-config]"
         )
         #expect(HelpText.usage(for: .keygen) == "aeschat keygen [--out <file>] [--identity <file>]")
     }

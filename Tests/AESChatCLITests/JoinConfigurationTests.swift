@@ -74,6 +74,15 @@ import Testing
         #expect(options.color == .auto)
     }
 
+    @Test func hold_isAFlagAndASetting_changedByDefault_andAnythingElseIsRefused() throws {
+        #expect(try Self.parse([], file: nil).holdsEverything == false)
+        #expect(try Self.parse([], file: "hold = all").holdsEverything == true)
+        #expect(try Self.parse(["--hold", "changed"], file: "hold = all").holdsEverything == false)
+        #expect(try Self.parse(["--hold", "all"], file: nil).holdsEverything == true)
+        #expect(throws: UsageError.self) { try Self.parse(["--hold", "none"], file: nil) }
+        #expect(throws: UsageError.self) { try Self.parse([], file: "hold = some") }
+    }
+
     @Test func name_defaultsToTheFile_thenToUSER() throws {
         #expect(try Self.parse([], file: "name = filename").name == "filename")
         #expect(try Self.parse([], file: nil).name == "ann")

@@ -206,8 +206,8 @@ import Testing
                 Error: no member name: give --name <name> ($USER is not set)
                 Usage: aeschat join [--name <name>] [--inbox <dir>] [--room <room>] [--host <addr>] [--port <n>] \
                 [--relay-key <key>] [--accept-new-relay-key] [--key <file>] [--json] [--identity <file>] \
-                [--accept-files <all|ask|none>] [--max-file-size <bytes>] [--bell <when>] [--color <when>] \
-                [--log <file>] [--config <file>] [--no-config]
+                [--accept-files <all|ask|none>] [--max-file-size <bytes>] [--bell <when>] [--hold <all|changed>] \
+                [--color <when>] [--log <file>] [--config <file>] [--no-config]
                 See 'aeschat join --help'.
                 """
         )

@@ -60,6 +60,7 @@ import Testing
         .reconnecting(attempt: 1, delayMilliseconds: 1, reason: "r"), .reconnected,
         .differentRoomKey(name: "a", message: "m"), .identity(name: "a", fingerprint: "f"),
         .relayKey(address: "h:1", fingerprint: "f", pinnedAt: nil, how: nil), .holding(members: []),
+        .holding(members: ["a"], all: true),
         .unsupported(from: "a", kind: 0x40, count: 1),
         .back(name: "a"), .connectionLost(reason: "r"),
     ]

@@ -20,7 +20,8 @@ final class SessionHarness {
     var connectionsRefused = 0
     let start = ContinuousClock.now
 
-    init() {
+    /// - Parameter makeSecurity: alice's end-to-end layer for each connection; a room key by default.
+    init(makeSecurity: ((ChatHarness) throws -> any MessageSecurity)? = nil) {
         session = ReconnectingSession(
             output: output, loop: loop, link: TestRelayKeys.link(),
             connect: { [unowned self] completion in
@@ -38,7 +39,9 @@ final class SessionHarness {
                     completion(.success(clientEnd))
                 }
             },
-            makeSecurity: { [unowned self] _ in RoomKeySecurity(roomKey: self.chat.key, room: "lobby", name: "alice") },
+            makeSecurity: { [unowned self] _ in
+                try makeSecurity?(self.chat) ?? RoomKeySecurity(roomKey: self.chat.key, room: "lobby", name: "alice")
+            },
             makeClient: { [unowned self] security, connection, recent, ended in
                 ChatRoom(
                     name: "alice", room: "lobby", security: security, connection: connection, output: self.output,

@@ -522,6 +522,21 @@ final class ScreenHarness {
         #expect(harness.terminal.line(10) == "-- relay  room")
     }
 
+    @Test func holdAll_marksEveryOwnLineHeldNotSent_andSaysSoInTheStatusRow() {
+        let harness = ScreenHarness(columns: 120)
+        harness.show(.ready(name: "alice", room: "lobby", members: ["bob", "carol"], fingerprint: "f"))
+        harness.show(.holding(members: ["bob"], all: true))
+        #expect(harness.statusLine.contains("all messages held (/hold all): bob key changed"))
+        harness.type("hello carol\r")
+        #expect(harness.terminal.line(10) == "09:05 (held, not sent) <alice> hello carol")
+        harness.type("/me waves\r")
+        #expect(harness.terminal.line(10) == "09:05 (held, not sent) * alice waves")
+        harness.show(.holding(members: ["bob"], all: false))
+        #expect(harness.statusLine.contains("messages held for bob: key changed"))
+        harness.type("now for carol\r")
+        #expect(harness.terminal.line(10) == "09:05 <alice> now for carol  (held for bob)")
+    }
+
     @Test func verify_explainsWhatToCompareAndHow_onSeveralLines() {
         let harness = ScreenHarness(rows: 14, columns: 120)
         harness.show(.verify(name: "bob", fingerprint: "b0b0", safetyNumber: "12345 67890", yours: "a1a1"))

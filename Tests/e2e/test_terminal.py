@@ -639,3 +639,55 @@ def test_own_fingerprint_check_marks_and_the_room_code_in_the_status_row(termina
     bob.say("checked")
     alice.wait_for_text("<bob \u2713> checked")
     assert "ghost" not in alice.text()
+
+
+def test_ctrl_r_finds_an_earlier_line_and_enter_puts_it_in_the_input_line(terminal, clients):
+    alice, (bob,) = joined(terminal, clients)
+    for line in ("lunch at noon?", "the report is done", "see you"):
+        alice.type(line)
+        alice.keys("Enter")
+        assert next_message(bob) == line
+    alice.type("draft")
+    alice.keys("C-r")
+    alice.type("rep")
+    alice.wait_for(lambda text: alice.input_line() == "(search history)'rep': the report is done", "the match")
+    alice.keys("C-g")
+    alice.wait_for(lambda text: alice.input_line() == "> draft", "the draft back")
+    alice.keys("C-u", "C-r")
+    alice.type("lun")
+    alice.wait_for(lambda text: alice.input_line() == "(search history)'lun': lunch at noon?", "the second match")
+    alice.keys("Enter")
+    alice.wait_for(lambda text: alice.input_line() == "> lunch at noon?", "the line taken")
+    alice.type(" again")
+    alice.keys("Enter")
+    assert next_message(bob) == "lunch at noon? again"
+
+
+def test_held_lines_never_look_sent_and_hold_all_holds_every_line(tmp_path, terminal, clients):
+    alice, (bob, carol) = joined(terminal, clients, others=("bob", "carol"))
+    alice.type("/trust bob")
+    alice.keys("Enter")
+    alice.wait_for_text("bob is now verified \u2713")
+    bob.close_input()
+    assert bob.wait() == 0
+    alice.wait_for_text("bob left")
+    impostor = clients("bob", extra=["--identity", str(tmp_path / "other-identity")])
+    impostor.ready()
+    alice.wait_for(lambda text: "messages held for bob: key changed" in alice.screen()[alice.rows() - 2], "held")
+    alice.type("for carol only")
+    alice.keys("Enter")
+    alice.wait_for_text("<alice> for carol only  (held for bob)")
+    assert carol.events(event="message", text="for carol only")["from"] == "alice"
+    alice.type("/hold all")
+    alice.keys("Enter")
+    alice.wait_for(lambda text: "all messages held (/hold all): bob key changed" in alice.screen()[alice.rows() - 2],
+                   "everything held")
+    alice.type("for nobody yet")
+    alice.keys("Enter")
+    alice.wait_for_text("(held, not sent) <alice> for nobody yet")
+    alice.type("/trust bob")
+    alice.keys("Enter")
+    assert carol.events(event="message", text="for nobody yet")["from"] == "alice"
+    assert impostor.events(event="message", text="for carol only")["from"] == "alice"
+    assert impostor.events(event="message", text="for nobody yet")["from"] == "alice"
+    alice.wait_for(lambda text: "held" not in alice.screen()[alice.rows() - 2], "nothing held")

@@ -7,7 +7,7 @@ _aeschat_serve_options="--host --port --relay-key --previous-relay-key --show-ke
     --max-connections-per-address --message-rate --message-burst --idle-timeout --byte-rate --byte-burst
     --frame-grace --min-frame-rate --frame-budget --frame-budget-per-address"
 _aeschat_join_options="--name --inbox --room --host --port --relay-key --accept-new-relay-key --key --json
-    --identity --accept-files --max-file-size --bell --color --log --config --no-config"
+    --identity --accept-files --max-file-size --bell --hold --color --log --config --no-config"
 _aeschat_keygen_options="--out --identity"
 _aeschat_selftest_options="--json --inbox"
 
@@ -46,6 +46,10 @@ _aeschat() {
         ;;
     join:--color)
         COMPREPLY=($(compgen -W "auto always never" -- "$current"))
+        return
+        ;;
+    join:--hold)
+        COMPREPLY=($(compgen -W "all changed" -- "$current"))
         return
         ;;
     join:--key | join:--identity | join:--log | join:--config | keygen:--out | keygen:--identity | serve:--relay-key | serve:--previous-relay-key)

@@ -20,13 +20,17 @@ public enum ChatCommand: Equatable, Sendable {
     case transfers
     /// `/cancel [NAME]`: the transfer numbered NAME, those of file or folder NAME, or (nil) every one.
     case cancel(String?)
+    /// `/hold all|changed`: whether a changed key holds every room line or only those for its member; nil (`/hold`
+    /// alone) shows the choice.
+    case hold(all: Bool?)
     case invalid(String)
 
     /// What `/help` shows in line mode: every command ``SlashCommand/all`` marks for the client.
     public static let helpText = """
         commands: /who (members and their verification), /msg NAME TEXT (private message), /me ACTION, \
         /verify (your fingerprint), /verify NAME (what to compare with NAME), /verify room (room code), \
-        /verify relay (the relay's key), /trust NAME (mark verified, accept a changed key), /send PATH [NAME] (send a file \
+        /verify relay (the relay's key), /trust NAME (mark verified, accept a changed key), /hold all|changed (while a \
+        changed key waits for /trust, hold every line or only theirs), /send PATH [NAME] (send a file \
         or a folder to the room or one member; quote a path with spaces: /send "my file.pdf" bob), /accept [N] and \
         /decline [N] (answer a file offer), /transfers (list file transfers), /cancel [N|NAME] (cancel one transfer, \
         or all), /reconnect (connect to the relay again now), /quit; start a line with // to send \
@@ -107,6 +111,16 @@ public enum ChatCommand: Equatable, Sendable {
                 return
             }
             self = .security(.trust(target))
+        case "/hold":
+            switch (argument, rest) {
+            case (nil, nil): self = .hold(all: nil)
+            case ("all", nil): self = .hold(all: true)
+            case ("changed", nil): self = .hold(all: false)
+            default:
+                self = .invalid(
+                    "/hold takes 'all' (hold every line while a changed key waits for /trust) or 'changed' (hold "
+                        + "lines only for that member)")
+            }
         case "/send":
             self = Self.parseSend(String(line.dropFirst(5).drop { $0 == " " }))
         case "/accept", "/decline":

@@ -57,6 +57,18 @@ public final class ChatRoom {
     private var typedDirects: [(recipient: String, afterToken: UInt64)] = []
     /// Whether the line being performed is a command the user typed whose direct frames are noted.
     private var performingTypedCommand = false
+    /// Whether ``sendWaitingLines()`` is running (lines released meanwhile join its queue instead of starting another).
+    private var sendingWaitingLines = false
+    /// Where the next released held line goes in ``waitingLines``: after those released by the same actions.
+    private var releaseInsertionPoint: Int?
+    /// The lines the security layer held when the connection was lost, for ``ReconnectingSession`` to hand to the
+    /// next connection (when ``carriesHeldLines``).
+    public private(set) var heldLinesAtEnd = HeldLines()
+    /// Whether a ``ReconnectingSession`` carries held lines over to the next connection: a lost connection then
+    /// keeps them (``heldLinesAtEnd``) instead of naming them as never sent.
+    public var carriesHeldLines = false
+    /// Called when the user changes `/hold`, for the next connections to keep the choice.
+    public var onHoldChanged: ((Bool) -> Void)?
     /// Who was here lately, to tell a member coming back from a new one; a ``ReconnectingSession`` gives every client
     /// of a session the same one, so that members lost with a connection are back on the next.
     public var departures = RecentDepartures()
@@ -171,8 +183,29 @@ public final class ChatRoom {
         unconfirmedLines.map(\.line) + waitingLines[firstWaitingLine...]
     }
 
+    /// `/hold all` (true) or `/hold changed` (false) from the start, before ``start()``: a choice made on an earlier
+    /// connection of the session.
+    public func holdEverything(_ on: Bool) {
+        carryOut(security.holdEverything(on))
+    }
+
+    /// Takes over the lines an earlier connection of the session held (``heldLinesAtEnd``), after registration: see
+    /// ``MessageSecurity/adoptHeldLines(_:)``.
+    public func adoptHeldLines(_ lines: HeldLines) {
+        carryOut(security.adoptHeldLines(lines))
+        sendWaitingLines()
+    }
+
+    /// Gives up the held lines of members still not back, with an `undelivered` warning each.
+    public func forgetAbsentHeldLines(reason: String) {
+        carryOut(security.forgetAbsentHeldLines(reason: reason))
+    }
+
     /// Handles waiting lines while fewer than ``maximumUnconfirmedLines`` are unconfirmed.
     private func sendWaitingLines() {
+        guard !sendingWaitingLines else { return }
+        sendingWaitingLines = true
+        defer { sendingWaitingLines = false }
         while session.phase == .ready, firstWaitingLine < waitingLines.count,
             unconfirmedLines.count < Self.maximumUnconfirmedLines
         {
@@ -237,6 +270,18 @@ public final class ChatRoom {
 
     private func perform(_ line: OutgoingLine) {
         let id = line.messageID
+        if let recipient = line.onlyTo {
+            // A held room line going to a member it missed alone; nothing to do if they left meanwhile (a line said so).
+            let content: MessageContent
+            switch ChatCommand(parsing: line.text) {
+            case .message(let text): content = .text(text)
+            case .action(let text): content = .action(text)
+            default: return
+            }
+            guard session.roster.contains(recipient) else { return }
+            sendAwaitingConfirmation(line, security.sendPrivately(.identified(id: id, content), to: recipient))
+            return
+        }
         switch ChatCommand(parsing: line.text) {
         case .message(let text):
             sendAwaitingConfirmation(line, security.sendToRoom(.identified(id: id, .text(text))))
@@ -292,6 +337,25 @@ public final class ChatRoom {
                 carryOut(transfers.cancel(target))
                 leaveIfIdle()
             }
+        case .hold(let all):
+            guard let all else {
+                emit(
+                    .info(
+                        security.holdsEverything
+                            ? "/hold all: while a changed key waits for /trust, every line you send is held; "
+                                + "/hold changed holds lines only for that member"
+                            : "/hold changed: while a changed key waits for /trust, your lines are held only for that "
+                                + "member and reach the others; /hold all holds every line"))
+                return
+            }
+            carryOut(security.holdEverything(all))
+            onHoldChanged?(all)
+            emit(
+                .info(
+                    all
+                        ? "from now on, while a changed key waits for /trust, every line you send is held (sent to nobody)"
+                        : "from now on, while a changed key waits for /trust, your lines are held only for that member")
+            )
         case .invalid(let message):
             emit(.error(message: message))
         }
@@ -305,6 +369,11 @@ public final class ChatRoom {
     @discardableResult
     func carryOut(_ actions: [SecurityAction]) -> Bool {
         var sentEnvelope = false
+        var released = false
+        defer {
+            releaseInsertionPoint = nil
+            if released { sendWaitingLines() }
+        }
         for action in actions {
             switch action {
             case .publish(let envelope):
@@ -320,6 +389,15 @@ public final class ChatRoom {
                 deliver(content, from: sender, isPrivate: isPrivate)
             case .show(let event):
                 emit(event)
+            case .release(let line):
+                // Ahead of lines typed since, in the order released; each tracked until the relay confirms it.
+                let lines =
+                    line.onlyTo.map { $0.compactMap { OutgoingLine(resending: line.content, onlyTo: $0) } }
+                    ?? [OutgoingLine(resending: line.content)].compactMap { $0 }
+                let at = releaseInsertionPoint ?? firstWaitingLine
+                waitingLines.insert(contentsOf: lines, at: at)
+                releaseInsertionPoint = at + lines.count
+                released = true
             }
         }
         return sentEnvelope
@@ -499,12 +577,15 @@ extension ChatRoom: RelaySessionDelegate {
         }
         // Everyone here is lost with the connection: on the next one, they are back.
         if lost { departures.connectionLost() }
-        // Lines held for a member whose key changed live in this connection's keys: say that they never went out.
+        // Lines held for a member whose key changed go to the next connection of a session that reconnects;
+        // otherwise they never go out, and the user is told.
+        if lost, carriesHeldLines {
+            heldLinesAtEnd = security.takeHeldLines()
+        }
         for (member, count) in security.heldLines {
             let why =
                 lost
-                ? "the connection to the relay was lost before you trusted their new key, and held lines do not "
-                    + "outlive the connection" : "you left before you trusted their new key"
+                ? "the connection to the relay was lost before they could go out" : "you left before they could go out"
             emit(
                 .warning(
                     kind: "undelivered", name: member,

@@ -13,6 +13,12 @@
 /// again, or for ``Policy/rejoinGrace`` at most; a member still missing then is named in a warning
 /// (kind `undelivered`) saying it did not receive them.
 ///
+/// Room lines held for members whose changed key waits for `/trust` (or for everyone, under `/hold all`) survive a
+/// reconnect: the next connection's client takes them over at registration, keeps them held for members still
+/// presenting the changed key, sends them to members back with a key they can read, and waits up to
+/// ``Policy/rejoinGrace`` for those not back yet (an `undelivered` warning names each member still missing then, as it
+/// does when the session ends with lines held). The `/hold` choice holds for every connection of the session.
+///
 /// `/reconnect` (``submit(line:)``) tries at once: while waiting for the next attempt, the wait is cut short; while
 /// connected, the connection is dropped and made again (a connection that seems stuck). Loop thread only.
 public final class ReconnectingSession {
@@ -107,6 +113,12 @@ public final class ReconnectingSession {
     private var awaitedMembers: Set<String>?
     private var rejoinTimer: TimerID?
     private var linesToSendAgain = 0
+    /// The lines held when the last connection was lost, for the next one.
+    private var carriedHeldLines = HeldLines()
+    /// While held lines wait for their members to be back after a reconnect.
+    private var heldGraceTimer: TimerID?
+    /// `/hold all`: kept for every connection of the session.
+    public var holdsEverything = false
     private let recentMessageIDs = RecentMessageIDs()
     private var inputEnded = false
     private var finished = false
@@ -313,6 +325,9 @@ public final class ReconnectingSession {
         made.onRelayKeysAnnounced = { [weak self] keys in self?.relayAnnounced(keys) }
         made.onMemberJoined = { [weak self] name in self?.memberJoined(name) }
         made.departures = departures
+        made.carriesHeldLines = true
+        made.onHoldChanged = { [weak self] all in self?.holdsEverything = all }
+        if holdsEverything { made.holdEverything(true) }
         client = made
         made.start()
     }
@@ -334,6 +349,16 @@ public final class ReconnectingSession {
         if reconnecting {
             reconnecting = false
             output.emit(.reconnected)
+        }
+        if !carriedHeldLines.isEmpty, let client {
+            let held = carriedHeldLines
+            carriedHeldLines = HeldLines()
+            client.adoptHeldLines(held)
+            let seconds = policy.rejoinGrace.wholeSeconds
+            heldGraceTimer = loop.schedule(after: policy.rejoinGrace) { [weak self] in
+                self?.heldGraceTimer = nil
+                self?.client?.forgetAbsentHeldLines(reason: "they were not back within \(seconds) s of reconnecting")
+            }
         }
         if !queuedLines.isEmpty, !missing.isEmpty {
             awaitedMembers = missing
@@ -395,6 +420,14 @@ public final class ReconnectingSession {
     private func clientEnded(_ outcome: ClientOutcome) {
         if let rejoinTimer { loop.cancel(rejoinTimer) }
         rejoinTimer = nil
+        if let heldGraceTimer { loop.cancel(heldGraceTimer) }
+        heldGraceTimer = nil
+        if let client {
+            // Those adopted at registration are in the client's again; those never adopted stay.
+            let held = client.heldLinesAtEnd
+            for line in held.lines { carriedHeldLines.append(line) }
+            for (name, count) in held.dropped { carriedHeldLines.dropped[name, default: 0] += count }
+        }
         awaitedMembers = nil
         if let client, registeredAt != nil { membersBeforeLoss = Set(client.memberNames) }
         if let client {
@@ -479,6 +512,17 @@ public final class ReconnectingSession {
     private func finish(_ outcome: Outcome) {
         guard !finished else { return }
         finished = true
+        let why =
+            outcome == .finished || outcome == .interrupted
+            ? "you left before they could go out" : "the relay could not be reached again"
+        for (name, count) in carriedHeldLines.counts {
+            output.emit(
+                .warning(
+                    kind: "undelivered", name: name,
+                    message: "\(count == 1 ? "1 line" : "\(count) lines") held for \(name) will not reach them: \(why)")
+            )
+        }
+        carriedHeldLines = HeldLines()
         onFinish(outcome)
     }
 }

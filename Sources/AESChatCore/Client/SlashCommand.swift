@@ -35,6 +35,8 @@ public struct SlashCommand: Equatable, Sendable {
         SlashCommand(
             "/verify", "[NAME|room|relay]", "how to check NAME is really them; alone: your own fingerprint", .client),
         SlashCommand("/trust", "NAME", "mark NAME verified once checked (also accepts a changed key)", .client),
+        SlashCommand(
+            "/hold", "all|changed", "while a changed key waits for /trust: hold every line, or only theirs", .client),
         SlashCommand("/reconnect", "", "connect to the relay again now, without waiting", .client),
         SlashCommand("/bell", "off|mentions|all", "when to ring the terminal bell", .terminal),
         SlashCommand("/ignore", "NAME", "hide NAME's messages", .terminal),

@@ -43,8 +43,9 @@ public enum ClientEvent: Equatable, Sendable {
     case relayKey(address: String, fingerprint: String, pinnedAt: String?, how: String?)
     /// The members whose identity key changed since the user verified or messaged them: the user's room
     /// messages reach everyone else but are held for them until `/trust NAME`. Sent whenever the list changes
-    /// (empty once nothing is held any more).
-    case holding(members: [String])
+    /// (empty once nothing is held any more). `all`: the user chose `/hold all`, so every room line is held (sent to
+    /// nobody) while these keys wait.
+    case holding(members: [String], all: Bool = false)
     /// `/trust NAME` took effect.
     case trusted(name: String, fingerprint: String)
     /// A notice for the user (help text, a held message, …).
@@ -142,8 +143,10 @@ public enum ClientEvent: Equatable, Sendable {
             if let pinnedAt { fields.append(("pinned", .string(pinnedAt))) }
             if let how { fields.append(("how", .string(how))) }
             return JSONLine.encode(fields)
-        case .holding(let members):
-            return JSONLine.encode([("event", .string("holding")), ("members", .strings(members))])
+        case .holding(let members, let all):
+            var fields: [(String, JSONValue)] = [("event", .string("holding")), ("members", .strings(members))]
+            if all { fields.append(("all", .bool(true))) }
+            return JSONLine.encode(fields)
         case .unsupported(let from, let kind, let count):
             return JSONLine.encode([
                 ("event", .string("unsupported")), ("from", .string(from)), ("kind", .integer(Int64(kind))),
@@ -282,10 +285,15 @@ public enum ClientEvent: Equatable, Sendable {
             let pinned = pinnedAt.map { " on \(clean($0))" } ?? ""
             return "* the relay \(clean(address)) holds the key \(clean(fingerprint)), pinned\(pinned) "
                 + Self.relayPinExplanation(how)
-        case .holding(let members):
+        case .holding(let members, let all):
             guard !members.isEmpty else { return "* your messages are no longer held for anyone" }
             let names = members.map(clean).joined(separator: ", ")
             let first = clean(members[0])
+            if all {
+                return "* your messages are held for everyone (/hold all): \(names)'s identity key changed since you "
+                    + "verified or messaged them. Check with /verify \(first), then /trust \(first) to send what was "
+                    + "held; /hold changed holds them for \(names) alone"
+            }
             return "* your messages are held for \(names): \(members.count == 1 ? "their" : "each one's") identity key "
                 + "changed since you verified or messaged them; the others still get your messages. "
                 + "Check with /verify \(first), then /trust \(first) to send them what was held"

@@ -148,6 +148,7 @@ public enum JoinMode {
                 ended = true
                 loop.stop()
             })
+        session.holdsEverything = options.holdsEverything
         let input = LoopInbox<InputEvent>(loop: loop, capacity: 64)
         input.setHandler { event in
             switch event {

@@ -37,16 +37,8 @@ public final class AutomaticKeySecurity: MessageSecurity {
         var unreadableOverflow = 0
         var firstUnreadableBeforeKey: ContinuousClock.Instant?
         /// A verified or messaged member whose key changed: gets no keys, and the user's room lines are held
-        /// for them (``held``) until `/trust`.
+        /// for them (``AutomaticKeySecurity/held``) until `/trust`.
         var blocksSending = false
-        /// Room lines sent while this member's changed key waited for `/trust`, oldest first: sent again once
-        /// the user trusts the key (the others drop the repeated message ids).
-        var held: [MessageContent] = []
-        /// Held lines dropped because there were more than ``AutomaticKeySecurity/maximumHeldLines``.
-        var heldDropped = 0
-        /// ``AutomaticKeySecurity/roomLinesSent`` and ``AutomaticKeySecurity/admissions`` when the first line was
-        /// held, to tell whether sending the held lines again is still safe.
-        var heldSince: (lines: Int, admissions: Int)?
 
         init(name: String, trust: MemberTrust) {
             self.name = name
@@ -66,18 +58,22 @@ public final class AutomaticKeySecurity: MessageSecurity {
     public let profile: [UInt8]
     private var peers: [String: Peer] = [:]
     private var chain: OutgoingChain
-    /// Room lines sent (published) in this session, and members admitted: see ``Peer/heldSince``.
+    /// Room lines sent (published) in this session: see ``HeldLine/publishedBefore``.
     private var roomLinesSent = 0
-    private var admissions = 0
-    /// The names the last ``ClientEvent/holding(members:)`` announced.
-    private var lastHolding: [String] = []
+    /// The room lines held for members whose changed key waits for `/trust` (for everyone under `/hold all`).
+    private var held = HeldLines()
+    /// Held lines released to one member privately ("id name"), until sent: such a line is not a private message the
+    /// user wrote, so it does not pin the member as messaged.
+    private var releasedPrivately: Set<String> = []
+    /// `/hold all`: while any changed key waits for `/trust`, room lines go to nobody.
+    public private(set) var holdsEverything = false
+    /// What the last ``ClientEvent/holding(members:all:)`` announced.
+    private var lastHolding: (members: [String], all: Bool) = ([], false)
     private var lastRoomCode: String?
     /// A member left since the chain was made: it is replaced before the next room message (lazy rotation).
     private var chainIsStale = false
     /// The last profile checked before its member was admitted (``identityKey(of:)``), with the result.
     private var lastCheck: (name: String, profile: [UInt8], result: AutomaticKeys.ProfileCheck)?
-    /// Held lines kept per member; older ones are dropped (and counted).
-    static let maximumHeldLines = 64
     /// Room lines sent since the first held one beyond which the held lines are not sent again: the others
     /// remember only the last ``RecentMessageIDs/idsPerSender`` message ids of each sender, so a line sent
     /// again later would show twice there.
@@ -156,9 +152,42 @@ public final class AutomaticKeySecurity: MessageSecurity {
                 + "(a recording played back); refused, and \(member.name) is not shown as present")
     }
 
-    public var heldLines: [(name: String, count: Int)] {
-        peers.values.filter { $0.blocksSending && $0.held.count + $0.heldDropped > 0 }.sorted { $0.name < $1.name }
-            .map { ($0.name, $0.held.count + $0.heldDropped) }
+    public var heldLines: [(name: String, count: Int)] { held.counts }
+
+    public func takeHeldLines() -> HeldLines {
+        defer { held = HeldLines() }
+        return held.detached(linesPublished: roomLinesSent)
+    }
+
+    public func adoptHeldLines(_ lines: HeldLines) -> [SecurityAction] {
+        collecting { actions in
+            for var line in lines.lines {
+                line.publishedBefore += roomLinesSent
+                held.append(line)
+            }
+            for (name, count) in lines.dropped { held.dropped[name, default: 0] += count }
+            release(actions: &actions)
+            announceHolding(actions: &actions)
+        }
+    }
+
+    public func forgetAbsentHeldLines(reason: String) -> [SecurityAction] {
+        collecting { actions in
+            let absent = Set(held.counts.map(\.name)).filter { peers[$0] == nil }
+            for name in absent.sorted() {
+                let count = held.forget(name)
+                actions.warn(
+                    "undelivered", about: name, "\(Self.lines(count)) held for \(name) will not reach them: \(reason)")
+            }
+        }
+    }
+
+    public func holdEverything(_ on: Bool) -> [SecurityAction] {
+        collecting { actions in
+            holdsEverything = on
+            release(actions: &actions)
+            announceHolding(actions: &actions)
+        }
     }
 
     public func identityKey(of member: MemberEntry) -> [UInt8]? {
@@ -200,14 +229,16 @@ public final class AutomaticKeySecurity: MessageSecurity {
         // member who says nothing costs nothing).
         chainIsStale = true
         announceRoomCode(actions: &actions)
-        let undelivered = peer.held.count + peer.heldDropped
+        let undelivered = held.forget(name)
         if undelivered > 0 {
+            let before = peer.blocksSending ? "before you trusted their new key" : "before your held lines went out"
             actions.append(
                 .show(
                     .info(
-                        "\(name) left before you trusted their new key: \(Self.lines(undelivered)) you sent "
-                            + "meanwhile did not reach them")))
+                        "\(name) left \(before): \(Self.lines(undelivered)) you sent meanwhile did not reach them")))
         }
+        // Under `/hold all`, the last changed key leaving lets the held lines go to those still here.
+        release(actions: &actions)
         announceHolding(actions: &actions)
     }
 
@@ -216,18 +247,19 @@ public final class AutomaticKeySecurity: MessageSecurity {
         count == 1 ? "1 line" : "\(count) lines"
     }
 
-    /// Shows ``ClientEvent/holding(members:)`` when the members whose changed key holds the user's lines changed.
+    /// Shows ``ClientEvent/holding(members:all:)`` when the members whose changed key holds the user's lines changed,
+    /// or whether that holds every line (`/hold all`) while some do.
     private func announceHolding(actions: inout [SecurityAction]) {
         let holding = peers.values.filter(\.blocksSending).map(\.name).sorted()
-        guard holding != lastHolding else { return }
-        lastHolding = holding
-        actions.append(.show(.holding(members: holding)))
+        let all = holdsEverything && !holding.isEmpty
+        guard holding != lastHolding.members || all != lastHolding.all else { return }
+        lastHolding = (holding, all)
+        actions.append(.show(.holding(members: holding, all: all)))
     }
 
     /// Checks a member's profile, pins or compares its identity, announces it, and — unless it
     /// must wait for `/trust` — opens a channel and sends it our chain.
     private func admit(_ member: MemberEntry, actions: inout [SecurityAction]) {
-        admissions += 1
         defer { announceHolding(actions: &actions) }
         let checked = check(member)
         lastCheck = nil
@@ -297,7 +329,11 @@ public final class AutomaticKeySecurity: MessageSecurity {
                 actions.warn("tampered", about: member.name, "no channel to \(member.name): \(error.description)")
                 return
             }
-            if peer.canReceiveKeys { sendChain(to: peer, actions: &actions) }
+            if peer.canReceiveKeys {
+                sendChain(to: peer, actions: &actions)
+                // A member back after a reconnect, whom lines held before it never reached.
+                release(actions: &actions)
+            }
         }
     }
 
@@ -339,31 +375,41 @@ public final class AutomaticKeySecurity: MessageSecurity {
     }
 
     private func sendToRoom(_ content: MessageContent, actions: inout [SecurityAction]) {
-        let blockers = peers.values.filter(\.blocksSending).sorted { $0.name < $1.name }
-        guard !blockers.isEmpty, case .identified = content else {
+        let blockers = peers.values.filter(\.blocksSending).map(\.name).sorted()
+        guard !blockers.isEmpty, case .identified = content,
+            !held.lines.contains(where: { $0.content == content })
+        else {
             publish(content, actions: &actions)
             return
         }
         // The members whose key changed get no chain key, so they cannot read what is published now: the line is
-        // held for them alone, and goes out to the others unless nobody else could read it.
-        for blocker in blockers {
-            if blocker.heldSince == nil { blocker.heldSince = (roomLinesSent, admissions) }
-            blocker.held.append(content)
-            if blocker.held.count > Self.maximumHeldLines {
-                blocker.held.removeFirst()
-                blocker.heldDropped += 1
-            }
-        }
-        guard peers.values.contains(where: \.canReceiveKeys) else {
-            let names = blockers.map(\.name).joined(separator: ", ")
+        // held for them, and goes out to the others unless nobody else could read it or the user chose to hold
+        // everything meanwhile (`/hold all`).
+        let readers = Set(peers.values.filter(\.canReceiveKeys).map(\.name))
+        let meantFor = readers.union(blockers)
+        let holdAll = holdsEverything || readers.isEmpty
+        held.append(
+            HeldLine(
+                content: content, meantFor: meantFor, missing: holdAll ? meantFor : Set(blockers),
+                publishedBefore: roomLinesSent))
+        let count = held.lines.count
+        let names = blockers.joined(separator: ", ")
+        if holdsEverything {
+            actions.append(
+                .show(
+                    .info(
+                        "message held, not sent: you hold every line while \(names)'s key change waits "
+                            + "(/hold all); /trust \(blockers[0]) or /hold changed sends it (\(Self.lines(count)) held)"
+                    )))
+        } else if readers.isEmpty {
             actions.append(
                 .show(
                     .info(
                         "message held, not sent: nobody else here can read it until you /trust \(names) "
-                            + "(\(Self.lines(blockers[0].held.count)) held)")))
-            return
+                            + "(\(Self.lines(count)) held)")))
+        } else {
+            publish(content, actions: &actions)
         }
-        publish(content, actions: &actions)
     }
 
     /// Seals a message on the room chain (replacing the chain when due) and publishes it.
@@ -408,34 +454,63 @@ public final class AutomaticKeySecurity: MessageSecurity {
             return
         }
         sendOverChannel(content.encoded(), to: peer, actions: &actions)
+        if case .identified(let id, _) = content, releasedPrivately.remove("\(id) \(recipient)") != nil { return }
         if !content.isFileControl, let key = peer.identityKey {
             knownPeers.noteMessaged(key, relay: relay, name: recipient)
         }
     }
 
-    /// After `/trust`: sends again the lines held for `peer`, which now has the chain key. The others drop them
-    /// by their message ids, unless too many lines went out since (they would show twice) or someone joined
-    /// since (they would see lines typed before they came): then the user is told that `peer` did not get them.
-    private func releaseHeld(for peer: Peer, actions: inout [SecurityAction]) {
-        defer {
-            peer.held.removeAll()
-            peer.heldDropped = 0
-            peer.heldSince = nil
+    /// Hands back (``SecurityAction/release(_:)``) every held line that can now reach members it missed: those
+    /// whose key is trusted, or back after a reconnect with the key they had. Nothing goes while the user holds every
+    /// line (`/hold all`) and a changed key still waits. A line goes to the room when everyone else here already has
+    /// it (they drop it by its message id) and they still remember that id (at most ``resendWindow`` lines ago);
+    /// otherwise to each member it missed alone, as private messages, so that nobody sees a line not meant for
+    /// them (someone who joined since), and the user is told.
+    private func release(actions: inout [SecurityAction]) {
+        guard !held.lines.isEmpty else { return }
+        if holdsEverything, peers.values.contains(where: \.blocksSending) { return }
+        let readers = Set(peers.values.filter(\.canReceiveKeys).map(\.name))
+        var toRoom = 0
+        var alone: [String: Int] = [:]
+        var newcomers: Set<String> = []
+        var tooOld = false
+        for index in held.lines.indices {
+            let line = held.lines[index]
+            let targets = line.missing.intersection(readers)
+            guard !targets.isEmpty else { continue }
+            let others = readers.subtracting(targets)
+            let strangers = others.subtracting(line.meantFor.subtracting(line.missing))
+            let old = !others.isEmpty && roomLinesSent - line.publishedBefore > Self.resendWindow
+            if strangers.isEmpty, !old {
+                actions.append(.release(ReleasedLine(content: line.content, onlyTo: nil)))
+                toRoom += 1
+            } else {
+                let sorted = targets.sorted()
+                actions.append(.release(ReleasedLine(content: line.content, onlyTo: sorted)))
+                for name in sorted {
+                    alone[name, default: 0] += 1
+                    if case .identified(let id, _) = line.content { releasedPrivately.insert("\(id) \(name)") }
+                }
+                newcomers.formUnion(strangers)
+                tooOld = tooOld || (strangers.isEmpty && old)
+            }
+            held.lines[index].missing.subtract(targets)
         }
-        guard let since = peer.heldSince else { return }
-        var undelivered = peer.heldDropped
-        if roomLinesSent - since.lines > Self.resendWindow || admissions != since.admissions {
-            undelivered += peer.held.count
-        } else {
-            for content in peer.held { publish(content, actions: &actions) }
+        held.lines.removeAll { $0.missing.isEmpty }
+        if toRoom > 0 {
+            actions.append(.show(.info("sending \(Self.lines(toRoom)) held until now")))
         }
-        if undelivered > 0 {
-            let it = undelivered == 1 ? "it" : "them"
+        if !alone.isEmpty {
             let why =
-                admissions != since.admissions
-                ? "someone joined since, and would see \(it)" : "too much was said since to send \(it) again"
+                newcomers.isEmpty
+                ? "too much was said since for the others to drop a repeat"
+                : "\(newcomers.sorted().joined(separator: ", ")) joined since, and must not see them"
+            let who = alone.sorted { $0.key < $1.key }.map { "\(Self.lines($0.value)) to \($0.key)" }
             actions.append(
-                .show(.info("\(Self.lines(undelivered)) held for \(peer.name) did not reach them: \(why)")))
+                .show(
+                    .info(
+                        "sending held lines privately, to the members they missed alone (\(who.joined(separator: ", "))): "
+                            + why)))
         }
     }
 
@@ -691,7 +766,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
             actions.append(.show(.trusted(name: target, fingerprint: Identity.fingerprint(of: key))))
             if wasBlocking {
                 sendChain(to: peer, actions: &actions)
-                releaseHeld(for: peer, actions: &actions)
+                release(actions: &actions)
             }
             announceHolding(actions: &actions)
         }

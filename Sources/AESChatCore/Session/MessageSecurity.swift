@@ -10,6 +10,9 @@ public enum SecurityAction: Equatable, Sendable {
     case deliver(MessageContent, from: String, isPrivate: Bool)
     /// Show an event.
     case show(ClientEvent)
+    /// Send again a held line that can now reach the members it missed, as a line of its own (tracked until the relay
+    /// confirms it, like every line the user typed).
+    case release(ReleasedLine)
 }
 
 /// The end-to-end layer of a client: what it presents at registration, how it seals what the
@@ -34,6 +37,19 @@ public protocol MessageSecurity: AnyObject {
     /// How many room lines are held for each member whose identity key changed (``ClientEvent/holding(members:)``),
     /// by name, those dropped beyond the limit included: what the end of the connection leaves unsent to them.
     var heldLines: [(name: String, count: Int)] { get }
+    /// Whether every room line is held while a changed key waits for `/trust` (`/hold all`), rather than only for
+    /// the members whose key changed.
+    var holdsEverything: Bool { get }
+    /// `/hold all` (true) or `/hold changed` (false); lines held only because of `/hold all` go out when it ends.
+    func holdEverything(_ on: Bool) -> [SecurityAction]
+    /// The lines held when the connection ends, handed over to the next connection's layer; none are left here.
+    func takeHeldLines() -> HeldLines
+    /// Takes over the lines an earlier connection held: they stay held for members whose key still waits for
+    /// `/trust`, go out to those back with a key they can read, and wait for those not back yet
+    /// (``forgetAbsentHeldLines(reason:)``).
+    func adoptHeldLines(_ lines: HeldLines) -> [SecurityAction]
+    /// Gives up the held lines of members not present, with an `undelivered` warning each giving `reason`.
+    func forgetAbsentHeldLines(reason: String) -> [SecurityAction]
     /// Someone joined.
     func memberJoined(_ member: MemberEntry) -> [SecurityAction]
     /// Someone left.

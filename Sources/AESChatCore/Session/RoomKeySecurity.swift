@@ -47,6 +47,20 @@ public final class RoomKeySecurity: MessageSecurity {
     /// Nothing is ever held with a room key.
     public var heldLines: [(name: String, count: Int)] { [] }
 
+    /// A room key has no identities whose change could hold anything: `/hold` is remembered, and changes nothing.
+    public private(set) var holdsEverything = false
+
+    public func holdEverything(_ on: Bool) -> [SecurityAction] {
+        holdsEverything = on
+        return []
+    }
+
+    public func takeHeldLines() -> HeldLines { HeldLines() }
+
+    public func adoptHeldLines(_ lines: HeldLines) -> [SecurityAction] { [] }
+
+    public func forgetAbsentHeldLines(reason: String) -> [SecurityAction] { [] }
+
     public func memberJoined(_ member: MemberEntry) -> [SecurityAction] {
         members.insert(member.name)
         return []

@@ -28,6 +28,8 @@ final class ChatScreen {
         case confirming(String)
         /// Input is over (Ctrl-D, /quit, Ctrl-C): nothing more is read but Ctrl-C.
         case closed
+        /// Ctrl-R: searching the input history (Enter takes the line found, Esc or Ctrl-G cancels).
+        case searching(ReverseSearch)
     }
 
     /// The prompt before the input line.
@@ -78,6 +80,8 @@ final class ChatScreen {
     private(set) var verified: Set<String> = []
     /// The members for whom the user's messages are held (their key changed), sorted.
     private(set) var held: [String] = []
+    /// Whether every line is held while those keys wait (`/hold all`).
+    private(set) var holdsEverything = false
     /// The room code (automatic keys), shown in the status row, and whether it changed since the user last
     /// looked at it with `/verify room`.
     private(set) var roomCode: String?
@@ -237,6 +241,8 @@ final class ChatScreen {
                 if key == .control("c"), !actions.contains(.interrupt) { actions.append(.interrupt) }
             case .confirming(let text):
                 confirm(text, key: key, actions: &actions)
+            case .searching(let search):
+                reverseSearch(search, key: key, actions: &actions)
             case .editing:
                 edit(key, actions: &actions)
             }
@@ -284,6 +290,7 @@ final class ChatScreen {
         case .control("y"): editor.yank()
         case .control("t"): editor.transpose()
         case .control("l"): repaintAll()
+        case .control("r"): mode = .searching(ReverseSearch(entries: editor.historyEntries))
         case .control("c"):
             interruptOrClear(actions: &actions)
         case .control("d"):
@@ -309,6 +316,35 @@ final class ChatScreen {
         }
         mode = .closed
         actions.append(.interrupt)
+    }
+
+    /// A key while Ctrl-R searches the history: text and Backspace change the query, Ctrl-R finds an older line,
+    /// Enter puts the line found in the input line (to edit or send with another Enter), Esc, Ctrl-G and Ctrl-C
+    /// cancel (the line typed before comes back); any other key takes the line found and then acts on it, as in a
+    /// shell.
+    private func reverseSearch(_ search: ReverseSearch, key: Key, actions: inout [TerminalAction]) {
+        var search = search
+        switch key {
+        case .text(let text), .paste(let text):
+            search.type(text)
+        case .backspace:
+            search.deleteBackward()
+        case .control("r"):
+            search.older()
+        case .escape, .control("g"), .control("c"):
+            mode = .editing
+            return
+        case .enter:
+            mode = .editing
+            if let match = search.match { editor.replaceAll(with: match) }
+            return
+        default:
+            mode = .editing
+            if let match = search.match { editor.replaceAll(with: match) }
+            edit(key, actions: &actions)
+            return
+        }
+        mode = .searching(search)
     }
 
     private func confirm(_ text: String, key: Key, actions: inout [TerminalAction]) {
@@ -445,7 +481,7 @@ final class ChatScreen {
     private func markHeld(_ lines: [StyledLine]) -> [StyledLine] {
         guard !held.isEmpty, var first = lines.first else { return lines }
         var marked = lines
-        if members.allSatisfy(held.contains) {
+        if holdsEverything || members.allSatisfy(held.contains) {
             first.spans.insert(Span("(held, not sent) ", .warning), at: 1)
         } else {
             first.spans.append(
@@ -503,6 +539,7 @@ final class ChatScreen {
             // A registration starts the keys afresh (after a reconnect too): what was held or verified is
             // announced again by the events that follow.
             held = []
+            holdsEverything = false
             verified = []
             if again {
                 // Registered again after a loss: no second banner; the `reconnected` line says what changed.
@@ -637,8 +674,9 @@ final class ChatScreen {
             roomCode = code
             drawStatus()
             placeCursor()
-        case .holding(let names):
+        case .holding(let names, let all):
             held = names.sorted()
+            holdsEverything = all
             show([StyledLine([stamp(), Span(event.humanText, names.isEmpty ? .notice : .warning)])])
             drawStatus()
         case .verify(let name, let fingerprint, let safetyNumber, let yours):
@@ -846,7 +884,12 @@ final class ChatScreen {
             parts.append("connecting to \(relay)")
         }
         if let transfers = transferTotals.statusText { parts.append(transfers) }
-        if !held.isEmpty { parts.append("messages held for \(held.joined(separator: ", ")): key changed") }
+        if !held.isEmpty {
+            parts.append(
+                holdsEverything
+                    ? "all messages held (/hold all): \(held.joined(separator: ", ")) key changed"
+                    : "messages held for \(held.joined(separator: ", ")): key changed")
+        }
         if let roomCode { parts.append("code \(roomCode)" + (roomCodeChanged ? " changed" : "")) }
         parts.append("bell: \(bell.rawValue)")
         if !ignored.isEmpty { parts.append("ignoring: " + ignored.sorted().joined(separator: ", ")) }
@@ -900,6 +943,12 @@ final class ChatScreen {
                 to: size.columns - 1)
             output += StyledLine([Span(question, .prompt)]).rendered(colors)
             cursorColumn = DisplayWidth.of(question) + 1
+        case .searching(let search):
+            let visible = (search.prompt + (search.match ?? "")).map { Self.cell($0).text }.joined()
+            let shown = Self.truncate(visible, to: size.columns - 1)
+            output += StyledLine([Span(shown, .prompt)]).rendered(colors)
+            let prompt = search.prompt.map { Self.cell($0).text }.joined()
+            cursorColumn = min(DisplayWidth.of(prompt) + 1, DisplayWidth.of(shown) + 1)
         case .editing where offerQuestion != nil:
             let question = Self.truncate(offerQuestion?.text ?? "", to: size.columns - 1)
             output += StyledLine([Span(question, .prompt)]).rendered(colors)

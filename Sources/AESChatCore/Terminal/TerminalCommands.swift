@@ -54,7 +54,7 @@ enum TerminalCommands {
         }
         lines += [
             "Keys: Enter sends; Tab completes names, commands and /send paths; Up/Down recall earlier lines (kept across",
-            "  sessions); PgUp/PgDn scroll through the messages (/search TEXT finds one);",
+            "  sessions; Ctrl-R searches them); PgUp/PgDn scroll through the messages (/search TEXT finds one);",
             "  Left/Right, Home/End, Ctrl-A/E move; Alt-B/F or Ctrl-Left/Right move by word;",
             "  Backspace, Delete, Ctrl-W (word), Ctrl-U (to start), Ctrl-K (to end) delete; Ctrl-Y puts back;",
             "  Ctrl-L redraws; Ctrl-D on an empty line leaves; Ctrl-C clears the line, or quits on an empty one.",
