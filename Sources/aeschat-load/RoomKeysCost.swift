@@ -63,7 +63,7 @@ enum RoomKeysCost {
                     member.roomCode = code
                 case .deliver(let content, _, _):
                     if case .identified = content { member.messagesRead += 1 }
-                case .show:
+                case .show, .release:
                     break
                 }
             }
