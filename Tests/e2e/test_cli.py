@@ -46,6 +46,10 @@ def test_version():
         (["join", "--inbox", "x"], b"--name"),
         (["join", "--name", "alice", "--inbox", ""], b"--inbox"),
         (["keygen", "--out"], b"--out"),
+        (["serve", "--cluster", "redis://u:secret@127.0.0.1"], b"AESCHAT_CLUSTER_PASSWORD"),
+        (["serve", "--cluster", "nats://127.0.0.1"], b"NATS"),
+        (["serve", "--cluster-prefix", "a:b"], b"cluster prefix"),
+        (["serve", "--cluster-dead-after", "1"], b"seconds from 2 to 3600"),
     ],
 )
 def test_usage_errors_exit_64_with_the_problem_first_on_stderr(args, fragment):
@@ -155,6 +159,19 @@ def test_serve_on_a_port_in_use_exits_69(relay):
     result = run("serve", "--port", str(relay.port))
     assert result.returncode == 69
     assert b"Address already in use" in result.stderr
+
+
+def test_serve_with_cluster_refuses_to_start_rather_than_run_alone(tmp_path):
+    # The relay side of --cluster is not in yet: the relay must say so and stop, never serve on its own.
+    port = free_port()
+    result = subprocess.run(
+        [binary_path(), "serve", "--port", str(port), "--relay-key", str(tmp_path / "key"), "--cluster",
+         "redis://127.0.0.1:6379"], capture_output=True, timeout=30)
+    assert result.returncode == 69
+    lines = result.stderr.decode().splitlines()
+    assert lines == ["Error: --cluster redis://127.0.0.1:6379 is not available yet: this aeschat cannot share rooms "
+                     "between relays; run without --cluster for a relay on its own"]
+    assert not (tmp_path / "key").exists()
 
 
 def test_serve_on_ipv6_loopback_and_join_over_it(tmp_path, key_file):

@@ -12,6 +12,14 @@ public enum ServeMode {
     /// Runs the relay.
     /// - Returns: the process exit code.
     public static func run(_ options: ServeOptions, log: @escaping (String) -> Void = StandardError.write) -> ExitCode {
+        if let cluster = options.cluster {
+            // The Redis plumbing exists (Redis/), the relay side that would use it does not yet: refuse rather than
+            // run a relay on its own that its operator believes shares rooms.
+            log(
+                "Error: --cluster \(cluster) is not available yet: this aeschat cannot share rooms between relays; "
+                    + "run without --cluster for a relay on its own")
+            return .unavailable
+        }
         let keys: (current: X25519PrivateKey, previous: X25519PrivateKey?)
         do {
             keys = try relayKeys(options, log: log)
