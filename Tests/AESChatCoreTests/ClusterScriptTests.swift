@@ -57,19 +57,28 @@ struct ClusterScriptTests {
             _ = try run(ClusterScripts.register, keys: [keys.relays], [inc]).get()
         }
 
-        func join(_ inc: String, _ room: String, _ name: String, profile: String = "", snapshot: Bool = false) throws
-            -> Result<RedisValue, RedisError>
-        {
+        /// The holder value a registration of `name` has: `"<inc> <ticket> <room>"`.
+        static func holder(_ inc: String, _ room: String, ticket: Int = 1) -> String { "\(inc) \(ticket) \(room)" }
+
+        func join(
+            _ inc: String, _ room: String, _ name: String, profile: String = "", snapshot: Bool = false,
+            replacing: String = "", replacedMessage: String = ""
+        ) throws -> Result<RedisValue, RedisError> {
             try run(
                 ClusterScripts.join,
                 keys: [keys.relays, keys.names, keys.relay(inc), keys.room(room)],
-                [inc, room, name, profile, "joined(\(name))", keys.roomChannel(room), snapshot ? "1" : "0"])
+                [
+                    inc, room, name, Self.holder(inc, room), inc + profile, "joined(\(name))", keys.roomChannel(room),
+                    snapshot ? "1" : "0", replacing, replacedMessage, "t",
+                ])
         }
 
-        func leave(_ inc: String, _ room: String, _ name: String) throws -> Result<RedisValue, RedisError> {
+        func leave(_ inc: String, _ room: String, _ name: String, holder: String? = nil) throws
+            -> Result<RedisValue, RedisError>
+        {
             try run(
-                ClusterScripts.leave, keys: [keys.names, keys.relay(inc), keys.room(room)],
-                [inc, room, name, "left(\(name))", keys.roomChannel(room)])
+                ClusterScripts.leave, keys: [keys.relays, keys.names, keys.relay(inc), keys.room(room)],
+                [inc, holder ?? Self.holder(inc, room), name, "left(\(name))", keys.roomChannel(room)])
         }
 
         func reap(_ inc: String, limit: Int = 500) throws -> RedisValue {
@@ -114,8 +123,8 @@ struct ClusterScriptTests {
         else { throw TestFailure("join with snapshot gave \(snapshot)") }
         var members: [String: String] = [:]
         for index in stride(from: 0, to: roster.count - 1, by: 2) { members[roster[index]] = roster[index + 1] }
-        #expect(members == ["alice": "r1 P-alice", "bob": "r2 P-bob"])
-        #expect(try fixture.command(["HGET", "t:names", "bob"]).text == "r2 lobby")
+        #expect(members == ["alice": "r1P-alice", "bob": "r2P-bob"])
+        #expect(try fixture.command(["HGET", "t:names", "bob"]).text == "r2 1 lobby")
         #expect(try fixture.command(["HGET", "t:relay:r2", "bob"]).text == "lobby")
         try fixture.settle()
         #expect(
@@ -126,7 +135,7 @@ struct ClusterScriptTests {
         guard case .failure(let taken) = try fixture.join("r1", "other", "bob") else {
             throw TestFailure("name taken twice")
         }
-        #expect(taken == .server("TAKEN r2 lobby"))
+        #expect(taken == .server("TAKEN r2 1 lobby"))
         #expect(try fixture.command(["HLEN", "t:room:other"]) == .integer(0))
         // An unregistered (or reaped) incarnation cannot join anyone.
         guard case .failure(let fenced) = try fixture.join("zz", "lobby", "carol") else { throw TestFailure("fence") }
@@ -139,9 +148,10 @@ struct ClusterScriptTests {
     @Test func leaveFreesTheNameAndPublishesLeftOnlyForTheHolder() throws {
         let fixture = try Fixture()
         try fixture.register("r1")
+        try fixture.register("r2")
         _ = try fixture.join("r1", "lobby", "alice").get()
         #expect(try fixture.leave("r2", "lobby", "alice").get() == .integer(0))
-        #expect(try fixture.leave("r1", "elsewhere", "alice").get() == .integer(0))
+        #expect(try fixture.leave("r1", "lobby", "alice", holder: "r1 2 lobby").get() == .integer(0))
         #expect(try fixture.leave("r1", "lobby", "alice").get() == .integer(1))
         #expect(try fixture.leave("r1", "lobby", "alice").get() == .integer(0))
         for key in ["t:names", "t:relay:r1", "t:room:lobby"] {
@@ -150,8 +160,34 @@ struct ClusterScriptTests {
         try fixture.settle()
         #expect(fixture.messages.map { Self.text($0.payload) } == ["joined(alice)", "left(alice)"])
         // The name is free again, on any relay.
-        try fixture.register("r2")
         #expect(try fixture.join("r2", "lobby", "alice").get() == .array([.integer(1)]))
+        // A reaped (fenced) relay's leave is refused: its members' `left` is the reaper's.
+        _ = try fixture.reap("r1")
+        guard case .failure(let fenced) = try fixture.leave("r1", "lobby", "bob") else { throw TestFailure("fence") }
+        #expect(fenced.serverCode == "FENCED")
+    }
+
+    @Test func aVerifiedClaimTakesTheNameOverFromExactlyTheHolderNamed() throws {
+        let fixture = try Fixture()
+        try fixture.register("r1")
+        try fixture.register("r2")
+        _ = try fixture.join("r1", "lobby", "alice", profile: "old").get()
+        // A stale replacement value (another ticket) takes nothing over.
+        guard case .failure(let taken) = try fixture.join("r2", "games", "alice", replacing: "r1 9 lobby") else {
+            throw TestFailure("took over from the wrong holder")
+        }
+        #expect(taken == .server("TAKEN r1 1 lobby"))
+        let result = try fixture.join(
+            "r2", "games", "alice", profile: "new", replacing: "r1 1 lobby", replacedMessage: "reclaimed(alice)")
+        #expect(try result.get() == .array([.integer(1)]))
+        #expect(try fixture.command(["HGET", "t:names", "alice"]).text == "r2 1 games")
+        #expect(try fixture.command(["HEXISTS", "t:relay:r1", "alice"]) == .integer(0))
+        #expect(try fixture.command(["HEXISTS", "t:room:lobby", "alice"]) == .integer(0))
+        #expect(try fixture.command(["HGET", "t:room:games", "alice"]).text == "r2new")
+        try fixture.settle()
+        #expect(
+            fixture.messages.map { "\($0.channel) \(Self.text($0.payload))" }
+                == ["t:r:lobby joined(alice)", "t:r:lobby reclaimed(alice)", "t:r:games joined(alice)"])
     }
 
     @Test func reapAnnouncesADeadRelaysMembersAfterItsLastPublicationOnce() throws {
@@ -172,8 +208,7 @@ struct ClusterScriptTests {
         try fixture.settle()
         let after = Array(fixture.messages[before...])
         func left(_ inc: String, _ room: String, _ name: String) -> [UInt8] {
-            [1, 2, UInt8(inc.utf8.count)] + Array(inc.utf8) + [UInt8(room.utf8.count)] + Array(room.utf8)
-                + [UInt8(name.utf8.count)] + Array(name.utf8)
+            ClusterMessage.left(origin: inc, room: room, name: name, cause: .reaped)
         }
         let lefts = fixture.messages.filter { $0.payload.first == 1 }
         #expect(

@@ -1,15 +1,16 @@
-/// The keys and channels of one cluster in Redis (cluster.md §3.2), all under its prefix `P` (`--cluster-prefix`,
-/// default `aeschat`), so several clusters can share one Redis:
+/// The keys and channels of one cluster in Redis (cluster.md §3.2, and ``ClusterEngine``'s table, which is the
+/// contract), all under its prefix `P` (`--cluster-prefix`, default `aeschat`), so several clusters can share one
+/// Redis:
 ///
 /// | key / channel | type | content |
 /// |---|---|---|
-/// | `P:relays` | sorted set | member: a relay incarnation id; score: its last heartbeat, milliseconds of Redis's clock |
+/// | `P:relays` | sorted set | member: a live incarnation id; score: its last heartbeat, milliseconds of Redis's clock |
 /// | `P:reaping` | set | incarnations being reaped (fenced, members not all announced `left` yet) |
-/// | `P:names` | hash | member name → `"<inc> <room>"`: names unique across the cluster |
+/// | `P:names` | hash | member name → its holder, ``ClusterNameHolder/encoded`` (`"<inc> <ticket> <room>[ <claim>]"`) |
 /// | `P:relay:<inc>` | hash | member name → room: the members an incarnation registered, for reaping |
-/// | `P:room:<room>` | hash | member name → `"<inc> "` followed by the member's opaque profile (≤ 1 KiB) |
-/// | `P:r:<room>` | channel | the room's bus messages: joined, left, publish |
-/// | `P:n:<inc>` | channel | a relay's inbox: direct and multicast payloads for its members, its self-ping |
+/// | `P:room:<room>` | hash | member name → ``ClusterRoster`` value: the home incarnation's id, then the profile |
+/// | `P:r:<room>` | channel | the room's ``ClusterMessage``s: joined, left, publish |
+/// | `P:n:<inc>` | channel | a relay's inbox: direct and multicast messages for its members, its self-ping |
 ///
 /// Redis holds only names, room names, opaque profiles, incarnation ids and heartbeat times: no payload is stored,
 /// no key ever reaches it.
@@ -64,55 +65,71 @@ public enum ClusterScripts {
             return now
             """)
 
-    /// A member joins: claims the name across the cluster, adds the member to its relay's and its room's rosters,
-    /// and publishes the `joined` bus message on the room channel, all at once; with the snapshot flag, also returns
-    /// the room's roster as of that message (the newcomer included).
-    /// KEYS: relays, names, relay:inc, room:room. ARGV: inc, room, name, profile, joined message, room channel,
-    /// snapshot flag (`1` or `0`). Returns `{receivers}` or `{receivers, {name, "<inc> profile", …}}`; `FENCED`, or
-    /// `TAKEN` with the holder's `"<inc> <room>"`.
+    /// A member joins (``ClusterEngine/join(_:completion:)``): optionally takes the name over from a holder whose
+    /// claim verified (removing it as the leave script would and publishing its `left`), claims the name across the
+    /// cluster, adds the member to its relay's and its room's rosters, and publishes the `joined` message on the room
+    /// channel, all at once; with the snapshot flag, also returns the room's roster right after that message (the
+    /// newcomer included).
+    /// KEYS: relays, names, relay:inc, room:room. ARGV: inc, room, name, holder (encoded), roster value, joined
+    /// message, room channel, snapshot flag (`1` or `0`), holder replaced (encoded, or empty), its `left` message,
+    /// prefix. Returns `{receivers}` or `{receivers, {name, value, …}}`; `FENCED`, or `TAKEN <value held>`.
     public static let join = RedisScript(
         name: "join",
         source: """
             if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
               return redis.error_reply('FENCED relay incarnation is not registered')
             end
-            local home = ARGV[1] .. ' ' .. ARGV[2]
-            if redis.call('HSETNX', KEYS[2], ARGV[3], home) == 0 then
+            if ARGV[9] ~= '' and redis.call('HGET', KEYS[2], ARGV[3]) == ARGV[9] then
+              local words = {}
+              for word in string.gmatch(ARGV[9], '[^ ]+') do words[#words + 1] = word end
+              redis.call('HDEL', KEYS[2], ARGV[3])
+              redis.call('HDEL', ARGV[11] .. ':relay:' .. words[1], ARGV[3])
+              redis.call('HDEL', ARGV[11] .. ':room:' .. words[3], ARGV[3])
+              redis.call('PUBLISH', ARGV[11] .. ':r:' .. words[3], ARGV[10])
+            end
+            if redis.call('HSETNX', KEYS[2], ARGV[3], ARGV[4]) == 0 then
               return redis.error_reply('TAKEN ' .. redis.call('HGET', KEYS[2], ARGV[3]))
             end
             redis.call('HSET', KEYS[3], ARGV[3], ARGV[2])
-            redis.call('HSET', KEYS[4], ARGV[3], ARGV[1] .. ' ' .. ARGV[4])
-            local receivers = redis.call('PUBLISH', ARGV[6], ARGV[5])
-            if ARGV[7] == '1' then
+            redis.call('HSET', KEYS[4], ARGV[3], ARGV[5])
+            local receivers = redis.call('PUBLISH', ARGV[7], ARGV[6])
+            if ARGV[8] == '1' then
               return {receivers, redis.call('HGETALL', KEYS[4])}
             end
             return {receivers}
             """)
 
-    /// A member leaves: if the name is still held by this incarnation in this room, frees it, takes the member out
-    /// of the rosters and publishes the `left` bus message on the room channel, all at once (behind everything the
-    /// relay sent before).
-    /// KEYS: names, relay:inc, room:room. ARGV: inc, room, name, left message, room channel. Returns 1 when the member
-    /// left, 0 when it was no longer there (reaped meanwhile: its `left` is already out).
+    /// A member leaves (``ClusterEngine/leave(name:holder:message:)``): fenced as join is; if the name is still held
+    /// by exactly this registration, frees it, takes the member out of the rosters and publishes the `left` message
+    /// on the room channel, all at once (behind everything the relay sent before).
+    /// KEYS: relays, names, relay:inc, room:room. ARGV: inc, holder (encoded), name, left message, room channel.
+    /// Returns 1 when the member left, 0 when the name was no longer this registration's (reclaimed or reaped: its
+    /// `left` is already out); `FENCED`.
     public static let leave = RedisScript(
         name: "leave",
         source: """
-            if redis.call('HGET', KEYS[1], ARGV[3]) ~= ARGV[1] .. ' ' .. ARGV[2] then
+            if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+              return redis.error_reply('FENCED relay incarnation is not registered')
+            end
+            if redis.call('HGET', KEYS[2], ARGV[3]) ~= ARGV[2] then
               return 0
             end
-            redis.call('HDEL', KEYS[1], ARGV[3])
             redis.call('HDEL', KEYS[2], ARGV[3])
             redis.call('HDEL', KEYS[3], ARGV[3])
+            redis.call('HDEL', KEYS[4], ARGV[3])
             redis.call('PUBLISH', ARGV[5], ARGV[4])
             return 1
             """)
 
-    /// Reaps a dead incarnation, at most `limit` members per call (a long script would stall Redis and make
-    /// heartbeats late): fences it at once (out of `relays`, into `reaping`), then for each of its members still
-    /// held by it frees the name, takes it out of the room and publishes `left` on the room channel, after
-    /// everything the dead relay had published. The `left` bus message is built here, as the relays build it:
-    /// `01 02 len(inc) inc len(room) room len(name) name` (version 1, kind 2 = left, origin = the dead incarnation).
-    /// Idempotent: several relays reaping the same incarnation at once publish each `left` once.
+    /// Reaps a dead incarnation (``ClusterEngine/reap(relay:limit:completion:)``), at most `limit` members per call
+    /// (a long script would stall Redis and make heartbeats late). It fences the incarnation at once (out of
+    /// `relays`, into `reaping`, where reapers find it until done, so that the dead relay can neither join nor beat
+    /// while its members are announced), then for each of its members: if the name is still held by it, frees it; if
+    /// the room's roster still has it from that incarnation, takes it out and publishes `left` on the room channel,
+    /// after everything the dead relay had published. The `left` ``ClusterMessage`` is built here as the relays build
+    /// it: `01 02 len(inc) inc len(room) room len(name) name 02` (version 1, kind left, origin the dead incarnation,
+    /// cause ``ClusterLeftCause/reaped``). Idempotent: several relays reaping the same incarnation at once publish
+    /// each `left` once.
     /// KEYS: relays, names, reaping. ARGV: prefix, inc, limit. Returns `{members_left_to_reap, members_reaped}`; call
     /// again while the first is not 0.
     public static let reap = RedisScript(
@@ -132,11 +149,16 @@ public enum ClusterScripts {
             local reaped = 0
             for i = 1, math.min(#fields, 2 * limit), 2 do
               local name, room = fields[i], fields[i + 1]
-              if redis.call('HGET', KEYS[2], name) == inc .. ' ' .. room then
+              local holder = redis.call('HGET', KEYS[2], name)
+              if holder and string.sub(holder, 1, #inc + 1) == inc .. ' ' then
                 redis.call('HDEL', KEYS[2], name)
-                redis.call('HDEL', prefix .. ':room:' .. room, name)
+              end
+              local roomKey = prefix .. ':room:' .. room
+              local entry = redis.call('HGET', roomKey, name)
+              if entry and string.sub(entry, 1, #inc) == inc then
+                redis.call('HDEL', roomKey, name)
                 local message = string.char(1, 2, #inc) .. inc .. string.char(#room) .. room
-                  .. string.char(#name) .. name
+                  .. string.char(#name) .. name .. string.char(2)
                 redis.call('PUBLISH', prefix .. ':r:' .. room, message)
                 reaped = reaped + 1
               end

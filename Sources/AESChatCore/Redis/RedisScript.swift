@@ -21,6 +21,9 @@ public final class RedisScriptRunner {
     private let connection: RedisConnection
     /// The SHA-1 of each script loaded, by source.
     private var hashes: [String: [UInt8]] = [:]
+    /// Whether a `NOSCRIPT` answer is retried with EVAL. A caller that needs its commands executed in the order sent
+    /// turns this off and treats `NOSCRIPT` as a failure (the retry would run after commands sent in between).
+    public var retriesWithSource = true
 
     public init(connection: RedisConnection) {
         self.connection = connection
@@ -70,7 +73,7 @@ public final class RedisScriptRunner {
             return
         }
         connection.send([Array("EVALSHA".utf8), hash, count] + keys + arguments) { [self] result in
-            if case .failure(let error) = result, error.serverCode == "NOSCRIPT" {
+            if retriesWithSource, case .failure(let error) = result, error.serverCode == "NOSCRIPT" {
                 hashes[script.source] = nil
                 connection.send(
                     [Array("EVAL".utf8), Array(script.source.utf8), count] + keys + arguments, completion)
