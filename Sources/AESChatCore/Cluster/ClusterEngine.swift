@@ -60,6 +60,10 @@ public protocol ClusterEngine: AnyObject {
     /// (`ZREM P:relays`, `DEL P:relay:<inc>`), then closes. No delegate call follows.
     func stop()
 
+    /// Ends the incarnation from the relay's side (a malformed message, no heartbeat reply in time): closes both
+    /// connections at once, without deregistering (the others reap it). No delegate call follows.
+    func abandon(reason: String)
+
     /// Subscribes the room channel `P:r:<room>`; `completion` comes in the stream once it is subscribed.
     func subscribe(room: String, completion: @escaping () -> Void)
 

@@ -128,4 +128,8 @@ final class LocalBus: RoomBus {
             guard fanOut.deliverPrivately(frame!, from: member, to: recipient) else { return }
         }
     }
+
+    func pong(_ token: UInt64, to member: RelayConnection) {
+        fanOut.sendPrivately(RelayFrame.pong(token: token).encoded(), to: member)
+    }
 }

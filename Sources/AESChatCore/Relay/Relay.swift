@@ -27,6 +27,8 @@ public final class Relay {
     let fanOut: FanOut
     /// Held as its concrete type, so that publishing is dispatched statically.
     let bus: LocalBus
+    /// The bus of a relay in a cluster; when set, every room event goes through it instead of ``bus``.
+    private(set) var clusterBus: ClusterBus?
     private var connections: [RelayConnection] = []
     /// Numbers the connections, so that a member's backlog can name its senders.
     private var nextConnectionSerial: UInt64 = 0
@@ -39,10 +41,13 @@ public final class Relay {
     ///   - loop: the loop that drives its connections (for timers and the end-of-iteration fan-out).
     ///   - handshakes: where the encrypted link's handshakes run: on the loop thread at once (the default, for
     ///     in-memory tests) or on a worker thread (``WorkerHandshakes``, what `aeschat serve` uses).
+    ///   - cluster: the engine this relay shares its rooms through with other relays (issue 16), started at once; nil
+    ///     for a relay on its own.
     ///   - log: receives one line per join, leave and refusal.
     public init(
         configuration: RelayConfiguration = RelayConfiguration(), loop: any EventLoop,
-        handshakes: any HandshakeExecutor = InlineHandshakes(), log: @escaping (String) -> Void
+        handshakes: any HandshakeExecutor = InlineHandshakes(), cluster: (any ClusterEngine)? = nil,
+        log: @escaping (String) -> Void
     ) {
         precondition(
             configuration.maximumPendingOutput > configuration.maximumFrameLength,
@@ -57,6 +62,11 @@ public final class Relay {
         link = RelayLink(configuration: configuration, admission: admission, executor: handshakes, log: log)
         directory = RoomDirectory()
         bus = LocalBus(directory: directory, fanOut: fanOut, log: log)
+        if let cluster {
+            clusterBus = ClusterBus(
+                engine: cluster, relay: self, directory: directory, fanOut: fanOut, loop: loop,
+                timings: configuration.cluster, log: log)
+        }
         loop.addIterationEndHandler { [weak self] in self?.endIteration() }
         scheduleTick()
     }
@@ -149,11 +159,14 @@ public final class Relay {
         for member in connections {
             if member.isLinked {
                 fanOut.sendPrivately(farewell, to: member)
+                // In a cluster the members leave now, while the engine still takes their leave scripts.
+                if clusterBus != nil { leave(member, reason: "relay is shutting down") }
                 member.connection.closeAfterFlushing(timeout: .seconds(1))
             } else if member.connection.isOpen {
                 link.answerBusy(member, reason: "relay is shutting down")
             }
         }
+        clusterBus?.stop()
         loop.schedule(after: .seconds(2)) { [weak self] in self?.finishShutdown() }
         if connections.isEmpty { finishShutdown() }
     }
@@ -176,23 +189,59 @@ public final class Relay {
             refuse(member, code, message)
             return
         }
+        if let clusterBus {
+            clusterBus.join(member, name: name, room: roomName, profile: profile, claim: claim)
+            return
+        }
         bus.join(member, name: name, room: roomName, profile: profile, claim: claim)
         if member.name != nil { cancelHandshakeTimer(of: member) }
     }
 
+    /// A member's welcome was queued (a cluster bus welcomes later than the hello).
+    func memberRegistered(_ member: RelayConnection) {
+        cancelHandshakeTimer(of: member)
+    }
+
+    /// Sends every linked connection error `code` with `message`, takes it out of its room and closes it; returns
+    /// how many (a cluster relay that lost its cluster).
+    func closeMembers(_ code: RelayErrorCode, _ message: String) -> Int {
+        let frame = RelayFrame.error(code: code.rawValue, message: message).encoded()
+        var closed = 0
+        for member in connections where member.isLinked && member.connection.isOpen {
+            member.willClose(reason: message)
+            fanOut.sendPrivately(frame, to: member)
+            leave(member, reason: message)
+            member.connection.closeAfterFlushing(timeout: configuration.closeTimeout)
+            closed += 1
+        }
+        return closed
+    }
+
     func publish(_ payload: UnsafeRawBufferPointer, from member: RelayConnection) {
-        bus.publish(payload, from: member)
+        if let clusterBus {
+            clusterBus.publish(payload, from: member)
+        } else {
+            bus.publish(payload, from: member)
+        }
     }
 
     func direct(_ payload: ReceivedPayload, to recipientName: String, from member: RelayConnection) {
-        bus.direct(payload, to: recipientName, from: member)
+        if let clusterBus {
+            clusterBus.direct(payload, to: recipientName, from: member)
+        } else {
+            bus.direct(payload, to: recipientName, from: member)
+        }
     }
 
     /// Delivers one payload to several members of the sender's room, encoded once. Names not in
     /// the room are skipped (they may have just left); the names are distinct (checked by the
     /// caller).
     func multicast(_ payload: ReceivedPayload, to recipients: [String], from member: RelayConnection) {
-        bus.multicast(payload, to: recipients, from: member)
+        if let clusterBus {
+            clusterBus.multicast(payload, to: recipients, from: member)
+        } else {
+            bus.multicast(payload, to: recipients, from: member)
+        }
     }
 
     /// Sends `member` an error and closes it, after taking it out of its room. (Refusals happen once its link is up:
@@ -212,7 +261,11 @@ public final class Relay {
     /// Called on bye (before the connection has finished closing) and when a connection closes.
     /// A member that leaves in order first gets what the room sent before it left.
     func leave(_ member: RelayConnection, reason: String) {
-        bus.leave(member, reason: reason)
+        if let clusterBus {
+            clusterBus.leave(member, reason: reason)
+        } else {
+            bus.leave(member, reason: reason)
+        }
     }
 
     func connectionClosed(_ member: RelayConnection, reason: String) {
@@ -232,7 +285,11 @@ public final class Relay {
     }
 
     func sendPong(_ token: UInt64, to member: RelayConnection) {
-        fanOut.sendPrivately(RelayFrame.pong(token: token).encoded(), to: member)
+        if let clusterBus {
+            clusterBus.pong(token, to: member)
+        } else {
+            bus.pong(token, to: member)
+        }
     }
 
     // MARK: Large frames

@@ -42,6 +42,9 @@ public struct RelayConfiguration: Sendable {
         presenceWindow + presenceWindowPerMember * members
     }
 
+    /// The timings and bounds of a relay in a cluster (used only when the relay is given a ``ClusterEngine``).
+    public var cluster = ClusterTimings()
+
     /// The per-member growth of the presence window of `aeschat serve`.
     public static let servePresenceWindowPerMember: Duration = .microseconds(20)
 
@@ -65,4 +68,29 @@ public struct RelayConfiguration: Sendable {
         self.relayKey = relayKey
         self.previousRelayKey = previousRelayKey
     }
+}
+
+/// The timings and bounds of a relay in a cluster (issue 16; `serve --cluster-dead-after` sets ``deadAfter``).
+public struct ClusterTimings: Sendable {
+    /// How often the relay runs the heartbeat script, pings its own inbox and looks for dead relays.
+    public var heartbeatInterval: Duration = .seconds(1)
+    /// A relay silent this long by the engine's clock is reaped by the others; a relay whose heartbeat or ping went
+    /// unanswered for 60 % of it ends its incarnation first.
+    public var deadAfter: Duration = .seconds(5)
+    /// How long a room's mirror (and its subscription) stays after its last local member left.
+    public var roomLinger: Duration = .seconds(30)
+    /// Members reaped per reap script call (each call blocks the engine for about 3 ms at 500).
+    public var reapChunk = 500
+    /// Stream bytes a bootstrapping room may queue before its snapshot comes; beyond, the incarnation ends.
+    public var bootstrapQueueLimit = 16 * 1024 * 1024
+    /// Frame bytes a member may send between its hello and its welcome (held until the welcome); beyond, the member
+    /// is refused.
+    public var heldInputLimit = 1024 * 1024
+    /// The first delay before a lost incarnation is replaced by a new one; it doubles up to ``maximumRestartDelay``.
+    public var restartDelay: Duration = .milliseconds(100)
+    /// The longest delay between attempts to start a new incarnation.
+    public var maximumRestartDelay: Duration = .seconds(5)
+
+    /// The defaults.
+    public init() {}
 }

@@ -59,6 +59,17 @@ final class RelayConnection: ReadDestinationProvider {
     /// The token of the last ping handled in the current read, answered once the read is handled:
     /// pings that arrive together get one pong, which confirms every frame before the last of them.
     var pongDue: UInt64?
+    /// In a cluster: the ticket of the member's registration at this relay's incarnation.
+    var clusterTicket: UInt64 = 0
+    /// In a cluster: the engine's number for the last command this member's frames caused (its pong waits for it).
+    var clusterSequence: UInt64 = 0
+    /// In a cluster: the engine already took the member's name away (reclaimed elsewhere), so it sends no leave.
+    var isReleasedByCluster = false
+    /// Frames received between hello and welcome while a cluster bus registers the member, handled after the
+    /// welcome; nil when frames are handled as they come.
+    private var heldFrames: [(type: UInt8, body: [UInt8])]?
+    private var heldBytes = 0
+    private var heldLimit = 0
 
     /// Creates the state of a new connection.
     /// - Parameters:
@@ -123,6 +134,37 @@ final class RelayConnection: ReadDestinationProvider {
     /// Takes the member out of its room (its name stays, for the log).
     func leaveRoom() {
         room = nil
+    }
+
+    /// Holds every frame from now on, up to `limit` bytes, until ``releaseHeldFrames()``.
+    func holdFrames(limit: Int) {
+        heldFrames = []
+        heldBytes = 0
+        heldLimit = limit
+    }
+
+    /// Handles the frames held since ``holdFrames(limit:)``, in order, then those that come.
+    func releaseHeldFrames() {
+        guard let frames = heldFrames else { return }
+        heldFrames = nil
+        for frame in frames {
+            guard connection.isOpen else { return }
+            let failure = frame.body.withUnsafeBytes { body -> WireError? in
+                do {
+                    try handleFrame(type: frame.type, body: body, storage: nil)
+                    return nil
+                } catch let error as WireError {
+                    return error
+                } catch {
+                    return .malformed("\(error)")
+                }
+            }
+            if let failure {
+                refuse(failure)
+                return
+            }
+        }
+        answerPings()
     }
 
     /// Marks the member as handed everything in `room`'s current batch.
@@ -217,6 +259,15 @@ final class RelayConnection: ReadDestinationProvider {
         type: UInt8, body: UnsafeRawBufferPointer, storage: (buffer: SharedBuffer, offset: Int)?
     ) throws(WireError) {
         frameInProgressFor = .zero
+        if heldFrames != nil {
+            heldBytes += body.count + 1
+            guard heldBytes <= heldLimit else {
+                relay.refuse(self, .notRegistered, "more than \(heldLimit) bytes of frames sent before the welcome")
+                return
+            }
+            heldFrames!.append((type, Array(body)))
+            return
+        }
         if type == FrameType.publish {
             // The hot path: straight from the read buffer into the room's shared buffer.
             if name == nil {

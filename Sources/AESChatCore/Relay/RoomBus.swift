@@ -36,8 +36,8 @@
 ///   direct to a name not in the sender's room gets the sender error `unknown-recipient`; a
 ///   multicast skips names not in the room (the names are distinct, checked by the caller).
 /// - **Cost.** Publishing allocates nothing in steady state. The relay holds its bus as a
-///   concrete type, so these calls are dispatched statically; a second implementation makes the
-///   relay generic over its bus rather than holding `any RoomBus`.
+///   concrete type, so these calls are dispatched statically: ``Relay`` holds its ``LocalBus`` and,
+///   in a cluster, a ``ClusterBus``, and picks with one check, rather than holding `any RoomBus`.
 /// - **Backpressure.** Members too slow for what the bus delivers are dropped by ``FanOut`` at the
 ///   output cap, as today; a bus whose own outbound link backs up may stop reading from members
 ///   until it drains.
@@ -60,4 +60,8 @@ protocol RoomBus: AnyObject {
 
     /// Sends `payload` to each member named in `recipients` who is in the sender's room, encoded once.
     func multicast(_ payload: ReceivedPayload, to recipients: [String], from member: RelayConnection)
+
+    /// Answers `member`'s ping with `token` once every frame it sent before is taken: at once for ``LocalBus``; once
+    /// the engine acknowledged every command those frames caused for ``ClusterBus``.
+    func pong(_ token: UInt64, to member: RelayConnection)
 }

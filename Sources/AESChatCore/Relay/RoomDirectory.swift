@@ -59,6 +59,17 @@ final class RoomDirectory {
         membersByName[name]
     }
 
+    /// The room named `name`, if it has members on this relay.
+    func existingRoom(named name: String) -> Room? {
+        rooms[name]
+    }
+
+    /// Frees `name`, claimed for a member that never entered a room (its cluster join was refused or abandoned).
+    func unclaim(_ name: String) {
+        membersByName[name] = nil
+        claimKeysByName[name] = nil
+    }
+
     /// The room named `name`, created empty if it has no members.
     func room(named name: String) -> Room {
         if let room = rooms[name] { return room }
