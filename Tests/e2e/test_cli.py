@@ -161,17 +161,14 @@ def test_serve_on_a_port_in_use_exits_69(relay):
     assert b"Address already in use" in result.stderr
 
 
-def test_serve_with_cluster_refuses_to_start_rather_than_run_alone(tmp_path):
-    # The relay side of --cluster is not in yet: the relay must say so and stop, never serve on its own.
-    port = free_port()
+def test_serve_with_a_cluster_user_but_no_password_exits_64(tmp_path):
+    environment = {key: value for key, value in os.environ.items() if key != "AESCHAT_CLUSTER_PASSWORD"}
     result = subprocess.run(
-        [binary_path(), "serve", "--port", str(port), "--relay-key", str(tmp_path / "key"), "--cluster",
-         "redis://127.0.0.1:6379"], capture_output=True, timeout=30)
-    assert result.returncode == 69
-    lines = result.stderr.decode().splitlines()
-    assert lines == ["Error: --cluster redis://127.0.0.1:6379 is not available yet: this aeschat cannot share rooms "
-                     "between relays; run without --cluster for a relay on its own"]
-    assert not (tmp_path / "key").exists()
+        [binary_path(), "serve", "--port", str(free_port()), "--relay-key", str(tmp_path / "key"), "--cluster",
+         "redis://relay@127.0.0.1:6379"], capture_output=True, timeout=30, env=environment)
+    assert result.returncode == 64
+    assert result.stderr.decode().splitlines() == [
+        "Error: the cluster URL names the Redis user 'relay' but AESCHAT_CLUSTER_PASSWORD is not set"]
 
 
 def test_serve_on_ipv6_loopback_and_join_over_it(tmp_path, key_file):
