@@ -24,12 +24,21 @@ let package = Package(
         ),
         .target(name: "CGcryptShims", dependencies: ["CGcrypt"]),
         .target(name: "AESChatCrypto", dependencies: ["CGcrypt", "CGcryptShims"], swiftSettings: swiftSettings),
+        // hiredis's command encoder and reply reader, for the relays of a cluster (`serve --cluster`): Debian's
+        // 0.14 and Homebrew's 1.x, behind C shims whose signatures do not change between them.
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"]), .brew(["hiredis"])]
+        ),
+        .target(name: "CHiredisShims", dependencies: ["CHiredis"]),
         // The member and room name rules: a protocol rule that the command line also checks.
         .target(name: "AESChatNames", swiftSettings: swiftSettings),
         .target(name: "AESChatCLI", dependencies: ["AESChatNames"], swiftSettings: swiftSettings),
         .systemLibrary(name: "CLinux"),
         .target(
-            name: "AESChatCore", dependencies: ["AESChatCrypto", "AESChatNames", "AESChatCLI", "CLinux"],
+            name: "AESChatCore",
+            dependencies: ["AESChatCrypto", "AESChatNames", "AESChatCLI", "CLinux", "CHiredis", "CHiredisShims"],
             swiftSettings: swiftSettings),
         // A hostile member with genuine keys, for the unit tests and the fuzzer (not the aeschat command).
         .target(

@@ -106,6 +106,22 @@ enum OptionTables {
                 "--frame-budget-per-address", "bytes", default: Values.sizeText(serveDefaults.frameBudgetPerAddress),
                 help: "The same for the connections of one address; 0 for no limit.", parse: Values.byteLimit,
                 into: \.frameBudgetPerAddress),
+            .value(
+                "--cluster", "url",
+                help: "Share rooms with the other relays using this Redis: redis://[user@]host[:port][/db] or "
+                    + "unix:///path. The password comes from the environment variable AESCHAT_CLUSTER_PASSWORD, "
+                    + "never the command line.",
+                parse: Values.clusterAddress, into: \.cluster),
+            .value(
+                "--cluster-prefix", "name", default: serveDefaults.clusterPrefix,
+                help: "Prefix of the cluster's keys and channels in Redis, so that several clusters can share one "
+                    + "Redis: letters, digits, '-', '_' and '.'.",
+                parse: Values.clusterPrefix, into: \.clusterPrefix),
+            .value(
+                "--cluster-dead-after", "secs", default: String(serveDefaults.clusterDeadAfter),
+                help: "Take a relay of the cluster for dead once it has been silent this long (2 to 3600 seconds); "
+                    + "its members are then gone for the others.",
+                parse: Values.clusterDeadAfter, into: \.clusterDeadAfter),
         ],
         command: { .serve($0) }
     )

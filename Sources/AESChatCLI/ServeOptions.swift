@@ -46,6 +46,13 @@ public struct ServeOptions: Equatable, Sendable {
     /// Bytes of partly received large frames held for one address; 0 for no limit.
     public var frameBudgetPerAddress = 64 << 20
 
+    /// The Redis that the relays of a cluster share (`--cluster`); nil for a relay on its own.
+    public var cluster: ClusterAddress? = nil
+    /// The prefix of the cluster's keys and channels in Redis, so that several clusters can share one Redis.
+    public var clusterPrefix = "aeschat"
+    /// Seconds of silence, by Redis's clock, after which the cluster takes a relay for dead and its members for gone.
+    public var clusterDeadAfter = 5
+
     /// The default of ``maxPendingOutput``: 64 MiB.
     public static let defaultMaxPendingOutput = 64 * 1024 * 1024
 

@@ -51,6 +51,7 @@ import Testing
                        [--message-burst <n>] [--idle-timeout <secs>] [--byte-rate <bytes>]
                        [--byte-burst <bytes>] [--frame-grace <secs>] [--min-frame-rate <bytes>]
                        [--frame-budget <bytes>] [--frame-budget-per-address <bytes>]
+                       [--cluster <url>] [--cluster-prefix <name>] [--cluster-dead-after <secs>]
 
                 OPTIONS:
                   --host <addr>           Address to listen on: an IPv4 or IPv6 address or a
@@ -112,6 +113,18 @@ import Testing
                   --frame-budget-per-address <bytes>
                                           The same for the connections of one address; 0 for no
                                           limit. (default: 64M)
+                  --cluster <url>         Share rooms with the other relays using this Redis:
+                                          redis://[user@]host[:port][/db] or unix:///path. The
+                                          password comes from the environment variable
+                                          AESCHAT_CLUSTER_PASSWORD, never the command line.
+                  --cluster-prefix <name>
+                                          Prefix of the cluster's keys and channels in Redis, so
+                                          that several clusters can share one Redis: letters,
+                                          digits, '-', '_' and '.'. (default: aeschat)
+                  --cluster-dead-after <secs>
+                                          Take a relay of the cluster for dead once it has been
+                                          silent this long (2 to 3600 seconds); its members are
+                                          then gone for the others. (default: 5)
                   -h, --help              Show help information.
 
                 See 'aeschat --help' for all commands and exit codes.
@@ -198,7 +211,8 @@ import Testing
                 + "[--max-connections-per-address <n>] "
                 + "[--message-rate <n>] [--message-burst <n>] [--idle-timeout <secs>] [--byte-rate <bytes>] "
                 + "[--byte-burst <bytes>] [--frame-grace <secs>] [--min-frame-rate <bytes>] "
-                + "[--frame-budget <bytes>] [--frame-budget-per-address <bytes>]")
+                + "[--frame-budget <bytes>] [--frame-budget-per-address <bytes>] [--cluster <url>] "
+                + "[--cluster-prefix <name>] [--cluster-dead-after <secs>]")
         #expect(
             HelpText.usage(for: .join)
                 == "aeschat join [--name <name>] [--inbox <dir>] [--room <room>] [--host <addr>] [--port <n>] "

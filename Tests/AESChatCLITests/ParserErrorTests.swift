@@ -149,6 +149,105 @@ import Testing
                     + "with a K, M or G suffix, such as 64M", mode: .serve)
         }
 
+    /// Every bad form of `--cluster`, `--cluster-prefix` and `--cluster-dead-after`: one line each.
+    static let clusterCases: [ErrorCase] =
+        [
+            ("", "expected redis://[user@]host[:port][/db] or unix:///path"),
+            ("localhost:6379", "expected redis://[user@]host[:port][/db] or unix:///path"),
+            ("redis:/localhost", "expected redis://[user@]host[:port][/db] or unix:///path"),
+            ("http://localhost", "unknown scheme 'http': expected redis://[user@]host[:port][/db] or unix:///path"),
+            (
+                "nats://localhost:4222",
+                "NATS is not supported in this version; expected redis://[user@]host[:port][/db] or "
+                    + "unix:///path"
+            ),
+            (
+                "rediss://localhost",
+                "TLS to Redis (rediss://) is not supported; reach Redis on loopback, a private "
+                    + "network or through a TLS tunnel"
+            ),
+            ("redis://", "the host is missing: expected redis://[user@]host[:port][/db] or unix:///path"),
+            ("redis://:6379", "the host is missing: expected redis://[user@]host[:port][/db] or unix:///path"),
+            ("redis://h:0", "the port must be a number from 1 to 65535"),
+            ("redis://h:65536", "the port must be a number from 1 to 65535"),
+            ("redis://h:", "the port must be a number from 1 to 65535"),
+            ("redis://h:abc", "the port must be a number from 1 to 65535"),
+            ("redis://[::1]x", "the port must be a number from 1 to 65535"),
+            (
+                "redis://[::1",
+                "an IPv6 address needs its closing ']': expected redis://[user@]host[:port][/db] or "
+                    + "unix:///path"
+            ),
+            ("redis://::1", "write an IPv6 address in brackets, such as redis://[::1]:6379"),
+            ("redis://h/", "the database after '/' must be a number from 0 to 1000000"),
+            ("redis://h/x", "the database after '/' must be a number from 0 to 1000000"),
+            ("redis://h/-1", "the database after '/' must be a number from 0 to 1000000"),
+            ("redis://h/1000001", "the database after '/' must be a number from 0 to 1000000"),
+            ("redis://h/0/1", "the database after '/' must be a number from 0 to 1000000"),
+            (
+                "redis://user:pw@h",
+                "a password in the URL is not accepted (other users can read a command line): put it "
+                    + "in AESCHAT_CLUSTER_PASSWORD"
+            ),
+            (
+                "redis://:pw@h",
+                "a password in the URL is not accepted (other users can read a command line): put it in "
+                    + "AESCHAT_CLUSTER_PASSWORD"
+            ),
+            ("redis://@h", "the user before '@' must be printable ASCII without spaces, '@', '/' or '%'"),
+            ("redis://a%40b@h", "the user before '@' must be printable ASCII without spaces, '@', '/' or '%'"),
+            ("redis://a b@h", "the user before '@' must be printable ASCII without spaces, '@', '/' or '%'"),
+            (
+                "redis://h?db=1",
+                "a query or fragment is not accepted: expected redis://[user@]host[:port][/db] or "
+                    + "unix:///path"
+            ),
+            ("redis://bad_host", "invalid host 'bad_host': expected an IPv4 address, an IPv6 address or a hostname"),
+            (
+                "redis://256.0.0.1:6379",
+                "invalid host '256.0.0.1': expected an IPv4 address, an IPv6 address or a "
+                    + "hostname"
+            ),
+            (
+                "unix://",
+                "a unix socket URL is unix:// followed by an absolute path, such as unix:///run/redis/redis.sock"
+            ),
+            (
+                "unix://relative.sock",
+                "a unix socket URL is unix:// followed by an absolute path, such as "
+                    + "unix:///run/redis/redis.sock"
+            ),
+            ("unix:///" + String(repeating: "s", count: 103), "the socket path is longer than 103 bytes"),
+            ("unix:///tmp/a\u{1}b", "the socket path must not hold control characters, '?' or '#'"),
+        ].map { url, reason in
+            ErrorCase(
+                ["serve", "--cluster", url], "invalid cluster URL \(quotedForTests(url)): \(reason)", mode: .serve)
+        }
+        + ["", "a:b", "a b", String(repeating: "p", count: 65), "prefix*"].map {
+            ErrorCase(
+                ["serve", "--cluster-prefix", $0],
+                "invalid cluster prefix \(quotedForTests($0)): expected 1 to 64 characters: letters, digits, "
+                    + "'-', '_' and '.'", mode: .serve)
+        }
+        + ["", "0", "1", "3601", "5m", "s", "-5", "5.5", "99999", "5ss"].map {
+            ErrorCase(
+                ["serve", "--cluster-dead-after", $0],
+                "invalid duration '\($0)': expected a number of seconds from 2 to 3600, such as 5 or 5s",
+                mode: .serve)
+        }
+
+    /// The parser's quoting for the inputs above: in single quotes, a control character as `\u{…}`.
+    static func quotedForTests(_ text: String) -> String {
+        "'" + text.unicodeScalars.map { $0 == "\u{1}" ? "\\u{1}" : String($0) }.joined() + "'"
+    }
+
+    @Test(arguments: clusterCases)
+    func parse_throwsExactMessage_forClusterOptions(_ errorCase: ErrorCase) throws {
+        #expect(parseError(errorCase.arguments) == UsageError(errorCase.message, mode: errorCase.mode))
+        let error = try #require(parseError(errorCase.arguments))
+        #expect(!error.message.contains("\n"))
+    }
+
     static let invalidHosts = [
         "", " ", "a b", "256.1.1.1", "1.2.3", "127.1", "1.2.3.4.5", "01.2.3.4", "1.2.3.", "[::1", "::1]", "[]",
         "[1.2.3.4]", "[localhost]", ":::", "1::2::3", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7", "1:2:3:4:5:6:7:8::",

@@ -46,6 +46,10 @@ def test_version():
         (["join", "--inbox", "x"], b"--name"),
         (["join", "--name", "alice", "--inbox", ""], b"--inbox"),
         (["keygen", "--out"], b"--out"),
+        (["serve", "--cluster", "redis://u:secret@127.0.0.1"], b"AESCHAT_CLUSTER_PASSWORD"),
+        (["serve", "--cluster", "nats://127.0.0.1"], b"NATS"),
+        (["serve", "--cluster-prefix", "a:b"], b"cluster prefix"),
+        (["serve", "--cluster-dead-after", "1"], b"seconds from 2 to 3600"),
     ],
 )
 def test_usage_errors_exit_64_with_the_problem_first_on_stderr(args, fragment):
@@ -155,6 +159,16 @@ def test_serve_on_a_port_in_use_exits_69(relay):
     result = run("serve", "--port", str(relay.port))
     assert result.returncode == 69
     assert b"Address already in use" in result.stderr
+
+
+def test_serve_with_a_cluster_user_but_no_password_exits_64(tmp_path):
+    environment = {key: value for key, value in os.environ.items() if key != "AESCHAT_CLUSTER_PASSWORD"}
+    result = subprocess.run(
+        [binary_path(), "serve", "--port", str(free_port()), "--relay-key", str(tmp_path / "key"), "--cluster",
+         "redis://relay@127.0.0.1:6379"], capture_output=True, timeout=30, env=environment)
+    assert result.returncode == 64
+    assert result.stderr.decode().splitlines() == [
+        "Error: the cluster URL names the Redis user 'relay' but AESCHAT_CLUSTER_PASSWORD is not set"]
 
 
 def test_serve_on_ipv6_loopback_and_join_over_it(tmp_path, key_file):

@@ -5,7 +5,8 @@
 _aeschat_serve_options="--host --port --relay-key --previous-relay-key --show-key --max-pending-output
     --max-frame-size --handshake-timeout --handshake-rate --handshake-burst --max-connections
     --max-connections-per-address --message-rate --message-burst --idle-timeout --byte-rate --byte-burst
-    --frame-grace --min-frame-rate --frame-budget --frame-budget-per-address"
+    --frame-grace --min-frame-rate --frame-budget --frame-budget-per-address --cluster --cluster-prefix
+    --cluster-dead-after"
 _aeschat_join_options="--name --inbox --room --host --port --relay-key --accept-new-relay-key --key --json
     --identity --accept-files --max-file-size --bell --hold --color --log --config --no-config"
 _aeschat_keygen_options="--out --identity"

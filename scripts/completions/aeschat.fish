@@ -34,6 +34,9 @@ complete -c aeschat -n '__fish_seen_subcommand_from serve' -l frame-grace -x -d 
 complete -c aeschat -n '__fish_seen_subcommand_from serve' -l min-frame-rate -x -d 'Slowest frame (bytes per second)'
 complete -c aeschat -n '__fish_seen_subcommand_from serve' -l frame-budget -x -d 'Memory for large frames (bytes)'
 complete -c aeschat -n '__fish_seen_subcommand_from serve' -l frame-budget-per-address -x -d 'The same per address'
+complete -c aeschat -n '__fish_seen_subcommand_from serve' -l cluster -x -d 'Share rooms through this Redis'
+complete -c aeschat -n '__fish_seen_subcommand_from serve' -l cluster-prefix -x -d 'Prefix of the cluster keys in Redis'
+complete -c aeschat -n '__fish_seen_subcommand_from serve' -l cluster-dead-after -x -d 'Seconds after which a silent relay is dead'
 
 # join
 complete -c aeschat -n '__fish_seen_subcommand_from join' -l name -x -d 'Your member name'

@@ -1,5 +1,5 @@
 # Sourced by the scripts: installs what building and testing aeschat needs, when it is missing.
-# libgcrypt and tmux come from apt (Debian, Ubuntu) or Homebrew (macOS); pytest from pip.
+# libgcrypt, hiredis, redis-server and tmux come from apt (Debian, Ubuntu) or Homebrew (macOS); pytest from pip.
 
 # Installs Debian packages with apt-get (through sudo unless root); the ensure_ functions below call it once they
 # know apt-get is there.
@@ -21,6 +21,44 @@ ensure_libgcrypt() {
         brew install libgcrypt pkg-config
     else
         echo "Error: install libgcrypt (Debian: libgcrypt20-dev, Homebrew: libgcrypt) and try again" >&2
+        return 69
+    fi
+}
+
+# hiredis (its command encoder and reply reader) is linked into aeschat for the relays of a cluster (serve --cluster).
+ensure_hiredis() {
+    if pkg-config --exists hiredis 2>/dev/null; then
+        return 0
+    fi
+    echo "hiredis development files are missing; installing them" >&2
+    if command -v apt-get >/dev/null 2>&1; then
+        apt_install libhiredis-dev pkg-config
+    elif command -v brew >/dev/null 2>&1; then
+        brew install hiredis pkg-config
+    else
+        echo "Error: install hiredis (Debian: libhiredis-dev, Homebrew: hiredis) and try again" >&2
+        return 69
+    fi
+}
+
+# redis-server for the tests of the cluster (each test starts its own on a free loopback port, persistence off, and
+# ends it by PID). Debian's package starts a system service on port 6379 where it can: it is stopped and disabled at
+# once, since nothing here uses it.
+ensure_redis_server() {
+    if command -v redis-server >/dev/null 2>&1; then
+        return 0
+    fi
+    echo "redis-server is missing; installing it" >&2
+    if command -v apt-get >/dev/null 2>&1; then
+        apt_install redis-server
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo="sudo"
+        $sudo service redis-server stop >/dev/null 2>&1 || true
+        $sudo systemctl disable redis-server >/dev/null 2>&1 || true
+    elif command -v brew >/dev/null 2>&1; then
+        brew install redis
+    else
+        echo "Error: install redis-server (Debian: apt-get install redis-server, Homebrew: brew install redis)" >&2
         return 69
     fi
 }

@@ -35,6 +35,7 @@ release_build() {
     local log="${AESCHAT_BUILD_LOG:-$scratch/aeschat-release.log}"
     source "$release_root/scripts/lib/dependencies.sh"
     ensure_libgcrypt >&2 || return
+    ensure_hiredis >&2 || return
     mkdir -p "$scratch" "$(dirname "$log")"
     echo "building aeschat (release${1:+, $1}, log in $log) ..." >&2
     # The stamp's time is the build's start, so that a source saved during the build counts as newer.

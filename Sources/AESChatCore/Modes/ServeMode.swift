@@ -12,6 +12,19 @@ public enum ServeMode {
     /// Runs the relay.
     /// - Returns: the process exit code.
     public static func run(_ options: ServeOptions, log: @escaping (String) -> Void = StandardError.write) -> ExitCode {
+        let clusterCredentials: RedisHandshake?
+        if let cluster = options.cluster {
+            let password = getenv(RedisHandshake.passwordVariable).map { String(cString: $0) }
+            if let user = cluster.user, password == nil {
+                log(
+                    "Error: the cluster URL names the Redis user '\(user)' but \(RedisHandshake.passwordVariable) is "
+                        + "not set")
+                return .usage
+            }
+            clusterCredentials = RedisHandshake(user: cluster.user, password: password, database: cluster.database)
+        } else {
+            clusterCredentials = nil
+        }
         let keys: (current: X25519PrivateKey, previous: X25519PrivateKey?)
         do {
             keys = try relayKeys(options, log: log)
@@ -46,9 +59,21 @@ public enum ServeMode {
             configuration.limits.minimumFrameRate = options.minFrameRate
             configuration.limits.incompleteFrameBudget = options.frameBudget
             configuration.limits.incompleteFrameBudgetPerAddress = options.frameBudgetPerAddress
+            var engine: RedisClusterEngine?
+            if let cluster = options.cluster, let clusterCredentials {
+                configuration.cluster.deadAfter = .seconds(options.clusterDeadAfter)
+                let endpoint = redisEndpoint(cluster)
+                if let failure = try checkCluster(endpoint, clusterCredentials, loop: loop, log: log) {
+                    log("Error: cannot reach the cluster at \(cluster): \(failure)")
+                    return .unavailable
+                }
+                engine = RedisClusterEngine(
+                    endpoint: endpoint, credentials: clusterCredentials, prefix: options.clusterPrefix, loop: loop)
+            }
             let handshakes = WorkerHandshakes(loop: loop)
             defer { handshakes.stop() }
-            let relay = Relay(configuration: configuration, loop: loop, handshakes: handshakes, log: log)
+            let relay = Relay(
+                configuration: configuration, loop: loop, handshakes: handshakes, cluster: engine, log: log)
             relay.attach(to: listener)
             giveBackMemory(relay: relay, loop: loop, seen: relay.membershipChanges)
             let watcher = try SignalWatcher(loop: loop, signals: SignalWatcher.terminating) { number in
@@ -72,6 +97,42 @@ public enum ServeMode {
 }
 
 extension ServeMode {
+    /// Where `--cluster` points, for the Redis connection.
+    static func redisEndpoint(_ address: ClusterAddress) -> RedisEndpoint {
+        switch address.endpoint {
+        case .tcp(let host, let port): .tcp(host: host, port: port)
+        case .unix(let path): .unix(path: path)
+        }
+    }
+
+    /// Before serving in a cluster: connects to its Redis once (the relay must reach it to start) and logs a warning
+    /// line for each Redis setting that is off (``RedisSettingsCheck``). Runs `loop` until done.
+    /// - Returns: the failure to reach Redis, or nil.
+    static func checkCluster(
+        _ endpoint: RedisEndpoint, _ credentials: RedisHandshake, loop: PosixEventLoop, log: (String) -> Void
+    ) throws(TransportError) -> RedisError? {
+        var outcome: Result<RedisConnection, RedisError>?
+        RedisConnection.connect(to: endpoint, loop: loop, handshake: credentials, timeout: .seconds(5)) {
+            outcome = $0
+            loop.stop()
+        }
+        try loop.run()
+        switch outcome {
+        case .failure(let error): return error
+        case nil: return .timedOut("connecting to Redis")
+        case .success(let connection):
+            var warnings: [String] = []
+            RedisSettingsCheck.run(on: connection) {
+                warnings = $0
+                loop.stop()
+            }
+            try loop.run()
+            connection.close()
+            for line in warnings { log(line) }
+            return nil
+        }
+    }
+
     /// The relay's keys: the current one from `--relay-key` or the default file (made if missing, see
     /// ``RelayKeyFile``), and the previous one from `--previous-relay-key` (read, never made).
     /// - Parameters:
