@@ -188,6 +188,36 @@ public enum CommandLineParser {
         return spec.command(configured)
     }
 
+    /// Checks `join`'s standard configuration file the way `join` reads it: every setting through its option's
+    /// validator, nothing else (for `aeschat selftest`).
+    ///
+    /// - Parameters:
+    ///   - environment: The process environment (`XDG_CONFIG_HOME`, `HOME`).
+    ///   - readFile: Reads a configuration file (``ConfigurationFile/read(path:)``; a stand-in in tests).
+    /// - Returns: The file's path and how many settings it has, or `nil` when there is no file.
+    /// - Throws: ``UsageError``: the one-line message `join` would stop with.
+    public static func checkJoinConfigurationFile(
+        environment: [String: String], readFile: (String) -> ConfigurationFile.Contents = ConfigurationFile.read
+    ) throws(UsageError) -> (path: String, settings: Int)? {
+        let spec = OptionTables.join
+        guard let configuration = spec.configuration,
+            let path = ConfigurationFile.standardPath(environment: environment)
+        else { return nil }
+        switch readFile(path) {
+        case .missing:
+            return nil
+        case .unreadable(let reason):
+            throw ConfigurationFile.problem(path, nil, "cannot read the configuration file: \(reason)")
+        case .text(let text):
+            var options = spec.initial
+            let entries = try ConfigurationFile.entries(text, path: path)
+            for entry in entries {
+                try apply(entry, from: path, to: &options, spec: spec, configuration, environment)
+            }
+            return (path, entries.count)
+        }
+    }
+
     /// Applies one setting of a configuration file with its option's validator.
     private static func apply<Options>(
         _ entry: ConfigurationFile.Entry, from path: String, to options: inout Options, spec: ModeSpec<Options>,

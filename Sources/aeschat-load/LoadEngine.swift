@@ -29,8 +29,9 @@ import Foundation
 
         struct Configuration {
             var wire = Wire.aeschat
-            var host = "127.0.0.1"
-            var port: UInt16 = 7777
+            /// The relays (IPv4 address and port); connection `i` of the run goes to relay `i` modulo their
+            /// count, so members are spread round-robin (relays sharing rooms through `--cluster`).
+            var relays: [(host: String, port: UInt16)] = [("127.0.0.1", 7777)]
             /// Members in the room, across all engines.
             var members = 1000
             /// This engine's members: `first ..< first + count` (global numbers, which name them).
@@ -50,8 +51,9 @@ import Foundation
             /// reset before the relay registered the member (a listen-queue overflow, say) is
             /// replaced by a new one, as a real client would reconnect.
             var connectAttempts = 5
-            /// The relay's static public key, which every connection's handshake authenticates.
-            var relayKey: RelayPublicKey?
+            /// The relays' static public keys, which the handshakes authenticate: one for all relays, or one per
+            /// relay in the order of ``relays``.
+            var relayKeys: [RelayPublicKey] = []
             /// Members of a second room (``stormRoom``) that all connect at once during the paced phase,
             /// ``stormDelay`` seconds after it starts, while the paced senders go on.
             var stormCount = 0
@@ -132,7 +134,8 @@ import Foundation
         private let events: UnsafeMutableBufferPointer<epoll_event>
         private var phase = Phase.joining
         private(set) var faults = Faults()
-        private var address = sockaddr_in()
+        /// One per relay of ``Configuration/relays``.
+        private var addresses: [sockaddr_in] = []
 
         // Join accounting.
         private var fullyJoined = 0
@@ -185,16 +188,24 @@ import Foundation
             busyInARow = [Int](repeating: 0, count: n)
             prepared = [MemberLink.Prepared?](repeating: nil, count: n)
             records = [MemberLink.Records?](repeating: nil, count: n)
-            guard configuration.relayKey != nil || configuration.wire == .irc else {
-                throw .usage("--relay-key is required")
+            guard
+                configuration.wire == .irc || configuration.relayKeys.count == 1
+                    || configuration.relayKeys.count == configuration.relays.count
+            else {
+                throw .usage("--relay-key is required: one key for every relay, or one per relay")
             }
+            guard !configuration.relays.isEmpty else { throw .usage("no relay to connect to") }
             channel = Array("#\(configuration.room)".utf8)
             readBuffer = .allocate(byteCount: 256 * 1024, alignment: 16)
             events = .allocate(capacity: 4096)
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = configuration.port.bigEndian
-            guard inet_pton(AF_INET, configuration.host, &address.sin_addr) == 1 else {
-                throw .usage("--host must be an IPv4 address such as 127.0.0.1")
+            for relay in configuration.relays {
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = relay.port.bigEndian
+                guard inet_pton(AF_INET, relay.host, &address.sin_addr) == 1 else {
+                    throw .usage("a relay's host must be an IPv4 address such as 127.0.0.1, not '\(relay.host)'")
+                }
+                addresses.append(address)
             }
         }
 
@@ -214,13 +225,17 @@ import Foundation
         func prepare() throws(LoadError) -> Double {
             guard configuration.wire == .aeschat else { return 0 }
             let before = Measure.threadCPUNanoseconds()
-            for slot in 0..<total { prepared[slot] = try makeHandshake() }
+            for slot in 0..<total { prepared[slot] = try makeHandshake(slot) }
             return Double(Measure.threadCPUNanoseconds() - before) / 1e9
         }
 
-        private func makeHandshake() throws(LoadError) -> MemberLink.Prepared {
+        /// The relay of connection `slot`: round-robin over the run's connections.
+        private func relay(of slot: Int) -> Int { (configuration.first + slot) % configuration.relays.count }
+
+        private func makeHandshake(_ slot: Int) throws(LoadError) -> MemberLink.Prepared {
+            let keys = configuration.relayKeys
             do {
-                return try MemberLink.Prepared(relayKey: configuration.relayKey!)
+                return try MemberLink.Prepared(relayKey: keys.count == 1 ? keys[0] : keys[relay(of: slot)])
             } catch {
                 throw .relay("could not write a handshake message: \(error)")
             }
@@ -235,7 +250,7 @@ import Foundation
                 return
             }
             if prepared[index] == nil {
-                guard let fresh = try? makeHandshake() else {
+                guard let fresh = try? makeHandshake(index) else {
                     fatal = "could not write a handshake message"
                     return
                 }
@@ -485,14 +500,16 @@ import Foundation
             guard descriptor >= 0 else { throw .system("socket (raise ulimit -n?)") }
             var one: Int32 = 1
             _ = setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            let result = withUnsafePointer(to: &address) { pointer in
+            let target = relay(of: index)
+            let result = withUnsafePointer(to: &addresses[target]) { pointer in
                 pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
                 }
             }
             guard result == 0 || errno == EINPROGRESS else {
                 close(descriptor)
-                throw .system("connect to \(configuration.host):\(configuration.port)")
+                let (host, port) = configuration.relays[target]
+                throw .system("connect to \(host):\(port)")
             }
             descriptors[index] = descriptor
             attempts[index] += 1

@@ -7,6 +7,7 @@ import AESChatCore
 
 let usage = """
     Usage: aeschat-load run --relay-key KEY --members N [--port N] [--host ADDR] [--pid PID] [--messages M]
+                            [--relays ADDR:PORT,ADDR:PORT,...]
                             [--window W] [--paced-seconds S] [--senders K] [--rate R] [--idle-seconds S]
                             [--payload-bytes B] [--profile-bytes B] [--room ROOM] [--join-concurrency C]
                             [--threads T] [--busy-poll 0|1] [--phase-timeout S] [--handshakes H]
@@ -22,7 +23,9 @@ let usage = """
     with at most W not yet delivered to everyone; then W1-paced: K members each publish R messages a second
     for S seconds, and every delivery's latency is recorded; with --storm-joins J, J more members join
     another room all at once, --storm-delay seconds (default 1) into the paced phase, and the latencies of
-    the messages sent during that storm are reported apart. --pid is the relay's process id, for its CPU
+    the messages sent during that storm are reported apart. --relays spreads the connections round-robin over
+    several relays that share rooms (aeschat serve --cluster), instead of --host and --port; KEY is then one
+    key for all of them or as many keys as relays, comma-separated, in the same order. --pid is the relay's process id, for its CPU
     (/proc/PID/stat) and memory (/proc/PID/status). Prints one JSON object.
     --protocol irc drives an IRC server (--pid is the server's) with the same workloads and figures: each
     member registers (NICK/USER mK, PONG to every PING) and joins the channel #ROOM (its welcome is the end
@@ -96,8 +99,20 @@ if mode == "member-cost" {
 #if os(Linux)
     var configuration = LoadEngine.Configuration()
     configuration.members = integer("members", 1000)
-    configuration.port = UInt16(clamping: integer("port", 7777))
-    configuration.host = values.removeValue(forKey: "host") ?? "127.0.0.1"
+    if let list = values.removeValue(forKey: "relays") {
+        guard values["host"] == nil, values["port"] == nil else { fail("--relays replaces --host and --port") }
+        configuration.relays = list.split(separator: ",", omittingEmptySubsequences: false).map { item in
+            let parts = item.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, let port = UInt16(parts[1]), port > 0 else {
+                fail("--relays needs ADDR:PORT items separated by commas, got '\(item)'")
+            }
+            return (String(parts[0]), port)
+        }
+    } else {
+        let port = integer("port", 7777)
+        guard port > 0, port <= 65535 else { fail("--port must be 1 to 65535, got \(port)") }
+        configuration.relays = [(values.removeValue(forKey: "host") ?? "127.0.0.1", UInt16(port))]
+    }
     configuration.room = values.removeValue(forKey: "room") ?? "bench"
     switch values.removeValue(forKey: "protocol") ?? "aeschat" {
     case "aeschat": configuration.wire = .aeschat
@@ -130,10 +145,15 @@ if mode == "member-cost" {
         guard let keyText = values.removeValue(forKey: "relay-key") else {
             fail("--relay-key is required: the relay's public key, as its join line prints it\n\(usage)")
         }
-        guard let relayKey = RelayPublicKey(text: keyText) else {
-            fail("--relay-key needs the 52-character key text of the relay's join line, got '\(keyText)'")
+        configuration.relayKeys = keyText.split(separator: ",", omittingEmptySubsequences: false).map { text in
+            guard let relayKey = RelayPublicKey(text: String(text)) else {
+                fail("--relay-key needs the 52-character key text of the relay's join line, got '\(text)'")
+            }
+            return relayKey
         }
-        configuration.relayKey = relayKey
+        guard configuration.relayKeys.count == 1 || configuration.relayKeys.count == configuration.relays.count else {
+            fail("--relay-key needs one key for all relays or one per relay (\(configuration.relays.count))")
+        }
     }
     let pid = Int32(integer("pid", 0))
     let messages = integer("messages", 0)
@@ -153,6 +173,7 @@ if mode == "member-cost" {
     }
     var fields: [(String, String)] = [
         ("protocol", irc ? "\"irc\"" : "\"aeschat\""), ("members", "\(configuration.members)"),
+        ("relays", "\(configuration.relays.count)"),
         ("payload_bytes", "\(configuration.payloadBytes)"),
         ("profile_bytes", "\(configuration.profileBytes)"),
     ]

@@ -129,10 +129,32 @@ import Testing
         #expect(folder.detail.contains("chmod 700"))
     }
 
+    @Test func configurationFile_isCheckedAsJoinReadsIt() throws {
+        let home = Home()
+        home.makeConfiguration()
+        let path = home.configuration + "/config"
+        func configurationCheck() throws -> SelfTestCheck {
+            try check("configuration file", in: SelfTestFiles(environment: home.environment, inbox: nil).checks())
+        }
+        #expect(try configurationCheck().passed)
+        #expect(try configurationCheck().detail.contains("optional"))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("# mine\nport = 7777\nbell = all\n".utf8)))
+        #expect(try configurationCheck().passed)
+        #expect(try configurationCheck().detail.contains("2 settings"))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("port = 7777\nport = seventy\n".utf8)))
+        let twice = try configurationCheck()
+        #expect(!twice.passed)
+        #expect(twice.detail.contains(path + ":2"))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("port = 99999\n".utf8)))
+        let outOfRange = try configurationCheck()
+        #expect(!outOfRange.passed)
+        #expect(outOfRange.detail.hasPrefix(path + ":1: "))
+    }
+
     @Test func missingFiles_pass_andNothingIsCreated() throws {
         let home = Home()
         let checks = SelfTestFiles(environment: home.environment, inbox: nil).checks()
-        #expect(checks.map(\.name) == ["configuration folder", "identity file", "known_peers"])
+        #expect(checks.map(\.name) == ["configuration folder", "identity file", "known_peers", "configuration file"])
         for check in checks { #expect(check.passed, "\(check.name): \(check.detail)") }
         #expect(!FileManager.default.fileExists(atPath: home.configuration))
     }

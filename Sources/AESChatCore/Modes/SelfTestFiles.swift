@@ -1,3 +1,4 @@
+import AESChatCLI
 import Foundation
 
 #if canImport(Glibc)
@@ -18,6 +19,7 @@ struct SelfTestFiles {
             check("configuration folder") { configurationFolder(folder) },
             check("identity file") { identityFile(Identity.defaultPath(environment: environment)) },
             check("known_peers") { knownPeers(KnownPeers.defaultPath(configurationFolder: folder)) },
+            check("configuration file") { configurationFile() },
         ]
         if let inbox {
             checks.append(check("inbox") { self.inbox(inbox) })
@@ -37,6 +39,20 @@ struct SelfTestFiles {
     }
 
     private static func mode(_ info: stat) -> String { "mode " + String(info.st_mode & 0o7777, radix: 8) }
+
+    /// `join`'s configuration file, read as `join` reads it.
+    private func configurationFile() -> (Bool, String) {
+        do {
+            guard let (path, settings) = try CommandLineParser.checkJoinConfigurationFile(environment: environment)
+            else {
+                let path = ConfigurationFile.standardPath(environment: environment) ?? "(no HOME)"
+                return (true, "no configuration file at '\(path)' (optional)")
+            }
+            return (true, "'\(path)': \(settings) setting\(settings == 1 ? "" : "s"), each one join accepts")
+        } catch {
+            return (false, error.message)
+        }
+    }
 
     private func configurationFolder(_ path: String) -> (Bool, String) {
         guard let info = status(path) else { return (true, "'\(path)' is not made yet (join makes it, mode 0700)") }

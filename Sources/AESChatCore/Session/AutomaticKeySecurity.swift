@@ -17,6 +17,10 @@ public final class AutomaticKeySecurity: MessageSecurity {
     public static let viewWindow: Duration = .seconds(30)
     /// Changes of the room view remembered within ``viewWindow``; views before older changes are not accepted.
     static let viewChangeLimit = 1024
+    /// How long group messages from a member whose chain key has not arrived yet are dropped quietly: they were
+    /// sent before that member saw us join, and its key follows on the same ordered path.
+    static let firstKeyGrace: Duration = .seconds(5)
+    static let maximumUnreadableBeforeKey = 64
 
     private final class Peer {
         let name: String
@@ -26,6 +30,15 @@ public final class AutomaticKeySecurity: MessageSecurity {
         var chain: IncomingChain?
         var retiredChains: [[UInt8]] = []
         var undecryptable = 0
+        /// Whether this member's first chain key arrived, or ``AutomaticKeySecurity/firstKeyGrace`` passed
+        /// without it: from then on an unreadable message is reported at once.
+        var stoppedWaitingForKey = false
+        /// Group messages that came before this member's first chain key (chain id and index; at most
+        /// ``AutomaticKeySecurity/maximumUnreadableBeforeKey``, the rest counted in ``unreadableOverflow``), and
+        /// when the first came. The key tells which were sent before the member saw us join.
+        var unreadableBeforeKey: [(chainID: [UInt8], index: UInt32)] = []
+        var unreadableOverflow = 0
+        var firstUnreadableBeforeKey: ContinuousClock.Instant?
         /// A verified or messaged member whose key changed: gets no keys, and the user's room lines are held
         /// for them (``held``) until `/trust`.
         var blocksSending = false
@@ -600,6 +613,50 @@ public final class AutomaticKeySecurity: MessageSecurity {
             peer.retiredChains = (peer.retiredChains + [old.chainID]).suffix(Self.retiredChainLimit)
         }
         peer.chain = IncomingChain(chainID: Array(chainID), nextIndex: index, chainKey: SecretBytes(Array(key)))
+        if !peer.stoppedWaitingForKey {
+            reportUnreadableBeforeKey(of: peer, explainedBy: (Array(chainID), index), actions: &actions)
+        }
+    }
+
+    /// Keeps an unreadable group message of `peer` that came before its first chain key: until the key comes (or
+    /// ``firstKeyGrace`` passes), it may be one `peer` sent before it saw us join, which is no alarm.
+    private func awaitFirstKey(of peer: Peer, chainID: [UInt8], index: UInt32, actions: inout [SecurityAction]) {
+        let first = peer.firstUnreadableBeforeKey ?? now()
+        peer.firstUnreadableBeforeKey = first
+        if peer.unreadableBeforeKey.count < Self.maximumUnreadableBeforeKey {
+            peer.unreadableBeforeKey.append((chainID, index))
+        } else {
+            peer.unreadableOverflow += 1
+        }
+        if now() - first >= Self.firstKeyGrace {
+            reportUnreadableBeforeKey(of: peer, explainedBy: nil, actions: &actions)
+        }
+    }
+
+    /// Ends the wait for `peer`'s first chain key: the kept messages that `key` (its chain id and first index)
+    /// shows were sent before `peer` saw us join are dropped quietly; the others are reported as undecryptable.
+    private func reportUnreadableBeforeKey(
+        of peer: Peer, explainedBy key: (chainID: [UInt8], index: UInt32)?, actions: inout [SecurityAction]
+    ) {
+        let unexplained =
+            peer.unreadableBeforeKey.filter { message in
+                guard let key else { return true }
+                return !(constantTimeEquals(message.chainID, key.chainID) && message.index < key.index)
+            }.count + peer.unreadableOverflow
+        peer.stoppedWaitingForKey = true
+        peer.unreadableBeforeKey = []
+        peer.unreadableOverflow = 0
+        peer.firstUnreadableBeforeKey = nil
+        if unexplained > 0 { warnUndecryptable(from: peer, count: unexplained, actions: &actions) }
+    }
+
+    private func warnUndecryptable(from peer: Peer, count: Int, actions: inout [SecurityAction]) {
+        peer.undecryptable += count
+        let messages = count == 1 ? "message" : "\(count) messages"
+        let its = count == 1 ? "its key" : "their key"
+        actions.warn(
+            "undecryptable", about: peer.name,
+            "\(messages) from \(peer.name) cannot be decrypted: \(its) never arrived (\(peer.undecryptable) so far)")
     }
 
     private func receiveGroupMessage(
@@ -629,12 +686,10 @@ public final class AutomaticKeySecurity: MessageSecurity {
         guard var incoming = peer.chain, constantTimeEquals(incoming.chainID, chainID) else {
             if peer.retiredChains.contains(where: { constantTimeEquals($0, chainID) }) {
                 actions.warn("replay", about: peer.name, "message from a replaced key of \(peer.name) refused")
+            } else if !peer.stoppedWaitingForKey {
+                awaitFirstKey(of: peer, chainID: chainID, index: index, actions: &actions)
             } else {
-                peer.undecryptable += 1
-                actions.warn(
-                    "undecryptable", about: peer.name,
-                    "message from \(peer.name) cannot be decrypted: its key never arrived (\(peer.undecryptable) so far)"
-                )
+                warnUndecryptable(from: peer, count: 1, actions: &actions)
             }
             return
         }
