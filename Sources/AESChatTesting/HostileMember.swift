@@ -39,6 +39,8 @@ public final class HostileMember: ConnectionHandler {
     private let session = X25519PrivateKey()
     private var decoder = FrameDecoder()
     private var channels: [String: Channel] = [:]
+    /// The identity key of each other member whose profile verified: its honest view of the room.
+    private var memberKeys: [String: [UInt8]] = [:]
     private var chains: [[UInt8]: Chain] = [:]
     private var roomSealers: [String: RoomKeySealer] = [:]
     /// What this member hears, opened by a genuine security layer of its own (its sends dropped).
@@ -121,9 +123,14 @@ public final class HostileMember: ConnectionHandler {
     /// Publishes a signed group message at `index` of `chainID`: sealed with the right message key
     /// when the chain was sent with ``sendSenderKey(chainID:index:chainKey:to:)`` and the index is
     /// at most a few thousand past its start, with an arbitrary key otherwise (the signature is
-    /// genuine either way). Does nothing in room-key mode.
-    public func sendGroupMessage(_ plaintext: [UInt8], chainID: [UInt8], index: UInt32) {
+    /// genuine either way). It carries `view`, or when nil this member's honest view of the room (itself and every
+    /// member whose profile verified). Does nothing in room-key mode.
+    package func sendGroupMessage(
+        _ plaintext: [UInt8], chainID: [UInt8], index: UInt32, view: AutomaticKeys.RoomView? = nil
+    ) {
         guard case .automatic(let identity) = keys else { return }
+        let honest = AutomaticKeys.roomView(
+            room: room, members: [(name, identity.publicKey)] + memberKeys.map { ($0.key, $0.value) })
         var messageKey = SecretBytes([UInt8](repeating: 0x5A, count: 32))
         if let chain = chains[chainID], index >= chain.start, index - chain.start <= 2_100 {
             var chainKey = SecretBytes(chain.key)
@@ -132,8 +139,8 @@ public final class HostileMember: ConnectionHandler {
         }
         guard
             let envelope = try? AutomaticKeys.sealGroupMessage(
-                plaintext, chainID: chainID, index: index, messageKey: messageKey, room: room, sender: name,
-                identity: identity)
+                plaintext, chainID: chainID, index: index, messageKey: messageKey, view: view ?? honest, room: room,
+                sender: name, identity: identity)
         else { return }
         connection.write(ClientFrame.publish(payload: envelope[...]).encoded())
     }
@@ -260,6 +267,7 @@ public final class HostileMember: ConnectionHandler {
         case .left(let name):
             members.removeAll { $0 == name }
             channels[name] = nil
+            memberKeys[name] = nil
             heard.record(listener.memberLeft(name))
         case .deliver(let from, let isDirect, let payload):
             if payload.first != EnvelopeKind.fileChunk.rawValue {
@@ -276,7 +284,7 @@ public final class HostileMember: ConnectionHandler {
 
     private func openChannel(to entry: MemberEntry) {
         guard case .automatic = keys,
-            case .valid(_, let sessionKey, _) = AutomaticKeys.checkProfile(
+            case .valid(let identityKey, let sessionKey, _) = AutomaticKeys.checkProfile(
                 entry.profile, room: room, name: entry.name),
             let shared = try? session.sharedSecret(with: sessionKey),
             let channelKeys = try? AutomaticKeys.channelKeys(
@@ -284,6 +292,7 @@ public final class HostileMember: ConnectionHandler {
             let cipher = try? AESGCM(key: channelKeys.send)
         else { return }
         channels[entry.name] = Channel(cipher: cipher, counter: 0)
+        memberKeys[entry.name] = identityKey
     }
 }
 

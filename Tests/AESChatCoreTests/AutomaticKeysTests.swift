@@ -117,7 +117,7 @@ final class AutomaticHarness {
     func join(
         _ name: String, identity override: Ed25519PrivateKey? = nil, room: String = "lobby", intercepted: Bool = false,
         features: MemberFeatures? = MemberFeatures([MemberFeatures.files]),
-        now: @escaping () -> ContinuousClock.Instant = { .now }
+        now: @escaping () -> ContinuousClock.Instant = { .now }, settle: Bool = true
     ) throws -> Member {
         let store = pins[name] ?? KnownPeers()
         pins[name] = store
@@ -142,7 +142,7 @@ final class AutomaticHarness {
             outcome.value = $0
         }
         client.start()
-        loop.runUntilIdle()
+        if settle { loop.runUntilIdle() }
         return Member(client: client, output: output, security: security, link: link, outcome: outcome)
     }
 }
@@ -574,6 +574,7 @@ extension EventCollector {
         let forged = try AutomaticKeys.sealGroupMessage(
             MessageContent.text("far").encoded(), chainID: chainID, index: UInt32.max - 1,
             messageKey: SecretBytes(Array(repeating: 7, count: 32)),
+            view: AutomaticKeys.roomView(room: "lobby", members: []),
             room: "lobby", sender: "alice", identity: harness.identity("alice"))
         let clock = ContinuousClock()
         let elapsed = clock.measure {
@@ -602,6 +603,7 @@ extension EventCollector {
         let forged = try AutomaticKeys.sealGroupMessage(
             MessageContent.text("forged").encoded(), chainID: chainID, index: 1,
             messageKey: SecretBytes(Array(repeating: 1, count: 32)),
+            view: AutomaticKeys.roomView(room: "lobby", members: []),
             room: "lobby", sender: "bob", identity: harness.identity("carol"))
         alice.client.carryOut(alice.security.receive(forged[...], from: "bob", isDirect: false))
         #expect(alice.output.messages == ["bob: genuine"])

@@ -92,9 +92,21 @@ import Testing
             inputs.key == hex("3b93a4221a36b2abf0d4ab6953110e36dc9a05bf64767403f52899c749322351")
                 && inputs.nonce == hex("c60d933c0af84c3090a5ee36"))
         #expect(MessageContent.text("hi bob").encoded() == hex(WorkedExamples.AutomaticKeyMode.groupPlaintext))
+        // alice's view: alice and bob, sorted by name whatever the order given.
+        let view = AutomaticKeys.roomView(
+            room: "lobby", members: [("bob", bobIdentity.publicKey), ("alice", aliceIdentity.publicKey)])
+        #expect(view.count == 2 && view.digest == hex(WorkedExamples.AutomaticKeyMode.roomViewDigest))
+        #expect(
+            AutomaticKeys.roomView(
+                room: "lobby", members: [("alice", aliceIdentity.publicKey), ("bob", bobIdentity.publicKey)]) == view)
+        #expect(
+            AutomaticKeys.groupHeader(chainID: Array(0xC0...0xCF), index: 0, view: view)
+                == hex(
+                    "06c0c1c2c3c4c5c6c7c8c9cacbcccdcecf0000000000000002"
+                        + WorkedExamples.AutomaticKeyMode.roomViewDigest))
         let envelope = try AutomaticKeys.sealGroupMessage(
             MessageContent.text("hi bob").encoded(), chainID: Array(0xC0...0xCF), index: 0, messageKey: messageKey,
-            room: "lobby", sender: "alice", identity: aliceIdentity)
+            view: view, room: "lobby", sender: "alice", identity: aliceIdentity)
         #expect(
             envelope
                 == hex(WorkedExamples.AutomaticKeyMode.groupEnvelope))
@@ -110,7 +122,8 @@ import Testing
                 == WorkedExamples.AutomaticKeyMode.safetyNumber)
         #expect(
             Identity.roomCode(room: "lobby", identityKeys: [bobIdentity.publicKey, aliceIdentity.publicKey])
-                == "00CF-6BD2-24E2")
+                == WorkedExamples.AutomaticKeyMode.roomCode)
+        #expect(WorkedExamples.AutomaticKeyMode.roomCode == "93554 17655 72980 49624 36812 68056 10859 05192")
     }
 
     @Test func wholeExchange_bobReadsAlicesMessage() throws {

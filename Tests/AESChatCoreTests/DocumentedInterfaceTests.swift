@@ -88,4 +88,30 @@ import Testing
         #expect(Set(documented) == Set(written))
         #expect(documented.count == Set(documented).count, "an event has two rows")
     }
+
+    /// The warning kinds the client's code writes (`warn("kind"` and `.warning(kind: "kind"` in Sources/AESChatCore).
+    static let warningKindsInTheCode: Set<String> = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Sources/AESChatCore")
+        let pattern = try! NSRegularExpression(pattern: #"(?:\bwarn\(|\.warning\(\s*kind:)\s*"([a-z][a-z-]*)""#)
+        var kinds: Set<String> = []
+        let files = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil)
+        while let file = files?.nextObject() as? URL {
+            guard file.pathExtension == "swift", let text = try? String(contentsOf: file, encoding: .utf8) else {
+                continue
+            }
+            for match in pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
+                if let range = Range(match.range(at: 1), in: text) { kinds.insert(String(text[range])) }
+            }
+        }
+        return kinds
+    }()
+
+    @Test func warningRow_namesEveryWarningKindTheClientWrites() throws {
+        let row = try #require(Self.cli.first { $0.hasPrefix("| `warning` |") })
+        #expect(Self.warningKindsInTheCode.isSuperset(of: ["tampered", "replay", "roster-mismatch", "undelivered"]))
+        for kind in Self.warningKindsInTheCode {
+            #expect(row.contains("`\(kind)`"), "warning kind \(kind) is not described in CLI.md")
+        }
+    }
 }

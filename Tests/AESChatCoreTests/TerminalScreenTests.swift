@@ -483,19 +483,22 @@ final class ScreenHarness {
         let harness = ScreenHarness(columns: 200)
         harness.show(.ready(name: "alice", room: "lobby", members: [], fingerprint: "f"))
         let before = harness.terminal.lines.prefix(10)
-        harness.show(.roomCode(code: "3F2A-9C01-77BE", members: 1))
-        #expect(harness.statusLine.contains("| code 3F2A-9C01-77BE |"))
+        harness.show(.roomCode(code: "93554 17655 72980 49624 36812 68056 10859 05192", members: 1))
+        #expect(harness.statusLine.contains("| code 93554 17655… |"))
         harness.show(.joined(name: "bob"))
-        harness.show(.roomCode(code: "0000-1111-2222", members: 2))
-        #expect(harness.statusLine.contains("| code 0000-1111-2222 changed |"))
+        harness.show(.roomCode(code: "00000 11111 22222 33333 44444 55555 66666 77777", members: 2))
+        #expect(harness.statusLine.contains("| code 00000 11111… changed |"))
         // No scrollback line for either code: only the joined line scrolled in.
         #expect(
             Array(harness.terminal.lines.prefix(10).dropFirst()) == Array(before.dropFirst(2)) + [
                 "09:05 --> bob joined"
             ])
-        harness.show(.roomCode(code: "0000-1111-2222", members: 2, asked: true))
-        #expect(harness.terminal.line(10).hasPrefix("09:05 * room code 0000-1111-2222 (2 members, you included)"))
-        #expect(harness.statusLine.contains("| code 0000-1111-2222 |"))
+        harness.show(.roomCode(code: "00000 11111 22222 33333 44444 55555 66666 77777", members: 2, asked: true))
+        // The whole code, in the conversation (a long line: it wraps onto the last row).
+        #expect(
+            harness.terminal.line(9).hasPrefix(
+                "09:05 * room code 00000 11111 22222 33333 44444 55555 66666 77777 (2 members, you included)"))
+        #expect(harness.statusLine.contains("| code 00000 11111… |"))
         #expect(!harness.terminal.lines.contains { $0.contains("ghost") })
     }
 

@@ -243,6 +243,9 @@ public enum ClientEvent: Equatable, Sendable {
             return (isPrivate ? "(private) " : "") + "* \(clean(from)) \(clean(text))"
         case .warning("undelivered", let name, let message):
             return "! not delivered to \(clean(name)): \(clean(message))"
+        case .warning("roster-mismatch", _, let message):
+            // The message names the member and says what to do.
+            return "! \(clean(message))"
         case .warning(let kind, let name, let message):
             return "! \(kind) from \(clean(name)): \(clean(message))"
         case .differentRoomKey(_, let message):

@@ -37,13 +37,15 @@ package enum WorkedExamples {
             + "91c7dd7316060dc46099ed27e0d272bd1657cf8731cdf80d"
         package static let keyAliceToBob = "955d34cfe96b1a0dd8dad919c7538bdc6c1b5373049c68abe02903ede03034ab"
         package static let groupPlaintext = "01686920626f62"
+        /// The room view alice's group message carries: alice and bob, 2 members.
+        package static let roomViewDigest = "f52b0c9ceb0d7dfd28021fa38b094fdcd7256ac7393653d972c829d1276bcf5c"
         package static let groupEnvelope =
-            "03c0c1c2c3c4c5c6c7c8c9cacbcccdcecf00000000e249b5d899b4468718ab8506cc89cd471cf737cf3419390e16652ed3085bbfcd"
-            + "aaaabef3313a56e2fddf49c1cbf04290f1abb2fd700f985285ace5c0c87126d3c068630e07b465d450367e2f310c2bcaafbecccc"
-            + "c6e200"
+            "06c0c1c2c3c4c5c6c7c8c9cacbcccdcecf0000000000000002f52b0c9ceb0d7dfd28021fa38b094fdcd7256ac7393653d972c829"
+            + "d1276bcf5ce249b5d899b4465d3ca9aa168299d18bf76a905730c5061ab81465e15749380c4eede8ba8924b6d420b11f54f87f4c"
+            + "56c008c499e7c4e242e032d6e5ec257fadaaaf7dbcb4507332cf40c1f9a49a6f2ae60fe2b69c4304"
         package static let aliceFingerprint = "033b 07a2 b874 5df9 99a8 de3b 6822 2264"
         package static let safetyNumber = "09847 83976 00782 09106 14750 60530"
-        package static let roomCode = "00CF-6BD2-24E2"
+        package static let roomCode = "93554 17655 72980 49624 36812 68056 10859 05192"
     }
 
     /// Section 9.3, the encrypted link.
@@ -90,7 +92,7 @@ package enum WorkedExamples {
     package static func check() -> [Outcome] {
         [
             outcome("9.1 pre-shared-key message", checkRoomKeyMode),
-            outcome("9.2 automatic-key profile, channel and group message", checkAutomaticKeyMode),
+            outcome("9.2 automatic-key profile, channel, room view and group message", checkAutomaticKeyMode),
             outcome("9.2 fingerprint, safety number, room code", checkTexts),
             outcome("9.3 link handshake and first record", checkLink),
             outcome("9.5 profiles with features", checkFeatures),
@@ -171,9 +173,12 @@ package enum WorkedExamples {
         let (index, messageKey) = chain.nextMessageKey()
         let plaintext = MessageContent.text("hi bob").encoded()
         if let wrong = differs("the group plaintext", plaintext, Example.groupPlaintext) { return wrong }
+        let bob = try Ed25519PrivateKey(seed: Example.bobIdentitySeed).publicKey
+        let view = AutomaticKeys.roomView(room: "lobby", members: [("bob", bob), ("alice", alice.publicKey)])
+        if let wrong = differs("the room view", view.digest, Example.roomViewDigest) { return wrong }
         let envelope = try AutomaticKeys.sealGroupMessage(
-            plaintext, chainID: Example.chainID, index: index, messageKey: messageKey, room: "lobby", sender: "alice",
-            identity: alice)
+            plaintext, chainID: Example.chainID, index: index, messageKey: messageKey, view: view, room: "lobby",
+            sender: "alice", identity: alice)
         return differs("the group envelope", envelope, Example.groupEnvelope)
     }
 

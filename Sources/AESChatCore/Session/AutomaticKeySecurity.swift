@@ -12,6 +12,11 @@ public final class AutomaticKeySecurity: MessageSecurity {
     public static let chainLifetime: Duration = .seconds(24 * 60 * 60)
     /// Retired chain ids remembered per member, to call replays by their name.
     static let retiredChainLimit = 64
+    /// How long a view of the room this client had stays acceptable in a group message after it changed: the
+    /// sender may not have seen the latest joins and leaves yet (docs/PROTOCOL.md section 6.3, *Room views*).
+    public static let viewWindow: Duration = .seconds(30)
+    /// Changes of the room view remembered within ``viewWindow``; views before older changes are not accepted.
+    static let viewChangeLimit = 1024
     /// How long group messages from a member whose chain key has not arrived yet are dropped quietly: they were
     /// sent before that member saw us join, and its key follows on the same ordered path.
     static let firstKeyGrace: Duration = .seconds(5)
@@ -39,6 +44,11 @@ public final class AutomaticKeySecurity: MessageSecurity {
         /// A verified or messaged member whose key changed: gets no keys, and the user's room lines are held
         /// for them (``AutomaticKeySecurity/held``) until `/trust`.
         var blocksSending = false
+        /// The last room view this member's messages carried that matched none of ours, with ``viewGeneration``
+        /// then: set while a `roster-mismatch` episode lasts (warned once), cleared by a message that matches.
+        var viewMismatch: (digest: [UInt8], generation: Int)?
+        /// Whether the notice that this member sends the first group message format was shown.
+        var toldOlderFormat = false
 
         init(name: String, trust: MemberTrust) {
             self.name = name
@@ -78,6 +88,18 @@ public final class AutomaticKeySecurity: MessageSecurity {
     /// remember only the last ``RecentMessageIDs/idsPerSender`` message ids of each sender, so a line sent
     /// again later would show twice there.
     static let resendWindow = 96
+    /// The changes of this client's view of the room since its welcome, oldest first (those within
+    /// ``viewWindow``, at most ``viewChangeLimit``): walked back to find the views it had recently.
+    private var viewChanges: [(name: String, identityKey: [UInt8], arrived: Bool, at: ContinuousClock.Instant)] = []
+    /// Set while the welcome's members are admitted: they make the first view, not a change of it.
+    private var isWelcoming = false
+    /// Counts the changes of the view, to tell whether a mismatch seen before still stands.
+    private var viewGeneration = 0
+    /// The current view, computed when first needed after a change.
+    private var cachedView: AutomaticKeys.RoomView?
+    /// Group messages whose room view was an earlier one of this client's (the sender had not yet seen the latest
+    /// joins and leaves), for the tests that make such races.
+    package private(set) var earlierViewsAccepted = 0
     /// Every session key presented to this session (its own included): a relay that replays an
     /// earlier profile would restart a pairwise channel at counter 0 and have old traffic accepted.
     private var seenSessionKeys = SeenSessionKeys(capacity: SeenSessionKeys.defaultCapacity)
@@ -137,7 +159,10 @@ public final class AutomaticKeySecurity: MessageSecurity {
 
     private func didRegister(members: [MemberEntry], actions: inout [SecurityAction]) {
         // One append to known_peers for the whole welcome, however many names are new.
+        // The welcome is one view, the first: the views between its members were never held, so none is logged.
+        isWelcoming = true
         knownPeers.batch { for member in members { admit(member, actions: &actions) } }
+        isWelcoming = false
         announceRoomCode(actions: &actions)
     }
 
@@ -224,6 +249,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
 
     private func memberLeft(_ name: String, actions: inout [SecurityAction]) {
         guard let peer = peers.removeValue(forKey: name) else { return }
+        if let key = peer.identityKey { viewChanged(name, key, arrived: false) }
         // The leaver knows our chain key: nothing more goes out on it. The new chain is made, and sent to everyone
         // still here, just before our next room message (lazy rotation: a burst of leaves costs one rotation, and a
         // member who says nothing costs nothing).
@@ -292,6 +318,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
             peer.identityKey = identityKey
             peer.features = features
             peers[member.name] = peer
+            viewChanged(member.name, identityKey, arrived: true)
             let fingerprint = Identity.fingerprint(of: identityKey)
             if let pin = knownPeers.pin(relay: relay, name: member.name) {
                 if constantTimeEquals(pin.identityKey, identityKey) {
@@ -368,6 +395,81 @@ public final class AutomaticKeySecurity: MessageSecurity {
         actions.append(.show(.roomCode(code: code, members: keys.count)))
     }
 
+    // MARK: Room views
+
+    /// The members this client counts (itself, and everyone present whose profile verified), as names and keys.
+    private var viewMembers: [(name: String, identityKey: [UInt8])] {
+        [(name, identity.publicKey)] + peers.values.compactMap { peer in peer.identityKey.map { (peer.name, $0) } }
+    }
+
+    private var currentView: AutomaticKeys.RoomView {
+        if let cachedView { return cachedView }
+        let view = AutomaticKeys.roomView(room: room, members: viewMembers)
+        cachedView = view
+        return view
+    }
+
+    /// Notes that a counted member arrived or left, and forgets changes beyond the window.
+    private func viewChanged(_ name: String, _ identityKey: [UInt8], arrived: Bool) {
+        cachedView = nil
+        viewGeneration += 1
+        guard !isWelcoming else { return }
+        let at = now()
+        let expired = viewChanges.prefix { at - $0.at >= Self.viewWindow }.count
+        let beyondLimit = max(0, viewChanges.count - expired + 1 - Self.viewChangeLimit)
+        viewChanges.removeFirst(expired + beyondLimit)
+        viewChanges.append((name, identityKey, arrived, at))
+    }
+
+    /// Whether `digest` is this client's current view or one it had less than ``viewWindow`` ago: the changes are
+    /// undone newest first, and the digest of each earlier view compared until one matches.
+    private func isRecentView(_ digest: [UInt8]) -> Bool {
+        if currentView.digest == digest { return true }
+        var members = viewMembers
+        let at = now()
+        for change in viewChanges.reversed() {
+            guard at - change.at < Self.viewWindow else { break }
+            if change.arrived {
+                guard let index = members.firstIndex(where: { $0.name == change.name }) else { return false }
+                members.remove(at: index)
+            } else {
+                members.append((change.name, change.identityKey))
+            }
+            if AutomaticKeys.roomView(room: room, members: members).digest == digest {
+                earlierViewsAccepted += 1
+                return true
+            }
+        }
+        return false
+    }
+
+    /// Compares the room view an authentic group message carries with this client's recent views, and warns once
+    /// per episode (until a message of the same sender matches again) when it matches none.
+    private func checkView(_ view: AutomaticKeys.RoomView, from peer: Peer, actions: inout [SecurityAction]) {
+        // The same digest against the same views: the episode goes on, and nothing needs computing again.
+        if let last = peer.viewMismatch, last.generation == viewGeneration, last.digest == view.digest { return }
+        guard !isRecentView(view.digest) else {
+            peer.viewMismatch = nil
+            return
+        }
+        let ongoing = peer.viewMismatch != nil
+        peer.viewMismatch = (view.digest, viewGeneration)
+        guard !ongoing else { return }
+        let mine = Int(currentView.count)
+        let counts =
+            Int(view.count) == mine
+            ? "\(Self.members(mine)) in each view, not the same ones"
+            : "\(Self.members(Int(view.count))) in their view, \(mine) in yours"
+        actions.warn(
+            "roster-mismatch", about: peer.name,
+            "\(peer.name) sees a different room than you (\(counts)) — compare /verify room")
+    }
+
+    /// "1 member", "3 members".
+    private static func members(_ count: Int) -> String {
+        count == 1 ? "1 member" : "\(count) members"
+    }
+
     // MARK: Sending
 
     public func sendToRoom(_ content: MessageContent) -> [SecurityAction] {
@@ -422,8 +524,8 @@ public final class AutomaticKeySecurity: MessageSecurity {
             actions.append(
                 .publish(
                     try AutomaticKeys.sealGroupMessage(
-                        content.encoded(), chainID: chain.chainID, index: index, messageKey: messageKey, room: room,
-                        sender: name, identity: identity)))
+                        content.encoded(), chainID: chain.chainID, index: index, messageKey: messageKey,
+                        view: currentView, room: room, sender: name, identity: identity)))
             roomLinesSent += 1
         } catch {
             actions.append(.show(.error(message: "message not sent: \(error.description)")))
@@ -536,6 +638,14 @@ public final class AutomaticKeySecurity: MessageSecurity {
             receiveOverChannel(payload, from: peer, actions: &actions)
         case (.group?, false):
             receiveGroupMessage(payload, from: peer, identityKey: identityKey, actions: &actions)
+        case (.groupFirstVersion?, false):
+            guard !peer.toldOlderFormat else { return }
+            peer.toldOlderFormat = true
+            actions.append(
+                .show(
+                    .info(
+                        "\(sender) runs an older aeschat: its room messages do not carry the room view this version "
+                            + "checks, and are not shown until \(sender) updates")))
         default:
             actions.warn("tampered", about: sender, "message from \(sender) of an unexpected kind refused")
         }
@@ -655,7 +765,8 @@ public final class AutomaticKeySecurity: MessageSecurity {
         var reader = ByteReader(body)
         _ = try? reader.readUInt8("kind")
         guard let chainID = try? reader.readBytes(AutomaticKeys.chainIDSize, "chain id").map({ $0 }),
-            let index = try? reader.readUInt32("index")
+            let index = try? reader.readUInt32("index"), let viewCount = try? reader.readUInt32("view count"),
+            let viewDigest = try? reader.readBytes(SHA256.digestSize, "view digest").map({ $0 })
         else { return }
         let sealed = Array(reader.readRemaining())
         // 2. The chain and the index.
@@ -706,6 +817,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
         if missing > 0 {
             actions.warn("missing", about: peer.name, "\(missing) messages from \(peer.name) missing")
         }
+        checkView(AutomaticKeys.RoomView(count: viewCount, digest: viewDigest), from: peer, actions: &actions)
         do {
             actions.append(.deliver(try MessageContent(decoding: plaintext), from: peer.name, isPrivate: false))
         } catch {

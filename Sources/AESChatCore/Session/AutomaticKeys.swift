@@ -15,8 +15,8 @@ package enum AutomaticKeys {
     package static let senderKeyKind: UInt8 = 0x10
     /// Bytes of a chain id.
     package static let chainIDSize = 16
-    /// Group header: kind, chain id, index.
-    package static let groupHeaderSize = 1 + chainIDSize + 4
+    /// Group header: kind, chain id, index, the sender's room view (member count and digest).
+    package static let groupHeaderSize = 1 + chainIDSize + 4 + 4 + SHA256.digestSize
     /// The furthest a group message index may jump ahead of the next expected one.
     package static let maximumSkip: UInt32 = 2000
     /// Chain indexes run from 0 to `indexLimit - 1` (2^32 − 2): a sender key or group message at
@@ -184,12 +184,35 @@ package enum AutomaticKeys {
         return okm.withUnsafeBytes { (Array($0[0..<32]), Array($0[32..<44])) }
     }
 
-    package static func groupHeader(chainID: [UInt8], index: UInt32) -> [UInt8] {
+    package static func groupHeader(chainID: [UInt8], index: UInt32, view: RoomView) -> [UInt8] {
         var writer = ByteWriter(capacity: groupHeaderSize)
         writer.write(EnvelopeKind.group.rawValue)
         writer.write(contentsOf: chainID)
         writer.write(index)
+        writer.write(view.count)
+        writer.write(contentsOf: view.digest)
         return writer.bytes
+    }
+
+    /// A member's view of the room as a group message carries it: how many members it counts and their digest.
+    package struct RoomView: Equatable, Sendable {
+        package let count: UInt32
+        package let digest: [UInt8]
+    }
+
+    /// The room view over `members` (the sender included): SHA-256 of the label, the room, the count and each
+    /// member's name and identity key, sorted by name bytewise (docs/PROTOCOL.md section 6.3).
+    package static func roomView(room: String, members: [(name: String, identityKey: [UInt8])]) -> RoomView {
+        let sorted = members.sorted { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }
+        var writer = ByteWriter(capacity: 64 + members.count * 66)
+        writer.write(contentsOf: Array("aeschat/1 room view".utf8))
+        writer.writeShortString(room)
+        writer.write(UInt32(truncatingIfNeeded: sorted.count))
+        for member in sorted {
+            writer.writeShortString(member.name)
+            writer.write(contentsOf: member.identityKey)
+        }
+        return RoomView(count: UInt32(truncatingIfNeeded: sorted.count), digest: SHA256.hash(writer.bytes))
     }
 
     package static func groupAssociatedData(header: ArraySlice<UInt8>, room: String, sender: String) -> [UInt8] {
@@ -207,12 +230,12 @@ package enum AutomaticKeys {
         return writer.bytes
     }
 
-    /// Seals one group message at `index` with the message key of that index.
+    /// Seals one group message at `index` with the message key of that index, carrying the sender's `view`.
     package static func sealGroupMessage(
-        _ plaintext: [UInt8], chainID: [UInt8], index: UInt32, messageKey: SecretBytes, room: String, sender: String,
-        identity: Ed25519PrivateKey
+        _ plaintext: [UInt8], chainID: [UInt8], index: UInt32, messageKey: SecretBytes, view: RoomView, room: String,
+        sender: String, identity: Ed25519PrivateKey
     ) throws(CryptoError) -> [UInt8] {
-        let header = groupHeader(chainID: chainID, index: index)
+        let header = groupHeader(chainID: chainID, index: index, view: view)
         let (key, nonce) = try groupCipherInputs(messageKey: messageKey)
         let sealed = try AESGCM(key: key).seal(
             plaintext, nonce: nonce,

@@ -108,8 +108,8 @@ public struct Identity: Sendable {
     }
 
     /// The room code over a room name and the identity keys of everyone present (the user
-    /// included): 12 hex digits in 3 groups. Everyone who sees the same members computes the
-    /// same code.
+    /// included): 40 digits in 8 groups of 5 (about 132 bits, all 32 bytes of the digest). Everyone who sees the
+    /// same members computes the same code.
     public static func roomCode(room: String, identityKeys: [[UInt8]]) -> String {
         var writer = ByteWriter(capacity: 64 + identityKeys.count * 32)
         writer.write(contentsOf: Array("aeschat/1 room code".utf8))
@@ -118,7 +118,10 @@ public struct Identity: Sendable {
         writer.write(UInt32(sorted.count))
         for key in sorted { writer.write(contentsOf: key) }
         let digest = SHA256.hash(writer.bytes)
-        return stride(from: 0, to: 6, by: 2).map { Hex.encode(Array(digest[$0..<$0 + 2])).uppercased() }
-            .joined(separator: "-")
+        return (0..<8).map { group in
+            let value = digest[group * 4..<group * 4 + 4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) } % 100_000
+            let digits = String(value)
+            return String(repeating: "0", count: 5 - digits.count) + digits
+        }.joined(separator: " ")
     }
 }

@@ -890,7 +890,7 @@ final class ChatScreen {
                     ? "all messages held (/hold all): \(held.joined(separator: ", ")) key changed"
                     : "messages held for \(held.joined(separator: ", ")): key changed")
         }
-        if let roomCode { parts.append("code \(roomCode)" + (roomCodeChanged ? " changed" : "")) }
+        if let roomCode { parts.append("code \(Self.statusRoomCode(roomCode))" + (roomCodeChanged ? " changed" : "")) }
         parts.append("bell: \(bell.rawValue)")
         if !ignored.isEmpty { parts.append("ignoring: " + ignored.sorted().joined(separator: ", ")) }
         if scrollOffset > 0 {
@@ -898,6 +898,13 @@ final class ChatScreen {
                 "scrolled back" + (unseen > 0 ? ", \(unseen) new" : "") + ": PgDn for newer", at: hint == nil ? 0 : 1)
         }
         return TerminalText.escapeControls(parts.joined(separator: " | "))
+    }
+
+    /// The room code as the status row shows it: its first two groups and `…` (the row marks a change; `/verify room`
+    /// shows the whole code to compare), or the whole code when it has fewer groups.
+    static func statusRoomCode(_ code: String) -> String {
+        let groups = code.split(separator: " ")
+        return groups.count > 2 ? groups.prefix(2).joined(separator: " ") + "…" : code
     }
 
     /// The status row: ``statusText()``, cut to the width.
