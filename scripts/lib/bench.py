@@ -774,7 +774,15 @@ def main():
                         "run both relays side by side (alternating) and print the ratios; writes nothing")
     parser.add_argument("--baseline-label", help="how to name the baseline in the table (default: its folder)")
     parser.add_argument("--sizes", help="comma-separated member counts (default 100,1000,5000,10000)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="instead: 1, 2 and 3 relays sharing a room through one redis-server (serve --cluster)")
+    parser.add_argument("--cluster-join", type=int, default=5000,
+                        help="with --cluster: members of the join timed across the relays (default 5000)")
     options = parser.parse_args()
+    if options.cluster:
+        import bench_cluster
+        bench_cluster.main(options)
+        return
     repeats = options.repeats or (1 if options.quick else 3)
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load_before = loadavg()
