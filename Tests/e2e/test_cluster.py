@@ -252,6 +252,108 @@ def test_a_relay_killed_loses_its_members_within_2_s_and_they_come_back_when_it_
             client.kill()
 
 
+def test_a_stopped_relay_is_declared_dead_and_ends_its_incarnation_when_continued(tmp_path, mode_key, cluster):
+    one, two, three = cluster(3, extra=["--cluster-dead-after", "2"])
+    clients = []
+    try:
+        for name, relay in [("alice", one), ("bob", two), ("carol", three)]:
+            client = Client(name, relay.port, mode_key, tmp_path / f"inbox-{name}")
+            clients.append(client)
+            client.ready(timeout=30)
+        alice, bob, carol = clients
+        joined_all(clients)
+        bob.say("before the stop")
+        for receiver in (alice, carol):
+            receiver.events(event="message", text="before the stop", timeout=30)
+        stopped = time.monotonic()
+        os.kill(two.process.pid, signal.SIGSTOP)
+        # The stopped relay's socket takes this line while it sleeps; it must not reach anyone from that incarnation.
+        bob.say("while stopped")
+        for survivor in (alice, carol):
+            survivor.events(event="left", name="bob", timeout=15)
+            took = survivor.out.last_arrival - stopped
+            # 2 s of silence by Redis's clock, noticed at the next heartbeat tick (1 s) of either survivor.
+            assert took < 2 + 1.5 + 1.5, f"{survivor.name} saw bob left after {took:.2f} s"
+        time.sleep(1)
+        os.kill(two.process.pid, signal.SIGCONT)
+        two.log.wait_for(lambda line: "lost contact with the cluster" in line, timeout=15,
+                         what="the continued relay to end its incarnation")
+        bob.events(event="reconnected", timeout=60)
+        for survivor in (alice, carol):
+            survivor.events(event="joined", name="bob", timeout=30)
+        bob.say("after the restart")
+        for survivor in (alice, carol):
+            survivor.events(event="message", text="after the restart", timeout=30)
+            events = [json.loads(line) for line in survivor.out.seen if line.startswith("{")]
+            rejoined = max(i for i, event in enumerate(events)
+                           if event.get("event") == "joined" and event.get("name") == "bob")
+            left = max(i for i, event in enumerate(events)
+                       if event.get("event") == "left" and event.get("name") == "bob")
+            stopped_lines = [i for i, event in enumerate(events)
+                             if event.get("event") == "message" and event.get("text") == "while stopped"]
+            # The line reached the others at most once, and only through bob's new session (resent by the client):
+            # never between bob's `left` and his new `joined`.
+            assert len(stopped_lines) <= 1, stopped_lines
+            assert all(not left < i < rejoined for i in stopped_lines), (left, stopped_lines, rejoined)
+            assert texts_from(survivor, "bob").count("before the stop") == 1
+        assert two.process.poll() is None
+    finally:
+        for client in clients:
+            client.kill()
+
+
+def test_redis_killed_and_restarted_brings_everyone_back_without_duplicates(tmp_path, mode_key, redis, cluster):
+    relays = cluster(3)
+    clients = []
+    names = ["alice", "bob", "carol"]
+    try:
+        for name, relay in zip(names, relays):
+            client = Client(name, relay.port, mode_key, tmp_path / f"inbox-{name}")
+            clients.append(client)
+            client.ready(timeout=30)
+        joined_all(clients)
+        for number in range(3):
+            for client in clients:
+                client.say(f"{client.name[0]}{number}")
+        for receiver in clients:
+            for sender in clients:
+                if sender is not receiver:
+                    wait_for_texts(receiver, sender.name, [f"{sender.name[0]}{n}" for n in range(3)])
+        redis.stop()
+        for relay in relays:
+            relay.log.wait_for(lambda line: "lost contact with the cluster" in line, timeout=15,
+                               what="the relay to notice Redis gone")
+        # Typed while Redis is down: the clients send them once they are back.
+        for client in clients:
+            client.say(f"{client.name[0]}3")
+        time.sleep(1)
+        redis.start()
+        for relay in relays:
+            relay.log.wait_for(lambda line: "joined the cluster" in line, timeout=30,
+                               what="the relay to join the restarted cluster")
+        for client in clients:
+            client.events(event="reconnected", timeout=90)
+        joined_all(clients, timeout=60)
+        for number in range(4, 6):
+            for client in clients:
+                client.say(f"{client.name[0]}{number}")
+        for receiver in clients:
+            for sender in clients:
+                if sender is not receiver:
+                    prefix = sender.name[0]
+                    texts = wait_for_texts(receiver, sender.name, [f"{prefix}{n}" for n in (0, 1, 2, 4, 5)])
+                    assert_once_in_order(texts, prefix)
+                    assert texts.count(f"{prefix}3") <= 1
+        # The lines typed during the outage are resent: each reaches the others once the sender is back.
+        for receiver in clients:
+            for sender in clients:
+                if sender is not receiver:
+                    wait_for_texts(receiver, sender.name, [f"{sender.name[0]}3"], timeout=30)
+    finally:
+        for client in clients:
+            client.kill()
+
+
 def test_members_on_two_relays_chat_in_one_room(tmp_path, mode_key, cluster):
     one, two = cluster(2)
     alice = Client("alice", one.port, mode_key, tmp_path / "inbox-alice")
