@@ -362,6 +362,24 @@ extension RawPeer {
         #expect(back.welcomed == ["bob"])
     }
 
+    @Test func aRelayKeepsTryingToRejoinWhileTheClusterStaysUnreachable() {
+        let harness = ClusterHarness(relays: 1)
+        harness[0].engine.isUnreachable = true
+        harness[0].engine.fail("connection reset by peer")
+        // Several failed attempts (the delay doubles from 100 ms to 5 s): each is logged, none ends the retries.
+        harness.loop.advance(by: .seconds(20))
+        #expect(!harness[0].engine.isRunning)
+        let failures = harness[0].log.lines.filter { $0.contains("could not rejoin the cluster: cannot reach") }
+        #expect(failures.count >= 4)
+        harness[0].engine.isUnreachable = false
+        harness.loop.advance(by: .seconds(6))
+        #expect(harness[0].engine.isRunning)
+        #expect(harness[0].log.lines.filter { $0.contains("joined the cluster as relay") }.count == 2)
+        let alice = harness[0].member("alice")
+        #expect(alice.welcomed == [])
+        #expect(alice.errors == [])
+    }
+
     @Test func aHelloWhileTheClusterIsUnreachable_getsError7() {
         let harness = ClusterHarness(relays: 1)
         harness[0].engine.commands.isHeld = true

@@ -173,9 +173,16 @@ public final class InMemoryClusterEngine: ClusterEngine {
     /// Whether an incarnation is running.
     public var isRunning: Bool { incarnation != nil }
 
+    /// While set, ``start()`` fails as a start against an unreachable Redis does: the delegate hears of the loss.
+    public var isUnreachable = false
+
     public func start() {
         guard incarnation == nil else { return }
         generation += 1
+        if isUnreachable {
+            cluster.loop.enqueue { [weak self] in self?.delegate?.engineDidLose(reason: "cannot reach the cluster") }
+            return
+        }
         let generation = generation
         let id = cluster.newIncarnation()
         commands.push { [self] in

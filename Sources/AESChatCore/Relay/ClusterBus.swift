@@ -350,7 +350,7 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
     }
 
     func engineDidLose(reason: String) {
-        endIncarnation("lost contact with the cluster: \(reason)")
+        endIncarnation(reason)
     }
 
     func engine(didReceive message: UnsafeRawBufferPointer, on channel: ClusterChannel) {
@@ -590,20 +590,26 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
     private func lose(_ reason: String) {
         guard incarnation != nil else { return }
         engine.abandon(reason: reason)
-        endIncarnation("lost contact with the cluster: \(reason)")
+        endIncarnation(reason)
     }
 
+    /// Ends the incarnation (or a start that failed: Redis still unreachable) and schedules the next attempt, with
+    /// the delay doubling up to ``ClusterTimings/maximumRestartDelay``, so that a relay rejoins however long Redis
+    /// was away.
     private func endIncarnation(_ reason: String) {
-        guard incarnation != nil || !pending.isEmpty || !mirrors.isEmpty else { return }
-        incarnation = nil
-        generation += 1
-        let closed = relay.closeMembers(.shuttingDown, "lost contact with the cluster; reconnect")
-        log("\(reason); closed \(closed) connections")
-        for mirror in mirrors.values { cancelLinger(mirror) }
-        mirrors.removeAll()
-        pending.removeAll()
-        heldPongs.removeAll()
-        reaping.removeAll()
+        if incarnation != nil || !pending.isEmpty || !mirrors.isEmpty {
+            incarnation = nil
+            generation += 1
+            let closed = relay.closeMembers(.shuttingDown, "lost contact with the cluster; reconnect")
+            log("lost contact with the cluster: \(reason); closed \(closed) connections")
+            for mirror in mirrors.values { cancelLinger(mirror) }
+            mirrors.removeAll()
+            pending.removeAll()
+            heldPongs.removeAll()
+            reaping.removeAll()
+        } else if !isStopped {
+            log("could not rejoin the cluster: \(reason); trying again in \(restartDelay)")
+        }
         guard !isStopped else { return }
         let delay = restartDelay
         restartDelay = min(restartDelay * 2, timings.maximumRestartDelay)
