@@ -84,7 +84,9 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
             return
         }
         if let holder = directory.member(named: name) {
-            guard takeOver(name, from: holder, by: member, claim: claim, room: roomName) else { return }
+            guard directory.takeOver(name, from: holder, by: member, claim: claim, room: roomName, log: log) else {
+                return
+            }
         }
         guard directory.claim(name, for: member, claimKey: claim?.key) else {
             member.refuse(.nameTaken, "the name '\(name)' is already in use on this relay; choose another with --name")
@@ -208,31 +210,6 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
 
     /// Decides whether `member` takes `name` over from `holder` on this relay, as ``LocalBus`` does; the holder is
     /// refused (`name-reclaimed`), its leave script goes out before `member`'s join script.
-    private func takeOver(
-        _ name: String, from holder: RelayConnection, by member: RelayConnection, claim: NameClaim?, room: String
-    ) -> Bool {
-        guard let claim, let heldKey = directory.claimKey(of: name), constantTimeEquals(heldKey, claim.key) else {
-            member.refuse(
-                .nameTaken, member.relay.admission.nameTakenMessage(name: name, holder: holder, requestedRoom: room),
-                reason: "name taken")
-            return false
-        }
-        guard let hash = member.handshakeHash, NameClaimKey.verify(claim, handshakeHash: hash, name: name) else {
-            member.refuse(
-                .invalidClaim,
-                "the claim to the name '\(name)' does not verify for this connection; the name stays with its holder",
-                reason: "invalid name claim")
-            return false
-        }
-        log("\(name) reclaimed from \(holder.connection.peerDescription) by \(member.connection.peerDescription)")
-        holder.refuse(
-            .nameReclaimed,
-            "your name '\(name)' was reclaimed by a new connection of the same key; this client stops here and does "
-                + "not reconnect",
-            reason: "name reclaimed by a new connection of the same key")
-        return true
-    }
-
     func leave(_ member: RelayConnection, reason: String) {
         if let join = pending[member.clusterTicket], join.member === member {
             forget(join)

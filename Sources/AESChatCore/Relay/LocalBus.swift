@@ -23,7 +23,7 @@ final class LocalBus: RoomBus {
 
     func join(_ member: RelayConnection, name: String, room roomName: String, profile: [UInt8], claim: NameClaim?) {
         if let holder = directory.member(named: name),
-            !takeOver(name, from: holder, by: member, claim: claim, room: roomName)
+            !directory.takeOver(name, from: holder, by: member, claim: claim, room: roomName, log: log)
         {
             return
         }
@@ -51,33 +51,6 @@ final class LocalBus: RoomBus {
     /// `member`'s own handshake hash. Then the holder is refused (`name-reclaimed`), which frees the name, and the
     /// result is true. Otherwise `member` is refused: `invalid-claim` for the holder's key with a signature that
     /// does not verify, `name-taken` (saying when the name frees up) for anything else; the holder stays.
-    private func takeOver(
-        _ name: String, from holder: RelayConnection, by member: RelayConnection, claim: NameClaim?, room: String
-    ) -> Bool {
-        guard let claim, let heldKey = directory.claimKey(of: name), constantTimeEquals(heldKey, claim.key) else {
-            member.refuse(
-                .nameTaken, member.relay.admission.nameTakenMessage(name: name, holder: holder, requestedRoom: room),
-                reason: "name taken")
-            return false
-        }
-        // Verified only here, when it would act: a claim costs the relay a signature check only for a name held
-        // under the same key, which only the relay and that key's owner know.
-        guard let hash = member.handshakeHash, NameClaimKey.verify(claim, handshakeHash: hash, name: name) else {
-            member.refuse(
-                .invalidClaim,
-                "the claim to the name '\(name)' does not verify for this connection; the name stays with its holder",
-                reason: "invalid name claim")
-            return false
-        }
-        log("\(name) reclaimed from \(holder.connection.peerDescription) by \(member.connection.peerDescription)")
-        holder.refuse(
-            .nameReclaimed,
-            "your name '\(name)' was reclaimed by a new connection of the same key; this client stops here and does "
-                + "not reconnect",
-            reason: "name reclaimed by a new connection of the same key")
-        return true
-    }
-
     func leave(_ member: RelayConnection, reason: String) {
         guard let name = member.name, let room = member.room else { return }
         if !member.isTooSlow { fanOut.handOver(to: member) }

@@ -1,3 +1,4 @@
+import AESChatCrypto
 import AESChatNames
 
 /// The relay's directory of members and rooms: which name is taken by which connection (names
@@ -106,5 +107,39 @@ final class RoomDirectory {
         room.remove(member)
         member.leaveRoom()
         if room.members.isEmpty { rooms[room.name] = nil }
+    }
+}
+
+extension RoomDirectory {
+    /// Whether `member`, asking for `name` held by `holder`, takes it over: only with a claim under the key the name
+    /// is held with that verifies for `member`'s link. Otherwise `member` is refused (`name-taken`, or
+    /// `invalid-claim` for a claim that does not verify); on success `holder` is refused with `name-reclaimed`. Both
+    /// buses (``LocalBus``, ``ClusterBus``) decide a take-over this way; `log` gets the take-over's line.
+    func takeOver(
+        _ name: String, from holder: RelayConnection, by member: RelayConnection, claim: NameClaim?, room: String,
+        log: (String) -> Void
+    ) -> Bool {
+        guard let claim, let heldKey = claimKey(of: name), constantTimeEquals(heldKey, claim.key) else {
+            member.refuse(
+                .nameTaken, member.relay.admission.nameTakenMessage(name: name, holder: holder, requestedRoom: room),
+                reason: "name taken")
+            return false
+        }
+        // Verified only here, when it would act: a claim costs the relay a signature check only for a name held
+        // under the same key, which only the relay and that key's owner know.
+        guard let hash = member.handshakeHash, NameClaimKey.verify(claim, handshakeHash: hash, name: name) else {
+            member.refuse(
+                .invalidClaim,
+                "the claim to the name '\(name)' does not verify for this connection; the name stays with its holder",
+                reason: "invalid name claim")
+            return false
+        }
+        log("\(name) reclaimed from \(holder.connection.peerDescription) by \(member.connection.peerDescription)")
+        holder.refuse(
+            .nameReclaimed,
+            "your name '\(name)' was reclaimed by a new connection of the same key; this client stops here and does "
+                + "not reconnect",
+            reason: "name reclaimed by a new connection of the same key")
+        return true
     }
 }
