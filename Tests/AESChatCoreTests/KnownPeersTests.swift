@@ -112,6 +112,33 @@ final class TemporaryFolder {
         #expect(reread.pin(relay: "127.0.0.1:7777", name: "alice")?.state == .verified)
     }
 
+    @Test func welcomeWithTwoChangedKeys_announcesHoldingOnce_afterEveryMember() throws {
+        let folder = TemporaryFolder()
+        let path = folder.file("known_peers")
+        // Bob and carol were verified under a key that is no longer theirs; dave is new.
+        let pins = ["bob", "carol"].map { "127.0.0.1:7777 \($0) \(Hex.encode(Self.key)) verified\n" }.joined()
+        try Data(pins.utf8).write(to: URL(fileURLWithPath: path))
+        let security = try AutomaticKeySecurity(
+            identity: Ed25519PrivateKey(), name: "me", room: "lobby", relay: "127.0.0.1:7777",
+            knownPeers: try KnownPeers(path: path))
+        let members = try ["bob", "carol", "dave"].map { name in
+            MemberEntry(
+                name: name,
+                profile: try AutomaticKeys.makeProfile(
+                    identity: Ed25519PrivateKey(), sessionKey: SHA256.hash(Array("session \(name)".utf8)),
+                    room: "lobby", name: name))
+        }
+        let outbox = RecordingOutbox()
+        outbox.record(security.didRegister(members: members))
+        let events = outbox.events
+        let holdings = events.indices.filter { if case .holding = events[$0] { true } else { false } }
+        let lastMember = events.lastIndex { if case .member = $0 { true } else { false } }
+        // One announcement for the whole welcome, naming both, after the last member's status.
+        #expect(holdings.count == 1)
+        #expect(holdings.first.map { events[$0] } == .holding(members: ["bob", "carol"]))
+        #expect(lastMember != nil && holdings.allSatisfy { $0 > lastMember! })
+    }
+
     @Test func batchOf16384NewNames_withoutASessionLimit_isStillOneAppendOfOneLineEach() throws {
         let folder = TemporaryFolder()
         let path = folder.file("known_peers")

@@ -163,6 +163,8 @@ public final class AutomaticKeySecurity: MessageSecurity {
         isWelcoming = true
         knownPeers.batch { for member in members { admit(member, actions: &actions) } }
         isWelcoming = false
+        // Once for the whole welcome: after each member it would cost a pass over every peer (N² for a welcome).
+        announceHolding(actions: &actions)
         announceRoomCode(actions: &actions)
     }
 
@@ -286,7 +288,7 @@ public final class AutomaticKeySecurity: MessageSecurity {
     /// Checks a member's profile, pins or compares its identity, announces it, and — unless it
     /// must wait for `/trust` — opens a channel and sends it our chain.
     private func admit(_ member: MemberEntry, actions: inout [SecurityAction]) {
-        defer { announceHolding(actions: &actions) }
+        defer { if !isWelcoming { announceHolding(actions: &actions) } }
         let checked = check(member)
         lastCheck = nil
         switch checked {
