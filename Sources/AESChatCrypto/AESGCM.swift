@@ -61,6 +61,18 @@ public final class AESGCM {
         self.init(handle: try Self.openUnkeyedHandle(keyLength: keyLength).get())
     }
 
+    /// Creates a cipher of its own for the key in slot `slot` of `keys`, without copying the key out of its
+    /// zero-on-release storage (a connection that keeps its handle instead of borrowing ``AESGCMWorkspace``'s).
+    ///
+    /// - Parameters:
+    ///   - keys: The keys.
+    ///   - slot: The slot, from 0 to ``SecretKeySlots/slotCount`` − 1.
+    /// - Throws: ``CryptoError/library(operation:code:message:)`` if libgcrypt fails.
+    public convenience init(keyIn keys: SecretKeySlots, slot: Int) throws(CryptoError) {
+        let opened = keys.withUnsafeBytes(ofSlot: slot) { Self.openHandle(key: $0) }
+        self.init(handle: try opened.get())
+    }
+
     deinit {
         gcry_cipher_close(handle)
     }

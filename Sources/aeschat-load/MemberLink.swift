@@ -82,7 +82,8 @@ enum MemberLink {
         private let layer: LinkRecordLayer
 
         init(_ keys: NoiseTransportKeys) {
-            layer = LinkRecordLayer(keys: keys)
+            // A handle per direction (4 KB a member): the generator must not pay a key setup per record.
+            layer = LinkRecordLayer(keys: keys, handles: .owned)
         }
 
         /// Appends the records for `plaintext` to `output`: each laid out as length room, plaintext, tag room, then

@@ -86,12 +86,15 @@ import Testing
         #expect(throws: CryptoError.self) { try cipher.setKey(SecretBytes([1, 2, 3])) }
     }
 
-    @Test func recordLayer_rekeyingInItsSlots_matchesAReaderAndWriterOverCipherStates() throws {
+    @Test(arguments: [LinkCipherHandles.borrowed, .owned], [LinkCipherHandles.borrowed, .owned])
+    func recordLayer_rekeyingInItsSlots_matchesAReaderAndWriterOverCipherStates(
+        clientHandles: LinkCipherHandles, relayHandles: LinkCipherHandles
+    ) throws {
         // Two layers' directions share one SecretKeySlots each; rekeying one slot must not disturb the other, and the
-        // thread's handle must take up each replaced key.
+        // thread's handle, or a direction's own, must take up each replaced key.
         let (client, relay) = try linkHandshake()
-        let clientLayer = LinkRecordLayer(keys: client, rekeyInterval: 2)
-        let relayLayer = LinkRecordLayer(keys: relay, rekeyInterval: 2)
+        let clientLayer = LinkRecordLayer(keys: client, rekeyInterval: 2, handles: clientHandles)
+        let relayLayer = LinkRecordLayer(keys: relay, rekeyInterval: 2, handles: relayHandles)
         for round in 0..<7 {
             let plaintext = linkTestBytes(20 + round, seed: UInt64(round))
             for (layer, peer) in [(clientLayer, relayLayer), (relayLayer, clientLayer)] {
@@ -109,16 +112,17 @@ import Testing
         #expect(throws: LinkError.nonceExhausted) { try relay.receiving.decrypt([UInt8](repeating: 0, count: 16)) }
     }
 
-    @Test func recordLayer_sealsAsAWriterOverTheSameCipherState() throws {
+    @Test(arguments: [LinkCipherHandles.borrowed, .owned])
+    func recordLayer_sealsAsAWriterOverTheSameCipherState(handles: LinkCipherHandles) throws {
         // The same keys, handed to a layer and (from a second identical handshake's state) to a writer, give the
-        // same records, rekeys included.
+        // same records, rekeys included (a direction's own handle is made again with each new key).
         let key = [UInt8](repeating: 9, count: 32)
         func keys() throws -> NoiseTransportKeys {
             NoiseTransportKeys(
                 role: .initiator, initiatorToResponder: try NoiseCipherState(key: SecretBytes(key)),
                 responderToInitiator: try NoiseCipherState(key: SecretBytes(key)), handshakeHash: [])
         }
-        let layer = LinkRecordLayer(keys: try keys(), rekeyInterval: 3)
+        let layer = LinkRecordLayer(keys: try keys(), rekeyInterval: 3, handles: handles)
         let writer = LinkRecordWriter(cipher: try keys().sending, rekeyInterval: 3)
         for round in 0..<8 {
             let plaintext = linkTestBytes(5 + round, seed: UInt64(100 + round))

@@ -161,7 +161,8 @@ public final class RelayLinkStarter: ConnectionHandler {
             fail(.connectionLost(reason: "the encrypted link to \(configuration.relay) failed: \(error.description)"))
             return
         }
-        connection.protect(with: LinkRecordLayer(keys: keys))
+        // One connection that sends and receives in turn: a handle per direction spares a key setup per record.
+        connection.protect(with: LinkRecordLayer(keys: keys, handles: .owned))
         complete(.success(LinkedRelayConnection(connection: connection, handshakeHash: keys.handshakeHash)))
     }
 

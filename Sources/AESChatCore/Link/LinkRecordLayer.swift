@@ -11,7 +11,8 @@ import AESChatCrypto
 ///
 /// Ownership: owns both directions' keys, in one ``SecretKeySlots`` (zeroed when released), their counters and
 /// rekey schedules, and at most one incomplete incoming record: an idle layer is two allocations, itself and the
-/// keys. It holds no cipher handle: each seal or open borrows the current thread's (see ``NoiseCipherState``).
+/// keys. With ``LinkCipherHandles/borrowed`` (the relay's) it holds no cipher handle: each seal or open borrows the
+/// current thread's (see ``AESGCMWorkspace``); with ``LinkCipherHandles/owned`` each direction keeps one of its own.
 ///
 /// Threading: not thread-safe; confined to the connection's thread. Deliberately not `Sendable`.
 public final class LinkRecordLayer: RecordProtection {
@@ -25,10 +26,17 @@ public final class LinkRecordLayer: RecordProtection {
     ///   - keys: This side's keys (``NoiseHandshake/finish()``).
     ///   - rekeyInterval: Records per key in each direction; the protocol's is ``LinkRekey/defaultInterval``,
     ///     smaller ones are for tests. Must be at least 1.
-    public init(keys: NoiseTransportKeys, rekeyInterval: UInt64 = LinkRekey.defaultInterval) {
+    ///   - handles: Borrow the thread's cipher handle for each record (the relay's many connections), or keep one
+    ///     per direction (a client's one connection).
+    public init(
+        keys: NoiseTransportKeys, rekeyInterval: UInt64 = LinkRekey.defaultInterval,
+        handles: LinkCipherHandles = .borrowed
+    ) {
         let slots = SecretKeySlots.make(slotCount: 2)
-        let sending = LinkSlotCipher(keys: slots, slot: 0, nonce: keys.sending.handOver(into: slots, slot: 0))
-        let receiving = LinkSlotCipher(keys: slots, slot: 1, nonce: keys.receiving.handOver(into: slots, slot: 1))
+        let sending = LinkSlotCipher(
+            keys: slots, slot: 0, nonce: keys.sending.handOver(into: slots, slot: 0), handles: handles)
+        let receiving = LinkSlotCipher(
+            keys: slots, slot: 1, nonce: keys.receiving.handOver(into: slots, slot: 1), handles: handles)
         sealer = LinkRecordSealer(cipher: sending, rekeyInterval: rekeyInterval)
         opener = LinkRecordOpener(cipher: receiving, rekeyInterval: rekeyInterval)
     }

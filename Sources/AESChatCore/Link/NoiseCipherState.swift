@@ -330,23 +330,44 @@ extension NoiseCipherState: LinkCipher {}
 /// layer's ``SecretKeySlots``; it behaves as the ``NoiseCipherState`` it was handed over from
 /// (``NoiseCipherState/handOver(into:slot:)``).
 ///
-/// Ownership: shares the slots with the other direction; owns its slot's key (nothing else replaces or uses it).
+/// Ownership: shares the slots with the other direction; owns its slot's key (nothing else replaces or uses it)
+/// and, with ``LinkCipherHandles/owned``, a keyed cipher handle of its own (made at the first use, made again after a
+/// rekey); otherwise it borrows its thread's (``AESGCMWorkspace``).
 struct LinkSlotCipher: LinkCipher {
-    private let keys: SecretKeySlots
-    private let slot: Int
-    /// The counter `n`: the nonce the next message uses.
-    private(set) var nonce: UInt64
-
-    init(keys: SecretKeySlots, slot: Int, nonce: UInt64) {
-        self.keys = keys
-        self.slot = slot
-        self.nonce = nonce
+    /// Where the handle comes from; one word, so that a relay's idle layer does not grow (LinkMemoryTests).
+    private enum Handle {
+        case borrowed
+        /// Made at the first use; nil again after a rekey.
+        case owned(AESGCM?)
     }
 
-    /// The current thread's cipher handle with this direction's key set, for one operation.
-    private func cipher() throws(LinkError) -> AESGCM {
+    private let keys: SecretKeySlots
+    /// The counter `n`: the nonce the next message uses.
+    private(set) var nonce: UInt64
+    private var handle: Handle
+    private let slot: UInt8
+
+    init(keys: SecretKeySlots, slot: Int, nonce: UInt64, handles: LinkCipherHandles = .borrowed) {
+        precondition(slot >= 0 && slot < keys.slotCount, "slot \(slot) of \(keys.slotCount)")
+        self.keys = keys
+        self.slot = UInt8(slot)
+        self.nonce = nonce
+        handle = handles == .owned ? .owned(nil) : .borrowed
+    }
+
+    /// A cipher handle with this direction's key set, for one operation: its own, or the current thread's.
+    private mutating func cipher() throws(LinkError) -> AESGCM {
         do {
-            return try AESGCMWorkspace.current().cipher(keyedWith: keys, slot: slot)
+            switch handle {
+            case .borrowed:
+                return try AESGCMWorkspace.current().cipher(keyedWith: keys, slot: Int(slot))
+            case .owned(let own?):
+                return own
+            case .owned(nil):
+                let made = try AESGCM(keyIn: keys, slot: Int(slot))
+                handle = .owned(made)
+                return made
+            }
         } catch {
             throw .crypto(error)
         }
@@ -383,9 +404,21 @@ struct LinkSlotCipher: LinkCipher {
     }
 
     mutating func rekey() throws(LinkError) {
-        let (keys, slot) = (self.keys, self.slot)
+        let (keys, slot) = (self.keys, Int(self.slot))
         try NoiseCipherState.rekey(with: try cipher()) { keys.replaceKey(inSlot: slot, with: $0) }
+        // An own handle has the old key; the next operation makes one with the new (closing this one wipes it).
+        if case .owned = handle { handle = .owned(nil) }
     }
+}
+
+/// Where a ``LinkRecordLayer`` gets its cipher handles (about 2 KB each in libgcrypt, against 32 bytes of key).
+public enum LinkCipherHandles: Sendable, Equatable {
+    /// Each seal or open borrows its thread's handle and sets the key (about 120–180 ns): for a relay, whose
+    /// idle connections must stay small.
+    case borrowed
+    /// Each direction keeps a keyed handle of its own: for a client's one connection, or a load generator's
+    /// members, that send and receive all the time.
+    case owned
 }
 
 @available(*, unavailable, message: "A NoiseCipherState belongs to one connection's thread.")
