@@ -89,6 +89,50 @@ import Testing
         #expect(error == .failure(.replyTooLarge(limit: 100)))
     }
 
+    // hiredis 1.x parses RESP3 and (1.0 to 1.4) nests arrays without bound, where 0.14 refuses both: the shim refuses
+    // them for every version, with the same words (Tests/hiredis/shim_check.c checks the shim alone, against 1.x too).
+    @Test(arguments: [
+        ",1.5\r\n", "#t\r\n", "%1\r\n+a\r\n:1\r\n", "~1\r\n:1\r\n", ">1\r\n:1\r\n", "_\r\n", "*2\r\n:1\r\n#f\r\n",
+    ])
+    func theReaderRefusesRESP3Replies(wire: String) {
+        let reader = RESPReader(maximumReplyBytes: 1 << 20)
+        let type = wire.hasPrefix("*") ? "#" : String(wire.prefix(1))
+        #expect(
+            Self.feed(reader, Array(wire.utf8))
+                == .failure(.protocolError("Protocol error, got \"\(type)\" as reply type byte")))
+    }
+
+    @Test func theReaderReadsArraysNestedSevenDeepAndRefusesEight() {
+        let seven = String(repeating: "*1\r\n", count: 7) + ":1\r\n"
+        var expected = RedisValue.integer(1)
+        for _ in 0..<7 { expected = .array([expected]) }
+        #expect(Self.feed(RESPReader(maximumReplyBytes: 1 << 20), Array(seven.utf8)) == .success([expected]))
+        let eight = String(repeating: "*1\r\n", count: 8) + ":1\r\n"
+        #expect(
+            Self.feed(RESPReader(maximumReplyBytes: 1 << 20), Array(eight.utf8))
+                == .failure(.protocolError("Protocol error, a reply nests arrays more than 7 deep")))
+    }
+
+    @Test func theReaderRefusesAMillionLevelsOfNestingWithoutCrashing() {
+        let reader = RESPReader(maximumReplyBytes: RedisConnection.Limits().maximumReplyBytes)
+        let wire = [UInt8](String(repeating: "*1\r\n", count: 1_000_000).utf8) + Array(":1\r\n".utf8)
+        #expect(
+            Self.feed(reader, wire) == .failure(.protocolError("Protocol error, a reply nests arrays more than 7 deep"))
+        )
+    }
+
+    @Test func theReaderRefusesAnArrayAnnouncingMoreElementsThanItsLimitHolds() {
+        // "+\r\n" is the shortest element: 100 bytes hold 33 of them.
+        #expect(Self.feed(RESPReader(maximumReplyBytes: 100), Array("*33\r\n".utf8)) == .success([]))
+        #expect(
+            Self.feed(RESPReader(maximumReplyBytes: 100), Array("*34\r\n".utf8))
+                == .failure(.protocolError("Protocol error, an array of 34 elements is more than a reply can hold")))
+        #expect(
+            Self.feed(RESPReader(maximumReplyBytes: 17 << 20), Array("*2000000000\r\n".utf8))
+                == .failure(
+                    .protocolError("Protocol error, an array of 2000000000 elements is more than a reply can hold")))
+    }
+
     @Test func pipelinedCommandsGetTheirRepliesInOrderAndAnErrorReplyFailsOnlyItsCommand() {
         let harness = Harness()
         var results: [String] = []

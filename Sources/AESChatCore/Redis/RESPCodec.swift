@@ -43,7 +43,9 @@ enum RESPEncoder {
 
 /// Parses what a Redis server sends with hiredis's reply reader, one complete reply at a time, and keeps the reply
 /// in progress bounded: a reply that grows past ``maximumReplyBytes`` before it is complete is an error (hiredis has
-/// no such limit itself). Loop thread only.
+/// no such limit itself). The shim under it refuses, whatever the hiredis version, RESP3 replies, arrays nested more
+/// than `CHIREDIS_MAXIMUM_DEPTH` deep and arrays announcing more elements than ``maximumReplyBytes`` can hold, so
+/// that ``value(of:)`` recurses a bounded number of times. Loop thread only.
 final class RESPReader {
     private let reader: UnsafeMutableRawPointer
     /// The most bytes one reply may take on the wire.
@@ -54,7 +56,7 @@ final class RESPReader {
     private var consumed = 0
 
     init(maximumReplyBytes: Int) {
-        guard let reader = chiredis_reader_create() else {
+        guard let reader = chiredis_reader_create(maximumReplyBytes) else {
             fatalError("hiredis could not make a reader (out of memory)")
         }
         self.reader = reader

@@ -14,8 +14,8 @@
 extern "C" {
 #endif
 
-/// The kinds of reply, stable across hiredis versions. RESP3-only kinds (not asked for: aeschat speaks RESP2) come
-/// back as CHIREDIS_REPLY_OTHER.
+/// The kinds of reply, stable across hiredis versions. aeschat speaks RESP2: a reply of a kind only RESP3 has is a
+/// protocol error of the reader (1.x would parse it, 0.14 would not), so CHIREDIS_REPLY_OTHER does not come up.
 enum {
     CHIREDIS_REPLY_STRING = 1,
     CHIREDIS_REPLY_ARRAY = 2,
@@ -25,6 +25,10 @@ enum {
     CHIREDIS_REPLY_ERROR = 6,
     CHIREDIS_REPLY_OTHER = 99,
 };
+
+/// The deepest arrays nest in a reply the reader accepts (the root array counts 1); deeper is a protocol error. The
+/// replies aeschat expects nest 2 deep at most.
+#define CHIREDIS_MAXIMUM_DEPTH 7
 
 /// The major version of the hiredis headers this was compiled against (0 for Debian's 0.14, 1 for 1.x).
 int chiredis_header_major(void);
@@ -38,8 +42,10 @@ long long chiredis_format_command(char *_Nullable *_Nonnull target, int argc, co
 /// Releases what `chiredis_format_command` allocated.
 void chiredis_command_free(char *_Nullable command);
 
-/// A new reply reader (hiredis's default reply objects), or NULL when out of memory.
-void *_Nullable chiredis_reader_create(void);
+/// A new reply reader (hiredis's reply objects), or NULL when out of memory. Besides what hiredis checks, it refuses
+/// as protocol errors: RESP3 replies, arrays nested deeper than CHIREDIS_MAXIMUM_DEPTH, and an array announcing more
+/// elements than `maximum_reply_bytes` can hold (before hiredis allocates room for them).
+void *_Nullable chiredis_reader_create(size_t maximum_reply_bytes);
 
 /// Releases a reader and any reply it was building.
 void chiredis_reader_free(void *_Nullable reader);
