@@ -16,7 +16,8 @@ import AESChatCrypto
 /// - a member's cost per received group message.
 /// The room itself is built before any timer (each pair of members verifies and agrees keys once: N² work), with the
 /// members' work shared out over `--threads` threads (``Room/joinSharingWork(_:threads:)``); the measured join,
-/// leave and messages run on one thread.
+/// leave and messages run on one thread. The room codes must agree and no member be shown a warning (a missing,
+/// replayed or tampered message) after each phase, or the run fails.
 enum RoomKeysCost {
     private final class Member {
         let name: String
@@ -53,6 +54,9 @@ enum RoomKeysCost {
         var bytes = 0
         var groupReceiveNanoseconds: UInt64 = 0
         var groupReceptions = 0
+        /// Warnings the members were shown (a tampered, missing or replayed message, …): none in a sound room.
+        var warnings = 0
+        var firstWarning: String?
 
         /// Runs `body` as `member`'s work: its CPU is added to the member, its actions routed.
         func run(_ member: Member, _ body: () -> [SecurityAction]) {
@@ -72,6 +76,9 @@ enum RoomKeysCost {
                     }
                 case .show(.roomCode(let code, _, _)):
                     member.roomCode = code
+                case .show(.warning(let kind, _, let message)):
+                    warnings += 1
+                    if firstWarning == nil { firstWarning = "\(member.name) was warned (\(kind)): \(message)" }
                 case .deliver(let content, _, _):
                     if case .identified = content { member.messagesRead += 1 }
                 case .show, .release:
@@ -199,6 +206,11 @@ enum RoomKeysCost {
             }
         }
 
+        func checkNoWarnings(during phase: String) throws {
+            guard let firstWarning else { return }
+            throw LoadError.usage("room-keys: \(warnings) warnings during \(phase); the first: \(firstWarning)")
+        }
+
         var totalCPU: UInt64 { members.values.reduce(0) { $0 + $1.cpuNanoseconds } }
         func resetCounters() {
             for member in members.values { member.cpuNanoseconds = 0 }
@@ -234,6 +246,7 @@ enum RoomKeysCost {
             }
         }
         guard room.consistent else { throw LoadError.usage("room-keys: the room codes differ after the build") }
+        try room.checkNoWarnings(during: "the build")
         let buildSeconds = Double(Measure.nanoseconds() - buildStart) / 1e9
         let buildCPUSeconds = Measure.ownCPUSeconds() - buildCPUStart
         let residentBytes = Measure.residentBytes(pid: getpid()) ?? 0
@@ -241,6 +254,7 @@ enum RoomKeysCost {
         room.resetCounters()
         let newcomer = try room.join("newcomer")
         guard room.consistent else { throw LoadError.usage("room-keys: the room codes differ after the join") }
+        try room.checkNoWarnings(during: "the join")
         let joinNewcomer = Double(newcomer.cpuNanoseconds) / 1e6
         let joinRoom = Double(room.totalCPU) / 1e6
         let joinBytes = room.bytes
@@ -259,6 +273,7 @@ enum RoomKeysCost {
         let expected = senders * (room.order.count - 1)
         guard read == expected else { throw LoadError.usage("room-keys: \(read) of \(expected) messages read") }
         guard room.consistent else { throw LoadError.usage("room-keys: the room codes differ after the leave") }
+        try room.checkNoWarnings(during: "the leave and the messages")
         return [
             ("workload", "\"room-keys\""), ("members", "\(count)"), ("senders", "\(senders)"),
             ("build_threads", "\(threads)"), ("build_seconds", fixed(buildSeconds, 1)),
