@@ -740,26 +740,35 @@ def main_ab(options, repeats, sizes):
 
 
 ROOM_KEY_SIZES = [10, 100]
+ROOM_KEY_LARGE = 1000
 
 
-def room_keys(binary, quick):
+def room_keys(binary, quick, large):
     """The automatic-key room in one process (aeschat-load room-keys): N = 10 with --quick (well under a second),
-    else 10 and 100. N = 1,000 is not run: building such a room costs about a million signature checks and key
-    agreements before anything is timed (docs/BENCHMARKS.md). Returns a small Markdown table."""
+    else 10 and 100; with --room-keys-large also N = 1,000, whose room alone costs about 20 CPU-minutes to build
+    before anything is timed (half a million pairs, each checking profiles and agreeing keys both ways: about 10
+    minutes on two idle cores; docs/BENCHMARKS.md). Returns a small Markdown table."""
     rows = []
-    for members in ROOM_KEY_SIZES[:1] if quick else ROOM_KEY_SIZES:
+    sizes = ROOM_KEY_SIZES[:1] if quick else ROOM_KEY_SIZES
+    for members in sizes + ([ROOM_KEY_LARGE] if large else []):
         print(f"bench: automatic-key room, N={members:,}", file=sys.stderr, flush=True)
-        figures = load(binary, ["room-keys", "--members", str(members)], timeout=900)
+        figures = load(binary, ["room-keys", "--members", str(members)],
+                       timeout=5400 if members >= ROOM_KEY_LARGE else 900)
         print("bench:   " + json.dumps(figures), file=sys.stderr, flush=True)
+        if "join_newcomer_cpu_ms" not in figures:
+            rows.append(f"| {members:,} | failed (exit {figures['exit']}) | | | | | | | |")
+            continue
         rows.append(f"| {members:,} | {figures['join_newcomer_cpu_ms']} | {figures['join_room_cpu_ms']} | "
                     f"{figures['senders']} | {figures['leave_room_cpu_ms']} | {figures['leave_relay_frames']:,} | "
-                    f"{figures['leave_relay_bytes']:,} | {figures['us_per_received_message']} |")
+                    f"{figures['leave_relay_bytes']:,} | {figures['us_per_received_message']} | "
+                    f"{figures['build_seconds']} / {figures['build_cpu_seconds']} ({figures['build_threads']}) |")
     return "\n".join([
         "Automatic-key room in one process (real keys, the relay's fan-out in memory):",
         "",
         "| N | newcomer CPU to the room code (ms) | room CPU for the join (ms) | senders after the leave | "
-        "room CPU, leave + one message per sender (ms) | relay frames | relay bytes | CPU per received message (µs) |",
-        "|---|---|---|---|---|---|---|---|",
+        "room CPU, leave + one message per sender (ms) | relay frames | relay bytes | CPU per received message (µs) | "
+        "untimed room build: wall / CPU s (threads) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ] + rows)
 
 
@@ -774,6 +783,8 @@ def main():
                         "run both relays side by side (alternating) and print the ratios; writes nothing")
     parser.add_argument("--baseline-label", help="how to name the baseline in the table (default: its folder)")
     parser.add_argument("--sizes", help="comma-separated member counts (default 100,1000,5000,10000)")
+    parser.add_argument("--room-keys-large", action="store_true",
+                        help="the automatic-key room also at N = 1,000 (about 10 more minutes on two idle cores)")
     parser.add_argument("--cluster", action="store_true",
                         help="instead: 1, 2 and 3 relays sharing a room through one redis-server (serve --cluster)")
     parser.add_argument("--cluster-join", type=int, default=5000,
@@ -809,7 +820,7 @@ def main():
             print("bench:   " + json.dumps(figures), file=sys.stderr, flush=True)
     print("bench: member cost", file=sys.stderr, flush=True)
     member = load(options.bin, ["member-cost", "--messages", "100" if options.quick else "500"], timeout=600)
-    print(room_keys(options.bin, options.quick))
+    print(room_keys(options.bin, options.quick, options.room_keys_large))
     allocation = None
     if not options.quick:
         print("bench: allocation count (heaptrack, if installed)", file=sys.stderr, flush=True)
