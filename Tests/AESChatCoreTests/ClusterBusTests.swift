@@ -302,6 +302,33 @@ extension RawPeer {
         #expect(alice.frames.last == .pong(token: 2))
     }
 
+    /// Redis cut a stopped relay's subscription (its output limit), the others reaped it; continued, the relay still
+    /// has its command connection, and Redis executes a member's PUBLISH, which every receiver drops (the sender
+    /// left). The pong must not confirm that line: the fence after it fails, and the incarnation ends.
+    @Test func aPongAfterTheRelayWasReaped_isNeverSent_theFenceEndsTheIncarnation() {
+        let harness = ClusterHarness()
+        let alice = harness[0].member("alice")
+        let bob = harness[1].member("bob")
+        alice.send(.ping(token: 1))
+        harness.loop.runUntilIdle()
+        #expect(alice.frames.last == .pong(token: 1))
+        // The subscription goes; relay 0 has not noticed yet. Relay 1 reaps it at its next round.
+        let incarnation = harness[0].engine.incarnation!
+        harness.cluster.disconnect(harness[0].engine, incarnation: incarnation)
+        while !bob.events.contains("-alice") { harness.loop.advance(by: .milliseconds(100)) }
+        alice.publish("lost")
+        alice.send(.ping(token: 2))
+        harness.loop.runUntilIdle()
+        #expect(
+            harness.cluster.published.contains {
+                $0.channel == "r:lobby" && $0.message.count > 1 && $0.message[1] == ClusterMessage.Kind.publish
+            })
+        #expect(!alice.frames.contains(.pong(token: 2)))
+        #expect(alice.errors == [RelayErrorCode.shuttingDown.rawValue])
+        #expect(harness[0].log.lines.contains { $0.hasPrefix("lost contact with the cluster: FENCED") })
+        #expect(bob.events == ["-alice"])
+    }
+
     @Test func aPayloadFromAReapedRelay_isDropped_andItsLeftReachesEveryRelayOnce() {
         let harness = ClusterHarness(relays: 3)
         let alice = harness[0].member("alice")

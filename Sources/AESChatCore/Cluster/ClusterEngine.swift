@@ -25,8 +25,9 @@
 ///   executed by the engine one at a time in the order the relay called them (for Redis: one command connection,
 ///   FIFO), interleaved with other relays' commands in one global order. Sequence numbers count up by one per
 ///   operation from 1 in each incarnation. ``ClusterEngineDelegate/engineDidAcknowledge(through:)`` reports that every
-///   operation up to that number was executed (its completion, if any, already called); the relay holds a
-///   member's pong until then.
+///   operation up to that number was executed (its completion, if any, already called). The relay holds a
+///   member's pong until a heartbeat sent after the member's operations succeeded: the heartbeat is fenced, so its
+///   success also proves they were executed before any reaping of this incarnation.
 /// - **Stream order.** Everything published to a subscribed room channel and to the relay's inbox reaches
 ///   ``ClusterEngineDelegate/engine(didReceive:on:)`` in the engine's one global order (for Redis: one subscriber
 ///   connection): every relay subscribed to a room sees that room's messages in the same order, and one relay's

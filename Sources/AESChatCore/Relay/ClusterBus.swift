@@ -12,7 +12,11 @@ import AESChatNames
 ///   bounded) and handled after the welcome.
 /// - A name is claimed by the engine's join script, unique across the cluster; a verified claim takes a name over
 ///   from a holder on another relay (the holder's relay refuses it with `name-reclaimed` when the `left` arrives).
-/// - A pong waits until the engine acknowledged every command the member caused before its ping.
+/// - A pong waits until a fence (the heartbeat script, which fails once this incarnation is reaped) sent after every
+///   command the member caused before its ping has succeeded: those commands were executed while the incarnation was
+///   still registered, so before any `left` a reaper publishes for its members, and every relay delivers them. (An
+///   acknowledgement alone is not enough: a relay that Redis cut and the others reaped may still have its PUBLISH
+///   executed, and dropped by every receiver; its pong would confirm a line nobody got.)
 /// - A publish or direct is delivered only while its sender is in the mirror with the incarnation it came from,
 ///   so nothing a reaped relay sends after its members' `left` reaches anyone.
 /// - Losing the engine ends the incarnation: every member gets error 7 (`lost contact with the cluster`) and is
@@ -35,8 +39,12 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
     private var mirrors: [String: RoomMirror] = [:]
     private var pending: [UInt64: PendingJoin] = [:]
     private var nextTicket: UInt64 = 0
-    /// Every command up to this number was executed.
-    private var acknowledged: UInt64 = 0
+    /// Every command up to this number was executed while this incarnation was registered (a fence after it passed).
+    private var fencedThrough: UInt64 = 0
+    /// The sequence number of the last fence sent.
+    private var fenceSentThrough: UInt64 = 0
+    /// A held pong waits for a fence not sent yet: one goes out at the end of the loop iteration.
+    private var fenceWanted = false
     /// Pongs waiting for their member's commands: by sequence number, ascending.
     private var heldPongs: [(sequence: UInt64, member: RelayConnection, token: UInt64)] = []
     /// Where publish and direct messages are encoded, reused.
@@ -291,11 +299,47 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
     }
 
     func pong(_ token: UInt64, to member: RelayConnection) {
-        guard member.clusterSequence > acknowledged else {
+        guard member.clusterSequence > fencedThrough else {
             fanOut.sendPrivately(RelayFrame.pong(token: token).encoded(), to: member)
             return
         }
         heldPongs.append((member.clusterSequence, member, token))
+        if fenceSentThrough < member.clusterSequence { fenceWanted = true }
+    }
+
+    /// End of a loop iteration: one fence for every pong held in it.
+    func endIteration() {
+        guard fenceWanted else { return }
+        fenceWanted = false
+        sendFence()
+    }
+
+    /// Sends the heartbeat script: its success proves that every command before it was executed while this
+    /// incarnation was registered; it also refreshes the heartbeat.
+    private func sendFence() {
+        let generation = generation
+        var number: UInt64 = 0
+        number = engine.heartbeat { [weak self] in
+            guard let self, self.generation == generation else { return }
+            self.ticksSinceHeartbeat = 0
+            self.fenced(through: number)
+        }
+        fenceSentThrough = max(fenceSentThrough, number)
+    }
+
+    /// Releases the pongs whose commands a fence covered.
+    private func fenced(through sequence: UInt64) {
+        fencedThrough = max(fencedThrough, sequence)
+        guard !heldPongs.isEmpty else { return }
+        var waiting: [(sequence: UInt64, member: RelayConnection, token: UInt64)] = []
+        for held in heldPongs {
+            if held.sequence <= fencedThrough {
+                fanOut.sendPrivately(RelayFrame.pong(token: held.token).encoded(), to: held.member)
+            } else {
+                waiting.append(held)
+            }
+        }
+        heldPongs = waiting
     }
 
     // MARK: ClusterEngineDelegate
@@ -306,7 +350,9 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
             return
         }
         self.incarnation = incarnation
-        acknowledged = 0
+        fencedThrough = 0
+        fenceSentThrough = 0
+        fenceWanted = false
         ticksSinceHeartbeat = 0
         ticksSincePing = 0
         restartDelay = timings.restartDelay
@@ -316,14 +362,7 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
     }
 
     func engineDidAcknowledge(through sequence: UInt64) {
-        acknowledged = max(acknowledged, sequence)
-        var released = 0
-        for held in heldPongs {
-            guard held.sequence <= acknowledged else { break }
-            released += 1
-            fanOut.sendPrivately(RelayFrame.pong(token: held.token).encoded(), to: held.member)
-        }
-        if released > 0 { heldPongs.removeFirst(released) }
+        // Pongs wait for a fence, which is acknowledged after the commands before it (see ``pong(_:to:)``).
     }
 
     func engineDidLose(reason: String) {
@@ -533,10 +572,7 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
             lose("no heartbeat or ping answered for \(silent)")
             return
         }
-        engine.heartbeat { [weak self] in
-            guard let self, self.generation == generation else { return }
-            self.ticksSinceHeartbeat = 0
-        }
+        sendFence()
         if let incarnation {
             pingCounter += 1
             ClusterMessage.ping(origin: incarnation, counter: pingCounter).withUnsafeBytes {

@@ -146,6 +146,7 @@ public final class Relay {
     /// End of a loop iteration: the fan-out hands every member its range and drops the too slow.
     private func endIteration() {
         fanOut.endIteration { member, reason in leave(member, reason: reason) }
+        clusterBus?.endIteration()
     }
 
     /// Tells every client that the relay is stopping, gives them a moment to receive it, then
