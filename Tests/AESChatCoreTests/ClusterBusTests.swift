@@ -344,7 +344,7 @@ extension RawPeer {
         #expect(harness[0].log.lines.contains { $0.hasPrefix("lost contact with the cluster: no heartbeat") })
         #expect(bob.events == ["+carol", "-alice"])
         #expect(carol.events == ["-alice"])
-        #expect(harness[1].log.lines.contains { $0.hasPrefix("reaped relay") && $0.contains("1 members left") })
+        #expect(harness[1].log.lines.contains { $0.hasPrefix("reaped relay ") && $0.hasSuffix(": 1 member left") })
         // The stalled bytes arrive at last: the publish is executed after alice's left, and nobody delivers it.
         harness[0].engine.commands.isHeld = false
         harness.loop.advance(by: .seconds(1))
@@ -370,23 +370,44 @@ extension RawPeer {
         let pending = harness[0].hello("frank")
         harness[0].engine.commands.isHeld = true
         harness.loop.runUntilIdle()
+        let lost = harness[0].engine.incarnation!
         harness[0].engine.fail("connection reset by peer")
         harness.loop.runUntilIdle()
         for peer in [alice, erin, pending] {
             #expect(peer.errors == [RelayErrorCode.shuttingDown.rawValue])
             #expect(peer.closed)
         }
+        // One line, with the members dropped (frank was still waiting for his welcome: a connection, no member).
         #expect(
-            harness[0].log.lines.contains { $0.contains("lost contact with the cluster: connection reset by peer") })
-        // The others reap the dead incarnation (its subscriber connection is gone) within a heartbeat.
+            harness[0].log.lines.filter { $0.hasPrefix("lost contact with the cluster") } == [
+                "lost contact with the cluster: connection reset by peer; dropped 2 members (3 connections closed)"
+            ])
+        // The others reap the dead incarnation (its subscriber connection is gone) within a heartbeat: one line.
         harness.loop.advance(by: .milliseconds(1500))
         #expect(bob.events == ["-alice"])
+        #expect(
+            harness[1].log.lines.filter { $0.hasPrefix("reaped relay") } == ["reaped relay \(lost): 2 members left"])
         #expect(harness.cluster.names.keys.sorted() == ["bob"])
         // Until relay 0 has a new incarnation, a hello gets error 7; then it serves again.
         harness[0].engine.commands.isHeld = false
         harness.loop.advance(by: .seconds(1))
         let back = harness[0].member("alice")
         #expect(back.welcomed == ["bob"])
+    }
+
+    @Test func aRelayJoiningTheCluster_logsTheRelaysMembersAndRoomsItFinds() {
+        let harness = ClusterHarness()
+        _ = harness[0].member("alice")
+        _ = harness[0].member("erin", room: "other")
+        _ = harness[1].member("bob")
+        let late = ClusterRelay(harness: harness, configuration: RelayConfiguration())
+        harness.loop.runUntilIdle()
+        let id = late.engine.incarnation ?? "none"
+        #expect(
+            late.log.lines.filter { $0.hasPrefix("joined the cluster") } == [
+                "joined the cluster as relay \(id): 3 relays alive, 3 members in 2 rooms"
+            ])
+        #expect(ClusterBus.count(1, "room") == "1 room")
     }
 
     @Test func aRelayKeepsTryingToRejoinWhileTheClusterStaysUnreachable() {

@@ -30,7 +30,7 @@ def subscriber_name(relay_log):
     """The Redis client name of a relay's subscriber connection (`aeschat.<prefix>.<incarnation>`), from its log."""
     for line in relay_log.seen:
         if "joined the cluster as relay " in line:
-            incarnation = line.split("joined the cluster as relay ")[1].split()[0]
+            incarnation = line.split("joined the cluster as relay ")[1].split(":")[0]
             return f"aeschat.e2e.{incarnation}"
     raise AssertionError(f"no incarnation in the relay's log: {relay_log.seen[-10:]}")
 
@@ -105,7 +105,19 @@ def test_a_relay_cut_by_the_pubsub_output_limit_loses_its_members_and_the_transf
         # Continued, the cut relay ends its incarnation: error 7 to its two members, who reconnect.
         lost = three.log.wait_for(lambda line: "lost contact with the cluster: " in line, timeout=30,
                                   what="the cut relay to end its incarnation")
-        assert "closed 2 connections" in lost, lost
+        # Its log says why, and how many members it dropped; the relay that reaped it says how many it announced; its
+        # next incarnation says what it found (the others' two members, and no trace of the cut one).
+        assert lost.endswith("; dropped 2 members (2 connections closed)"), lost
+        assert "the subscription ended" in lost or "declared dead by the cluster" in lost, lost
+        old_id = cut_name.rsplit(".", 1)[1]
+        deadline = time.monotonic() + 10
+        while f"reaped relay {old_id}: 2 members left" not in one.log.seen + two.log.seen:
+            assert time.monotonic() < deadline, [line for line in one.log.seen + two.log.seen if "reaped" in line]
+            one.log.next(0.05)
+            two.log.next(0.05)
+        joined = three.log.wait_for(lambda line: line.startswith("joined the cluster as relay "), timeout=30,
+                                    what="the cut relay to join again")
+        assert joined.endswith(": 3 relays alive, 2 members in 1 room"), joined
         for member in (carol, dave):
             member.events(event="error", message="lost contact with the cluster; reconnect", timeout=30)
             member.events(event="reconnected", timeout=90)

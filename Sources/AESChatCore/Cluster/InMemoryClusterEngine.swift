@@ -72,6 +72,11 @@ public final class InMemoryCluster {
 
     func isRegistered(_ incarnation: String) -> Bool { relays[incarnation] != nil }
 
+    /// What the register script counts.
+    var census: ClusterCensus {
+        ClusterCensus(relays: relays.count, rooms: rooms.count, members: names.count)
+    }
+
     func join(_ request: ClusterJoinRequest, incarnation: String) -> ClusterJoinReply? {
         guard isRegistered(incarnation) else { return nil }
         if let replacing = request.replacing, names[request.name] == replacing.encoded {
@@ -188,11 +193,12 @@ public final class InMemoryClusterEngine: ClusterEngine {
         commands.push { [self] in
             cluster.connect(self, incarnation: id)
             cluster.register(id)
+            let census = cluster.census
             replies.push { [self] in
                 guard self.generation == generation else { return }
                 incarnation = id
                 sequence = 0
-                delegate?.engineDidStart(incarnation: id)
+                delegate?.engineDidStart(incarnation: id, census: census)
             }
         }
     }

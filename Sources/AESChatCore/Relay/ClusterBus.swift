@@ -54,7 +54,8 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
     private var ticksSinceHeartbeat = 0
     private var ticksSincePing = 0
     private var pingCounter: UInt64 = 0
-    private var reaping: Set<String> = []
+    /// Dead relays being reaped, with the members announced `left` so far.
+    private var reaping: [String: Int] = [:]
     private var restartDelay: Duration
     private var isStopped = false
     /// Messages dropped because their sender was not (or no longer) a member from that relay.
@@ -344,7 +345,7 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
 
     // MARK: ClusterEngineDelegate
 
-    func engineDidStart(incarnation: String) {
+    func engineDidStart(incarnation: String, census: ClusterCensus) {
         guard !isStopped else {
             engine.stop()
             return
@@ -356,7 +357,9 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
         ticksSinceHeartbeat = 0
         ticksSincePing = 0
         restartDelay = timings.restartDelay
-        log("joined the cluster as relay \(incarnation)")
+        log(
+            "joined the cluster as relay \(incarnation): \(Self.count(census.relays, "relay")) alive, "
+                + "\(Self.count(census.members, "member")) in \(Self.count(census.rooms, "room"))")
         let generation = generation
         loop.schedule(after: timings.heartbeatInterval) { [weak self] in self?.tick(generation) }
     }
@@ -581,22 +584,31 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
         }
         engine.findDeadRelays(deadAfter: timings.deadAfter) { [weak self] dead in
             guard let self, self.generation == generation else { return }
-            for relay in dead where !self.reaping.contains(relay) { self.reap(relay, generation) }
+            for relay in dead where self.reaping[relay] == nil { self.reap(relay, generation) }
         }
         loop.schedule(after: timings.heartbeatInterval) { [weak self] in self?.tick(generation) }
     }
 
     private func reap(_ dead: String, _ generation: Int) {
-        reaping.insert(dead)
+        if reaping[dead] == nil { reaping[dead] = 0 }
         engine.reap(relay: dead, limit: timings.reapChunk) { [weak self] reaped, remaining in
             guard let self, self.generation == generation else { return }
-            self.log("reaped relay \(dead): \(reaped) members left, \(remaining) to go")
+            let total = (self.reaping[dead] ?? 0) + reaped
             if remaining > 0 {
+                self.reaping[dead] = total
                 self.reap(dead, generation)
             } else {
-                self.reaping.remove(dead)
+                self.reaping[dead] = nil
+                // One line per dead relay, once all its members are announced (by this relay; another reaper racing
+                // with it announces the rest, and logs its own count).
+                self.log("reaped relay \(dead): \(Self.count(total, "member")) left")
             }
         }
+    }
+
+    /// "1 member", "812 members".
+    static func count(_ number: Int, _ noun: String) -> String {
+        "\(number) \(noun)\(number == 1 ? "" : "s")"
     }
 
     /// Ends the incarnation because of something the engine did (or failed to do): the engine drops it too.
@@ -614,7 +626,9 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
             incarnation = nil
             generation += 1
             let closed = relay.closeMembers(.shuttingDown, "lost contact with the cluster; reconnect")
-            log("lost contact with the cluster: \(reason); closed \(closed) connections")
+            log(
+                "lost contact with the cluster: \(reason); dropped \(Self.count(closed.members, "member")) "
+                    + "(\(Self.count(closed.connections, "connection")) closed)")
             for mirror in mirrors.values { cancelLinger(mirror) }
             mirrors.removeAll()
             pending.removeAll()

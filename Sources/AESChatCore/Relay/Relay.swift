@@ -204,18 +204,20 @@ public final class Relay {
     }
 
     /// Sends every linked connection error `code` with `message`, takes it out of its room and closes it; returns
-    /// how many (a cluster relay that lost its cluster).
-    func closeMembers(_ code: RelayErrorCode, _ message: String) -> Int {
+    /// how many connections, and how many of them were members of a room (a cluster relay that lost its cluster).
+    func closeMembers(_ code: RelayErrorCode, _ message: String) -> (connections: Int, members: Int) {
         let frame = RelayFrame.error(code: code.rawValue, message: message).encoded()
         var closed = 0
+        var members = 0
         for member in connections where member.isLinked && member.connection.isOpen {
+            if member.room != nil { members += 1 }
             member.willClose(reason: message)
             fanOut.sendPrivately(frame, to: member)
             leave(member, reason: message)
             member.connection.closeAfterFlushing(timeout: configuration.closeTimeout)
             closed += 1
         }
-        return closed
+        return (closed, members)
     }
 
     func publish(_ payload: UnsafeRawBufferPointer, from member: RelayConnection) {
