@@ -395,6 +395,39 @@ extension RawPeer {
         #expect(back.welcomed == ["bob"])
     }
 
+    /// The engine takes commands slower than a member sends: past the high-water mark the relay stops reading its
+    /// connections (what members send waits in them, TCP holding the senders back), and reads again once the queue
+    /// drained to the low-water mark; nothing is lost or reordered.
+    @Test func anEngineSlowToTakeCommands_stopsReadingConnections_untilItDrains() {
+        var timings = ClusterTimings()
+        timings.engineOutputHighWater = 4096
+        timings.engineOutputLowWater = 1024
+        let harness = ClusterHarness(timings: timings)
+        let alice = harness[0].member("alice")
+        let bob = harness[1].member("bob")
+        harness[0].engine.commands.isHeld = true
+        let line = String(repeating: "x", count: 1000)
+        for number in 0..<40 { alice.publish("\(number) \(line)") }
+        harness.loop.runUntilIdle()
+        // Reading stopped once about 4 KiB waited for the engine (plus what the last read held): the rest waits in
+        // alice's connection, not in the relay.
+        let queued = harness[0].engine.pendingOutputByteCount
+        #expect(queued > 4096 && queued < 3 * 4096, "\(queued)")
+        let paused = "the cluster is slow to take commands (\(queued) bytes queued): stopped reading 1 connection"
+        #expect(harness[0].log.lines.contains { $0.hasPrefix(paused) })
+        #expect(bob.events.isEmpty)
+        // A new connection meanwhile is not read either.
+        let carol = harness[0].hello("carol")
+        harness.loop.runUntilIdle()
+        #expect(carol.welcomed == nil)
+        harness[0].engine.commands.isHeld = false
+        harness.loop.runUntilIdle()
+        #expect(bob.events.filter { $0.hasPrefix("alice:") } == (0..<40).map { "alice:\($0) \(line)" })
+        #expect(carol.welcomed == ["alice", "bob"])
+        #expect(harness[0].log.lines.contains { $0.hasPrefix("the cluster takes commands again") })
+        #expect(harness[0].engine.pendingOutputByteCount == 0)
+    }
+
     @Test func aRelayJoiningTheCluster_logsTheRelaysMembersAndRoomsItFinds() {
         let harness = ClusterHarness()
         _ = harness[0].member("alice")

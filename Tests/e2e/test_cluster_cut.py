@@ -4,7 +4,8 @@ stopped (SIGSTOP) while a file from a member on another relay streams to it, so 
 grows in Redis until Redis cuts it. Its members are announced `left` to everyone else, the transfer to the member on
 the third relay completes with the right SHA-256, the cut relay ends its incarnation once continued (error 7, its
 members reconnect), and nothing it forwards after its members' `left` reaches anyone. Redis's own log must show the
-output-limit cut of that relay's subscriber connection. Both key modes. Uses the redis-server and relay fixtures of
+output-limit cut of that relay's subscriber connection. Both key modes. Also: the start-up check of those Redis
+settings warns, and the relay still joins. Uses the redis-server and relay fixtures of
 test_cluster.py; skipped without redis-server unless AESCHAT_REQUIRE_REDIS is set (CI sets it)."""
 import hashlib
 import json
@@ -156,3 +157,20 @@ def test_a_relay_cut_by_the_pubsub_output_limit_loses_its_members_and_the_transf
     finally:
         for client in clients:
             client.kill()
+
+
+def test_a_relay_warns_at_start_about_redis_settings_that_are_off_and_still_joins(tmp_path, redis, cluster):
+    # Redis's own defaults for pub/sub (32 MiB hard, 8 MiB soft for 60 s) and an evicting memory policy.
+    assert redis.command("CONFIG", "SET", "client-output-buffer-limit", "pubsub 33554432 8388608 60") == "+OK"
+    assert redis.command("CONFIG", "SET", "maxmemory-policy", "allkeys-lru") == "+OK"
+    relay = cluster(1)[0]
+    warnings = [line for line in relay.log.seen if line.startswith("warning: Redis's")]
+    assert len(warnings) == 2, relay.log.seen
+    assert warnings[0].startswith("warning: Redis's maxmemory-policy is 'allkeys-lru', not 'noeviction'")
+    assert warnings[1].startswith(
+        "warning: Redis's client-output-buffer-limit for pubsub is 33554432 bytes hard, 8388608 bytes soft")
+    # Set right, a relay starts without a warning.
+    assert redis.command("CONFIG", "SET", "client-output-buffer-limit", "pubsub 256mb 64mb 30") == "+OK"
+    assert redis.command("CONFIG", "SET", "maxmemory-policy", "noeviction") == "+OK"
+    quiet = cluster(1)[0]
+    assert not any(line.startswith("warning: Redis's") for line in quiet.log.seen), quiet.log.seen

@@ -173,7 +173,8 @@ public final class InMemoryClusterEngine: ClusterEngine {
         stream = InMemoryGate(loop: cluster.loop)
     }
 
-    public var pendingOutputByteCount: Int { 0 }
+    /// The bytes of the messages that publishes and sends queued in ``commands`` and the cluster has not run yet.
+    public private(set) var pendingOutputByteCount = 0
 
     /// Whether an incarnation is running.
     public var isRunning: Bool { incarnation != nil }
@@ -291,13 +292,25 @@ public final class InMemoryClusterEngine: ClusterEngine {
     @discardableResult
     public func publish(room: String, message: UnsafeRawBufferPointer) -> UInt64 {
         let message = Array(message)
-        return command({ [cluster] _ in cluster.publish("r:" + room, message) }, reply: { _ in })
+        return queued(message.count) { [cluster] in cluster.publish("r:" + room, message) }
+    }
+
+    /// A publish of `count` bytes: counted in ``pendingOutputByteCount`` until the cluster runs it.
+    private func queued(_ count: Int, _ step: @escaping () -> Void) -> UInt64 {
+        let before = sequence
+        let number = command(
+            { [weak self] _ in
+                self?.pendingOutputByteCount -= count
+                step()
+            }, reply: { _ in })
+        if number != before { pendingOutputByteCount += count }
+        return number
     }
 
     @discardableResult
     public func send(toRelay target: String, message: UnsafeRawBufferPointer) -> UInt64 {
         let message = Array(message)
-        return command({ [cluster] _ in cluster.publish("n:" + target, message) }, reply: { _ in })
+        return queued(message.count) { [cluster] in cluster.publish("n:" + target, message) }
     }
 
     @discardableResult

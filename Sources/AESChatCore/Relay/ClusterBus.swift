@@ -45,6 +45,8 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
     private var fenceSentThrough: UInt64 = 0
     /// A held pong waits for a fence not sent yet: one goes out at the end of the loop iteration.
     private var fenceWanted = false
+    /// Whether the relay stopped reading its connections because the engine's queue passed its high-water mark.
+    private(set) var isHoldingConnections = false
     /// Pongs waiting for their member's commands: by sequence number, ascending.
     private var heldPongs: [(sequence: UInt64, member: RelayConnection, token: UInt64)] = []
     /// Where publish and direct messages are encoded, reused.
@@ -257,6 +259,20 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
         else { return }
         ClusterMessage.writePublish(origin: incarnation, room: room.name, from: name, payload: payload, into: &scratch)
         member.clusterSequence = scratch.withUnsafeBytes { engine.publish(room: room.name, message: $0) }
+        checkEngineBacklog()
+    }
+
+    /// Stops reading every connection once the commands queued toward the engine pass the high-water mark: members
+    /// are held back by TCP flow control until the queue drains (``endIteration()`` resumes them).
+    private func checkEngineBacklog() {
+        guard !isHoldingConnections else { return }
+        let queued = engine.pendingOutputByteCount
+        guard queued > timings.engineOutputHighWater else { return }
+        isHoldingConnections = true
+        let paused = relay.pauseReadingConnections()
+        log(
+            "the cluster is slow to take commands (\(queued) bytes queued): stopped reading "
+                + "\(Self.count(paused, "connection")) until it drains to \(timings.engineOutputLowWater) bytes")
     }
 
     func direct(_ payload: ReceivedPayload, to recipientName: String, from member: RelayConnection) {
@@ -297,6 +313,7 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
             origin: incarnation, room: room.name, from: name, to: names, flags: flags, payload: payload,
             into: &scratch)
         member.clusterSequence = scratch.withUnsafeBytes { engine.send(toRelay: target, message: $0) }
+        checkEngineBacklog()
     }
 
     func pong(_ token: UInt64, to member: RelayConnection) {
@@ -308,11 +325,25 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
         if fenceSentThrough < member.clusterSequence { fenceWanted = true }
     }
 
-    /// End of a loop iteration: one fence for every pong held in it.
+    /// End of a loop iteration: one fence for every pong held in it; reading resumes once the engine's queue drained
+    /// to the low-water mark.
     func endIteration() {
-        guard fenceWanted else { return }
-        fenceWanted = false
-        sendFence()
+        if fenceWanted {
+            fenceWanted = false
+            sendFence()
+        }
+        if !isHoldingConnections {
+            checkEngineBacklog()
+        } else if engine.pendingOutputByteCount <= timings.engineOutputLowWater {
+            stopHoldingConnections()
+        }
+    }
+
+    private func stopHoldingConnections() {
+        guard isHoldingConnections else { return }
+        isHoldingConnections = false
+        relay.resumeReadingConnections()
+        log("the cluster takes commands again (\(engine.pendingOutputByteCount) bytes queued): reading connections")
     }
 
     /// Sends the heartbeat script: its success proves that every command before it was executed while this
@@ -625,6 +656,7 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
         if incarnation != nil || !pending.isEmpty || !mirrors.isEmpty {
             incarnation = nil
             generation += 1
+            stopHoldingConnections()
             let closed = relay.closeMembers(.shuttingDown, "lost contact with the cluster; reconnect")
             log(
                 "lost contact with the cluster: \(reason); dropped \(Self.count(closed.members, "member")) "

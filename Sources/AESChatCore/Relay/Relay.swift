@@ -111,6 +111,7 @@ public final class Relay {
         admission.connectionOpened(from: address)
         connections.append(member)
         connection.handler = member
+        if clusterBus?.isHoldingConnections == true { connection.pauseReading() }
         // The timer holds the member strongly and is cancelled once the member registers or closes: a weak
         // reference would give every member a side table, and every retain of it the runtime's slow path.
         member.handshakeTimer = loop.schedule(after: limits.handshakeTimeout) { [weak self, member] in
@@ -218,6 +219,21 @@ public final class Relay {
             closed += 1
         }
         return (closed, members)
+    }
+
+    /// Stops reading every open connection (the cluster's engine is slow to take commands); returns how many.
+    func pauseReadingConnections() -> Int {
+        var paused = 0
+        for member in connections where member.connection.isOpen {
+            member.connection.pauseReading()
+            paused += 1
+        }
+        return paused
+    }
+
+    /// Reads every connection again.
+    func resumeReadingConnections() {
+        for member in connections { member.connection.resumeReading() }
     }
 
     func publish(_ payload: UnsafeRawBufferPointer, from member: RelayConnection) {
