@@ -302,6 +302,33 @@ extension RawPeer {
         #expect(alice.frames.last == .pong(token: 2))
     }
 
+    /// Redis cut a stopped relay's subscription (its output limit), the others reaped it; continued, the relay still
+    /// has its command connection, and Redis executes a member's PUBLISH, which every receiver drops (the sender
+    /// left). The pong must not confirm that line: the fence after it fails, and the incarnation ends.
+    @Test func aPongAfterTheRelayWasReaped_isNeverSent_theFenceEndsTheIncarnation() {
+        let harness = ClusterHarness()
+        let alice = harness[0].member("alice")
+        let bob = harness[1].member("bob")
+        alice.send(.ping(token: 1))
+        harness.loop.runUntilIdle()
+        #expect(alice.frames.last == .pong(token: 1))
+        // The subscription goes; relay 0 has not noticed yet. Relay 1 reaps it at its next round.
+        let incarnation = harness[0].engine.incarnation!
+        harness.cluster.disconnect(harness[0].engine, incarnation: incarnation)
+        while !bob.events.contains("-alice") { harness.loop.advance(by: .milliseconds(100)) }
+        alice.publish("lost")
+        alice.send(.ping(token: 2))
+        harness.loop.runUntilIdle()
+        #expect(
+            harness.cluster.published.contains {
+                $0.channel == "r:lobby" && $0.message.count > 1 && $0.message[1] == ClusterMessage.Kind.publish
+            })
+        #expect(!alice.frames.contains(.pong(token: 2)))
+        #expect(alice.errors == [RelayErrorCode.shuttingDown.rawValue])
+        #expect(harness[0].log.lines.contains { $0.hasPrefix("lost contact with the cluster: FENCED") })
+        #expect(bob.events == ["-alice"])
+    }
+
     @Test func aPayloadFromAReapedRelay_isDropped_andItsLeftReachesEveryRelayOnce() {
         let harness = ClusterHarness(relays: 3)
         let alice = harness[0].member("alice")
@@ -317,7 +344,7 @@ extension RawPeer {
         #expect(harness[0].log.lines.contains { $0.hasPrefix("lost contact with the cluster: no heartbeat") })
         #expect(bob.events == ["+carol", "-alice"])
         #expect(carol.events == ["-alice"])
-        #expect(harness[1].log.lines.contains { $0.hasPrefix("reaped relay") && $0.contains("1 members left") })
+        #expect(harness[1].log.lines.contains { $0.hasPrefix("reaped relay ") && $0.hasSuffix(": 1 member left") })
         // The stalled bytes arrive at last: the publish is executed after alice's left, and nobody delivers it.
         harness[0].engine.commands.isHeld = false
         harness.loop.advance(by: .seconds(1))
@@ -343,23 +370,77 @@ extension RawPeer {
         let pending = harness[0].hello("frank")
         harness[0].engine.commands.isHeld = true
         harness.loop.runUntilIdle()
+        let lost = harness[0].engine.incarnation!
         harness[0].engine.fail("connection reset by peer")
         harness.loop.runUntilIdle()
         for peer in [alice, erin, pending] {
             #expect(peer.errors == [RelayErrorCode.shuttingDown.rawValue])
             #expect(peer.closed)
         }
+        // One line, with the members dropped (frank was still waiting for his welcome: a connection, no member).
         #expect(
-            harness[0].log.lines.contains { $0.contains("lost contact with the cluster: connection reset by peer") })
-        // The others reap the dead incarnation (its subscriber connection is gone) within a heartbeat.
+            harness[0].log.lines.filter { $0.hasPrefix("lost contact with the cluster") } == [
+                "lost contact with the cluster: connection reset by peer; dropped 2 members (3 connections closed)"
+            ])
+        // The others reap the dead incarnation (its subscriber connection is gone) within a heartbeat: one line.
         harness.loop.advance(by: .milliseconds(1500))
         #expect(bob.events == ["-alice"])
+        #expect(
+            harness[1].log.lines.filter { $0.hasPrefix("reaped relay") } == ["reaped relay \(lost): 2 members left"])
         #expect(harness.cluster.names.keys.sorted() == ["bob"])
         // Until relay 0 has a new incarnation, a hello gets error 7; then it serves again.
         harness[0].engine.commands.isHeld = false
         harness.loop.advance(by: .seconds(1))
         let back = harness[0].member("alice")
         #expect(back.welcomed == ["bob"])
+    }
+
+    /// The engine takes commands slower than a member sends: past the high-water mark the relay stops reading its
+    /// connections (what members send waits in them, TCP holding the senders back), and reads again once the queue
+    /// drained to the low-water mark; nothing is lost or reordered.
+    @Test func anEngineSlowToTakeCommands_stopsReadingConnections_untilItDrains() {
+        var timings = ClusterTimings()
+        timings.engineOutputHighWater = 4096
+        timings.engineOutputLowWater = 1024
+        let harness = ClusterHarness(timings: timings)
+        let alice = harness[0].member("alice")
+        let bob = harness[1].member("bob")
+        harness[0].engine.commands.isHeld = true
+        let line = String(repeating: "x", count: 1000)
+        for number in 0..<40 { alice.publish("\(number) \(line)") }
+        harness.loop.runUntilIdle()
+        // Reading stopped once about 4 KiB waited for the engine (plus what the last read held): the rest waits in
+        // alice's connection, not in the relay.
+        let queued = harness[0].engine.pendingOutputByteCount
+        #expect(queued > 4096 && queued < 3 * 4096, "\(queued)")
+        let paused = "the cluster is slow to take commands (\(queued) bytes queued): stopped reading 1 connection"
+        #expect(harness[0].log.lines.contains { $0.hasPrefix(paused) })
+        #expect(bob.events.isEmpty)
+        // A new connection meanwhile is not read either.
+        let carol = harness[0].hello("carol")
+        harness.loop.runUntilIdle()
+        #expect(carol.welcomed == nil)
+        harness[0].engine.commands.isHeld = false
+        harness.loop.runUntilIdle()
+        #expect(bob.events.filter { $0.hasPrefix("alice:") } == (0..<40).map { "alice:\($0) \(line)" })
+        #expect(carol.welcomed == ["alice", "bob"])
+        #expect(harness[0].log.lines.contains { $0.hasPrefix("the cluster takes commands again") })
+        #expect(harness[0].engine.pendingOutputByteCount == 0)
+    }
+
+    @Test func aRelayJoiningTheCluster_logsTheRelaysMembersAndRoomsItFinds() {
+        let harness = ClusterHarness()
+        _ = harness[0].member("alice")
+        _ = harness[0].member("erin", room: "other")
+        _ = harness[1].member("bob")
+        let late = ClusterRelay(harness: harness, configuration: RelayConfiguration())
+        harness.loop.runUntilIdle()
+        let id = late.engine.incarnation ?? "none"
+        #expect(
+            late.log.lines.filter { $0.hasPrefix("joined the cluster") } == [
+                "joined the cluster as relay \(id): 3 relays alive, 3 members in 2 rooms"
+            ])
+        #expect(ClusterBus.count(1, "room") == "1 room")
     }
 
     @Test func aRelayKeepsTryingToRejoinWhileTheClusterStaysUnreachable() {

@@ -54,7 +54,7 @@ struct ClusterScriptTests {
         }
 
         func register(_ inc: String) throws {
-            _ = try run(ClusterScripts.register, keys: [keys.relays], [inc]).get()
+            _ = try run(ClusterScripts.register, keys: [keys.relays, keys.names], [inc]).get()
         }
 
         /// The holder value a registration of `name` has: `"<inc> <ticket> <room>"`.
@@ -92,12 +92,23 @@ struct ClusterScriptTests {
         let fixture = try Fixture()
         let time = try fixture.command(["TIME"]).elements!.compactMap(\.text).compactMap(Int64.init)
         let now = time[0] * 1000 + time[1] / 1000
-        let registered = try fixture.run(ClusterScripts.register, keys: [fixture.keys.relays], ["aaaa"]).get()
-        #expect(registered.elements?.count == 2)
+        let registerKeys = [fixture.keys.relays, fixture.keys.names]
+        let registered = try fixture.run(ClusterScripts.register, keys: registerKeys, ["aaaa"]).get()
+        #expect(registered.elements?.count == 4)
         let registeredAt = registered.elements?[0].integer ?? 0
         #expect(registeredAt >= now && registeredAt < now + 2000)
-        #expect(registered.elements?[1] == .integer(1))
-        guard case .failure(let again) = try fixture.run(ClusterScripts.register, keys: [fixture.keys.relays], ["aaaa"])
+        #expect(Array(registered.elements?.dropFirst() ?? []) == [.integer(1), .integer(0), .integer(0)])
+        #expect(RedisClusterEngine.census(registered) == ClusterCensus(relays: 1, rooms: 0, members: 0))
+        // A later incarnation counts the relays, the members and their rooms it finds (for its log line).
+        let claimed = "aaaa 3 hall " + String(repeating: "ab", count: 32)
+        _ = try fixture.command([
+            "HSET", fixture.keys.names, "ann", "aaaa 1 lobby", "ben", "aaaa 2 lobby", "cy", claimed,
+        ])
+        let second = try fixture.run(ClusterScripts.register, keys: registerKeys, ["bbbb"]).get()
+        #expect(RedisClusterEngine.census(second) == ClusterCensus(relays: 2, rooms: 2, members: 3))
+        _ = try fixture.command(["HDEL", fixture.keys.names, "ann", "ben", "cy"])
+        _ = try fixture.command(["ZREM", fixture.keys.relays, "bbbb"])
+        guard case .failure(let again) = try fixture.run(ClusterScripts.register, keys: registerKeys, ["aaaa"])
         else { throw TestFailure("registered twice") }
         #expect(again.serverCode == "EXISTS")
         usleep(20_000)

@@ -95,6 +95,39 @@ final class FrameSink: ConnectionHandler {
         listener.close()
     }
 
+    /// A paused connection hands nothing to its handler, and the sender's output backs up (TCP flow control); once
+    /// resumed, everything arrives in order.
+    @Test(arguments: SelectorKind.allCases)
+    func tcp_pausedReading_holdsTheSenderBack_andResumingDeliversEverything(selector: SelectorKind) throws {
+        let loop = try PosixEventLoop(selector: selector)
+        let listener = try TCPListener(host: "127.0.0.1", port: 0, loop: loop)
+        let serverSink = FrameSink()
+        var serverConnection: (any Connection)?
+        listener.acceptHandler = { connection in
+            connection.handler = serverSink
+            connection.pauseReading()
+            serverConnection = connection
+        }
+        let client = try TCPConnection.connectNow(host: "127.0.0.1", port: listener.localPort, loop: loop)
+        client.handler = FrameSink()
+        let chunk = [UInt8](repeating: 7, count: 1 << 20)
+        for index in 0..<32 {
+            client.write(ClientFrame.publish(payload: [UInt8(index)] + chunk[...]).encoded())
+        }
+        loop.schedule(after: .milliseconds(400)) { loop.stop() }
+        try run(loop)
+        #expect(serverConnection != nil)
+        #expect(serverSink.reads == 0)
+        let held = client.pendingOutputByteCount
+        #expect(held > 8 << 20, "the kernel took \(32 << 20 - held) bytes of 32 MiB")
+        serverConnection?.resumeReading()
+        serverSink.onFrame = { _ in if serverSink.frames.count == 32 { loop.stop() } }
+        try run(loop)
+        #expect(serverSink.frames.map { $0.body.first } == (0..<32).map { UInt8($0) })
+        client.close()
+        listener.close()
+    }
+
     @Test(arguments: SelectorKind.allCases)
     func tcp_closingConnection_stopsReadingAPeerThatKeepsSending(selector: SelectorKind) throws {
         let loop = try PosixEventLoop(selector: selector)

@@ -27,13 +27,16 @@ class RedisServer:
         assert REDIS, "redis-server is not installed and AESCHAT_REQUIRE_REDIS is set"
         self.folder = folder
         self.port = port or free_port()
+        # Redis's own log (warnings such as a client cut for its output buffer), kept across restarts.
+        self.log_path = os.path.join(str(folder), f"redis-{self.port}.log")
         self.start()
 
     def start(self):
         """Starts redis-server on `port` (again, after `stop`) and waits until it accepts connections."""
         self.process = subprocess.Popen(
             [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.folder), "--client-output-buffer-limit", "pubsub 256mb 64mb 30"],
+             "--dir", str(self.folder), "--client-output-buffer-limit", "pubsub 256mb 64mb 30",
+             "--logfile", self.log_path],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -47,10 +50,8 @@ class RedisServer:
 
     def command(self, *words):
         """One command in RESP over a fresh connection; returns the first line of the reply."""
-        request = f"*{len(words)}\r\n".encode() + b"".join(
-            f"${len(word.encode())}\r\n{word}\r\n".encode() for word in words)
         with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
-            sock.sendall(request)
+            sock.sendall(self.encode(words))
             reply = b""
             while b"\r\n" not in reply:
                 chunk = sock.recv(4096)
@@ -58,6 +59,37 @@ class RedisServer:
                     break
                 reply += chunk
         return reply.split(b"\r\n")[0].decode()
+
+    def text(self, *words):
+        """One command whose reply is a bulk string (INFO, CLIENT LIST); returns that text."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+            sock.sendall(self.encode(words))
+            reply = b""
+            while b"\r\n" not in reply:
+                chunk = sock.recv(65536)
+                assert chunk, f"Redis closed the connection before replying to {words}"
+                reply += chunk
+            header, _, body = reply.partition(b"\r\n")
+            assert header.startswith(b"$"), f"not a bulk string reply to {words}: {header!r}"
+            length = int(header[1:])
+            while len(body) < length + 2:
+                chunk = sock.recv(65536)
+                assert chunk, f"Redis closed the connection in its reply to {words}"
+                body += chunk
+        return body[:length].decode()
+
+    @staticmethod
+    def encode(words):
+        return f"*{len(words)}\r\n".encode() + b"".join(
+            f"${len(word.encode())}\r\n{word}\r\n".encode() for word in words)
+
+    def log_lines(self):
+        """The lines Redis has logged so far."""
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as log:
+                return log.read().splitlines()
+        except FileNotFoundError:
+            return []
 
     @property
     def url(self):

@@ -25,8 +25,9 @@
 ///   executed by the engine one at a time in the order the relay called them (for Redis: one command connection,
 ///   FIFO), interleaved with other relays' commands in one global order. Sequence numbers count up by one per
 ///   operation from 1 in each incarnation. ``ClusterEngineDelegate/engineDidAcknowledge(through:)`` reports that every
-///   operation up to that number was executed (its completion, if any, already called); the relay holds a
-///   member's pong until then.
+///   operation up to that number was executed (its completion, if any, already called). The relay holds a
+///   member's pong until a heartbeat sent after the member's operations succeeded: the heartbeat is fenced, so its
+///   success also proves they were executed before any reaping of this incarnation.
 /// - **Stream order.** Everything published to a subscribed room channel and to the relay's inbox reaches
 ///   ``ClusterEngineDelegate/engine(didReceive:on:)`` in the engine's one global order (for Redis: one subscriber
 ///   connection): every relay subscribed to a room sees that room's messages in the same order, and one relay's
@@ -43,7 +44,7 @@ public protocol ClusterEngine: AnyObject {
     /// Receives the stream, acknowledgements, start and loss. Held weakly.
     var delegate: (any ClusterEngineDelegate)? { get set }
 
-    /// The current incarnation's id, between ``ClusterEngineDelegate/engineDidStart(incarnation:)`` and the loss or
+    /// The current incarnation's id, between ``ClusterEngineDelegate/engineDidStart(incarnation:census:)`` and the loss or
     /// ``stop()``; nil otherwise.
     var incarnation: String? { get }
 
@@ -52,7 +53,7 @@ public protocol ClusterEngine: AnyObject {
 
     /// Begins an incarnation: connects, names the subscriber connection, subscribes the inbox channel `P:n:<inc>`,
     /// then registers the incarnation (`ZADD P:relays <now> <inc>`); then
-    /// ``ClusterEngineDelegate/engineDidStart(incarnation:)``, or ``ClusterEngineDelegate/engineDidLose(reason:)`` if
+    /// ``ClusterEngineDelegate/engineDidStart(incarnation:census:)``, or ``ClusterEngineDelegate/engineDidLose(reason:)`` if
     /// the engine cannot be reached.
     func start()
 
@@ -119,7 +120,7 @@ public protocol ClusterEngine: AnyObject {
 /// What a ``ClusterEngine`` reports to its relay, on the relay's event loop.
 public protocol ClusterEngineDelegate: AnyObject {
     /// An incarnation began: the relay may serve members.
-    func engineDidStart(incarnation: String)
+    func engineDidStart(incarnation: String, census: ClusterCensus)
 
     /// One message of a subscribed room channel or of the inbox, in the stream's order; its bytes are valid only
     /// during the call.
@@ -130,6 +131,23 @@ public protocol ClusterEngineDelegate: AnyObject {
 
     /// The incarnation ended (see ``ClusterEngine``, "Loss"): `reason` is one line for the log and for members.
     func engineDidLose(reason: String)
+}
+
+/// The cluster as a new incarnation found it when it registered (for its log line).
+public struct ClusterCensus: Sendable, Equatable {
+    /// Registered incarnations, this one included.
+    public var relays: Int
+    /// Rooms with at least one member, on any relay.
+    public var rooms: Int
+    /// Members holding a name, on any relay.
+    public var members: Int
+
+    /// A census from its counts.
+    public init(relays: Int, rooms: Int, members: Int) {
+        self.relays = relays
+        self.rooms = rooms
+        self.members = members
+    }
 }
 
 /// Which kind of channel a message came on. The message names its room itself.

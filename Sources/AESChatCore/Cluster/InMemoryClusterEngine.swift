@@ -72,6 +72,11 @@ public final class InMemoryCluster {
 
     func isRegistered(_ incarnation: String) -> Bool { relays[incarnation] != nil }
 
+    /// What the register script counts.
+    var census: ClusterCensus {
+        ClusterCensus(relays: relays.count, rooms: rooms.count, members: names.count)
+    }
+
     func join(_ request: ClusterJoinRequest, incarnation: String) -> ClusterJoinReply? {
         guard isRegistered(incarnation) else { return nil }
         if let replacing = request.replacing, names[request.name] == replacing.encoded {
@@ -168,7 +173,8 @@ public final class InMemoryClusterEngine: ClusterEngine {
         stream = InMemoryGate(loop: cluster.loop)
     }
 
-    public var pendingOutputByteCount: Int { 0 }
+    /// The bytes of the messages that publishes and sends queued in ``commands`` and the cluster has not run yet.
+    public private(set) var pendingOutputByteCount = 0
 
     /// Whether an incarnation is running.
     public var isRunning: Bool { incarnation != nil }
@@ -188,11 +194,12 @@ public final class InMemoryClusterEngine: ClusterEngine {
         commands.push { [self] in
             cluster.connect(self, incarnation: id)
             cluster.register(id)
+            let census = cluster.census
             replies.push { [self] in
                 guard self.generation == generation else { return }
                 incarnation = id
                 sequence = 0
-                delegate?.engineDidStart(incarnation: id)
+                delegate?.engineDidStart(incarnation: id, census: census)
             }
         }
     }
@@ -285,13 +292,25 @@ public final class InMemoryClusterEngine: ClusterEngine {
     @discardableResult
     public func publish(room: String, message: UnsafeRawBufferPointer) -> UInt64 {
         let message = Array(message)
-        return command({ [cluster] _ in cluster.publish("r:" + room, message) }, reply: { _ in })
+        return queued(message.count) { [cluster] in cluster.publish("r:" + room, message) }
+    }
+
+    /// A publish of `count` bytes: counted in ``pendingOutputByteCount`` until the cluster runs it.
+    private func queued(_ count: Int, _ step: @escaping () -> Void) -> UInt64 {
+        let before = sequence
+        let number = command(
+            { [weak self] _ in
+                self?.pendingOutputByteCount -= count
+                step()
+            }, reply: { _ in })
+        if number != before { pendingOutputByteCount += count }
+        return number
     }
 
     @discardableResult
     public func send(toRelay target: String, message: UnsafeRawBufferPointer) -> UInt64 {
         let message = Array(message)
-        return command({ [cluster] _ in cluster.publish("n:" + target, message) }, reply: { _ in })
+        return queued(message.count) { [cluster] in cluster.publish("n:" + target, message) }
     }
 
     @discardableResult

@@ -39,7 +39,9 @@ public struct ClusterKeys: Sendable, Equatable {
 /// incarnation is not registered: reaped, or never was), `TAKEN` (the name is held), `EXISTS`.
 public enum ClusterScripts {
     /// Registers a new incarnation with a first heartbeat.
-    /// KEYS: relays. ARGV: inc. Returns `{now_ms, relay_count}`; `EXISTS` if the id is already registered.
+    /// KEYS: relays, names. ARGV: inc. Returns `{now_ms, relay_count, member_count, room_count}` (the cluster as the
+    /// new incarnation finds it, for its log line; counting the rooms reads every name's holder once, at start only);
+    /// `EXISTS` if the id is already registered.
     public static let register = RedisScript(
         name: "register",
         source: """
@@ -48,7 +50,15 @@ public enum ClusterScripts {
             if redis.call('ZADD', KEYS[1], 'NX', now, ARGV[1]) == 0 then
               return redis.error_reply('EXISTS relay incarnation is already registered')
             end
-            return {now, redis.call('ZCARD', KEYS[1])}
+            local rooms, roomCount = {}, 0
+            for _, holder in ipairs(redis.call('HVALS', KEYS[2])) do
+              local room = string.match(holder, '^%S+ %S+ (%S+)')
+              if room and not rooms[room] then
+                rooms[room] = true
+                roomCount = roomCount + 1
+              end
+            end
+            return {now, redis.call('ZCARD', KEYS[1]), redis.call('HLEN', KEYS[2]), roomCount}
             """)
 
     /// A heartbeat: moves the incarnation's score to Redis's clock now.

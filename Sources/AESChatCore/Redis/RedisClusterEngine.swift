@@ -87,7 +87,12 @@ public final class RedisClusterEngine: ClusterEngine {
                 case .success(let connection):
                     connection.closeHandler = { [weak self, weak session] error in
                         guard let self, let session else { return }
-                        lose(session, "lost contact with the cluster: \(error)")
+                        lose(
+                            session,
+                            isSubscriber
+                                ? "the subscription ended (\(error)); Redis cuts a subscriber whose unread messages "
+                                    + "pass its client-output-buffer-limit for pubsub"
+                                : "the command connection ended (\(error))")
                     }
                     if isSubscriber { session.subscriber = connection } else { session.command = connection }
                     if session.command != nil && session.subscriber != nil { register(session) }
@@ -121,15 +126,30 @@ public final class RedisClusterEngine: ClusterEngine {
             guard case .success = result else {
                 return lose(session, "cannot subscribe the relay's inbox: \(result)")
             }
-            runner.run(ClusterScripts.register, keys: [keys.relays], arguments: [session.incarnation]) {
+            runner.run(ClusterScripts.register, keys: [keys.relays, keys.names], arguments: [session.incarnation]) {
                 [weak self, weak session] result in
                 guard let self, let session, !session.ended else { return }
-                guard case .success = result else { return lose(session, "cannot register in the cluster: \(result)") }
+                guard case .success(let value) = result else {
+                    return lose(session, "cannot register in the cluster: \(result)")
+                }
+                guard let census = Self.census(value) else {
+                    return lose(session, "the cluster's register script gave an unexpected reply")
+                }
                 session.started = true
                 incarnation = session.incarnation
-                delegate?.engineDidStart(incarnation: session.incarnation)
+                delegate?.engineDidStart(incarnation: session.incarnation, census: census)
             }
         }
+    }
+
+    /// The cluster as the register script found it: `{now, relays, members, rooms}`, every count at least 0 (and at
+    /// least one relay, this one); nil otherwise.
+    static func census(_ value: RedisValue) -> ClusterCensus? {
+        guard let parts = value.elements, parts.count == 4, let relays = parts[1].integer, relays >= 1,
+            let members = parts[2].integer, members >= 0, let rooms = parts[3].integer, rooms >= 0,
+            rooms <= members
+        else { return nil }
+        return ClusterCensus(relays: Int(relays), rooms: Int(rooms), members: Int(members))
     }
 
     public func stop() {

@@ -12,7 +12,11 @@ import AESChatNames
 ///   bounded) and handled after the welcome.
 /// - A name is claimed by the engine's join script, unique across the cluster; a verified claim takes a name over
 ///   from a holder on another relay (the holder's relay refuses it with `name-reclaimed` when the `left` arrives).
-/// - A pong waits until the engine acknowledged every command the member caused before its ping.
+/// - A pong waits until a fence (the heartbeat script, which fails once this incarnation is reaped) sent after every
+///   command the member caused before its ping has succeeded: those commands were executed while the incarnation was
+///   still registered, so before any `left` a reaper publishes for its members, and every relay delivers them. (An
+///   acknowledgement alone is not enough: a relay that Redis cut and the others reaped may still have its PUBLISH
+///   executed, and dropped by every receiver; its pong would confirm a line nobody got.)
 /// - A publish or direct is delivered only while its sender is in the mirror with the incarnation it came from,
 ///   so nothing a reaped relay sends after its members' `left` reaches anyone.
 /// - Losing the engine ends the incarnation: every member gets error 7 (`lost contact with the cluster`) and is
@@ -35,8 +39,14 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
     private var mirrors: [String: RoomMirror] = [:]
     private var pending: [UInt64: PendingJoin] = [:]
     private var nextTicket: UInt64 = 0
-    /// Every command up to this number was executed.
-    private var acknowledged: UInt64 = 0
+    /// Every command up to this number was executed while this incarnation was registered (a fence after it passed).
+    private var fencedThrough: UInt64 = 0
+    /// The sequence number of the last fence sent.
+    private var fenceSentThrough: UInt64 = 0
+    /// A held pong waits for a fence not sent yet: one goes out at the end of the loop iteration.
+    private var fenceWanted = false
+    /// Whether the relay stopped reading its connections because the engine's queue passed its high-water mark.
+    private(set) var isHoldingConnections = false
     /// Pongs waiting for their member's commands: by sequence number, ascending.
     private var heldPongs: [(sequence: UInt64, member: RelayConnection, token: UInt64)] = []
     /// Where publish and direct messages are encoded, reused.
@@ -46,7 +56,8 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
     private var ticksSinceHeartbeat = 0
     private var ticksSincePing = 0
     private var pingCounter: UInt64 = 0
-    private var reaping: Set<String> = []
+    /// Dead relays being reaped, with the members announced `left` so far.
+    private var reaping: [String: Int] = [:]
     private var restartDelay: Duration
     private var isStopped = false
     /// Messages dropped because their sender was not (or no longer) a member from that relay.
@@ -248,6 +259,20 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
         else { return }
         ClusterMessage.writePublish(origin: incarnation, room: room.name, from: name, payload: payload, into: &scratch)
         member.clusterSequence = scratch.withUnsafeBytes { engine.publish(room: room.name, message: $0) }
+        checkEngineBacklog()
+    }
+
+    /// Stops reading every connection once the commands queued toward the engine pass the high-water mark: members
+    /// are held back by TCP flow control until the queue drains (``endIteration()`` resumes them).
+    private func checkEngineBacklog() {
+        guard !isHoldingConnections else { return }
+        let queued = engine.pendingOutputByteCount
+        guard queued > timings.engineOutputHighWater else { return }
+        isHoldingConnections = true
+        let paused = relay.pauseReadingConnections()
+        log(
+            "the cluster is slow to take commands (\(queued) bytes queued): stopped reading "
+                + "\(Self.count(paused, "connection")) until it drains to \(timings.engineOutputLowWater) bytes")
     }
 
     func direct(_ payload: ReceivedPayload, to recipientName: String, from member: RelayConnection) {
@@ -288,42 +313,90 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
             origin: incarnation, room: room.name, from: name, to: names, flags: flags, payload: payload,
             into: &scratch)
         member.clusterSequence = scratch.withUnsafeBytes { engine.send(toRelay: target, message: $0) }
+        checkEngineBacklog()
     }
 
     func pong(_ token: UInt64, to member: RelayConnection) {
-        guard member.clusterSequence > acknowledged else {
+        guard member.clusterSequence > fencedThrough else {
             fanOut.sendPrivately(RelayFrame.pong(token: token).encoded(), to: member)
             return
         }
         heldPongs.append((member.clusterSequence, member, token))
+        if fenceSentThrough < member.clusterSequence { fenceWanted = true }
+    }
+
+    /// End of a loop iteration: one fence for every pong held in it; reading resumes once the engine's queue drained
+    /// to the low-water mark.
+    func endIteration() {
+        if fenceWanted {
+            fenceWanted = false
+            sendFence()
+        }
+        if !isHoldingConnections {
+            checkEngineBacklog()
+        } else if engine.pendingOutputByteCount <= timings.engineOutputLowWater {
+            stopHoldingConnections()
+        }
+    }
+
+    private func stopHoldingConnections() {
+        guard isHoldingConnections else { return }
+        isHoldingConnections = false
+        relay.resumeReadingConnections()
+        log("the cluster takes commands again (\(engine.pendingOutputByteCount) bytes queued): reading connections")
+    }
+
+    /// Sends the heartbeat script: its success proves that every command before it was executed while this
+    /// incarnation was registered; it also refreshes the heartbeat.
+    private func sendFence() {
+        let generation = generation
+        var number: UInt64 = 0
+        number = engine.heartbeat { [weak self] in
+            guard let self, self.generation == generation else { return }
+            self.ticksSinceHeartbeat = 0
+            self.fenced(through: number)
+        }
+        fenceSentThrough = max(fenceSentThrough, number)
+    }
+
+    /// Releases the pongs whose commands a fence covered.
+    private func fenced(through sequence: UInt64) {
+        fencedThrough = max(fencedThrough, sequence)
+        guard !heldPongs.isEmpty else { return }
+        var waiting: [(sequence: UInt64, member: RelayConnection, token: UInt64)] = []
+        for held in heldPongs {
+            if held.sequence <= fencedThrough {
+                fanOut.sendPrivately(RelayFrame.pong(token: held.token).encoded(), to: held.member)
+            } else {
+                waiting.append(held)
+            }
+        }
+        heldPongs = waiting
     }
 
     // MARK: ClusterEngineDelegate
 
-    func engineDidStart(incarnation: String) {
+    func engineDidStart(incarnation: String, census: ClusterCensus) {
         guard !isStopped else {
             engine.stop()
             return
         }
         self.incarnation = incarnation
-        acknowledged = 0
+        fencedThrough = 0
+        fenceSentThrough = 0
+        fenceWanted = false
         ticksSinceHeartbeat = 0
         ticksSincePing = 0
         restartDelay = timings.restartDelay
-        log("joined the cluster as relay \(incarnation)")
+        log(
+            "joined the cluster as relay \(incarnation): \(Self.count(census.relays, "relay")) alive, "
+                + "\(Self.count(census.members, "member")) in \(Self.count(census.rooms, "room"))")
         let generation = generation
         loop.schedule(after: timings.heartbeatInterval) { [weak self] in self?.tick(generation) }
     }
 
     func engineDidAcknowledge(through sequence: UInt64) {
-        acknowledged = max(acknowledged, sequence)
-        var released = 0
-        for held in heldPongs {
-            guard held.sequence <= acknowledged else { break }
-            released += 1
-            fanOut.sendPrivately(RelayFrame.pong(token: held.token).encoded(), to: held.member)
-        }
-        if released > 0 { heldPongs.removeFirst(released) }
+        // Pongs wait for a fence, which is acknowledged after the commands before it (see ``pong(_:to:)``).
     }
 
     func engineDidLose(reason: String) {
@@ -533,10 +606,7 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
             lose("no heartbeat or ping answered for \(silent)")
             return
         }
-        engine.heartbeat { [weak self] in
-            guard let self, self.generation == generation else { return }
-            self.ticksSinceHeartbeat = 0
-        }
+        sendFence()
         if let incarnation {
             pingCounter += 1
             ClusterMessage.ping(origin: incarnation, counter: pingCounter).withUnsafeBytes {
@@ -545,22 +615,31 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
         }
         engine.findDeadRelays(deadAfter: timings.deadAfter) { [weak self] dead in
             guard let self, self.generation == generation else { return }
-            for relay in dead where !self.reaping.contains(relay) { self.reap(relay, generation) }
+            for relay in dead where self.reaping[relay] == nil { self.reap(relay, generation) }
         }
         loop.schedule(after: timings.heartbeatInterval) { [weak self] in self?.tick(generation) }
     }
 
     private func reap(_ dead: String, _ generation: Int) {
-        reaping.insert(dead)
+        if reaping[dead] == nil { reaping[dead] = 0 }
         engine.reap(relay: dead, limit: timings.reapChunk) { [weak self] reaped, remaining in
             guard let self, self.generation == generation else { return }
-            self.log("reaped relay \(dead): \(reaped) members left, \(remaining) to go")
+            let total = (self.reaping[dead] ?? 0) + reaped
             if remaining > 0 {
+                self.reaping[dead] = total
                 self.reap(dead, generation)
             } else {
-                self.reaping.remove(dead)
+                self.reaping[dead] = nil
+                // One line per dead relay, once all its members are announced (by this relay; another reaper racing
+                // with it announces the rest, and logs its own count).
+                self.log("reaped relay \(dead): \(Self.count(total, "member")) left")
             }
         }
+    }
+
+    /// "1 member", "812 members".
+    static func count(_ number: Int, _ noun: String) -> String {
+        "\(number) \(noun)\(number == 1 ? "" : "s")"
     }
 
     /// Ends the incarnation because of something the engine did (or failed to do): the engine drops it too.
@@ -577,8 +656,11 @@ final class ClusterBus: RoomBus, ClusterEngineDelegate {
         if incarnation != nil || !pending.isEmpty || !mirrors.isEmpty {
             incarnation = nil
             generation += 1
+            stopHoldingConnections()
             let closed = relay.closeMembers(.shuttingDown, "lost contact with the cluster; reconnect")
-            log("lost contact with the cluster: \(reason); closed \(closed) connections")
+            log(
+                "lost contact with the cluster: \(reason); dropped \(Self.count(closed.members, "member")) "
+                    + "(\(Self.count(closed.connections, "connection")) closed)")
             for mirror in mirrors.values { cancelLinger(mirror) }
             mirrors.removeAll()
             pending.removeAll()

@@ -111,6 +111,7 @@ public final class Relay {
         admission.connectionOpened(from: address)
         connections.append(member)
         connection.handler = member
+        if clusterBus?.isHoldingConnections == true { connection.pauseReading() }
         // The timer holds the member strongly and is cancelled once the member registers or closes: a weak
         // reference would give every member a side table, and every retain of it the runtime's slow path.
         member.handshakeTimer = loop.schedule(after: limits.handshakeTimeout) { [weak self, member] in
@@ -146,6 +147,7 @@ public final class Relay {
     /// End of a loop iteration: the fan-out hands every member its range and drops the too slow.
     private func endIteration() {
         fanOut.endIteration { member, reason in leave(member, reason: reason) }
+        clusterBus?.endIteration()
     }
 
     /// Tells every client that the relay is stopping, gives them a moment to receive it, then
@@ -203,18 +205,35 @@ public final class Relay {
     }
 
     /// Sends every linked connection error `code` with `message`, takes it out of its room and closes it; returns
-    /// how many (a cluster relay that lost its cluster).
-    func closeMembers(_ code: RelayErrorCode, _ message: String) -> Int {
+    /// how many connections, and how many of them were members of a room (a cluster relay that lost its cluster).
+    func closeMembers(_ code: RelayErrorCode, _ message: String) -> (connections: Int, members: Int) {
         let frame = RelayFrame.error(code: code.rawValue, message: message).encoded()
         var closed = 0
+        var members = 0
         for member in connections where member.isLinked && member.connection.isOpen {
+            if member.room != nil { members += 1 }
             member.willClose(reason: message)
             fanOut.sendPrivately(frame, to: member)
             leave(member, reason: message)
             member.connection.closeAfterFlushing(timeout: configuration.closeTimeout)
             closed += 1
         }
-        return closed
+        return (closed, members)
+    }
+
+    /// Stops reading every open connection (the cluster's engine is slow to take commands); returns how many.
+    func pauseReadingConnections() -> Int {
+        var paused = 0
+        for member in connections where member.connection.isOpen {
+            member.connection.pauseReading()
+            paused += 1
+        }
+        return paused
+    }
+
+    /// Reads every connection again.
+    func resumeReadingConnections() {
+        for member in connections { member.connection.resumeReading() }
     }
 
     func publish(_ payload: UnsafeRawBufferPointer, from member: RelayConnection) {

@@ -90,6 +90,11 @@ public struct ClusterTimings: Sendable {
     public var restartDelay: Duration = .milliseconds(100)
     /// The longest delay between attempts to start a new incarnation.
     public var maximumRestartDelay: Duration = .seconds(5)
+    /// Bytes of commands queued toward the engine (not yet taken by the kernel) above which the relay stops reading
+    /// every connection, so that senders are held back by TCP flow control instead of the queue growing.
+    public var engineOutputHighWater = 64 * 1024 * 1024
+    /// Queued bytes at or below which reading resumes.
+    public var engineOutputLowWater = 16 * 1024 * 1024
 
     /// The defaults.
     public init() {}

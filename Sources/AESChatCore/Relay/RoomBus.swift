@@ -17,9 +17,9 @@
 ///   `joined` before any payload of the newcomer; payloads ordered before that point never reach
 ///   the newcomer (its cursor starts at the room's batch length). ``LocalBus`` decides at once. A
 ///   bus that must ask elsewhere (a remote name claim, a room subscription, a roster snapshot)
-///   completes later: it stops reading the member's connection until the welcome is queued or
-///   the member refused (a `pauseReading`/`resumeReading` pair the transport does not have yet),
-///   since nothing the member sends can be ordered before its welcome.
+///   completes later: it holds what the member sends until the welcome is queued or the member
+///   refused (``RelayConnection/holdFrames(limit:)``, bounded), since nothing the member sends can
+///   be ordered before its welcome.
 /// - **Leave.** ``leave(_:reason:)`` does nothing for a connection that is not in a room, so it
 ///   may be called more than once (bye, a refusal, the close). Everything the member sent before
 ///   reaches the others before its `left`; a member leaving in order is first handed what the
@@ -39,8 +39,9 @@
 ///   concrete type, so these calls are dispatched statically: ``Relay`` holds its ``LocalBus`` and,
 ///   in a cluster, a ``ClusterBus``, and picks with one check, rather than holding `any RoomBus`.
 /// - **Backpressure.** Members too slow for what the bus delivers are dropped by ``FanOut`` at the
-///   output cap, as today; a bus whose own outbound link backs up may stop reading from members
-///   until it drains.
+///   output cap, as today; a bus whose own outbound link backs up stops reading every connection
+///   (``Connection/pauseReading()``) until it drains (``ClusterBus``: 64 MiB queued toward the
+///   engine, resumed at 16 MiB).
 protocol RoomBus: AnyObject {
     /// Claims `name` for `member` and, if free, admits it into `room` (created if it has no
     /// members), with `profile` as its roster entry. A name held by a connection whose claim key is

@@ -32,6 +32,9 @@ public final class MemoryConnection: Connection {
     private weak var peer: MemoryConnection?
     private var isClosed = false
     private var isClosing = false
+    /// Reading paused (``pauseReading()``): what arrives waits here.
+    private var readingPaused = false
+    private var waitingInput: [ArraySlice<UInt8>] = []
     private let chunkSize: Int
 
     private init(loop: MemoryEventLoop, description: String, chunkSize: Int) {
@@ -144,7 +147,34 @@ public final class MemoryConnection: Connection {
     }
 
     /// Hands bytes that arrived to the handler: as they are, or opened when protected.
+    public func pauseReading() {
+        readingPaused = true
+    }
+
+    public func resumeReading() {
+        guard readingPaused else { return }
+        readingPaused = false
+        loop.enqueue { [weak self] in self?.handOverWaitingInput() }
+    }
+
+    /// Hands over what waited while reading was paused, in order, until reading is paused again.
+    private func handOverWaitingInput() {
+        while !readingPaused, !isClosed, !waitingInput.isEmpty {
+            open(waitingInput.removeFirst())
+        }
+    }
+
     private func receive(_ piece: ArraySlice<UInt8>) {
+        // Bytes that arrive while earlier ones still wait go behind them.
+        guard !readingPaused, waitingInput.isEmpty else {
+            waitingInput.append(piece)
+            if !readingPaused { handOverWaitingInput() }
+            return
+        }
+        open(piece)
+    }
+
+    private func open(_ piece: ArraySlice<UInt8>) {
         guard let protection else {
             piece.withUnsafeBytes { handler?.connection(self, didRead: $0) }
             return

@@ -83,6 +83,10 @@ public final class TCPConnection: Connection, ReadinessHandler {
     /// Whether the connection no longer asks the loop about readability (closing, and the peer
     /// sent more than ``maximumInputReadWhileClosing``).
     private var stoppedReading = false
+    /// Reading paused by the handler (``pauseReading()``): the descriptor is not watched for input.
+    private var readingPaused = false
+    /// Whether the descriptor is watched for input.
+    private var watchesInput: Bool { !stoppedReading && !readingPaused }
     public var isOpen: Bool { state == .open }
 
     /// The descriptor's number, for system calls while ``owner`` holds it (and tests that set
@@ -204,11 +208,24 @@ public final class TCPConnection: Connection, ReadinessHandler {
         finish(error: nil)
     }
 
+    public func pauseReading() {
+        guard state != .closed, !readingPaused else { return }
+        readingPaused = true
+        loop.modify(descriptor, interest: waitingForWritable ? .write : [])
+    }
+
+    public func resumeReading() {
+        guard readingPaused else { return }
+        readingPaused = false
+        guard state != .closed, !stoppedReading else { return }
+        loop.modify(descriptor, interest: waitingForWritable ? [.read, .write] : .read)
+    }
+
     // MARK: Loop callbacks
 
     func handle(_ readiness: Readiness) {
-        if stoppedReading && readiness.failed {
-            // The peer closed or reset while we no longer read: nothing more can arrive or leave.
+        if !watchesInput && readiness.failed {
+            // The peer closed or reset while we did not read: nothing more can arrive or leave.
             finish(error: nil)
             return
         }
@@ -230,7 +247,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
 
     private func readAvailable() {
         for _ in 0..<4 {
-            guard state != .closed, !stoppedReading else { return }
+            guard state != .closed, watchesInput else { return }
             let delivering = state == .open || state == .draining
             // A handler assembling a large frame has the bytes land in its own storage. When
             // protected, records land in the loop's read buffer and are opened from there straight
@@ -355,7 +372,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
             case .blocked:
                 if !waitingForWritable {
                     waitingForWritable = true
-                    loop.modify(descriptor, interest: stoppedReading ? .write : [.read, .write])
+                    loop.modify(descriptor, interest: watchesInput ? [.read, .write] : .write)
                 }
                 return
             case .failed(let error):
@@ -367,7 +384,7 @@ public final class TCPConnection: Connection, ReadinessHandler {
         queueHead = 0
         if waitingForWritable {
             waitingForWritable = false
-            loop.modify(descriptor, interest: stoppedReading ? [] : .read)
+            loop.modify(descriptor, interest: watchesInput ? .read : [])
         }
         if state == .draining {
             halfClose()

@@ -50,6 +50,13 @@ public protocol Connection: AnyObject {
     func closeAfterFlushing(timeout: Duration)
     /// Closes at once, dropping anything queued.
     func close()
+    /// Stops handing read bytes to the handler until ``resumeReading()``: what the peer sends meanwhile waits in the
+    /// kernel (or, in memory, in the connection), so a peer that keeps sending is held back by TCP flow control. A
+    /// peer that closes or resets meanwhile is still noticed.
+    func pauseReading()
+    /// Hands read bytes to the handler again, those that waited first (later on the loop, never from inside the
+    /// call).
+    func resumeReading()
 }
 
 /// Receives a connection's events on the loop's thread.
@@ -67,6 +74,12 @@ extension Connection {
         guard !range.isEmpty else { return }
         write(buffer.withUnsafeBytes(in: range) { Array($0) })
     }
+
+    /// Default: reading cannot be paused (a test double); the handler keeps getting bytes.
+    public func pauseReading() {}
+
+    /// Default: reading cannot be paused.
+    public func resumeReading() {}
 
     /// Default: nothing is ever held back (an in-memory connection hands bytes over at once).
     public func discardUnsentOutput(keepingPartlySent: (_ piece: UnsafeRawBufferPointer, _ sent: Int) -> Int) {}
