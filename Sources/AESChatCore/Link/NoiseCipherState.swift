@@ -335,37 +335,49 @@ extension NoiseCipherState: LinkCipher {}
 /// rekey); otherwise it borrows its thread's (``AESGCMWorkspace``).
 struct LinkSlotCipher: LinkCipher {
     /// Where the handle comes from; one word, so that a relay's idle layer does not grow (LinkMemoryTests).
+    /// A direction's own handle (``LinkCipherHandles/owned``): made at the first use, dropped at a rekey.
+    private final class OwnHandle {
+        let slot: Int
+        var cipher: AESGCM?
+        init(slot: Int) { self.slot = slot }
+    }
+
+    /// Where the handle comes from, with the key's slot: one word, as the slot alone was, so that a relay's idle
+    /// layer does not grow (LinkMemoryTests).
     private enum Handle {
-        case borrowed
-        /// Made at the first use; nil again after a rekey.
-        case owned(AESGCM?)
+        case borrowed(slot: UInt8)
+        case owned(OwnHandle)
     }
 
     private let keys: SecretKeySlots
     /// The counter `n`: the nonce the next message uses.
     private(set) var nonce: UInt64
-    private var handle: Handle
-    private let slot: UInt8
+    private let handle: Handle
 
     init(keys: SecretKeySlots, slot: Int, nonce: UInt64, handles: LinkCipherHandles = .borrowed) {
         precondition(slot >= 0 && slot < keys.slotCount, "slot \(slot) of \(keys.slotCount)")
         self.keys = keys
-        self.slot = UInt8(slot)
         self.nonce = nonce
-        handle = handles == .owned ? .owned(nil) : .borrowed
+        handle = handles == .owned ? .owned(OwnHandle(slot: slot)) : .borrowed(slot: UInt8(slot))
+    }
+
+    private var slot: Int {
+        switch handle {
+        case .borrowed(let slot): Int(slot)
+        case .owned(let own): own.slot
+        }
     }
 
     /// A cipher handle with this direction's key set, for one operation: its own, or the current thread's.
-    private mutating func cipher() throws(LinkError) -> AESGCM {
+    private func cipher() throws(LinkError) -> AESGCM {
         do {
             switch handle {
-            case .borrowed:
+            case .borrowed(let slot):
                 return try AESGCMWorkspace.current().cipher(keyedWith: keys, slot: Int(slot))
-            case .owned(let own?):
-                return own
-            case .owned(nil):
-                let made = try AESGCM(keyIn: keys, slot: Int(slot))
-                handle = .owned(made)
+            case .owned(let own):
+                if let cipher = own.cipher { return cipher }
+                let made = try AESGCM(keyIn: keys, slot: own.slot)
+                own.cipher = made
                 return made
             }
         } catch {
@@ -404,10 +416,10 @@ struct LinkSlotCipher: LinkCipher {
     }
 
     mutating func rekey() throws(LinkError) {
-        let (keys, slot) = (self.keys, Int(self.slot))
+        let (keys, slot) = (self.keys, self.slot)
         try NoiseCipherState.rekey(with: try cipher()) { keys.replaceKey(inSlot: slot, with: $0) }
         // An own handle has the old key; the next operation makes one with the new (closing this one wipes it).
-        if case .owned = handle { handle = .owned(nil) }
+        if case .owned(let own) = handle { own.cipher = nil }
     }
 }
 
