@@ -700,6 +700,10 @@ public final class FileTransfers {
             finishOutgoing(transfer, reason: nil)
         } else if transfer.phase == .finishing, transfer.results.count == transfer.receivers.count {
             reportResults(transfer)
+        } else if transfer.phase == .streaming {
+            // The receiver may have been the slowest: the window moves now, not at the watchdog's next round (a
+            // member gone with its relay would otherwise hold everyone else's transfer for seconds).
+            pumpChunks()
         }
     }
 
