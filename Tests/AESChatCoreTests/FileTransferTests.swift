@@ -423,4 +423,87 @@ final class InboxFolder {
         #expect(done == [SHA256.hash(data)])
         _ = transfers.closeAll(.leaving)
     }
+
+    /// A receiver that holds the window back leaves (its relay was cut from the cluster, say): the chunks the window
+    /// now allows go out at once to the others, not at the watchdog's next round seconds later.
+    @Test func aReceiverHoldingTheWindowBackLeaves_theNextChunksGoOutAtOnce() throws {
+        let folder = InboxFolder()
+        let chunkCount = Int(FileTransfers.window) + 8
+        let path = folder.path + "/source.bin"
+        #expect(
+            FileManager.default.createFile(
+                atPath: path, contents: Data(count: chunkCount * Int(FileChunk.defaultChunkSize))))
+        let host = RecordingTransferHost()
+        host.ownName = "alice"
+        host.presentMembers = ["bob", "carol"]
+        let transfers = RecordedTransfers(
+            host: host, inbox: try Inbox(path: folder.path + "/inbox"), maximumFileSize: nil)
+        transfers.send(path: path, to: nil)
+        guard case .fileOffer(let offer)? = host.controls.first?.0 else {
+            Issue.record("no offer")
+            return
+        }
+        for name in ["bob", "carol"] {
+            transfers.handleControl(
+                .fileReply(fileID: offer.fileID, accept: true, resumeFrom: 0, reason: ""), from: name,
+                isPrivate: true)
+        }
+        // The client pumps whenever its output drains: the window (carol acknowledged nothing) stops it.
+        for _ in 0..<8 { host.record(transfers.transfers.pump()) }
+        #expect(host.frames.count == Int(FileTransfers.window))
+        transfers.handleControl(
+            .fileProgress(fileID: offer.fileID, nextChunk: FileTransfers.window), from: "bob", isPrivate: true)
+        #expect(host.frames.count == Int(FileTransfers.window))
+        transfers.memberLeft("carol")
+        #expect(host.failures == ["carol left before the file was complete"])
+        // Everything left fits the window now that only bob counts: it goes out as far as the output allows, each
+        // chunk to bob alone.
+        let sent = host.frames.count - Int(FileTransfers.window)
+        #expect(sent > 0, "the transfer waits for the watchdog")
+        #expect(host.frames.dropFirst(Int(FileTransfers.window)).allSatisfy { $0[4] == FrameType.direct })
+        for _ in 0..<8 { host.record(transfers.transfers.pump()) }
+        #expect(host.frames.count == chunkCount)
+        _ = transfers.closeAll(.leaving)
+    }
+    /// The slow receiver is dropped by the watchdog; the one that had acknowledged everything and was only waiting
+    /// at the window is not, although the drop lets new chunks out at once (it used to be judged against them).
+    @Test func theWatchdogDropsTheStalledReceiver_notTheOneWaitingAtTheWindow() throws {
+        let folder = InboxFolder()
+        let chunkCount = Int(FileTransfers.window) + 8
+        let path = folder.path + "/source.bin"
+        #expect(
+            FileManager.default.createFile(
+                atPath: path, contents: Data(count: chunkCount * Int(FileChunk.defaultChunkSize))))
+        final class ManualClock { var now = ContinuousClock.now }
+        let clock = ManualClock()
+        let host = RecordingTransferHost()
+        host.ownName = "alice"
+        host.presentMembers = ["bob", "carol"]
+        let transfers = RecordedTransfers(
+            host: host, inbox: try Inbox(path: folder.path + "/inbox"), maximumFileSize: nil, now: { clock.now })
+        transfers.send(path: path, to: nil)
+        guard case .fileOffer(let offer)? = host.controls.first?.0 else {
+            Issue.record("no offer")
+            return
+        }
+        for name in ["bob", "carol"] {
+            transfers.handleControl(
+                .fileReply(fileID: offer.fileID, accept: true, resumeFrom: 0, reason: ""), from: name,
+                isPrivate: true)
+        }
+        for _ in 0..<8 { host.record(transfers.transfers.pump()) }
+        #expect(host.frames.count == Int(FileTransfers.window))
+        // Carol has everything sent so far and waits; bob acknowledges nothing.
+        transfers.handleControl(
+            .fileProgress(fileID: offer.fileID, nextChunk: FileTransfers.window), from: "carol", isPrivate: true)
+        clock.now += FileTransfers.defaultStallTimeout + .seconds(1)
+        transfers.timerFired(.watchdog)
+        #expect(host.failures.count == 1 && host.failures.first?.hasPrefix("bob was too slow") == true)
+        let aborts = host.controls.compactMap { if case .fileAbort = $0.0 { $0.1 } else { nil } }
+        #expect(aborts == ["bob"])
+        // The window moved with bob gone: the rest goes to carol.
+        for _ in 0..<8 { host.record(transfers.transfers.pump()) }
+        #expect(host.frames.count == chunkCount)
+        _ = transfers.closeAll(.leaving)
+    }
 }

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import time
+from datetime import datetime
 
 from conftest import Client
 from test_cluster import cluster, joined_all, pytestmark, redis, texts_from  # noqa: F401 (fixtures, skip mark)
@@ -33,6 +34,11 @@ def subscriber_name(relay_log):
             incarnation = line.split("joined the cluster as relay ")[1].split(":")[0]
             return f"aeschat.e2e.{incarnation}"
     raise AssertionError(f"no incarnation in the relay's log: {relay_log.seen[-10:]}")
+
+
+def stamp(event):
+    """An event's `time` field in seconds."""
+    return datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
 
 
 def events_of(client):
@@ -123,6 +129,13 @@ def test_a_relay_cut_by_the_pubsub_output_limit_loses_its_members_and_the_transf
         sent = alice.events(event="file-sent", timeout=60)
         assert sent["to"] == ["bob"], sent
         assert not any(event.get("event") == "file" for event in events_of(carol)), "carol got the whole file"
+        # The window moved when carol and dave left: the rest (about 16 MiB) went to bob at once, not after the
+        # sender's 5-second watchdog round.
+        events = events_of(alice)
+        last_left = max(stamp(event) for event in events
+                        if event.get("event") == "left" and event.get("name") in ("carol", "dave"))
+        finished = stamp(next(event for event in events if event.get("event") == "file-sent"))
+        assert finished - last_left < 3.0, f"the transfer to bob paused {finished - last_left:.1f} s"
         # After the restart everyone is back in one room, and carol's line arrived once, through her new session:
         # never between her `left` and her new `joined`.
         for survivor in (alice, bob):

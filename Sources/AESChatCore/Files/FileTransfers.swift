@@ -604,8 +604,13 @@ public final class FileTransfers {
             actions.append(.sendFrameBytes(other))
             start += 255
         }
+        // A receiver that had acknowledged everything was waiting, not stalled: its stall clock starts now.
+        let sentAt = now()
+        for (name, progress) in transfer.receivers where progress.acknowledged == transfer.nextChunk {
+            transfer.receivers[name]?.lastProgress = sentAt
+        }
         transfer.nextChunk += 1
-        transfer.lastChunkSent = now()
+        transfer.lastChunkSent = sentAt
         transfer.shownStalled = false
         if let rate = showProgress(
             name: offer.name, peer: transfer.recipient ?? "the room", sending: true, bytes: offset + UInt64(length),
@@ -700,6 +705,10 @@ public final class FileTransfers {
             finishOutgoing(transfer, reason: nil)
         } else if transfer.phase == .finishing, transfer.results.count == transfer.receivers.count {
             reportResults(transfer)
+        } else if transfer.phase == .streaming {
+            // The receiver may have been the slowest: the window moves now, not at the watchdog's next round (a
+            // member gone with its relay would otherwise hold everyone else's transfer for seconds).
+            pumpChunks()
         }
     }
 
@@ -714,8 +723,12 @@ public final class FileTransfers {
         watchdogRunning = false
         let current = now()
         for transfer in outgoing where transfer.phase == .streaming {
-            for (name, progress) in transfer.receivers
-            where progress.acknowledged < transfer.nextChunk && current - progress.lastProgress > stallTimeout {
+            // Judged all at once, before any is dropped: a drop moves the window, and the chunks it lets out must
+            // not make a receiver that had everything look stalled.
+            let stalled = transfer.receivers.filter { _, progress in
+                progress.acknowledged < transfer.nextChunk && current - progress.lastProgress > stallTimeout
+            }
+            for name in stalled.keys.sorted() {
                 let seconds = stallTimeout.wholeSeconds
                 sendControl(
                     .fileAbort(
