@@ -428,29 +428,8 @@ final class InboxFolder {
     /// now allows go out at once to the others, not at the watchdog's next round seconds later.
     @Test func aReceiverHoldingTheWindowBackLeaves_theNextChunksGoOutAtOnce() throws {
         let folder = InboxFolder()
-        let chunkCount = Int(FileTransfers.window) + 8
-        let path = folder.path + "/source.bin"
-        #expect(
-            FileManager.default.createFile(
-                atPath: path, contents: Data(count: chunkCount * Int(FileChunk.defaultChunkSize))))
-        let host = RecordingTransferHost()
-        host.ownName = "alice"
-        host.presentMembers = ["bob", "carol"]
-        let transfers = RecordedTransfers(
-            host: host, inbox: try Inbox(path: folder.path + "/inbox"), maximumFileSize: nil)
-        transfers.send(path: path, to: nil)
-        guard case .fileOffer(let offer)? = host.controls.first?.0 else {
-            Issue.record("no offer")
-            return
-        }
-        for name in ["bob", "carol"] {
-            transfers.handleControl(
-                .fileReply(fileID: offer.fileID, accept: true, resumeFrom: 0, reason: ""), from: name,
-                isPrivate: true)
-        }
-        // The client pumps whenever its output drains: the window (carol acknowledged nothing) stops it.
-        for _ in 0..<8 { host.record(transfers.transfers.pump()) }
-        #expect(host.frames.count == Int(FileTransfers.window))
+        guard let (transfers, offer, chunkCount) = try alicesFileAtTheWindow(in: folder) else { return }
+        let host = transfers.host
         transfers.handleControl(
             .fileProgress(fileID: offer.fileID, nextChunk: FileTransfers.window), from: "bob", isPrivate: true)
         #expect(host.frames.count == Int(FileTransfers.window))
@@ -465,34 +444,17 @@ final class InboxFolder {
         #expect(host.frames.count == chunkCount)
         _ = transfers.closeAll(.leaving)
     }
+
     /// The slow receiver is dropped by the watchdog; the one that had acknowledged everything and was only waiting
     /// at the window is not, although the drop lets new chunks out at once (it used to be judged against them).
     @Test func theWatchdogDropsTheStalledReceiver_notTheOneWaitingAtTheWindow() throws {
-        let folder = InboxFolder()
-        let chunkCount = Int(FileTransfers.window) + 8
-        let path = folder.path + "/source.bin"
-        #expect(
-            FileManager.default.createFile(
-                atPath: path, contents: Data(count: chunkCount * Int(FileChunk.defaultChunkSize))))
         final class ManualClock { var now = ContinuousClock.now }
         let clock = ManualClock()
-        let host = RecordingTransferHost()
-        host.ownName = "alice"
-        host.presentMembers = ["bob", "carol"]
-        let transfers = RecordedTransfers(
-            host: host, inbox: try Inbox(path: folder.path + "/inbox"), maximumFileSize: nil, now: { clock.now })
-        transfers.send(path: path, to: nil)
-        guard case .fileOffer(let offer)? = host.controls.first?.0 else {
-            Issue.record("no offer")
+        let folder = InboxFolder()
+        guard let (transfers, offer, chunkCount) = try alicesFileAtTheWindow(in: folder, now: { clock.now }) else {
             return
         }
-        for name in ["bob", "carol"] {
-            transfers.handleControl(
-                .fileReply(fileID: offer.fileID, accept: true, resumeFrom: 0, reason: ""), from: name,
-                isPrivate: true)
-        }
-        for _ in 0..<8 { host.record(transfers.transfers.pump()) }
-        #expect(host.frames.count == Int(FileTransfers.window))
+        let host = transfers.host
         // Carol has everything sent so far and waits; bob acknowledges nothing.
         transfers.handleControl(
             .fileProgress(fileID: offer.fileID, nextChunk: FileTransfers.window), from: "carol", isPrivate: true)
@@ -505,5 +467,36 @@ final class InboxFolder {
         for _ in 0..<8 { host.record(transfers.transfers.pump()) }
         #expect(host.frames.count == chunkCount)
         _ = transfers.closeAll(.leaving)
+    }
+
+    /// Alice sends a file of the window + 8 chunks to the room; bob and carol accept, and the chunks go out until the
+    /// window (nothing acknowledged yet) stops them. Nil, with the issue recorded, if no offer was made.
+    private func alicesFileAtTheWindow(
+        in folder: InboxFolder, now: @escaping () -> ContinuousClock.Instant = { .now }
+    ) throws -> (RecordedTransfers, FileOffer, Int)? {
+        let chunkCount = Int(FileTransfers.window) + 8
+        let path = folder.path + "/source.bin"
+        #expect(
+            FileManager.default.createFile(
+                atPath: path, contents: Data(count: chunkCount * Int(FileChunk.defaultChunkSize))))
+        let host = RecordingTransferHost()
+        host.ownName = "alice"
+        host.presentMembers = ["bob", "carol"]
+        let transfers = RecordedTransfers(
+            host: host, inbox: try Inbox(path: folder.path + "/inbox"), maximumFileSize: nil, now: now)
+        transfers.send(path: path, to: nil)
+        guard case .fileOffer(let offer)? = host.controls.first?.0 else {
+            Issue.record("no offer")
+            return nil
+        }
+        for name in ["bob", "carol"] {
+            transfers.handleControl(
+                .fileReply(fileID: offer.fileID, accept: true, resumeFrom: 0, reason: ""), from: name,
+                isPrivate: true)
+        }
+        // The client pumps whenever its output drains: the window stops it.
+        for _ in 0..<8 { host.record(transfers.transfers.pump()) }
+        #expect(host.frames.count == Int(FileTransfers.window))
+        return (transfers, offer, chunkCount)
     }
 }
