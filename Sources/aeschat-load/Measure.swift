@@ -2,6 +2,22 @@
     import Glibc
 #endif
 
+/// Why an in-process measurement (`room-keys`, `member-cost`) stopped: options it cannot run with (a usage error, exit
+/// status 64), or a run that came out unsound (exit status 1, as for a failed `run`).
+enum CostError: Error, CustomStringConvertible {
+    /// The options ask for something the measurement cannot do, such as a room of fewer than 3 members.
+    case usage(String)
+    /// The members disagreed, were warned, or did not read every message: the code measured, not the input, is at
+    /// fault, and the figures would mean nothing.
+    case unsound(String)
+
+    var description: String {
+        switch self {
+        case .usage(let text), .unsound(let text): text
+        }
+    }
+}
+
 /// Clocks, process statistics and limits the load tool reads.
 enum Measure {
     /// Nanoseconds on the monotonic clock, comparable between processes of this machine.

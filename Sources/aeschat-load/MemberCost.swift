@@ -77,7 +77,7 @@ enum MemberCost {
             deliver(fromAlice, to: bob, atBob, limit: perBatch)
             receiveTimes.append(Double(Measure.nanoseconds() - start) / 1e3 / Double(perBatch))
             guard atBob.shown - before == perBatch else {
-                throw LoadError.usage("member-cost: only \(atBob.shown - before) of \(perBatch) messages opened")
+                throw CostError.unsound("member-cost: only \(atBob.shown - before) of \(perBatch) messages opened")
             }
             let verifyStart = Measure.nanoseconds()
             var valid = 0

@@ -54,6 +54,9 @@ enum RoomKeysCost {
         var bytes = 0
         var groupReceiveNanoseconds: UInt64 = 0
         var groupReceptions = 0
+        /// Set, the next group delivery is lost instead of queued (a relay fault, for the test that the run's checks
+        /// catch it).
+        var losesNextGroupDelivery = false
         /// Warnings the members were shown (a tampered, missing or replayed message, …): none in a sound room.
         var warnings = 0
         var firstWarning: String?
@@ -88,6 +91,10 @@ enum RoomKeysCost {
         }
 
         private func deliver(_ delivery: Delivery) {
+            if losesNextGroupDelivery && !delivery.isDirect {
+                losesNextGroupDelivery = false
+                return
+            }
             // deliver frame: length u32, type u8, from str8, flags u8, payload.
             frames += 1
             bytes += 4 + 1 + 1 + delivery.from.utf8.count + 1 + delivery.payload.count
@@ -208,7 +215,7 @@ enum RoomKeysCost {
 
         func checkNoWarnings(during phase: String) throws {
             guard let firstWarning else { return }
-            throw LoadError.usage("room-keys: \(warnings) warnings during \(phase); the first: \(firstWarning)")
+            throw CostError.unsound("room-keys: \(warnings) warnings during \(phase); the first: \(firstWarning)")
         }
 
         var totalCPU: UInt64 { members.values.reduce(0) { $0 + $1.cpuNanoseconds } }
@@ -228,11 +235,15 @@ enum RoomKeysCost {
     ///   - count: the members, the newcomer included.
     ///   - threads: threads that build the room (at least 1); the measured phases run on the calling thread.
     ///   - progress: told how far the build is, for long builds.
+    ///   - losingOneDelivery: the in-memory relay loses the first group message after the leave, so that the run must
+    ///     fail (`AESCHAT_LOAD_LOSE_DELIVERY=1`, for the test of the tool's checks and exit status).
+    /// - Throws: ``CostError/usage(_:)`` for fewer than 3 members or no thread; ``CostError/unsound(_:)`` if the
+    ///   members' room codes differ, a member was warned, or a message was not read.
     static func measure(
-        members count: Int, threads: Int, progress: (String) -> Void = { _ in }
+        members count: Int, threads: Int, losingOneDelivery: Bool = false, progress: (String) -> Void = { _ in }
     ) throws -> [(String, String)] {
-        guard count >= 3 else { throw LoadError.usage("room-keys: --members must be at least 3") }
-        guard threads >= 1 else { throw LoadError.usage("room-keys: --threads must be at least 1") }
+        guard count >= 3 else { throw CostError.usage("room-keys: --members must be at least 3") }
+        guard threads >= 1 else { throw CostError.usage("room-keys: --threads must be at least 1") }
         let senders = min(10, count - 1)
         let room = Room()
         let buildStart = Measure.nanoseconds()
@@ -245,7 +256,7 @@ enum RoomKeysCost {
                 progress("room-keys: \(index + 1) of \(count - 1) members in the room (\(fixed(seconds, 0)) s)")
             }
         }
-        guard room.consistent else { throw LoadError.usage("room-keys: the room codes differ after the build") }
+        guard room.consistent else { throw CostError.unsound("room-keys: the room codes differ after the build") }
         try room.checkNoWarnings(during: "the build")
         let buildSeconds = Double(Measure.nanoseconds() - buildStart) / 1e9
         let buildCPUSeconds = Measure.ownCPUSeconds() - buildCPUStart
@@ -253,7 +264,7 @@ enum RoomKeysCost {
 
         room.resetCounters()
         let newcomer = try room.join("newcomer")
-        guard room.consistent else { throw LoadError.usage("room-keys: the room codes differ after the join") }
+        guard room.consistent else { throw CostError.unsound("room-keys: the room codes differ after the join") }
         try room.checkNoWarnings(during: "the join")
         let joinNewcomer = Double(newcomer.cpuNanoseconds) / 1e6
         let joinRoom = Double(room.totalCPU) / 1e6
@@ -261,6 +272,7 @@ enum RoomKeysCost {
 
         room.resetCounters()
         room.leave("m0")
+        room.losesNextGroupDelivery = losingOneDelivery
         let text = String(repeating: "x", count: 100)
         let active = Array(room.order.suffix(senders))
         for (number, name) in active.enumerated() {
@@ -271,8 +283,8 @@ enum RoomKeysCost {
         room.drain()
         let read = room.members.values.reduce(0) { $0 + $1.messagesRead } - readBefore
         let expected = senders * (room.order.count - 1)
-        guard read == expected else { throw LoadError.usage("room-keys: \(read) of \(expected) messages read") }
-        guard room.consistent else { throw LoadError.usage("room-keys: the room codes differ after the leave") }
+        guard read == expected else { throw CostError.unsound("room-keys: \(read) of \(expected) messages read") }
+        guard room.consistent else { throw CostError.unsound("room-keys: the room codes differ after the leave") }
         try room.checkNoWarnings(during: "the leave and the messages")
         return [
             ("workload", "\"room-keys\""), ("members", "\(count)"), ("senders", "\(senders)"),

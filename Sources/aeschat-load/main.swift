@@ -41,12 +41,23 @@ let usage = """
       min(10, N - 1) senders, CPU per received group message (N at least 3). Building the room first, untimed, costs
       N^2 signature checks and key agreements (about 20 CPU-minutes at N = 1000); it runs on T threads (default: the
       number of cores), the measured phases on one. Over 300 members, the build's progress goes to standard error.
+    Exit status: 0 done; 1 the run failed (run: a phase gave up, a connection failed, or a delivery was lost,
+    reordered or duplicated, the JSON object says which; member-cost and room-keys: a message not read, a member
+    warned or the room codes differing, one line on standard error); 64 a usage error (an unknown mode or option, a
+    value out of range), with the reason on standard error.
     """
 
+/// A usage error (options the tool cannot run with): the reason on standard error, exit status 64.
 func fail(_ message: String) -> Never {
     var line = "aeschat-load: \(message)\n"
     line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
     exit(64)
+}
+
+/// A run that failed (not the options): one line on standard error, exit status 1, as for a failed `run`.
+func failRun(_ message: String) -> Never {
+    note(message)
+    exit(1)
 }
 
 func note(_ message: String) {
@@ -87,11 +98,17 @@ if mode == "room-keys" {
     let members = integer("members", 100)
     let threads = integer("threads", max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     guard values.isEmpty else { fail("unknown option --\(values.keys.sorted()[0])\n\(usage)") }
+    let losingOneDelivery = getenv("AESCHAT_LOAD_LOSE_DELIVERY").map { String(cString: $0) } == "1"
     do {
-        print(json(try RoomKeysCost.measure(members: members, threads: threads, progress: note)))
+        print(
+            json(
+                try RoomKeysCost.measure(
+                    members: members, threads: threads, losingOneDelivery: losingOneDelivery, progress: note)))
         exit(0)
+    } catch CostError.usage(let message) {
+        fail(message)
     } catch {
-        fail("\(error)")
+        failRun("\(error)")
     }
 }
 
@@ -109,8 +126,10 @@ if mode == "member-cost" {
                 ("messages_per_second", fixed(1e6 / result.microsecondsPerMessage, 0)),
             ]))
         exit(0)
+    } catch CostError.usage(let message) {
+        fail(message)
     } catch {
-        fail("\(error)")
+        failRun("\(error)")
     }
 }
 

@@ -469,12 +469,43 @@ final class InboxFolder {
         _ = transfers.closeAll(.leaving)
     }
 
-    /// Alice sends a file of the window + 8 chunks to the room; bob and carol accept, and the chunks go out until the
-    /// window (nothing acknowledged yet) stops them. Nil, with the issue recorded, if no offer was made.
+    /// A receiver that had acknowledged everything sent and waited at the window is not stalled while it waits: its
+    /// stall clock starts when the next chunk goes out (here, when the watchdog drops the receiver that held the
+    /// window back), not at its last acknowledgement; and from then on it runs.
+    @Test func aReceiverWaitingAtTheWindow_startsItsStallClockWhenTheNextChunkGoesOut() throws {
+        final class ManualClock { var now = ContinuousClock.now }
+        let clock = ManualClock()
+        let folder = InboxFolder()
+        // Two windows and more: after bob's drop, carol's window stops the transfer while it is still streaming.
+        guard
+            let (transfers, offer, _) = try alicesFileAtTheWindow(
+                in: folder, chunkCount: 2 * Int(FileTransfers.window) + 8, now: { clock.now })
+        else { return }
+        let host = transfers.host
+        transfers.handleControl(
+            .fileProgress(fileID: offer.fileID, nextChunk: FileTransfers.window), from: "carol", isPrivate: true)
+        clock.now += FileTransfers.defaultStallTimeout + .seconds(1)
+        transfers.timerFired(.watchdog)
+        for _ in 0..<8 { host.record(transfers.transfers.pump()) }
+        #expect(host.frames.count == 2 * Int(FileTransfers.window))
+        // Well within the stall timeout of the chunks carol now lacks, though long past her acknowledgement.
+        clock.now += .seconds(5)
+        transfers.timerFired(.watchdog)
+        #expect(host.failures.count == 1, "carol was dropped: \(host.failures)")
+        // Acknowledging nothing of them for longer than the timeout, she is.
+        clock.now += FileTransfers.defaultStallTimeout
+        transfers.timerFired(.watchdog)
+        #expect(host.failures.count == 2 && host.failures.last?.hasPrefix("carol was too slow") == true)
+        _ = transfers.closeAll(.leaving)
+    }
+
+    /// Alice sends a file of `chunkCount` chunks (default: the window + 8) to the room; bob and carol accept, and the
+    /// chunks go out until the window (nothing acknowledged yet) stops them. Nil, with the issue recorded, if no offer
+    /// was made.
     private func alicesFileAtTheWindow(
-        in folder: InboxFolder, now: @escaping () -> ContinuousClock.Instant = { .now }
+        in folder: InboxFolder, chunkCount: Int = Int(FileTransfers.window) + 8,
+        now: @escaping () -> ContinuousClock.Instant = { .now }
     ) throws -> (RecordedTransfers, FileOffer, Int)? {
-        let chunkCount = Int(FileTransfers.window) + 8
         let path = folder.path + "/source.bin"
         #expect(
             FileManager.default.createFile(

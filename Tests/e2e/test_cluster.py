@@ -51,25 +51,12 @@ class RedisServer:
     def command(self, *words):
         """One command in RESP over a fresh connection; returns the first line of the reply."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
-            sock.sendall(self.encode(words))
-            reply = b""
-            while b"\r\n" not in reply:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                reply += chunk
-        return reply.split(b"\r\n")[0].decode()
+            return self.ask(sock, words).split(b"\r\n")[0].decode()
 
     def text(self, *words):
         """One command whose reply is a bulk string (INFO, CLIENT LIST); returns that text."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
-            sock.sendall(self.encode(words))
-            reply = b""
-            while b"\r\n" not in reply:
-                chunk = sock.recv(65536)
-                assert chunk, f"Redis closed the connection before replying to {words}"
-                reply += chunk
-            header, _, body = reply.partition(b"\r\n")
+            header, _, body = self.ask(sock, words).partition(b"\r\n")
             assert header.startswith(b"$"), f"not a bulk string reply to {words}: {header!r}"
             length = int(header[1:])
             while len(body) < length + 2:
@@ -77,6 +64,17 @@ class RedisServer:
                 assert chunk, f"Redis closed the connection in its reply to {words}"
                 body += chunk
         return body[:length].decode()
+
+    def ask(self, sock, words):
+        """Sends one command in RESP on `sock` and reads until the reply's first line has arrived; returns what
+        arrived."""
+        sock.sendall(self.encode(words))
+        reply = b""
+        while b"\r\n" not in reply:
+            chunk = sock.recv(65536)
+            assert chunk, f"Redis closed the connection before replying to {words}"
+            reply += chunk
+        return reply
 
     @staticmethod
     def encode(words):
@@ -128,6 +126,28 @@ def cluster(redis):
             # A relay stopped by SIGSTOP must be continued to take SIGTERM.
             os.kill(relay.process.pid, signal.SIGCONT)
         relay.stop()
+
+
+@pytest.fixture
+def cluster_members(tmp_path, mode_key, cluster):
+    """Starts one client per (name, relay) pair, each with its own inbox, in the test's key mode, and waits until each
+    is ready and every one has all the others in its room; returns them in the pairs' order. Every client started is
+    killed at the end of the test (before the relays stop)."""
+    started = []
+
+    def start(placements):
+        clients = []
+        for name, relay in placements:
+            client = Client(name, relay.port, mode_key, tmp_path / f"inbox-{name}")
+            started.append(client)
+            clients.append(client)
+            client.ready(timeout=30)
+        joined_all(clients)
+        return clients
+
+    yield start
+    for client in started:
+        client.kill()
 
 
 def joined_all(clients, timeout=30):
@@ -183,207 +203,170 @@ def assert_once_in_order(texts, prefix):
     assert numbered == sorted(set(numbered)), f"duplicated or out of order: {numbered}"
 
 
-def test_three_relays_chat_private_lines_and_a_file_across_relays(tmp_path, mode_key, cluster):
+def test_three_relays_chat_private_lines_and_a_file_across_relays(tmp_path, mode_key, cluster, cluster_members):
     one, two, three = cluster(3)
-    clients = []
-    try:
-        for name, relay in [("alice", one), ("bob", two), ("carol", three)]:
-            client = Client(name, relay.port, mode_key, tmp_path / f"inbox-{name}")
-            clients.append(client)
-            client.ready(timeout=30)
-        alice, bob, carol = clients
-        joined_all(clients)
-        for number in range(5):
-            for client in clients:
-                client.say(f"{client.name} {number}")
-        for receiver in clients:
-            for sender in clients:
-                if sender is not receiver:
-                    texts = wait_for_texts(receiver, sender.name, [f"{sender.name} {n}" for n in range(5)])
-                    assert texts == [f"{sender.name} {n}" for n in range(5)], texts
-        # `/msg` from a member on one relay to a member on another: only the recipient gets it (automatic keys
-        # only: with a shared room key `/msg` is refused at the client).
-        private = mode_key is None
-        if private:
-            alice.say("/msg carol only for carol")
-            carol_got = carol.events(event="message", text="only for carol", timeout=30)
-            assert carol_got["private"] is True and carol_got["from"] == "alice"
-            bob.say("/msg alice only for alice")
-            assert alice.events(event="message", text="only for alice", timeout=30)["private"] is True
-        # A file to the room reaches the members on the two other relays, byte for byte.
-        source = make_file(tmp_path / "across.bin", 3 * 1024 * 1024 + 17, seed=16)
-        alice.say(f"/send {source}")
-        for receiver in (bob, carol):
-            received = receiver.events(event="file", timeout=180)
-            assert received["sha256"] == sha256_of(source)
-            assert hashlib.sha256(open(received["path"], "rb").read()).hexdigest() == sha256_of(source)
-        assert sorted(alice.events(event="file-sent", timeout=60)["to"]) == ["bob", "carol"]
-        # A line after the file: bob never saw carol's private line.
-        alice.say("after the file")
-        bob.events(event="message", text="after the file", timeout=30)
-        assert not any("only for carol" in line for line in bob.out.seen)
-        assert not any("only for alice" in line for line in carol.out.seen)
-    finally:
+    clients = cluster_members([("alice", one), ("bob", two), ("carol", three)])
+    alice, bob, carol = clients
+    for number in range(5):
         for client in clients:
-            client.kill()
+            client.say(f"{client.name} {number}")
+    for receiver in clients:
+        for sender in clients:
+            if sender is not receiver:
+                texts = wait_for_texts(receiver, sender.name, [f"{sender.name} {n}" for n in range(5)])
+                assert texts == [f"{sender.name} {n}" for n in range(5)], texts
+    # `/msg` from a member on one relay to a member on another: only the recipient gets it (automatic keys
+    # only: with a shared room key `/msg` is refused at the client).
+    private = mode_key is None
+    if private:
+        alice.say("/msg carol only for carol")
+        carol_got = carol.events(event="message", text="only for carol", timeout=30)
+        assert carol_got["private"] is True and carol_got["from"] == "alice"
+        bob.say("/msg alice only for alice")
+        assert alice.events(event="message", text="only for alice", timeout=30)["private"] is True
+    # A file to the room reaches the members on the two other relays, byte for byte.
+    source = make_file(tmp_path / "across.bin", 3 * 1024 * 1024 + 17, seed=16)
+    alice.say(f"/send {source}")
+    for receiver in (bob, carol):
+        received = receiver.events(event="file", timeout=180)
+        assert received["sha256"] == sha256_of(source)
+        assert hashlib.sha256(open(received["path"], "rb").read()).hexdigest() == sha256_of(source)
+    assert sorted(alice.events(event="file-sent", timeout=60)["to"]) == ["bob", "carol"]
+    # A line after the file: bob never saw carol's private line.
+    alice.say("after the file")
+    bob.events(event="message", text="after the file", timeout=30)
+    assert not any("only for carol" in line for line in bob.out.seen)
+    assert not any("only for alice" in line for line in carol.out.seen)
 
 
-def test_a_relay_killed_loses_its_members_within_2_s_and_they_come_back_when_it_restarts(tmp_path, mode_key, cluster):
+def test_a_relay_killed_loses_its_members_within_2_s_and_they_come_back_when_it_restarts(cluster, cluster_members):
     one, two, three = cluster(3)
-    clients = []
-    try:
-        for name, relay in [("alice", one), ("bob", two), ("dave", two), ("carol", three)]:
-            client = Client(name, relay.port, mode_key, tmp_path / f"inbox-{name}")
-            clients.append(client)
-            client.ready(timeout=30)
-        alice, bob, dave, carol = clients
-        joined_all(clients)
-        for number in range(5):
-            alice.say(f"a{number}")
-            bob.say(f"b{number}")
-        wait_for_texts(carol, "bob", [f"b{n}" for n in range(5)])
-        wait_for_texts(bob, "alice", [f"a{n}" for n in range(5)])
-        killed = time.monotonic()
-        os.kill(two.process.pid, signal.SIGKILL)
-        two.process.wait(timeout=10)
-        for survivor in (alice, carol):
-            for name in ("bob", "dave"):
-                survivor.events(event="left", name=name, timeout=10)
-                took = survivor.out.last_arrival - killed
-                assert took < 2.0, f"{survivor.name} saw {name} left after {took:.2f} s"
-        # The surviving relays log the reaping, with counts.
-        reaped = [line for relay in (one, three) for line in relay.log.seen if "reaped relay" in line]
-        deadline = time.monotonic() + 5
-        while not reaped and time.monotonic() < deadline:
-            for relay in (one, three):
-                line = relay.log.next(0.1)
-                if line and "reaped relay" in line:
-                    reaped.append(line)
-        assert reaped and "members left" in reaped[0], reaped
-        # Lines typed during the outage are sent once the client is back.
-        for number in range(5, 8):
-            bob.say(f"b{number}")
-        restarted = cluster(1, port=two.port, key_file=two.key_file)[0]
-        for client in (bob, dave):
-            client.events(event="reconnected", timeout=90)
-        for survivor in (alice, carol):
-            survivor.events(event="joined", name="bob", timeout=30)
-        joined_all(clients)
-        for number in range(5, 10):
-            alice.say(f"a{number}")
-        for number in range(8, 10):
-            bob.say(f"b{number}")
-        for receiver in (alice, carol, dave):
-            texts = wait_for_texts(receiver, "bob", [f"b{n}" for n in range(10)])
-            assert texts == [f"b{n}" for n in range(10)], f"{receiver.name}: {texts}"
-        texts = wait_for_texts(bob, "alice", [f"a{n}" for n in range(5)] + [f"a{n}" for n in range(5, 10)])
-        assert_once_in_order(texts, "a")
-        assert restarted.process.poll() is None
-    finally:
-        for client in clients:
-            client.kill()
+    clients = cluster_members([("alice", one), ("bob", two), ("dave", two), ("carol", three)])
+    alice, bob, dave, carol = clients
+    for number in range(5):
+        alice.say(f"a{number}")
+        bob.say(f"b{number}")
+    wait_for_texts(carol, "bob", [f"b{n}" for n in range(5)])
+    wait_for_texts(bob, "alice", [f"a{n}" for n in range(5)])
+    killed = time.monotonic()
+    os.kill(two.process.pid, signal.SIGKILL)
+    two.process.wait(timeout=10)
+    for survivor in (alice, carol):
+        for name in ("bob", "dave"):
+            survivor.events(event="left", name=name, timeout=10)
+            took = survivor.out.last_arrival - killed
+            assert took < 2.0, f"{survivor.name} saw {name} left after {took:.2f} s"
+    # The surviving relays log the reaping, with counts.
+    reaped = [line for relay in (one, three) for line in relay.log.seen if "reaped relay" in line]
+    deadline = time.monotonic() + 5
+    while not reaped and time.monotonic() < deadline:
+        for relay in (one, three):
+            line = relay.log.next(0.1)
+            if line and "reaped relay" in line:
+                reaped.append(line)
+    assert reaped and "members left" in reaped[0], reaped
+    # Lines typed during the outage are sent once the client is back.
+    for number in range(5, 8):
+        bob.say(f"b{number}")
+    restarted = cluster(1, port=two.port, key_file=two.key_file)[0]
+    for client in (bob, dave):
+        client.events(event="reconnected", timeout=90)
+    for survivor in (alice, carol):
+        survivor.events(event="joined", name="bob", timeout=30)
+    joined_all(clients)
+    for number in range(5, 10):
+        alice.say(f"a{number}")
+    for number in range(8, 10):
+        bob.say(f"b{number}")
+    for receiver in (alice, carol, dave):
+        texts = wait_for_texts(receiver, "bob", [f"b{n}" for n in range(10)])
+        assert texts == [f"b{n}" for n in range(10)], f"{receiver.name}: {texts}"
+    texts = wait_for_texts(bob, "alice", [f"a{n}" for n in range(5)] + [f"a{n}" for n in range(5, 10)])
+    assert_once_in_order(texts, "a")
+    assert restarted.process.poll() is None
 
 
-def test_a_stopped_relay_is_declared_dead_and_ends_its_incarnation_when_continued(tmp_path, mode_key, cluster):
+def test_a_stopped_relay_is_declared_dead_and_ends_its_incarnation_when_continued(cluster, cluster_members):
     one, two, three = cluster(3, extra=["--cluster-dead-after", "2"])
-    clients = []
-    try:
-        for name, relay in [("alice", one), ("bob", two), ("carol", three)]:
-            client = Client(name, relay.port, mode_key, tmp_path / f"inbox-{name}")
-            clients.append(client)
-            client.ready(timeout=30)
-        alice, bob, carol = clients
-        joined_all(clients)
-        bob.say("before the stop")
-        for receiver in (alice, carol):
-            receiver.events(event="message", text="before the stop", timeout=30)
-        stopped = time.monotonic()
-        os.kill(two.process.pid, signal.SIGSTOP)
-        # The stopped relay's socket takes this line while it sleeps; it must not reach anyone from that incarnation.
-        bob.say("while stopped")
-        for survivor in (alice, carol):
-            survivor.events(event="left", name="bob", timeout=15)
-            took = survivor.out.last_arrival - stopped
-            # 2 s of silence by Redis's clock, noticed at the next heartbeat tick (1 s) of either survivor.
-            assert took < 2 + 1.5 + 1.5, f"{survivor.name} saw bob left after {took:.2f} s"
-        time.sleep(1)
-        os.kill(two.process.pid, signal.SIGCONT)
-        two.log.wait_for(lambda line: "lost contact with the cluster" in line, timeout=15,
-                         what="the continued relay to end its incarnation")
-        bob.events(event="reconnected", timeout=60)
-        for survivor in (alice, carol):
-            survivor.events(event="joined", name="bob", timeout=30)
-        bob.say("after the restart")
-        for survivor in (alice, carol):
-            survivor.events(event="message", text="after the restart", timeout=30)
-            events = [json.loads(line) for line in survivor.out.seen if line.startswith("{")]
-            rejoined = max(i for i, event in enumerate(events)
-                           if event.get("event") == "joined" and event.get("name") == "bob")
-            left = max(i for i, event in enumerate(events)
-                       if event.get("event") == "left" and event.get("name") == "bob")
-            stopped_lines = [i for i, event in enumerate(events)
-                             if event.get("event") == "message" and event.get("text") == "while stopped"]
-            # The line reached the others at most once, and only through bob's new session (resent by the client):
-            # never between bob's `left` and his new `joined`.
-            assert len(stopped_lines) <= 1, stopped_lines
-            assert all(not left < i < rejoined for i in stopped_lines), (left, stopped_lines, rejoined)
-            assert texts_from(survivor, "bob").count("before the stop") == 1
-        assert two.process.poll() is None
-    finally:
-        for client in clients:
-            client.kill()
+    clients = cluster_members([("alice", one), ("bob", two), ("carol", three)])
+    alice, bob, carol = clients
+    bob.say("before the stop")
+    for receiver in (alice, carol):
+        receiver.events(event="message", text="before the stop", timeout=30)
+    stopped = time.monotonic()
+    os.kill(two.process.pid, signal.SIGSTOP)
+    # The stopped relay's socket takes this line while it sleeps; it must not reach anyone from that incarnation.
+    bob.say("while stopped")
+    for survivor in (alice, carol):
+        survivor.events(event="left", name="bob", timeout=15)
+        took = survivor.out.last_arrival - stopped
+        # 2 s of silence by Redis's clock, noticed at the next heartbeat tick (1 s) of either survivor.
+        assert took < 2 + 1.5 + 1.5, f"{survivor.name} saw bob left after {took:.2f} s"
+    time.sleep(1)
+    os.kill(two.process.pid, signal.SIGCONT)
+    two.log.wait_for(lambda line: "lost contact with the cluster" in line, timeout=15,
+                     what="the continued relay to end its incarnation")
+    bob.events(event="reconnected", timeout=60)
+    for survivor in (alice, carol):
+        survivor.events(event="joined", name="bob", timeout=30)
+    bob.say("after the restart")
+    for survivor in (alice, carol):
+        survivor.events(event="message", text="after the restart", timeout=30)
+        events = [json.loads(line) for line in survivor.out.seen if line.startswith("{")]
+        rejoined = max(i for i, event in enumerate(events)
+                       if event.get("event") == "joined" and event.get("name") == "bob")
+        left = max(i for i, event in enumerate(events)
+                   if event.get("event") == "left" and event.get("name") == "bob")
+        stopped_lines = [i for i, event in enumerate(events)
+                         if event.get("event") == "message" and event.get("text") == "while stopped"]
+        # The line reached the others at most once, and only through bob's new session (resent by the client):
+        # never between bob's `left` and his new `joined`.
+        assert len(stopped_lines) <= 1, stopped_lines
+        assert all(not left < i < rejoined for i in stopped_lines), (left, stopped_lines, rejoined)
+        assert texts_from(survivor, "bob").count("before the stop") == 1
+    assert two.process.poll() is None
 
 
-def test_redis_killed_and_restarted_brings_everyone_back_without_duplicates(tmp_path, mode_key, redis, cluster):
+def test_redis_killed_and_restarted_brings_everyone_back_without_duplicates(redis, cluster, cluster_members):
     relays = cluster(3)
-    clients = []
-    names = ["alice", "bob", "carol"]
-    try:
-        for name, relay in zip(names, relays):
-            client = Client(name, relay.port, mode_key, tmp_path / f"inbox-{name}")
-            clients.append(client)
-            client.ready(timeout=30)
-        joined_all(clients)
-        for number in range(3):
-            for client in clients:
-                client.say(f"{client.name[0]}{number}")
-        for receiver in clients:
-            for sender in clients:
-                if sender is not receiver:
-                    wait_for_texts(receiver, sender.name, [f"{sender.name[0]}{n}" for n in range(3)])
-        redis.stop()
-        for relay in relays:
-            relay.log.wait_for(lambda line: "lost contact with the cluster" in line, timeout=15,
-                               what="the relay to notice Redis gone")
-        # Typed while Redis is down: the clients send them once they are back.
+    clients = cluster_members(zip(["alice", "bob", "carol"], relays))
+    for number in range(3):
         for client in clients:
-            client.say(f"{client.name[0]}3")
-        time.sleep(1)
-        redis.start()
-        for relay in relays:
-            relay.log.wait_for(lambda line: "joined the cluster" in line, timeout=30,
-                               what="the relay to join the restarted cluster")
+            client.say(f"{client.name[0]}{number}")
+    for receiver in clients:
+        for sender in clients:
+            if sender is not receiver:
+                wait_for_texts(receiver, sender.name, [f"{sender.name[0]}{n}" for n in range(3)])
+    redis.stop()
+    for relay in relays:
+        relay.log.wait_for(lambda line: "lost contact with the cluster" in line, timeout=15,
+                           what="the relay to notice Redis gone")
+    # Typed while Redis is down: the clients send them once they are back.
+    for client in clients:
+        client.say(f"{client.name[0]}3")
+    time.sleep(1)
+    redis.start()
+    for relay in relays:
+        relay.log.wait_for(lambda line: "joined the cluster" in line, timeout=30,
+                           what="the relay to join the restarted cluster")
+    for client in clients:
+        client.events(event="reconnected", timeout=90)
+    joined_all(clients, timeout=60)
+    for number in range(4, 6):
         for client in clients:
-            client.events(event="reconnected", timeout=90)
-        joined_all(clients, timeout=60)
-        for number in range(4, 6):
-            for client in clients:
-                client.say(f"{client.name[0]}{number}")
-        for receiver in clients:
-            for sender in clients:
-                if sender is not receiver:
-                    prefix = sender.name[0]
-                    texts = wait_for_texts(receiver, sender.name, [f"{prefix}{n}" for n in (0, 1, 2, 4, 5)])
-                    assert_once_in_order(texts, prefix)
-                    assert texts.count(f"{prefix}3") <= 1
-        # The lines typed during the outage are resent: each reaches the others once the sender is back.
-        for receiver in clients:
-            for sender in clients:
-                if sender is not receiver:
-                    wait_for_texts(receiver, sender.name, [f"{sender.name[0]}3"], timeout=30)
-    finally:
-        for client in clients:
-            client.kill()
+            client.say(f"{client.name[0]}{number}")
+    for receiver in clients:
+        for sender in clients:
+            if sender is not receiver:
+                prefix = sender.name[0]
+                texts = wait_for_texts(receiver, sender.name, [f"{prefix}{n}" for n in (0, 1, 2, 4, 5)])
+                assert_once_in_order(texts, prefix)
+                assert texts.count(f"{prefix}3") <= 1
+    # The lines typed during the outage are resent: each reaches the others once the sender is back.
+    for receiver in clients:
+        for sender in clients:
+            if sender is not receiver:
+                wait_for_texts(receiver, sender.name, [f"{sender.name[0]}3"], timeout=30)
 
 
 def test_members_on_two_relays_chat_in_one_room(tmp_path, mode_key, cluster):

@@ -5,6 +5,7 @@ is shown a warning (the tool exits non-zero otherwise: a build that lost a deliv
 message behind, and the leave's chain over it is reported missing); lazy rotation sends a chain only from each
 sender: 2 s (N - 2) frames."""
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -45,3 +46,20 @@ def test_no_build_threads_is_refused_with_one_line():
     assert run.returncode == 64
     assert run.stderr.strip() == "aeschat-load: room-keys: --threads must be at least 1"
     assert run.stdout == ""
+
+
+def test_a_lost_delivery_fails_the_run_with_status_1_and_one_line():
+    # The in-memory relay loses the first room message after the leave (AESCHAT_LOAD_LOSE_DELIVERY=1): a runtime
+    # failure, not a usage error, so the status is run's 1 and not the usage 64.
+    run = subprocess.run([load_binary(), "room-keys", "--members", "5", "--threads", "1"], capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "AESCHAT_LOAD_LOSE_DELIVERY": "1"})
+    assert run.returncode == 1, f"exit {run.returncode}: {run.stderr}"
+    assert run.stderr.count("\n") == 1 and run.stderr.startswith("aeschat-load: room-keys: "), run.stderr
+    assert "of 12 messages read" in run.stderr, run.stderr
+    assert run.stdout == ""
+
+
+def test_too_few_members_is_a_usage_error():
+    run = room_keys("--members", "2")
+    assert run.returncode == 64
+    assert run.stderr.strip() == "aeschat-load: room-keys: --members must be at least 3"

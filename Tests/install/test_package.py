@@ -43,6 +43,10 @@ def test_the_debian_package_unpacks_into_a_working_aeschat(release_binary, tmp_p
     assert fields["Description"].startswith("end-to-end encrypted command-line group chat")
     depends = [entry.strip().split(" ")[0] for entry in fields["Depends"].split(",")]
     assert "libgcrypt20" in depends and "libc6" in depends
+    assert any(name.startswith("libhiredis") for name in depends), depends
+    # The README says what the package depends on: every package it lists, by name.
+    readme = (ROOT / "README.md").read_text()
+    assert all(f"`{name}`" in readme for name in depends), (depends, "README.md, 'build a Debian package'")
     # The Swift runtime is inside the binary: nothing depends on a Swift package.
     assert not any("swift" in name for name in depends)
     assert int(fields["Installed-Size"]) > 0

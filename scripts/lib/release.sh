@@ -3,9 +3,9 @@
 #
 #   release_build            the release binary in .build (the one scripts/bench builds too), for scripts/aeschat
 #   release_build static     the same with the Swift runtime linked in (--static-swift-stdlib), so that it needs
-#                            only the C libraries and libgcrypt: what scripts/install and scripts/package ship. It
-#                            lives in .build/static, because swift build compiles every module again when that flag
-#                            changes, and the two builds would otherwise undo each other.
+#                            only C libraries (libgcrypt, hiredis, libstdc++, libc): what scripts/install and
+#                            scripts/package ship. It lives in .build/static, because swift build compiles every
+#                            module again when that flag changes, and the two builds would otherwise undo each other.
 #
 # Sets release_bin, the binary's path. The build's output goes to a log file (shown only when the build fails), so
 # swift build never sees a terminal: its colour setting (on for a terminal, off otherwise) is the same for every call,

@@ -604,13 +604,8 @@ public final class FileTransfers {
             actions.append(.sendFrameBytes(other))
             start += 255
         }
-        // A receiver that had acknowledged everything was waiting, not stalled: its stall clock starts now.
-        let sentAt = now()
-        for (name, progress) in transfer.receivers where progress.acknowledged == transfer.nextChunk {
-            transfer.receivers[name]?.lastProgress = sentAt
-        }
-        transfer.nextChunk += 1
-        transfer.lastChunkSent = sentAt
+        // Its time starts the stall clock of the receivers that had acknowledged everything (stallClockStart).
+        transfer.chunkSent(at: now())
         transfer.shownStalled = false
         if let rate = showProgress(
             name: offer.name, peer: transfer.recipient ?? "the room", sending: true, bytes: offset + UInt64(length),
@@ -726,7 +721,8 @@ public final class FileTransfers {
             // Judged all at once, before any is dropped: a drop moves the window, and the chunks it lets out must
             // not make a receiver that had everything look stalled.
             let stalled = transfer.receivers.filter { _, progress in
-                progress.acknowledged < transfer.nextChunk && current - progress.lastProgress > stallTimeout
+                progress.acknowledged < transfer.nextChunk
+                    && current - transfer.stallClockStart(of: progress) > stallTimeout
             }
             for name in stalled.keys.sorted() {
                 let seconds = stallTimeout.wholeSeconds

@@ -2,8 +2,11 @@ import AESChatCrypto
 
 /// A receiver's standing in an outgoing transfer.
 struct ReceiverProgress {
+    /// The first chunk it does not hold yet.
     var acknowledged: UInt64
     var resumeFrom: UInt64
+    /// When it last acknowledged (or accepted): with ``OutgoingTransfer/stallClockStart(of:)``, when its stall clock
+    /// started.
     var lastProgress: ContinuousClock.Instant
 }
 
@@ -41,6 +44,9 @@ final class OutgoingTransfer {
     /// When the last chunk went out (or streaming started): the watchdog shows a transfer that
     /// stopped moving as stalled.
     var lastChunkSent: ContinuousClock.Instant = .now
+    /// When each of the last ``FileTransfers/window`` chunks went out, chunk `i` at `i % window`: that is every chunk
+    /// a receiver may lack first, since none is sent while a receiver lacks one a window before it.
+    private var chunkSentAt = [ContinuousClock.Instant](repeating: .now, count: Int(FileTransfers.window))
     /// Whether the progress shown last says the transfer stalled.
     var shownStalled = false
     /// The rate shown last, for the status row's totals.
@@ -89,6 +95,21 @@ final class OutgoingTransfer {
 
     /// The folder as the user typed it, for a file of a folder.
     var folderPath: String?
+
+    /// Records that chunk ``nextChunk`` went out at `instant`, and moves on to the next.
+    func chunkSent(at instant: ContinuousClock.Instant) {
+        chunkSentAt[Int(nextChunk % FileTransfers.window)] = instant
+        nextChunk += 1
+        lastChunkSent = instant
+    }
+
+    /// When `progress`'s receiver started to hold the transfer back: its last acknowledgement, or, if it had
+    /// acknowledged everything sent then, the sending of the first chunk it lacks (it was waiting at the window,
+    /// not stalled, until that chunk existed). Only for a receiver that lacks a chunk already sent.
+    func stallClockStart(of progress: ReceiverProgress) -> ContinuousClock.Instant {
+        assert(progress.acknowledged < nextChunk && nextChunk - progress.acknowledged <= FileTransfers.window)
+        return max(progress.lastProgress, chunkSentAt[Int(progress.acknowledged % FileTransfers.window)])
+    }
 
     /// Closes the file (once; later calls do nothing).
     func closeFile() {
