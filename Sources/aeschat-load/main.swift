@@ -42,9 +42,9 @@ let usage = """
       N^2 signature checks and key agreements (about 20 CPU-minutes at N = 1000); it runs on T threads (default: the
       number of cores), the measured phases on one. Over 300 members, the build's progress goes to standard error.
     Exit status: 0 done; 1 the run failed (run: a phase gave up, a connection failed, or a delivery was lost,
-    reordered or duplicated, the JSON object says which; member-cost and room-keys: a message not read, a member
-    warned or the room codes differing, one line on standard error); 64 a usage error (an unknown mode or option, a
-    value out of range), with the reason on standard error.
+    reordered or duplicated, the JSON object says which; run with too few descriptors allowed, member-cost and
+    room-keys: a message not read, a member warned or the room codes differing: one line on standard error); 64 a
+    usage error (an unknown mode or option, a value out of range), with the reason on standard error.
     """
 
 /// A usage error (options the tool cannot run with): the reason on standard error, exit status 64.
@@ -206,7 +206,8 @@ if mode == "member-cost" {
     guard configuration.members >= 2 else { fail("--members must be at least 2") }
     let limit = ProcessLimits.raiseDescriptorLimit() ?? 1024
     guard limit > configuration.members + configuration.stormCount + configuration.probeCount + 16 else {
-        fail("descriptor limit \(limit) is too low for \(configuration.members) members; raise ulimit -n")
+        // Not a usage error: the same options work where more descriptors are allowed.
+        failRun("descriptor limit \(limit) is too low for \(configuration.members) members; raise ulimit -n")
     }
     var fields: [(String, String)] = [
         ("protocol", irc ? "\"irc\"" : "\"aeschat\""), ("members", "\(configuration.members)"),
