@@ -428,8 +428,8 @@ public enum LinkCipherHandles: Sendable, Equatable {
     /// Each seal or open borrows its thread's handle and sets the key (about 120–180 ns): for a relay, whose
     /// idle connections must stay small.
     case borrowed
-    /// Each direction keeps a keyed handle of its own: for a client's one connection, or a load generator's
-    /// members, that send and receive all the time.
+    /// Each direction keeps a keyed handle of its own: for a client's one connection, which sends and receives
+    /// all the time. (Many connections on one thread do better borrowing: their handles would not stay in cache.)
     case owned
 }
 
