@@ -188,6 +188,16 @@ def texts_from(client, sender):
     return found
 
 
+def events_of(client):
+    """Every JSON event `client` printed so far, in order."""
+    return [json.loads(line) for line in client.out.seen if line.startswith("{")]
+
+
+def last_index(events, kind, name):
+    """The index of the last `kind` event (`joined`, `left`) about `name` in `events`."""
+    return max(i for i, event in enumerate(events) if event.get("event") == kind and event.get("name") == name)
+
+
 def wait_for_texts(client, sender, expected, timeout=60):
     """Waits until `client` has printed every text in `expected` from `sender`; returns all texts from `sender`."""
     deadline = time.monotonic() + timeout
@@ -312,11 +322,9 @@ def test_a_stopped_relay_is_declared_dead_and_ends_its_incarnation_when_continue
     bob.say("after the restart")
     for survivor in (alice, carol):
         survivor.events(event="message", text="after the restart", timeout=30)
-        events = [json.loads(line) for line in survivor.out.seen if line.startswith("{")]
-        rejoined = max(i for i, event in enumerate(events)
-                       if event.get("event") == "joined" and event.get("name") == "bob")
-        left = max(i for i, event in enumerate(events)
-                   if event.get("event") == "left" and event.get("name") == "bob")
+        events = events_of(survivor)
+        rejoined = last_index(events, "joined", "bob")
+        left = last_index(events, "left", "bob")
         stopped_lines = [i for i, event in enumerate(events)
                          if event.get("event") == "message" and event.get("text") == "while stopped"]
         # The line reached the others at most once, and only through bob's new session (resent by the client):

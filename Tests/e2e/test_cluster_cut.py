@@ -8,14 +8,13 @@ output-limit cut of that relay's subscriber connection. Both key modes. Also: th
 settings warns, and the relay still joins. Uses the redis-server and relay fixtures of
 test_cluster.py; skipped without redis-server unless AESCHAT_REQUIRE_REDIS is set (CI sets it)."""
 import hashlib
-import json
 import os
 import signal
 import time
 from datetime import datetime
 
 from test_cluster import (  # noqa: F401 (fixtures, skip mark)
-    cluster, cluster_members, joined_all, pytestmark, redis, texts_from)
+    cluster, cluster_members, events_of, joined_all, last_index, pytestmark, redis, texts_from)
 from test_files import make_file, sha256_of
 
 # Small enough that a stopped relay passes it within the transfer's window (32 chunks of 256 KiB ahead of the slowest
@@ -39,10 +38,6 @@ def subscriber_name(relay_log):
 def stamp(event):
     """An event's `time` field in seconds."""
     return datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
-
-
-def events_of(client):
-    return [json.loads(line) for line in client.out.seen if line.startswith("{")]
 
 
 def wait_for_return(client, name, timeout=60):
@@ -140,10 +135,8 @@ def test_a_relay_cut_by_the_pubsub_output_limit_loses_its_members_and_the_transf
         survivor.events(event="message", text="after the cut", timeout=60)
     for survivor in (alice, bob):
         events = events_of(survivor)
-        left = max(i for i, event in enumerate(events)
-                   if event.get("event") == "left" and event.get("name") == "carol")
-        back = max(i for i, event in enumerate(events)
-                   if event.get("event") == "joined" and event.get("name") == "carol")
+        left = last_index(events, "left", "carol")
+        back = last_index(events, "joined", "carol")
         lines = [i for i, event in enumerate(events)
                  if event.get("event") == "message" and event.get("text") == "while cut"]
         assert len(lines) == 1 and lines[0] > back, (left, lines, back)
