@@ -24,7 +24,8 @@ let usage = """
     with at most W not yet delivered to everyone; then W1-paced: K members each publish R messages a second
     for S seconds, and every delivery's latency is recorded; with --storm-joins J, J more members join
     another room all at once, --storm-delay seconds (default 1) into the paced phase, and the latencies of
-    the messages sent during that storm are reported apart. --relays spreads the connections round-robin over
+    the messages sent during that storm are reported apart (with --threads 2 or more, the storm has the last
+    thread to itself, so its handshakes delay no chatting member's reads). --relays spreads the connections round-robin over
     several relays that share rooms (aeschat serve --cluster), instead of --host and --port; KEY is then one
     key for all of them or as many keys as relays, comma-separated, in the same order. --pid is the relay's process id, for its CPU
     (/proc/PID/stat) and memory (/proc/PID/status). Prints one JSON object.
