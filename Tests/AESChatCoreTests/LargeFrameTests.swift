@@ -110,14 +110,25 @@ import Testing
                 if case .deliver = $0 { true } else { false }
             }
         }
-        loop.schedule(after: .milliseconds(100)) { connections[0].write(stream) }
+        func deliveredCount(_ sink: FrameSink) -> Int { sink.frames.count(where: { $0.type == FrameType.deliver }) }
+        // alice's stream goes out once all three have their welcome, that is once all three are members. Sent after
+        // a fixed delay instead (as this test once did), it could reach the relay before bob's or carol's hello on a
+        // loaded machine, and the relay rightly refuses frames to names not in the room.
+        var sent = false
         var timedOut = false
-        loop.schedule(after: .seconds(20)) {
+        loop.schedule(after: .seconds(60)) {
             timedOut = true
             loop.stop()
         }
         func poll() {
-            if delivered(sinks[1]).count == expectedBob.count && delivered(sinks[2]).count == expectedCarol.count {
+            if !sent && sinks.allSatisfy({ $0.frames.contains { $0.type == FrameType.welcome } }) {
+                sent = true
+                connections[0].write(stream)
+            }
+            let refused = sinks[0].frames.contains { $0.type == FrameType.error }
+            let bobHasAll = deliveredCount(sinks[1]) == expectedBob.count
+            let carolHasAll = deliveredCount(sinks[2]) == expectedCarol.count
+            if refused || bobHasAll && carolHasAll {
                 loop.stop()
             } else {
                 loop.schedule(after: .milliseconds(5), poll)
@@ -125,7 +136,13 @@ import Testing
         }
         poll()
         try loop.run()
-        #expect(!timedOut)
+        #expect(
+            !timedOut,
+            """
+            event loop watchdog fired: bob has \(deliveredCount(sinks[1])) of \(expectedBob.count) deliveries, \
+            carol \(deliveredCount(sinks[2])) of \(expectedCarol.count)
+            """)
+        #expect(!sinks[0].frames.contains { $0.type == FrameType.error }, "the relay refused some of alice's frames")
         #expect(delivered(sinks[1]) == expectedBob)
         #expect(delivered(sinks[2]) == expectedCarol)
         for connection in connections { connection.close() }
