@@ -50,8 +50,7 @@ let usage = """
 
 /// A usage error (options the tool cannot run with): the reason on standard error, exit status 64.
 func fail(_ message: String) -> Never {
-    var line = "aeschat-load: \(message)\n"
-    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+    note(message)
     exit(64)
 }
 

@@ -448,18 +448,9 @@ final class InboxFolder {
     /// The slow receiver is dropped by the watchdog; the one that had acknowledged everything and was only waiting
     /// at the window is not, although the drop lets new chunks out at once (it used to be judged against them).
     @Test func theWatchdogDropsTheStalledReceiver_notTheOneWaitingAtTheWindow() throws {
-        final class ManualClock { var now = ContinuousClock.now }
-        let clock = ManualClock()
         let folder = InboxFolder()
-        guard let (transfers, offer, chunkCount) = try alicesFileAtTheWindow(in: folder, now: { clock.now }) else {
-            return
-        }
+        guard let (transfers, _, chunkCount) = try bobStalledWhileCarolWaitsAtTheWindow(in: folder) else { return }
         let host = transfers.host
-        // Carol has everything sent so far and waits; bob acknowledges nothing.
-        transfers.handleControl(
-            .fileProgress(fileID: offer.fileID, nextChunk: FileTransfers.window), from: "carol", isPrivate: true)
-        clock.now += FileTransfers.defaultStallTimeout + .seconds(1)
-        transfers.timerFired(.watchdog)
         #expect(host.failures.count == 1 && host.failures.first?.hasPrefix("bob was too slow") == true)
         let aborts = host.controls.compactMap { if case .fileAbort = $0.0 { $0.1 } else { nil } }
         #expect(aborts == ["bob"])
@@ -473,19 +464,13 @@ final class InboxFolder {
     /// stall clock starts when the next chunk goes out (here, when the watchdog drops the receiver that held the
     /// window back), not at its last acknowledgement; and from then on it runs.
     @Test func aReceiverWaitingAtTheWindow_startsItsStallClockWhenTheNextChunkGoesOut() throws {
-        final class ManualClock { var now = ContinuousClock.now }
-        let clock = ManualClock()
         let folder = InboxFolder()
         // Two windows and more: after bob's drop, carol's window stops the transfer while it is still streaming.
         guard
-            let (transfers, offer, _) = try alicesFileAtTheWindow(
-                in: folder, chunkCount: 2 * Int(FileTransfers.window) + 8, now: { clock.now })
+            let (transfers, clock, _) = try bobStalledWhileCarolWaitsAtTheWindow(
+                in: folder, chunkCount: 2 * Int(FileTransfers.window) + 8)
         else { return }
         let host = transfers.host
-        transfers.handleControl(
-            .fileProgress(fileID: offer.fileID, nextChunk: FileTransfers.window), from: "carol", isPrivate: true)
-        clock.now += FileTransfers.defaultStallTimeout + .seconds(1)
-        transfers.timerFired(.watchdog)
         for _ in 0..<8 { host.record(transfers.transfers.pump()) }
         #expect(host.frames.count == 2 * Int(FileTransfers.window))
         // Well within the stall timeout of the chunks carol now lacks, though long past her acknowledgement.
@@ -497,6 +482,24 @@ final class InboxFolder {
         transfers.timerFired(.watchdog)
         #expect(host.failures.count == 2 && host.failures.last?.hasPrefix("carol was too slow") == true)
         _ = transfers.closeAll(.leaving)
+    }
+
+    /// ``alicesFileAtTheWindow(in:chunkCount:now:)`` on a clock the test moves; carol acknowledges everything sent so
+    /// far and waits at the window, bob acknowledges nothing, and the watchdog runs once the stall timeout has passed
+    /// (it drops bob). Returns the transfers, the clock and the chunk count.
+    private func bobStalledWhileCarolWaitsAtTheWindow(
+        in folder: InboxFolder, chunkCount: Int = Int(FileTransfers.window) + 8
+    ) throws -> (RecordedTransfers, ManualClock, Int)? {
+        let clock = ManualClock()
+        guard
+            let (transfers, offer, chunkCount) = try alicesFileAtTheWindow(
+                in: folder, chunkCount: chunkCount, now: { clock.now })
+        else { return nil }
+        transfers.handleControl(
+            .fileProgress(fileID: offer.fileID, nextChunk: FileTransfers.window), from: "carol", isPrivate: true)
+        clock.now += FileTransfers.defaultStallTimeout + .seconds(1)
+        transfers.timerFired(.watchdog)
+        return (transfers, clock, chunkCount)
     }
 
     /// Alice sends a file of `chunkCount` chunks (default: the window + 8) to the room; bob and carol accept, and the
@@ -530,4 +533,9 @@ final class InboxFolder {
         #expect(host.frames.count == Int(FileTransfers.window))
         return (transfers, offer, chunkCount)
     }
+}
+
+/// A clock that moves only when a test moves it.
+private final class ManualClock {
+    var now = ContinuousClock.now
 }

@@ -334,7 +334,6 @@ extension NoiseCipherState: LinkCipher {}
 /// and, with ``LinkCipherHandles/owned``, a keyed cipher handle of its own (made at the first use, made again after a
 /// rekey); otherwise it borrows its thread's (``AESGCMWorkspace``).
 struct LinkSlotCipher: LinkCipher {
-    /// Where the handle comes from; one word, so that a relay's idle layer does not grow (LinkMemoryTests).
     /// A direction's own handle (``LinkCipherHandles/owned``): made at the first use, dropped at a rekey.
     private final class OwnHandle {
         let slot: Int
